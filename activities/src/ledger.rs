@@ -1,0 +1,604 @@
+//! The SQL behind Herald. Each function is one short transaction, and each write is safe to
+//! repeat: a retried activity or a re-run CLI command finds the work done and does nothing.
+
+use chrono::{DateTime, Utc};
+use herald_wire::{
+    CampaignKey, CampaignSpec, CampaignStatus, PageInput, PageOutcome, Registered, Segment,
+    SetStatusInput,
+};
+use serde::Serialize;
+use sqlx::{PgPool, Postgres, Row, Transaction};
+
+use crate::LedgerError;
+
+/// Insert the campaign row if it is new, and fix its audience if that has not been done.
+/// Returns the row's identity and audience, identical on every call after the first.
+pub async fn register(
+    pool: &PgPool,
+    key: &CampaignKey,
+    spec: &CampaignSpec,
+) -> Result<Registered, LedgerError> {
+    let mut tx = pool.begin().await?;
+    insert_campaign(&mut tx, key, spec).await?;
+    let registered = fix_audience(&mut tx, key).await?;
+    tx.commit().await?;
+    Ok(registered)
+}
+
+/// The CLI's launch: like [`register`], but a key that already exists is refused, so two
+/// operators cannot launch over each other's campaign.
+pub async fn create_campaign(
+    pool: &PgPool,
+    key: &CampaignKey,
+    spec: &CampaignSpec,
+) -> Result<Registered, LedgerError> {
+    let mut tx = pool.begin().await?;
+    if !insert_campaign(&mut tx, key, spec).await? {
+        return Err(LedgerError::DuplicateKey(key.clone()));
+    }
+    let registered = fix_audience(&mut tx, key).await?;
+    tx.commit().await?;
+    Ok(registered)
+}
+
+/// Undo [`create_campaign`] when the workflow could not be started, so that a failed launch
+/// leaves nothing behind. Only a row that never started is removed.
+pub async fn delete_unstarted(pool: &PgPool, key: &CampaignKey) -> Result<(), LedgerError> {
+    sqlx::query("DELETE FROM messages WHERE key = $1 AND status = 0 AND started_at IS NULL")
+        .bind(key.as_str())
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+async fn insert_campaign(
+    tx: &mut Transaction<'_, Postgres>,
+    key: &CampaignKey,
+    spec: &CampaignSpec,
+) -> Result<bool, LedgerError> {
+    let inserted = sqlx::query(
+        "INSERT INTO messages (key, title, body, channel, segment, send_at, page_size, lanes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key.as_str())
+    .bind(spec.content.title())
+    .bind(spec.content.body())
+    .bind(spec.channel.name())
+    .bind(spec.segment.as_ref().map(Segment::as_str))
+    .bind(spec.send_at)
+    .bind(spec.page_size.get() as i32)
+    .bind(spec.lanes.get() as i32)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// Count the audience and record its id bounds, once. Users created afterwards get higher
+/// ids and are outside the campaign. Lane counter rows are created here too, so page
+/// activities only ever update them.
+async fn fix_audience(
+    tx: &mut Transaction<'_, Postgres>,
+    key: &CampaignKey,
+) -> Result<Registered, LedgerError> {
+    // Counting ten million users takes a moment; the worker's pool default is shorter.
+    sqlx::query("SET LOCAL statement_timeout = '60s'")
+        .execute(&mut **tx)
+        .await?;
+    let row = sqlx::query(
+        "SELECT id, status, segment, lanes, total, min_user_id, max_user_id
+         FROM messages WHERE key = $1 FOR UPDATE",
+    )
+    .bind(key.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
+    let id: i64 = row.get("id");
+    let status = status_from(row.get("status"));
+    if let Some(total) = row.get::<Option<i64>, _>("total") {
+        return Ok(Registered {
+            message_id: id,
+            total,
+            min_id: row.get::<Option<i64>, _>("min_user_id").unwrap_or(0),
+            max_id: row.get::<Option<i64>, _>("max_user_id").unwrap_or(-1),
+            status,
+        });
+    }
+    let segment: Option<String> = row.get("segment");
+    let lanes: i32 = row.get("lanes");
+    let audience = sqlx::query(
+        "SELECT count(*) AS total, min(id) AS min_id, max(id) AS max_id
+         FROM users WHERE $1::text IS NULL OR segments @> ARRAY[$1::text]",
+    )
+    .bind(&segment)
+    .fetch_one(&mut **tx)
+    .await?;
+    let total: i64 = audience.get("total");
+    let min_id: Option<i64> = audience.get("min_id");
+    let max_id: Option<i64> = audience.get("max_id");
+    sqlx::query("UPDATE messages SET total = $2, min_user_id = $3, max_user_id = $4, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(total)
+        .bind(min_id)
+        .bind(max_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO message_progress (message_id, lane)
+         SELECT $1, lane FROM generate_series(0, $2 - 1) AS lane
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(lanes)
+    .execute(&mut **tx)
+    .await?;
+    Ok(Registered {
+        message_id: id,
+        total,
+        min_id: min_id.unwrap_or(0),
+        max_id: max_id.unwrap_or(-1),
+        status,
+    })
+}
+
+/// The page statement: select the lane's next recipients, insert their ledger rows and move
+/// the lane's counters by the rows actually inserted — one statement, one round trip, one
+/// transaction. Run twice, it inserts nothing the second time and the counters stay exact.
+///
+/// The `gate` is the operator's fence: when `herald pause` or `herald cancel` has already
+/// changed `messages.status`, the page writes nothing and reports the status instead, even
+/// if the signal has not reached the workflow yet.
+const PAGE_SQL: &str = "
+WITH page AS (
+    SELECT u.id FROM users u
+    WHERE u.id > $2 AND u.id <= $3
+      AND ($5::text IS NULL OR u.segments @> ARRAY[$5::text])
+    ORDER BY u.id
+    LIMIT $4
+),
+gate AS (
+    SELECT status FROM messages WHERE id = $1
+),
+ins AS (
+    INSERT INTO message_items (message_id, user_id, status)
+    SELECT $1, page.id, 1 FROM page
+    WHERE (SELECT status FROM gate) = 1
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+),
+counted AS (
+    UPDATE message_progress
+    SET sent = sent + (SELECT count(*) FROM ins)
+    WHERE message_id = $1 AND lane = $6 AND (SELECT status FROM gate) = 1
+    RETURNING sent, failed
+)
+SELECT (SELECT status FROM gate) AS status,
+       (SELECT count(*) FROM page) AS recipients,
+       (SELECT max(id) FROM page) AS last,
+       (SELECT count(*) FROM ins) AS inserted,
+       (SELECT sent FROM counted) AS lane_sent,
+       (SELECT failed FROM counted) AS lane_failed
+";
+
+/// Deliver a page to the in-app inbox: the ledger row is the delivery.
+pub async fn write_page(pool: &PgPool, page: &PageInput) -> Result<PageOutcome, LedgerError> {
+    let row = sqlx::query(PAGE_SQL)
+        .bind(page.message_id)
+        .bind(page.after)
+        .bind(page.until)
+        .bind(page.limit as i64)
+        .bind(page.segment.as_ref().map(Segment::as_str))
+        .bind(page.lane as i32)
+        .fetch_one(pool)
+        .await?;
+    let Some(status) = row.get::<Option<i16>, _>("status") else {
+        return Err(LedgerError::UnknownCampaignId(page.message_id));
+    };
+    let status = status_from(status);
+    if status != CampaignStatus::InProgress {
+        return Ok(PageOutcome::Halted { status });
+    }
+    let (Some(lane_sent), Some(lane_failed)) = (
+        row.get::<Option<i64>, _>("lane_sent"),
+        row.get::<Option<i64>, _>("lane_failed"),
+    ) else {
+        // The lane's counter row is created at registration; without it the campaign row
+        // was tampered with. Retrying will not help.
+        return Err(LedgerError::UnknownCampaignId(page.message_id));
+    };
+    Ok(PageOutcome::Written {
+        last: row.get("last"),
+        recipients: row.get::<i64, _>("recipients") as u32,
+        inserted: row.get::<i64, _>("inserted") as u32,
+        lane_sent,
+        lane_failed,
+    })
+}
+
+/// Mirror the workflow's status into the row. Never moves a finished campaign, and only
+/// from the statuses in `from` (any unfinished status when empty). Returns what is stored.
+pub async fn set_status(
+    pool: &PgPool,
+    input: &SetStatusInput,
+) -> Result<CampaignStatus, LedgerError> {
+    let from: Vec<i16> = input.from.iter().map(|s| s.code()).collect();
+    let stored: Option<i16> = sqlx::query_scalar(
+        "WITH upd AS (
+            UPDATE messages SET
+                status = $2,
+                status_reason = $3,
+                updated_at = now(),
+                started_at = CASE WHEN $2 = 1 THEN coalesce(started_at, now()) ELSE started_at END,
+                paused_at = CASE WHEN $2 = 2 THEN now() WHEN $2 = 1 THEN NULL ELSE paused_at END,
+                finished_at = CASE WHEN $2 >= 3 THEN coalesce(finished_at, now()) ELSE finished_at END
+            WHERE id = $1 AND status < 3 AND (cardinality($4::smallint[]) = 0 OR status = ANY($4))
+            RETURNING status
+         )
+         SELECT coalesce((SELECT status FROM upd), (SELECT status FROM messages WHERE id = $1))",
+    )
+    .bind(input.message_id)
+    .bind(input.status.code())
+    .bind(&input.reason)
+    .bind(&from)
+    .fetch_one(pool)
+    .await?;
+    stored
+        .map(status_from)
+        .ok_or(LedgerError::UnknownCampaignId(input.message_id))
+}
+
+/// What an operator asks of a campaign from the CLI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    Pause,
+    Resume,
+    Cancel,
+}
+
+impl Request {
+    pub fn verb(self) -> &'static str {
+        match self {
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+            Self::Cancel => "cancel",
+        }
+    }
+}
+
+/// The CLI's half of pause, resume and cancel: check the request against the stored status,
+/// and write the new status *before* the signal is sent. Page activities read it in their
+/// transaction, so once this returns no new page can start writing (see [`PAGE_SQL`]).
+/// Returns the status before the change.
+pub async fn request(
+    pool: &PgPool,
+    key: &CampaignKey,
+    req: Request,
+    reason: Option<&str>,
+) -> Result<CampaignStatus, LedgerError> {
+    let mut tx = pool.begin().await?;
+    let current: Option<i16> =
+        sqlx::query_scalar("SELECT status FROM messages WHERE key = $1 FOR UPDATE")
+            .bind(key.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+    let current =
+        status_from(current.ok_or_else(|| LedgerError::UnknownCampaign(key.to_string()))?);
+    let (allowed, target, action) = match req {
+        Request::Pause => (current.can_pause(), CampaignStatus::Paused, "pausing"),
+        Request::Resume => (current.can_resume(), CampaignStatus::InProgress, "resuming"),
+        Request::Cancel => (
+            current.can_cancel(),
+            CampaignStatus::Cancelled,
+            "cancelling",
+        ),
+    };
+    if !allowed {
+        return Err(LedgerError::WrongStatus {
+            key: key.clone(),
+            status: current,
+            action,
+        });
+    }
+    // A campaign paused before its send time goes back to "not started" on resume; the
+    // workflow marks it in progress when the time comes.
+    let target = match (req, current) {
+        (Request::Resume, CampaignStatus::Paused) => {
+            let started: Option<DateTime<Utc>> =
+                sqlx::query_scalar("SELECT started_at FROM messages WHERE key = $1")
+                    .bind(key.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if started.is_some() {
+                target
+            } else {
+                CampaignStatus::NotStarted
+            }
+        }
+        _ => target,
+    };
+    sqlx::query(
+        "UPDATE messages SET status = $2, status_reason = $3, updated_at = now(),
+             paused_at = CASE WHEN $2 = 2 THEN now() WHEN $2 = 1 THEN NULL ELSE paused_at END,
+             finished_at = CASE WHEN $2 >= 3 THEN coalesce(finished_at, now()) ELSE finished_at END
+         WHERE key = $1",
+    )
+    .bind(key.as_str())
+    .bind(target.code())
+    .bind(reason)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(current)
+}
+
+/// Put back a status that [`request`] changed, when the signal could not be delivered, so
+/// that a failed command changes nothing.
+pub async fn restore_status(
+    pool: &PgPool,
+    key: &CampaignKey,
+    status: CampaignStatus,
+) -> Result<(), LedgerError> {
+    sqlx::query("UPDATE messages SET status = $2, updated_at = now() WHERE key = $1")
+        .bind(key.as_str())
+        .bind(status.code())
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Recipients an audience filter would reach now.
+pub async fn audience_size(pool: &PgPool, segment: Option<&Segment>) -> Result<i64, LedgerError> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM users WHERE $1::text IS NULL OR segments @> ARRAY[$1::text]",
+    )
+    .bind(segment.map(Segment::as_str))
+    .fetch_one(pool)
+    .await?)
+}
+
+/// A campaign as the CLI shows it. Counters are the ledger's committed totals.
+#[derive(Clone, Debug, Serialize)]
+pub struct CampaignView {
+    pub key: String,
+    pub status: i16,
+    pub status_name: &'static str,
+    pub total: i64,
+    pub sent: i64,
+    pub failed: i64,
+    pub pending: i64,
+    pub read: i64,
+    /// read / sent, 0 when nothing is sent yet.
+    pub read_rate: f64,
+    pub title: String,
+    pub segment: Option<String>,
+    pub channel: String,
+    pub page_size: i32,
+    pub lanes: i32,
+    pub reason: Option<String>,
+    pub send_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub paused_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl CampaignView {
+    pub fn status(&self) -> CampaignStatus {
+        status_from(self.status)
+    }
+}
+
+const VIEW_SQL: &str = "
+SELECT m.key, m.status, coalesce(m.total, 0) AS total,
+       coalesce(p.sent, 0)::bigint AS sent, coalesce(p.failed, 0)::bigint AS failed,
+       m.read_count, m.title, m.segment, m.channel, m.page_size, m.lanes, m.status_reason,
+       m.send_at, m.created_at, m.started_at, m.paused_at, m.finished_at
+FROM messages m
+LEFT JOIN LATERAL (
+    SELECT sum(sent) AS sent, sum(failed) AS failed FROM message_progress WHERE message_id = m.id
+) p ON true
+";
+
+fn view_from(row: &sqlx::postgres::PgRow) -> CampaignView {
+    let status: i16 = row.get("status");
+    let total: i64 = row.get("total");
+    let sent: i64 = row.get("sent");
+    let failed: i64 = row.get("failed");
+    let read: i64 = row.get("read_count");
+    CampaignView {
+        key: row.get("key"),
+        status,
+        status_name: status_from(status).name(),
+        total,
+        sent,
+        failed,
+        pending: total - sent - failed,
+        read,
+        read_rate: if sent > 0 {
+            read as f64 / sent as f64
+        } else {
+            0.0
+        },
+        title: row.get("title"),
+        segment: row.get("segment"),
+        channel: row.get("channel"),
+        page_size: row.get("page_size"),
+        lanes: row.get("lanes"),
+        reason: row.get("status_reason"),
+        send_at: row.get("send_at"),
+        created_at: row.get("created_at"),
+        started_at: row.get("started_at"),
+        paused_at: row.get("paused_at"),
+        finished_at: row.get("finished_at"),
+    }
+}
+
+pub async fn campaign(pool: &PgPool, key: &CampaignKey) -> Result<CampaignView, LedgerError> {
+    let row = sqlx::query(&format!("{VIEW_SQL} WHERE m.key = $1"))
+        .bind(key.as_str())
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| LedgerError::UnknownCampaign(key.to_string()))?;
+    Ok(view_from(&row))
+}
+
+/// Newest first.
+pub async fn campaigns(pool: &PgPool, limit: i64) -> Result<Vec<CampaignView>, LedgerError> {
+    let rows = sqlx::query(&format!("{VIEW_SQL} ORDER BY m.id DESC LIMIT $1"))
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.iter().map(view_from).collect())
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct InboxItem {
+    pub key: String,
+    pub title: String,
+    pub body: String,
+    pub status: &'static str,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub read_at: Option<DateTime<Utc>>,
+}
+
+/// A user's in-app inbox, newest campaign first.
+pub async fn inbox(pool: &PgPool, user_id: i64, limit: i64) -> Result<Vec<InboxItem>, LedgerError> {
+    let rows = sqlx::query(
+        "SELECT m.key, m.title, m.body, i.status, i.sent_at, i.read_at
+         FROM message_items i JOIN messages m ON m.id = i.message_id
+         WHERE i.user_id = $1
+         ORDER BY i.message_id DESC LIMIT $2",
+    )
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| InboxItem {
+            key: r.get("key"),
+            title: r.get("title"),
+            body: r.get("body"),
+            status: match r.get::<i16, _>("status") {
+                0 => "pending",
+                1 => "sent",
+                _ => "failed",
+            },
+            sent_at: r.get("sent_at"),
+            read_at: r.get("read_at"),
+        })
+        .collect())
+}
+
+/// Whether a user exists (for clear errors on `inbox` and `read`).
+pub async fn user_exists(pool: &PgPool, user_id: i64) -> Result<bool, LedgerError> {
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
+            .bind(user_id)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// Mark a delivered message read. Idempotent: the second call changes nothing and the
+/// campaign's read count moves only when an item goes from unread to read.
+/// Returns true when this call marked it.
+pub async fn mark_read(
+    pool: &PgPool,
+    user_id: i64,
+    key: &CampaignKey,
+) -> Result<bool, LedgerError> {
+    let row = sqlx::query(
+        "WITH m AS (SELECT id FROM messages WHERE key = $2),
+         upd AS (
+            UPDATE message_items SET read_at = now()
+            WHERE message_id = (SELECT id FROM m) AND user_id = $1 AND read_at IS NULL AND status = 1
+            RETURNING 1
+         ),
+         bump AS (
+            UPDATE messages SET read_count = read_count + (SELECT count(*) FROM upd)
+            WHERE id = (SELECT id FROM m) AND EXISTS (SELECT 1 FROM upd)
+            RETURNING 1
+         )
+         SELECT (SELECT id FROM m) AS message_id,
+                (SELECT count(*) FROM upd) AS marked,
+                EXISTS (SELECT 1 FROM message_items
+                        WHERE message_id = (SELECT id FROM m) AND user_id = $1 AND status = 1) AS received",
+    )
+    .bind(user_id)
+    .bind(key.as_str())
+    .fetch_one(pool)
+    .await?;
+    if row.get::<Option<i64>, _>("message_id").is_none() {
+        return Err(LedgerError::UnknownCampaign(key.to_string()));
+    }
+    if !row.get::<bool, _>("received") {
+        return Err(LedgerError::NotARecipient {
+            user: user_id,
+            key: key.clone(),
+        });
+    }
+    Ok(row.get::<i64, _>("marked") == 1)
+}
+
+/// Add `count` users carrying `segment`, in one statement. Returns the first and last id.
+pub async fn seed_users(
+    pool: &PgPool,
+    count: i64,
+    segment: Option<&Segment>,
+) -> Result<(i64, i64), LedgerError> {
+    let segments: Vec<&str> = segment.map(Segment::as_str).into_iter().collect();
+    let row = sqlx::query(
+        "WITH base AS (SELECT coalesce(max(id), 0) AS n FROM users),
+         ins AS (
+            INSERT INTO users (email, segments)
+            SELECT 'user' || (base.n + g) || '@example.com', $2::text[]
+            FROM base, generate_series(1, $1) AS g
+            RETURNING id
+         )
+         SELECT min(id) AS first, max(id) AS last FROM ins",
+    )
+    .bind(count)
+    .bind(&segments)
+    .fetch_one(pool)
+    .await?;
+    Ok((
+        row.get::<Option<i64>, _>("first").unwrap_or(0),
+        row.get::<Option<i64>, _>("last").unwrap_or(0),
+    ))
+}
+
+/// The ledger's own account of a campaign, counted from `message_items` (a scan: for tests,
+/// the fault suite and the benchmark, not for live progress).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct LedgerCount {
+    pub items: i64,
+    pub sent: i64,
+    pub failed: i64,
+    pub read: i64,
+}
+
+pub async fn count_items(pool: &PgPool, key: &CampaignKey) -> Result<LedgerCount, LedgerError> {
+    let row = sqlx::query(
+        "SELECT count(*) AS items,
+                count(*) FILTER (WHERE i.status = 1) AS sent,
+                count(*) FILTER (WHERE i.status = 2) AS failed,
+                count(*) FILTER (WHERE i.read_at IS NOT NULL) AS read
+         FROM message_items i JOIN messages m ON m.id = i.message_id
+         WHERE m.key = $1",
+    )
+    .bind(key.as_str())
+    .fetch_one(pool)
+    .await?;
+    Ok(LedgerCount {
+        items: row.get("items"),
+        sent: row.get("sent"),
+        failed: row.get("failed"),
+        read: row.get("read"),
+    })
+}
+
+fn status_from(code: i16) -> CampaignStatus {
+    // The column has a CHECK constraint for 0..=5.
+    CampaignStatus::from_code(code).unwrap_or(CampaignStatus::Failed)
+}

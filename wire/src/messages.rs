@@ -1,0 +1,300 @@
+//! The structs that cross Temporal: one input struct per workflow and activity, so that
+//! fields can be added (with `#[serde(default)]`) without breaking running workflows.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    CampaignKey, CampaignStatus, Channel, Content, Lanes, PageExecution, PageSize, Segment,
+};
+
+/// What an operator asked for at launch. Immutable for the life of the campaign.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CampaignSpec {
+    pub content: Content,
+    #[serde(default)]
+    pub channel: Channel,
+    /// `None` means every user.
+    #[serde(default)]
+    pub segment: Option<Segment>,
+    /// `None` means at once.
+    #[serde(default)]
+    pub send_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub page_size: PageSize,
+    #[serde(default)]
+    pub lanes: Lanes,
+    #[serde(default)]
+    pub execution: PageExecution,
+}
+
+/// The campaign workflow's single input. `carried` is `None` on the first run and holds the
+/// cursor, counters and pending signals on every run after a continue-as-new.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CampaignInput {
+    pub key: CampaignKey,
+    pub spec: CampaignSpec,
+    #[serde(default)]
+    pub carried: Option<Carried>,
+    /// Tuning that the operator rarely touches; defaults suit production.
+    #[serde(default)]
+    pub tuning: Tuning,
+}
+
+/// Knobs that trade history size and signal latency against throughput.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tuning {
+    /// Continue-as-new after this many pages in one run (or sooner if the server suggests it).
+    #[serde(default = "Tuning::default_pages_per_run")]
+    pub pages_per_run: u32,
+}
+
+impl Tuning {
+    fn default_pages_per_run() -> u32 {
+        1_000
+    }
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            pages_per_run: Self::default_pages_per_run(),
+        }
+    }
+}
+
+/// State handed from one workflow run to the next at continue-as-new.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Carried {
+    pub message_id: i64,
+    pub total: i64,
+    pub lanes: Vec<LaneCursor>,
+    pub pages_done: u64,
+    pub paused: bool,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub cancel_requested: bool,
+    /// How many runs came before this one (for progress and tests).
+    pub run: u32,
+    /// Whether the campaign has been marked in progress (send_at passed).
+    #[serde(default)]
+    pub started: bool,
+}
+
+/// One lane: a disjoint range of user ids `(after, until]` walked in id order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaneCursor {
+    /// The last user id whose page is committed (exclusive lower bound of the next page).
+    pub after: i64,
+    /// The lane's inclusive upper bound.
+    pub until: i64,
+    pub done: bool,
+    /// Committed totals for this lane, as read back from the ledger.
+    pub sent: i64,
+    pub failed: i64,
+}
+
+/// Input of the register activity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegisterInput {
+    pub key: CampaignKey,
+    pub spec: CampaignSpec,
+}
+
+/// The campaign row and its audience, fixed at first registration and returned unchanged on
+/// every later call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Registered {
+    pub message_id: i64,
+    /// Recipients in the audience at launch.
+    pub total: i64,
+    /// Audience bounds: users with ids in `[min_id, max_id]` matching the segment. Users
+    /// created later get higher ids and are not included.
+    pub min_id: i64,
+    pub max_id: i64,
+    /// The status currently stored (a campaign cancelled before its first run stays so).
+    pub status: CampaignStatus,
+}
+
+/// Input of the page activity: the next page of one lane.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PageInput {
+    pub message_id: i64,
+    pub lane: u32,
+    /// Exclusive lower bound: the last committed user id of this lane.
+    pub after: i64,
+    /// Inclusive upper bound of the lane.
+    pub until: i64,
+    pub limit: u32,
+    #[serde(default)]
+    pub segment: Option<Segment>,
+    #[serde(default)]
+    pub channel: Channel,
+}
+
+/// What a page activity committed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PageOutcome {
+    /// The page is committed. `last` is the highest user id of the page (the lane's next
+    /// cursor), `None` when the lane has no recipients left.
+    Written {
+        last: Option<i64>,
+        /// Recipients in the page.
+        recipients: u32,
+        /// Ledger rows this attempt inserted (0 when an earlier attempt already committed).
+        inserted: u32,
+        /// The lane's committed totals after this page.
+        lane_sent: i64,
+        lane_failed: i64,
+    },
+    /// Nothing was written: `messages.status` says the campaign is not running (an operator
+    /// paused or cancelled it through the database fence before the signal arrived).
+    Halted { status: CampaignStatus },
+}
+
+/// Input of the set-status activity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SetStatusInput {
+    pub message_id: i64,
+    pub status: CampaignStatus,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Only move from one of these statuses; empty means from any non-terminal status.
+    /// A finished campaign is never moved. The activity returns the status stored after the
+    /// call, which tells the workflow whether an operator's database fence got there first.
+    #[serde(default)]
+    pub from: Vec<CampaignStatus>,
+}
+
+/// Returned by the `progress` query and printed by the CLI.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub key: String,
+    pub status: CampaignStatus,
+    pub status_name: String,
+    pub total: i64,
+    pub sent: i64,
+    pub failed: i64,
+    pub pending: i64,
+    pub pages_done: u64,
+    pub lanes_active: u32,
+    /// Each lane's cursor: the last committed user id.
+    pub cursor: Vec<i64>,
+    pub reason: Option<String>,
+    /// Workflow runs so far (continue-as-new count + 1).
+    pub run: u32,
+}
+
+/// The payload of pause, resume and cancel. Every field is optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalRequest {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl SignalRequest {
+    const MAX_REASON_CHARS: usize = 500;
+
+    pub fn with_reason(reason: Option<String>) -> Self {
+        Self { reason }
+    }
+
+    /// Read a signal payload leniently. Signals arrive from the CLI, from other services and
+    /// from the web UI's free-text box, so anything is possible: a JSON object with a
+    /// `reason`, a bare JSON string, `null`, nothing at all, or bytes in another encoding.
+    /// What cannot be read means "no reason given"; it never fails the workflow.
+    pub fn from_payload(encoding: Option<&[u8]>, data: &[u8]) -> Self {
+        let is_json = match encoding {
+            Some(e) => e == b"json/plain",
+            None => true,
+        };
+        if !is_json || data.is_empty() {
+            return Self::default();
+        }
+        let reason = match serde_json::from_slice::<serde_json::Value>(data) {
+            Ok(serde_json::Value::Object(map)) => match map.get("reason") {
+                Some(serde_json::Value::String(s)) => Some(s.clone()),
+                _ => None,
+            },
+            Ok(serde_json::Value::String(s)) => Some(s),
+            _ => None,
+        };
+        let reason = reason
+            .map(|r| {
+                r.trim()
+                    .chars()
+                    .take(Self::MAX_REASON_CHARS)
+                    .collect::<String>()
+            })
+            .filter(|r| !r.is_empty());
+        Self { reason }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_payloads_are_read_leniently() {
+        let json = Some(&b"json/plain"[..]);
+        let r = SignalRequest::from_payload(json, br#"{"reason":"typo in body"}"#);
+        assert_eq!(r.reason.as_deref(), Some("typo in body"));
+        let r = SignalRequest::from_payload(json, br#""quick reason""#);
+        assert_eq!(r.reason.as_deref(), Some("quick reason"));
+        for junk in [
+            &b""[..],
+            b"null",
+            b"42",
+            b"{",
+            b"{\"reason\":7}",
+            b"[1,2]",
+            b"  ",
+        ] {
+            assert_eq!(
+                SignalRequest::from_payload(json, junk),
+                SignalRequest::default()
+            );
+        }
+        let r = SignalRequest::from_payload(Some(b"binary/plain"), b"\xff\xfe");
+        assert_eq!(r, SignalRequest::default());
+        let r = SignalRequest::from_payload(Some(b"binary/null"), b"");
+        assert_eq!(r, SignalRequest::default());
+        let long = format!("{{\"reason\":\"{}\"}}", "x".repeat(2000));
+        let r = SignalRequest::from_payload(json, long.as_bytes());
+        assert_eq!(r.reason.unwrap().len(), 500);
+    }
+
+    #[test]
+    fn workflow_input_accepts_missing_optional_fields() {
+        let input: CampaignInput =
+            serde_json::from_str(r#"{"key":"k1","spec":{"content":{"title":"T","body":"B"}}}"#)
+                .unwrap();
+        assert_eq!(input.spec.page_size.get(), 500);
+        assert_eq!(input.spec.lanes, Lanes::default());
+        assert!(input.carried.is_none());
+        assert_eq!(input.tuning, Tuning::default());
+    }
+
+    #[test]
+    fn workflow_input_rejects_invalid_values() {
+        for bad in [
+            r#"{"key":"bad key","spec":{"content":{"title":"T","body":"B"}}}"#,
+            r#"{"key":"k","spec":{"content":{"title":"","body":"B"}}}"#,
+            r#"{"key":"k","spec":{"content":{"title":"T","body":"B"},"page_size":0}}"#,
+        ] {
+            assert!(serde_json::from_str::<CampaignInput>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn page_outcome_is_tagged() {
+        let o = PageOutcome::Halted {
+            status: CampaignStatus::Paused,
+        };
+        let s = serde_json::to_string(&o).unwrap();
+        assert_eq!(s, r#"{"kind":"halted","status":2}"#);
+    }
+}

@@ -1,0 +1,36 @@
+//! Durable names. Workflow histories, other services and the Temporal UI refer to these
+//! strings; a Rust rename must never change them, so they are spelled out here once.
+
+/// Workflow type of a campaign.
+pub const CAMPAIGN_WORKFLOW: &str = "herald.campaign";
+
+/// Signal: stop before the next page. Payload: optional JSON `{"reason": "..."}`.
+pub const SIGNAL_PAUSE: &str = "pause";
+/// Signal: continue from the next unprocessed recipient. Payload as for pause.
+pub const SIGNAL_RESUME: &str = "resume";
+/// Signal: stop for good; the campaign ends with status 4. Payload as for pause.
+pub const SIGNAL_CANCEL: &str = "cancel";
+
+/// Query: the campaign's live progress, as [`crate::Progress`].
+pub const QUERY_PROGRESS: &str = "progress";
+
+/// Activity: upsert the campaign row and fix its audience.
+pub const ACTIVITY_REGISTER: &str = "herald.register";
+/// Activity: deliver one page of recipients and record it in the ledger.
+pub const ACTIVITY_PAGE: &str = "herald.page";
+/// Activity: mirror the workflow's status into `messages.status`.
+pub const ACTIVITY_SET_STATUS: &str = "herald.set_status";
+
+/// Search attribute (Keyword): the campaign's status name, for the web UI's list.
+pub const SA_STATUS: &str = "HeraldStatus";
+/// Search attribute (Int): recipients processed (sent + failed).
+pub const SA_PROCESSED: &str = "HeraldProcessed";
+
+/// Default task queue shared by the worker and the CLI.
+pub const DEFAULT_TASK_QUEUE: &str = "herald";
+
+/// The workflow id of a campaign: one workflow per campaign key, so launching the same key
+/// twice cannot start a second campaign.
+pub fn workflow_id(key: &crate::CampaignKey) -> String {
+    format!("campaign-{}", key.as_str())
+}

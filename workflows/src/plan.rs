@@ -1,0 +1,185 @@
+//! Pure paging arithmetic: how the audience is cut into lanes, how a committed page moves a
+//! lane's cursor, and when a run should hand over to a fresh one. No SDK types here, so all
+//! of it is tested directly.
+
+use herald_wire::LaneCursor;
+
+/// Cut the audience's id range `[min_id, max_id]` into at most `lanes` disjoint ranges of
+/// about equal width. A small audience gets fewer lanes (one per page it needs) so that no
+/// lane is scheduled just to find nothing.
+pub fn split_lanes(
+    min_id: i64,
+    max_id: i64,
+    total: i64,
+    page_size: u32,
+    lanes: u32,
+) -> Vec<LaneCursor> {
+    if total <= 0 || max_id < min_id {
+        return Vec::new();
+    }
+    let pages_needed = (total as u64).div_ceil(page_size.max(1) as u64);
+    let n = (lanes.max(1) as u64).min(pages_needed).max(1) as i64;
+    // i128 keeps the arithmetic exact for any i64 ids.
+    let span = (max_id as i128) - (min_id as i128) + 1;
+    let width = (span + n as i128 - 1) / n as i128;
+    let mut out = Vec::with_capacity(n as usize);
+    for i in 0..n as i128 {
+        let after = min_id as i128 - 1 + i * width;
+        if after >= max_id as i128 {
+            break;
+        }
+        let until = (after + width).min(max_id as i128);
+        out.push(LaneCursor {
+            after: after as i64,
+            until: until as i64,
+            done: false,
+            sent: 0,
+            failed: 0,
+        });
+    }
+    out
+}
+
+/// Move a lane past a committed page. A page shorter than the limit means the lane's range
+/// holds nobody after it: the lane is done without asking the database again.
+pub fn advance(
+    lane: &mut LaneCursor,
+    last: Option<i64>,
+    recipients: u32,
+    limit: u32,
+    lane_sent: i64,
+    lane_failed: i64,
+) {
+    match last {
+        Some(last) if recipients >= limit && last < lane.until => lane.after = last,
+        _ => {
+            lane.after = lane.until;
+            lane.done = true;
+        }
+    }
+    // Counters come from the ledger, so a page that was retried after a lost completion
+    // (and inserted nothing the second time) still leaves the exact committed totals.
+    lane.sent = lane_sent;
+    lane.failed = lane_failed;
+}
+
+/// Sum of the lanes' committed counters: (sent, failed).
+pub fn totals(lanes: &[LaneCursor]) -> (i64, i64) {
+    lanes
+        .iter()
+        .fold((0, 0), |(s, f), l| (s + l.sent, f + l.failed))
+}
+
+/// Temporal warns at 10,240 events per run and fails at 51,200. Herald hands over well
+/// before the warning, whichever of these comes first.
+pub const HISTORY_EVENTS_SOFT_LIMIT: u32 = 8_000;
+
+pub fn should_continue_as_new(
+    pages_this_run: u32,
+    pages_per_run: u32,
+    history_length: u32,
+    server_suggests: bool,
+) -> bool {
+    pages_this_run >= pages_per_run.max(1)
+        || history_length >= HISTORY_EVENTS_SOFT_LIMIT
+        || server_suggests
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ranges(lanes: &[LaneCursor]) -> Vec<(i64, i64)> {
+        lanes.iter().map(|l| (l.after, l.until)).collect()
+    }
+
+    #[test]
+    fn lanes_cover_the_range_exactly_once() {
+        for (min, max, total, page, n) in [
+            (1, 1_000_000, 1_000_000, 500, 4),
+            (1, 10, 10, 500, 4),
+            (5, 1_003, 999, 100, 3),
+            (1, 7, 7, 1, 8),
+            (i64::MAX - 10, i64::MAX, 11, 1, 4),
+            (1, 100, 3, 500, 8),
+        ] {
+            let lanes = split_lanes(min, max, total, page, n);
+            assert!(!lanes.is_empty());
+            assert!(lanes.len() <= n as usize);
+            assert_eq!(lanes[0].after, min - 1);
+            assert_eq!(lanes.last().unwrap().until, max);
+            for w in lanes.windows(2) {
+                assert_eq!(
+                    w[0].until,
+                    w[1].after,
+                    "adjacent, disjoint: {:?}",
+                    ranges(&lanes)
+                );
+            }
+            for l in &lanes {
+                assert!(l.after < l.until, "non-empty lane {:?}", ranges(&lanes));
+            }
+        }
+    }
+
+    #[test]
+    fn small_audiences_get_fewer_lanes() {
+        assert_eq!(split_lanes(1, 300, 300, 500, 8).len(), 1);
+        assert_eq!(split_lanes(1, 1_200, 1_200, 500, 8).len(), 3);
+        assert_eq!(split_lanes(1, 1_000_000, 1_000_000, 500, 8).len(), 8);
+        assert!(split_lanes(1, 10, 0, 500, 4).is_empty());
+        assert!(split_lanes(10, 1, 5, 500, 4).is_empty());
+    }
+
+    #[test]
+    fn a_full_page_moves_the_cursor_to_its_last_id() {
+        let mut lane = split_lanes(1, 10_000, 10_000, 500, 1)[0];
+        advance(&mut lane, Some(500), 500, 500, 500, 0);
+        assert_eq!((lane.after, lane.done, lane.sent), (500, false, 500));
+    }
+
+    #[test]
+    fn a_short_or_empty_page_ends_the_lane() {
+        let mut lane = split_lanes(1, 10_000, 10_000, 500, 1)[0];
+        advance(&mut lane, Some(9_990), 20, 500, 9_020, 0);
+        assert!(lane.done);
+        assert_eq!(lane.after, lane.until);
+        let mut lane = split_lanes(1, 10_000, 10_000, 500, 1)[0];
+        advance(&mut lane, None, 0, 500, 0, 0);
+        assert!(lane.done);
+    }
+
+    #[test]
+    fn a_full_page_ending_on_the_bound_ends_the_lane() {
+        let mut lane = split_lanes(1, 1_000, 1_000, 500, 1)[0];
+        advance(&mut lane, Some(1_000), 500, 500, 1_000, 0);
+        assert!(lane.done);
+    }
+
+    #[test]
+    fn counters_are_the_ledgers_not_a_running_sum() {
+        let mut lane = split_lanes(1, 10_000, 10_000, 500, 1)[0];
+        advance(&mut lane, Some(500), 500, 500, 500, 0);
+        // The next page's first attempt committed, its completion was lost, and the retry
+        // inserted nothing: the ledger's totals still say 1,000.
+        advance(&mut lane, Some(1_000), 500, 500, 1_000, 0);
+        assert_eq!(totals(&[lane]), (1_000, 0));
+    }
+
+    #[test]
+    fn continue_as_new_triggers() {
+        assert!(!should_continue_as_new(10, 1_000, 100, false));
+        assert!(should_continue_as_new(1_000, 1_000, 100, false));
+        assert!(should_continue_as_new(
+            10,
+            1_000,
+            HISTORY_EVENTS_SOFT_LIMIT,
+            false
+        ));
+        assert!(should_continue_as_new(10, 1_000, 100, true));
+        assert!(
+            should_continue_as_new(1, 0, 0, false),
+            "a zero budget still makes progress"
+        );
+    }
+}

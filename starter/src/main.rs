@@ -1,1 +1,153 @@
-fn main() {}
+//! `herald`: the operator's command line.
+//!
+//! - `main.rs`: arguments, and turning any failure into one line on stderr.
+//! - `commands.rs`: one function per subcommand.
+//! - `watch.rs`: the live progress bar.
+//!
+//! Exit codes: 0 success, 1 something of ours failed (a service is down, a database error),
+//! 2 the request itself was refused (bad input, unknown campaign, wrong status).
+
+mod commands;
+mod watch;
+
+use clap::{Args, Parser, Subcommand};
+use herald_wire::{CampaignKey, Lanes, PageExecution, PageSize, Segment};
+
+#[derive(Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "Send one message to millions of users; pause and resume without skipping anyone."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage the audience.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Launch a campaign and print its key.
+    Launch(LaunchArgs),
+    /// Pause a campaign before its next page; it can be resumed later.
+    Pause(SignalArgs),
+    /// Resume a paused campaign from the next unprocessed recipient.
+    Resume(SignalArgs),
+    /// Cancel a campaign for good (status 4).
+    Cancel(SignalArgs),
+    /// Show a campaign's status and counters.
+    Status {
+        #[arg(value_parser = parse_key)]
+        key: CampaignKey,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow a campaign live until it ends.
+    Watch {
+        #[arg(value_parser = parse_key)]
+        key: CampaignKey,
+    },
+    /// List campaigns, newest first.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a user's in-app inbox.
+    Inbox {
+        user: i64,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark a campaign's message read for a user (idempotent).
+    Read {
+        user: i64,
+        #[arg(value_parser = parse_key)]
+        key: CampaignKey,
+    },
+    /// Apply database migrations (the worker and every command do this too).
+    Migrate,
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Add N users, optionally carrying a segment.
+    Seed {
+        #[arg(long)]
+        count: i64,
+        #[arg(long, value_parser = parse_segment)]
+        segment: Option<Segment>,
+    },
+}
+
+#[derive(Args)]
+struct LaunchArgs {
+    #[arg(long)]
+    title: String,
+    /// Message body (at most 32 KiB).
+    #[arg(long)]
+    body: String,
+    /// Campaign key; generated when omitted. Launching an existing key is refused.
+    #[arg(long, value_parser = parse_key)]
+    key: Option<CampaignKey>,
+    /// Only users carrying this segment; every user when omitted.
+    #[arg(long, value_parser = parse_segment)]
+    segment: Option<Segment>,
+    /// When to start, RFC 3339 (e.g. 2026-12-01T09:00:00Z); at once when omitted.
+    #[arg(long)]
+    send_at: Option<String>,
+    /// Recipients per page.
+    #[arg(long, default_value_t = PageSize::DEFAULT)]
+    page_size: PageSize,
+    /// Pages in flight at once, each over its own range of users.
+    #[arg(long, default_value_t = Lanes::DEFAULT)]
+    lanes: Lanes,
+    /// Page activities: "regular" or "local".
+    #[arg(long, default_value = "regular")]
+    execution: PageExecution,
+    /// Return at once instead of waiting for the campaign to be registered.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+#[derive(Args)]
+struct SignalArgs {
+    #[arg(value_parser = parse_key)]
+    key: CampaignKey,
+    /// Why; recorded on the campaign and shown by `status`.
+    #[arg(long)]
+    reason: Option<String>,
+}
+
+fn parse_key(s: &str) -> Result<CampaignKey, String> {
+    CampaignKey::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_segment(s: &str) -> Result<Segment, String> {
+    Segment::parse(s).map_err(|e| e.to_string())
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Err(e) = commands::run(cli.command).await {
+        let refused = commands::is_refusal(&e);
+        eprintln!("herald: {e:#}");
+        std::process::exit(if refused { 2 } else { 1 });
+    }
+}

@@ -144,7 +144,21 @@ async fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            // clap's own report spans several lines; keep the one that says what is wrong.
+            let rendered = e.to_string();
+            let line: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+                .map(str::trim)
+                .collect();
+            eprintln!("herald: {}", line.join(" ").trim_start_matches("error: "));
+            std::process::exit(2);
+        }
+    };
     if let Err(e) = commands::run(cli.command).await {
         let refused = commands::is_refusal(&e);
         eprintln!("herald: {e:#}");

@@ -1,1 +1,353 @@
+//! The integration tests' one helper (zero2prod's `spawn_app`, for Herald).
+//!
+//! [`TestApp::spawn`] gives each test its own PostgreSQL database and Temporal task queue on
+//! the real local services, and runs a real `herald-worker` process for it in the background.
+//! Tests drive Herald through the real `herald` binary, the `temporal` CLI and SQL, and wait
+//! for conditions with deadlines instead of sleeping "long enough".
+//!
+//! The services come from `scripts/services up` (which `scripts/test` runs first); the
+//! binaries from `target/release` (built by `scripts/test`), or `HERALD_BIN_DIR`.
 
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use sqlx::{Connection, PgConnection, PgPool, postgres::PgPoolOptions};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("HERALD_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    repo_root().join("target").join("release")
+}
+
+fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build --release --bins` (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// The service addresses, from the environment or the local defaults of `scripts/services`.
+pub fn base_database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| herald_activities::db::DEFAULT_DATABASE_URL.to_owned())
+}
+
+pub fn temporal_address() -> String {
+    std::env::var("TEMPORAL_ADDRESS").unwrap_or_else(|_| "127.0.0.1:7233".to_owned())
+}
+
+pub fn temporal_cli() -> PathBuf {
+    std::env::var("TEMPORAL_CLI")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join(".tools/venv/bin/temporal"))
+}
+
+/// A name unique to this test process and call, for databases, task queues and keys.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}{}x{:x}x{}",
+        std::process::id(),
+        nanos & 0xffff,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// One test's world: a fresh database, a task queue, and a worker process serving both.
+pub struct TestApp {
+    pub database_url: String,
+    pub task_queue: String,
+    pub db_name: String,
+    pub pool: PgPool,
+    worker: Option<Child>,
+}
+
+impl TestApp {
+    /// Create a database, migrate it, and start a worker.
+    pub async fn spawn() -> Result<Self> {
+        let app = Self::without_worker().await?;
+        let mut app = app;
+        app.start_worker()?;
+        Ok(app)
+    }
+
+    /// Like [`TestApp::spawn`] but with no worker running (for signals sent while none is).
+    pub async fn without_worker() -> Result<Self> {
+        let base = base_database_url();
+        let db_name = unique("herald_t");
+        let mut admin = PgConnection::connect(&base)
+            .await
+            .with_context(|| format!("connecting to {base}: run `scripts/services up` first"))?;
+        sqlx::query(&format!("CREATE DATABASE {db_name}"))
+            .execute(&mut admin)
+            .await?;
+        admin.close().await?;
+        let database_url = replace_db(&base, &db_name);
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&database_url)
+            .await?;
+        herald_activities::db::migrate(&pool).await?;
+        Ok(Self {
+            database_url,
+            task_queue: unique("herald-test-"),
+            db_name,
+            pool,
+            worker: None,
+        })
+    }
+
+    fn envs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("DATABASE_URL", self.database_url.clone()),
+            ("TEMPORAL_ADDRESS", temporal_address()),
+            ("HERALD_TASK_QUEUE", self.task_queue.clone()),
+            ("RUST_LOG", "warn".to_owned()),
+        ]
+    }
+
+    pub fn start_worker(&mut self) -> Result<()> {
+        assert!(self.worker.is_none(), "a worker is already running");
+        let log = std::fs::File::create(
+            std::env::temp_dir().join(format!("{}.worker.log", self.db_name)),
+        )?;
+        let child = Command::new(bin("herald-worker"))
+            .envs(self.envs())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting herald-worker")?;
+        self.worker = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL the worker: no chance to finish or report anything.
+    pub fn kill_worker(&mut self) {
+        if let Some(mut child) = self.worker.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+
+    /// SIGTERM the worker and wait for it to drain and exit.
+    pub fn stop_worker(&mut self) {
+        if let Some(mut child) = self.worker.take() {
+            unsafe_sigterm(child.id());
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+
+    /// Run the `herald` CLI with this app's environment.
+    pub fn herald(&self, args: &[&str]) -> Output {
+        self.herald_with_env(args, &[])
+    }
+
+    pub fn herald_with_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(bin("herald"));
+        cmd.args(args).envs(self.envs()).env("HERALD_LOG", "error");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null()).output().expect("running herald")
+    }
+
+    /// Run `herald`, requiring success; returns stdout.
+    pub fn herald_ok(&self, args: &[&str]) -> String {
+        let out = self.herald(args);
+        assert!(
+            out.status.success(),
+            "herald {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Run the `temporal` CLI against the test server.
+    pub fn temporal(&self, args: &[&str]) -> Output {
+        Command::new(temporal_cli())
+            .args(args)
+            .args(["--address", &temporal_address()])
+            .stdin(Stdio::null())
+            .output()
+            .expect("running the temporal CLI (scripts/services up installs it)")
+    }
+
+    pub fn seed(&self, count: u32, segment: &str) {
+        self.herald_ok(&[
+            "users",
+            "seed",
+            "--count",
+            &count.to_string(),
+            "--segment",
+            segment,
+        ]);
+    }
+
+    /// Launch a campaign with a unique key; returns the key.
+    pub fn launch(&self, segment: &str, extra: &[&str]) -> String {
+        let key = unique("k");
+        let mut args = vec![
+            "launch",
+            "--title",
+            "Hello",
+            "--body",
+            "A message",
+            "--key",
+            &key,
+            "--segment",
+            segment,
+        ];
+        args.extend_from_slice(extra);
+        let printed = self.herald_ok(&args);
+        assert_eq!(printed.trim(), key);
+        key
+    }
+
+    /// `herald status --json`.
+    pub fn status(&self, key: &str) -> Value {
+        serde_json::from_str(&self.herald_ok(&["status", key, "--json"])).expect("status JSON")
+    }
+
+    pub async fn item_count(&self, key: &str) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM message_items i JOIN messages m ON m.id = i.message_id WHERE m.key = $1",
+        )
+        .bind(key)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap()
+    }
+
+    pub async fn db_status(&self, key: &str) -> i16 {
+        sqlx::query_scalar("SELECT status FROM messages WHERE key = $1")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Wait for the campaign's stored status, failing after `timeout`.
+    pub async fn wait_status(&self, key: &str, status: i16, timeout: Duration) -> Result<()> {
+        wait_until(timeout, || async { self.db_status(key).await == status })
+            .await
+            .with_context(|| format!("campaign {key} did not reach status {status}"))
+    }
+
+    /// Wait until at least `n` items are committed.
+    pub async fn wait_items(&self, key: &str, n: i64, timeout: Duration) -> Result<()> {
+        wait_until(timeout, || async { self.item_count(key).await >= n })
+            .await
+            .with_context(|| format!("campaign {key} did not reach {n} items"))
+    }
+
+    /// The invariants every finished campaign must satisfy: exactly one item per audience
+    /// member, every item sent, counters equal to the ledger, the sum rule.
+    pub async fn assert_exactly_once(&self, key: &str, audience: i64) {
+        let (items, distinct, sent_items): (i64, i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(DISTINCT i.user_id), count(*) FILTER (WHERE i.status = 1)
+             FROM message_items i JOIN messages m ON m.id = i.message_id WHERE m.key = $1",
+        )
+        .bind(key)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        assert_eq!(items, audience, "one item per recipient");
+        assert_eq!(distinct, audience, "no recipient twice");
+        assert_eq!(sent_items, audience, "every item sent");
+        let s = self.status(key);
+        assert_eq!(s["total"], audience, "{s}");
+        assert_eq!(s["sent"], audience, "counters equal the ledger: {s}");
+        assert_eq!(s["failed"], 0, "{s}");
+        assert_eq!(s["pending"], 0, "{s}");
+        assert_eq!(s["status"], 3, "{s}");
+        // Every audience member is covered: nobody in the segment was skipped.
+        let missing: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM users u, messages m
+             WHERE m.key = $1 AND u.id <= m.max_user_id
+               AND (m.segment IS NULL OR u.segments @> ARRAY[m.segment])
+               AND NOT EXISTS (SELECT 1 FROM message_items i WHERE i.message_id = m.id AND i.user_id = u.id)",
+        )
+        .bind(key)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        assert_eq!(missing, 0, "recipients skipped");
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.kill_worker();
+    }
+}
+
+fn replace_db(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let prefix = base.rsplit_once('/').map(|(p, _)| p).unwrap_or(base);
+    format!("{prefix}/{db}{query}")
+}
+
+fn unsafe_sigterm(pid: u32) {
+    // std has no SIGTERM; the `kill` command is everywhere this runs.
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .ok();
+}
+
+/// Poll `condition` every 50 ms until it holds or `timeout` passes.
+pub async fn wait_until<F, Fut>(timeout: Duration, mut condition: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition().await {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// stderr as text, for asserting on error messages.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

@@ -50,6 +50,8 @@ pub struct CampaignWorkflow {
     paused: bool,
     cancel_requested: bool,
     reason: Option<String>,
+    /// A signal changed `reason` since it was last written to the database.
+    reason_changed: bool,
     run: u32,
     started: bool,
 }
@@ -75,6 +77,7 @@ impl CampaignWorkflow {
             paused: false,
             cancel_requested: false,
             reason: None,
+            reason_changed: false,
             run: 1,
             started: false,
         };
@@ -204,7 +207,7 @@ impl CampaignWorkflow {
             return;
         }
         self.paused = true;
-        self.reason = read_signal(&payload).reason;
+        self.set_reason(read_signal(&payload));
     }
 
     #[signal(name = names::SIGNAL_RESUME)]
@@ -213,7 +216,7 @@ impl CampaignWorkflow {
             return;
         }
         self.paused = false;
-        self.reason = read_signal(&payload).reason;
+        self.set_reason(read_signal(&payload));
     }
 
     #[signal(name = names::SIGNAL_CANCEL)]
@@ -222,7 +225,7 @@ impl CampaignWorkflow {
             return;
         }
         self.cancel_requested = true;
-        self.reason = read_signal(&payload).reason;
+        self.set_reason(read_signal(&payload));
     }
 
     #[query(name = names::QUERY_PROGRESS)]
@@ -244,6 +247,11 @@ fn read_signal(payload: &RawValue) -> SignalRequest {
 }
 
 impl CampaignWorkflow {
+    fn set_reason(&mut self, request: SignalRequest) {
+        self.reason = request.reason;
+        self.reason_changed = true;
+    }
+
     fn apply_registration(&mut self, r: &Registered) {
         self.message_id = r.message_id;
         self.total = r.total;
@@ -413,11 +421,14 @@ async fn set_status(
     status: CampaignStatus,
     from: Vec<CampaignStatus>,
 ) -> Result<CampaignStatus, ActivityExecutionError> {
-    let input = ctx.state(|s| SetStatusInput {
-        message_id: s.message_id,
-        status,
-        reason: s.reason.clone(),
-        from,
+    let input = ctx.state_mut(|s| {
+        s.reason_changed = false;
+        SetStatusInput {
+            message_id: s.message_id,
+            status,
+            reason: s.reason.clone(),
+            from,
+        }
     });
     let stored = ctx
         .execute_activity(
@@ -458,13 +469,21 @@ async fn hold_while_paused(ctx: &WorkflowContext<CampaignWorkflow>) -> WorkflowR
     use CampaignStatus::*;
     set_status(ctx, Paused, vec![NotStarted, InProgress, Paused]).await?;
     log(ctx, "paused");
-    if ctx
-        .wait_condition(|s| !s.paused || s.cancel_requested)
-        .await
-        .is_err()
-    {
-        // Temporal's own cancellation (e.g. the web UI's "Request Cancellation").
-        ctx.state_mut(|s| s.cancel_requested = true);
+    loop {
+        if ctx
+            .wait_condition(|s| !s.paused || s.cancel_requested || s.reason_changed)
+            .await
+            .is_err()
+        {
+            // Temporal's own cancellation (e.g. the web UI's "Request Cancellation").
+            ctx.state_mut(|s| s.cancel_requested = true);
+        }
+        if ctx.state(|s| s.paused && !s.cancel_requested) {
+            // Paused again with a new reason: record it, keep waiting.
+            set_status(ctx, Paused, vec![Paused]).await?;
+            continue;
+        }
+        break;
     }
     if ctx.state(|s| s.cancel_requested) {
         return Ok(());

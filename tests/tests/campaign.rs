@@ -1,0 +1,222 @@
+//! The campaign engine end to end, against the real Temporal dev server and PostgreSQL.
+
+use std::time::Duration;
+
+use herald_tests::{TestApp, wait_until};
+
+const LONG: Duration = Duration::from_secs(120);
+
+#[tokio::test]
+async fn a_campaign_delivers_exactly_one_item_per_recipient() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(3_001, "everyone");
+    app.seed(400, "others"); // not in the audience
+    let key = app.launch("everyone", &["--page-size", "100", "--lanes", "3"]);
+    app.wait_status(&key, 3, LONG).await.unwrap();
+    app.assert_exactly_once(&key, 3_001).await;
+    let other: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM message_items i JOIN users u ON u.id = i.user_id WHERE 'others' = ANY(u.segments)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(other, 0, "users outside the segment got the message");
+}
+
+#[tokio::test]
+async fn users_added_after_launch_are_not_in_the_audience() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(2_000, "s");
+    let key = app.launch("s", &["--page-size", "50", "--lanes", "1"]);
+    app.seed(500, "s");
+    app.wait_status(&key, 3, LONG).await.unwrap();
+    app.assert_exactly_once(&key, 2_000).await;
+}
+
+#[tokio::test]
+async fn pause_holds_still_and_resume_completes_exactly() {
+    let app = TestApp::spawn().await.unwrap();
+    let (lanes, page) = (2_i64, 100_i64);
+    app.seed(30_000, "p");
+    let key = app.launch("p", &["--page-size", "100", "--lanes", "2"]);
+    app.wait_items(&key, 1_000, LONG).await.unwrap();
+
+    app.herald_ok(&["pause", &key, "--reason", "wrong link"]);
+    let at_return = app.item_count(&key).await;
+    // Several page durations: nothing may move beyond the pages already in flight.
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        seen.push(app.item_count(&key).await);
+    }
+    let held = *seen.last().unwrap();
+    assert!(
+        held - at_return <= lanes * page,
+        "at most one page per lane after pause returns: {at_return} -> {held}"
+    );
+    assert!(
+        seen.windows(2).skip(1).all(|w| w[0] == w[1]),
+        "items moved while paused: {seen:?}"
+    );
+    assert!(
+        held < 30_000,
+        "the campaign finished before the pause could be tested"
+    );
+    let s = app.status(&key);
+    assert_eq!(s["status"], 2, "{s}");
+    assert_eq!(s["reason"], "wrong link", "{s}");
+    assert_eq!(
+        s["sent"], held,
+        "counters equal the ledger while paused: {s}"
+    );
+    assert_eq!(s["pending"], 30_000 - held, "sum rule while paused: {s}");
+
+    // A second pause is refused clearly and changes nothing.
+    let again = app.herald(&["pause", &key]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        herald_tests::stderr(&again).contains("paused"),
+        "{}",
+        herald_tests::stderr(&again)
+    );
+
+    app.herald_ok(&["resume", &key]);
+    app.wait_status(&key, 3, LONG).await.unwrap();
+    app.assert_exactly_once(&key, 30_000).await;
+}
+
+#[tokio::test]
+async fn cancel_stops_the_campaign_and_no_page_runs_after_it() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(30_000, "c");
+    let key = app.launch("c", &["--page-size", "100", "--lanes", "2"]);
+    app.wait_items(&key, 1_000, LONG).await.unwrap();
+    app.herald_ok(&["cancel", &key, "--reason", "changed our mind"]);
+    let at_return = app.item_count(&key).await;
+    app.wait_status(&key, 4, LONG).await.unwrap();
+    // The workflow ends: Temporal reports it closed.
+    let wid = format!("campaign-{key}");
+    wait_until(LONG, || async {
+        let out = app.temporal(&["workflow", "describe", "--workflow-id", &wid, "-o", "json"]);
+        String::from_utf8_lossy(&out.stdout).contains("WORKFLOW_EXECUTION_STATUS_COMPLETED")
+    })
+    .await
+    .expect("the workflow completes after cancel");
+    let after = app.item_count(&key).await;
+    assert!(after - at_return <= 2 * 100, "{at_return} -> {after}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.item_count(&key).await, after, "pages ran after cancel");
+    let s = app.status(&key);
+    assert_eq!(s["status"], 4, "{s}");
+    assert_eq!(s["sent"], after, "{s}");
+    // Cancelling or resuming a cancelled campaign is refused.
+    for verb in ["cancel", "resume", "pause"] {
+        let out = app.herald(&[verb, &key]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{verb}: {}",
+            herald_tests::stderr(&out)
+        );
+    }
+    assert_eq!(app.db_status(&key).await, 4);
+}
+
+#[tokio::test]
+async fn a_future_send_at_waits_and_cancel_works_during_the_wait() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(500, "f");
+    let at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let key = app.launch("f", &["--send-at", &at]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(app.db_status(&key).await, 0, "still waiting for send_at");
+    assert_eq!(app.item_count(&key).await, 0);
+    app.herald_ok(&["cancel", &key]);
+    app.wait_status(&key, 4, LONG).await.unwrap();
+    let wid = format!("campaign-{key}");
+    wait_until(LONG, || async {
+        let out = app.temporal(&["workflow", "describe", "--workflow-id", &wid, "-o", "json"]);
+        String::from_utf8_lossy(&out.stdout).contains("WORKFLOW_EXECUTION_STATUS_COMPLETED")
+    })
+    .await
+    .expect("the waiting workflow ends when cancelled");
+    assert_eq!(app.item_count(&key).await, 0);
+}
+
+#[tokio::test]
+async fn a_near_send_at_starts_on_time() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(300, "n");
+    let at = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let key = app.launch("n", &["--send-at", &at.to_rfc3339()]);
+    app.wait_status(&key, 3, LONG).await.unwrap();
+    app.assert_exactly_once(&key, 300).await;
+    let started: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT started_at FROM messages WHERE key = $1")
+            .bind(&key)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(started >= at, "started {started} before send_at {at}");
+}
+
+#[tokio::test]
+async fn launching_the_same_key_twice_creates_one_campaign() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(200, "d");
+    let key = app.launch("d", &[]);
+    let again = app.herald(&[
+        "launch",
+        "--title",
+        "T",
+        "--body",
+        "B",
+        "--key",
+        &key,
+        "--segment",
+        "d",
+    ]);
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "{}",
+        herald_tests::stderr(&again)
+    );
+    assert!(herald_tests::stderr(&again).contains("already exists"));
+    app.wait_status(&key, 3, LONG).await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+    app.assert_exactly_once(&key, 200).await;
+}
+
+#[tokio::test]
+async fn reading_twice_counts_once() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(100, "r");
+    let key = app.launch("r", &[]);
+    app.wait_status(&key, 3, LONG).await.unwrap();
+    let user: i64 = sqlx::query_scalar("SELECT min(id) FROM users")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let user = user.to_string();
+    assert!(app.herald_ok(&["read", &user, &key]).contains("read"));
+    assert!(app.herald_ok(&["read", &user, &key]).contains("already"));
+    let s = app.status(&key);
+    assert_eq!(s["read"], 1, "{s}");
+    assert!(
+        (s["read_rate"].as_f64().unwrap() - 0.01).abs() < 1e-9,
+        "{s}"
+    );
+    let inbox: serde_json::Value =
+        serde_json::from_str(&app.herald_ok(&["inbox", &user, "--json"])).unwrap();
+    assert_eq!(inbox[0]["key"], key.as_str());
+    assert!(inbox[0]["read_at"].is_string(), "{inbox}");
+    // A user who did not receive it, and one who does not exist.
+    let out = app.herald(&["read", "999999", &key]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(app.status(&key)["read"], 1);
+}

@@ -1,0 +1,116 @@
+//! Bad input is refused with one clear line, a non-zero exit, and no change.
+
+use std::time::Duration;
+
+use herald_tests::{TestApp, stderr};
+
+const LONG: Duration = Duration::from_secs(120);
+
+fn assert_refused(out: &std::process::Output, code: i32, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "exit code; stderr: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err:?}");
+    assert!(err.contains(needle), "{needle:?} not in {err:?}");
+    assert!(out.stdout.is_empty(), "nothing on stdout");
+}
+
+async fn campaigns(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_and_changes_nothing() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(100, "b");
+
+    for verb in ["status", "pause", "resume", "cancel", "watch"] {
+        assert_refused(&app.herald(&[verb, "no-such-campaign"]), 2, "no campaign");
+    }
+    let launch = |extra: &[&str]| {
+        let mut args = vec!["launch", "--title", "T", "--body", "B", "--segment", "b"];
+        args.extend_from_slice(extra);
+        app.herald(&args)
+    };
+    assert_refused(&launch(&["--send-at", "next tuesday"]), 2, "RFC 3339");
+    assert_refused(
+        &launch(&["--send-at", "2026-13-01T00:00:00Z"]),
+        2,
+        "RFC 3339",
+    );
+    assert_refused(&launch(&["--page-size", "0"]), 2, "page size");
+    assert_refused(&launch(&["--key", "has space"]), 2, "campaign key");
+    assert_refused(
+        &app.herald(&[
+            "launch",
+            "--title",
+            "T",
+            "--body",
+            "B",
+            "--segment",
+            "nobody",
+        ]),
+        2,
+        "audience is empty",
+    );
+    let big = "x".repeat(32 * 1024 + 1);
+    assert_refused(
+        &app.herald(&["launch", "--title", "T", "--body", &big, "--segment", "b"]),
+        2,
+        "limit",
+    );
+    assert_refused(
+        &app.herald(&["users", "seed", "--count", "0"]),
+        2,
+        "--count",
+    );
+    assert_refused(&app.herald(&["inbox", "424242"]), 2, "no user");
+    assert_eq!(
+        campaigns(&app).await,
+        0,
+        "a refused launch wrote a campaign"
+    );
+
+    // A finished campaign cannot be paused, resumed or cancelled; its status stays 3.
+    let key = app.launch("b", &[]);
+    app.wait_status(&key, 3, LONG).await.unwrap();
+    for verb in ["pause", "resume", "cancel"] {
+        assert_refused(&app.herald(&[verb, &key]), 2, "completed");
+    }
+    assert_eq!(app.db_status(&key).await, 3);
+    assert_eq!(app.status(&key)["sent"], 100);
+}
+
+#[tokio::test]
+async fn unreachable_services_are_named() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(50, "u");
+    let no_db = app.herald_with_env(
+        &["status", "anything"],
+        &[("DATABASE_URL", "postgres://herald@127.0.0.1:1/herald")],
+    );
+    assert_refused(&no_db, 1, "cannot reach PostgreSQL");
+    let launch = ["launch", "--title", "T", "--body", "B", "--segment", "u"];
+    let no_temporal = app.herald_with_env(&launch, &[("TEMPORAL_ADDRESS", "127.0.0.1:1")]);
+    assert_refused(&no_temporal, 1, "cannot reach Temporal");
+    assert_eq!(
+        campaigns(&app).await,
+        0,
+        "a failed launch left a campaign behind"
+    );
+
+    // A pause that cannot reach Temporal leaves the campaign as it was.
+    let key = app.launch(
+        "u",
+        &[
+            "--send-at",
+            &(chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339(),
+        ],
+    );
+    let out = app.herald_with_env(&["pause", &key], &[("TEMPORAL_ADDRESS", "127.0.0.1:1")]);
+    assert_refused(&out, 1, "cannot reach Temporal");
+    assert_eq!(app.db_status(&key).await, 0);
+    app.herald_ok(&["cancel", &key]);
+}

@@ -68,6 +68,11 @@ impl HeraldActivities {
         Ok(outcome)
     }
 
+    #[activity(definition = herald_workflows::activities::definitions::YieldNow)]
+    pub async fn yield_now(self: Arc<Self>, _ctx: ActivityContext, _input: ()) -> Result<(), ActivityError> {
+        Ok(())
+    }
+
     #[activity(definition = herald_workflows::activities::definitions::SetStatus)]
     pub async fn set_status(
         self: Arc<Self>,

@@ -155,7 +155,14 @@ async fn launch(config: &Config, args: LaunchArgs) -> Result<()> {
         execution: args.execution,
     };
     let registered = ledger::create_campaign(&pool, &key, &spec).await?;
-    if let Err(e) = start_workflow(config, &client, &key, &spec).await {
+    let mut tuning = Tuning::default();
+    if let Some(n) = args.pages_per_run {
+        tuning.pages_per_run = n.max(1);
+    }
+    if let Some(n) = args.pages_per_yield {
+        tuning.local_pages_per_yield = n.max(1);
+    }
+    if let Err(e) = start_workflow(config, &client, &key, &spec, tuning).await {
         // Leave nothing behind: the campaign row without its workflow would never run.
         ledger::delete_unstarted(&pool, &key).await.ok();
         return Err(e);
@@ -178,12 +185,13 @@ async fn start_workflow(
     client: &Client,
     key: &CampaignKey,
     spec: &CampaignSpec,
+    tuning: Tuning,
 ) -> Result<()> {
     let input = CampaignInput {
         key: key.clone(),
         spec: spec.clone(),
         carried: None,
-        tuning: Tuning::default(),
+        tuning,
     };
     let options = WorkflowStartOptions::new(config.task_queue.clone(), names::workflow_id(key))
         .id_conflict_policy(WorkflowIdConflictPolicy::Fail)

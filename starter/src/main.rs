@@ -113,9 +113,12 @@ struct LaunchArgs {
     /// Page activities: "regular" or "local".
     #[arg(long, default_value = "regular")]
     execution: PageExecution,
-    /// Return at once instead of waiting for the campaign to be registered.
-    #[arg(long)]
-    no_wait: bool,
+    /// Continue-as-new after this many pages (bounds each workflow run's history).
+    #[arg(long, hide = true)]
+    pages_per_run: Option<u32>,
+    /// Local activities: end the workflow task every this many pages (signal latency).
+    #[arg(long, hide = true)]
+    pages_per_yield: Option<u32>,
 }
 
 #[derive(Args)]

@@ -47,11 +47,20 @@ pub struct Tuning {
     /// Continue-as-new after this many pages in one run (or sooner if the server suggests it).
     #[serde(default = "Tuning::default_pages_per_run")]
     pub pages_per_run: u32,
+    /// With local activities: let the workflow task end (and signals in) every this many
+    /// pages. Smaller means faster reaction to signals sent straight to Temporal; larger
+    /// means fewer drains of the lanes.
+    #[serde(default = "Tuning::default_local_pages_per_yield")]
+    pub local_pages_per_yield: u32,
 }
 
 impl Tuning {
     fn default_pages_per_run() -> u32 {
         1_000
+    }
+
+    fn default_local_pages_per_yield() -> u32 {
+        48
     }
 }
 
@@ -59,6 +68,7 @@ impl Default for Tuning {
     fn default() -> Self {
         Self {
             pages_per_run: Self::default_pages_per_run(),
+            local_pages_per_yield: Self::default_local_pages_per_yield(),
         }
     }
 }

@@ -18,6 +18,9 @@ pub const QUERY_PROGRESS: &str = "progress";
 pub const ACTIVITY_REGISTER: &str = "herald.register";
 /// Activity: deliver one page of recipients and record it in the ledger.
 pub const ACTIVITY_PAGE: &str = "herald.page";
+/// Activity: does nothing. Awaiting it ends the current workflow task, so that signals
+/// reach a workflow that is running pages as local activities.
+pub const ACTIVITY_YIELD: &str = "herald.yield";
 /// Activity: mirror the workflow's status into `messages.status`.
 pub const ACTIVITY_SET_STATUS: &str = "herald.set_status";
 

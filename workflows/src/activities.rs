@@ -22,6 +22,12 @@ impl CampaignActivities {
         unimplemented!()
     }
 
+    /// A no-op round trip to the server (see `names::ACTIVITY_YIELD`).
+    #[activity(name = names::ACTIVITY_YIELD)]
+    pub fn yield_now(input: ()) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
+
     /// Mirror the workflow's status into `messages.status`; returns the stored status.
     #[activity(name = names::ACTIVITY_SET_STATUS)]
     pub fn set_status(input: SetStatusInput) -> Result<herald_wire::CampaignStatus, ActivityError> {
@@ -32,5 +38,5 @@ impl CampaignActivities {
 /// The definition markers that the implementing crate names in
 /// `#[activity(definition = ...)]` (the macro keeps its module private).
 pub mod definitions {
-    pub use super::campaign_activities::{Page, Register, SetStatus};
+    pub use super::campaign_activities::{Page, Register, SetStatus, YieldNow};
 }

@@ -126,11 +126,19 @@ impl CampaignWorkflow {
 
         let mut in_flight: Vec<PageFuture<'_>> = Vec::new();
         let mut draining = false;
+        // Local activities run inside one long workflow task, and signals reach the workflow
+        // only when a task ends. Every few pages Herald lets the lanes drain and runs a no-op
+        // regular activity: the task completes, the server delivers pending signals, and a
+        // pause sent straight to Temporal takes effect within a fraction of a second. (A 1 ms
+        // timer would do the same, but the server fires timers with up to ~1 s of delay;
+        // an activity is dispatched at once, usually eagerly to this very worker.)
+        let mut yielding = false;
+        let mut pages_since_yield = 0;
         loop {
             if ctx.cancellation_token().is_cancelled() {
                 ctx.state_mut(|s| s.cancel_requested = true);
             }
-            let stopping = draining || ctx.state(|s| s.paused || s.cancel_requested || !s.started);
+            let stopping = draining || yielding || ctx.state(|s| s.paused || s.cancel_requested || !s.started);
             if !stopping {
                 let execution = ctx.state(|s| s.spec.execution);
                 for (lane, input) in ctx.state_mut(|s| s.claim_idle_lanes()) {
@@ -166,6 +174,13 @@ impl CampaignWorkflow {
                     let next = ctx.state(|s| s.carry());
                     ctx.continue_as_new(next, ContinueAsNewOptions::default())?;
                 }
+                if yielding {
+                    ctx.execute_activity(CampaignActivities::yield_now, (), options::yield_now())
+                        .await?;
+                    yielding = false;
+                    pages_since_yield = 0;
+                    continue;
+                }
                 unreachable!("idle lanes remain but none was scheduled");
             }
 
@@ -187,7 +202,13 @@ impl CampaignWorkflow {
             if published {
                 publish(ctx);
             }
-            let (pages, budget) = ctx.state(|s| (s.pages_this_run, s.tuning.pages_per_run));
+            let (pages, budget, per_yield, execution) = ctx.state(|s| {
+                (s.pages_this_run, s.tuning.pages_per_run, s.tuning.local_pages_per_yield, s.spec.execution)
+            });
+            if execution == PageExecution::Local {
+                pages_since_yield += 1;
+                yielding |= pages_since_yield >= per_yield.max(1);
+            }
             if !draining
                 && plan::should_continue_as_new(
                     pages,

@@ -45,3 +45,10 @@ pub fn bookkeeping() -> ActivityOptions {
         .retry_policy(retry_forever())
         .build()
 }
+
+/// The no-op round trip that lets signals in between rounds of local activities.
+pub fn yield_now() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(5))
+        .retry_policy(retry_forever())
+        .build()
+}

@@ -22,6 +22,9 @@ pub enum LedgerError {
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
 
+    /// Ours: two attempts of one page ran at once; the retry will find the winner's record.
+    #[error("another attempt of this page committed first")]
+    PageRace,
     /// Ours: the database failed. Retried by Temporal when it happens in an activity.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -31,6 +34,6 @@ impl LedgerError {
     /// Whether repeating the same call could succeed (a dropped connection, a restart, a
     /// statement timeout), as opposed to a request that is wrong and will stay wrong.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Database(_))
+        matches!(self, Self::Database(_) | Self::PageRace)
     }
 }

@@ -57,8 +57,8 @@ async fn insert_campaign(
     spec: &CampaignSpec,
 ) -> Result<bool, LedgerError> {
     let inserted = sqlx::query(
-        "INSERT INTO messages (key, title, body, channel, segment, send_at, page_size, lanes)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        "INSERT INTO messages (key, title, body, channel, segment, send_at, page_size, lanes, rate)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (key) DO NOTHING",
     )
     .bind(key.as_str())
@@ -69,6 +69,7 @@ async fn insert_campaign(
     .bind(spec.send_at)
     .bind(spec.page_size.get() as i32)
     .bind(spec.lanes.get() as i32)
+    .bind(spec.rate.map(|r| r.get() as i32))
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -76,8 +77,7 @@ async fn insert_campaign(
 }
 
 /// Count the audience and record its id bounds, once. Users created afterwards get higher
-/// ids and are outside the campaign. Lane counter rows are created here too, so page
-/// activities only ever update them.
+/// ids and are outside the campaign.
 async fn fix_audience(
     tx: &mut Transaction<'_, Postgres>,
     key: &CampaignKey,
@@ -87,7 +87,7 @@ async fn fix_audience(
         .execute(&mut **tx)
         .await?;
     let row = sqlx::query(
-        "SELECT id, status, segment, lanes, total, min_user_id, max_user_id
+        "SELECT id, status, segment, total, min_user_id, max_user_id
          FROM messages WHERE key = $1 FOR UPDATE",
     )
     .bind(key.as_str())
@@ -105,7 +105,6 @@ async fn fix_audience(
         });
     }
     let segment: Option<String> = row.get("segment");
-    let lanes: i32 = row.get("lanes");
     let audience = sqlx::query(
         "SELECT count(*) AS total, min(id) AS min_id, max(id) AS max_id
          FROM users WHERE $1::text IS NULL OR segments @> ARRAY[$1::text]",
@@ -123,15 +122,6 @@ async fn fix_audience(
         .bind(max_id)
         .execute(&mut **tx)
         .await?;
-    sqlx::query(
-        "INSERT INTO message_progress (message_id, lane)
-         SELECT $1, lane FROM generate_series(0, $2 - 1) AS lane
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(id)
-    .bind(lanes)
-    .execute(&mut **tx)
-    .await?;
     Ok(Registered {
         message_id: id,
         total,
@@ -141,48 +131,88 @@ async fn fix_audience(
     })
 }
 
-/// The page statement: select the lane's next recipients, insert their ledger rows and move
-/// the lane's counters by the rows actually inserted — one statement, one round trip, one
-/// transaction. Run twice, it inserts nothing the second time and the counters stay exact.
+/// The page statement: select the lane's next recipients, insert their ledger rows and record
+/// the page — one statement, one round trip, one transaction.
+///
+/// Idempotence comes from the page row, keyed by (campaign, lane, cursor): a page that runs
+/// again (a retry after a lost completion, a local activity re-run after a crash) finds its
+/// row and returns the recorded outcome without writing. Items are then a plain INSERT, which
+/// PostgreSQL does much faster than one with `ON CONFLICT` per row; the primary key on
+/// `message_items` still refuses any duplicate, and [`write_page`] falls back to the
+/// `ON CONFLICT` form if it ever meets one.
 ///
 /// The `gate` is the operator's fence: when `herald pause` or `herald cancel` has already
-/// changed `messages.status`, the page writes nothing and reports the status instead, even
+/// changed `messages.status`, a new page writes nothing and reports the status instead, even
 /// if the signal has not reached the workflow yet.
-const PAGE_SQL: &str = "
-WITH page AS (
+fn page_sql(on_conflict: &str) -> String {
+    format!(
+        "
+WITH gate AS (
+    SELECT status FROM messages WHERE id = $1
+),
+done AS (
+    SELECT last_user_id, recipients, sent, failed FROM message_pages
+    WHERE message_id = $1 AND lane = $6 AND after_user_id = $2
+),
+go AS (
+    SELECT coalesce((SELECT status FROM gate) = 1, false) AND NOT EXISTS (SELECT 1 FROM done) AS ok
+),
+page AS (
     SELECT u.id FROM users u
-    WHERE u.id > $2 AND u.id <= $3
+    WHERE (SELECT ok FROM go) AND u.id > $2 AND u.id <= $3
       AND ($5::text IS NULL OR u.segments @> ARRAY[$5::text])
     ORDER BY u.id
     LIMIT $4
 ),
-gate AS (
-    SELECT status FROM messages WHERE id = $1
-),
 ins AS (
     INSERT INTO message_items (message_id, user_id, status)
-    SELECT $1, page.id, 1 FROM page
-    WHERE (SELECT status FROM gate) = 1
-    ON CONFLICT DO NOTHING
+    SELECT $1, id, 1 FROM page
+    {on_conflict}
     RETURNING 1
 ),
-counted AS (
-    UPDATE message_progress
-    SET sent = sent + (SELECT count(*) FROM ins)
-    WHERE message_id = $1 AND lane = $6 AND (SELECT status FROM gate) = 1
-    RETURNING sent, failed
+mark AS (
+    INSERT INTO message_pages (message_id, lane, after_user_id, last_user_id, recipients, sent)
+    SELECT $1, $6, $2, (SELECT max(id) FROM page), (SELECT count(*) FROM page), (SELECT count(*) FROM ins)
+    WHERE (SELECT ok FROM go)
+    {on_conflict}
+    RETURNING last_user_id, recipients, sent, failed
 )
 SELECT (SELECT status FROM gate) AS status,
-       (SELECT count(*) FROM page) AS recipients,
-       (SELECT max(id) FROM page) AS last,
-       (SELECT count(*) FROM ins) AS inserted,
-       (SELECT sent FROM counted) AS lane_sent,
-       (SELECT failed FROM counted) AS lane_failed
-";
+       (SELECT recipients FROM done) AS done_recipients,
+       (SELECT last_user_id FROM done) AS done_last,
+       (SELECT sent FROM done) AS done_sent,
+       (SELECT failed FROM done) AS done_failed,
+       (SELECT recipients FROM mark) AS new_recipients,
+       (SELECT last_user_id FROM mark) AS new_last,
+       (SELECT sent FROM mark) AS new_sent,
+       (SELECT failed FROM mark) AS new_failed
+"
+    )
+}
+
+static PAGE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| page_sql(""));
+static PAGE_SQL_ON_CONFLICT: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| page_sql("ON CONFLICT DO NOTHING"));
 
 /// Deliver a page to the in-app inbox: the ledger row is the delivery.
 pub async fn write_page(pool: &PgPool, page: &PageInput) -> Result<PageOutcome, LedgerError> {
-    let row = sqlx::query(PAGE_SQL)
+    match run_page(pool, page, &PAGE_SQL).await {
+        Err(LedgerError::Database(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+            // Another attempt of this page committed first, or (never expected) two pages
+            // overlap. The tolerant form resolves both without duplicating anyone.
+            tracing::warn!(
+                page.lane = page.lane,
+                page.after = page.after,
+                "page met existing rows; retrying with ON CONFLICT"
+            );
+            run_page(pool, page, &PAGE_SQL_ON_CONFLICT).await
+        }
+        other => other,
+    }
+}
+
+async fn run_page(pool: &PgPool, page: &PageInput, sql: &str) -> Result<PageOutcome, LedgerError> {
+    let row = sqlx::query(sql)
         .bind(page.message_id)
         .bind(page.after)
         .bind(page.until)
@@ -194,25 +224,26 @@ pub async fn write_page(pool: &PgPool, page: &PageInput) -> Result<PageOutcome, 
     let Some(status) = row.get::<Option<i16>, _>("status") else {
         return Err(LedgerError::UnknownCampaignId(page.message_id));
     };
+    let written = |prefix: &str| -> Option<PageOutcome> {
+        let recipients: Option<i32> = row.get(format!("{prefix}_recipients").as_str());
+        recipients.map(|recipients| PageOutcome::Written {
+            last: row.get(format!("{prefix}_last").as_str()),
+            recipients: recipients as u32,
+            sent: row.get::<i32, _>(format!("{prefix}_sent").as_str()) as u32,
+            failed: row.get::<i32, _>(format!("{prefix}_failed").as_str()) as u32,
+        })
+    };
+    // A page committed earlier is reported as it was, whatever the campaign's status now.
+    if let Some(replayed) = written("done") {
+        return Ok(replayed);
+    }
     let status = status_from(status);
     if status != CampaignStatus::InProgress {
         return Ok(PageOutcome::Halted { status });
     }
-    let (Some(lane_sent), Some(lane_failed)) = (
-        row.get::<Option<i64>, _>("lane_sent"),
-        row.get::<Option<i64>, _>("lane_failed"),
-    ) else {
-        // The lane's counter row is created at registration; without it the campaign row
-        // was tampered with. Retrying will not help.
-        return Err(LedgerError::UnknownCampaignId(page.message_id));
-    };
-    Ok(PageOutcome::Written {
-        last: row.get("last"),
-        recipients: row.get::<i64, _>("recipients") as u32,
-        inserted: row.get::<i64, _>("inserted") as u32,
-        lane_sent,
-        lane_failed,
-    })
+    // The tolerant form lost a race with a concurrent attempt of the same page: retrying
+    // finds that attempt's page row.
+    written("new").ok_or(LedgerError::PageRace)
 }
 
 /// Mirror the workflow's status into the row. Never moves a finished campaign, and only
@@ -374,6 +405,8 @@ pub struct CampaignView {
     pub channel: String,
     pub page_size: i32,
     pub lanes: i32,
+    /// Recipients per second, when limited.
+    pub rate: Option<i32>,
     pub reason: Option<String>,
     pub send_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -391,11 +424,11 @@ impl CampaignView {
 const VIEW_SQL: &str = "
 SELECT m.key, m.status, coalesce(m.total, 0) AS total,
        coalesce(p.sent, 0)::bigint AS sent, coalesce(p.failed, 0)::bigint AS failed,
-       m.read_count, m.title, m.segment, m.channel, m.page_size, m.lanes, m.status_reason,
+       m.read_count, m.title, m.segment, m.channel, m.page_size, m.lanes, m.rate, m.status_reason,
        m.send_at, m.created_at, m.started_at, m.paused_at, m.finished_at
 FROM messages m
 LEFT JOIN LATERAL (
-    SELECT sum(sent) AS sent, sum(failed) AS failed FROM message_progress WHERE message_id = m.id
+    SELECT sum(sent) AS sent, sum(failed) AS failed FROM message_pages WHERE message_id = m.id
 ) p ON true
 ";
 
@@ -424,6 +457,7 @@ fn view_from(row: &sqlx::postgres::PgRow) -> CampaignView {
         channel: row.get("channel"),
         page_size: row.get("page_size"),
         lanes: row.get("lanes"),
+        rate: row.get("rate"),
         reason: row.get("status_reason"),
         send_at: row.get("send_at"),
         created_at: row.get("created_at"),

@@ -3,7 +3,13 @@
 //! backoff; see `herald_workflows::options`), a request that can never succeed is not.
 #![allow(unreachable_pub)]
 
-use std::sync::Arc;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
 
 use herald_wire::{
     CampaignStatus, PageInput, PageOutcome, RegisterInput, Registered, SetStatusInput,
@@ -12,17 +18,98 @@ use sqlx::PgPool;
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::{LedgerError, channel, ledger};
 
 pub struct HeraldActivities {
     pool: PgPool,
+    stats: PageStats,
+    faults: Faults,
 }
 
 impl HeraldActivities {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            stats: PageStats::default(),
+            faults: Faults::default(),
+        }
+    }
+
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+}
+
+/// Faults injected on purpose, for the fault suite: they prove that a page which committed
+/// but whose completion never reached Temporal is retried without being counted twice.
+/// Off unless `HERALD_FAULT_FAIL_AFTER_COMMIT_EVERY=N` is set for the worker.
+#[derive(Default)]
+pub struct Faults {
+    fail_after_commit_every: Option<u64>,
+    pages: AtomicU64,
+}
+
+impl Faults {
+    pub fn from_env() -> Self {
+        let every = std::env::var("HERALD_FAULT_FAIL_AFTER_COMMIT_EVERY")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|n| *n > 0);
+        if let Some(n) = every {
+            warn!(
+                every = n,
+                "fault injection on: every Nth page fails after its commit"
+            );
+        }
+        Self {
+            fail_after_commit_every: every,
+            pages: AtomicU64::new(0),
+        }
+    }
+
+    fn fail_after_commit(&self) -> bool {
+        self.fail_after_commit_every
+            .is_some_and(|n| (self.pages.fetch_add(1, Ordering::Relaxed) + 1) % n == 0)
+    }
+}
+
+/// Page metrics, logged every [`PageStats::REPORT_EVERY`] pages: how many, how many
+/// recipients, and how long the page statement took (mean and worst), so that an operator can
+/// tell database time from everything else.
+#[derive(Default)]
+struct PageStats {
+    pages: AtomicU64,
+    recipients: AtomicU64,
+    micros: AtomicU64,
+    max_micros: AtomicU64,
+    in_flight: AtomicU64,
+}
+
+impl PageStats {
+    const REPORT_EVERY: u64 = 1_000;
+
+    fn record(&self, recipients: u32, elapsed: std::time::Duration) {
+        let micros = elapsed.as_micros() as u64;
+        let total_micros = self.micros.fetch_add(micros, Ordering::Relaxed) + micros;
+        let total_recipients = self
+            .recipients
+            .fetch_add(u64::from(recipients), Ordering::Relaxed)
+            + u64::from(recipients);
+        self.max_micros.fetch_max(micros, Ordering::Relaxed);
+        let pages = self.pages.fetch_add(1, Ordering::Relaxed) + 1;
+        if pages % Self::REPORT_EVERY == 0 {
+            info!(
+                pages,
+                recipients = total_recipients,
+                page.statement_ms_mean = total_micros as f64 / pages as f64 / 1000.0,
+                page.statement_ms_max = self.max_micros.swap(0, Ordering::Relaxed) as f64 / 1000.0,
+                pages.in_flight = self.in_flight.load(Ordering::Relaxed),
+                "page statistics"
+            );
+        }
     }
 }
 
@@ -55,9 +142,32 @@ impl HeraldActivities {
         _ctx: ActivityContext,
         input: PageInput,
     ) -> Result<PageOutcome, ActivityError> {
-        let outcome = channel::deliver_page(&self.pool, &input)
-            .await
-            .map_err(to_activity_error)?;
+        if input.min_millis > 0 {
+            // Rate limit: wait first, so that a pause arriving meanwhile is obeyed by the
+            // page statement's status check.
+            tokio::time::sleep(std::time::Duration::from_millis(u64::from(
+                input.min_millis,
+            )))
+            .await;
+        }
+        let started = Instant::now();
+        self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        let outcome = channel::deliver_page(&self.pool, &input).await;
+        self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let outcome = outcome.map_err(to_activity_error)?;
+        if let PageOutcome::Written { recipients, .. } = outcome {
+            self.stats.record(recipients, started.elapsed());
+        }
+        if self.faults.fail_after_commit() {
+            warn!(
+                page.lane = input.lane,
+                page.after = input.after,
+                "injected fault: page committed, reporting failure"
+            );
+            return Err(ActivityError::application(ApplicationFailure::new(
+                "injected fault after commit",
+            )));
+        }
         debug!(
             campaign.message_id = input.message_id,
             page.lane = input.lane,
@@ -69,7 +179,11 @@ impl HeraldActivities {
     }
 
     #[activity(definition = herald_workflows::activities::definitions::YieldNow)]
-    pub async fn yield_now(self: Arc<Self>, _ctx: ActivityContext, _input: ()) -> Result<(), ActivityError> {
+    pub async fn yield_now(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        _input: (),
+    ) -> Result<(), ActivityError> {
         Ok(())
     }
 

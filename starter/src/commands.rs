@@ -153,6 +153,7 @@ async fn launch(config: &Config, args: LaunchArgs) -> Result<()> {
         page_size: args.page_size,
         lanes: args.lanes,
         execution: args.execution,
+        rate: args.rate,
     };
     let registered = ledger::create_campaign(&pool, &key, &spec).await?;
     let mut tuning = Tuning::default();
@@ -284,14 +285,17 @@ fn print_view(v: &CampaignView) {
     println!("campaign  {}  [{} = {}]", v.key, v.status, v.status_name);
     println!("title     {}", v.title);
     println!(
-        "audience  {} ({}), {} per page, {} lanes",
+        "audience  {} ({}), {} per page, {} lanes{}",
         v.total,
         v.segment
             .as_deref()
             .map(|s| format!("segment {s}"))
             .unwrap_or_else(|| "all users".into()),
         v.page_size,
-        v.lanes
+        v.lanes,
+        v.rate
+            .map(|r| format!(", at most {r}/s"))
+            .unwrap_or_default()
     );
     println!(
         "progress  {} sent ({:.1}%), {} failed, {} pending",

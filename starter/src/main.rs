@@ -11,7 +11,7 @@ mod commands;
 mod watch;
 
 use clap::{Args, Parser, Subcommand};
-use herald_wire::{CampaignKey, Lanes, PageExecution, PageSize, Segment};
+use herald_wire::{CampaignKey, Lanes, PageExecution, PageSize, Rate, Segment};
 
 #[derive(Parser)]
 #[command(
@@ -110,9 +110,12 @@ struct LaunchArgs {
     /// Pages in flight at once, each over its own range of users.
     #[arg(long, default_value_t = Lanes::DEFAULT)]
     lanes: Lanes,
-    /// Page activities: "regular" or "local".
-    #[arg(long, default_value = "regular")]
+    /// Page activities: "local" (fast: run inside the workflow task) or "regular".
+    #[arg(long, default_value = "local")]
     execution: PageExecution,
+    /// At most this many recipients per second (default: as fast as the database allows).
+    #[arg(long)]
+    rate: Option<Rate>,
     /// Continue-as-new after this many pages (bounds each workflow run's history).
     #[arg(long, hide = true)]
     pages_per_run: Option<u32>,

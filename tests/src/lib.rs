@@ -128,12 +128,27 @@ impl TestApp {
     }
 
     pub fn start_worker(&mut self) -> Result<()> {
+        self.start_worker_with_env(&[])
+    }
+
+    /// Where this app's worker writes its log (appended across restarts).
+    pub fn worker_log_path(&self) -> PathBuf {
+        std::env::temp_dir().join(format!("{}.worker.log", self.db_name))
+    }
+
+    pub fn worker_log(&self) -> String {
+        std::fs::read_to_string(self.worker_log_path()).unwrap_or_default()
+    }
+
+    pub fn start_worker_with_env(&mut self, extra: &[(&str, &str)]) -> Result<()> {
         assert!(self.worker.is_none(), "a worker is already running");
-        let log = std::fs::File::create(
-            std::env::temp_dir().join(format!("{}.worker.log", self.db_name)),
-        )?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.worker_log_path())?;
         let child = Command::new(bin("herald-worker"))
             .envs(self.envs())
+            .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -238,6 +253,7 @@ impl TestApp {
         serde_json::from_str(&self.herald_ok(&["status", key, "--json"])).expect("status JSON")
     }
 
+    /// Items committed for a campaign; -1 while the database is unreachable (restarts).
     pub async fn item_count(&self, key: &str) -> i64 {
         sqlx::query_scalar(
             "SELECT count(*) FROM message_items i JOIN messages m ON m.id = i.message_id WHERE m.key = $1",
@@ -245,15 +261,43 @@ impl TestApp {
         .bind(key)
         .fetch_one(&self.pool)
         .await
-        .unwrap()
+        .unwrap_or(-1)
     }
 
+    /// The stored status; -1 while the database is unreachable (restarts).
     pub async fn db_status(&self, key: &str) -> i16 {
         sqlx::query_scalar("SELECT status FROM messages WHERE key = $1")
             .bind(key)
             .fetch_one(&self.pool)
             .await
-            .unwrap()
+            .unwrap_or(-1)
+    }
+
+    /// Check, in one snapshot, that the counters equal the ledger and the sum rule holds.
+    /// Returns the number of items.
+    pub async fn check_invariants(&self, key: &str) -> i64 {
+        let (total, items, sent, failed): (i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT m.total,
+                    (SELECT count(*) FROM message_items i WHERE i.message_id = m.id),
+                    (SELECT coalesce(sum(sent), 0) FROM message_pages p WHERE p.message_id = m.id)::bigint,
+                    (SELECT coalesce(sum(failed), 0) FROM message_pages p WHERE p.message_id = m.id)::bigint
+             FROM messages m WHERE m.key = $1",
+        )
+        .bind(key)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            sent + failed,
+            items,
+            "counters ran ahead of or behind the ledger"
+        );
+        let pending = total - sent - failed;
+        assert!(
+            pending >= 0,
+            "sum rule: pending {pending} < 0 (total {total}, sent {sent})"
+        );
+        items
     }
 
     /// Wait for the campaign's stored status, failing after `timeout`.

@@ -38,7 +38,10 @@ async fn pause_holds_still_and_resume_completes_exactly() {
     let app = TestApp::spawn().await.unwrap();
     let (lanes, page) = (2_i64, 100_i64);
     app.seed(30_000, "p");
-    let key = app.launch("p", &["--page-size", "100", "--lanes", "2"]);
+    let key = app.launch(
+        "p",
+        &["--page-size", "100", "--lanes", "2", "--rate", "4000"],
+    );
     app.wait_items(&key, 1_000, LONG).await.unwrap();
 
     app.herald_ok(&["pause", &key, "--reason", "wrong link"]);
@@ -89,7 +92,10 @@ async fn pause_holds_still_and_resume_completes_exactly() {
 async fn cancel_stops_the_campaign_and_no_page_runs_after_it() {
     let app = TestApp::spawn().await.unwrap();
     app.seed(30_000, "c");
-    let key = app.launch("c", &["--page-size", "100", "--lanes", "2"]);
+    let key = app.launch(
+        "c",
+        &["--page-size", "100", "--lanes", "2", "--rate", "4000"],
+    );
     app.wait_items(&key, 1_000, LONG).await.unwrap();
     app.herald_ok(&["cancel", &key, "--reason", "changed our mind"]);
     let at_return = app.item_count(&key).await;
@@ -219,4 +225,23 @@ async fn reading_twice_counts_once() {
     let out = app.herald(&["read", "999999", &key]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(app.status(&key)["read"], 1);
+}
+
+#[tokio::test]
+async fn regular_activities_deliver_exactly_once_too() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(2_500, "reg");
+    let key = app.launch(
+        "reg",
+        &[
+            "--execution",
+            "regular",
+            "--page-size",
+            "100",
+            "--lanes",
+            "3",
+        ],
+    );
+    app.wait_status(&key, 3, LONG).await.unwrap();
+    app.assert_exactly_once(&key, 2_500).await;
 }

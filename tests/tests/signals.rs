@@ -22,7 +22,10 @@ fn signal(app: &TestApp, wid: &str, name: &str, extra: &[&str]) {
 async fn temporal_cli_signals_work_and_malformed_payloads_do_no_harm() {
     let app = TestApp::spawn().await.unwrap();
     app.seed(30_000, "t");
-    let key = app.launch("t", &["--page-size", "100", "--lanes", "2"]);
+    let key = app.launch(
+        "t",
+        &["--page-size", "100", "--lanes", "2", "--rate", "4000"],
+    );
     let wid = format!("campaign-{key}");
     app.wait_items(&key, 1_000, LONG).await.unwrap();
 
@@ -107,7 +110,10 @@ async fn temporal_cli_signals_work_and_malformed_payloads_do_no_harm() {
 async fn a_cancel_signal_from_temporal_ends_the_campaign() {
     let app = TestApp::spawn().await.unwrap();
     app.seed(20_000, "x");
-    let key = app.launch("x", &["--page-size", "100", "--lanes", "1"]);
+    let key = app.launch(
+        "x",
+        &["--page-size", "100", "--lanes", "1", "--rate", "4000"],
+    );
     app.wait_items(&key, 500, LONG).await.unwrap();
     signal(&app, &format!("campaign-{key}"), "cancel", &[]);
     app.wait_status(&key, 4, LONG).await.unwrap();

@@ -9,7 +9,7 @@
 use std::{collections::HashMap, future::Future, time::Duration};
 
 use anyhow::{Context, anyhow};
-use herald_activities::{HeraldActivities, db};
+use herald_activities::{HeraldActivities, db, worker::Faults};
 use herald_wire::names;
 use herald_workflows::CampaignWorkflow;
 use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
@@ -147,7 +147,7 @@ pub async fn run_worker(config: &Config, shutdown: impl Future<Output = ()>) -> 
     let options = WorkerOptions::new(config.task_queue.clone())
         .register_workflow::<CampaignWorkflow>()
         .context("registering the campaign workflow")?
-        .register_activities(HeraldActivities::new(pool))
+        .register_activities(HeraldActivities::new(pool).with_faults(Faults::from_env()))
         // A workflow task waits this long on a dead worker's sticky queue before any
         // worker may take it; the default (10 s) would be most of the stall after a crash.
         .sticky_queue_schedule_to_start_timeout(Duration::from_secs(2))

@@ -12,6 +12,7 @@ async fn main() {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_target(false)
+        .with_writer(std::io::stderr)
         .init();
     if let Err(e) = run().await {
         eprintln!("herald-worker: {e:#}");

@@ -138,7 +138,8 @@ impl CampaignWorkflow {
             if ctx.cancellation_token().is_cancelled() {
                 ctx.state_mut(|s| s.cancel_requested = true);
             }
-            let stopping = draining || yielding || ctx.state(|s| s.paused || s.cancel_requested || !s.started);
+            let stopping =
+                draining || yielding || ctx.state(|s| s.paused || s.cancel_requested || !s.started);
             if !stopping {
                 let execution = ctx.state(|s| s.spec.execution);
                 for (lane, input) in ctx.state_mut(|s| s.claim_idle_lanes()) {
@@ -203,7 +204,12 @@ impl CampaignWorkflow {
                 publish(ctx);
             }
             let (pages, budget, per_yield, execution) = ctx.state(|s| {
-                (s.pages_this_run, s.tuning.pages_per_run, s.tuning.local_pages_per_yield, s.spec.execution)
+                (
+                    s.pages_this_run,
+                    s.tuning.pages_per_run,
+                    s.tuning.local_pages_per_yield,
+                    s.spec.execution,
+                )
             });
             if execution == PageExecution::Local {
                 pages_since_yield += 1;
@@ -318,6 +324,10 @@ impl CampaignWorkflow {
                     limit: self.spec.page_size.get(),
                     segment: self.spec.segment.clone(),
                     channel: self.spec.channel,
+                    min_millis: self
+                        .spec
+                        .rate
+                        .map_or(0, |r| r.page_millis(self.spec.page_size, self.lanes.len())),
                 },
             ));
         }
@@ -331,17 +341,16 @@ impl CampaignWorkflow {
             PageOutcome::Written {
                 last,
                 recipients,
-                inserted: _,
-                lane_sent,
-                lane_failed,
+                sent,
+                failed,
             } => {
                 plan::advance(
                     &mut self.lanes[lane],
                     last,
                     recipients,
                     self.spec.page_size.get(),
-                    lane_sent,
-                    lane_failed,
+                    sent,
+                    failed,
                 );
                 self.pages_done += 1;
                 self.pages_this_run += 1;

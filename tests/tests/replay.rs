@@ -1,0 +1,249 @@
+//! Determinism guard: histories captured from real runs replay against the current workflow
+//! code, without a server. A change that would break running campaigns fails here.
+//!
+//! To capture a fresh set (after a deliberate, versioned change to the workflow):
+//!
+//! ```sh
+//! scripts/services up && eval "$(scripts/services env)"
+//! cargo build --release --bins
+//! cargo test --release -p herald-tests --test replay -- --ignored capture_histories
+//! ```
+//!
+//! That runs each scenario below against the real services and rewrites `tests/histories/`.
+//! Histories are stored as the SDK's own JSON (`WorkflowHistory::to_json`), which
+//! `WorkflowHistory::from_json` reads back.
+
+use std::{path::PathBuf, time::Duration};
+
+use herald_tests::{TestApp, repo_root};
+use herald_workflows::CampaignWorkflow;
+use temporalio_client::{
+    WorkflowExecutionInfo, WorkflowFetchHistoryOptions, WorkflowHandle, WorkflowHistory,
+    WorkflowListOptions,
+};
+use temporalio_macros::{workflow, workflow_methods};
+use temporalio_sdk::{
+    WorkflowContext, WorkflowResult,
+    workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions},
+};
+
+fn histories_dir() -> PathBuf {
+    repo_root().join("tests").join("histories")
+}
+
+fn saved_histories() -> Vec<(String, WorkflowHistory)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(histories_dir())
+        .expect("tests/histories exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let history =
+                WorkflowHistory::from_json(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+            (name, history)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn saved_histories_replay_against_the_current_workflow() {
+    let histories = saved_histories();
+    let names: Vec<String> = histories.iter().map(|(n, _)| n.clone()).collect();
+    for scenario in [
+        "complete",
+        "pause-resume",
+        "cancel",
+        "continue-as-new",
+        "killed-worker",
+        "fault-after-commit",
+        "regular",
+    ] {
+        assert!(
+            names.iter().any(|n| n.starts_with(scenario)),
+            "no saved history for {scenario}: {names:?}"
+        );
+    }
+    let options = WorkflowReplayerOptions::new()
+        .register_workflow::<CampaignWorkflow>()
+        .unwrap()
+        .build();
+    let replayer = WorkflowReplayer::new(options).unwrap();
+    let results = replayer
+        .replay_workflows(histories.into_iter().map(|(_, h)| h))
+        .await
+        .unwrap();
+    for (name, result) in names.iter().zip(results) {
+        assert!(
+            result.replay_failure.is_none(),
+            "{name}: {:?}",
+            result.replay_failure
+        );
+    }
+}
+
+/// An impostor registered under the campaign's workflow type: it schedules nothing. Replaying
+/// real histories against it must fail, which shows the guard above can fail.
+#[workflow]
+#[derive(Default)]
+pub struct Impostor;
+
+#[workflow_methods]
+impl Impostor {
+    #[run(name = herald_wire::names::CAMPAIGN_WORKFLOW)]
+    pub async fn run(
+        ctx: &mut WorkflowContext<Self>,
+        _input: herald_wire::CampaignInput,
+    ) -> WorkflowResult<()> {
+        ctx.timer(Duration::from_secs(1)).await;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_changed_workflow_fails_replay() {
+    let (name, history) = saved_histories()
+        .into_iter()
+        .find(|(n, _)| n.starts_with("complete"))
+        .unwrap();
+    let options = WorkflowReplayerOptions::new()
+        .register_workflow::<Impostor>()
+        .unwrap()
+        .build();
+    let replayer = WorkflowReplayer::new(options).unwrap();
+    let result = replayer
+        .replay_workflows([history])
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert!(
+        result.replay_failure.is_some(),
+        "{name} replayed against a different workflow"
+    );
+}
+
+/// Save every run of a campaign's workflow as `<scenario>-run<N>.json`.
+async fn save(app: &TestApp, key: &str, scenario: &str) {
+    let config = herald_worker::Config {
+        database_url: app.database_url.clone(),
+        temporal_address: herald_tests::temporal_address(),
+        namespace: "default".into(),
+        task_queue: app.task_queue.clone(),
+    };
+    let client = herald_worker::connect_temporal(&config).await.unwrap();
+    let wid = format!("campaign-{key}");
+    let mut runs: Vec<(String, i64)> = Vec::new();
+    let mut stream = client.list_workflows(
+        format!("WorkflowId = '{wid}'"),
+        WorkflowListOptions::default(),
+    );
+    use futures::StreamExt;
+    while let Some(execution) = stream.next().await {
+        let execution = execution.unwrap();
+        let started = execution
+            .start_time()
+            .map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64);
+        runs.push((execution.run_id().to_owned(), started.unwrap_or(0)));
+    }
+    runs.sort_by_key(|(_, t)| *t);
+    assert!(!runs.is_empty(), "no runs for {wid}");
+    for (i, (run_id, _)) in runs.iter().enumerate().take(3) {
+        let handle: WorkflowHandle<_, CampaignWorkflow> = WorkflowHandle::new(
+            client.clone(),
+            WorkflowExecutionInfo::builder()
+                .namespace("default")
+                .workflow_id(wid.clone())
+                .run_id(run_id.clone())
+                .build(),
+        );
+        let json = handle
+            .fetch_history(WorkflowFetchHistoryOptions::default())
+            .to_json()
+            .await
+            .unwrap();
+        let path = histories_dir().join(format!("{scenario}-run{}.json", i + 1));
+        std::fs::write(&path, json).unwrap();
+        eprintln!("saved {}", path.display());
+    }
+}
+
+#[tokio::test]
+#[ignore = "captures new histories from the real services; run by hand (see the module docs)"]
+async fn capture_histories() {
+    const LONG: Duration = Duration::from_secs(120);
+    std::fs::create_dir_all(histories_dir()).unwrap();
+    for entry in std::fs::read_dir(histories_dir()).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+
+    let mut app = TestApp::spawn().await.unwrap();
+    app.seed(3_000, "h");
+
+    let key = app.launch("h", &["--page-size", "100", "--lanes", "3"]);
+    app.wait_status(&key, 3, LONG).await.unwrap();
+    save(&app, &key, "complete").await;
+
+    let key = app.launch(
+        "h",
+        &[
+            "--page-size",
+            "100",
+            "--lanes",
+            "3",
+            "--execution",
+            "regular",
+        ],
+    );
+    app.wait_status(&key, 3, LONG).await.unwrap();
+    save(&app, &key, "regular").await;
+
+    let key = app.launch(
+        "h",
+        &["--page-size", "100", "--lanes", "2", "--rate", "1500"],
+    );
+    app.wait_items(&key, 500, LONG).await.unwrap();
+    app.herald_ok(&["pause", &key, "--reason", "replay capture"]);
+    app.wait_status(&key, 2, LONG).await.unwrap();
+    app.herald_ok(&["resume", &key]);
+    app.wait_status(&key, 3, LONG).await.unwrap();
+    save(&app, &key, "pause-resume").await;
+
+    let key = app.launch(
+        "h",
+        &["--page-size", "100", "--lanes", "2", "--rate", "1500"],
+    );
+    app.wait_items(&key, 500, LONG).await.unwrap();
+    app.herald_ok(&["cancel", &key]);
+    app.wait_status(&key, 4, LONG).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    save(&app, &key, "cancel").await;
+
+    let key = app.launch(
+        "h",
+        &["--page-size", "100", "--lanes", "2", "--pages-per-run", "4"],
+    );
+    app.wait_status(&key, 3, LONG).await.unwrap();
+    save(&app, &key, "continue-as-new").await;
+
+    let key = app.launch(
+        "h",
+        &["--page-size", "100", "--lanes", "2", "--rate", "1500"],
+    );
+    app.wait_items(&key, 800, LONG).await.unwrap();
+    app.kill_worker();
+    app.start_worker().unwrap();
+    app.wait_status(&key, 3, LONG).await.unwrap();
+    save(&app, &key, "killed-worker").await;
+
+    app.kill_worker();
+    app.start_worker_with_env(&[("HERALD_FAULT_FAIL_AFTER_COMMIT_EVERY", "3")])
+        .unwrap();
+    let key = app.launch("h", &["--page-size", "100", "--lanes", "2"]);
+    app.wait_status(&key, 3, LONG).await.unwrap();
+    save(&app, &key, "fault-after-commit").await;
+}

@@ -206,17 +206,40 @@ async fn a_pause_around_continue_as_new_is_never_lost() {
     assert!(n > 10, "expected many runs, got {runs:?}");
 }
 
+/// Something that changes when the service restarts: PostgreSQL's start time, the Temporal
+/// dev server's process id.
+async fn incarnation(app: &TestApp, service: &str) -> String {
+    match service {
+        "postgres" => sqlx::query_scalar::<_, String>("SELECT pg_postmaster_start_time()::text")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap(),
+        _ => std::fs::read_to_string(herald_tests::repo_root().join(".data/temporal/server.pid"))
+            .unwrap(),
+    }
+}
+
 async fn restart_mid_campaign(service: &str) {
     let app = TestApp::spawn().await.unwrap();
     app.seed(40_000, "rs");
     let key = app.launch("rs", PACED);
     app.wait_items(&key, 10_000, LONG).await.unwrap();
+    let before = incarnation(&app, service).await;
     let status = std::process::Command::new(herald_tests::repo_root().join("scripts/services"))
         .arg(format!("restart-{service}"))
         .status()
         .unwrap();
     assert!(status.success(), "restarting {service}");
+    assert!(
+        app.item_count(&key).await < 40_000,
+        "the campaign ended before the restart"
+    );
     app.wait_status(&key, 3, LONG).await.unwrap();
+    assert_ne!(
+        incarnation(&app, service).await,
+        before,
+        "{service} was not restarted"
+    );
     app.assert_exactly_once(&key, 40_000).await;
 }
 

@@ -165,20 +165,23 @@ impl TestApp {
         }
     }
 
-    /// SIGTERM the worker and wait for it to drain and exit.
-    pub fn stop_worker(&mut self) {
-        if let Some(mut child) = self.worker.take() {
-            unsafe_sigterm(child.id());
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+    /// SIGTERM the worker and wait for it to drain and exit. Returns whether it exited by
+    /// itself within 20 s (otherwise it is killed).
+    pub fn stop_worker(&mut self) -> bool {
+        let Some(mut child) = self.worker.take() else {
+            return true;
+        };
+        sigterm(child.id());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return true;
             }
-            child.kill().ok();
-            child.wait().ok();
+            std::thread::sleep(Duration::from_millis(50));
         }
+        child.kill().ok();
+        child.wait().ok();
+        false
     }
 
     /// Run the `herald` CLI with this app's environment.
@@ -364,7 +367,7 @@ fn replace_db(url: &str, db: &str) -> String {
     format!("{prefix}/{db}{query}")
 }
 
-fn unsafe_sigterm(pid: u32) {
+fn sigterm(pid: u32) {
     // std has no SIGTERM; the `kill` command is everywhere this runs.
     Command::new("kill")
         .arg("-TERM")

@@ -33,6 +33,19 @@ async fn a_worker_killed_again_and_again_loses_and_duplicates_nobody() {
 }
 
 #[tokio::test]
+async fn a_worker_stopped_with_sigterm_drains_and_hands_over() {
+    let mut app = TestApp::spawn().await.unwrap();
+    app.seed(20_000, "st");
+    let key = app.launch("st", PACED);
+    app.wait_items(&key, 4_000, LONG).await.unwrap();
+    assert!(app.stop_worker(), "the worker did not exit on SIGTERM");
+    app.check_invariants(&key).await;
+    app.start_worker().unwrap();
+    app.wait_status(&key, 3, LONG).await.unwrap();
+    app.assert_exactly_once(&key, 20_000).await;
+}
+
+#[tokio::test]
 async fn a_page_that_fails_after_commit_is_retried_without_double_counting() {
     for execution in ["local", "regular"] {
         let mut app = TestApp::without_worker().await.unwrap();

@@ -121,3 +121,25 @@ async fn a_cancel_signal_from_temporal_ends_the_campaign() {
     assert_eq!(s["sent"], app.item_count(&key).await, "{s}");
     assert!(s["sent"].as_i64().unwrap() < 20_000);
 }
+
+#[tokio::test]
+async fn temporals_own_cancellation_request_ends_the_campaign_as_cancelled() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(20_000, "tc");
+    let key = app.launch(
+        "tc",
+        &["--page-size", "100", "--lanes", "2", "--rate", "4000"],
+    );
+    app.wait_items(&key, 500, LONG).await.unwrap();
+    let out = app.temporal(&[
+        "workflow",
+        "cancel",
+        "--workflow-id",
+        &format!("campaign-{key}"),
+    ]);
+    assert!(out.status.success(), "{}", herald_tests::stderr(&out));
+    app.wait_status(&key, 4, LONG).await.unwrap();
+    let s = app.status(&key);
+    assert_eq!(s["sent"], app.item_count(&key).await, "{s}");
+    assert!(s["sent"].as_i64().unwrap() < 20_000);
+}

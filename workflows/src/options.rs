@@ -1,17 +1,31 @@
 //! Timeouts and retry policies for the campaign's activities.
 //!
-//! The numbers come from one question: how long may a campaign stand still after a worker
-//! dies? Temporal only notices a lost activity when its start-to-close timeout expires, so
-//! that timeout *is* the recovery time for a killed worker. A page is a single SQL statement
-//! that takes tens of milliseconds, so 5 s is generous headroom and still a short stall.
-//! (The database side is bounded too: the activities' pool sets a statement timeout below it.)
+//! The numbers answer one question: how long may a campaign stand still after its worker
+//! dies? Measured with `scripts/faults`, a SIGKILLed worker stalls a campaign ~3.5 s.
+//!
+//! - Local-activity pages (the default) live inside a workflow task, so after a crash the
+//!   server hands the task to another worker when the **workflow task timeout** expires: 3 s,
+//!   set by the CLI at launch. The new worker replays history and re-runs the pages since the
+//!   last completed task; they find their page rows and write nothing twice.
+//! - The worker's sticky queue timeout (2 s, in `herald-worker`) bounds the wait for a task
+//!   queued to a dead worker's sticky queue; the default 10 s would dominate the stall.
+//! - Regular-activity pages are noticed lost when their **start-to-close timeout** expires:
+//!   [`PAGE_TIMEOUT`], 5 s. A page is one statement of tens of milliseconds, so that is ample
+//!   headroom; the worker's database pool cancels any statement after 4 s, below it, so a
+//!   stuck statement is abandoned by PostgreSQL before Temporal retries the page elsewhere.
+//!   No heartbeats: a page is too short to need them.
+//! - Retries never give up (capped at 3 s between attempts): a database restart or a dropped
+//!   connection is waited out, never turned into a skipped page. What retrying cannot fix (an
+//!   unknown campaign) is raised as non-retryable by the activity itself.
+//! - A worker stopped with SIGTERM finishes its in-flight pages (up to 5 s) and exits; its
+//!   workflows are picked up by the next worker at once.
 
 use std::time::Duration;
 
 use temporalio_sdk::{ActivityOptions, LocalActivityOptions};
-use temporalio_workflow::RetryPolicy;
+use temporalio_workflow::{RetryPolicy, WorkflowCancellationToken};
 
-/// Start-to-close for one page: the upper bound on the stall after a worker is killed.
+/// Start-to-close for one page: the stall after a worker running regular pages is killed.
 pub const PAGE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Retry until it works. A page must eventually be written: database restarts and
@@ -25,9 +39,17 @@ fn retry_forever() -> RetryPolicy {
         .build()
 }
 
+/// Activities are detached from Temporal's workflow cancellation (the web UI's "Request
+/// Cancellation"): the workflow notices the request between pages and ends the campaign as
+/// cancelled itself, recording the status, instead of having its bookkeeping cut off.
+fn detached() -> WorkflowCancellationToken {
+    WorkflowCancellationToken::new()
+}
+
 pub fn page() -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(PAGE_TIMEOUT)
         .retry_policy(retry_forever())
+        .cancellation_token(detached())
         .build()
 }
 
@@ -35,6 +57,7 @@ pub fn page_local() -> LocalActivityOptions {
     LocalActivityOptions::builder()
         .start_to_close_timeout(PAGE_TIMEOUT)
         .retry_policy(retry_forever())
+        .cancellation_token(detached())
         .build()
 }
 
@@ -43,6 +66,7 @@ pub fn page_local() -> LocalActivityOptions {
 pub fn bookkeeping() -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
         .retry_policy(retry_forever())
+        .cancellation_token(detached())
         .build()
 }
 
@@ -50,5 +74,6 @@ pub fn bookkeeping() -> ActivityOptions {
 pub fn yield_now() -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(Duration::from_secs(5))
         .retry_policy(retry_forever())
+        .cancellation_token(detached())
         .build()
 }

@@ -13,7 +13,7 @@ use herald_wire::{
     CampaignInput, CampaignKey, CampaignSpec, Channel, Content, InvalidInput, SignalRequest,
     Tuning, names, parse_send_at,
 };
-use herald_worker::{Config, connect_temporal, redact};
+use herald_worker::{Config, connect_database, connect_temporal};
 use herald_workflows::CampaignWorkflow;
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::PgPool;
@@ -68,18 +68,7 @@ pub async fn run(command: Command) -> Result<()> {
 
 /// Connect to PostgreSQL and apply pending migrations.
 async fn database(config: &Config) -> Result<PgPool> {
-    let pool = db::connect(&config.database_url, &db::PoolSettings::cli())
-        .await
-        .map_err(|e| {
-            anyhow!(
-                "cannot reach PostgreSQL at {} ({e}); start it with `scripts/services up` or set DATABASE_URL",
-                redact(&config.database_url)
-            )
-        })?;
-    db::migrate(&pool)
-        .await
-        .context("applying database migrations")?;
-    Ok(pool)
+    connect_database(config, &db::PoolSettings::cli()).await
 }
 
 async fn seed(config: &Config, count: i64, segment: Option<herald_wire::Segment>) -> Result<()> {

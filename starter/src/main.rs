@@ -143,6 +143,12 @@ fn parse_segment(s: &str) -> Result<Segment, String> {
 
 #[tokio::main]
 async fn main() {
+    // Behave like a Unix tool when stdout closes early (`herald list | head`): exit quietly
+    // instead of panicking on the broken pipe.
+    // SAFETY: restoring the default disposition of SIGPIPE before any other thread uses it.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")

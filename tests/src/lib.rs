@@ -310,6 +310,17 @@ impl TestApp {
             .with_context(|| format!("campaign {key} did not reach status {status}"))
     }
 
+    /// Wait until the campaign's workflow has closed (completed) in Temporal.
+    pub async fn wait_workflow_completed(&self, key: &str, timeout: Duration) -> Result<()> {
+        let wid = format!("campaign-{key}");
+        wait_until(timeout, || async {
+            let out = self.temporal(&["workflow", "describe", "--workflow-id", &wid, "-o", "json"]);
+            String::from_utf8_lossy(&out.stdout).contains("WORKFLOW_EXECUTION_STATUS_COMPLETED")
+        })
+        .await
+        .with_context(|| format!("the workflow of {key} did not complete"))
+    }
+
     /// Wait until at least `n` items are committed.
     pub async fn wait_items(&self, key: &str, n: i64, timeout: Duration) -> Result<()> {
         wait_until(timeout, || async { self.item_count(key).await >= n })

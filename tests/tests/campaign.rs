@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use herald_tests::{TestApp, wait_until};
+use herald_tests::TestApp;
 
 const LONG: Duration = Duration::from_secs(120);
 
@@ -101,13 +101,9 @@ async fn cancel_stops_the_campaign_and_no_page_runs_after_it() {
     let at_return = app.item_count(&key).await;
     app.wait_status(&key, 4, LONG).await.unwrap();
     // The workflow ends: Temporal reports it closed.
-    let wid = format!("campaign-{key}");
-    wait_until(LONG, || async {
-        let out = app.temporal(&["workflow", "describe", "--workflow-id", &wid, "-o", "json"]);
-        String::from_utf8_lossy(&out.stdout).contains("WORKFLOW_EXECUTION_STATUS_COMPLETED")
-    })
-    .await
-    .expect("the workflow completes after cancel");
+    app.wait_workflow_completed(&key, LONG)
+        .await
+        .expect("the workflow completes after cancel");
     let after = app.item_count(&key).await;
     assert!(after - at_return <= 2 * 100, "{at_return} -> {after}");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -139,13 +135,9 @@ async fn a_future_send_at_waits_and_cancel_works_during_the_wait() {
     assert_eq!(app.item_count(&key).await, 0);
     app.herald_ok(&["cancel", &key]);
     app.wait_status(&key, 4, LONG).await.unwrap();
-    let wid = format!("campaign-{key}");
-    wait_until(LONG, || async {
-        let out = app.temporal(&["workflow", "describe", "--workflow-id", &wid, "-o", "json"]);
-        String::from_utf8_lossy(&out.stdout).contains("WORKFLOW_EXECUTION_STATUS_COMPLETED")
-    })
-    .await
-    .expect("the waiting workflow ends when cancelled");
+    app.wait_workflow_completed(&key, LONG)
+        .await
+        .expect("the waiting workflow ends when cancelled");
     assert_eq!(app.item_count(&key).await, 0);
 }
 

@@ -132,12 +132,9 @@ async fn signals_sent_while_no_worker_runs_take_effect_when_one_starts() {
     app.herald_ok(&["cancel", &key]);
     let at_cancel = app.check_invariants(&key).await;
     app.start_worker().unwrap();
-    wait_until(LONG, || async {
-        let out = app.temporal(&["workflow", "describe", "--workflow-id", &wid, "-o", "json"]);
-        String::from_utf8_lossy(&out.stdout).contains("WORKFLOW_EXECUTION_STATUS_COMPLETED")
-    })
-    .await
-    .expect("the workflow ends once a worker sees the cancel");
+    app.wait_workflow_completed(&key, LONG)
+        .await
+        .expect("the workflow ends once a worker sees the cancel");
     assert_eq!(app.db_status(&key).await, 4);
     assert_eq!(
         app.check_invariants(&key).await,

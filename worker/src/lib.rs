@@ -77,6 +77,24 @@ pub async fn connect_temporal(config: &Config) -> anyhow::Result<Client> {
     .context("creating the Temporal client")
 }
 
+/// Connect to PostgreSQL and apply pending migrations, failing with a hint when it is not
+/// running.
+pub async fn connect_database(
+    config: &Config,
+    settings: &db::PoolSettings,
+) -> anyhow::Result<sqlx::PgPool> {
+    let pool = db::connect(&config.database_url, settings).await.map_err(|e| {
+        anyhow!(
+            "cannot reach PostgreSQL at {} ({e}); start it with `scripts/services up` or set DATABASE_URL",
+            redact(&config.database_url)
+        )
+    })?;
+    db::migrate(&pool)
+        .await
+        .context("applying database migrations")?;
+    Ok(pool)
+}
+
 /// Make sure the search attributes the workflow upserts exist in the namespace (the dev
 /// server starts without them; a workflow that upserts an unknown attribute fails its tasks).
 pub async fn ensure_search_attributes(client: &Client, namespace: &str) -> anyhow::Result<()> {
@@ -126,18 +144,8 @@ fn tonic_request<T>(message: T) -> temporalio_client::tonic::Request<T> {
 /// Connect to both services, apply migrations, and run a worker until `shutdown` resolves.
 /// In-flight tasks are allowed to finish (up to a few seconds) before it returns.
 pub async fn run_worker(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let pool = db::connect(&config.database_url, &db::PoolSettings::worker(16))
-        .await
-        .map_err(|e| {
-            anyhow!(
-                "cannot reach PostgreSQL at {} ({e}); start it with `scripts/services up` or set DATABASE_URL",
-                redact(&config.database_url)
-            )
-        })?;
     // The worker applies pending migrations itself, so a fresh database needs no extra step.
-    db::migrate(&pool)
-        .await
-        .context("applying database migrations")?;
+    let pool = connect_database(config, &db::PoolSettings::worker(16)).await?;
 
     let client = connect_temporal(config).await?;
     ensure_search_attributes(&client, &config.namespace).await?;

@@ -377,16 +377,6 @@ pub async fn restore_status(
     Ok(())
 }
 
-/// Recipients an audience filter would reach now.
-pub async fn audience_size(pool: &PgPool, segment: Option<&Segment>) -> Result<i64, LedgerError> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM users WHERE $1::text IS NULL OR segments @> ARRAY[$1::text]",
-    )
-    .bind(segment.map(Segment::as_str))
-    .fetch_one(pool)
-    .await?)
-}
-
 /// A campaign as the CLI shows it. Counters are the ledger's committed totals.
 #[derive(Clone, Debug, Serialize)]
 pub struct CampaignView {

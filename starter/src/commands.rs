@@ -127,13 +127,6 @@ async fn launch(config: &Config, args: LaunchArgs) -> Result<()> {
     let pool = database(config).await?;
     let client = connect_temporal(config).await?;
 
-    let audience = ledger::audience_size(&pool, args.segment.as_ref()).await?;
-    if audience == 0 {
-        return Err(refused(match &args.segment {
-            Some(s) => format!("the audience is empty: no user carries segment {s:?}"),
-            None => "the audience is empty: there are no users; add some with `herald users seed --count N`".into(),
-        }));
-    }
     let spec = CampaignSpec {
         content,
         channel: Channel::Inbox,
@@ -144,7 +137,16 @@ async fn launch(config: &Config, args: LaunchArgs) -> Result<()> {
         execution: args.execution,
         rate: args.rate,
     };
+    // Creating the row fixes the audience (one count); an empty one is refused and removed.
     let registered = ledger::create_campaign(&pool, &key, &spec).await?;
+    if registered.total == 0 {
+        ledger::delete_unstarted(&pool, &key).await?;
+        return Err(refused(match &spec.segment {
+            Some(s) => format!("the audience is empty: no user carries segment {s:?}"),
+            None => "the audience is empty: there are no users; add some with `herald users seed --count N`"
+                .into(),
+        }));
+    }
     let mut tuning = Tuning::default();
     if let Some(n) = args.pages_per_run {
         tuning.pages_per_run = n.max(1);

@@ -86,8 +86,7 @@ pub struct TestApp {
 impl TestApp {
     /// Create a database, migrate it, and start a worker.
     pub async fn spawn() -> Result<Self> {
-        let app = Self::without_worker().await?;
-        let mut app = app;
+        let mut app = Self::without_worker().await?;
         app.start_worker()?;
         Ok(app)
     }

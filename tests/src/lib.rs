@@ -30,7 +30,16 @@ fn bin_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("HERALD_BIN_DIR") {
         return PathBuf::from(dir);
     }
-    repo_root().join("target").join("release")
+    // Cargo's own override of the target directory, as scripts/test's build used it.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let target = if target.is_relative() {
+        repo_root().join(target)
+    } else {
+        target
+    };
+    target.join("release")
 }
 
 fn bin(name: &str) -> PathBuf {

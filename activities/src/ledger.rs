@@ -286,16 +286,6 @@ pub enum Request {
     Cancel,
 }
 
-impl Request {
-    pub fn verb(self) -> &'static str {
-        match self {
-            Self::Pause => "pause",
-            Self::Resume => "resume",
-            Self::Cancel => "cancel",
-        }
-    }
-}
-
 /// The CLI's half of pause, resume and cancel: check the request against the stored status,
 /// and write the new status *before* the signal is sent. Page activities read it in their
 /// transaction, so once this returns no new page can start writing (see [`PAGE_SQL`]).
@@ -307,13 +297,13 @@ pub async fn request(
     reason: Option<&str>,
 ) -> Result<CampaignStatus, LedgerError> {
     let mut tx = pool.begin().await?;
-    let current: Option<i16> =
-        sqlx::query_scalar("SELECT status FROM messages WHERE key = $1 FOR UPDATE")
+    let row: Option<(i16, Option<DateTime<Utc>>)> =
+        sqlx::query_as("SELECT status, started_at FROM messages WHERE key = $1 FOR UPDATE")
             .bind(key.as_str())
             .fetch_optional(&mut *tx)
             .await?;
-    let current =
-        status_from(current.ok_or_else(|| LedgerError::UnknownCampaign(key.to_string()))?);
+    let (current, started_at) = row.ok_or_else(|| LedgerError::UnknownCampaign(key.to_string()))?;
+    let current = status_from(current);
     let (allowed, target, action) = match req {
         Request::Pause => (current.can_pause(), CampaignStatus::Paused, "pausing"),
         Request::Resume => (current.can_resume(), CampaignStatus::InProgress, "resuming"),
@@ -332,19 +322,8 @@ pub async fn request(
     }
     // A campaign paused before its send time goes back to "not started" on resume; the
     // workflow marks it in progress when the time comes.
-    let target = match (req, current) {
-        (Request::Resume, CampaignStatus::Paused) => {
-            let started: Option<DateTime<Utc>> =
-                sqlx::query_scalar("SELECT started_at FROM messages WHERE key = $1")
-                    .bind(key.as_str())
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if started.is_some() {
-                target
-            } else {
-                CampaignStatus::NotStarted
-            }
-        }
+    let target = match req {
+        Request::Resume if started_at.is_none() => CampaignStatus::NotStarted,
         _ => target,
     };
     sqlx::query(
@@ -590,36 +569,6 @@ pub async fn seed_users(
         row.get::<Option<i64>, _>("first").unwrap_or(0),
         row.get::<Option<i64>, _>("last").unwrap_or(0),
     ))
-}
-
-/// The ledger's own account of a campaign, counted from `message_items` (a scan: for tests,
-/// the fault suite and the benchmark, not for live progress).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct LedgerCount {
-    pub items: i64,
-    pub sent: i64,
-    pub failed: i64,
-    pub read: i64,
-}
-
-pub async fn count_items(pool: &PgPool, key: &CampaignKey) -> Result<LedgerCount, LedgerError> {
-    let row = sqlx::query(
-        "SELECT count(*) AS items,
-                count(*) FILTER (WHERE i.status = 1) AS sent,
-                count(*) FILTER (WHERE i.status = 2) AS failed,
-                count(*) FILTER (WHERE i.read_at IS NOT NULL) AS read
-         FROM message_items i JOIN messages m ON m.id = i.message_id
-         WHERE m.key = $1",
-    )
-    .bind(key.as_str())
-    .fetch_one(pool)
-    .await?;
-    Ok(LedgerCount {
-        items: row.get("items"),
-        sent: row.get("sent"),
-        failed: row.get("failed"),
-        read: row.get("read"),
-    })
 }
 
 fn status_from(code: i16) -> CampaignStatus {

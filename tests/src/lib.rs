@@ -228,6 +228,23 @@ impl TestApp {
             .expect("running the temporal CLI (scripts/services up installs it)")
     }
 
+    /// Send a signal to a campaign straight through Temporal (as another service or the web
+    /// UI would, with no database fence), requiring the CLI to accept it.
+    pub fn signal(&self, key: &str, name: &str, extra: &[&str]) {
+        let wid = format!("campaign-{key}");
+        let mut args = vec![
+            "workflow",
+            "signal",
+            "--workflow-id",
+            wid.as_str(),
+            "--name",
+            name,
+        ];
+        args.extend_from_slice(extra);
+        let out = self.temporal(&args);
+        assert!(out.status.success(), "temporal {args:?}: {}", stderr(&out));
+    }
+
     pub fn seed(&self, count: u32, segment: &str) {
         self.herald_ok(&[
             "users",

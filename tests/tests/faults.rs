@@ -101,20 +101,11 @@ async fn signals_sent_while_no_worker_runs_take_effect_when_one_starts() {
     let mut app = TestApp::spawn().await.unwrap();
     app.seed(30_000, "nw");
     let key = app.launch("nw", PACED);
-    let wid = format!("campaign-{key}");
     app.wait_items(&key, 4_000, LONG).await.unwrap();
 
     // Pause straight through Temporal (no database fence) while no worker runs.
     app.kill_worker();
-    let out = app.temporal(&[
-        "workflow",
-        "signal",
-        "--workflow-id",
-        &wid,
-        "--name",
-        "pause",
-    ]);
-    assert!(out.status.success(), "{}", herald_tests::stderr(&out));
+    app.signal(&key, "pause", &[]);
     app.start_worker().unwrap();
     app.wait_status(&key, 2, LONG).await.unwrap();
     let held = app.check_invariants(&key).await;
@@ -167,15 +158,7 @@ async fn a_pause_around_continue_as_new_is_never_lost() {
         if app.db_status(&key).await == 3 {
             break;
         }
-        let out = app.temporal(&[
-            "workflow",
-            "signal",
-            "--workflow-id",
-            &wid,
-            "--name",
-            "pause",
-        ]);
-        assert!(out.status.success(), "{}", herald_tests::stderr(&out));
+        app.signal(&key, "pause", &[]);
         app.wait_status(&key, 2, LONG)
             .await
             .expect("a pause near continue-as-new was lost");
@@ -186,15 +169,7 @@ async fn a_pause_around_continue_as_new_is_never_lost() {
             held,
             "items moved while paused"
         );
-        let out = app.temporal(&[
-            "workflow",
-            "signal",
-            "--workflow-id",
-            &wid,
-            "--name",
-            "resume",
-        ]);
-        assert!(out.status.success());
+        app.signal(&key, "resume", &[]);
         wait_until(LONG, || async { app.db_status(&key).await != 2 })
             .await
             .unwrap();

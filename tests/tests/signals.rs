@@ -7,17 +7,6 @@ use herald_tests::TestApp;
 
 const LONG: Duration = Duration::from_secs(120);
 
-fn signal(app: &TestApp, wid: &str, name: &str, extra: &[&str]) {
-    let mut args = vec!["workflow", "signal", "--workflow-id", wid, "--name", name];
-    args.extend_from_slice(extra);
-    let out = app.temporal(&args);
-    assert!(
-        out.status.success(),
-        "temporal {args:?}: {}",
-        herald_tests::stderr(&out)
-    );
-}
-
 #[tokio::test]
 async fn temporal_cli_signals_work_and_malformed_payloads_do_no_harm() {
     let app = TestApp::spawn().await.unwrap();
@@ -30,17 +19,16 @@ async fn temporal_cli_signals_work_and_malformed_payloads_do_no_harm() {
     app.wait_items(&key, 1_000, LONG).await.unwrap();
 
     // A bare pause with no payload at all, as from the web UI's signal box left empty.
-    signal(&app, &wid, "pause", &[]);
+    app.signal(&key, "pause", &[]);
     app.wait_status(&key, 2, LONG).await.unwrap();
     let held = app.item_count(&key).await;
 
     // Payloads of every wrong shape: a number, a list, bytes in another encoding, bad UTF-8.
-    signal(&app, &wid, "pause", &["--input", "123"]);
-    signal(&app, &wid, "resume", &["--input", "[1, 2]"]);
-    signal(&app, &wid, "pause", &["--input", "{\"reason\": 5}"]);
-    signal(
-        &app,
-        &wid,
+    app.signal(&key, "pause", &["--input", "123"]);
+    app.signal(&key, "resume", &["--input", "[1, 2]"]);
+    app.signal(&key, "pause", &["--input", "{\"reason\": 5}"]);
+    app.signal(
+        &key,
         "pause",
         &[
             "--input-meta",
@@ -50,12 +38,7 @@ async fn temporal_cli_signals_work_and_malformed_payloads_do_no_harm() {
             "/w==",
         ],
     );
-    signal(
-        &app,
-        &wid,
-        "pause",
-        &["--input", "{\"reason\": \"checked\"}"],
-    );
+    app.signal(&key, "pause", &["--input", "{\"reason\": \"checked\"}"]);
 
     // The workflow is healthy: it answers queries, and it is paused (the malformed resume
     // still meant "resume", and the pauses after it re-paused).
@@ -96,12 +79,7 @@ async fn temporal_cli_signals_work_and_malformed_payloads_do_no_harm() {
         .await
         .expect("the last pause's reason is recorded");
 
-    signal(
-        &app,
-        &wid,
-        "resume",
-        &["--input", "{\"reason\": \"fixed\"}"],
-    );
+    app.signal(&key, "resume", &["--input", "{\"reason\": \"fixed\"}"]);
     app.wait_status(&key, 3, LONG).await.unwrap();
     app.assert_exactly_once(&key, 30_000).await;
 }
@@ -115,7 +93,7 @@ async fn a_cancel_signal_from_temporal_ends_the_campaign() {
         &["--page-size", "100", "--lanes", "1", "--rate", "4000"],
     );
     app.wait_items(&key, 500, LONG).await.unwrap();
-    signal(&app, &format!("campaign-{key}"), "cancel", &[]);
+    app.signal(&key, "cancel", &[]);
     app.wait_status(&key, 4, LONG).await.unwrap();
     let s = app.status(&key);
     assert_eq!(s["sent"], app.item_count(&key).await, "{s}");

@@ -1,7 +1,7 @@
 //! One function per subcommand. Every command checks its input and reaches the services it
 //! needs *before* it writes anything, so a refused or failed command changes nothing.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
 use chrono::Utc;
@@ -152,7 +152,7 @@ async fn launch(config: &Config, args: LaunchArgs) -> Result<()> {
         tuning.pages_per_run = n.max(1);
     }
     if let Some(n) = args.pages_per_yield {
-        tuning.local_pages_per_yield = n.max(1);
+        tuning.local_pages_per_yield = n;
     }
     if let Err(e) = start_workflow(config, &client, &key, &spec, tuning).await {
         // Leave nothing behind: the campaign row without its workflow would never run.
@@ -188,8 +188,8 @@ async fn start_workflow(
     let options = WorkflowStartOptions::new(config.task_queue.clone(), names::workflow_id(key))
         .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
         .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
-        // A workflow task lost with a killed worker is retried after this long.
-        .task_timeout(Duration::from_secs(3))
+        // See `herald_workflows::options::TASK_TIMEOUT`: signal latency and crash recovery.
+        .task_timeout(herald_workflows::options::TASK_TIMEOUT)
         .static_summary(format!("Herald campaign {key}: {}", spec.content.title()))
         .build();
     client

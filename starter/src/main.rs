@@ -119,7 +119,8 @@ struct LaunchArgs {
     /// Continue-as-new after this many pages (bounds each workflow run's history).
     #[arg(long, hide = true)]
     pages_per_run: Option<u32>,
-    /// Local activities: end the workflow task every this many pages (signal latency).
+    /// Local activities: also drain the lanes and end the workflow task every this many
+    /// pages (0, the default: never; the workflow task heartbeat lets signals in).
     #[arg(long, hide = true)]
     pages_per_yield: Option<u32>,
 }

@@ -51,9 +51,11 @@ pub struct Tuning {
     /// Continue-as-new after this many pages in one run (or sooner if the server suggests it).
     #[serde(default = "Tuning::default_pages_per_run")]
     pub pages_per_run: u32,
-    /// With local activities: let the workflow task end (and signals in) every this many
-    /// pages. Smaller means faster reaction to signals sent straight to Temporal; larger
-    /// means fewer drains of the lanes.
+    /// With local activities: drain the lanes and run a no-op regular activity every this
+    /// many pages, so the workflow task ends and signals get in. 0 (the default) never does:
+    /// the SDK's workflow task heartbeat lets signals in every 0.8 s without stopping the
+    /// pages (see `herald_workflows::options`). Campaigns started before that default
+    /// changed carry 200 here and replay as they ran.
     #[serde(default = "Tuning::default_local_pages_per_yield")]
     pub local_pages_per_yield: u32,
 }
@@ -64,9 +66,7 @@ impl Tuning {
     }
 
     fn default_local_pages_per_yield() -> u32 {
-        // ~0.4 s of pages at full speed: a bare pause signal is seen well within a second,
-        // and a yield (drain the lanes, one server round trip) costs ~2% of the run.
-        200
+        0
     }
 }
 

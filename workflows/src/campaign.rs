@@ -127,11 +127,11 @@ impl CampaignWorkflow {
         let mut in_flight: Vec<PageFuture<'_>> = Vec::new();
         let mut draining = false;
         // Local activities run inside one long workflow task, and signals reach the workflow
-        // only when a task ends. Every few pages Herald lets the lanes drain and runs a no-op
-        // regular activity: the task completes, the server delivers pending signals, and a
-        // pause sent straight to Temporal takes effect within a fraction of a second. (A 1 ms
-        // timer would do the same, but the server fires timers with up to ~1 s of delay;
-        // an activity is dispatched at once, usually eagerly to this very worker.)
+        // only when a task ends. The SDK ends it every 0.8 s on its own (options::TASK_TIMEOUT).
+        // Optionally (tuning.local_pages_per_yield > 0, the default before that was measured)
+        // Herald also lets the lanes drain every few pages and runs a no-op regular activity,
+        // which ends the task too. (A 1 ms timer would do the same, but the server fires
+        // timers with up to ~1 s of delay.)
         let mut yielding = false;
         let mut pages_since_yield = 0;
         loop {
@@ -213,7 +213,7 @@ impl CampaignWorkflow {
             });
             if execution == PageExecution::Local {
                 pages_since_yield += 1;
-                yielding |= pages_since_yield >= per_yield.max(1);
+                yielding |= per_yield > 0 && pages_since_yield >= per_yield;
             }
             if !draining
                 && plan::should_continue_as_new(

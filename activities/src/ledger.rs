@@ -7,7 +7,7 @@ use herald_wire::{
     SetStatusInput,
 };
 use serde::Serialize;
-use sqlx::{PgPool, Postgres, Row, Transaction, postgres::PgRow};
+use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use crate::LedgerError;
 
@@ -131,68 +131,22 @@ async fn fix_audience(
     })
 }
 
-/// How a page is written: one transaction of three round trips.
-///
-/// 1. [`CLAIM_SQL`] checks the fence and the page's record, selects the page's recipients
-///    and records the page row, returning the recipients' ids;
-/// 2. the ids go back as `COPY … FROM STDIN (FORMAT binary)` into `message_items`;
-/// 3. `COMMIT`.
-///
-/// COPY is the point: PostgreSQL writes its rows in batches (one WAL record per heap page
-/// instead of one per row), which costs ~30% less per row than the `INSERT … SELECT` of the
-/// baseline, and pays for the extra round trips several times over (`scripts/bench`).
+/// The page statement: select the lane's next recipients, insert their ledger rows and record
+/// the page — one statement, one round trip, one transaction.
 ///
 /// Idempotence comes from the page row, keyed by (campaign, lane, cursor): a page that runs
 /// again (a retry after a lost completion, a local activity re-run after a crash) finds its
-/// row and returns the recorded outcome without writing. The primary key on
+/// row and returns the recorded outcome without writing. Items are then a plain INSERT, which
+/// PostgreSQL does much faster than one with `ON CONFLICT` per row; the primary key on
 /// `message_items` still refuses any duplicate, and [`write_page`] falls back to the
-/// single-statement `INSERT … ON CONFLICT DO NOTHING` form ([`TOLERANT_PAGE_SQL`]) if it
-/// ever meets one (two attempts of one page racing).
+/// `ON CONFLICT` form if it ever meets one.
 ///
 /// The `gate` is the operator's fence: when `herald pause` or `herald cancel` has already
 /// changed `messages.status`, a new page writes nothing and reports the status instead, even
 /// if the signal has not reached the workflow yet.
-const CLAIM_SQL: &str = "
-WITH gate AS (
-    SELECT status FROM messages WHERE id = $1
-),
-done AS (
-    SELECT last_user_id, recipients, sent, failed FROM message_pages
-    WHERE message_id = $1 AND lane = $6 AND after_user_id = $2
-),
-go AS (
-    SELECT coalesce((SELECT status FROM gate) = 1, false) AND NOT EXISTS (SELECT 1 FROM done) AS ok
-),
-page AS (
-    SELECT u.id FROM users u
-    WHERE (SELECT ok FROM go) AND u.id > $2 AND u.id <= $3
-      AND ($5::text IS NULL OR u.segments @> ARRAY[$5::text])
-    ORDER BY u.id
-    LIMIT $4
-),
-ids AS (
-    SELECT coalesce(array_agg(id ORDER BY id), '{}') AS ids, max(id) AS last, count(*)::int AS n
-    FROM page
-),
-mark AS (
-    INSERT INTO message_pages (message_id, lane, after_user_id, last_user_id, recipients, sent)
-    SELECT $1, $6, $2, last, n, n FROM ids
-    WHERE (SELECT ok FROM go)
-)
-SELECT (SELECT status FROM gate) AS status,
-       (SELECT recipients FROM done) AS done_recipients,
-       (SELECT last_user_id FROM done) AS done_last,
-       (SELECT sent FROM done) AS done_sent,
-       (SELECT failed FROM done) AS done_failed,
-       (SELECT ids FROM ids) AS ids
-";
-
-const COPY_ITEMS_SQL: &str =
-    "COPY message_items (message_id, user_id, status) FROM STDIN (FORMAT binary)";
-
-/// The fallback when a page meets rows it did not expect: one statement that selects,
-/// inserts with `ON CONFLICT DO NOTHING` and records the page, under the same fence.
-const TOLERANT_PAGE_SQL: &str = "
+fn page_sql(on_conflict: &str) -> String {
+    format!(
+        "
 WITH gate AS (
     SELECT status FROM messages WHERE id = $1
 ),
@@ -213,14 +167,14 @@ page AS (
 ins AS (
     INSERT INTO message_items (message_id, user_id, status)
     SELECT $1, id, 1 FROM page
-    ON CONFLICT DO NOTHING
+    {on_conflict}
     RETURNING 1
 ),
 mark AS (
     INSERT INTO message_pages (message_id, lane, after_user_id, last_user_id, recipients, sent)
     SELECT $1, $6, $2, (SELECT max(id) FROM page), (SELECT count(*) FROM page), (SELECT count(*) FROM ins)
     WHERE (SELECT ok FROM go)
-    ON CONFLICT DO NOTHING
+    {on_conflict}
     RETURNING last_user_id, recipients, sent, failed
 )
 SELECT (SELECT status FROM gate) AS status,
@@ -232,11 +186,17 @@ SELECT (SELECT status FROM gate) AS status,
        (SELECT last_user_id FROM mark) AS new_last,
        (SELECT sent FROM mark) AS new_sent,
        (SELECT failed FROM mark) AS new_failed
-";
+"
+    )
+}
+
+static PAGE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| page_sql(""));
+static PAGE_SQL_ON_CONFLICT: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| page_sql("ON CONFLICT DO NOTHING"));
 
 /// Deliver a page to the in-app inbox: the ledger row is the delivery.
 pub async fn write_page(pool: &PgPool, page: &PageInput) -> Result<PageOutcome, LedgerError> {
-    match copy_page(pool, page).await {
+    match run_page(pool, page, &PAGE_SQL).await {
         Err(LedgerError::Database(sqlx::Error::Database(e))) if e.is_unique_violation() => {
             // Another attempt of this page committed first, or (never expected) two pages
             // overlap. The tolerant form resolves both without duplicating anyone.
@@ -245,104 +205,45 @@ pub async fn write_page(pool: &PgPool, page: &PageInput) -> Result<PageOutcome, 
                 page.after = page.after,
                 "page met existing rows; retrying with ON CONFLICT"
             );
-            tolerant_page(pool, page).await
+            run_page(pool, page, &PAGE_SQL_ON_CONFLICT).await
         }
         other => other,
     }
 }
 
-fn bind_page<'q>(
-    sql: &'q str,
-    page: &'q PageInput,
-) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
-    sqlx::query(sql)
+async fn run_page(pool: &PgPool, page: &PageInput, sql: &str) -> Result<PageOutcome, LedgerError> {
+    let row = sqlx::query(sql)
         .bind(page.message_id)
         .bind(page.after)
         .bind(page.until)
         .bind(page.limit as i64)
         .bind(page.segment.as_ref().map(Segment::as_str))
         .bind(page.lane as i32)
-}
-
-/// The outcome recorded by an earlier attempt of this page, if there was one.
-fn recorded(row: &PgRow, prefix: &str) -> Option<PageOutcome> {
-    let recipients: Option<i32> = row.get(format!("{prefix}_recipients").as_str());
-    recipients.map(|recipients| PageOutcome::Written {
-        last: row.get(format!("{prefix}_last").as_str()),
-        recipients: recipients as u32,
-        sent: row.get::<i32, _>(format!("{prefix}_sent").as_str()) as u32,
-        failed: row.get::<i32, _>(format!("{prefix}_failed").as_str()) as u32,
-    })
-}
-
-/// What the claim found before anything is written: the campaign's status, or the outcome
-/// of an earlier attempt. `None` means the page may be written.
-fn settled(row: &PgRow, page: &PageInput) -> Result<Option<PageOutcome>, LedgerError> {
+        .fetch_one(pool)
+        .await?;
     let Some(status) = row.get::<Option<i16>, _>("status") else {
         return Err(LedgerError::UnknownCampaignId(page.message_id));
     };
+    let written = |prefix: &str| -> Option<PageOutcome> {
+        let recipients: Option<i32> = row.get(format!("{prefix}_recipients").as_str());
+        recipients.map(|recipients| PageOutcome::Written {
+            last: row.get(format!("{prefix}_last").as_str()),
+            recipients: recipients as u32,
+            sent: row.get::<i32, _>(format!("{prefix}_sent").as_str()) as u32,
+            failed: row.get::<i32, _>(format!("{prefix}_failed").as_str()) as u32,
+        })
+    };
     // A page committed earlier is reported as it was, whatever the campaign's status now.
-    if let Some(replayed) = recorded(row, "done") {
-        return Ok(Some(replayed));
+    if let Some(replayed) = written("done") {
+        return Ok(replayed);
     }
     let status = status_from(status);
     if status != CampaignStatus::InProgress {
-        return Ok(Some(PageOutcome::Halted { status }));
-    }
-    Ok(None)
-}
-
-async fn copy_page(pool: &PgPool, page: &PageInput) -> Result<PageOutcome, LedgerError> {
-    let mut tx = pool.begin().await?;
-    let row = bind_page(CLAIM_SQL, page).fetch_one(&mut *tx).await?;
-    if let Some(outcome) = settled(&row, page)? {
-        return Ok(outcome);
-    }
-    let ids: Vec<i64> = row.get("ids");
-    if !ids.is_empty() {
-        let mut copy = tx.copy_in_raw(COPY_ITEMS_SQL).await?;
-        copy.send(copy_rows(page.message_id, &ids)).await?;
-        copy.finish().await?;
-    }
-    tx.commit().await?;
-    let n = ids.len() as u32;
-    Ok(PageOutcome::Written {
-        last: ids.last().copied(),
-        recipients: n,
-        sent: n,
-        failed: 0,
-    })
-}
-
-async fn tolerant_page(pool: &PgPool, page: &PageInput) -> Result<PageOutcome, LedgerError> {
-    let row = bind_page(TOLERANT_PAGE_SQL, page).fetch_one(pool).await?;
-    if let Some(outcome) = settled(&row, page)? {
-        return Ok(outcome);
+        return Ok(PageOutcome::Halted { status });
     }
     // The tolerant form lost a race with a concurrent attempt of the same page: retrying
     // finds that attempt's page row.
-    recorded(&row, "new").ok_or(LedgerError::PageRace)
-}
-
-/// `message_items` rows (campaign, user, status 1 = sent) in COPY's binary format.
-fn copy_rows(message_id: i64, ids: &[i64]) -> Vec<u8> {
-    const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0";
-    const TUPLE: usize = 2 + (4 + 8) + (4 + 8) + (4 + 2);
-    let mut out = Vec::with_capacity(HEADER.len() + 8 + ids.len() * TUPLE + 2);
-    out.extend_from_slice(HEADER);
-    out.extend_from_slice(&0i32.to_be_bytes()); // flags
-    out.extend_from_slice(&0i32.to_be_bytes()); // header extension length
-    for id in ids {
-        out.extend_from_slice(&3i16.to_be_bytes());
-        out.extend_from_slice(&8i32.to_be_bytes());
-        out.extend_from_slice(&message_id.to_be_bytes());
-        out.extend_from_slice(&8i32.to_be_bytes());
-        out.extend_from_slice(&id.to_be_bytes());
-        out.extend_from_slice(&2i32.to_be_bytes());
-        out.extend_from_slice(&1i16.to_be_bytes());
-    }
-    out.extend_from_slice(&(-1i16).to_be_bytes());
-    out
+    written("new").ok_or(LedgerError::PageRace)
 }
 
 /// Mirror the workflow's status into the row. Never moves a finished campaign, and only

@@ -62,6 +62,8 @@ async fn saved_histories_replay_against_the_current_workflow() {
         "killed-worker",
         "fault-after-commit",
         "regular",
+        "heartbeat",
+        "yield",
     ] {
         assert!(
             names.iter().any(|n| n.starts_with(scenario)),
@@ -201,6 +203,31 @@ async fn capture_histories() {
     );
     app.wait_status(&key, 3, LONG).await.unwrap();
     save(&app, &key, "regular").await;
+
+    // Paced to ~3 s, so the SDK's workflow task heartbeat (every 0.8 s) ends workflow tasks
+    // while pages are still running: that is how signals get in.
+    let key = app.launch(
+        "h",
+        &["--page-size", "10", "--lanes", "2", "--rate", "1000"],
+    );
+    app.wait_status(&key, 3, LONG).await.unwrap();
+    save(&app, &key, "heartbeat").await;
+
+    // The optional drain-and-yield every few pages (campaigns launched before it was turned
+    // off by default still carry it).
+    let key = app.launch(
+        "h",
+        &[
+            "--page-size",
+            "100",
+            "--lanes",
+            "3",
+            "--pages-per-yield",
+            "5",
+        ],
+    );
+    app.wait_status(&key, 3, LONG).await.unwrap();
+    save(&app, &key, "yield").await;
 
     let key = app.launch(
         "h",

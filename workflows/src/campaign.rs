@@ -128,9 +128,9 @@ impl CampaignWorkflow {
         let mut draining = false;
         // Local activities run inside one long workflow task, and signals reach the workflow
         // only when a task ends. The SDK ends it every 0.8 s on its own (options::TASK_TIMEOUT).
-        // Optionally (tuning.local_pages_per_yield > 0, the default before that was measured)
-        // Herald also lets the lanes drain every few pages and runs a no-op regular activity,
-        // which ends the task too. (A 1 ms timer would do the same, but the server fires
+        // Optionally (tuning.local_pages_per_yield > 0; 200 was the default before Herald
+        // relied on that heartbeat) the lanes also drain every few pages and a no-op regular
+        // activity ends the task. (A 1 ms timer would do the same, but the server fires
         // timers with up to ~1 s of delay.)
         let mut yielding = false;
         let mut pages_since_yield = 0;

@@ -8,7 +8,7 @@
 //!   pages, at 80% of the **workflow task timeout** (its "workflow task heartbeat"). With
 //!   [`TASK_TIMEOUT`] at 1 s, that is every 0.8 s: a bare `pause` signal takes effect within
 //!   about a second, and no page waits for it (the earlier design drained every lane and ran a
-//!   no-op activity every 200 pages, which cost ~8% of the throughput).
+//!   no-op activity every 200 pages, which cost 5-8% of the throughput).
 //! - After a crash the server hands the task to another worker when the same timeout
 //!   expires (1 s). The new worker replays history and re-runs the pages since the last
 //!   completed task (at most 0.8 s of pages); they find their page rows and write nothing

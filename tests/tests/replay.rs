@@ -21,11 +21,60 @@ use temporalio_client::{
     WorkflowExecutionInfo, WorkflowFetchHistoryOptions, WorkflowHandle, WorkflowHistory,
     WorkflowListOptions,
 };
+use temporalio_common::protos::temporal::api::enums::v1::EventType;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
     WorkflowContext, WorkflowResult,
     workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions},
 };
+
+/// Scenarios captured by launching a campaign and waiting for it to complete: (name, the
+/// options given to `herald launch`). 3,000 users in segment `h`.
+const RUN_TO_COMPLETION: &[(&str, &[&str])] = &[
+    ("complete", &["--page-size", "100", "--lanes", "3"]),
+    (
+        "regular",
+        &[
+            "--page-size",
+            "100",
+            "--lanes",
+            "3",
+            "--execution",
+            "regular",
+        ],
+    ),
+    // Paced to ~3 s, so the SDK's workflow task heartbeat (every 0.8 s) ends workflow tasks
+    // while pages are still running: that is how signals get in.
+    (
+        "heartbeat",
+        &["--page-size", "10", "--lanes", "2", "--rate", "1000"],
+    ),
+    // The optional drain-and-yield every few pages (campaigns launched before it was turned
+    // off by default still carry it).
+    (
+        "yield",
+        &[
+            "--page-size",
+            "100",
+            "--lanes",
+            "3",
+            "--pages-per-yield",
+            "5",
+        ],
+    ),
+    (
+        "continue-as-new",
+        &["--page-size", "100", "--lanes", "2", "--pages-per-run", "4"],
+    ),
+];
+
+/// Scenarios that `capture_histories` drives step by step (signals, faults).
+const DRIVEN: &[&str] = &[
+    "pause-resume",
+    "cancel",
+    "killed-worker",
+    "fault-after-commit",
+];
 
 fn histories_dir() -> PathBuf {
     repo_root().join("tests").join("histories")
@@ -54,17 +103,8 @@ fn saved_histories() -> Vec<(String, WorkflowHistory)> {
 async fn saved_histories_replay_against_the_current_workflow() {
     let histories = saved_histories();
     let names: Vec<String> = histories.iter().map(|(n, _)| n.clone()).collect();
-    for scenario in [
-        "complete",
-        "pause-resume",
-        "cancel",
-        "continue-as-new",
-        "killed-worker",
-        "fault-after-commit",
-        "regular",
-        "heartbeat",
-        "yield",
-    ] {
+    let scenarios = RUN_TO_COMPLETION.iter().map(|(name, _)| *name);
+    for scenario in scenarios.chain(DRIVEN.iter().copied()) {
         assert!(
             names.iter().any(|n| n.starts_with(scenario)),
             "no saved history for {scenario}: {names:?}"
@@ -86,6 +126,31 @@ async fn saved_histories_replay_against_the_current_workflow() {
             result.replay_failure
         );
     }
+}
+
+/// The `heartbeat` history must really contain what it is kept for: workflow tasks that the
+/// SDK ended while pages were running (a new task scheduled straight after recorded pages,
+/// with no command of the workflow's in between). Runs without it have none.
+#[tokio::test]
+async fn the_heartbeat_history_ends_tasks_between_pages() {
+    async fn task_ends_between_pages(file: &str) -> usize {
+        let bytes = std::fs::read(histories_dir().join(file)).unwrap();
+        let events = WorkflowHistory::from_json(&bytes)
+            .unwrap()
+            .into_events()
+            .await
+            .unwrap();
+        events
+            .windows(2)
+            .filter(|w| {
+                w[0].event_type() == EventType::MarkerRecorded
+                    && w[1].event_type() == EventType::WorkflowTaskScheduled
+            })
+            .count()
+    }
+    let heartbeats = task_ends_between_pages("heartbeat-run1.json").await;
+    assert!(heartbeats >= 2, "only {heartbeats} task ends between pages");
+    assert_eq!(task_ends_between_pages("complete-run1.json").await, 0);
 }
 
 /// An impostor registered under the campaign's workflow type: it schedules nothing. Replaying
@@ -186,48 +251,11 @@ async fn capture_histories() {
     let mut app = TestApp::spawn().await.unwrap();
     app.seed(3_000, "h");
 
-    let key = app.launch("h", &["--page-size", "100", "--lanes", "3"]);
-    app.wait_status(&key, 3, LONG).await.unwrap();
-    save(&app, &key, "complete").await;
-
-    let key = app.launch(
-        "h",
-        &[
-            "--page-size",
-            "100",
-            "--lanes",
-            "3",
-            "--execution",
-            "regular",
-        ],
-    );
-    app.wait_status(&key, 3, LONG).await.unwrap();
-    save(&app, &key, "regular").await;
-
-    // Paced to ~3 s, so the SDK's workflow task heartbeat (every 0.8 s) ends workflow tasks
-    // while pages are still running: that is how signals get in.
-    let key = app.launch(
-        "h",
-        &["--page-size", "10", "--lanes", "2", "--rate", "1000"],
-    );
-    app.wait_status(&key, 3, LONG).await.unwrap();
-    save(&app, &key, "heartbeat").await;
-
-    // The optional drain-and-yield every few pages (campaigns launched before it was turned
-    // off by default still carry it).
-    let key = app.launch(
-        "h",
-        &[
-            "--page-size",
-            "100",
-            "--lanes",
-            "3",
-            "--pages-per-yield",
-            "5",
-        ],
-    );
-    app.wait_status(&key, 3, LONG).await.unwrap();
-    save(&app, &key, "yield").await;
+    for (scenario, options) in RUN_TO_COMPLETION {
+        let key = app.launch("h", options);
+        app.wait_status(&key, 3, LONG).await.unwrap();
+        save(&app, &key, scenario).await;
+    }
 
     let key = app.launch(
         "h",
@@ -249,13 +277,6 @@ async fn capture_histories() {
     app.wait_status(&key, 4, LONG).await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     save(&app, &key, "cancel").await;
-
-    let key = app.launch(
-        "h",
-        &["--page-size", "100", "--lanes", "2", "--pages-per-run", "4"],
-    );
-    app.wait_status(&key, 3, LONG).await.unwrap();
-    save(&app, &key, "continue-as-new").await;
 
     let key = app.launch(
         "h",

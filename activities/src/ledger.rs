@@ -224,17 +224,18 @@ async fn run_page(pool: &PgPool, page: &PageInput, sql: &str) -> Result<PageOutc
     let Some(status) = row.get::<Option<i16>, _>("status") else {
         return Err(LedgerError::UnknownCampaignId(page.message_id));
     };
-    let written = |prefix: &str| -> Option<PageOutcome> {
-        let recipients: Option<i32> = row.get(format!("{prefix}_recipients").as_str());
-        recipients.map(|recipients| PageOutcome::Written {
-            last: row.get(format!("{prefix}_last").as_str()),
-            recipients: recipients as u32,
-            sent: row.get::<i32, _>(format!("{prefix}_sent").as_str()) as u32,
-            failed: row.get::<i32, _>(format!("{prefix}_failed").as_str()) as u32,
+    // A page row, read from the columns named (recipients, last, sent, failed).
+    let written = |[recipients, last, sent, failed]: [&str; 4]| -> Option<PageOutcome> {
+        let count: Option<i32> = row.get(recipients);
+        count.map(|count| PageOutcome::Written {
+            last: row.get(last),
+            recipients: count as u32,
+            sent: row.get::<i32, _>(sent) as u32,
+            failed: row.get::<i32, _>(failed) as u32,
         })
     };
     // A page committed earlier is reported as it was, whatever the campaign's status now.
-    if let Some(replayed) = written("done") {
+    if let Some(replayed) = written(["done_recipients", "done_last", "done_sent", "done_failed"]) {
         return Ok(replayed);
     }
     let status = status_from(status);
@@ -243,7 +244,7 @@ async fn run_page(pool: &PgPool, page: &PageInput, sql: &str) -> Result<PageOutc
     }
     // The tolerant form lost a race with a concurrent attempt of the same page: retrying
     // finds that attempt's page row.
-    written("new").ok_or(LedgerError::PageRace)
+    written(["new_recipients", "new_last", "new_sent", "new_failed"]).ok_or(LedgerError::PageRace)
 }
 
 /// Mirror the workflow's status into the row. Never moves a finished campaign, and only

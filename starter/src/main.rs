@@ -146,7 +146,8 @@ fn parse_segment(s: &str) -> Result<Segment, String> {
 async fn main() {
     // Behave like a Unix tool when stdout closes early (`herald list | head`): exit quietly
     // instead of panicking on the broken pipe.
-    // SAFETY: restoring the default disposition of SIGPIPE before any other thread uses it.
+    // SAFETY: `signal` only resets the process-wide disposition of SIGPIPE to the default;
+    // no handler runs, so it is sound even with the runtime's threads already started.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }

@@ -52,14 +52,14 @@ fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// The service addresses, from the environment or the local defaults of `scripts/services`.
-pub fn base_database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| herald_activities::db::DEFAULT_DATABASE_URL.to_owned())
+/// The service addresses, read as the worker and the CLI read them (environment, or the
+/// local defaults of `scripts/services`).
+fn base_database_url() -> String {
+    herald_worker::Config::from_env().database_url
 }
 
-pub fn temporal_address() -> String {
-    std::env::var("TEMPORAL_ADDRESS").unwrap_or_else(|_| "127.0.0.1:7233".to_owned())
+fn temporal_address() -> String {
+    herald_worker::Config::from_env().temporal_address
 }
 
 pub fn temporal_cli() -> PathBuf {

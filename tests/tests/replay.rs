@@ -198,9 +198,8 @@ async fn a_changed_workflow_fails_replay() {
 async fn save(app: &TestApp, key: &str, scenario: &str) {
     let config = herald_worker::Config {
         database_url: app.database_url.clone(),
-        temporal_address: herald_tests::temporal_address(),
-        namespace: "default".into(),
         task_queue: app.task_queue.clone(),
+        ..herald_worker::Config::from_env()
     };
     let client = herald_worker::connect_temporal(&config).await.unwrap();
     let wid = format!("campaign-{key}");
@@ -223,7 +222,7 @@ async fn save(app: &TestApp, key: &str, scenario: &str) {
         let handle: WorkflowHandle<_, CampaignWorkflow> = WorkflowHandle::new(
             client.clone(),
             WorkflowExecutionInfo::builder()
-                .namespace("default")
+                .namespace(config.namespace.clone())
                 .workflow_id(wid.clone())
                 .run_id(run_id.clone())
                 .build(),

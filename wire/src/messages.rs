@@ -62,7 +62,7 @@ pub struct Tuning {
 
 impl Tuning {
     fn default_pages_per_run() -> u32 {
-        1_000
+        2_000
     }
 
     fn default_local_pages_per_yield() -> u32 {

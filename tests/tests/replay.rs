@@ -9,7 +9,9 @@
 //! cargo test --release -p herald-tests --test replay -- --ignored capture_histories
 //! ```
 //!
-//! That runs each scenario below against the real services and rewrites `tests/histories/`.
+//! That runs each scenario below against the real services and rewrites the current set in
+//! `tests/histories/`. Sets captured before a versioned change (`ctx.patched`) are kept in
+//! subdirectories and replayed too: campaigns started back then must still run.
 //! Histories are stored as the SDK's own JSON (`WorkflowHistory::to_json`), which
 //! `WorkflowHistory::from_json` reads back.
 
@@ -80,18 +82,33 @@ fn histories_dir() -> PathBuf {
     repo_root().join("tests").join("histories")
 }
 
+/// Every saved history: the current set in `tests/histories/`, and the sets captured before
+/// a versioned change in its subdirectories (`v1/`: bookkeeping as regular activities), which
+/// campaigns started back then still replay. Named by their path below `tests/histories/`.
 fn saved_histories() -> Vec<(String, WorkflowHistory)> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(histories_dir())
-        .expect("tests/histories exists")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
+    let root = histories_dir();
+    let mut files = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("tests/histories exists") {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "json") {
+                files.push(path);
+            }
+        }
+    }
     files.sort();
     files
         .into_iter()
         .map(|p| {
             let bytes = std::fs::read(&p).unwrap();
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let name = p
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             let history =
                 WorkflowHistory::from_json(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
             (name, history)
@@ -151,6 +168,28 @@ async fn the_heartbeat_history_ends_tasks_between_pages() {
     let heartbeats = task_ends_between_pages("heartbeat-run1.json").await;
     assert!(heartbeats >= 2, "only {heartbeats} task ends between pages");
     assert_eq!(task_ends_between_pages("complete-run1.json").await, 0);
+}
+
+/// Both sides of the `herald-local-bookkeeping` patch are on record: the current
+/// `complete` history does all its work in local activities (no activity task at all), while
+/// the `v1` one registered and set its status through regular activity tasks. Replaying both
+/// (above) is what keeps campaigns started before the change running.
+#[tokio::test]
+async fn histories_cover_both_sides_of_the_bookkeeping_patch() {
+    async fn activity_tasks(file: &str) -> usize {
+        let bytes = std::fs::read(histories_dir().join(file)).unwrap();
+        let events = WorkflowHistory::from_json(&bytes)
+            .unwrap()
+            .into_events()
+            .await
+            .unwrap();
+        events
+            .iter()
+            .filter(|e| e.event_type() == EventType::ActivityTaskScheduled)
+            .count()
+    }
+    assert_eq!(activity_tasks("complete-run1.json").await, 0);
+    assert!(activity_tasks("v1/complete-run1.json").await >= 3);
 }
 
 /// An impostor registered under the campaign's workflow type: it schedules nothing. Replaying
@@ -243,8 +282,12 @@ async fn save(app: &TestApp, key: &str, scenario: &str) {
 async fn capture_histories() {
     const LONG: Duration = Duration::from_secs(120);
     std::fs::create_dir_all(histories_dir()).unwrap();
+    // The current set only: older sets in subdirectories stay, their campaigns still replay.
     for entry in std::fs::read_dir(histories_dir()).unwrap() {
-        std::fs::remove_file(entry.unwrap().path()).unwrap();
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            std::fs::remove_file(path).unwrap();
+        }
     }
 
     let mut app = TestApp::spawn().await.unwrap();

@@ -82,6 +82,16 @@ pub fn bookkeeping() -> ActivityOptions {
         .build()
 }
 
+/// The same, run as local activities: no round trip through the server, so a campaign's first
+/// page starts and its final status is stored without waiting on Temporal's task queue.
+pub fn bookkeeping_local() -> LocalActivityOptions {
+    LocalActivityOptions::builder()
+        .start_to_close_timeout(Duration::from_secs(30))
+        .retry_policy(retry_forever())
+        .cancellation_token(detached())
+        .build()
+}
+
 /// The no-op round trip that lets signals in between rounds of local activities.
 pub fn yield_now() -> ActivityOptions {
     ActivityOptions::with_start_to_close_timeout(Duration::from_secs(5))

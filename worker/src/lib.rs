@@ -226,3 +226,46 @@ pub fn redact(url: &str) -> String {
         _ => url.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compression(address: &str, setting: Option<&str>) -> anyhow::Result<GrpcCompression> {
+        let config = Config {
+            grpc_compression: setting.map(str::to_owned),
+            ..Config::from_env()
+        };
+        grpc_compression(&config, &Url::parse(address).unwrap())
+    }
+
+    #[test]
+    fn loopback_connections_are_not_compressed_unless_asked() {
+        for local in [
+            "http://127.0.0.1:7233",
+            "http://localhost:7233",
+            "http://[::1]:7233",
+        ] {
+            assert_eq!(compression(local, None).unwrap(), GrpcCompression::None);
+            assert_eq!(
+                compression(local, Some("gzip")).unwrap(),
+                GrpcCompression::Gzip
+            );
+        }
+        let remote = "https://temporal.example.com:7233";
+        assert_eq!(compression(remote, None).unwrap(), GrpcCompression::Gzip);
+        assert_eq!(
+            compression(remote, Some("none")).unwrap(),
+            GrpcCompression::None
+        );
+    }
+
+    #[test]
+    fn an_unknown_compression_is_refused_by_name() {
+        let err = compression("http://127.0.0.1:7233", Some("zstd")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "HERALD_GRPC_COMPRESSION must be `gzip` or `none`, not \"zstd\""
+        );
+    }
+}

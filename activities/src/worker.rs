@@ -72,7 +72,7 @@ impl Faults {
 
     fn fail_after_commit(&self) -> bool {
         self.fail_after_commit_every
-            .is_some_and(|n| (self.pages.fetch_add(1, Ordering::Relaxed) + 1) % n == 0)
+            .is_some_and(|n| (self.pages.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(n))
     }
 }
 
@@ -100,7 +100,7 @@ impl PageStats {
             + u64::from(recipients);
         self.max_micros.fetch_max(micros, Ordering::Relaxed);
         let pages = self.pages.fetch_add(1, Ordering::Relaxed) + 1;
-        if pages % Self::REPORT_EVERY == 0 {
+        if pages.is_multiple_of(Self::REPORT_EVERY) {
             info!(
                 pages,
                 recipients = total_recipients,

@@ -372,7 +372,7 @@ impl CampaignWorkflow {
                 );
                 self.pages_done += 1;
                 self.pages_this_run += 1;
-                self.pages_done % PUBLISH_EVERY_PAGES == 0
+                self.pages_done.is_multiple_of(PUBLISH_EVERY_PAGES)
             }
             PageOutcome::Halted { status } => {
                 self.observe_stored_status(status);

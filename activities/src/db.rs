@@ -21,6 +21,28 @@ pub struct PoolSettings {
     /// start-to-close timeout, so a stuck statement is abandoned by PostgreSQL before
     /// Temporal retries the page elsewhere.
     pub statement_timeout: Option<Duration>,
+    /// Whether the planner may use bitmap scans. The worker's connections exist for the page
+    /// statement, which must walk `users` along its primary key from the lane's cursor.
+    /// Offered a bitmap scan, PostgreSQL takes it whenever its statistics are missing or
+    /// stale (a freshly loaded `users` table, before autovacuum has analyzed it), and then
+    /// every page reads and sorts the lane's whole remaining id range to keep 500 rows:
+    /// measured, 1,000,000 recipients in 6.5 s instead of 3.2 s. The one worker statement
+    /// that wants the GIN index (counting a small segment) turns them back on for itself.
+    pub bitmap_scans: bool,
+    /// How this process makes sure the schema is current when it connects.
+    pub migrations: MigrationCheck,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MigrationCheck {
+    /// Run the migrator: apply what is pending and verify the checksums of what was applied.
+    /// The worker does this once, on start.
+    Full,
+    /// One query for the newest applied version; the migrator runs only when the database is
+    /// behind this binary. The CLI does this on every command: the full check takes an
+    /// advisory lock and issues DDL, ~10 ms of server CPU per invocation, which a script
+    /// polling `herald status` would take from a running campaign.
+    WhenBehind,
 }
 
 impl PoolSettings {
@@ -28,6 +50,8 @@ impl PoolSettings {
         Self {
             max_connections,
             statement_timeout: Some(Duration::from_secs(4)),
+            bitmap_scans: false,
+            migrations: MigrationCheck::Full,
         }
     }
 
@@ -35,6 +59,8 @@ impl PoolSettings {
         Self {
             max_connections: 4,
             statement_timeout: None,
+            bitmap_scans: true,
+            migrations: MigrationCheck::WhenBehind,
         }
     }
 }
@@ -45,6 +71,9 @@ pub async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool, sqlx:
     if let Some(t) = settings.statement_timeout {
         options = options.options([("statement_timeout", format!("{}ms", t.as_millis()))]);
     }
+    if !settings.bitmap_scans {
+        options = options.options([("enable_bitmapscan", "off")]);
+    }
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_secs(5))
@@ -54,6 +83,25 @@ pub async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool, sqlx:
 
 /// Apply any pending migrations. Safe to run from several processes at once: sqlx holds an
 /// advisory lock while it migrates.
-pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+pub async fn migrate(
+    pool: &PgPool,
+    check: MigrationCheck,
+) -> Result<(), sqlx::migrate::MigrateError> {
+    if check == MigrationCheck::WhenBehind && !is_behind(pool).await {
+        return Ok(());
+    }
     MIGRATOR.run(pool).await
+}
+
+/// Whether this binary knows a migration newer than any the database has applied. A
+/// database without the migrations table (never migrated) is behind.
+async fn is_behind(pool: &PgPool) -> bool {
+    let Some(newest) = MIGRATOR.iter().map(|m| m.version).max() else {
+        return false;
+    };
+    let applied: Result<Option<i64>, _> =
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(pool)
+            .await;
+    !matches!(applied, Ok(Some(version)) if version >= newest)
 }

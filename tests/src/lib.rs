@@ -116,7 +116,7 @@ impl TestApp {
             .max_connections(4)
             .connect(&database_url)
             .await?;
-        herald_activities::db::migrate(&pool).await?;
+        herald_activities::db::migrate(&pool, herald_activities::db::MigrationCheck::Full).await?;
         Ok(Self {
             database_url,
             task_queue: unique("herald-test-"),

@@ -114,3 +114,47 @@ async fn unreachable_services_are_named() {
     assert_eq!(app.db_status(&key).await, 0);
     app.herald_ok(&["cancel", &key]);
 }
+
+/// The CLI checks the schema with one query and runs the migrator only when the database is
+/// behind: a database that was never migrated is migrated by the first command.
+#[tokio::test]
+async fn a_database_never_migrated_is_migrated_by_the_first_command() {
+    let app = TestApp::without_worker().await.unwrap();
+    let empty = herald_tests::unique("herald_e");
+    sqlx::query(&format!("CREATE DATABASE {empty}"))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (prefix, _) = app.database_url.rsplit_once('/').unwrap();
+    let url = format!("{prefix}/{empty}");
+
+    let out = app.herald_with_env(
+        &["users", "seed", "--count", "10"],
+        &[("DATABASE_URL", url.as_str())],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(users, 10);
+    // Up to date now: the next command finds it so and changes nothing.
+    let out = app.herald_with_env(&["migrate"], &[("DATABASE_URL", url.as_str())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        applied as usize,
+        herald_activities::db::MIGRATOR.iter().count()
+    );
+    sqlx::Connection::close(conn).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE {empty}"))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+}

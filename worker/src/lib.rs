@@ -127,7 +127,7 @@ pub async fn connect_database(
             redact(&config.database_url)
         )
     })?;
-    db::migrate(&pool)
+    db::migrate(&pool, settings.migrations)
         .await
         .context("applying database migrations")?;
     Ok(pool)

@@ -202,19 +202,14 @@ static PAGE_SQL_ON_CONFLICT: std::sync::LazyLock<String> =
 /// The plan PostgreSQL picks for the page statement on this connection pool, as `EXPLAIN`
 /// text: how the tests check that a page walks `users` along its primary key.
 pub async fn explain_page(pool: &PgPool, page: &PageInput) -> Result<String, LedgerError> {
-    let mut tx = pool.begin().await?;
-    // EXPLAIN of a data-modifying statement plans it without running it.
-    let lines: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {}", *PAGE_SQL))
-        .bind(page.message_id)
-        .bind(page.after)
-        .bind(page.until)
-        .bind(page.limit as i64)
-        .bind(page.segment.as_ref().map(Segment::as_str))
-        .bind(page.lane as i32)
-        .fetch_all(&mut *tx)
-        .await?;
-    tx.rollback().await?;
-    Ok(lines.join("\n"))
+    // EXPLAIN without ANALYZE plans the statement without running it.
+    let sql = format!("EXPLAIN {}", *PAGE_SQL);
+    let lines = bind_page(sqlx::query(&sql), page).fetch_all(pool).await?;
+    Ok(lines
+        .iter()
+        .map(|row| row.get::<String, _>(0))
+        .collect::<Vec<_>>()
+        .join("\n"))
 }
 
 /// Deliver a page to the in-app inbox: the ledger row is the delivery.
@@ -234,16 +229,22 @@ pub async fn write_page(pool: &PgPool, page: &PageInput) -> Result<PageOutcome, 
     }
 }
 
-async fn run_page(pool: &PgPool, page: &PageInput, sql: &str) -> Result<PageOutcome, LedgerError> {
-    let row = sqlx::query(sql)
+/// The page statement's parameters, $1 to $6, in the order [`page_sql`] uses them.
+fn bind_page<'q>(
+    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    page: &'q PageInput,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    query
         .bind(page.message_id)
         .bind(page.after)
         .bind(page.until)
         .bind(page.limit as i64)
         .bind(page.segment.as_ref().map(Segment::as_str))
         .bind(page.lane as i32)
-        .fetch_one(pool)
-        .await?;
+}
+
+async fn run_page(pool: &PgPool, page: &PageInput, sql: &str) -> Result<PageOutcome, LedgerError> {
+    let row = bind_page(sqlx::query(sql), page).fetch_one(pool).await?;
     let Some(status) = row.get::<Option<i16>, _>("status") else {
         return Err(LedgerError::UnknownCampaignId(page.message_id));
     };

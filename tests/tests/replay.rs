@@ -23,7 +23,7 @@ use temporalio_client::{
     WorkflowExecutionInfo, WorkflowFetchHistoryOptions, WorkflowHandle, WorkflowHistory,
     WorkflowListOptions,
 };
-use temporalio_common::protos::temporal::api::enums::v1::EventType;
+use temporalio_common::protos::temporal::api::{enums::v1::EventType, history::v1::HistoryEvent};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
     WorkflowContext, WorkflowResult,
@@ -116,6 +116,16 @@ fn saved_histories() -> Vec<(String, WorkflowHistory)> {
         .collect()
 }
 
+/// The events of one saved history, by its path below `tests/histories/`.
+async fn saved_events(file: &str) -> Vec<HistoryEvent> {
+    let bytes = std::fs::read(histories_dir().join(file)).unwrap();
+    WorkflowHistory::from_json(&bytes)
+        .unwrap()
+        .into_events()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn saved_histories_replay_against_the_current_workflow() {
     let histories = saved_histories();
@@ -151,13 +161,8 @@ async fn saved_histories_replay_against_the_current_workflow() {
 #[tokio::test]
 async fn the_heartbeat_history_ends_tasks_between_pages() {
     async fn task_ends_between_pages(file: &str) -> usize {
-        let bytes = std::fs::read(histories_dir().join(file)).unwrap();
-        let events = WorkflowHistory::from_json(&bytes)
-            .unwrap()
-            .into_events()
+        saved_events(file)
             .await
-            .unwrap();
-        events
             .windows(2)
             .filter(|w| {
                 w[0].event_type() == EventType::MarkerRecorded
@@ -177,13 +182,8 @@ async fn the_heartbeat_history_ends_tasks_between_pages() {
 #[tokio::test]
 async fn histories_cover_both_sides_of_the_bookkeeping_patch() {
     async fn activity_tasks(file: &str) -> usize {
-        let bytes = std::fs::read(histories_dir().join(file)).unwrap();
-        let events = WorkflowHistory::from_json(&bytes)
-            .unwrap()
-            .into_events()
+        saved_events(file)
             .await
-            .unwrap();
-        events
             .iter()
             .filter(|e| e.event_type() == EventType::ActivityTaskScheduled)
             .count()

@@ -16,7 +16,9 @@ use herald_wire::{
     PageInput, PageOutcome, Progress, RegisterInput, Registered, SetStatusInput, SignalRequest,
     Tuning, names,
 };
-use temporalio_common::{data_converters::RawValue, search_attributes::SearchAttributeKey};
+use temporalio_common::{
+    ActivityDefinition, data_converters::RawValue, search_attributes::SearchAttributeKey,
+};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
     ActivityExecutionError, ContinueAsNewOptions, SyncWorkflowContext, WorkflowContext,
@@ -59,8 +61,6 @@ pub struct CampaignWorkflow {
     reason_changed: bool,
     run: u32,
     started: bool,
-    /// This run does its bookkeeping as local activities (see [`LOCAL_BOOKKEEPING`]).
-    local_bookkeeping: bool,
 }
 
 type PageFuture<'a> =
@@ -87,7 +87,6 @@ impl CampaignWorkflow {
             reason_changed: false,
             run: 1,
             started: false,
-            local_bookkeeping: false,
         };
         if let Some(c) = input.carried {
             wf.message_id = c.message_id;
@@ -114,25 +113,16 @@ impl CampaignWorkflow {
     #[run(name = names::CAMPAIGN_WORKFLOW)]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<Progress> {
         let ctx: &WorkflowContext<Self> = ctx;
-        let local_bookkeeping = ctx.patched(LOCAL_BOOKKEEPING);
-        ctx.state_mut(|s| s.local_bookkeeping = local_bookkeeping);
+        // Decide the patch as this run's first step, so its marker opens the history; later
+        // calls (in `bookkeeping`) return the same answer without recording anything.
+        ctx.patched(LOCAL_BOOKKEEPING);
 
         if ctx.state(|s| s.message_id == 0) {
             let input = ctx.state(|s| RegisterInput {
                 key: s.key.clone(),
                 spec: s.spec.clone(),
             });
-            let registered = if local_bookkeeping {
-                ctx.execute_local_activity(
-                    CampaignActivities::register,
-                    input,
-                    options::bookkeeping_local(),
-                )
-                .await?
-            } else {
-                ctx.execute_activity(CampaignActivities::register, input, options::bookkeeping())
-                    .await?
-            };
+            let registered = bookkeeping(ctx, CampaignActivities::register, input).await?;
             ctx.state_mut(|s| s.apply_registration(&registered));
             log(ctx, "registered");
         }
@@ -464,36 +454,37 @@ async fn wait_for_send_at(ctx: &WorkflowContext<CampaignWorkflow>) {
     };
 }
 
+/// Run a bookkeeping activity (register, set_status): as a local activity in runs started
+/// with [`LOCAL_BOOKKEEPING`], as a regular one in runs from before it.
+async fn bookkeeping<A: ActivityDefinition>(
+    ctx: &WorkflowContext<CampaignWorkflow>,
+    activity: A,
+    input: A::Input,
+) -> Result<A::Output, ActivityExecutionError> {
+    if ctx.patched(LOCAL_BOOKKEEPING) {
+        ctx.execute_local_activity(activity, input, options::bookkeeping_local())
+            .await
+    } else {
+        ctx.execute_activity(activity, input, options::bookkeeping())
+            .await
+    }
+}
+
 async fn set_status(
     ctx: &WorkflowContext<CampaignWorkflow>,
     status: CampaignStatus,
     from: Vec<CampaignStatus>,
 ) -> Result<CampaignStatus, ActivityExecutionError> {
-    let (input, local) = ctx.state_mut(|s| {
+    let input = ctx.state_mut(|s| {
         s.reason_changed = false;
-        let input = SetStatusInput {
+        SetStatusInput {
             message_id: s.message_id,
             status,
             reason: s.reason.clone(),
             from,
-        };
-        (input, s.local_bookkeeping)
+        }
     });
-    let stored = if local {
-        ctx.execute_local_activity(
-            CampaignActivities::set_status,
-            input,
-            options::bookkeeping_local(),
-        )
-        .await?
-    } else {
-        ctx.execute_activity(
-            CampaignActivities::set_status,
-            input,
-            options::bookkeeping(),
-        )
-        .await?
-    };
+    let stored = bookkeeping(ctx, CampaignActivities::set_status, input).await?;
     ctx.state_mut(|s| {
         s.status = stored;
         if stored != status {

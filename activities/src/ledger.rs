@@ -127,6 +127,12 @@ async fn fix_audience(
         .bind(max_id)
         .execute(&mut **tx)
         .await?;
+    // The ledger is partitioned by user id (see the migrations): make sure every recipient
+    // has a partition before any page can run.
+    sqlx::query("SELECT herald_ledger_partitions_through($1)")
+        .bind(max_id)
+        .execute(&mut **tx)
+        .await?;
     Ok(Registered {
         message_id: id,
         total,
@@ -569,7 +575,8 @@ pub async fn mark_read(
     Ok(row.get::<i64, _>("marked") == 1)
 }
 
-/// Add `count` users carrying `segment`, in one statement. Returns the first and last id.
+/// Add `count` users carrying `segment`, in one statement, and make their ledger partitions.
+/// Returns the first and last id.
 pub async fn seed_users(
     pool: &PgPool,
     count: i64,
@@ -590,6 +597,12 @@ pub async fn seed_users(
     .bind(&segments)
     .fetch_one(pool)
     .await?;
+    let last: Option<i64> = row.get("last");
+    // The new users' ledger partitions, made now rather than by the next launch.
+    sqlx::query("SELECT herald_ledger_partitions_through($1)")
+        .bind(last)
+        .execute(pool)
+        .await?;
     // After a bulk load, give the planner statistics and the table its visibility map at
     // once, as a restore would, rather than leaving the first campaign to autovacuum's timing.
     sqlx::raw_sql("VACUUM (ANALYZE) users")
@@ -597,7 +610,7 @@ pub async fn seed_users(
         .await?;
     Ok((
         row.get::<Option<i64>, _>("first").unwrap_or(0),
-        row.get::<Option<i64>, _>("last").unwrap_or(0),
+        last.unwrap_or(0),
     ))
 }
 

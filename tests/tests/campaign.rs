@@ -237,3 +237,45 @@ async fn regular_activities_deliver_exactly_once_too() {
     app.wait_status(&key, 3, LONG).await.unwrap();
     app.assert_exactly_once(&key, 2_500).await;
 }
+
+/// Users added by another system, with ids far past the ledger partitions made so far: the
+/// launch makes their partitions before any page runs, and pages that cross from one
+/// partition into the next write every recipient exactly once.
+#[tokio::test]
+async fn a_launch_makes_ledger_partitions_for_users_beyond_them() {
+    let app = TestApp::spawn().await.unwrap();
+    // 20,001 users around id 5,000,000: two partitions' worth, none of which exists yet.
+    sqlx::query(
+        "INSERT INTO users (id, email, segments)
+         SELECT g, 'u' || g || '@example.com', ARRAY['far'] FROM generate_series(4990000, 5010000) g",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let partition_of = |user: i64| format!("message_items_p{}", user / 16_384);
+    let exists = |table: String| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL")
+                .bind(table)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(!exists(partition_of(5_000_000)).await);
+
+    let key = app.launch("far", &["--page-size", "500", "--lanes", "3"]);
+    app.wait_status(&key, 3, LONG).await.unwrap();
+    app.assert_exactly_once(&key, 20_001).await;
+    for user in [4_990_000, 5_000_000, 5_010_000] {
+        let holder: String = sqlx::query_scalar(
+            "SELECT tableoid::regclass::text FROM message_items WHERE user_id = $1",
+        )
+        .bind(user)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        assert_eq!(holder, partition_of(user), "user {user}'s ledger row");
+    }
+}

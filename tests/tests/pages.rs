@@ -1,0 +1,136 @@
+//! The page statement on its own, against a real PostgreSQL: what it writes, what it reports,
+//! and how it behaves when it runs again or meets rows that are already there.
+
+use herald_activities::{db, ledger};
+use herald_tests::TestApp;
+use herald_wire::{CampaignStatus, PageInput, PageOutcome, Segment};
+use sqlx::PgPool;
+
+/// A campaign row in progress, to 1,200 users with ids 1..=1200 (segment `p`).
+async fn campaign(pool: &PgPool) -> i64 {
+    sqlx::query(
+        "INSERT INTO users (email, segments)
+         SELECT 'u' || g || '@example.com', ARRAY['p'] FROM generate_series(1, 1200) g",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query_scalar(
+        "INSERT INTO messages (key, title, body, segment, status, total, min_user_id, max_user_id)
+         VALUES ('pages', 'T', 'B', 'p', 1, 1200, 1, 1200) RETURNING id",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+fn page(message_id: i64, after: i64) -> PageInput {
+    PageInput {
+        message_id,
+        lane: 0,
+        after,
+        until: 1200,
+        limit: 500,
+        segment: Some(Segment::parse("p").unwrap()),
+        channel: Default::default(),
+        min_millis: 0,
+    }
+}
+
+async fn items(pool: &PgPool, message_id: i64) -> (i64, i64) {
+    let row: (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT user_id) FROM message_items WHERE message_id = $1",
+    )
+    .bind(message_id)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    row
+}
+
+fn written(last: i64, recipients: u32, sent: u32) -> PageOutcome {
+    PageOutcome::Written {
+        last: Some(last),
+        recipients,
+        sent,
+        failed: 0,
+    }
+}
+
+#[tokio::test]
+async fn a_page_writes_once_and_reports_the_same_outcome_when_run_again() {
+    let app = TestApp::without_worker().await.unwrap();
+    let pool = db::connect(&app.database_url, &db::PoolSettings::worker(2))
+        .await
+        .unwrap();
+    let id = campaign(&pool).await;
+
+    let first = ledger::write_page(&pool, &page(id, 0)).await.unwrap();
+    assert_eq!(first, written(500, 500, 500));
+    assert_eq!(items(&pool, id).await, (500, 500));
+
+    // A retry, or a local activity re-run after a crash: the page row answers, nothing is
+    // written twice.
+    let again = ledger::write_page(&pool, &page(id, 0)).await.unwrap();
+    assert_eq!(again, first);
+    assert_eq!(items(&pool, id).await, (500, 500));
+
+    // The lane's last page is short, which ends the lane.
+    ledger::write_page(&pool, &page(id, 500)).await.unwrap();
+    let last = ledger::write_page(&pool, &page(id, 1000)).await.unwrap();
+    assert_eq!(last, written(1200, 200, 200));
+    assert_eq!(items(&pool, id).await, (1200, 1200));
+}
+
+/// Rows already in the ledger without their page row (never expected: it would take two
+/// pages overlapping) make the plain insert fail; the page then runs in its tolerant form,
+/// which skips them and counts only what it wrote.
+#[tokio::test]
+async fn a_page_meeting_existing_rows_skips_them_and_counts_only_its_own() {
+    let app = TestApp::without_worker().await.unwrap();
+    let pool = db::connect(&app.database_url, &db::PoolSettings::worker(2))
+        .await
+        .unwrap();
+    let id = campaign(&pool).await;
+    sqlx::query(
+        "INSERT INTO message_items (message_id, user_id, status)
+         SELECT $1, g, 1 FROM generate_series(101, 130) g",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let outcome = ledger::write_page(&pool, &page(id, 0)).await.unwrap();
+    assert_eq!(outcome, written(500, 500, 470));
+    assert_eq!(items(&pool, id).await, (500, 500));
+}
+
+/// The fence: once `messages.status` says paused, a new page writes nothing, while a page
+/// committed earlier still reports its outcome.
+#[tokio::test]
+async fn a_paused_campaign_writes_no_new_page() {
+    let app = TestApp::without_worker().await.unwrap();
+    let pool = db::connect(&app.database_url, &db::PoolSettings::worker(2))
+        .await
+        .unwrap();
+    let id = campaign(&pool).await;
+    let first = ledger::write_page(&pool, &page(id, 0)).await.unwrap();
+    sqlx::query("UPDATE messages SET status = 2 WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        ledger::write_page(&pool, &page(id, 500)).await.unwrap(),
+        PageOutcome::Halted {
+            status: CampaignStatus::Paused
+        }
+    );
+    assert_eq!(
+        ledger::write_page(&pool, &page(id, 0)).await.unwrap(),
+        first
+    );
+    assert_eq!(items(&pool, id).await, (500, 500));
+}

@@ -484,6 +484,10 @@ fn view_from(row: &sqlx::postgres::PgRow) -> CampaignView {
     }
 }
 
+/// The channel on which PostgreSQL announces every change of a campaign's status, with the
+/// campaign's key as payload (a trigger on `messages`, in the migrations, sends it).
+pub const STATUS_CHANNEL: &str = "herald_status";
+
 pub async fn campaign(pool: &PgPool, key: &CampaignKey) -> Result<CampaignView, LedgerError> {
     let row = sqlx::query(&format!("{VIEW_SQL} WHERE m.key = $1"))
         .bind(key.as_str())

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
+use herald_activities::ledger;
 use herald_tests::{TestApp, stderr};
+use sqlx::postgres::PgListener;
 
 const LONG: Duration = Duration::from_secs(120);
 
@@ -157,4 +159,34 @@ async fn a_database_never_migrated_is_migrated_by_the_first_command() {
         .execute(&app.pool)
         .await
         .unwrap();
+}
+
+/// Every status change is announced on `herald_status` with the campaign's key, which is how
+/// `herald watch` reports the end of a campaign without waiting for its next look; and
+/// `herald watch` on a finished campaign prints the outcome and exits 0.
+#[tokio::test]
+async fn status_changes_are_announced_and_watch_reports_the_end() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(2_000, "w");
+    let mut changes = PgListener::connect_with(&app.pool).await.unwrap();
+    changes.listen(ledger::STATUS_CHANNEL).await.unwrap();
+
+    let key = app.launch("w", &["--page-size", "100", "--lanes", "2"]);
+    // In progress, then completed: two changes, each announced once.
+    for _ in 0..2 {
+        let change = tokio::time::timeout(LONG, changes.recv())
+            .await
+            .expect("a status change is announced")
+            .unwrap();
+        assert_eq!(change.payload(), key);
+    }
+    assert_eq!(app.db_status(&key).await, 3);
+
+    let out = app.herald(&["watch", &key]);
+    assert!(out.status.success(), "watch failed: {}", stderr(&out));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains(&format!("{key} completed")) && printed.contains("2000 sent"),
+        "{printed}"
+    );
 }

@@ -55,9 +55,13 @@ impl PoolSettings {
         }
     }
 
+    /// One connection: each command runs its statements one after another, and a larger
+    /// pool opens a second session for the second statement (sqlx returns a connection to
+    /// the pool asynchronously), which doubles what a script polling `herald status` costs
+    /// the server.
     pub fn cli() -> Self {
         Self {
-            max_connections: 4,
+            max_connections: 1,
             statement_timeout: None,
             bitmap_scans: true,
             migrations: MigrationCheck::WhenBehind,

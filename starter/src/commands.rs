@@ -54,7 +54,14 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Resume(args) => signal(&config, Request::Resume, args).await,
         Command::Cancel(args) => signal(&config, Request::Cancel, args).await,
         Command::Status { key, json } => status(&config, &key, json).await,
-        Command::Watch { key } => watch::watch(&database(&config).await?, &key).await,
+        Command::Watch { key } => {
+            // One session for the looks, one listening for status changes.
+            let settings = db::PoolSettings {
+                max_connections: 2,
+                ..db::PoolSettings::cli()
+            };
+            watch::watch(&connect_database(&config, &settings).await?, &key).await
+        }
         Command::List { limit, json } => list(&config, limit, json).await,
         Command::Inbox { user, limit, json } => inbox(&config, user, limit, json).await,
         Command::Read { user, key } => read(&config, user, &key).await,

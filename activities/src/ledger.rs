@@ -127,12 +127,8 @@ async fn fix_audience(
         .bind(max_id)
         .execute(&mut **tx)
         .await?;
-    // The ledger is partitioned by user id (see the migrations): make sure every recipient
-    // has a partition before any page can run.
-    sqlx::query("SELECT herald_ledger_partitions_through($1)")
-        .bind(max_id)
-        .execute(&mut **tx)
-        .await?;
+    // Every recipient needs a ledger partition before any page can run.
+    make_partitions(&mut **tx, max_id).await?;
     Ok(Registered {
         message_id: id,
         total,
@@ -596,8 +592,8 @@ pub async fn mark_read(
     Ok(row.get::<i64, _>("marked") == 1)
 }
 
-/// Add `count` users carrying `segment`, in one statement, and make their ledger partitions.
-/// Returns the first and last id.
+/// Add `count` users carrying `segment`, in one statement. Returns the first and last id.
+/// After a load, call [`settle_users`] once.
 pub async fn seed_users(
     pool: &PgPool,
     count: i64,
@@ -618,21 +614,34 @@ pub async fn seed_users(
     .bind(&segments)
     .fetch_one(pool)
     .await?;
-    let last: Option<i64> = row.get("last");
-    // The new users' ledger partitions, made now rather than by the next launch.
-    sqlx::query("SELECT herald_ledger_partitions_through($1)")
-        .bind(last)
-        .execute(pool)
-        .await?;
-    // After a bulk load, give the planner statistics and the table its visibility map at
-    // once, as a restore would, rather than leaving the first campaign to autovacuum's timing.
+    Ok((
+        row.get::<Option<i64>, _>("first").unwrap_or(0),
+        row.get::<Option<i64>, _>("last").unwrap_or(0),
+    ))
+}
+
+/// After a bulk load of users up to `last_id`: make their ledger partitions now rather than
+/// at the next launch, and give the planner statistics and the table its visibility map at
+/// once, as a restore would, rather than leaving the first campaign to autovacuum's timing.
+pub async fn settle_users(pool: &PgPool, last_id: i64) -> Result<(), LedgerError> {
+    make_partitions(pool, Some(last_id)).await?;
     sqlx::raw_sql("VACUUM (ANALYZE) users")
         .execute(pool)
         .await?;
-    Ok((
-        row.get::<Option<i64>, _>("first").unwrap_or(0),
-        last.unwrap_or(0),
-    ))
+    Ok(())
+}
+
+/// The ledger is partitioned by user id (see the migrations): make sure partitions exist for
+/// every id up to `max_user_id`. Cheap when they do.
+async fn make_partitions<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    max_user_id: Option<i64>,
+) -> Result<(), LedgerError> {
+    sqlx::query("SELECT herald_ledger_partitions_through($1)")
+        .bind(max_user_id)
+        .execute(executor)
+        .await?;
+    Ok(())
 }
 
 fn status_from(code: i16) -> CampaignStatus {

@@ -101,6 +101,9 @@ async fn seed(config: &Config, count: i64, segment: Option<herald_wire::Segment>
         done += n;
         bar.set_position(done as u64);
     }
+    ledger::settle_users(&pool, last)
+        .await
+        .context("analyzing the new users")?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     println!(

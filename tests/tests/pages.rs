@@ -6,22 +6,28 @@ use herald_tests::TestApp;
 use herald_wire::{CampaignStatus, PageInput, PageOutcome, Segment};
 use sqlx::PgPool;
 
-/// A campaign row in progress, to 1,200 users with ids 1..=1200 (segment `p`).
-async fn campaign(pool: &PgPool) -> i64 {
+/// A fresh database with a campaign row in progress to 1,200 users with ids 1..=1200
+/// (segment `p`), and a pool set up as the worker's. Keep the app: it owns the database.
+async fn campaign() -> (TestApp, PgPool, i64) {
+    let app = TestApp::without_worker().await.unwrap();
+    let pool = db::connect(&app.database_url, &db::PoolSettings::worker(2))
+        .await
+        .unwrap();
     sqlx::query(
         "INSERT INTO users (email, segments)
          SELECT 'u' || g || '@example.com', ARRAY['p'] FROM generate_series(1, 1200) g",
     )
-    .execute(pool)
+    .execute(&pool)
     .await
     .unwrap();
-    sqlx::query_scalar(
+    let id = sqlx::query_scalar(
         "INSERT INTO messages (key, title, body, segment, status, total, min_user_id, max_user_id)
          VALUES ('pages', 'T', 'B', 'p', 1, 1200, 1, 1200) RETURNING id",
     )
-    .fetch_one(pool)
+    .fetch_one(&pool)
     .await
-    .unwrap()
+    .unwrap();
+    (app, pool, id)
 }
 
 fn page(message_id: i64, after: i64) -> PageInput {
@@ -59,11 +65,7 @@ fn written(last: i64, recipients: u32, sent: u32) -> PageOutcome {
 
 #[tokio::test]
 async fn a_page_writes_once_and_reports_the_same_outcome_when_run_again() {
-    let app = TestApp::without_worker().await.unwrap();
-    let pool = db::connect(&app.database_url, &db::PoolSettings::worker(2))
-        .await
-        .unwrap();
-    let id = campaign(&pool).await;
+    let (_app, pool, id) = campaign().await;
 
     let first = ledger::write_page(&pool, &page(id, 0)).await.unwrap();
     assert_eq!(first, written(500, 500, 500));
@@ -87,11 +89,7 @@ async fn a_page_writes_once_and_reports_the_same_outcome_when_run_again() {
 /// which skips them and counts only what it wrote.
 #[tokio::test]
 async fn a_page_meeting_existing_rows_skips_them_and_counts_only_its_own() {
-    let app = TestApp::without_worker().await.unwrap();
-    let pool = db::connect(&app.database_url, &db::PoolSettings::worker(2))
-        .await
-        .unwrap();
-    let id = campaign(&pool).await;
+    let (_app, pool, id) = campaign().await;
     sqlx::query(
         "INSERT INTO message_items (message_id, user_id, status)
          SELECT $1, g, 1 FROM generate_series(101, 130) g",
@@ -110,11 +108,7 @@ async fn a_page_meeting_existing_rows_skips_them_and_counts_only_its_own() {
 /// committed earlier still reports its outcome.
 #[tokio::test]
 async fn a_paused_campaign_writes_no_new_page() {
-    let app = TestApp::without_worker().await.unwrap();
-    let pool = db::connect(&app.database_url, &db::PoolSettings::worker(2))
-        .await
-        .unwrap();
-    let id = campaign(&pool).await;
+    let (_app, pool, id) = campaign().await;
     let first = ledger::write_page(&pool, &page(id, 0)).await.unwrap();
     sqlx::query("UPDATE messages SET status = 2 WHERE id = $1")
         .bind(id)

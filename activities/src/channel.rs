@@ -6,14 +6,19 @@
 //! recipients, claim them as pending rows, deliver, then record sent/failed per recipient —
 //! each step safe to repeat, keyed on (campaign, recipient).
 
+use crate::{LedgerError, db::PageConnections, ledger};
 use herald_wire::{Channel, PageInput, PageOutcome};
-use sqlx::PgPool;
 
-use crate::{LedgerError, ledger};
-
-/// Deliver one page through its channel and record it.
-pub async fn deliver_page(pool: &PgPool, page: &PageInput) -> Result<PageOutcome, LedgerError> {
-    match page.channel {
-        Channel::Inbox => ledger::write_page(pool, page).await,
-    }
+/// Deliver one page through its channel and record it, on one of the worker's page
+/// connections.
+pub async fn deliver_page(
+    pages: &PageConnections,
+    page: &PageInput,
+) -> Result<PageOutcome, LedgerError> {
+    let mut conn = pages.get().await?;
+    let outcome = match page.channel {
+        Channel::Inbox => ledger::write_page(&mut conn, page).await,
+    };
+    conn.finish(&outcome);
+    outcome
 }

@@ -3,10 +3,13 @@
 use std::{str::FromStr, time::Duration};
 
 use sqlx::{
-    PgPool,
+    Connection, PgConnection, PgPool,
     migrate::Migrator,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+use crate::LedgerError;
 
 /// The migrations in `migrations/`, embedded at compile time.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
@@ -31,6 +34,14 @@ pub struct PoolSettings {
     pub bitmap_scans: bool,
     /// How this process makes sure the schema is current when it connects.
     pub migrations: MigrationCheck,
+    /// Whether an idle connection gets a round trip to the server (a `Sync`) before it is
+    /// handed out, so that one broken while idle is replaced unseen. sqlx does this by
+    /// default; for the worker it is one more wake-up of a PostgreSQL backend in the path of
+    /// every page, and every worker statement runs in an activity that Temporal retries
+    /// (pages are idempotent), so a broken connection costs one retry instead. Measured
+    /// without it: 1,000,000 recipients 5% faster (8 alternating pairs, median 3.19 s against
+    /// 3.38 s; PostgreSQL 4.27 CPU-s against 4.53).
+    pub ping_idle: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +63,7 @@ impl PoolSettings {
             statement_timeout: Some(Duration::from_secs(4)),
             bitmap_scans: false,
             migrations: MigrationCheck::Full,
+            ping_idle: false,
         }
     }
 
@@ -65,6 +77,8 @@ impl PoolSettings {
             statement_timeout: None,
             bitmap_scans: true,
             migrations: MigrationCheck::WhenBehind,
+            // `herald watch` holds its pool for the whole campaign, across server restarts.
+            ping_idle: true,
         }
     }
 }
@@ -80,6 +94,7 @@ pub async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool, sqlx:
     }
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
+        .test_before_acquire(settings.ping_idle)
         .acquire_timeout(Duration::from_secs(5))
         .connect_with(options)
         .await
@@ -108,4 +123,87 @@ async fn is_behind(pool: &PgPool) -> bool {
             .fetch_one(pool)
             .await;
     !matches!(applied, Ok(Some(version)) if version >= newest)
+}
+
+/// The worker's connections for page statements, handed out and taken back without a word
+/// to the server.
+///
+/// sqlx's pool sends every connection returned to it a round trip (a `Sync`, in
+/// `PoolConnection::return_to_pool`, sqlx 0.8), and that cannot be turned off: for the
+/// worker, one more wake-up of a PostgreSQL backend for every page, on the same two cores
+/// that run the pages. A page needs no such check. A broken connection fails its statement,
+/// the page activity is retried, and pages are idempotent. So the page statement runs on
+/// connections kept here: at most `size` at a time, opened when first needed with the pool's
+/// settings, and never closed while they work.
+pub struct PageConnections {
+    options: PgConnectOptions,
+    idle: std::sync::Mutex<Vec<PgConnection>>,
+    slots: Semaphore,
+}
+
+impl PageConnections {
+    /// Up to `size` connections, with the same settings as `pool`'s.
+    pub fn new(pool: &PgPool, size: usize) -> Self {
+        Self {
+            options: (*pool.connect_options()).clone(),
+            idle: std::sync::Mutex::new(Vec::with_capacity(size)),
+            slots: Semaphore::new(size),
+        }
+    }
+
+    /// A connection for one page: an idle one, or a new one. Waits while `size` are in use.
+    pub async fn get(&self) -> Result<Lease<'_>, sqlx::Error> {
+        let slot = self
+            .slots
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let idle = self.idle.lock().expect("never poisoned").pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => PgConnection::connect_with(&self.options).await?,
+        };
+        Ok(Lease {
+            conn,
+            home: self,
+            _slot: slot,
+        })
+    }
+}
+
+/// A connection on loan from [`PageConnections`]. Dropped without [`Lease::finish`] (a page
+/// abandoned mid-statement), the connection is closed: its state is unknown.
+pub struct Lease<'a> {
+    conn: PgConnection,
+    home: &'a PageConnections,
+    _slot: SemaphorePermit<'a>,
+}
+
+impl Lease<'_> {
+    /// Return the connection after it produced `result`. It is kept after a success. After
+    /// any error it is closed, and so is every idle one: the error may be a session the
+    /// server ended (a restart ends them all, and each would cost a page a retry), and
+    /// errors are rare enough that opening fresh connections costs nothing that shows.
+    pub fn finish<T>(self, result: &Result<T, LedgerError>) {
+        let Lease { conn, home, .. } = self;
+        let mut idle = home.idle.lock().expect("never poisoned");
+        if result.is_ok() {
+            idle.push(conn);
+        } else {
+            idle.clear();
+        }
+    }
+}
+
+impl std::ops::Deref for Lease<'_> {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Lease<'_> {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
 }

@@ -7,7 +7,7 @@ use herald_wire::{
     SetStatusInput,
 };
 use serde::Serialize;
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 
 use crate::LedgerError;
 
@@ -232,8 +232,11 @@ pub async fn explain_page(pool: &PgPool, page: &PageInput) -> Result<String, Led
 }
 
 /// Deliver a page to the in-app inbox: the ledger row is the delivery.
-pub async fn write_page(pool: &PgPool, page: &PageInput) -> Result<PageOutcome, LedgerError> {
-    match run_page(pool, page, &PAGE_SQL).await {
+pub async fn write_page(
+    conn: &mut PgConnection,
+    page: &PageInput,
+) -> Result<PageOutcome, LedgerError> {
+    match run_page(conn, page, &PAGE_SQL).await {
         Err(LedgerError::Database(sqlx::Error::Database(e))) if e.is_unique_violation() => {
             // Another attempt of this page committed first, or (never expected) two pages
             // overlap. The tolerant form resolves both without duplicating anyone.
@@ -242,7 +245,7 @@ pub async fn write_page(pool: &PgPool, page: &PageInput) -> Result<PageOutcome, 
                 page.after = page.after,
                 "page met existing rows; retrying with ON CONFLICT"
             );
-            run_page(pool, page, &PAGE_SQL_ON_CONFLICT).await
+            run_page(conn, page, &PAGE_SQL_ON_CONFLICT).await
         }
         other => other,
     }
@@ -262,8 +265,12 @@ fn bind_page<'q>(
         .bind(page.lane as i32)
 }
 
-async fn run_page(pool: &PgPool, page: &PageInput, sql: &str) -> Result<PageOutcome, LedgerError> {
-    let row = bind_page(sqlx::query(sql), page).fetch_one(pool).await?;
+async fn run_page(
+    conn: &mut PgConnection,
+    page: &PageInput,
+    sql: &str,
+) -> Result<PageOutcome, LedgerError> {
+    let row = bind_page(sqlx::query(sql), page).fetch_one(conn).await?;
     let Some(status) = row.get::<Option<i16>, _>("status") else {
         return Err(LedgerError::UnknownCampaignId(page.message_id));
     };

@@ -20,17 +20,22 @@ use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tracing::{debug, info, warn};
 
-use crate::{LedgerError, channel, ledger};
+use crate::{LedgerError, channel, db::PageConnections, ledger};
 
 pub struct HeraldActivities {
+    /// For the bookkeeping activities.
     pool: PgPool,
+    /// For pages: see [`PageConnections`].
+    pages: PageConnections,
     stats: PageStats,
     faults: Faults,
 }
 
 impl HeraldActivities {
-    pub fn new(pool: PgPool) -> Self {
+    /// `pages`: how many page statements may run at once.
+    pub fn new(pool: PgPool, pages: usize) -> Self {
         Self {
+            pages: PageConnections::new(&pool, pages),
             pool,
             stats: PageStats::default(),
             faults: Faults::default(),
@@ -152,7 +157,7 @@ impl HeraldActivities {
         }
         let started = Instant::now();
         self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
-        let outcome = channel::deliver_page(&self.pool, &input).await;
+        let outcome = channel::deliver_page(&self.pages, &input).await;
         self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
         let outcome = outcome.map_err(to_activity_error)?;
         if let PageOutcome::Written { recipients, .. } = outcome {

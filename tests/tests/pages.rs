@@ -1,14 +1,15 @@
 //! The page statement on its own, against a real PostgreSQL: what it writes, what it reports,
 //! and how it behaves when it runs again or meets rows that are already there.
 
-use herald_activities::{db, ledger};
+use herald_activities::{LedgerError, channel, db};
 use herald_tests::TestApp;
 use herald_wire::{CampaignStatus, PageInput, PageOutcome, Segment};
 use sqlx::PgPool;
 
 /// A fresh database with a campaign row in progress to 1,200 users with ids 1..=1200
-/// (segment `p`), and a pool set up as the worker's. Keep the app: it owns the database.
-async fn campaign() -> (TestApp, PgPool, i64) {
+/// (segment `p`), and a pool and page connections set up as the worker's. Keep the app: it
+/// owns the database.
+async fn campaign() -> (TestApp, PgPool, db::PageConnections, i64) {
     let app = TestApp::without_worker().await.unwrap();
     let pool = db::connect(&app.database_url, &db::PoolSettings::worker(2))
         .await
@@ -27,7 +28,8 @@ async fn campaign() -> (TestApp, PgPool, i64) {
     .fetch_one(&pool)
     .await
     .unwrap();
-    (app, pool, id)
+    let pages = db::PageConnections::new(&pool, 2);
+    (app, pool, pages, id)
 }
 
 fn page(message_id: i64, after: i64) -> PageInput {
@@ -65,21 +67,23 @@ fn written(last: i64, recipients: u32, sent: u32) -> PageOutcome {
 
 #[tokio::test]
 async fn a_page_writes_once_and_reports_the_same_outcome_when_run_again() {
-    let (_app, pool, id) = campaign().await;
+    let (_app, pool, pages, id) = campaign().await;
 
-    let first = ledger::write_page(&pool, &page(id, 0)).await.unwrap();
+    let first = channel::deliver_page(&pages, &page(id, 0)).await.unwrap();
     assert_eq!(first, written(500, 500, 500));
     assert_eq!(items(&pool, id).await, (500, 500));
 
     // A retry, or a local activity re-run after a crash: the page row answers, nothing is
     // written twice.
-    let again = ledger::write_page(&pool, &page(id, 0)).await.unwrap();
+    let again = channel::deliver_page(&pages, &page(id, 0)).await.unwrap();
     assert_eq!(again, first);
     assert_eq!(items(&pool, id).await, (500, 500));
 
     // The lane's last page is short, which ends the lane.
-    ledger::write_page(&pool, &page(id, 500)).await.unwrap();
-    let last = ledger::write_page(&pool, &page(id, 1000)).await.unwrap();
+    channel::deliver_page(&pages, &page(id, 500)).await.unwrap();
+    let last = channel::deliver_page(&pages, &page(id, 1000))
+        .await
+        .unwrap();
     assert_eq!(last, written(1200, 200, 200));
     assert_eq!(items(&pool, id).await, (1200, 1200));
 }
@@ -89,7 +93,7 @@ async fn a_page_writes_once_and_reports_the_same_outcome_when_run_again() {
 /// which skips them and counts only what it wrote.
 #[tokio::test]
 async fn a_page_meeting_existing_rows_skips_them_and_counts_only_its_own() {
-    let (_app, pool, id) = campaign().await;
+    let (_app, pool, pages, id) = campaign().await;
     sqlx::query(
         "INSERT INTO message_items (message_id, user_id, status)
          SELECT $1, g, 1 FROM generate_series(101, 130) g",
@@ -99,7 +103,7 @@ async fn a_page_meeting_existing_rows_skips_them_and_counts_only_its_own() {
     .await
     .unwrap();
 
-    let outcome = ledger::write_page(&pool, &page(id, 0)).await.unwrap();
+    let outcome = channel::deliver_page(&pages, &page(id, 0)).await.unwrap();
     assert_eq!(outcome, written(500, 500, 470));
     assert_eq!(items(&pool, id).await, (500, 500));
 }
@@ -108,8 +112,8 @@ async fn a_page_meeting_existing_rows_skips_them_and_counts_only_its_own() {
 /// committed earlier still reports its outcome.
 #[tokio::test]
 async fn a_paused_campaign_writes_no_new_page() {
-    let (_app, pool, id) = campaign().await;
-    let first = ledger::write_page(&pool, &page(id, 0)).await.unwrap();
+    let (_app, pool, pages, id) = campaign().await;
+    let first = channel::deliver_page(&pages, &page(id, 0)).await.unwrap();
     sqlx::query("UPDATE messages SET status = 2 WHERE id = $1")
         .bind(id)
         .execute(&pool)
@@ -117,14 +121,52 @@ async fn a_paused_campaign_writes_no_new_page() {
         .unwrap();
 
     assert_eq!(
-        ledger::write_page(&pool, &page(id, 500)).await.unwrap(),
+        channel::deliver_page(&pages, &page(id, 500)).await.unwrap(),
         PageOutcome::Halted {
             status: CampaignStatus::Paused
         }
     );
     assert_eq!(
-        ledger::write_page(&pool, &page(id, 0)).await.unwrap(),
+        channel::deliver_page(&pages, &page(id, 0)).await.unwrap(),
         first
     );
     assert_eq!(items(&pool, id).await, (500, 500));
+}
+
+/// The session a page connection runs in, as PostgreSQL numbers it.
+async fn backend(pages: &db::PageConnections) -> i32 {
+    let mut conn = pages.get().await.unwrap();
+    let pid = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *conn)
+        .await;
+    let pid = pid.map_err(LedgerError::from);
+    conn.finish(&pid);
+    pid.unwrap()
+}
+
+/// A page connection is kept after a page; one that broke under a page fails that page
+/// (which Temporal retries) and is replaced.
+#[tokio::test]
+async fn a_page_connection_is_reused_until_it_breaks() {
+    let (_app, pool, pages, id) = campaign().await;
+    let first = backend(&pages).await;
+    assert_eq!(backend(&pages).await, first);
+
+    // The server ends the session (a restart does this to all of them).
+    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
+        .bind(first)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(ended);
+    let broken = channel::deliver_page(&pages, &page(id, 0))
+        .await
+        .unwrap_err();
+    assert!(broken.is_retryable(), "{broken}");
+    assert_eq!(items(&pool, id).await, (0, 0));
+
+    // The retry gets a new session and writes the page.
+    let retried = channel::deliver_page(&pages, &page(id, 0)).await.unwrap();
+    assert_eq!(retried, written(500, 500, 500));
+    assert_ne!(backend(&pages).await, first);
 }

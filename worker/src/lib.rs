@@ -22,6 +22,10 @@ use temporalio_common::protos::temporal::api::{
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tracing::info;
 
+/// How many page statements one worker runs at once, across all its campaigns: two
+/// campaigns' worth at the default of 8 lanes. More wait their turn.
+const PAGE_CONNECTIONS: usize = 16;
+
 /// Where everything is. Defaults match the local services that `scripts/services up` starts.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -183,7 +187,9 @@ fn tonic_request<T>(message: T) -> temporalio_client::tonic::Request<T> {
 /// In-flight tasks are allowed to finish (up to a few seconds) before it returns.
 pub async fn run_worker(config: &Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     // The worker applies pending migrations itself, so a fresh database needs no extra step.
-    let pool = connect_database(config, &db::PoolSettings::worker(16)).await?;
+    // Pages run on connections of their own (see `PageConnections`); the pool serves the
+    // bookkeeping: registering a campaign and mirroring its status, a few at a time.
+    let pool = connect_database(config, &db::PoolSettings::worker(4)).await?;
 
     let client = connect_temporal(config).await?;
     ensure_search_attributes(&client, &config.namespace).await?;
@@ -193,7 +199,9 @@ pub async fn run_worker(config: &Config, shutdown: impl Future<Output = ()>) -> 
     let options = WorkerOptions::new(config.task_queue.clone())
         .register_workflow::<CampaignWorkflow>()
         .context("registering the campaign workflow")?
-        .register_activities(HeraldActivities::new(pool).with_faults(Faults::from_env()))
+        .register_activities(
+            HeraldActivities::new(pool, PAGE_CONNECTIONS).with_faults(Faults::from_env()),
+        )
         // A workflow task waits this long on a dead worker's sticky queue before any
         // worker may take it; the default (10 s) would be most of the stall after a crash.
         .sticky_queue_schedule_to_start_timeout(Duration::from_secs(2))

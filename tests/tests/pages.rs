@@ -133,15 +133,40 @@ async fn a_paused_campaign_writes_no_new_page() {
     assert_eq!(items(&pool, id).await, (500, 500));
 }
 
-/// The session a page connection runs in, as PostgreSQL numbers it.
+/// The session a connection runs in, as PostgreSQL numbers it.
+async fn session(conn: &mut sqlx::PgConnection) -> Result<i32, LedgerError> {
+    Ok(sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(conn)
+        .await?)
+}
+
+/// The session that lane 0 of campaign 0 gets, returned at once.
 async fn backend(pages: &db::PageConnections) -> i32 {
-    let mut conn = pages.get().await.unwrap();
-    let pid = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&mut *conn)
-        .await;
-    let pid = pid.map_err(LedgerError::from);
+    let mut conn = pages.get((0, 0)).await.unwrap();
+    let pid = session(&mut conn).await;
     conn.finish(&pid);
     pid.unwrap()
+}
+
+/// A lane gets back the session that served it last, even when another lane's was returned
+/// after it.
+#[tokio::test]
+async fn a_lane_keeps_its_session() {
+    let (_app, _pool, pages, _id) = campaign().await;
+    let mut one = pages.get((7, 1)).await.unwrap();
+    let mut two = pages.get((7, 2)).await.unwrap();
+    let (s1, s2) = (session(&mut one).await, session(&mut two).await);
+    one.finish(&s1);
+    two.finish(&s2);
+    let (s1, s2) = (s1.unwrap(), s2.unwrap());
+    assert_ne!(s1, s2);
+
+    let mut again = pages.get((7, 1)).await.unwrap();
+    let s = session(&mut again).await;
+    again.finish(&s);
+    assert_eq!(s.unwrap(), s1);
+    // A lane that no session served yet takes the one returned last.
+    assert_eq!(backend(&pages).await, s1);
 }
 
 /// A page connection is kept after a page; one that broke under a page fails that page

@@ -6,8 +6,9 @@
 //! recipients, claim them as pending rows, deliver, then record sent/failed per recipient —
 //! each step safe to repeat, keyed on (campaign, recipient).
 
-use crate::{LedgerError, db::PageConnections, ledger};
 use herald_wire::{Channel, PageInput, PageOutcome};
+
+use crate::{LedgerError, db::PageConnections, ledger};
 
 /// Deliver one page through its channel and record it, on one of the worker's page
 /// connections.

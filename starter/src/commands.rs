@@ -103,7 +103,7 @@ async fn seed(config: &Config, count: i64, segment: Option<herald_wire::Segment>
     }
     ledger::settle_users(&pool, last)
         .await
-        .context("analyzing the new users")?;
+        .context("making ledger partitions for the new users and analyzing them")?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     println!(

@@ -1,18 +1,18 @@
-//! Everything in Herald that touches PostgreSQL or a delivery channel.
+//! Herald's Temporal activities: thin adapters that call the store and the delivery
+//! channels, and tell Temporal whether a failure is worth retrying.
 //!
-//! - [`db`]: connecting, the pool's settings, and the embedded migrations.
-//! - [`ledger`]: the SQL. Campaign rows, the per-recipient ledger, lane counters, the inbox.
-//!   Every write is safe to repeat: Temporal retries activities and workers die mid-page.
-//! - [`channel`]: how a page is delivered. The in-app inbox is the ledger itself; other
-//!   channels (webhook, e-mail) plug in here.
-//! - [`worker`]: the Temporal activities, thin wrappers that map errors to retryable or not.
-//! - [`error`]: typed errors, split into the caller's fault and ours.
+//! - [`campaign`]: the activities the campaign workflow calls (register, page, set status).
+//! - [`channels`]: how a page is delivered, one module per channel; add a channel here.
+//! - [`error`]: the one mapping from a store error's [`Fault`](herald_store::Fault) to a
+//!   retryable or non-retryable activity failure.
+//! - [`faults`]: failures injected on purpose, for the fault suite.
+//! - [`stats`]: page metrics in the worker's log.
 
-pub mod channel;
-pub mod db;
+pub mod campaign;
+pub mod channels;
 pub mod error;
-pub mod ledger;
-pub mod worker;
+pub mod faults;
+mod stats;
 
-pub use error::LedgerError;
-pub use worker::HeraldActivities;
+pub use campaign::HeraldActivities;
+pub use faults::Faults;

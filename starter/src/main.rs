@@ -1,16 +1,18 @@
-//! `herald`: the operator's command line.
+//! `herald`: the operator's command line. It parses arguments, calls the control layer
+//! (`herald_control`) and prints what comes back.
 //!
-//! - `main.rs`: arguments, and turning any failure into one line on stderr.
-//! - `commands.rs`: one function per subcommand.
+//! - `main.rs`: arguments, and turning any failure into one line on stderr and an exit code.
+//! - `commands.rs`: one function per subcommand, printing its result.
 //! - `watch.rs`: the live progress bar.
 //!
-//! Exit codes: 0 success, 1 something of ours failed (a service is down, a database error),
-//! 2 the request itself was refused (bad input, unknown campaign, wrong status).
+//! Exit codes: 0 success, 2 the request was refused as it stands (bad input, unknown
+//! campaign, wrong status; nothing changed), 1 anything else (a service is down, ours).
 
 mod commands;
 mod watch;
 
 use clap::{Args, Parser, Subcommand};
+use herald_control::{ControlError, Fault, config::CliConfig};
 use herald_wire::{CampaignKey, Lanes, PageExecution, PageSize, Rate, Segment};
 
 #[derive(Parser)]
@@ -20,6 +22,8 @@ use herald_wire::{CampaignKey, Lanes, PageExecution, PageSize, Rate, Segment};
     about = "Send one message to millions of users; pause and resume without skipping anyone."
 )]
 struct Cli {
+    #[command(flatten)]
+    config: CliConfig,
     #[command(subcommand)]
     command: Command,
 }
@@ -34,11 +38,11 @@ enum Command {
     /// Launch a campaign and print its key.
     Launch(LaunchArgs),
     /// Pause a campaign before its next page; it can be resumed later.
-    Pause(SignalArgs),
+    Pause(RequestArgs),
     /// Resume a paused campaign from the next unprocessed recipient.
-    Resume(SignalArgs),
+    Resume(RequestArgs),
     /// Cancel a campaign for good (status 4).
-    Cancel(SignalArgs),
+    Cancel(RequestArgs),
     /// Show a campaign's status and counters.
     Status {
         #[arg(value_parser = parse_key)]
@@ -79,7 +83,7 @@ enum Command {
 
 #[derive(Subcommand)]
 enum UsersCommand {
-    /// Add N users, optionally carrying a segment.
+    /// Add N test users, optionally carrying a segment.
     Seed {
         #[arg(long)]
         count: i64,
@@ -116,17 +120,14 @@ struct LaunchArgs {
     /// At most this many recipients per second (default: as fast as the database allows).
     #[arg(long)]
     rate: Option<Rate>,
-    /// Continue-as-new after this many pages (bounds each workflow run's history).
+    /// Continue-as-new after this many pages (bounds each workflow run's history; tests set
+    /// it low to cross run boundaries with small audiences).
     #[arg(long, hide = true)]
     pages_per_run: Option<u32>,
-    /// Local activities: also drain the lanes and end the workflow task every this many
-    /// pages (0, the default: never; the workflow task heartbeat lets signals in).
-    #[arg(long, hide = true)]
-    pages_per_yield: Option<u32>,
 }
 
 #[derive(Args)]
-struct SignalArgs {
+struct RequestArgs {
     #[arg(value_parser = parse_key)]
     key: CampaignKey,
     /// Why; recorded on the campaign and shown by `status`.
@@ -151,31 +152,38 @@ async fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
-                .unwrap_or_else(|_| "warn,sqlx=error".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
             // clap's own report spans several lines; keep the one that says what is wrong.
-            let rendered = e.to_string();
-            let line: Vec<&str> = rendered
-                .lines()
-                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
-                .map(str::trim)
-                .collect();
-            eprintln!("herald: {}", line.join(" ").trim_start_matches("error: "));
+            eprintln!(
+                "herald: {}",
+                herald_control::config::first_line(&e.to_string())
+            );
             std::process::exit(2);
         }
     };
-    if let Err(e) = commands::run(cli.command).await {
-        let refused = commands::is_refusal(&e);
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.config.log)
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = commands::run(cli.config.services, cli.command).await {
         eprintln!("herald: {e:#}");
-        std::process::exit(if refused { 2 } else { 1 });
+        std::process::exit(exit_code(&e));
+    }
+}
+
+/// 2 when the request was refused as it stands, 1 otherwise.
+fn exit_code(e: &anyhow::Error) -> i32 {
+    let fault = e
+        .chain()
+        .find_map(|c| c.downcast_ref::<ControlError>().map(ControlError::fault));
+    match fault {
+        Some(Fault::Refused) => 2,
+        _ => 1,
     }
 }

@@ -1,7 +1,7 @@
 //! `herald watch`: follow a campaign's committed progress until it ends. A progress bar on a
-//! terminal, one line every two seconds otherwise (logs, CI). It looks every 0.5 s, and at
-//! once when PostgreSQL announces a status change, so a script waiting on `herald watch`
-//! learns that a campaign ended or paused the moment it is committed.
+//! terminal, one line every two seconds otherwise (logs, CI). The control layer's watch
+//! wakes on every status change, so a script waiting on `herald watch` learns that a
+//! campaign ended or paused the moment it is committed.
 
 use std::{
     io::IsTerminal,
@@ -9,31 +9,29 @@ use std::{
 };
 
 use anyhow::Result;
-use herald_activities::ledger;
+use herald_control::Control;
 use herald_wire::{CampaignKey, CampaignStatus};
-use sqlx::{PgPool, postgres::PgListener};
 
 use crate::commands::progress_bar;
 
-pub async fn watch(pool: &PgPool, key: &CampaignKey) -> Result<()> {
-    let first = ledger::campaign(pool, key).await?;
+pub async fn watch(control: &Control, key: &CampaignKey) -> Result<()> {
+    let mut watch = control.watch(key).await?;
     let tty = std::io::stderr().is_terminal();
-    let bar = progress_bar(first.total.max(0) as u64, "recipients");
+    let bar = progress_bar(0, "recipients");
     if !tty {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let mut changes = status_changes(pool).await;
     let started = Instant::now();
     let mut last_line = Instant::now() - Duration::from_secs(10);
     let mut last_status = None;
-    let mut last_processed = (Instant::now(), first.sent + first.failed);
+    let mut last_processed: Option<(Instant, i64)> = None;
     loop {
-        let v = ledger::campaign(pool, key).await?;
+        let v = watch.next().await?;
         let processed = v.sent + v.failed;
-        let status = v.status();
+        let (t0, p0) = *last_processed.get_or_insert((Instant::now(), processed));
         bar.set_length(v.total.max(0) as u64);
         bar.set_position(processed.max(0) as u64);
-        bar.set_message(match status {
+        bar.set_message(match v.status {
             CampaignStatus::Paused => format!(
                 "PAUSED{}",
                 v.reason
@@ -43,23 +41,23 @@ pub async fn watch(pool: &PgPool, key: &CampaignKey) -> Result<()> {
             ),
             s => s.name().to_owned(),
         });
-        if !tty && (last_line.elapsed() >= Duration::from_secs(2) || last_status != Some(status)) {
-            let (t0, p0) = last_processed;
+        if !tty && (last_line.elapsed() >= Duration::from_secs(2) || last_status != Some(v.status))
+        {
             let rate = (processed - p0) as f64 / t0.elapsed().as_secs_f64().max(1e-3);
             eprintln!(
                 "{:>7.1}s {:<12} {processed}/{} processed ({} sent, {} failed, {} pending) {rate:.0}/s",
                 started.elapsed().as_secs_f64(),
-                status.name(),
+                v.status.name(),
                 v.total,
                 v.sent,
                 v.failed,
                 v.pending
             );
             last_line = Instant::now();
-            last_processed = (Instant::now(), processed);
+            last_processed = Some((Instant::now(), processed));
         }
-        last_status = Some(status);
-        if status.is_terminal() {
+        last_status = Some(v.status);
+        if v.status.is_terminal() {
             bar.finish_and_clear();
             let took = match (v.started_at, v.finished_at) {
                 (Some(a), Some(b)) => {
@@ -69,7 +67,7 @@ pub async fn watch(pool: &PgPool, key: &CampaignKey) -> Result<()> {
             };
             println!(
                 "{key} {}{took}: {} sent, {} failed, {} pending of {}",
-                status.name(),
+                v.status.name(),
                 v.sent,
                 v.failed,
                 v.pending,
@@ -77,29 +75,5 @@ pub async fn watch(pool: &PgPool, key: &CampaignKey) -> Result<()> {
             );
             return Ok(());
         }
-        next_look(&mut changes).await;
-    }
-}
-
-/// A session listening for status changes; `None` if it cannot be had, and watching then
-/// relies on its regular looks alone.
-async fn status_changes(pool: &PgPool) -> Option<PgListener> {
-    let mut listener = PgListener::connect_with(pool).await.ok()?;
-    listener.listen(ledger::STATUS_CHANNEL).await.ok()?;
-    Some(listener)
-}
-
-/// Wait for the next look: 0.5 s, or less if any campaign's status changes meanwhile.
-async fn next_look(changes: &mut Option<PgListener>) {
-    let tick = tokio::time::sleep(Duration::from_millis(500));
-    let Some(listener) = changes else {
-        return tick.await;
-    };
-    let lost = tokio::select! {
-        change = listener.recv() => change.is_err(),
-        _ = tick => false,
-    };
-    if lost {
-        *changes = None;
     }
 }

@@ -7,6 +7,11 @@
 //!
 //! The services come from `scripts/services up` (which `scripts/test` runs first); the
 //! binaries from `target/release` (built by `scripts/test`), or `HERALD_BIN_DIR`.
+//!
+//! - [`TestApp`]: one test's database, task queue and worker, and typed helpers to drive
+//!   and inspect it.
+//! - [`Launch`]: `herald launch` options as a builder.
+//! - [`wait_until`]: poll a condition with a deadline.
 
 use std::{
     path::{Path, PathBuf},
@@ -16,8 +21,14 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+use herald_store::connect::{self, MigrationCheck};
+use herald_wire::{CampaignKey, CampaignStatus, names};
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, PgPool, postgres::PgPoolOptions};
+
+/// How long any one step of a test may take before it fails: generous, because the machines
+/// are shared and noisy; tests poll for conditions and rarely come near it.
+pub const LONG: Duration = Duration::from_secs(180);
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -54,12 +65,21 @@ fn bin(name: &str) -> PathBuf {
 
 /// The service addresses, read as the worker and the CLI read them (environment, or the
 /// local defaults of `scripts/services`).
+pub fn services() -> herald_control::Config {
+    herald_control::Config::from_env().expect("the services' configuration")
+}
+
 fn base_database_url() -> String {
-    herald_worker::Config::from_env().database_url
+    services().database_url
 }
 
 fn temporal_address() -> String {
-    herald_worker::Config::from_env().temporal_address
+    services().temporal_address
+}
+
+/// A campaign's workflow id, from its key.
+pub fn workflow_id(key: &str) -> String {
+    names::workflow_id(&CampaignKey::parse(key).expect("a valid key"))
 }
 
 pub fn temporal_cli() -> PathBuf {
@@ -116,7 +136,7 @@ impl TestApp {
             .max_connections(4)
             .connect(&database_url)
             .await?;
-        herald_activities::db::migrate(&pool, herald_activities::db::MigrationCheck::Full).await?;
+        connect::migrate(&pool, MigrationCheck::Full).await?;
         Ok(Self {
             database_url,
             task_queue: unique("herald-test-"),
@@ -199,7 +219,7 @@ impl TestApp {
 
     pub fn herald_with_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(bin("herald"));
-        cmd.args(args).envs(self.envs()).env("HERALD_LOG", "error");
+        cmd.args(args).envs(self.envs()).env("RUST_LOG", "error");
         for (k, v) in extra {
             cmd.env(k, v);
         }
@@ -231,7 +251,7 @@ impl TestApp {
     /// Send a signal to a campaign straight through Temporal (as another service or the web
     /// UI would, with no database fence), requiring the CLI to accept it.
     pub fn signal(&self, key: &str, name: &str, extra: &[&str]) {
-        let wid = format!("campaign-{key}");
+        let wid = workflow_id(key);
         let mut args = vec![
             "workflow",
             "signal",
@@ -256,24 +276,20 @@ impl TestApp {
         ]);
     }
 
-    /// Launch a campaign with a unique key; returns the key.
-    pub fn launch(&self, segment: &str, extra: &[&str]) -> String {
-        let key = unique("k");
-        let mut args = vec![
-            "launch",
-            "--title",
-            "Hello",
-            "--body",
-            "A message",
-            "--key",
-            &key,
-            "--segment",
-            segment,
-        ];
-        args.extend_from_slice(extra);
-        let printed = self.herald_ok(&args);
-        assert_eq!(printed.trim(), key);
-        key
+    /// A campaign to `segment` with a unique key, to be launched with [`Launch::launch`].
+    pub fn campaign(&self, segment: &str) -> Launch<'_> {
+        Launch {
+            app: self,
+            key: unique("k"),
+            args: vec![
+                "--title".into(),
+                "Hello".into(),
+                "--body".into(),
+                "A message".into(),
+                "--segment".into(),
+                segment.into(),
+            ],
+        }
     }
 
     /// `herald status --json`.
@@ -292,13 +308,14 @@ impl TestApp {
         .unwrap_or(-1)
     }
 
-    /// The stored status; -1 while the database is unreachable (restarts).
-    pub async fn db_status(&self, key: &str) -> i16 {
-        sqlx::query_scalar("SELECT status FROM messages WHERE key = $1")
+    /// The stored status; `None` while the database is unreachable (restarts).
+    pub async fn db_status(&self, key: &str) -> Option<CampaignStatus> {
+        sqlx::query_scalar::<_, i16>("SELECT status FROM messages WHERE key = $1")
             .bind(key)
             .fetch_one(&self.pool)
             .await
-            .unwrap_or(-1)
+            .ok()
+            .map(|code| CampaignStatus::try_from(code).expect("a known status code"))
     }
 
     /// Check, in one snapshot, that the counters equal the ledger and the sum rule holds.
@@ -329,15 +346,22 @@ impl TestApp {
     }
 
     /// Wait for the campaign's stored status, failing after `timeout`.
-    pub async fn wait_status(&self, key: &str, status: i16, timeout: Duration) -> Result<()> {
-        wait_until(timeout, || async { self.db_status(key).await == status })
-            .await
-            .with_context(|| format!("campaign {key} did not reach status {status}"))
+    pub async fn wait_status(
+        &self,
+        key: &str,
+        status: CampaignStatus,
+        timeout: Duration,
+    ) -> Result<()> {
+        wait_until(timeout, || async {
+            self.db_status(key).await == Some(status)
+        })
+        .await
+        .with_context(|| format!("campaign {key} did not reach status {status}"))
     }
 
     /// Wait until the campaign's workflow has closed (completed) in Temporal.
     pub async fn wait_workflow_completed(&self, key: &str, timeout: Duration) -> Result<()> {
-        let wid = format!("campaign-{key}");
+        let wid = workflow_id(key);
         wait_until(timeout, || async {
             let out = self.temporal(&["workflow", "describe", "--workflow-id", &wid, "-o", "json"]);
             String::from_utf8_lossy(&out.stdout).contains("WORKFLOW_EXECUTION_STATUS_COMPLETED")
@@ -372,7 +396,7 @@ impl TestApp {
         assert_eq!(s["sent"], audience, "counters equal the ledger: {s}");
         assert_eq!(s["failed"], 0, "{s}");
         assert_eq!(s["pending"], 0, "{s}");
-        assert_eq!(s["status"], 3, "{s}");
+        assert_eq!(s["status"], CampaignStatus::Completed.code(), "{s}");
         // Every audience member is covered: nobody in the segment was skipped.
         let missing: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM users u, messages m
@@ -391,6 +415,76 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.kill_worker();
+    }
+}
+
+/// `herald launch` options; [`Launch::launch`] runs it.
+pub struct Launch<'a> {
+    app: &'a TestApp,
+    key: String,
+    args: Vec<String>,
+}
+
+impl Launch<'_> {
+    fn arg(mut self, name: &str, value: impl ToString) -> Self {
+        self.args.push(format!("--{name}"));
+        self.args.push(value.to_string());
+        self
+    }
+
+    pub fn page_size(self, n: u32) -> Self {
+        self.arg("page-size", n)
+    }
+
+    pub fn lanes(self, n: u32) -> Self {
+        self.arg("lanes", n)
+    }
+
+    /// Recipients per second.
+    pub fn rate(self, n: u32) -> Self {
+        self.arg("rate", n)
+    }
+
+    /// `"local"` or `"regular"`.
+    pub fn execution(self, kind: &str) -> Self {
+        self.arg("execution", kind)
+    }
+
+    pub fn send_at(self, at: chrono::DateTime<chrono::Utc>) -> Self {
+        self.arg("send-at", at.to_rfc3339())
+    }
+
+    pub fn pages_per_run(self, n: u32) -> Self {
+        self.arg("pages-per-run", n)
+    }
+
+    /// Any other option, as text (for options under test).
+    pub fn option(self, name: &str, value: &str) -> Self {
+        self.arg(name, value)
+    }
+
+    /// The launch command's arguments, key included.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec!["launch".to_owned(), "--key".to_owned(), self.key.clone()];
+        args.extend(self.args.iter().cloned());
+        args
+    }
+
+    /// Run `herald launch`, as it stands, without requiring success.
+    pub fn run(&self) -> Output {
+        let args = self.args();
+        self.app
+            .herald(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// Launch it, requiring success; returns the key.
+    pub fn launch(self) -> String {
+        let args = self.args();
+        let printed = self
+            .app
+            .herald_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(printed.trim(), self.key);
+        self.key
     }
 }
 

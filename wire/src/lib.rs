@@ -8,11 +8,12 @@
 //! - [`names`]: durable names (workflow type, signals, query, activities, search attributes).
 //!   These are contracts with running workflows and other services: never rename them.
 //! - [`types`]: parsed values that can only hold valid data (`CampaignKey`, `PageSize`, …).
-//! - [`status`]: the campaign status codes the user numbered (0–3) plus Herald's 4 and 5.
+//! - [`status`]: the campaign status codes 0–3 of the specification, Herald's 4 and 5, and
+//!   the status of one recipient's item.
 //! - [`messages`]: workflow input, activity inputs and outcomes, progress, signal payloads.
 //!
-//! Every struct that crosses the wire uses `#[serde(default)]` on fields added after the first
-//! release, so a running workflow's history keeps decoding after a field is added.
+//! After the first release, every field added to a struct that crosses the wire gets
+//! `#[serde(default)]`, so running workflows' histories keep decoding (docs/operations.md).
 
 pub mod messages;
 pub mod names;
@@ -20,5 +21,5 @@ pub mod status;
 pub mod types;
 
 pub use messages::*;
-pub use status::CampaignStatus;
+pub use status::{CampaignStatus, ItemStatus};
 pub use types::*;

@@ -45,28 +45,18 @@ pub struct CampaignInput {
     pub tuning: Tuning,
 }
 
-/// Knobs that trade history size and signal latency against throughput.
+/// Knobs that trade history size against hand-over cost; the defaults suit production.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Tuning {
     /// Continue-as-new after this many pages in one run (or sooner if the server suggests it).
+    /// Tests set it low to cross many run boundaries with a small audience.
     #[serde(default = "Tuning::default_pages_per_run")]
     pub pages_per_run: u32,
-    /// With local activities: drain the lanes and run a no-op regular activity every this
-    /// many pages, so the workflow task ends and signals get in. 0 (the default) never does:
-    /// the SDK's workflow task heartbeat lets signals in every 0.8 s without stopping the
-    /// pages (see `herald_workflows::options`). Campaigns started before that default
-    /// changed carry 200 here and replay as they ran.
-    #[serde(default = "Tuning::default_local_pages_per_yield")]
-    pub local_pages_per_yield: u32,
 }
 
 impl Tuning {
     fn default_pages_per_run() -> u32 {
         2_000
-    }
-
-    fn default_local_pages_per_yield() -> u32 {
-        0
     }
 }
 
@@ -74,7 +64,6 @@ impl Default for Tuning {
     fn default() -> Self {
         Self {
             pages_per_run: Self::default_pages_per_run(),
-            local_pages_per_yield: Self::default_local_pages_per_yield(),
         }
     }
 }
@@ -82,7 +71,7 @@ impl Default for Tuning {
 /// State handed from one workflow run to the next at continue-as-new.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Carried {
-    pub message_id: i64,
+    pub campaign_id: i64,
     pub total: i64,
     pub lanes: Vec<LaneCursor>,
     pub pages_done: u64,
@@ -122,7 +111,8 @@ pub struct RegisterInput {
 /// every later call.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Registered {
-    pub message_id: i64,
+    /// The campaign's row id (`messages.id`).
+    pub campaign_id: i64,
     /// Recipients in the audience at launch.
     pub total: i64,
     /// Audience bounds: users with ids in `[min_id, max_id]` matching the segment. Users
@@ -136,7 +126,7 @@ pub struct Registered {
 /// Input of the page activity: the next page of one lane.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PageInput {
-    pub message_id: i64,
+    pub campaign_id: i64,
     pub lane: u32,
     /// Exclusive lower bound: the last committed user id of this lane.
     pub after: i64,
@@ -167,7 +157,7 @@ pub enum PageOutcome {
         sent: u32,
         failed: u32,
     },
-    /// Nothing was written: `messages.status` says the campaign is not running (an operator
+    /// Nothing was written: the campaign's stored status says it is not running (an operator
     /// paused or cancelled it through the database fence before the signal arrived).
     Halted { status: CampaignStatus },
 }
@@ -175,11 +165,10 @@ pub enum PageOutcome {
 /// Input of the set-status activity.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SetStatusInput {
-    pub message_id: i64,
+    pub campaign_id: i64,
     pub status: CampaignStatus,
-    #[serde(default)]
     pub reason: Option<String>,
-    /// Only move from one of these statuses; empty means from any non-terminal status.
+    /// Only move from one of these statuses; empty means from any unfinished status.
     /// A finished campaign is never moved. The activity returns the status stored after the
     /// call, which tells the workflow whether an operator's database fence got there first.
     #[serde(default)]
@@ -191,7 +180,6 @@ pub struct SetStatusInput {
 pub struct Progress {
     pub key: String,
     pub status: CampaignStatus,
-    pub status_name: String,
     pub total: i64,
     pub sent: i64,
     pub failed: i64,

@@ -18,10 +18,7 @@ pub const QUERY_PROGRESS: &str = "progress";
 pub const ACTIVITY_REGISTER: &str = "herald.register";
 /// Activity: deliver one page of recipients and record it in the ledger.
 pub const ACTIVITY_PAGE: &str = "herald.page";
-/// Activity: does nothing. Awaiting it ends the current workflow task, so that signals
-/// reach a workflow that is running pages as local activities.
-pub const ACTIVITY_YIELD: &str = "herald.yield";
-/// Activity: mirror the workflow's status into `messages.status`.
+/// Activity: record the workflow's status in the campaign's row.
 pub const ACTIVITY_SET_STATUS: &str = "herald.set_status";
 
 /// Search attribute (Keyword): the campaign's status name, for the web UI's list.

@@ -1,8 +1,10 @@
-//! Campaign status codes, as stored in `messages.status`.
+//! Status codes, as stored in the ledger: a campaign's (`messages.status`) and a recipient's
+//! item's (`message_items.status`).
 
 use serde::{Deserialize, Serialize};
 
-/// The user's numbering (0–3) with Herald's additions (4, 5). Stored as `smallint`.
+/// A campaign's status: the codes 0–3 of the specification, and Herald's 4 and 5. Stored as
+/// `smallint`, serialized as its code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "i16", try_from = "i16")]
 pub enum CampaignStatus {
@@ -43,9 +45,23 @@ impl CampaignStatus {
         }
     }
 
+    pub const ALL: [Self; 6] = [
+        Self::NotStarted,
+        Self::InProgress,
+        Self::Paused,
+        Self::Completed,
+        Self::Cancelled,
+        Self::Failed,
+    ];
+
     /// A finished campaign never changes status again.
     pub const fn is_terminal(self) -> bool {
         matches!(self, Self::Completed | Self::Cancelled | Self::Failed)
+    }
+
+    /// Every status a campaign can still leave.
+    pub fn unfinished() -> Vec<Self> {
+        Self::ALL.into_iter().filter(|s| !s.is_terminal()).collect()
     }
 
     /// Whether an operator may pause a campaign in this status. Pausing a scheduled
@@ -82,12 +98,60 @@ impl std::fmt::Display for CampaignStatus {
     }
 }
 
+/// Serialize a status as two fields, `status` (its code) and `status_name`, in a struct that
+/// holds it as `#[serde(flatten, serialize_with = "herald_wire::status::code_and_name")]`.
+pub fn code_and_name<S: serde::Serializer>(
+    status: &CampaignStatus,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let mut fields = serializer.serialize_struct("CampaignStatus", 2)?;
+    fields.serialize_field("status", &status.code())?;
+    fields.serialize_field("status_name", status.name())?;
+    fields.end()
+}
+
+/// Where one recipient's item stands. An inbox item is sent the moment it is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    Pending = 0,
+    Sent = 1,
+    Failed = 2,
+}
+
+impl ItemStatus {
+    pub const fn code(self) -> i16 {
+        self as i16
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl TryFrom<i16> for ItemStatus {
+    type Error = String;
+    fn try_from(code: i16) -> Result<Self, String> {
+        Ok(match code {
+            0 => Self::Pending,
+            1 => Self::Sent,
+            2 => Self::Failed,
+            _ => return Err(format!("unknown item status code {code}")),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn codes_round_trip_and_match_the_users_numbering() {
+    fn codes_round_trip_and_match_the_specification() {
         for code in 0..=5 {
             let s = CampaignStatus::from_code(code).unwrap();
             assert_eq!(s.code(), code);
@@ -109,6 +173,42 @@ mod tests {
         assert!(InProgress.can_pause() && NotStarted.can_pause());
         assert!(!Paused.can_pause() && Paused.can_resume() && Paused.can_cancel());
         assert!(!InProgress.can_resume());
+    }
+
+    #[test]
+    fn unfinished_statuses_are_the_ones_before_the_end() {
+        use CampaignStatus::*;
+        assert_eq!(
+            CampaignStatus::unfinished(),
+            vec![NotStarted, InProgress, Paused]
+        );
+    }
+
+    #[test]
+    fn a_flattened_status_shows_its_code_and_name() {
+        #[derive(Serialize)]
+        struct View {
+            key: &'static str,
+            #[serde(flatten, serialize_with = "code_and_name")]
+            status: CampaignStatus,
+        }
+        let json = serde_json::to_value(View {
+            key: "k",
+            status: CampaignStatus::Paused,
+        })
+        .unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"key": "k", "status": 2, "status_name": "paused"})
+        );
+    }
+
+    #[test]
+    fn item_codes_round_trip() {
+        for s in [ItemStatus::Pending, ItemStatus::Sent, ItemStatus::Failed] {
+            assert_eq!(ItemStatus::try_from(s.code()), Ok(s));
+        }
+        assert!(ItemStatus::try_from(3).is_err());
     }
 
     #[test]

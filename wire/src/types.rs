@@ -136,7 +136,7 @@ macro_rules! bounded_u32 {
 }
 
 bounded_u32!(
-    /// Recipients per page activity. 500 by default, as the user asked.
+    /// Recipients per page activity. 500 by default, as specified.
     PageSize,
     "page size",
     1,
@@ -291,7 +291,7 @@ impl From<Content> for ContentRaw {
 }
 
 /// Where a page is delivered. Today only the in-app inbox, where the ledger row *is* the
-/// delivery; webhook and e-mail channels plug in beside it in `activities::channel`.
+/// delivery; webhook and e-mail channels plug in beside it in `herald_activities::channels`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
@@ -304,6 +304,13 @@ impl Channel {
         match self {
             Self::Inbox => "inbox",
         }
+    }
+}
+
+impl TryFrom<String> for Channel {
+    type Error = InvalidInput;
+    fn try_from(s: String) -> Result<Self, InvalidInput> {
+        s.parse()
     }
 }
 
@@ -321,7 +328,7 @@ impl std::str::FromStr for Channel {
 
 /// How page work is scheduled on Temporal. `Regular` activities cost the server a few history
 /// events and a task dispatch per page; `Local` activities run inside the worker's workflow
-/// task and cost about one marker event. Both are idempotent; see the README for the numbers.
+/// task and cost about one marker event. Both are idempotent (figures: docs/performance.md).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PageExecution {

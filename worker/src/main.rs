@@ -1,27 +1,26 @@
-//! `herald-worker`: runs campaign workflows and their page activities.
-//! Configuration comes from the environment (see `herald_worker::Config`).
+//! `herald-worker`: runs campaign workflows and their page activities. Its configuration
+//! (`herald-worker --help`) comes from the environment or flags: `herald_control::config`.
 
-use anyhow::Result;
+use clap::Parser;
+use herald_control::config::WorkerConfig;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() {
+    let config = WorkerConfig::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info")))
         .with_target(false)
         .with_writer(std::io::stderr)
         .init();
-    if let Err(e) = run().await {
+    if let Err(e) = run(&config).await {
         eprintln!("herald-worker: {e:#}");
         std::process::exit(1);
     }
 }
 
-async fn run() -> Result<()> {
-    let config = herald_worker::Config::from_env();
+async fn run(config: &WorkerConfig) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let shutdown = async move {
         tokio::select! {
@@ -29,5 +28,5 @@ async fn run() -> Result<()> {
             _ = term.recv() => {}
         }
     };
-    herald_worker::run_worker(&config, shutdown).await
+    herald_worker::run(config, shutdown).await
 }

@@ -22,13 +22,7 @@ impl CampaignActivities {
         unimplemented!()
     }
 
-    /// A no-op round trip to the server (see `names::ACTIVITY_YIELD`).
-    #[activity(name = names::ACTIVITY_YIELD)]
-    pub fn yield_now(input: ()) -> Result<(), ActivityError> {
-        unimplemented!()
-    }
-
-    /// Mirror the workflow's status into `messages.status`; returns the stored status.
+    /// Record the workflow's status in the campaign's row; returns the stored status.
     #[activity(name = names::ACTIVITY_SET_STATUS)]
     pub fn set_status(input: SetStatusInput) -> Result<herald_wire::CampaignStatus, ActivityError> {
         unimplemented!()
@@ -38,5 +32,5 @@ impl CampaignActivities {
 /// The definition markers that the implementing crate names in
 /// `#[activity(definition = ...)]` (the macro keeps its module private).
 pub mod definitions {
-    pub use super::campaign_activities::{Page, Register, SetStatus, YieldNow};
+    pub use super::campaign_activities::{Page, Register, SetStatus};
 }

@@ -31,11 +31,6 @@ use crate::{activities::CampaignActivities, options, plan};
 const SA_STATUS: SearchAttributeKey<String> = SearchAttributeKey::keyword(names::SA_STATUS);
 const SA_PROCESSED: SearchAttributeKey<i64> = SearchAttributeKey::int(names::SA_PROCESSED);
 
-/// Runs started with this patch run register and set_status as local activities (two fewer
-/// round trips through the server at the start of a campaign and one at its end). Runs whose
-/// history lacks it keep the regular activities they were started with, so they replay.
-const LOCAL_BOOKKEEPING: &str = "herald-local-bookkeeping";
-
 /// Publish progress to the web UI (search attributes) every this many pages. Each upsert is
 /// one history event, so this is a trade between freshness in the UI and history size.
 const PUBLISH_EVERY_PAGES: u64 = 25;
@@ -45,8 +40,8 @@ pub struct CampaignWorkflow {
     key: CampaignKey,
     spec: CampaignSpec,
     tuning: Tuning,
-    /// 0 until the register activity has returned.
-    message_id: i64,
+    /// The campaign's row id; 0 until the register activity has returned.
+    campaign_id: i64,
     total: i64,
     lanes: Vec<LaneCursor>,
     /// Which lanes have a page in flight (not carried: a run ends with none in flight).
@@ -74,7 +69,7 @@ impl CampaignWorkflow {
             key: input.key,
             spec: input.spec,
             tuning: input.tuning,
-            message_id: 0,
+            campaign_id: 0,
             total: 0,
             lanes: Vec::new(),
             busy: Vec::new(),
@@ -89,7 +84,7 @@ impl CampaignWorkflow {
             started: false,
         };
         if let Some(c) = input.carried {
-            wf.message_id = c.message_id;
+            wf.campaign_id = c.campaign_id;
             wf.total = c.total;
             wf.busy = vec![false; c.lanes.len()];
             wf.lanes = c.lanes;
@@ -113,11 +108,7 @@ impl CampaignWorkflow {
     #[run(name = names::CAMPAIGN_WORKFLOW)]
     pub async fn run(ctx: &mut WorkflowContext<Self>) -> WorkflowResult<Progress> {
         let ctx: &WorkflowContext<Self> = ctx;
-        // Decide the patch as this run's first step, so its marker opens the history; later
-        // calls (in `bookkeeping`) return the same answer without recording anything.
-        ctx.patched(LOCAL_BOOKKEEPING);
-
-        if ctx.state(|s| s.message_id == 0) {
+        if ctx.state(|s| s.campaign_id == 0) {
             let input = ctx.state(|s| RegisterInput {
                 key: s.key.clone(),
                 spec: s.spec.clone(),
@@ -132,22 +123,16 @@ impl CampaignWorkflow {
             wait_for_send_at(ctx).await;
         }
 
+        // Local activities run inside one long workflow task, and signals reach the workflow
+        // only when a task ends; the SDK ends it on its own, without stopping the pages, at
+        // 80% of the task timeout (options::TASK_TIMEOUT).
         let mut in_flight: Vec<PageFuture<'_>> = Vec::new();
         let mut draining = false;
-        // Local activities run inside one long workflow task, and signals reach the workflow
-        // only when a task ends. The SDK ends it every 0.8 s on its own (options::TASK_TIMEOUT).
-        // Optionally (tuning.local_pages_per_yield > 0; 200 was the default before Herald
-        // relied on that heartbeat) the lanes also drain every few pages and a no-op regular
-        // activity ends the task. (A 1 ms timer would do the same, but the server fires
-        // timers with up to ~1 s of delay.)
-        let mut yielding = false;
-        let mut pages_since_yield = 0;
         loop {
             if ctx.cancellation_token().is_cancelled() {
                 ctx.state_mut(|s| s.cancel_requested = true);
             }
-            let stopping =
-                draining || yielding || ctx.state(|s| s.paused || s.cancel_requested || !s.started);
+            let stopping = draining || ctx.state(|s| s.paused || s.cancel_requested || !s.started);
             if !stopping {
                 let execution = ctx.state(|s| s.spec.execution);
                 for (lane, input) in ctx.state_mut(|s| s.claim_idle_lanes()) {
@@ -183,13 +168,6 @@ impl CampaignWorkflow {
                     let next = ctx.state(|s| s.carry());
                     ctx.continue_as_new(next, ContinueAsNewOptions::default())?;
                 }
-                if yielding {
-                    ctx.execute_activity(CampaignActivities::yield_now, (), options::yield_now())
-                        .await?;
-                    yielding = false;
-                    pages_since_yield = 0;
-                    continue;
-                }
                 unreachable!("idle lanes remain but none was scheduled");
             }
 
@@ -211,18 +189,7 @@ impl CampaignWorkflow {
             if published {
                 publish(ctx);
             }
-            let (pages, budget, per_yield, execution) = ctx.state(|s| {
-                (
-                    s.pages_this_run,
-                    s.tuning.pages_per_run,
-                    s.tuning.local_pages_per_yield,
-                    s.spec.execution,
-                )
-            });
-            if execution == PageExecution::Local {
-                pages_since_yield += 1;
-                yielding |= per_yield > 0 && pages_since_yield >= per_yield;
-            }
+            let (pages, budget) = ctx.state(|s| (s.pages_this_run, s.tuning.pages_per_run));
             if !draining
                 && plan::should_continue_as_new(
                     pages,
@@ -288,7 +255,7 @@ impl CampaignWorkflow {
     }
 
     fn apply_registration(&mut self, r: &Registered) {
-        self.message_id = r.message_id;
+        self.campaign_id = r.campaign_id;
         self.total = r.total;
         self.lanes = plan::split_lanes(
             r.min_id,
@@ -325,7 +292,7 @@ impl CampaignWorkflow {
             out.push((
                 i,
                 PageInput {
-                    message_id: self.message_id,
+                    campaign_id: self.campaign_id,
                     lane: i as u32,
                     after: lane.after,
                     until: lane.until,
@@ -382,7 +349,7 @@ impl CampaignWorkflow {
             spec: self.spec.clone(),
             tuning: self.tuning.clone(),
             carried: Some(Carried {
-                message_id: self.message_id,
+                campaign_id: self.campaign_id,
                 total: self.total,
                 lanes: self.lanes.clone(),
                 pages_done: self.pages_done,
@@ -400,7 +367,6 @@ impl CampaignWorkflow {
         Progress {
             key: self.key.to_string(),
             status: self.status,
-            status_name: self.status.name().to_owned(),
             total: self.total,
             sent,
             failed,
@@ -454,20 +420,15 @@ async fn wait_for_send_at(ctx: &WorkflowContext<CampaignWorkflow>) {
     };
 }
 
-/// Run a bookkeeping activity (register, set_status): as a local activity in runs started
-/// with [`LOCAL_BOOKKEEPING`], as a regular one in runs from before it.
+/// Run a bookkeeping activity (register, set_status) as a local activity: no round trip
+/// through the server's task queue before the first page or after the last.
 async fn bookkeeping<A: ActivityDefinition>(
     ctx: &WorkflowContext<CampaignWorkflow>,
     activity: A,
     input: A::Input,
 ) -> Result<A::Output, ActivityExecutionError> {
-    if ctx.patched(LOCAL_BOOKKEEPING) {
-        ctx.execute_local_activity(activity, input, options::bookkeeping_local())
-            .await
-    } else {
-        ctx.execute_activity(activity, input, options::bookkeeping())
-            .await
-    }
+    ctx.execute_local_activity(activity, input, options::bookkeeping())
+        .await
 }
 
 async fn set_status(
@@ -478,7 +439,7 @@ async fn set_status(
     let input = ctx.state_mut(|s| {
         s.reason_changed = false;
         SetStatusInput {
-            message_id: s.message_id,
+            campaign_id: s.campaign_id,
             status,
             reason: s.reason.clone(),
             from,
@@ -561,13 +522,14 @@ async fn finish(
 /// workflow list, and the "current details" text.
 fn publish(ctx: &WorkflowContext<CampaignWorkflow>) {
     let p = ctx.state(|s| s.snapshot());
+    let status = p.status.name();
     ctx.upsert_search_attributes([
-        SA_STATUS.value_set(p.status_name.clone()),
+        SA_STATUS.value_set(status.to_owned()),
         SA_PROCESSED.value_set(p.sent + p.failed),
     ]);
     ctx.set_current_details(format!(
         "**{}** — {} of {} processed ({} sent, {} failed, {} pending), {} pages, run {}{}",
-        p.status_name,
+        status,
         p.sent + p.failed,
         p.total,
         p.sent,
@@ -588,7 +550,7 @@ fn log(ctx: &WorkflowContext<CampaignWorkflow>, event: &str) {
     let p = ctx.state(|s| s.snapshot());
     tracing::info!(
         campaign.id = %p.key,
-        campaign.status = p.status_name,
+        campaign.status = p.status.name(),
         campaign.sent = p.sent,
         campaign.total = p.total,
         campaign.pages = p.pages_done,

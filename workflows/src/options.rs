@@ -6,25 +6,19 @@
 //! - Local-activity pages (the default) run inside one long workflow task. Signals reach the
 //!   workflow only when a task ends, and the SDK ends it on its own, without pausing the
 //!   pages, at 80% of the **workflow task timeout** (its "workflow task heartbeat"). With
-//!   [`TASK_TIMEOUT`] at 1 s, that is every 0.8 s: a bare `pause` signal takes effect within
-//!   about a second, and no page waits for it (the earlier design drained every lane and ran a
-//!   no-op activity every 200 pages, which cost 5-8% of the throughput).
+//!   [`TASK_TIMEOUT`] at 1 s, a bare `pause` signal takes effect within about a second.
 //! - After a crash the server hands the task to another worker when the same timeout
-//!   expires (1 s). The new worker replays history and re-runs the pages since the last
-//!   completed task (at most 0.8 s of pages); they find their page rows and write nothing
-//!   twice.
-//! - The worker's sticky queue timeout (2 s, in `herald-worker`) bounds the wait for a task
-//!   queued to a dead worker's sticky queue; the default 10 s would dominate the stall.
-//! - Regular-activity pages are noticed lost when their **start-to-close timeout** expires:
-//!   [`PAGE_TIMEOUT`], 5 s. A page is one transaction of tens of milliseconds, so that is
-//!   ample headroom; the worker's database pool cancels any statement after 4 s, below it, so
-//!   a stuck statement is abandoned by PostgreSQL before Temporal retries the page elsewhere.
-//!   No heartbeats: a page is too short to need them.
-//! - Retries never give up (capped at 3 s between attempts): a database restart or a dropped
-//!   connection is waited out, never turned into a skipped page. What retrying cannot fix (an
-//!   unknown campaign) is raised as non-retryable by the activity itself.
-//! - A worker stopped with SIGTERM finishes its in-flight pages (up to 5 s) and exits; its
-//!   workflows are picked up by the next worker at once.
+//!   expires. The new worker replays history and re-runs the pages since the last completed
+//!   task; they find their page rows and write nothing twice.
+//! - Regular-activity pages are noticed lost when their **start-to-close timeout**
+//!   ([`PAGE_TIMEOUT`]) expires. A page is one short transaction, so that is ample headroom;
+//!   the worker's page connections cancel any statement after [`PAGE_STATEMENT_TIMEOUT`],
+//!   below it, so PostgreSQL abandons a stuck statement before Temporal retries the page.
+//! - Retries never give up: a database restart or a dropped connection is waited out, never
+//!   turned into a skipped page. What retrying cannot fix is raised as non-retryable by the
+//!   activity itself.
+//!
+//! docs/architecture.md explains the choices; docs/performance.md holds the measurements.
 
 use std::time::Duration;
 
@@ -40,9 +34,17 @@ pub const TASK_TIMEOUT: Duration = Duration::from_secs(1);
 /// Start-to-close for one page: the stall after a worker running regular pages is killed.
 pub const PAGE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Retry until it works. A page must eventually be written: database restarts and
-/// connection drops are waited out, never turned into a skipped page. Errors that retrying
-/// cannot fix are raised as non-retryable by the activity itself.
+/// PostgreSQL's limit on one page statement: four fifths of [`PAGE_TIMEOUT`], so that the
+/// server gives up on a stuck statement before Temporal starts the page again elsewhere.
+pub const PAGE_STATEMENT_TIMEOUT: Duration =
+    Duration::from_millis(PAGE_TIMEOUT.as_millis() as u64 * 4 / 5);
+
+/// Start-to-close for registration and status changes. Registration counts the audience,
+/// which on ten million users takes a second or two.
+pub const BOOKKEEPING_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Retry until it works. Errors that retrying cannot fix are raised as non-retryable by the
+/// activity itself.
 fn retry_forever() -> RetryPolicy {
     RetryPolicy::builder()
         .initial_interval(Duration::from_millis(200))
@@ -73,29 +75,22 @@ pub fn page_local() -> LocalActivityOptions {
         .build()
 }
 
-/// Bookkeeping activities (register, set status): short, idempotent, retried forever.
-/// Registration counts the audience, which on ten million users takes a second or two.
-pub fn bookkeeping() -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(30))
-        .retry_policy(retry_forever())
-        .cancellation_token(detached())
-        .build()
-}
-
-/// The same, run as local activities: no round trip through the server, so a campaign's first
-/// page starts and its final status is stored without waiting on Temporal's task queue.
-pub fn bookkeeping_local() -> LocalActivityOptions {
+/// Registration and status changes, as local activities.
+pub fn bookkeeping() -> LocalActivityOptions {
     LocalActivityOptions::builder()
-        .start_to_close_timeout(Duration::from_secs(30))
+        .start_to_close_timeout(BOOKKEEPING_TIMEOUT)
         .retry_policy(retry_forever())
         .cancellation_token(detached())
         .build()
 }
 
-/// The no-op round trip that lets signals in between rounds of local activities.
-pub fn yield_now() -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(Duration::from_secs(5))
-        .retry_policy(retry_forever())
-        .cancellation_token(detached())
-        .build()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stuck_statement_ends_before_its_page_times_out() {
+        assert!(PAGE_STATEMENT_TIMEOUT < PAGE_TIMEOUT);
+        assert_eq!(PAGE_STATEMENT_TIMEOUT, Duration::from_secs(4));
+    }
 }

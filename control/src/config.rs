@@ -1,0 +1,205 @@
+//! Herald's one configuration: every setting of every binary, with its environment variable
+//! and default, as clap arguments, so that `--help` documents it and the README's table is
+//! generated from it ([`reference_table`]; a test keeps the README in step).
+
+use clap::{Args, CommandFactory, Parser, ValueEnum};
+use herald_wire::names;
+
+use crate::ControlError;
+
+/// The default `DATABASE_URL`: the project-local cluster that `scripts/services up` starts.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://herald@127.0.0.1:55432/herald";
+
+/// Where the services are. Every binary needs these; the defaults match the local services
+/// that `scripts/services up` starts.
+#[derive(Clone, Debug, Args)]
+pub struct Config {
+    /// PostgreSQL 15+ holding the ledger
+    #[arg(long, global = true, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+    /// The Temporal frontend, `host:port` or a URL
+    #[arg(
+        long,
+        global = true,
+        env = "TEMPORAL_ADDRESS",
+        default_value = "127.0.0.1:7233"
+    )]
+    pub temporal_address: String,
+    /// The Temporal namespace
+    #[arg(
+        long,
+        global = true,
+        env = "TEMPORAL_NAMESPACE",
+        default_value = "default"
+    )]
+    pub temporal_namespace: String,
+    /// The task queue that workers poll and campaigns are started on
+    #[arg(long, global = true, env = "HERALD_TASK_QUEUE", default_value = names::DEFAULT_TASK_QUEUE)]
+    pub task_queue: String,
+    /// Compression on the Temporal connection; unset: none to a loopback address, gzip to any
+    /// other
+    #[arg(long, global = true, env = "HERALD_GRPC_COMPRESSION", value_enum)]
+    pub grpc_compression: Option<Compression>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Compression {
+    Gzip,
+    None,
+}
+
+/// The worker's configuration.
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "herald-worker",
+    version,
+    about = "Runs Herald's campaign workflows and their page activities."
+)]
+pub struct WorkerConfig {
+    #[command(flatten)]
+    pub services: Config,
+    /// Log filter (tracing's `EnvFilter` syntax)
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log: String,
+    /// Page statements one worker runs at once, across all its campaigns (two campaigns'
+    /// worth at the default of 8 lanes; more wait their turn)
+    #[arg(long, env = "HERALD_PAGE_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub page_connections: u32,
+    /// Testing only: every Nth page reports a failure after its commit
+    #[arg(long, env = "HERALD_FAULT_FAIL_AFTER_COMMIT_EVERY")]
+    pub fault_fail_after_commit_every: Option<u64>,
+}
+
+/// The `herald` command's own settings, beside its subcommand's arguments.
+#[derive(Clone, Debug, Args)]
+pub struct CliConfig {
+    #[command(flatten)]
+    pub services: Config,
+    /// Log filter (tracing's `EnvFilter` syntax)
+    #[arg(
+        long,
+        global = true,
+        env = "RUST_LOG",
+        default_value = "warn,sqlx=error"
+    )]
+    pub log: String,
+}
+
+#[derive(Parser)]
+#[command(name = "herald")]
+struct CliOnly {
+    #[command(flatten)]
+    config: CliConfig,
+}
+
+impl Config {
+    /// The services as the environment names them, for programs without arguments of their
+    /// own (the integration tests).
+    pub fn from_env() -> Result<Self, ControlError> {
+        CliOnly::try_parse_from(["herald"])
+            .map(|c| c.config.services)
+            .map_err(|e| ControlError::Config(first_line(&e.to_string())))
+    }
+}
+
+/// The one line of a clap error that says what is wrong.
+pub fn first_line(rendered: &str) -> String {
+    let lines: Vec<&str> = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+        .map(str::trim)
+        .collect();
+    lines.join(" ").trim_start_matches("error: ").to_owned()
+}
+
+/// The configuration as a Markdown table: variable, default, meaning. The worker's and the
+/// CLI's settings in one table; a default that differs between them says whose it is.
+pub fn reference_table() -> String {
+    let mut rows: Vec<(String, Vec<(String, &str)>, String)> = Vec::new();
+    for (who, command) in [
+        ("worker", WorkerConfig::command()),
+        ("herald", CliOnly::command()),
+    ] {
+        for arg in command.get_arguments() {
+            let Some(env) = arg.get_env() else { continue };
+            let env = env.to_string_lossy().into_owned();
+            let default = arg
+                .get_default_values()
+                .first()
+                .map(|d| format!("`{}`", d.to_string_lossy()))
+                .unwrap_or_else(|| "unset".to_owned());
+            let help = arg
+                .get_help()
+                .map(|h| h.to_string().replace('\n', " "))
+                .unwrap_or_default();
+            match rows.iter_mut().find(|(e, _, _)| *e == env) {
+                Some((_, defaults, _)) => {
+                    if defaults.iter().all(|(d, _)| *d != default) {
+                        defaults.push((default, who));
+                    }
+                }
+                None => rows.push((env, vec![(default, who)], help)),
+            }
+        }
+    }
+    let mut table = String::from("| variable | default | meaning |\n|---|---|---|\n");
+    for (env, defaults, help) in rows {
+        let default = if defaults.len() == 1 {
+            defaults[0].0.clone()
+        } else {
+            defaults
+                .iter()
+                .map(|(d, who)| format!("{d} ({who})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        table.push_str(&format!("| `{env}` | {default} | {help} |\n"));
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_shows_the_configuration_as_the_code_defines_it() {
+        let readme = include_str!("../../README.md");
+        let table = reference_table();
+        assert!(
+            readme.contains(&table),
+            "README.md's configuration table is out of date; it should read:\n{table}"
+        );
+    }
+
+    #[test]
+    fn every_setting_has_a_default_or_says_it_is_unset() {
+        let table = reference_table();
+        for env in [
+            "DATABASE_URL",
+            "TEMPORAL_ADDRESS",
+            "TEMPORAL_NAMESPACE",
+            "HERALD_TASK_QUEUE",
+            "HERALD_GRPC_COMPRESSION",
+            "RUST_LOG",
+            "HERALD_PAGE_CONNECTIONS",
+            "HERALD_FAULT_FAIL_AFTER_COMMIT_EVERY",
+        ] {
+            assert!(
+                table.contains(&format!("| `{env}` |")),
+                "{env} missing:\n{table}"
+            );
+        }
+        assert!(
+            table.contains("`info` (worker), `warn,sqlx=error` (herald)"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_compression_is_refused_by_name() {
+        let err = WorkerConfig::try_parse_from(["herald-worker", "--grpc-compression", "zstd"])
+            .unwrap_err();
+        assert!(first_line(&err.to_string()).contains("'zstd'"), "{err}");
+    }
+}

@@ -1,0 +1,31 @@
+//! Herald's PostgreSQL store: every SQL statement Herald runs lives here, in a module named
+//! after its concept. Every write is safe to repeat: Temporal retries activities, workers die
+//! mid-page, operators run a command twice.
+//!
+//! The tables keep the names the product was specified with: `messages` holds one row per
+//! campaign, `message_items` one row per (campaign, recipient). The Rust side calls them
+//! campaigns and items.
+//!
+//! - [`connect`]: connecting, the pool's settings, and the embedded schema.
+//! - [`page_connections`]: the worker's own connections for page statements.
+//! - [`campaigns`]: creating and registering a campaign, fixing its audience, views.
+//! - [`status`]: every status change (the workflow's and the operator's fence), written once.
+//! - [`pages`]: the page statement that writes a page's ledger rows.
+//! - [`inbox`]: a user's messages and read tracking.
+//! - [`audience`]: counting an audience, adding users.
+//! - [`partitions`]: the ledger's partitions by user id.
+//! - [`error`]: [`StoreError`] and [`Fault`], whose fault an error is.
+
+pub mod audience;
+pub mod campaigns;
+pub mod connect;
+pub mod error;
+pub mod inbox;
+pub mod page_connections;
+pub mod pages;
+pub mod partitions;
+pub mod status;
+
+pub use error::{Fault, Result, StoreError};
+/// The connection pool type, so that callers need not depend on sqlx themselves.
+pub use sqlx::PgPool;

@@ -1,0 +1,191 @@
+//! The page statement: select a lane's next recipients, insert their ledger rows and record
+//! the page, in one statement, one round trip, one transaction.
+//!
+//! Idempotence comes from the page row in `message_pages`, keyed by (campaign, lane, cursor):
+//! a page that runs again (a retry after a lost completion, a local activity re-run after a
+//! crash) finds its row and returns the recorded outcome without writing. Items are then a
+//! plain INSERT, which PostgreSQL does much faster than one with `ON CONFLICT` per row; the
+//! primary key on `message_items` still refuses any duplicate, and [`write_inbox_page`] falls
+//! back to the `ON CONFLICT` form if it ever meets one.
+//!
+//! The `gate` is the operator's fence: when `herald pause` or `herald cancel` has already
+//! changed the campaign's status, a new page writes nothing and reports the status instead,
+//! even if the signal has not reached the workflow yet.
+
+use std::sync::LazyLock;
+
+use herald_wire::{CampaignStatus, ItemStatus, PageInput, PageOutcome, Segment};
+use sqlx::{FromRow, PgConnection, PgPool, Postgres, postgres::PgArguments, query::QueryAs};
+
+use crate::{Result, StoreError, status};
+
+/// How a page inserts and counts its items.
+#[derive(Clone, Copy)]
+enum ItemInsert {
+    /// A plain `INSERT` with no `RETURNING`: it either writes every row of the page or fails
+    /// the statement, so the page's own count is the number sent, and no row is handed back.
+    Plain,
+    /// `ON CONFLICT DO NOTHING`, for the rare page that meets rows already written: it may
+    /// skip rows, so it counts what it returns.
+    SkipExisting,
+}
+
+/// Parameters: $1 campaign id, $2 the lane's cursor, $3 the lane's bound, $4 the page size,
+/// $5 the segment, $6 the lane, $7 the status a campaign must have to take a page, $8 the
+/// status of a written item. (See [`bind`].)
+fn page_sql(items: ItemInsert) -> String {
+    let (on_conflict, returning, sent) = match items {
+        ItemInsert::Plain => ("", "", "page"),
+        ItemInsert::SkipExisting => ("ON CONFLICT DO NOTHING", "RETURNING 1", "ins"),
+    };
+    format!(
+        "
+WITH gate AS (
+    SELECT status FROM messages WHERE id = $1
+),
+done AS (
+    SELECT last_user_id, recipients, sent, failed FROM message_pages
+    WHERE message_id = $1 AND lane = $6 AND after_user_id = $2
+),
+go AS (
+    SELECT coalesce((SELECT status FROM gate) = $7, false) AND NOT EXISTS (SELECT 1 FROM done) AS ok
+),
+page AS (
+    SELECT u.id FROM users u
+    WHERE (SELECT ok FROM go) AND u.id > $2 AND u.id <= $3
+      AND ($5::text IS NULL OR u.segments @> ARRAY[$5::text])
+    ORDER BY u.id
+    LIMIT $4
+),
+ins AS (
+    INSERT INTO message_items (message_id, user_id, status)
+    SELECT $1, id, $8 FROM page
+    {on_conflict} {returning}
+),
+mark AS (
+    INSERT INTO message_pages (message_id, lane, after_user_id, last_user_id, recipients, sent)
+    SELECT $1, $6, $2, (SELECT max(id) FROM page), (SELECT count(*) FROM page), (SELECT count(*) FROM {sent})
+    WHERE (SELECT ok FROM go)
+    {on_conflict}
+    RETURNING last_user_id, recipients, sent, failed
+)
+SELECT (SELECT status FROM gate) AS status,
+       (SELECT recipients FROM done) AS done_recipients,
+       (SELECT last_user_id FROM done) AS done_last,
+       (SELECT sent FROM done) AS done_sent,
+       (SELECT failed FROM done) AS done_failed,
+       (SELECT recipients FROM mark) AS new_recipients,
+       (SELECT last_user_id FROM mark) AS new_last,
+       (SELECT sent FROM mark) AS new_sent,
+       (SELECT failed FROM mark) AS new_failed
+"
+    )
+}
+
+static PAGE_SQL: LazyLock<String> = LazyLock::new(|| page_sql(ItemInsert::Plain));
+static PAGE_SQL_ON_CONFLICT: LazyLock<String> =
+    LazyLock::new(|| page_sql(ItemInsert::SkipExisting));
+
+/// What the page statement returns: the campaign's status, the page row found from an earlier
+/// run (`done_*`), and the page row written now (`new_*`).
+#[derive(FromRow)]
+struct PageRow {
+    status: Option<i16>,
+    done_recipients: Option<i32>,
+    done_last: Option<i64>,
+    done_sent: Option<i32>,
+    done_failed: Option<i32>,
+    new_recipients: Option<i32>,
+    new_last: Option<i64>,
+    new_sent: Option<i32>,
+    new_failed: Option<i32>,
+}
+
+/// A page row as an outcome; `None` when there is none.
+fn written(
+    recipients: Option<i32>,
+    last: Option<i64>,
+    sent: Option<i32>,
+    failed: Option<i32>,
+) -> Option<PageOutcome> {
+    Some(PageOutcome::Written {
+        last,
+        recipients: recipients? as u32,
+        sent: sent? as u32,
+        failed: failed? as u32,
+    })
+}
+
+fn bind<'q, O>(
+    query: QueryAs<'q, Postgres, O, PgArguments>,
+    page: &'q PageInput,
+) -> QueryAs<'q, Postgres, O, PgArguments> {
+    query
+        .bind(page.campaign_id)
+        .bind(page.after)
+        .bind(page.until)
+        .bind(page.limit as i64)
+        .bind(page.segment.as_ref().map(Segment::as_str))
+        .bind(page.lane as i32)
+        .bind(CampaignStatus::InProgress.code())
+        .bind(ItemStatus::Sent.code())
+}
+
+/// Deliver a page to the in-app inbox: the ledger row is the delivery.
+pub async fn write_inbox_page(conn: &mut PgConnection, page: &PageInput) -> Result<PageOutcome> {
+    match run(conn, page, &PAGE_SQL).await {
+        Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+            // Another attempt of this page committed first, or (never expected) two pages
+            // overlap. The tolerant form resolves both without duplicating anyone.
+            tracing::warn!(
+                page.lane = page.lane,
+                page.after = page.after,
+                "page met existing rows; retrying with ON CONFLICT"
+            );
+            run(conn, page, &PAGE_SQL_ON_CONFLICT).await
+        }
+        other => other,
+    }
+}
+
+async fn run(conn: &mut PgConnection, page: &PageInput, sql: &str) -> Result<PageOutcome> {
+    let row: PageRow = bind(sqlx::query_as(sql), page).fetch_one(conn).await?;
+    let status = row
+        .status
+        .ok_or(StoreError::UnknownCampaignId(page.campaign_id))?;
+    // A page committed earlier is reported as it was, whatever the campaign's status now.
+    if let Some(replayed) = written(
+        row.done_recipients,
+        row.done_last,
+        row.done_sent,
+        row.done_failed,
+    ) {
+        return Ok(replayed);
+    }
+    let status = status::decode(status)?;
+    if status != CampaignStatus::InProgress {
+        return Ok(PageOutcome::Halted { status });
+    }
+    // The tolerant form lost a race with a concurrent attempt of the same page: retrying
+    // finds that attempt's page row.
+    written(
+        row.new_recipients,
+        row.new_last,
+        row.new_sent,
+        row.new_failed,
+    )
+    .ok_or(StoreError::PageRace)
+}
+
+/// The plan PostgreSQL picks for the page statement on this pool, as `EXPLAIN` text: how the
+/// tests check that a page walks `users` along its primary key.
+pub async fn explain(pool: &PgPool, page: &PageInput) -> Result<String> {
+    // EXPLAIN without ANALYZE plans the statement without running it.
+    let sql = format!("EXPLAIN {}", *PAGE_SQL);
+    let lines: Vec<(String,)> = bind(sqlx::query_as(&sql), page).fetch_all(pool).await?;
+    Ok(lines
+        .into_iter()
+        .map(|(line,)| line)
+        .collect::<Vec<_>>()
+        .join("\n"))
+}

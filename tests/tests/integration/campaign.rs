@@ -1,0 +1,303 @@
+//! The campaign engine end to end, against the real Temporal dev server and PostgreSQL.
+
+use std::time::Duration;
+
+use herald_tests::{LONG, TestApp};
+use herald_wire::CampaignStatus;
+
+#[tokio::test]
+async fn a_campaign_delivers_exactly_one_item_per_recipient() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(3_001, "everyone");
+    app.seed(400, "others"); // not in the audience
+    let key = app.campaign("everyone").page_size(100).lanes(3).launch();
+    app.wait_status(&key, CampaignStatus::Completed, LONG)
+        .await
+        .unwrap();
+    app.assert_exactly_once(&key, 3_001).await;
+    let other: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM message_items i JOIN users u ON u.id = i.user_id WHERE 'others' = ANY(u.segments)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(other, 0, "users outside the segment got the message");
+}
+
+#[tokio::test]
+async fn users_added_after_launch_are_not_in_the_audience() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(2_000, "s");
+    let key = app.campaign("s").page_size(50).lanes(1).launch();
+    app.seed(500, "s");
+    app.wait_status(&key, CampaignStatus::Completed, LONG)
+        .await
+        .unwrap();
+    app.assert_exactly_once(&key, 2_000).await;
+}
+
+#[tokio::test]
+async fn pause_holds_still_and_resume_completes_exactly() {
+    let app = TestApp::spawn().await.unwrap();
+    let (lanes, page) = (2_i64, 100_i64);
+    app.seed(30_000, "p");
+    let key = app
+        .campaign("p")
+        .page_size(100)
+        .lanes(2)
+        .rate(4000)
+        .launch();
+    app.wait_items(&key, 1_000, LONG).await.unwrap();
+
+    app.herald_ok(&["pause", &key, "--reason", "wrong link"]);
+    let at_return = app.item_count(&key).await;
+    // Several page durations: nothing may move beyond the pages already in flight.
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        seen.push(app.item_count(&key).await);
+    }
+    let held = *seen.last().unwrap();
+    assert!(
+        held - at_return <= lanes * page,
+        "at most one page per lane after pause returns: {at_return} -> {held}"
+    );
+    assert!(
+        seen.windows(2).skip(1).all(|w| w[0] == w[1]),
+        "items moved while paused: {seen:?}"
+    );
+    assert!(
+        held < 30_000,
+        "the campaign finished before the pause could be tested"
+    );
+    let s = app.status(&key);
+    assert_eq!(s["status"], CampaignStatus::Paused.code(), "{s}");
+    assert_eq!(s["reason"], "wrong link", "{s}");
+    assert_eq!(
+        s["sent"], held,
+        "counters equal the ledger while paused: {s}"
+    );
+    assert_eq!(s["pending"], 30_000 - held, "sum rule while paused: {s}");
+
+    // A second pause is refused clearly and changes nothing.
+    let again = app.herald(&["pause", &key]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        herald_tests::stderr(&again).contains("paused"),
+        "{}",
+        herald_tests::stderr(&again)
+    );
+
+    app.herald_ok(&["resume", &key]);
+    app.wait_status(&key, CampaignStatus::Completed, LONG)
+        .await
+        .unwrap();
+    app.assert_exactly_once(&key, 30_000).await;
+}
+
+#[tokio::test]
+async fn cancel_stops_the_campaign_and_no_page_runs_after_it() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(30_000, "c");
+    let key = app
+        .campaign("c")
+        .page_size(100)
+        .lanes(2)
+        .rate(4000)
+        .launch();
+    app.wait_items(&key, 1_000, LONG).await.unwrap();
+    app.herald_ok(&["cancel", &key, "--reason", "changed our mind"]);
+    let at_return = app.item_count(&key).await;
+    app.wait_status(&key, CampaignStatus::Cancelled, LONG)
+        .await
+        .unwrap();
+    // The workflow ends: Temporal reports it closed.
+    app.wait_workflow_completed(&key, LONG)
+        .await
+        .expect("the workflow completes after cancel");
+    let after = app.item_count(&key).await;
+    assert!(after - at_return <= 2 * 100, "{at_return} -> {after}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.item_count(&key).await, after, "pages ran after cancel");
+    let s = app.status(&key);
+    assert_eq!(s["status"], CampaignStatus::Cancelled.code(), "{s}");
+    assert_eq!(s["sent"], after, "{s}");
+    // Cancelling or resuming a cancelled campaign is refused.
+    for verb in ["cancel", "resume", "pause"] {
+        let out = app.herald(&[verb, &key]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{verb}: {}",
+            herald_tests::stderr(&out)
+        );
+    }
+    assert_eq!(app.db_status(&key).await, Some(CampaignStatus::Cancelled));
+}
+
+#[tokio::test]
+async fn a_future_send_at_waits_and_cancel_works_during_the_wait() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(500, "f");
+    let at = chrono::Utc::now() + chrono::Duration::hours(1);
+    let key = app.campaign("f").send_at(at).launch();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        app.db_status(&key).await,
+        Some(CampaignStatus::NotStarted),
+        "still waiting for send_at"
+    );
+    assert_eq!(app.item_count(&key).await, 0);
+    app.herald_ok(&["cancel", &key]);
+    app.wait_status(&key, CampaignStatus::Cancelled, LONG)
+        .await
+        .unwrap();
+    app.wait_workflow_completed(&key, LONG)
+        .await
+        .expect("the waiting workflow ends when cancelled");
+    assert_eq!(app.item_count(&key).await, 0);
+}
+
+#[tokio::test]
+async fn a_near_send_at_starts_on_time() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(300, "n");
+    let at = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let key = app.campaign("n").send_at(at).launch();
+    app.wait_status(&key, CampaignStatus::Completed, LONG)
+        .await
+        .unwrap();
+    app.assert_exactly_once(&key, 300).await;
+    let started: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT started_at FROM messages WHERE key = $1")
+            .bind(&key)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(started >= at, "started {started} before send_at {at}");
+}
+
+#[tokio::test]
+async fn launching_the_same_key_twice_creates_one_campaign() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(200, "d");
+    let key = app.campaign("d").launch();
+    let again = app.herald(&[
+        "launch",
+        "--title",
+        "T",
+        "--body",
+        "B",
+        "--key",
+        &key,
+        "--segment",
+        "d",
+    ]);
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "{}",
+        herald_tests::stderr(&again)
+    );
+    assert!(herald_tests::stderr(&again).contains("already exists"));
+    app.wait_status(&key, CampaignStatus::Completed, LONG)
+        .await
+        .unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+    app.assert_exactly_once(&key, 200).await;
+}
+
+#[tokio::test]
+async fn reading_twice_counts_once() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(100, "r");
+    let key = app.campaign("r").launch();
+    app.wait_status(&key, CampaignStatus::Completed, LONG)
+        .await
+        .unwrap();
+    let user: i64 = sqlx::query_scalar("SELECT min(id) FROM users")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let user = user.to_string();
+    assert!(app.herald_ok(&["read", &user, &key]).contains("read"));
+    assert!(app.herald_ok(&["read", &user, &key]).contains("already"));
+    let s = app.status(&key);
+    assert_eq!(s["read"], 1, "{s}");
+    assert!(
+        (s["read_rate"].as_f64().unwrap() - 0.01).abs() < 1e-9,
+        "{s}"
+    );
+    let inbox: serde_json::Value =
+        serde_json::from_str(&app.herald_ok(&["inbox", &user, "--json"])).unwrap();
+    assert_eq!(inbox[0]["key"], key.as_str());
+    assert!(inbox[0]["read_at"].is_string(), "{inbox}");
+    // A user who did not receive it, and one who does not exist.
+    let out = app.herald(&["read", "999999", &key]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(app.status(&key)["read"], 1);
+}
+
+#[tokio::test]
+async fn regular_activities_deliver_exactly_once_too() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(2_500, "reg");
+    let key = app
+        .campaign("reg")
+        .execution("regular")
+        .page_size(100)
+        .lanes(3)
+        .launch();
+    app.wait_status(&key, CampaignStatus::Completed, LONG)
+        .await
+        .unwrap();
+    app.assert_exactly_once(&key, 2_500).await;
+}
+
+/// Users added by another system, with ids far past the ledger partitions made so far: the
+/// launch makes their partitions before any page runs, and pages that cross from one
+/// partition into the next write every recipient exactly once.
+#[tokio::test]
+async fn a_launch_makes_ledger_partitions_for_users_beyond_them() {
+    let app = TestApp::spawn().await.unwrap();
+    // 20,001 users around id 5,000,000: two partitions' worth, none of which exists yet.
+    sqlx::query(
+        "INSERT INTO users (id, email, segments)
+         SELECT g, 'u' || g || '@example.com', ARRAY['far'] FROM generate_series(4990000, 5010000) g",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let partition_of = |user: i64| format!("message_items_p{}", user / 16_384);
+    let exists = |table: String| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL")
+                .bind(table)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(!exists(partition_of(5_000_000)).await);
+
+    let key = app.campaign("far").page_size(500).lanes(3).launch();
+    app.wait_status(&key, CampaignStatus::Completed, LONG)
+        .await
+        .unwrap();
+    app.assert_exactly_once(&key, 20_001).await;
+    for user in [4_990_000, 5_000_000, 5_010_000] {
+        let holder: String = sqlx::query_scalar(
+            "SELECT tableoid::regclass::text FROM message_items WHERE user_id = $1",
+        )
+        .bind(user)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        assert_eq!(holder, partition_of(user), "user {user}'s ledger row");
+    }
+}

@@ -1,0 +1,19 @@
+//! Herald's integration tests, in one binary so the suite links once: each module tests one
+//! area against the real Temporal dev server and PostgreSQL, through `herald_tests::TestApp`.
+//!
+//! - `campaign`: campaigns end to end: exactly once, pause, cancel, send_at, read tracking.
+//! - `signals`: signals sent straight through Temporal, malformed payloads included.
+//! - `cli`: bad input refused with one line; unreachable services named.
+//! - `pages`: the page statement and the page connections on their own.
+//! - `plan`: the page statement's plan without statistics.
+//! - `faults`: killed and stopped workers, failures after commit, restarted services (the
+//!   tests that restart shared services are `#[ignore]`d and run serially by scripts/test).
+//! - `replay`: saved histories replay against the current workflow.
+
+mod campaign;
+mod cli;
+mod faults;
+mod pages;
+mod plan;
+mod replay;
+mod signals;

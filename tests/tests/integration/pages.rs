@@ -1,0 +1,213 @@
+//! The page statement on its own, against a real PostgreSQL: what it writes, what it reports,
+//! and how it behaves when it runs again or meets rows that are already there.
+
+use herald_activities::channels;
+use herald_store::{
+    Fault, StoreError,
+    connect::{self, PoolSettings},
+    page_connections::PageConnections,
+};
+use herald_tests::TestApp;
+use herald_wire::{CampaignStatus, ItemStatus, PageInput, PageOutcome, Segment};
+use herald_workflows::options::PAGE_STATEMENT_TIMEOUT;
+use sqlx::PgPool;
+
+/// A fresh database with a campaign row in progress to 1,200 users with ids 1..=1200
+/// (segment `p`), and a pool and page connections set up as the worker's. Keep the app: it
+/// owns the database.
+async fn campaign() -> (TestApp, PgPool, PageConnections, i64) {
+    let app = TestApp::without_worker().await.unwrap();
+    let pool = connect::connect(
+        &app.database_url,
+        &PoolSettings::worker(2, PAGE_STATEMENT_TIMEOUT),
+    )
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO users (email, segments)
+         SELECT 'u' || g || '@example.com', ARRAY['p'] FROM generate_series(1, 1200) g",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let id = sqlx::query_scalar(
+        "INSERT INTO messages (key, title, body, segment, status, total, min_user_id, max_user_id)
+         VALUES ('pages', 'T', 'B', 'p', $1, 1200, 1, 1200) RETURNING id",
+    )
+    .bind(CampaignStatus::InProgress.code())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let pages = PageConnections::new(&pool, 2);
+    (app, pool, pages, id)
+}
+
+fn page(campaign_id: i64, after: i64) -> PageInput {
+    PageInput {
+        campaign_id,
+        lane: 0,
+        after,
+        until: 1200,
+        limit: 500,
+        segment: Some(Segment::parse("p").unwrap()),
+        channel: Default::default(),
+        min_millis: 0,
+    }
+}
+
+async fn items(pool: &PgPool, campaign_id: i64) -> (i64, i64) {
+    let row: (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT user_id) FROM message_items WHERE message_id = $1",
+    )
+    .bind(campaign_id)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    row
+}
+
+fn written(last: i64, recipients: u32, sent: u32) -> PageOutcome {
+    PageOutcome::Written {
+        last: Some(last),
+        recipients,
+        sent,
+        failed: 0,
+    }
+}
+
+#[tokio::test]
+async fn a_page_writes_once_and_reports_the_same_outcome_when_run_again() {
+    let (_app, pool, pages, id) = campaign().await;
+
+    let first = channels::deliver_page(&pages, &page(id, 0)).await.unwrap();
+    assert_eq!(first, written(500, 500, 500));
+    assert_eq!(items(&pool, id).await, (500, 500));
+
+    // A retry, or a local activity re-run after a crash: the page row answers, nothing is
+    // written twice.
+    let again = channels::deliver_page(&pages, &page(id, 0)).await.unwrap();
+    assert_eq!(again, first);
+    assert_eq!(items(&pool, id).await, (500, 500));
+
+    // The lane's last page is short, which ends the lane.
+    channels::deliver_page(&pages, &page(id, 500))
+        .await
+        .unwrap();
+    let last = channels::deliver_page(&pages, &page(id, 1000))
+        .await
+        .unwrap();
+    assert_eq!(last, written(1200, 200, 200));
+    assert_eq!(items(&pool, id).await, (1200, 1200));
+}
+
+/// Rows already in the ledger without their page row (never expected: it would take two
+/// pages overlapping) make the plain insert fail; the page then runs in its tolerant form,
+/// which skips them and counts only what it wrote.
+#[tokio::test]
+async fn a_page_meeting_existing_rows_skips_them_and_counts_only_its_own() {
+    let (_app, pool, pages, id) = campaign().await;
+    sqlx::query(
+        "INSERT INTO message_items (message_id, user_id, status)
+         SELECT $1, g, $2 FROM generate_series(101, 130) g",
+    )
+    .bind(id)
+    .bind(ItemStatus::Sent.code())
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let outcome = channels::deliver_page(&pages, &page(id, 0)).await.unwrap();
+    assert_eq!(outcome, written(500, 500, 470));
+    assert_eq!(items(&pool, id).await, (500, 500));
+}
+
+/// The fence: once `messages.status` says paused, a new page writes nothing, while a page
+/// committed earlier still reports its outcome.
+#[tokio::test]
+async fn a_paused_campaign_writes_no_new_page() {
+    let (_app, pool, pages, id) = campaign().await;
+    let first = channels::deliver_page(&pages, &page(id, 0)).await.unwrap();
+    sqlx::query("UPDATE messages SET status = $2 WHERE id = $1")
+        .bind(id)
+        .bind(CampaignStatus::Paused.code())
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        channels::deliver_page(&pages, &page(id, 500))
+            .await
+            .unwrap(),
+        PageOutcome::Halted {
+            status: CampaignStatus::Paused
+        }
+    );
+    assert_eq!(
+        channels::deliver_page(&pages, &page(id, 0)).await.unwrap(),
+        first
+    );
+    assert_eq!(items(&pool, id).await, (500, 500));
+}
+
+/// The session a connection runs in, as PostgreSQL numbers it.
+async fn session(conn: &mut sqlx::PgConnection) -> Result<i32, StoreError> {
+    Ok(sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(conn)
+        .await?)
+}
+
+/// The session that lane 0 of campaign 0 gets, returned at once.
+async fn backend(pages: &PageConnections) -> i32 {
+    let mut conn = pages.get((0, 0)).await.unwrap();
+    let pid = session(&mut conn).await;
+    conn.finish(&pid);
+    pid.unwrap()
+}
+
+/// A lane gets back the session that served it last, even when another lane's was returned
+/// after it.
+#[tokio::test]
+async fn a_lane_keeps_its_session() {
+    let (_app, _pool, pages, _id) = campaign().await;
+    let mut one = pages.get((7, 1)).await.unwrap();
+    let mut two = pages.get((7, 2)).await.unwrap();
+    let (s1, s2) = (session(&mut one).await, session(&mut two).await);
+    one.finish(&s1);
+    two.finish(&s2);
+    let (s1, s2) = (s1.unwrap(), s2.unwrap());
+    assert_ne!(s1, s2);
+
+    let mut again = pages.get((7, 1)).await.unwrap();
+    let s = session(&mut again).await;
+    again.finish(&s);
+    assert_eq!(s.unwrap(), s1);
+    // A lane that no session served yet takes the one returned last.
+    assert_eq!(backend(&pages).await, s1);
+}
+
+/// A page connection is kept after a page; one that broke under a page fails that page
+/// (which Temporal retries) and is replaced.
+#[tokio::test]
+async fn a_page_connection_is_reused_until_it_breaks() {
+    let (_app, pool, pages, id) = campaign().await;
+    let first = backend(&pages).await;
+    assert_eq!(backend(&pages).await, first);
+
+    // The server ends the session (a restart does this to all of them).
+    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
+        .bind(first)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(ended);
+    let broken = channels::deliver_page(&pages, &page(id, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(broken.fault(), Fault::Transient, "{broken}");
+    assert_eq!(items(&pool, id).await, (0, 0));
+
+    // The retry gets a new session and writes the page.
+    let retried = channels::deliver_page(&pages, &page(id, 0)).await.unwrap();
+    assert_eq!(retried, written(500, 500, 500));
+    assert_ne!(backend(&pages).await, first);
+}

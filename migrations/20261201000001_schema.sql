@@ -138,3 +138,6 @@ CREATE TRIGGER messages_status_notify
     AFTER UPDATE OF status ON messages
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION herald_notify_status();
+
+-- The first partitions, so that a new ledger takes pages before any launch has made more.
+SELECT herald_ledger_partitions_through(0);

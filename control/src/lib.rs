@@ -23,7 +23,7 @@ pub mod users;
 
 pub use config::Config;
 pub use error::{ControlError, Result};
-pub use herald_store::{Fault, PgPool, status::Request};
+pub use herald_store::{Fault, PgPool, campaigns::CampaignView, inbox::InboxItem, status::Request};
 
 use herald_store::connect::{self, PoolSettings};
 use temporalio_client::Client;

@@ -4,8 +4,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use chrono::Utc;
-use herald_control::{Config, Control, ControlError, Request, launch::LaunchRequest};
-use herald_store::campaigns::CampaignView;
+use herald_control::{CampaignView, Config, Control, ControlError, Request, launch::LaunchRequest};
 use herald_wire::{CampaignKey, CampaignSpec, Channel, Content, Segment, Tuning, parse_send_at};
 use indicatif::{ProgressBar, ProgressStyle};
 

@@ -22,7 +22,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use herald_store::connect::{self, MigrationCheck};
-use herald_wire::{CampaignKey, CampaignStatus, names};
+use herald_wire::{CampaignKey, CampaignStatus, ItemStatus, names};
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, PgPool, postgres::PgPoolOptions};
 
@@ -276,6 +276,21 @@ impl TestApp {
         ]);
     }
 
+    /// A campaign that is sending: `audience` new users in `segment`, paced (100 per page,
+    /// 4,000 recipients/s over `lanes` lanes) so that it is still sending when the test acts,
+    /// and already past its first 500 recipients. Returns its key.
+    pub async fn sending(&self, segment: &str, audience: u32, lanes: u32) -> String {
+        self.seed(audience, segment);
+        let key = self
+            .campaign(segment)
+            .page_size(100)
+            .lanes(lanes)
+            .rate(4000)
+            .launch();
+        self.wait_items(&key, 500, LONG).await.unwrap();
+        key
+    }
+
     /// A campaign to `segment` with a unique key, to be launched with [`Launch::launch`].
     pub fn campaign(&self, segment: &str) -> Launch<'_> {
         Launch {
@@ -377,14 +392,23 @@ impl TestApp {
             .with_context(|| format!("campaign {key} did not reach {n} items"))
     }
 
+    /// Wait for the campaign to complete, then check [`TestApp::assert_exactly_once`].
+    pub async fn completes_exactly_once(&self, key: &str, audience: i64) {
+        self.wait_status(key, CampaignStatus::Completed, LONG)
+            .await
+            .unwrap();
+        self.assert_exactly_once(key, audience).await;
+    }
+
     /// The invariants every finished campaign must satisfy: exactly one item per audience
     /// member, every item sent, counters equal to the ledger, the sum rule.
     pub async fn assert_exactly_once(&self, key: &str, audience: i64) {
         let (items, distinct, sent_items): (i64, i64, i64) = sqlx::query_as(
-            "SELECT count(*), count(DISTINCT i.user_id), count(*) FILTER (WHERE i.status = 1)
+            "SELECT count(*), count(DISTINCT i.user_id), count(*) FILTER (WHERE i.status = $2)
              FROM message_items i JOIN messages m ON m.id = i.message_id WHERE m.key = $1",
         )
         .bind(key)
+        .bind(ItemStatus::Sent.code())
         .fetch_one(&self.pool)
         .await
         .unwrap();

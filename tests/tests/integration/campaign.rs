@@ -11,10 +11,7 @@ async fn a_campaign_delivers_exactly_one_item_per_recipient() {
     app.seed(3_001, "everyone");
     app.seed(400, "others"); // not in the audience
     let key = app.campaign("everyone").page_size(100).lanes(3).launch();
-    app.wait_status(&key, CampaignStatus::Completed, LONG)
-        .await
-        .unwrap();
-    app.assert_exactly_once(&key, 3_001).await;
+    app.completes_exactly_once(&key, 3_001).await;
     let other: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM message_items i JOIN users u ON u.id = i.user_id WHERE 'others' = ANY(u.segments)",
     )
@@ -30,24 +27,14 @@ async fn users_added_after_launch_are_not_in_the_audience() {
     app.seed(2_000, "s");
     let key = app.campaign("s").page_size(50).lanes(1).launch();
     app.seed(500, "s");
-    app.wait_status(&key, CampaignStatus::Completed, LONG)
-        .await
-        .unwrap();
-    app.assert_exactly_once(&key, 2_000).await;
+    app.completes_exactly_once(&key, 2_000).await;
 }
 
 #[tokio::test]
 async fn pause_holds_still_and_resume_completes_exactly() {
     let app = TestApp::spawn().await.unwrap();
     let (lanes, page) = (2_i64, 100_i64);
-    app.seed(30_000, "p");
-    let key = app
-        .campaign("p")
-        .page_size(100)
-        .lanes(2)
-        .rate(4000)
-        .launch();
-    app.wait_items(&key, 1_000, LONG).await.unwrap();
+    let key = app.sending("p", 30_000, 2).await;
 
     app.herald_ok(&["pause", &key, "--reason", "wrong link"]);
     let at_return = app.item_count(&key).await;
@@ -89,23 +76,13 @@ async fn pause_holds_still_and_resume_completes_exactly() {
     );
 
     app.herald_ok(&["resume", &key]);
-    app.wait_status(&key, CampaignStatus::Completed, LONG)
-        .await
-        .unwrap();
-    app.assert_exactly_once(&key, 30_000).await;
+    app.completes_exactly_once(&key, 30_000).await;
 }
 
 #[tokio::test]
 async fn cancel_stops_the_campaign_and_no_page_runs_after_it() {
     let app = TestApp::spawn().await.unwrap();
-    app.seed(30_000, "c");
-    let key = app
-        .campaign("c")
-        .page_size(100)
-        .lanes(2)
-        .rate(4000)
-        .launch();
-    app.wait_items(&key, 1_000, LONG).await.unwrap();
+    let key = app.sending("c", 30_000, 2).await;
     app.herald_ok(&["cancel", &key, "--reason", "changed our mind"]);
     let at_return = app.item_count(&key).await;
     app.wait_status(&key, CampaignStatus::Cancelled, LONG)
@@ -164,10 +141,7 @@ async fn a_near_send_at_starts_on_time() {
     app.seed(300, "n");
     let at = chrono::Utc::now() + chrono::Duration::seconds(3);
     let key = app.campaign("n").send_at(at).launch();
-    app.wait_status(&key, CampaignStatus::Completed, LONG)
-        .await
-        .unwrap();
-    app.assert_exactly_once(&key, 300).await;
+    app.completes_exactly_once(&key, 300).await;
     let started: chrono::DateTime<chrono::Utc> =
         sqlx::query_scalar("SELECT started_at FROM messages WHERE key = $1")
             .bind(&key)
@@ -252,10 +226,7 @@ async fn regular_activities_deliver_exactly_once_too() {
         .page_size(100)
         .lanes(3)
         .launch();
-    app.wait_status(&key, CampaignStatus::Completed, LONG)
-        .await
-        .unwrap();
-    app.assert_exactly_once(&key, 2_500).await;
+    app.completes_exactly_once(&key, 2_500).await;
 }
 
 /// Users added by another system, with ids far past the ledger partitions made so far: the
@@ -286,10 +257,7 @@ async fn a_launch_makes_ledger_partitions_for_users_beyond_them() {
     assert!(!exists(partition_of(5_000_000)).await);
 
     let key = app.campaign("far").page_size(500).lanes(3).launch();
-    app.wait_status(&key, CampaignStatus::Completed, LONG)
-        .await
-        .unwrap();
-    app.assert_exactly_once(&key, 20_001).await;
+    app.completes_exactly_once(&key, 20_001).await;
     for user in [4_990_000, 5_000_000, 5_010_000] {
         let holder: String = sqlx::query_scalar(
             "SELECT tableoid::regclass::text FROM message_items WHERE user_id = $1",

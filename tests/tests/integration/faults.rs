@@ -29,10 +29,7 @@ async fn a_worker_killed_again_and_again_loses_and_duplicates_nobody() {
         app.check_invariants(&key).await;
         app.start_worker().unwrap();
     }
-    app.wait_status(&key, CampaignStatus::Completed, LONG)
-        .await
-        .unwrap();
-    app.assert_exactly_once(&key, 40_000).await;
+    app.completes_exactly_once(&key, 40_000).await;
 }
 
 #[tokio::test]
@@ -44,10 +41,7 @@ async fn a_worker_stopped_with_sigterm_drains_and_hands_over() {
     assert!(app.stop_worker(), "the worker did not exit on SIGTERM");
     app.check_invariants(&key).await;
     app.start_worker().unwrap();
-    app.wait_status(&key, CampaignStatus::Completed, LONG)
-        .await
-        .unwrap();
-    app.assert_exactly_once(&key, 20_000).await;
+    app.completes_exactly_once(&key, 20_000).await;
 }
 
 #[tokio::test]
@@ -63,10 +57,7 @@ async fn a_page_that_fails_after_commit_is_retried_without_double_counting() {
             .lanes(2)
             .execution(execution)
             .launch();
-        app.wait_status(&key, CampaignStatus::Completed, LONG)
-            .await
-            .unwrap();
-        app.assert_exactly_once(&key, 3_000).await;
+        app.completes_exactly_once(&key, 3_000).await;
         let injected = app.worker_log().matches("injected fault").count();
         assert!(
             injected >= 5,
@@ -96,10 +87,7 @@ async fn pause_kill_the_worker_while_paused_then_resume_on_a_new_worker() {
     );
     assert_eq!(app.db_status(&key).await, Some(CampaignStatus::Paused));
     app.herald_ok(&["resume", &key]);
-    app.wait_status(&key, CampaignStatus::Completed, LONG)
-        .await
-        .unwrap();
-    app.assert_exactly_once(&key, 30_000).await;
+    app.completes_exactly_once(&key, 30_000).await;
 }
 
 #[tokio::test]
@@ -178,10 +166,7 @@ async fn a_pause_around_continue_as_new_is_never_lost() {
         .await
         .unwrap();
     }
-    app.wait_status(&key, CampaignStatus::Completed, LONG)
-        .await
-        .unwrap();
-    app.assert_exactly_once(&key, 12_000).await;
+    app.completes_exactly_once(&key, 12_000).await;
     let runs = app.temporal(&[
         "workflow",
         "count",

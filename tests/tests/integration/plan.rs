@@ -10,8 +10,8 @@ use herald_workflows::options::PAGE_STATEMENT_TIMEOUT;
 
 /// A `users` table loaded in bulk and never analyzed (what a fresh import looks like until
 /// autovacuum gets to it): with bitmap scans allowed, PostgreSQL plans each page as a bitmap
-/// over the lane's whole remaining id range plus a sort (measured: a 1,000,000-recipient
-/// campaign in 6.5 s instead of 3.2 s). The worker's connections walk the primary key.
+/// over the lane's whole remaining id range plus a sort (docs/performance.md has what that
+/// costs). The worker's connections walk the primary key.
 #[tokio::test]
 async fn pages_walk_the_primary_key_even_without_statistics() {
     let app = TestApp::without_worker().await.unwrap();

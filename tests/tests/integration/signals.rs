@@ -9,15 +9,8 @@ use herald_wire::CampaignStatus;
 #[tokio::test]
 async fn temporal_cli_signals_work_and_malformed_payloads_do_no_harm() {
     let app = TestApp::spawn().await.unwrap();
-    app.seed(30_000, "t");
-    let key = app
-        .campaign("t")
-        .page_size(100)
-        .lanes(2)
-        .rate(4000)
-        .launch();
+    let key = app.sending("t", 30_000, 2).await;
     let wid = workflow_id(&key);
-    app.wait_items(&key, 1_000, LONG).await.unwrap();
 
     // A bare pause with no payload at all, as from the web UI's signal box left empty.
     app.signal(&key, "pause", &[]);
@@ -63,8 +56,14 @@ async fn temporal_cli_signals_work_and_malformed_payloads_do_no_harm() {
         "query failed: {}",
         herald_tests::stderr(&out)
     );
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("\"status_name\""), "{text}");
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("query JSON");
+    let progress = &answer["queryResult"][0];
+    assert_eq!(progress["key"], key.as_str(), "{answer}");
+    assert_eq!(
+        progress["status"],
+        CampaignStatus::Paused.code(),
+        "the workflow knows it is paused: {answer}"
+    );
     let describe = app.temporal(&["workflow", "describe", "--workflow-id", &wid, "-o", "json"]);
     let describe = String::from_utf8_lossy(&describe.stdout);
     assert!(
@@ -85,23 +84,13 @@ async fn temporal_cli_signals_work_and_malformed_payloads_do_no_harm() {
         .expect("the last pause's reason is recorded");
 
     app.signal(&key, "resume", &["--input", "{\"reason\": \"fixed\"}"]);
-    app.wait_status(&key, CampaignStatus::Completed, LONG)
-        .await
-        .unwrap();
-    app.assert_exactly_once(&key, 30_000).await;
+    app.completes_exactly_once(&key, 30_000).await;
 }
 
 #[tokio::test]
 async fn a_cancel_signal_from_temporal_ends_the_campaign() {
     let app = TestApp::spawn().await.unwrap();
-    app.seed(20_000, "x");
-    let key = app
-        .campaign("x")
-        .page_size(100)
-        .lanes(1)
-        .rate(4000)
-        .launch();
-    app.wait_items(&key, 500, LONG).await.unwrap();
+    let key = app.sending("x", 20_000, 1).await;
     app.signal(&key, "cancel", &[]);
     app.wait_status(&key, CampaignStatus::Cancelled, LONG)
         .await
@@ -114,14 +103,7 @@ async fn a_cancel_signal_from_temporal_ends_the_campaign() {
 #[tokio::test]
 async fn temporals_own_cancellation_request_ends_the_campaign_as_cancelled() {
     let app = TestApp::spawn().await.unwrap();
-    app.seed(20_000, "tc");
-    let key = app
-        .campaign("tc")
-        .page_size(100)
-        .lanes(2)
-        .rate(4000)
-        .launch();
-    app.wait_items(&key, 500, LONG).await.unwrap();
+    let key = app.sending("tc", 20_000, 2).await;
     let out = app.temporal(&["workflow", "cancel", "--workflow-id", &workflow_id(&key)]);
     assert!(out.status.success(), "{}", herald_tests::stderr(&out));
     app.wait_status(&key, CampaignStatus::Cancelled, LONG)

@@ -246,6 +246,11 @@ async fn save(app: &TestApp, key: &str, scenario: &str) {
     }
 }
 
+/// Paced to a few seconds, so that signals and faults land mid-campaign.
+fn paced(app: &TestApp) -> herald_tests::Launch<'_> {
+    app.campaign("h").page_size(100).lanes(2).rate(1500)
+}
+
 #[tokio::test]
 #[ignore = "captures new histories from the real services; run by hand (see the module docs)"]
 async fn capture_histories() {
@@ -274,12 +279,7 @@ async fn capture_histories() {
         save(&app, &key, scenario).await;
     }
 
-    let key = app
-        .campaign("h")
-        .page_size(100)
-        .lanes(2)
-        .rate(1500)
-        .launch();
+    let key = paced(&app).launch();
     app.wait_items(&key, 500, LONG).await.unwrap();
     app.herald_ok(&["pause", &key, "--reason", "replay capture"]);
     app.wait_status(&key, CampaignStatus::Paused, LONG)
@@ -291,12 +291,7 @@ async fn capture_histories() {
         .unwrap();
     save(&app, &key, "pause-resume").await;
 
-    let key = app
-        .campaign("h")
-        .page_size(100)
-        .lanes(2)
-        .rate(1500)
-        .launch();
+    let key = paced(&app).launch();
     app.wait_items(&key, 500, LONG).await.unwrap();
     app.herald_ok(&["cancel", &key]);
     app.wait_status(&key, CampaignStatus::Cancelled, LONG)
@@ -305,12 +300,7 @@ async fn capture_histories() {
     app.wait_workflow_completed(&key, LONG).await.unwrap();
     save(&app, &key, "cancel").await;
 
-    let key = app
-        .campaign("h")
-        .page_size(100)
-        .lanes(2)
-        .rate(1500)
-        .launch();
+    let key = paced(&app).launch();
     app.wait_items(&key, 800, LONG).await.unwrap();
     app.kill_worker();
     app.start_worker().unwrap();

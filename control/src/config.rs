@@ -115,8 +115,14 @@ pub fn first_line(rendered: &str) -> String {
 /// The configuration as a Markdown table: variable, default, meaning. The worker's and the
 /// CLI's settings in one table; a default that differs between them says whose it is.
 pub fn reference_table() -> String {
-    let mut rows: Vec<(String, Vec<(String, &str)>, String)> = Vec::new();
-    for (who, command) in [
+    struct Row {
+        env: String,
+        /// Each distinct default, with the binary it belongs to.
+        defaults: Vec<(String, &'static str)>,
+        help: String,
+    }
+    let mut rows: Vec<Row> = Vec::new();
+    for (binary, command) in [
         ("worker", WorkerConfig::command()),
         ("herald", CliOnly::command()),
     ] {
@@ -128,30 +134,34 @@ pub fn reference_table() -> String {
                 .first()
                 .map(|d| format!("`{}`", d.to_string_lossy()))
                 .unwrap_or_else(|| "unset".to_owned());
-            let help = arg
-                .get_help()
-                .map(|h| h.to_string().replace('\n', " "))
-                .unwrap_or_default();
-            match rows.iter_mut().find(|(e, _, _)| *e == env) {
-                Some((_, defaults, _)) => {
-                    if defaults.iter().all(|(d, _)| *d != default) {
-                        defaults.push((default, who));
-                    }
-                }
-                None => rows.push((env, vec![(default, who)], help)),
+            match rows.iter_mut().find(|row| row.env == env) {
+                Some(row) if row.defaults.iter().any(|(d, _)| *d == default) => {}
+                Some(row) => row.defaults.push((default, binary)),
+                None => rows.push(Row {
+                    env,
+                    defaults: vec![(default, binary)],
+                    help: arg
+                        .get_help()
+                        .map(|h| h.to_string().replace('\n', " "))
+                        .unwrap_or_default(),
+                }),
             }
         }
     }
     let mut table = String::from("| variable | default | meaning |\n|---|---|---|\n");
-    for (env, defaults, help) in rows {
-        let default = if defaults.len() == 1 {
-            defaults[0].0.clone()
-        } else {
-            defaults
+    for Row {
+        env,
+        defaults,
+        help,
+    } in rows
+    {
+        let default = match defaults.as_slice() {
+            [(only, _)] => only.clone(),
+            several => several
                 .iter()
-                .map(|(d, who)| format!("{d} ({who})"))
+                .map(|(d, binary)| format!("{d} ({binary})"))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
         };
         table.push_str(&format!("| `{env}` | {default} | {help} |\n"));
     }

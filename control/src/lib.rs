@@ -23,9 +23,12 @@ pub mod users;
 
 pub use config::Config;
 pub use error::{ControlError, Result};
-pub use herald_store::{Fault, PgPool, campaigns::CampaignView, inbox::InboxItem, status::Request};
+pub use herald_store::{Fault, campaigns::CampaignView, inbox::InboxItem, status::Request};
 
-use herald_store::connect::{self, PoolSettings};
+use herald_store::{
+    PgPool,
+    connect::{self, PoolSettings},
+};
 use temporalio_client::Client;
 use tokio::sync::OnceCell;
 

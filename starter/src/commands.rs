@@ -11,38 +11,36 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::{Command, LaunchArgs, RequestArgs, UsersCommand, watch};
 
 pub async fn run(config: Config, command: Command) -> Result<()> {
-    // Parse what can be parsed before anything is reached, so bad input changes nothing.
-    if let Command::Launch(args) = command {
-        let request = launch_request(args)?;
-        return launch(&connect(config, 1).await?, request).await;
-    }
-    // `watch` keeps a second session listening for status changes.
-    let sessions = if matches!(command, Command::Watch { .. }) {
-        2
-    } else {
-        1
-    };
-    let control = connect(config, sessions).await?;
     match command {
+        // Parsed before anything is reached, so bad input is refused even with the services
+        // down, and changes nothing.
+        Command::Launch(args) => {
+            let request = launch_request(args)?;
+            launch(&connect(config, 1).await?, request).await
+        }
         Command::Users {
             command: UsersCommand::Seed { count, segment },
-        } => seed(&control, count, segment).await,
-        Command::Launch(_) => unreachable!("handled above"),
-        Command::Pause(args) => request(&control, Request::Pause, args).await,
-        Command::Resume(args) => request(&control, Request::Resume, args).await,
-        Command::Cancel(args) => request(&control, Request::Cancel, args).await,
-        Command::Status { key, json } => status(&control, &key, json).await,
-        Command::Watch { key } => watch::watch(&control, &key).await,
-        Command::List { limit, json } => list(&control, limit, json).await,
-        Command::Inbox { user, limit, json } => inbox(&control, user, limit, json).await,
-        Command::Read { user, key } => read(&control, user, &key).await,
+        } => seed(&connect(config, 1).await?, count, segment).await,
+        Command::Pause(args) => request(&connect(config, 1).await?, Request::Pause, args).await,
+        Command::Resume(args) => request(&connect(config, 1).await?, Request::Resume, args).await,
+        Command::Cancel(args) => request(&connect(config, 1).await?, Request::Cancel, args).await,
+        Command::Status { key, json } => status(&connect(config, 1).await?, &key, json).await,
+        // A second session listens for status changes.
+        Command::Watch { key } => watch::watch(&connect(config, 2).await?, &key).await,
+        Command::List { limit, json } => list(&connect(config, 1).await?, limit, json).await,
+        Command::Inbox { user, limit, json } => {
+            inbox(&connect(config, 1).await?, user, limit, json).await
+        }
+        Command::Read { user, key } => read(&connect(config, 1).await?, user, &key).await,
         Command::Migrate => {
+            connect(config, 1).await?;
             println!("database is up to date");
             Ok(())
         }
     }
 }
 
+/// Reach the database (checking its schema) with up to `sessions` connections.
 async fn connect(config: Config, sessions: u32) -> Result<Control> {
     Ok(Control::connect(config, sessions).await?)
 }
@@ -75,16 +73,18 @@ fn launch_request(args: LaunchArgs) -> Result<LaunchRequest, ControlError> {
 }
 
 async fn launch(control: &Control, request: LaunchRequest) -> Result<()> {
-    let spec = request.spec.clone();
+    let (page_size, lanes, send_at) = (
+        request.spec.page_size,
+        request.spec.lanes,
+        request.spec.send_at,
+    );
     let launched = control.launch(request).await?;
     let key = &launched.key;
     println!("{key}");
     eprintln!(
-        "launched {key}: {} recipients, {} per page, up to {} lanes{}; follow it with `herald watch {key}`",
+        "launched {key}: {} recipients, {page_size} per page, up to {lanes} lanes{}; follow it with `herald watch {key}`",
         launched.total,
-        spec.page_size,
-        spec.lanes,
-        spec.send_at
+        send_at
             .map(|t| format!(", starting at {}", t.to_rfc3339()))
             .unwrap_or_default(),
     );

@@ -57,8 +57,39 @@ impl StoreError {
             | Self::NotARecipient { .. }
             | Self::Invalid(_) => Fault::Refused,
             Self::UnknownCampaignId(_) => Fault::Internal,
+            Self::Database(e) if is_decode(e) => Fault::Internal,
             Self::PageRace | Self::Database(_) => Fault::Transient,
         }
+    }
+}
+
+/// A value the database returned that Herald cannot read: reading it again reads the same.
+fn is_decode(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Decode(_)
+            | sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::ColumnNotFound(_)
+            | sqlx::Error::TypeNotFound { .. }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_that_cannot_be_read_is_ours_and_a_lost_connection_is_transient() {
+        let decode = StoreError::Database(sqlx::Error::Decode("unknown status code 9".into()));
+        assert_eq!(decode.fault(), Fault::Internal);
+        let lost = StoreError::Database(sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset,
+        )));
+        assert_eq!(lost.fault(), Fault::Transient);
+        assert_eq!(
+            StoreError::UnknownCampaign("k".into()).fault(),
+            Fault::Refused
+        );
     }
 }
 

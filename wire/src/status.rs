@@ -22,15 +22,7 @@ impl CampaignStatus {
     }
 
     pub fn from_code(code: i16) -> Option<Self> {
-        Some(match code {
-            0 => Self::NotStarted,
-            1 => Self::InProgress,
-            2 => Self::Paused,
-            3 => Self::Completed,
-            4 => Self::Cancelled,
-            5 => Self::Failed,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|s| s.code() == code)
     }
 
     /// The name shown by the CLI, in JSON and in the web UI's search attribute.
@@ -121,6 +113,8 @@ pub enum ItemStatus {
 }
 
 impl ItemStatus {
+    pub const ALL: [Self; 3] = [Self::Pending, Self::Sent, Self::Failed];
+
     pub const fn code(self) -> i16 {
         self as i16
     }
@@ -137,12 +131,10 @@ impl ItemStatus {
 impl TryFrom<i16> for ItemStatus {
     type Error = String;
     fn try_from(code: i16) -> Result<Self, String> {
-        Ok(match code {
-            0 => Self::Pending,
-            1 => Self::Sent,
-            2 => Self::Failed,
-            _ => return Err(format!("unknown item status code {code}")),
-        })
+        Self::ALL
+            .into_iter()
+            .find(|s| s.code() == code)
+            .ok_or_else(|| format!("unknown item status code {code}"))
     }
 }
 
@@ -205,7 +197,7 @@ mod tests {
 
     #[test]
     fn item_codes_round_trip() {
-        for s in [ItemStatus::Pending, ItemStatus::Sent, ItemStatus::Failed] {
+        for s in ItemStatus::ALL {
             assert_eq!(ItemStatus::try_from(s.code()), Ok(s));
         }
         assert!(ItemStatus::try_from(3).is_err());

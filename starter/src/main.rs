@@ -164,11 +164,15 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.config.log).unwrap_or_else(|e| {
+        eprintln!(
+            "herald: RUST_LOG {:?} is not a log filter ({e})",
+            cli.config.log
+        );
+        std::process::exit(2);
+    });
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.config.log)
-                .unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     if let Err(e) = commands::run(cli.config.services, cli.command).await {

@@ -9,8 +9,15 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() {
     let config = WorkerConfig::parse();
+    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|e| {
+        eprintln!(
+            "herald-worker: RUST_LOG {:?} is not a log filter ({e})",
+            config.log
+        );
+        std::process::exit(2);
+    });
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(filter)
         .with_target(false)
         .with_writer(std::io::stderr)
         .init();

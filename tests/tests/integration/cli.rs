@@ -66,6 +66,11 @@ async fn bad_input_is_refused_and_changes_nothing() {
         "--count",
     );
     assert_refused(&app.herald(&["inbox", "424242"]), 2, "no user");
+    assert_refused(
+        &app.herald_with_env(&["list"], &[("RUST_LOG", "a=b=c")]),
+        2,
+        "is not a log filter",
+    );
     assert_eq!(
         campaigns(&app).await,
         0,

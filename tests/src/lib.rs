@@ -385,6 +385,17 @@ impl TestApp {
         .with_context(|| format!("the workflow of {key} did not complete"))
     }
 
+    /// Wait for the campaign to end cancelled: its stored status, then its workflow closed in
+    /// Temporal (a cancel that left the workflow running would let pages run later).
+    pub async fn ends_cancelled(&self, key: &str) {
+        self.wait_status(key, CampaignStatus::Cancelled, LONG)
+            .await
+            .unwrap();
+        self.wait_workflow_completed(key, LONG)
+            .await
+            .expect("the workflow closes after a cancel");
+    }
+
     /// Wait until at least `n` items are committed.
     pub async fn wait_items(&self, key: &str, n: i64, timeout: Duration) -> Result<()> {
         wait_until(timeout, || async { self.item_count(key).await >= n })

@@ -85,13 +85,7 @@ async fn cancel_stops_the_campaign_and_no_page_runs_after_it() {
     let key = app.sending("c", 30_000, 2).await;
     app.herald_ok(&["cancel", &key, "--reason", "changed our mind"]);
     let at_return = app.item_count(&key).await;
-    app.wait_status(&key, CampaignStatus::Cancelled, LONG)
-        .await
-        .unwrap();
-    // The workflow ends: Temporal reports it closed.
-    app.wait_workflow_completed(&key, LONG)
-        .await
-        .expect("the workflow completes after cancel");
+    app.ends_cancelled(&key).await;
     let after = app.item_count(&key).await;
     assert!(after - at_return <= 2 * 100, "{at_return} -> {after}");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -126,12 +120,7 @@ async fn a_future_send_at_waits_and_cancel_works_during_the_wait() {
     );
     assert_eq!(app.item_count(&key).await, 0);
     app.herald_ok(&["cancel", &key]);
-    app.wait_status(&key, CampaignStatus::Cancelled, LONG)
-        .await
-        .unwrap();
-    app.wait_workflow_completed(&key, LONG)
-        .await
-        .expect("the waiting workflow ends when cancelled");
+    app.ends_cancelled(&key).await;
     assert_eq!(app.item_count(&key).await, 0);
 }
 

@@ -23,12 +23,16 @@ use temporalio_client::{
     WorkflowExecutionInfo, WorkflowFetchHistoryOptions, WorkflowHandle, WorkflowHistory,
     WorkflowListOptions,
 };
-use temporalio_common::protos::temporal::api::{enums::v1::EventType, history::v1::HistoryEvent};
+use temporalio_common::{
+    WorkflowDefinition,
+    protos::temporal::api::{enums::v1::EventType, history::v1::HistoryEvent},
+};
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
     WorkflowContext, WorkflowResult,
-    workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions},
+    workflow_replayer::{WorkflowReplayResult, WorkflowReplayer, WorkflowReplayerOptions},
 };
+use temporalio_workflow::workflows::WorkflowImplementation;
 
 /// Scenarios captured by launching a campaign and waiting for it to complete: (name, the
 /// options given to `herald launch`). 3,000 users in segment `h`.
@@ -102,6 +106,25 @@ fn saved_histories() -> Vec<(String, WorkflowHistory)> {
         .collect()
 }
 
+/// Replay `histories` against the workflow `W`, without a server.
+async fn replay<W>(
+    histories: impl IntoIterator<Item = WorkflowHistory>,
+) -> Vec<WorkflowReplayResult>
+where
+    W: WorkflowImplementation,
+    <W::Run as WorkflowDefinition>::Input: Send,
+{
+    let options = WorkflowReplayerOptions::new()
+        .register_workflow::<W>()
+        .unwrap()
+        .build();
+    WorkflowReplayer::new(options)
+        .unwrap()
+        .replay_workflows(histories)
+        .await
+        .unwrap()
+}
+
 /// The events of one saved history, by its path below `tests/histories/`.
 async fn saved_events(file: &str) -> Vec<HistoryEvent> {
     let bytes = std::fs::read(histories_dir().join(file)).unwrap();
@@ -123,15 +146,7 @@ async fn saved_histories_replay_against_the_current_workflow() {
             "no saved history for {scenario}: {names:?}"
         );
     }
-    let options = WorkflowReplayerOptions::new()
-        .register_workflow::<CampaignWorkflow>()
-        .unwrap()
-        .build();
-    let replayer = WorkflowReplayer::new(options).unwrap();
-    let results = replayer
-        .replay_workflows(histories.into_iter().map(|(_, h)| h))
-        .await
-        .unwrap();
+    let results = replay::<CampaignWorkflow>(histories.into_iter().map(|(_, h)| h)).await;
     for (name, result) in names.iter().zip(results) {
         assert!(
             result.replay_failure.is_none(),
@@ -185,17 +200,7 @@ async fn a_changed_workflow_fails_replay() {
         .into_iter()
         .find(|(n, _)| n.starts_with("complete"))
         .unwrap();
-    let options = WorkflowReplayerOptions::new()
-        .register_workflow::<Impostor>()
-        .unwrap()
-        .build();
-    let replayer = WorkflowReplayer::new(options).unwrap();
-    let result = replayer
-        .replay_workflows([history])
-        .await
-        .unwrap()
-        .pop()
-        .unwrap();
+    let result = replay::<Impostor>([history]).await.pop().unwrap();
     assert!(
         result.replay_failure.is_some(),
         "{name} replayed against a different workflow"
@@ -294,10 +299,7 @@ async fn capture_histories() {
     let key = paced(&app).launch();
     app.wait_items(&key, 500, LONG).await.unwrap();
     app.herald_ok(&["cancel", &key]);
-    app.wait_status(&key, CampaignStatus::Cancelled, LONG)
-        .await
-        .unwrap();
-    app.wait_workflow_completed(&key, LONG).await.unwrap();
+    app.ends_cancelled(&key).await;
     save(&app, &key, "cancel").await;
 
     let key = paced(&app).launch();

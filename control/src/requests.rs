@@ -46,10 +46,21 @@ impl Control {
             }
         };
         if let Err(e) = sent {
-            status::unfence(&self.db, key, fenced).await.ok();
+            let outcome = match status::unfence(&self.db, key, &fenced).await {
+                Ok(true) => "nothing was changed".to_owned(),
+                Ok(false) => format!(
+                    "the campaign was moved meanwhile and stays {}",
+                    self.campaign(key).await?.status
+                ),
+                Err(undo) => format!(
+                    "the campaign stays {} (putting back {} failed: {undo})",
+                    fenced.written(),
+                    fenced.before()
+                ),
+            };
             return Err(ControlError::Temporal {
                 action: format!("signalling campaign {key}"),
-                reason: format!("{e}; nothing was changed"),
+                reason: format!("{e}; {outcome}"),
             });
         }
         Ok(fenced)

@@ -134,19 +134,35 @@ impl Request {
     }
 }
 
-/// The stored status and start of a campaign, locked for a request.
-#[derive(FromRow)]
-struct Current {
+/// What a request may overwrite, locked and read before it does: the status and the columns
+/// that go with it, so that [`unfence`] can put back exactly what was there.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+struct Before {
     #[sqlx(try_from = "i16")]
     status: CampaignStatus,
+    status_reason: Option<String>,
     started_at: Option<DateTime<Utc>>,
+    paused_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
 }
 
-/// A request's change, to undo it: the status before and the one written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A request's change, so that it can be undone.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fenced {
-    pub before: CampaignStatus,
-    pub written: CampaignStatus,
+    before: Before,
+    written: CampaignStatus,
+}
+
+impl Fenced {
+    /// The status before the request.
+    pub fn before(&self) -> CampaignStatus {
+        self.before.status
+    }
+
+    /// The status the request wrote.
+    pub fn written(&self) -> CampaignStatus {
+        self.written
+    }
 }
 
 /// The operator's half of pause, resume and cancel: check the request against the stored
@@ -159,47 +175,61 @@ pub async fn fence(
     reason: Option<&str>,
 ) -> Result<Fenced> {
     let mut tx = pool.begin().await?;
-    let current: Current =
-        sqlx::query_as("SELECT status, started_at FROM messages WHERE key = $1 FOR UPDATE")
-            .bind(key.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::UnknownCampaign(key.to_string()))?;
-    if !request.allowed_from(current.status) {
+    let before: Before = sqlx::query_as(
+        "SELECT status, status_reason, started_at, paused_at, finished_at
+         FROM messages WHERE key = $1 FOR UPDATE",
+    )
+    .bind(key.as_str())
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| StoreError::UnknownCampaign(key.to_string()))?;
+    if !request.allowed_from(before.status) {
         return Err(StoreError::WrongStatus {
             key: key.clone(),
-            status: current.status,
+            status: before.status,
             action: request.action(),
         });
     }
-    let target = request.target(current.started_at.is_some());
+    let written = request.target(before.started_at.is_some());
     transition(
         &mut tx,
         Campaign::Key(key),
-        target,
+        written,
         reason,
-        &[current.status],
+        &[before.status],
     )
     .await?;
     tx.commit().await?;
-    Ok(Fenced {
-        before: current.status,
-        written: target,
-    })
+    Ok(Fenced { before, written })
 }
 
-/// Undo a [`fence`] whose signal could not be delivered, if nothing has moved the campaign
-/// since.
-pub async fn unfence(pool: &PgPool, key: &CampaignKey, fenced: Fenced) -> Result<()> {
-    transition(
-        &mut *pool.acquire().await?,
-        Campaign::Key(key),
-        fenced.before,
-        None,
-        &[fenced.written],
+/// Undo a [`fence`] whose signal could not be delivered: put back the status and the columns
+/// that go with it exactly as they were, if nothing has moved the campaign since. Returns
+/// whether it did (`false`: the workflow or another operator moved it meanwhile, and the
+/// campaign stays as they left it).
+pub async fn unfence(pool: &PgPool, key: &CampaignKey, fenced: &Fenced) -> Result<bool> {
+    let Before {
+        status,
+        status_reason,
+        started_at: _,
+        paused_at,
+        finished_at,
+    } = &fenced.before;
+    let restored = sqlx::query(
+        "UPDATE messages SET status = $2, status_reason = $3, paused_at = $4, finished_at = $5,
+             updated_at = now()
+         WHERE key = $1 AND status = $6",
     )
-    .await?;
-    Ok(())
+    .bind(key.as_str())
+    .bind(status.code())
+    .bind(status_reason)
+    .bind(paused_at)
+    .bind(finished_at)
+    .bind(fenced.written.code())
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(restored == 1)
 }
 
 /// A session listening for status changes on [`STATUS_NOTIFICATIONS`].

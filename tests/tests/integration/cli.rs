@@ -1,7 +1,7 @@
 //! Bad input is refused with one clear line, a non-zero exit, and no change.
 
 use herald_store::{connect::MIGRATOR, status::STATUS_NOTIFICATIONS};
-use herald_tests::{LONG, TestApp, stderr};
+use herald_tests::{LONG, TestApp, stderr, workflow_id};
 use herald_wire::CampaignStatus;
 use sqlx::postgres::PgListener;
 
@@ -116,6 +116,47 @@ async fn unreachable_services_are_named() {
     assert_refused(&out, 1, "cannot reach Temporal");
     assert_eq!(app.db_status(&key).await, Some(CampaignStatus::NotStarted));
     app.herald_ok(&["cancel", &key]);
+}
+
+/// A pause whose signal Temporal refuses (the workflow is gone) puts back everything its
+/// fence wrote, not only the status, and says so: a command that says nothing was changed
+/// changed nothing.
+#[tokio::test]
+async fn a_pause_that_cannot_be_signalled_puts_the_campaign_back_as_it_was() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(50, "g");
+    let key = app
+        .campaign("g")
+        .send_at(chrono::Utc::now() + chrono::Duration::hours(1))
+        .launch();
+    app.herald_ok(&["pause", &key, "--reason", "first look"]);
+    app.herald_ok(&["resume", &key, "--reason", "looks fine"]);
+    let out = app.temporal(&["workflow", "terminate", "--workflow-id", &workflow_id(&key)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    type Row = (
+        i16,
+        Option<String>,
+        Option<chrono::DateTime<chrono::Utc>>,
+        Option<chrono::DateTime<chrono::Utc>>,
+    );
+    let row = || async {
+        sqlx::query_as::<_, Row>(
+            "SELECT status, status_reason, paused_at, finished_at FROM messages WHERE key = $1",
+        )
+        .bind(&key)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    let before = row().await;
+    assert_eq!(before.0, CampaignStatus::NotStarted.code(), "{before:?}");
+    assert_refused(
+        &app.herald(&["pause", &key, "--reason", "second look"]),
+        1,
+        "nothing was changed",
+    );
+    assert_eq!(row().await, before, "the refused pause left a trace");
 }
 
 /// The CLI checks the schema with one query and runs the migrator only when the database is

@@ -2,7 +2,13 @@
 //! channel; [`crate::error`] decides whether Temporal should retry a failure.
 #![allow(unreachable_pub)]
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant, SystemTime},
+};
 
 use herald_store::{PgPool, campaigns, page_connections::PageConnections, status};
 use herald_wire::{
@@ -14,7 +20,34 @@ use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tracing::{debug, warn};
 
-use crate::{Faults, channels, error::to_activity_error, stats::PageStats};
+use crate::{
+    Faults, channels,
+    error::{to_activity_error, worker_stopping},
+    stats::PageStats,
+};
+
+/// Set when the worker begins to shut down. From then on every activity refuses to start
+/// (nothing written), so the workflow hands the campaign to another worker at once instead
+/// of this one running it to the end.
+#[derive(Clone, Debug, Default)]
+pub struct Stopping(Arc<AtomicBool>);
+
+impl Stopping {
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn refuse(&self) -> Result<(), ActivityError> {
+        if self.is_stopping() {
+            return Err(worker_stopping());
+        }
+        Ok(())
+    }
+}
 
 pub struct HeraldActivities {
     /// For registration and status changes.
@@ -23,16 +56,18 @@ pub struct HeraldActivities {
     pages: PageConnections,
     stats: PageStats,
     faults: Faults,
+    stopping: Stopping,
 }
 
 impl HeraldActivities {
     /// `pages`: how many page statements may run at once.
-    pub fn new(pool: PgPool, pages: usize, faults: Faults) -> Self {
+    pub fn new(pool: PgPool, pages: usize, faults: Faults, stopping: Stopping) -> Self {
         Self {
             pages: PageConnections::new(&pool, pages),
             pool,
             stats: PageStats::default(),
             faults,
+            stopping,
         }
     }
 }
@@ -45,6 +80,7 @@ impl HeraldActivities {
         _ctx: ActivityContext,
         input: RegisterInput,
     ) -> Result<Registered, ActivityError> {
+        self.stopping.refuse()?;
         campaigns::register(&self.pool, &input.key, &input.spec)
             .await
             .map_err(to_activity_error)
@@ -53,25 +89,34 @@ impl HeraldActivities {
     #[activity(definition = definitions::Page)]
     pub async fn page(
         self: Arc<Self>,
-        _ctx: ActivityContext,
+        ctx: ActivityContext,
         input: PageInput,
     ) -> Result<PageOutcome, ActivityError> {
-        if input.min_millis > 0 {
-            // Rate limit: wait first, so that a pause arriving meanwhile is obeyed by the
-            // page statement's status check.
-            tokio::time::sleep(std::time::Duration::from_millis(u64::from(
-                input.min_millis,
-            )))
-            .await;
+        self.stopping.refuse()?;
+        if input.delay_millis > 0 {
+            // A paced lane's turn comes shortly; the page's timeout includes this wait.
+            tokio::time::sleep(Duration::from_millis(u64::from(input.delay_millis))).await;
+            self.stopping.refuse()?;
         }
         let started = Instant::now();
+        let budget = ctx
+            .info()
+            .deadline
+            .map(|d| d.duration_since(SystemTime::now()).unwrap_or_default());
         let outcome = {
             let _in_flight = self.stats.in_flight();
-            channels::deliver_page(&self.pages, &input).await
+            channels::deliver_page(&self.pages, &input, budget).await
         };
-        let outcome = outcome.map_err(to_activity_error)?;
-        if let PageOutcome::Written { recipients, .. } = outcome {
-            self.stats.record(recipients, started.elapsed());
+        let mut outcome = outcome.map_err(to_activity_error)?;
+        if let PageOutcome::Written {
+            recipients,
+            ref mut millis,
+            ..
+        } = outcome
+        {
+            let took = started.elapsed();
+            *millis = took.as_millis().min(u128::from(u32::MAX)) as u32;
+            self.stats.record(recipients, took);
         }
         if self.faults.fail_after_commit() {
             warn!(
@@ -93,12 +138,22 @@ impl HeraldActivities {
         Ok(outcome)
     }
 
+    #[activity(definition = definitions::YieldTask)]
+    pub async fn yield_task(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        _input: (),
+    ) -> Result<(), ActivityError> {
+        Ok(())
+    }
+
     #[activity(definition = definitions::SetStatus)]
     pub async fn set_status(
         self: Arc<Self>,
         _ctx: ActivityContext,
         input: SetStatusInput,
     ) -> Result<CampaignStatus, ActivityError> {
+        self.stopping.refuse()?;
         status::record(&self.pool, &input)
             .await
             .map_err(to_activity_error)

@@ -1,19 +1,44 @@
-//! How a store error becomes an activity failure: only a transient one is retried.
+//! How a store error becomes an activity failure. The failure's type tells the workflow what
+//! to do: retry a transient one, retry a permanent one only for the campaign's grace period,
+//! hand work refused by a stopping worker to another.
 
 use herald_store::{Fault, StoreError};
+use herald_wire::names;
 use temporalio_common::error::ApplicationFailure;
 use temporalio_sdk::activities::ActivityError;
 use tracing::warn;
 
 pub fn to_activity_error(err: StoreError) -> ActivityError {
+    let message = match err.sqlstate() {
+        Some(code) => format!("{err} (SQLSTATE {code})"),
+        None => err.to_string(),
+    };
     match err.fault() {
         Fault::Transient => {
-            warn!(error = %err, "activity failed; Temporal will retry it");
-            ActivityError::application(ApplicationFailure::new(err))
+            warn!(error = %message, "activity failed; it will be retried");
+            failure(message, names::FAILURE_TRANSIENT, false)
         }
         Fault::Refused | Fault::Internal => {
-            warn!(error = %err, "activity failed for good");
-            ActivityError::application(ApplicationFailure::non_retryable(err))
+            warn!(error = %message, "activity failed on an error that retrying cannot fix");
+            failure(message, names::FAILURE_PERMANENT, true)
         }
     }
+}
+
+/// The worker is shutting down and did not start the activity: nothing was written.
+pub fn worker_stopping() -> ActivityError {
+    failure(
+        "the worker is shutting down; another worker takes over".to_owned(),
+        names::FAILURE_WORKER_STOPPING,
+        true,
+    )
+}
+
+fn failure(message: String, kind: &str, non_retryable: bool) -> ActivityError {
+    ActivityError::application(
+        ApplicationFailure::builder(message)
+            .type_name(kind.to_owned())
+            .non_retryable(non_retryable)
+            .build(),
+    )
 }

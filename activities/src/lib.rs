@@ -14,5 +14,5 @@ pub mod error;
 pub mod faults;
 mod stats;
 
-pub use campaign::HeraldActivities;
+pub use campaign::{HeraldActivities, Stopping};
 pub use faults::Faults;

@@ -2,6 +2,8 @@
 //! and default, as clap arguments, so that `--help` documents it and the README's table is
 //! generated from it ([`reference_table`]; a test keeps the README in step).
 
+use std::time::Duration;
+
 use clap::{Args, CommandFactory, Parser, ValueEnum};
 use herald_wire::names;
 
@@ -40,6 +42,48 @@ pub struct Config {
     /// other
     #[arg(long, global = true, env = "HERALD_GRPC_COMPRESSION", value_enum)]
     pub grpc_compression: Option<Compression>,
+    /// Workflow task timeout given to campaigns at launch (`5s`, `1500ms`; 1s–120s): how long
+    /// a task held by a killed worker stalls its campaign, and the time a task may take
+    /// across the network; 1s suits a Temporal server on the same machine
+    #[arg(long, global = true, env = "HERALD_WORKFLOW_TASK_TIMEOUT", default_value = "5s", value_parser = parse_task_timeout)]
+    pub workflow_task_timeout: Duration,
+}
+
+/// A duration as `5s`, `1500ms` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit_ms) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1_000)
+    } else {
+        (s, 1_000)
+    };
+    let n: u64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 5s or 1500ms"))?;
+    Ok(Duration::from_millis(n.saturating_mul(unit_ms)))
+}
+
+fn parse_task_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) || d > Duration::from_secs(120) {
+        return Err(format!(
+            "{s:?} is outside 1s–120s, the range Temporal accepts"
+        ));
+    }
+    Ok(d)
+}
+
+fn parse_shutdown_grace(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) {
+        return Err(format!(
+            "{s:?} is under 1s: in-flight pages need time to finish"
+        ));
+    }
+    Ok(d)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -65,6 +109,10 @@ pub struct WorkerConfig {
     /// worth at the default of 8 lanes; more wait their turn)
     #[arg(long, env = "HERALD_PAGE_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub page_connections: u32,
+    /// On SIGTERM, how long in-flight pages may take to finish before the worker exits
+    /// anyway (`15s`): new pages are refused at once and handed to another worker
+    #[arg(long, env = "HERALD_SHUTDOWN_GRACE", default_value = "15s", value_parser = parse_shutdown_grace)]
+    pub shutdown_grace: Duration,
     /// Testing only: every Nth page reports a failure after its commit
     #[arg(long, env = "HERALD_FAULT_FAIL_AFTER_COMMIT_EVERY")]
     pub fault_fail_after_commit_every: Option<u64>,

@@ -3,7 +3,7 @@
 use chrono::Utc;
 use herald_store::{StoreError, campaigns};
 use herald_wire::{CampaignInput, CampaignKey, CampaignSpec, Tuning, names};
-use herald_workflows::{CampaignWorkflow, options};
+use herald_workflows::CampaignWorkflow;
 use temporalio_client::{
     WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowStartOptions,
     errors::WorkflowStartError,
@@ -54,8 +54,8 @@ impl Control {
             WorkflowStartOptions::new(self.config.task_queue.clone(), names::workflow_id(&key))
                 .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
                 .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
-                // Signal latency and crash recovery: see `options::TASK_TIMEOUT`.
-                .task_timeout(options::TASK_TIMEOUT)
+                // Crash recovery against a slow link: see `herald_workflows::options`.
+                .task_timeout(self.config.workflow_task_timeout)
                 .static_summary(format!("Herald campaign {key}: {}", spec.content.title()))
                 .build();
         if let Err(e) = client

@@ -56,6 +56,9 @@ fn launch_request(args: LaunchArgs) -> Result<LaunchRequest, ControlError> {
     if let Some(n) = args.pages_per_run {
         tuning.pages_per_run = n.max(1);
     }
+    if let Some(secs) = args.failure_grace {
+        tuning.failure_grace_secs = secs;
+    }
     Ok(LaunchRequest {
         key: args.key,
         spec: CampaignSpec {

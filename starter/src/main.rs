@@ -124,6 +124,10 @@ struct LaunchArgs {
     /// it low to cross run boundaries with small audiences).
     #[arg(long, hide = true)]
     pages_per_run: Option<u32>,
+    /// Seconds an error that retrying cannot fix is retried before the campaign is marked
+    /// failed (default 30; tests set it low).
+    #[arg(long, hide = true)]
+    failure_grace: Option<u32>,
 }
 
 #[derive(Args)]

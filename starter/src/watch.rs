@@ -1,4 +1,5 @@
-//! `herald watch`: follow a campaign's committed progress until it ends. A progress bar on a
+//! `herald watch`: follow a campaign's committed progress until it ends, or fails and waits
+//! for an operator. A progress bar on a
 //! terminal, one line every two seconds otherwise (logs, CI). The control layer's watch
 //! wakes on every status change, so a script waiting on `herald watch` learns that a
 //! campaign ended or paused the moment it is committed.
@@ -32,8 +33,9 @@ pub async fn watch(control: &Control, key: &CampaignKey) -> Result<()> {
         bar.set_length(v.total.max(0) as u64);
         bar.set_position(processed.max(0) as u64);
         bar.set_message(match v.status {
-            CampaignStatus::Paused => format!(
-                "PAUSED{}",
+            CampaignStatus::Paused | CampaignStatus::Failed => format!(
+                "{}{}",
+                v.status.name().to_uppercase(),
                 v.reason
                     .as_deref()
                     .map(|r| format!(": {r}"))
@@ -57,6 +59,13 @@ pub async fn watch(control: &Control, key: &CampaignKey) -> Result<()> {
             last_processed = Some((Instant::now(), processed));
         }
         last_status = Some(v.status);
+        if v.status == CampaignStatus::Failed {
+            bar.finish_and_clear();
+            anyhow::bail!(
+                "{key} failed: {}; fix the cause, then `herald resume {key}` continues from where it stopped",
+                v.reason.as_deref().unwrap_or("no reason recorded")
+            );
+        }
         if v.status.is_terminal() {
             bar.finish_and_clear();
             let took = match (v.started_at, v.finished_at) {

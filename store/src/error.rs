@@ -43,6 +43,10 @@ pub enum StoreError {
     /// Two attempts of one page ran at once; the retry will find the winner's record.
     #[error("another attempt of this page committed first")]
     PageRace,
+    /// Every page connection stayed busy for so long that a statement begun now could end
+    /// after the page's timeout; the page gave up without writing.
+    #[error("no page connection came free in time for the page to finish inside its timeout")]
+    Busy,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -57,26 +61,89 @@ impl StoreError {
             | Self::NotARecipient { .. }
             | Self::Invalid(_) => Fault::Refused,
             Self::UnknownCampaignId(_) => Fault::Internal,
-            Self::Database(e) if is_decode(e) => Fault::Internal,
-            Self::PageRace | Self::Database(_) => Fault::Transient,
+            Self::PageRace | Self::Busy => Fault::Transient,
+            Self::Database(e) => database_fault(e),
+        }
+    }
+
+    /// The SQLSTATE of a database error, if PostgreSQL sent one.
+    pub fn sqlstate(&self) -> Option<String> {
+        match self {
+            Self::Database(sqlx::Error::Database(db)) => db.code().map(|c| c.into_owned()),
+            _ => None,
         }
     }
 }
 
-/// A value the database returned that Herald cannot read: reading it again reads the same.
-fn is_decode(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
+/// Whether a database error may go away by itself. PostgreSQL's own errors are told apart
+/// by SQLSTATE (its appendix A): a lost or refused connection, a server shutting down or
+/// starting, a serialization failure or deadlock, a lock or statement timeout, exhausted
+/// resources, a read-only standby during a failover. Everything else it reports (permission
+/// denied, an undefined table or column, a missing partition, a violated constraint, bad
+/// data) is the same on the next try. So is a value Herald cannot read. Errors on the way
+/// to the server (I/O, TLS, a full pool) are transient.
+fn database_fault(e: &sqlx::Error) -> Fault {
+    match e {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) if is_transient_sqlstate(&code) => Fault::Transient,
+            Some(_) => Fault::Internal,
+            // No SQLSTATE: not from PostgreSQL itself; assume the way there.
+            None => Fault::Transient,
+        },
         sqlx::Error::Decode(_)
-            | sqlx::Error::ColumnDecode { .. }
-            | sqlx::Error::ColumnNotFound(_)
-            | sqlx::Error::TypeNotFound { .. }
+        | sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::TypeNotFound { .. }
+        | sqlx::Error::Encode(_)
+        | sqlx::Error::Configuration(_)
+        | sqlx::Error::InvalidArgument(_)
+        | sqlx::Error::Migrate(_) => Fault::Internal,
+        _ => Fault::Transient,
+    }
+}
+
+/// SQLSTATEs that describe a moment, not the request.
+pub fn is_transient_sqlstate(code: &str) -> bool {
+    let class = code.get(..2).unwrap_or(code);
+    matches!(
+        class,
+        // connection exception; insufficient resources (too many connections, disk full,
+        // out of memory); system error (I/O)
+        "08" | "53" | "58"
+    ) || matches!(
+        code,
+        // serialization failure, deadlock
+        "40001" | "40P01"
+        // lock not available
+        | "55P03"
+        // query canceled (statement timeout), admin shutdown, crash shutdown, cannot
+        // connect now, idle session timeout
+        | "57014" | "57P01" | "57P02" | "57P03" | "57P05"
+        // read-only transaction: a standby during failover
+        | "25006"
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlstates_of_a_moment_are_transient_and_the_rest_are_not() {
+        for code in [
+            "08006", "08001", "40001", "40P01", "53300", "53100", "57P01", "57P03", "57014",
+            "55P03", "58030", "25006",
+        ] {
+            assert!(is_transient_sqlstate(code), "{code}");
+        }
+        for code in [
+            "42501", "42P01", "42703", "42883", "23514", "23505", "22P02", "0A000", "XX000",
+            "57P04", "3D000", "28P01",
+        ] {
+            assert!(!is_transient_sqlstate(code), "{code}");
+        }
+    }
 
     #[test]
     fn a_value_that_cannot_be_read_is_ours_and_a_lost_connection_is_transient() {

@@ -103,13 +103,15 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// One test's world: a fresh database, a task queue, and a worker process serving both.
+/// One test's world: a fresh database, a task queue, and the worker processes serving both
+/// (one, unless a test starts more).
 pub struct TestApp {
     pub database_url: String,
     pub task_queue: String,
     pub db_name: String,
     pub pool: PgPool,
-    worker: Option<Child>,
+    /// Oldest first: `kill_worker` and `stop_worker` take the oldest.
+    workers: Vec<Child>,
 }
 
 impl TestApp {
@@ -142,7 +144,7 @@ impl TestApp {
             task_queue: unique("herald-test-"),
             db_name,
             pool,
-            worker: None,
+            workers: Vec::new(),
         })
     }
 
@@ -168,8 +170,8 @@ impl TestApp {
         std::fs::read_to_string(self.worker_log_path()).unwrap_or_default()
     }
 
+    /// Start one more worker (the logs of all of them go to one file).
     pub fn start_worker_with_env(&mut self, extra: &[(&str, &str)]) -> Result<()> {
-        assert!(self.worker.is_none(), "a worker is already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -181,35 +183,47 @@ impl TestApp {
             .stderr(log)
             .spawn()
             .context("starting herald-worker")?;
-        self.worker = Some(child);
+        self.workers.push(child);
         Ok(())
     }
 
-    /// SIGKILL the worker: no chance to finish or report anything.
+    pub fn worker_count(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// SIGKILL the oldest worker: no chance to finish or report anything.
     pub fn kill_worker(&mut self) {
-        if let Some(mut child) = self.worker.take() {
+        if !self.workers.is_empty() {
+            let mut child = self.workers.remove(0);
             child.kill().ok();
             child.wait().ok();
         }
     }
 
-    /// SIGTERM the worker and wait for it to drain and exit. Returns whether it exited by
-    /// itself within 20 s (otherwise it is killed).
+    /// SIGTERM the oldest worker and wait for it to hand over and exit. Returns whether it
+    /// exited by itself within 20 s (otherwise it is killed).
     pub fn stop_worker(&mut self) -> bool {
-        let Some(mut child) = self.worker.take() else {
-            return true;
-        };
+        self.stop_worker_timed().is_some()
+    }
+
+    /// Like [`TestApp::stop_worker`], returning how long the worker took to exit after the
+    /// SIGTERM, or `None` if it had to be killed after 20 s.
+    pub fn stop_worker_timed(&mut self) -> Option<Duration> {
+        if self.workers.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let mut child = self.workers.remove(0);
+        let sent = Instant::now();
         sigterm(child.id());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
+        while sent.elapsed() < Duration::from_secs(20) {
             if let Ok(Some(_)) = child.try_wait() {
-                return true;
+                return Some(sent.elapsed());
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
         child.kill().ok();
         child.wait().ok();
-        false
+        None
     }
 
     /// Run the `herald` CLI with this app's environment.
@@ -449,7 +463,9 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        self.kill_worker();
+        while !self.workers.is_empty() {
+            self.kill_worker();
+        }
     }
 }
 
@@ -491,6 +507,11 @@ impl Launch<'_> {
 
     pub fn pages_per_run(self, n: u32) -> Self {
         self.arg("pages-per-run", n)
+    }
+
+    /// Seconds a permanent error is retried before the campaign is marked failed.
+    pub fn failure_grace(self, secs: u32) -> Self {
+        self.arg("failure-grace", secs)
     }
 
     /// Any other option, as text (for options under test).

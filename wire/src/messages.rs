@@ -52,11 +52,20 @@ pub struct Tuning {
     /// Tests set it low to cross many run boundaries with a small audience.
     #[serde(default = "Tuning::default_pages_per_run")]
     pub pages_per_run: u32,
+    /// How long an error that retrying cannot fix (permission denied, a missing table) is
+    /// retried anyway, in case it is a deploy in progress, before the campaign is marked
+    /// failed. Tests set it low.
+    #[serde(default = "Tuning::default_failure_grace_secs")]
+    pub failure_grace_secs: u32,
 }
 
 impl Tuning {
     fn default_pages_per_run() -> u32 {
         2_000
+    }
+
+    fn default_failure_grace_secs() -> u32 {
+        30
     }
 }
 
@@ -64,6 +73,7 @@ impl Default for Tuning {
     fn default() -> Self {
         Self {
             pages_per_run: Self::default_pages_per_run(),
+            failure_grace_secs: Self::default_failure_grace_secs(),
         }
     }
 }
@@ -85,6 +95,22 @@ pub struct Carried {
     /// Whether the campaign has been marked in progress (send_at passed).
     #[serde(default)]
     pub started: bool,
+    /// Stopped on an error that retrying could not fix; waiting for a resume.
+    #[serde(default)]
+    pub failed: bool,
+    /// Pages failing right now, if they are.
+    #[serde(default)]
+    pub trouble: Trouble,
+}
+
+/// A run of failed pages, and since when an error that retrying cannot fix has been seen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trouble {
+    /// Failures in a row; 0 when the last page worked.
+    pub failures: u32,
+    /// Workflow time (Unix milliseconds) of the first permanent failure in this run of
+    /// failures, if any.
+    pub permanent_since_ms: Option<i64>,
 }
 
 /// One lane: a disjoint range of user ids `(after, until]` walked in id order.
@@ -137,9 +163,9 @@ pub struct PageInput {
     pub segment: Option<Segment>,
     #[serde(default)]
     pub channel: Channel,
-    /// Spend at least this long on the page (rate limiting); 0 for no limit.
+    /// Wait this long before starting: a paced lane's short wait for its next turn.
     #[serde(default)]
-    pub min_millis: u32,
+    pub delay_millis: u32,
 }
 
 /// What a page activity committed.
@@ -156,6 +182,10 @@ pub enum PageOutcome {
         /// outcome, so summing these over pages gives exactly the ledger's totals.
         sent: u32,
         failed: u32,
+        /// How long the attempt that returned took, in milliseconds: the workflow paces the
+        /// lane's next page and yields to signals by it.
+        #[serde(default)]
+        millis: u32,
     },
     /// Nothing was written: the campaign's stored status says it is not running (an operator
     /// paused or cancelled it through the database fence before the signal arrived).

@@ -20,6 +20,19 @@ pub const ACTIVITY_REGISTER: &str = "herald.register";
 pub const ACTIVITY_PAGE: &str = "herald.page";
 /// Activity: record the workflow's status in the campaign's row.
 pub const ACTIVITY_SET_STATUS: &str = "herald.set_status";
+/// Activity: nothing, on the task queue. Scheduling it ends the workflow task that local
+/// activities hold open, so that signals get in (see the workflow's options).
+pub const ACTIVITY_YIELD: &str = "herald.yield";
+
+/// Failure type of a page or bookkeeping activity that did not start because its worker is
+/// shutting down: nothing was written, and the workflow hands the work to another worker.
+pub const FAILURE_WORKER_STOPPING: &str = "herald.WorkerStopping";
+/// Failure type of an error that retrying cannot fix (permission denied, a missing table, a
+/// value Herald cannot read): the workflow retries it for a grace period, then marks the
+/// campaign failed.
+pub const FAILURE_PERMANENT: &str = "herald.Permanent";
+/// Failure type of an error that may go away (a lost connection, a restart, a timeout).
+pub const FAILURE_TRANSIENT: &str = "herald.Transient";
 
 /// Search attribute (Keyword): the campaign's status name, for the web UI's list.
 pub const SA_STATUS: &str = "HeraldStatus";

@@ -46,9 +46,16 @@ impl CampaignStatus {
         Self::Failed,
     ];
 
-    /// A finished campaign never changes status again.
+    /// A finished campaign never changes status again. A failed one is not finished: it
+    /// stopped on an error that retrying could not fix, and waits for an operator to resume
+    /// it (after fixing the cause) or cancel it.
     pub const fn is_terminal(self) -> bool {
-        matches!(self, Self::Completed | Self::Cancelled | Self::Failed)
+        matches!(self, Self::Completed | Self::Cancelled)
+    }
+
+    /// Whether the campaign stands still until an operator acts: paused or failed.
+    pub const fn is_held(self) -> bool {
+        matches!(self, Self::Paused | Self::Failed)
     }
 
     /// Every status a campaign can still leave.
@@ -63,7 +70,7 @@ impl CampaignStatus {
     }
 
     pub const fn can_resume(self) -> bool {
-        matches!(self, Self::Paused)
+        self.is_held()
     }
 
     pub const fn can_cancel(self) -> bool {
@@ -159,9 +166,10 @@ mod tests {
     #[test]
     fn transitions_refuse_finished_campaigns() {
         use CampaignStatus::*;
-        for s in [Completed, Cancelled, Failed] {
+        for s in [Completed, Cancelled] {
             assert!(!s.can_pause() && !s.can_resume() && !s.can_cancel(), "{s}");
         }
+        assert!(!Failed.can_pause() && Failed.can_resume() && Failed.can_cancel());
         assert!(InProgress.can_pause() && NotStarted.can_pause());
         assert!(!Paused.can_pause() && Paused.can_resume() && Paused.can_cancel());
         assert!(!InProgress.can_resume());
@@ -172,7 +180,7 @@ mod tests {
         use CampaignStatus::*;
         assert_eq!(
             CampaignStatus::unfinished(),
-            vec![NotStarted, InProgress, Paused]
+            vec![NotStarted, InProgress, Paused, Failed]
         );
     }
 

@@ -4,18 +4,22 @@
 use std::{future::Future, time::Duration};
 
 use anyhow::Context;
-use herald_activities::{Faults, HeraldActivities};
+use herald_activities::{Faults, HeraldActivities, Stopping};
 use herald_control::{config::WorkerConfig, connect_database, temporal};
 use herald_store::connect::PoolSettings;
 use herald_workflows::{CampaignWorkflow, options};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
-use tracing::info;
+use tracing::{info, warn};
 
 /// Sessions for registration and status changes; pages have their own connections.
 const BOOKKEEPING_CONNECTIONS: u32 = 4;
 
 /// Connect to both services, apply migrations, and run a worker until `shutdown` resolves.
-/// In-flight tasks are allowed to finish (up to a few seconds) before it returns.
+///
+/// Then it hands its campaigns over: activities refuse new work at once (each campaign's
+/// workflow waits a second on a durable timer, which another worker picks up), in-flight
+/// pages finish, and it returns. Whatever is still running after `config.shutdown_grace` is
+/// abandoned; another worker runs it again, and the ledger makes that harmless.
 pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let services = &config.services;
     let pool = connect_database(
@@ -28,10 +32,12 @@ pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> a
 
     let runtime =
         Runtime::from_current_tokio(Default::default()).context("starting the Temporal runtime")?;
+    let stopping = Stopping::default();
     let activities = HeraldActivities::new(
         pool,
         config.page_connections as usize,
         Faults::fail_after_commit_every(config.fault_fail_after_commit_every),
+        stopping.clone(),
     );
     let options = WorkerOptions::new(services.task_queue.clone())
         .register_workflow::<CampaignWorkflow>()
@@ -40,7 +46,8 @@ pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> a
         // A workflow task waits this long on a dead worker's sticky queue before any
         // worker may take it; the default (10 s) would be most of the stall after a crash.
         .sticky_queue_schedule_to_start_timeout(Duration::from_secs(2))
-        .graceful_shutdown_period(Duration::from_secs(5))
+        // Regular activities still running this long after the stop are cancelled.
+        .graceful_shutdown_period(config.shutdown_grace.mul_f64(0.8))
         .build();
     let mut worker = Worker::new(&runtime, client, options).context("creating the worker")?;
     let stop = worker.shutdown_handle();
@@ -50,11 +57,20 @@ pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> a
     tokio::select! {
         result = &mut run => return result.context("worker stopped"),
         () = shutdown => {
-            info!("shutting down: finishing in-flight tasks");
+            info!(grace = ?config.shutdown_grace, "shutting down: refusing new pages, finishing the ones in flight");
+            stopping.stop();
             stop();
         }
     }
-    run.await.context("worker shutdown")?;
-    info!("worker stopped");
+    match tokio::time::timeout(config.shutdown_grace, run).await {
+        Ok(result) => {
+            result.context("worker shutdown")?;
+            info!("worker stopped");
+        }
+        Err(_) => warn!(
+            grace = ?config.shutdown_grace,
+            "worker stopped with tasks still running; another worker runs them again"
+        ),
+    }
     Ok(())
 }

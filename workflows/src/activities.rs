@@ -27,10 +27,16 @@ impl CampaignActivities {
     pub fn set_status(input: SetStatusInput) -> Result<herald_wire::CampaignStatus, ActivityError> {
         unimplemented!()
     }
+
+    /// Nothing: scheduling it ends the current workflow task (see `options::YIELD_AFTER`).
+    #[activity(name = names::ACTIVITY_YIELD)]
+    pub fn yield_task(input: ()) -> Result<(), ActivityError> {
+        unimplemented!()
+    }
 }
 
 /// The definition markers that the implementing crate names in
 /// `#[activity(definition = ...)]` (the macro keeps its module private).
 pub mod definitions {
-    pub use super::campaign_activities::{Page, Register, SetStatus};
+    pub use super::campaign_activities::{Page, Register, SetStatus, YieldTask};
 }

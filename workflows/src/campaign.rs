@@ -1,30 +1,40 @@
 //! The campaign workflow.
 //!
 //! One workflow per campaign (id `campaign-<key>`). It registers the campaign, waits for
-//! `send_at`, then keeps one page in flight per lane until every lane is exhausted. Between
-//! pages it obeys the `pause`, `resume` and `cancel` signals; a lane's cursor moves only when
-//! a page activity has returned, i.e. after the page is committed. Every `pages_per_run`
-//! pages it drains the lanes and continues as new, carrying cursor, counters and any
-//! pause or cancel that arrived.
+//! `send_at`, then keeps one page in flight per lane until every lane is exhausted. A lane's
+//! cursor moves only when a page activity has returned, i.e. after the page is committed.
+//!
+//! Between pages it obeys the `pause`, `resume` and `cancel` signals. It paces a campaign
+//! with a rate by durable timers between a lane's pages (pages never sleep), ends its
+//! workflow task after a little page work so that signals get in, and backs off on durable
+//! timers when pages fail. Every `pages_per_run` pages (or when history grows) it drains
+//! the lanes and continues as new, carrying cursor, counters and any pause, failure or
+//! cancel that arrived.
 
-use std::{future::Future, pin::Pin};
+use std::{
+    future::Future,
+    pin::Pin,
+    time::{Duration, UNIX_EPOCH},
+};
 
 use chrono::{DateTime, Utc};
 use futures::future::select_all;
 use herald_wire::{
     CampaignInput, CampaignKey, CampaignSpec, CampaignStatus, Carried, LaneCursor, PageExecution,
     PageInput, PageOutcome, Progress, RegisterInput, Registered, SetStatusInput, SignalRequest,
-    Tuning, names,
+    Trouble, Tuning, names,
 };
 use temporalio_common::{
-    ActivityDefinition, data_converters::RawValue, search_attributes::SearchAttributeKey,
+    ActivityDefinition, data_converters::RawValue,
+    protos::temporal::api::failure::v1::failure::FailureInfo,
+    search_attributes::SearchAttributeKey,
 };
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::{
     ActivityExecutionError, ContinueAsNewOptions, SyncWorkflowContext, WorkflowContext,
     WorkflowContextView, WorkflowResult,
 };
-use temporalio_workflow::workflows::select;
+use temporalio_workflow::{TimerOptions, WorkflowCancellationToken, workflows::select};
 
 use crate::{activities::CampaignActivities, options, plan};
 
@@ -44,22 +54,102 @@ pub struct CampaignWorkflow {
     campaign_id: i64,
     total: i64,
     lanes: Vec<LaneCursor>,
-    /// Which lanes have a page in flight (not carried: a run ends with none in flight).
+    /// Which lanes have a page in flight, and which wait out their pace (neither is
+    /// carried: a run ends with neither).
     busy: Vec<bool>,
+    pacing: Vec<bool>,
+    /// Workflow time (Unix milliseconds) of each lane's next turn, for a paced campaign.
+    next_turn_ms: Vec<i64>,
     pages_done: u64,
     pages_this_run: u32,
     status: CampaignStatus,
     paused: bool,
+    /// Stopped on an error that retrying could not fix, until a resume.
+    failed: bool,
     cancel_requested: bool,
     reason: Option<String>,
     /// A signal changed `reason` since it was last written to the database.
     reason_changed: bool,
     run: u32,
     started: bool,
+    trouble: Trouble,
+    /// Why the lanes rest before the next page, if they do.
+    rest: Option<Rest>,
+    /// Workflow time (Unix milliseconds) when a workflow task last ended for sure: a timer
+    /// fired, or the campaign held still. Local activities move workflow time as they
+    /// complete, so the time since says how long the current task has held signals back.
+    last_boundary_ms: i64,
 }
 
-type PageFuture<'a> =
-    Pin<Box<dyn Future<Output = (usize, Result<PageOutcome, ActivityExecutionError>)> + 'a>>;
+/// A pause between pages that the workflow takes on a durable timer. Each one ends the
+/// current workflow task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rest {
+    /// Enough page work in this task: let signals in.
+    Yield,
+    /// A worker refused a page because it is stopping: let another worker take over.
+    Handover,
+    /// Pages failed: wait before trying again.
+    Backoff,
+}
+
+/// What the campaign loop waits on.
+enum Event {
+    /// A lane's page returned.
+    Page(usize, Result<PageOutcome, ActivityExecutionError>),
+    /// A lane's pacing wait ended, or was cut short by a pause or cancel.
+    Paced(usize),
+    /// A rest's timer fired.
+    Rested,
+    /// A signal (or Temporal's cancellation) asked the campaign to stop.
+    Stop,
+}
+
+type Pending<'a> = Pin<Box<dyn Future<Output = Event> + 'a>>;
+
+/// How a failed activity is handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FailureKind {
+    /// The worker refused it before doing anything: hand over.
+    WorkerStopping,
+    /// Retrying cannot fix it: retry for the grace period, then mark the campaign failed.
+    Permanent,
+    /// It may go away: back off and retry.
+    Transient,
+}
+
+/// The application failure inside an activity's failure (the activity's own error, under
+/// Temporal's wrapping), if there is one.
+fn application_failure(err: &ActivityExecutionError) -> Option<(&str, &str)> {
+    let mut failure = err.failure();
+    while let Some(f) = failure {
+        if let Some(FailureInfo::ApplicationFailureInfo(info)) = &f.failure_info {
+            return Some((info.r#type.as_str(), f.message.as_str()));
+        }
+        failure = f.cause.as_deref();
+    }
+    None
+}
+
+fn failure_kind(err: &ActivityExecutionError) -> FailureKind {
+    if matches!(err, ActivityExecutionError::Serialization(_)) {
+        return FailureKind::Permanent;
+    }
+    match application_failure(err).map(|(kind, _)| kind) {
+        Some(names::FAILURE_WORKER_STOPPING) => FailureKind::WorkerStopping,
+        Some(names::FAILURE_PERMANENT) => FailureKind::Permanent,
+        // Transient errors, timeouts, and anything unforeseen: retrying is safe.
+        _ => FailureKind::Transient,
+    }
+}
+
+/// The failure's own message, without the SDK's wrapping.
+fn failure_message(err: &ActivityExecutionError) -> String {
+    match application_failure(err) {
+        Some((_, message)) => message.to_owned(),
+        None => err.to_string(),
+    }
+}
 
 #[workflow_methods]
 impl CampaignWorkflow {
@@ -73,29 +163,44 @@ impl CampaignWorkflow {
             total: 0,
             lanes: Vec::new(),
             busy: Vec::new(),
+            pacing: Vec::new(),
+            next_turn_ms: Vec::new(),
             pages_done: 0,
             pages_this_run: 0,
             status: CampaignStatus::NotStarted,
             paused: false,
+            failed: false,
             cancel_requested: false,
             reason: None,
             reason_changed: false,
             run: 1,
             started: false,
+            trouble: Trouble::default(),
+            rest: None,
+            last_boundary_ms: 0,
         };
         if let Some(c) = input.carried {
             wf.campaign_id = c.campaign_id;
             wf.total = c.total;
             wf.busy = vec![false; c.lanes.len()];
+            wf.pacing = vec![false; c.lanes.len()];
+            wf.next_turn_ms = vec![0; c.lanes.len()];
             wf.lanes = c.lanes;
             wf.pages_done = c.pages_done;
             wf.paused = c.paused;
+            wf.failed = c.failed;
             wf.cancel_requested = c.cancel_requested;
             wf.reason = c.reason;
             wf.run = c.run + 1;
             wf.started = c.started;
+            wf.trouble = c.trouble;
+            if c.trouble.failures > 0 {
+                wf.rest = Some(Rest::Backoff);
+            }
             wf.status = if !c.started {
                 CampaignStatus::NotStarted
+            } else if c.failed {
+                CampaignStatus::Failed
             } else if c.paused {
                 CampaignStatus::Paused
             } else {
@@ -113,7 +218,7 @@ impl CampaignWorkflow {
                 key: s.key.clone(),
                 spec: s.spec.clone(),
             });
-            let registered = bookkeeping(ctx, CampaignActivities::register, input).await?;
+            let registered = bookkeeping(ctx, || CampaignActivities::register, input).await?;
             ctx.state_mut(|s| s.apply_registration(&registered));
             log(ctx, "registered");
         }
@@ -123,28 +228,53 @@ impl CampaignWorkflow {
             wait_for_send_at(ctx).await;
         }
 
-        // Local activities run inside one long workflow task, and signals reach the workflow
-        // only when a task ends; the SDK ends it on its own, without stopping the pages, at
-        // 80% of the task timeout (options::TASK_TIMEOUT).
-        let mut in_flight: Vec<PageFuture<'_>> = Vec::new();
+        let now = now_ms(ctx);
+        ctx.state_mut(|s| s.at_boundary(now));
+        let mut pending: Vec<Pending<'_>> = Vec::new();
+        // Cancels the lanes' pacing timers when the campaign stops; replaced after a resume.
+        let mut pacing = WorkflowCancellationToken::new();
+        let mut watching = false;
+        let mut resting = false;
         let mut draining = false;
         loop {
             if ctx.cancellation_token().is_cancelled() {
                 ctx.state_mut(|s| s.cancel_requested = true);
             }
-            let stopping = draining || ctx.state(|s| s.paused || s.cancel_requested || !s.started);
-            if !stopping {
+            let now = now_ms(ctx);
+            ctx.state_mut(|s| s.note_time(now));
+            let halted = draining || ctx.state(|s| s.halted());
+            if halted {
+                if ctx.state(|s| s.stopped()) && !pacing.is_cancelled() {
+                    pacing.cancel();
+                }
+            } else if !resting && ctx.state(|s| s.rest.is_none()) {
                 let execution = ctx.state(|s| s.spec.execution);
-                for (lane, input) in ctx.state_mut(|s| s.claim_idle_lanes()) {
-                    in_flight.push(Box::pin(run_page(ctx, lane, input, execution)));
+                let (pages, waits) = ctx.state_mut(|s| s.claim_idle_lanes(now));
+                for (lane, input) in pages {
+                    pending.push(Box::pin(run_page(ctx, lane, input, execution)));
+                }
+                for (lane, wait) in waits {
+                    let timer = ctx.timer(
+                        TimerOptions::builder(wait)
+                            .cancellation_token(pacing.clone())
+                            .build(),
+                    );
+                    pending.push(Box::pin(async move {
+                        timer.await;
+                        Event::Paced(lane)
+                    }));
                 }
             }
+            if !watching && !ctx.state(|s| s.stopped()) {
+                pending.push(Box::pin(watch_for_stop(ctx)));
+                watching = true;
+            }
 
-            if in_flight.is_empty() {
-                let (cancel, paused, started, finished) = ctx.state(|s| {
+            if !resting && ctx.state(|s| s.lanes_idle()) {
+                let (cancel, held, started, finished) = ctx.state(|s| {
                     (
                         s.cancel_requested,
-                        s.paused,
+                        s.paused || s.failed,
                         s.started,
                         s.lanes.iter().all(|l| l.done),
                     )
@@ -152,12 +282,17 @@ impl CampaignWorkflow {
                 if cancel {
                     return finish(ctx, CampaignStatus::Cancelled).await;
                 }
-                if paused {
-                    hold_while_paused(ctx).await?;
+                if held {
+                    hold(ctx).await?;
+                    pacing = WorkflowCancellationToken::new();
+                    let now = now_ms(ctx);
+                    ctx.state_mut(|s| s.at_boundary(now));
                     continue;
                 }
                 if !started {
                     start(ctx).await?;
+                    let now = now_ms(ctx);
+                    ctx.state_mut(|s| s.at_boundary(now));
                     continue;
                 }
                 if finished {
@@ -168,26 +303,58 @@ impl CampaignWorkflow {
                     let next = ctx.state(|s| s.carry());
                     ctx.continue_as_new(next, ContinueAsNewOptions::default())?;
                 }
-                unreachable!("idle lanes remain but none was scheduled");
+                let Some(rest) = ctx.state(|s| s.rest) else {
+                    unreachable!("idle lanes remain but none was scheduled");
+                };
+                pending.push(Box::pin(take_rest(ctx, rest)));
+                resting = true;
+                continue;
             }
 
             // select_all polls in index order, so the order in which completions are taken
             // is a function of history alone: replay is deterministic.
-            let ((lane, result), _, rest) = select_all(in_flight).await;
-            in_flight = rest;
-            let outcome = match result {
-                Ok(outcome) => outcome,
-                Err(err) => {
-                    // Pages retry forever on transient errors; reaching here means a
-                    // non-retryable failure (the campaign row is gone, bad input). Record it.
-                    ctx.state_mut(|s| s.reason = Some(format!("page failed: {err}")));
-                    let _ = finish(ctx, CampaignStatus::Failed).await;
-                    return Err(err.into());
+            let (event, _, rest) = select_all(pending).await;
+            pending = rest;
+            match event {
+                Event::Stop => watching = false,
+                Event::Rested => {
+                    resting = false;
+                    let now = now_ms(ctx);
+                    ctx.state_mut(|s| {
+                        s.rest = None;
+                        s.at_boundary(now);
+                    });
                 }
-            };
-            let published = ctx.state_mut(|s| s.apply_page(lane, outcome));
-            if published {
-                publish(ctx);
+                Event::Paced(lane) => {
+                    let now = now_ms(ctx);
+                    ctx.state_mut(|s| {
+                        s.pacing[lane] = false;
+                        s.at_boundary(now);
+                    });
+                }
+                Event::Page(lane, Ok(outcome)) => {
+                    if ctx.state_mut(|s| s.apply_page(lane, outcome)) {
+                        publish(ctx);
+                    }
+                }
+                Event::Page(lane, Err(err)) => {
+                    let kind = failure_kind(&err);
+                    let message = failure_message(&err);
+                    let now = now_ms(ctx);
+                    let failed = ctx.state_mut(|s| s.page_failed(lane, kind, &message, now));
+                    if !ctx.is_replaying() {
+                        tracing::warn!(
+                            campaign.id = %ctx.state(|s| s.key.clone()),
+                            page.lane = lane,
+                            failure = ?kind,
+                            error = %message,
+                            "page failed"
+                        );
+                    }
+                    if failed {
+                        log(ctx, "failed for good; waiting for a resume");
+                    }
+                }
             }
             let (pages, budget) = ctx.state(|s| (s.pages_this_run, s.tuning.pages_per_run));
             if !draining
@@ -205,7 +372,8 @@ impl CampaignWorkflow {
 
     #[signal(name = names::SIGNAL_PAUSE)]
     pub fn pause(&mut self, _ctx: &mut SyncWorkflowContext<Self>, payload: RawValue) {
-        if self.status.is_terminal() || self.cancel_requested {
+        // A failed campaign is already still; its reason stays the error's.
+        if self.status.is_terminal() || self.cancel_requested || self.failed {
             return;
         }
         self.paused = true;
@@ -218,6 +386,12 @@ impl CampaignWorkflow {
             return;
         }
         self.paused = false;
+        if self.failed {
+            // The operator fixed the cause: try again from the cursor, with a fresh grace.
+            self.failed = false;
+            self.trouble = Trouble::default();
+            self.rest = None;
+        }
         self.set_reason(read_signal(&payload));
     }
 
@@ -265,6 +439,8 @@ impl CampaignWorkflow {
             self.spec.lanes.get(),
         );
         self.busy = vec![false; self.lanes.len()];
+        self.pacing = vec![false; self.lanes.len()];
+        self.next_turn_ms = vec![0; self.lanes.len()];
         self.observe_stored_status(r.status);
         if r.status == CampaignStatus::InProgress {
             self.started = true;
@@ -277,17 +453,71 @@ impl CampaignWorkflow {
     fn observe_stored_status(&mut self, stored: CampaignStatus) {
         match stored {
             CampaignStatus::Paused => self.paused = true,
+            CampaignStatus::Failed => self.failed = true,
             s if s.is_terminal() => self.cancel_requested = true,
             _ => {}
         }
     }
 
-    fn claim_idle_lanes(&mut self) -> Vec<(usize, PageInput)> {
+    /// An operator (or an error) wants the campaign still: pacing waits are cut short.
+    fn stopped(&self) -> bool {
+        self.paused || self.failed || self.cancel_requested
+    }
+
+    /// No new page may start.
+    fn halted(&self) -> bool {
+        self.stopped() || !self.started
+    }
+
+    fn lanes_idle(&self) -> bool {
+        !self.busy.iter().chain(&self.pacing).any(|b| *b)
+    }
+
+    fn pace(&self) -> plan::Pace {
+        plan::pace(
+            self.spec.rate.map(|r| r.get()),
+            self.spec.page_size.get(),
+            self.lanes.len(),
+        )
+    }
+
+    /// A workflow task has just begun: signals sent before it are in.
+    fn at_boundary(&mut self, now_ms: i64) {
+        self.last_boundary_ms = now_ms;
+    }
+
+    /// Rest briefly once pages have held the current workflow task for [`options::YIELD_AFTER`].
+    fn note_time(&mut self, now_ms: i64) {
+        let held_for = now_ms.saturating_sub(self.last_boundary_ms);
+        if self.rest.is_none() && held_for >= options::YIELD_AFTER.as_millis() as i64 {
+            self.rest = Some(Rest::Yield);
+        }
+    }
+
+    /// Pages for the lanes whose turn it is (or comes within
+    /// [`options::IN_PAGE_DELAY_MAX`]: the page waits first), and a pacing wait for each lane
+    /// whose turn is further off. Turns are kept on a schedule, so a late timer or a slow
+    /// page is made up for at the next turn instead of slowing the campaign.
+    fn claim_idle_lanes(
+        &mut self,
+        now_ms: i64,
+    ) -> (Vec<(usize, PageInput)>, Vec<(usize, Duration)>) {
+        let pace = self.pace();
+        let interval_ms = pace.interval.as_millis() as i64;
         let mut out = Vec::new();
+        let mut waits = Vec::new();
         for (i, lane) in self.lanes.iter().enumerate() {
-            if lane.done || self.busy[i] {
+            if lane.done || self.busy[i] || self.pacing[i] {
                 continue;
             }
+            let delay_ms = self.next_turn_ms[i].saturating_sub(now_ms).max(0);
+            if delay_ms > options::IN_PAGE_DELAY_MAX.as_millis() as i64 {
+                self.pacing[i] = true;
+                waits.push((i, Duration::from_millis(delay_ms as u64)));
+                continue;
+            }
+            // After a pause the schedule restarts from now, rather than catching up.
+            self.next_turn_ms[i] = self.next_turn_ms[i].max(now_ms) + interval_ms;
             self.busy[i] = true;
             out.push((
                 i,
@@ -296,17 +526,14 @@ impl CampaignWorkflow {
                     lane: i as u32,
                     after: lane.after,
                     until: lane.until,
-                    limit: self.spec.page_size.get(),
+                    limit: pace.limit,
                     segment: self.spec.segment.clone(),
                     channel: self.spec.channel,
-                    min_millis: self
-                        .spec
-                        .rate
-                        .map_or(0, |r| r.page_millis(self.spec.page_size, self.lanes.len())),
+                    delay_millis: delay_ms as u32,
                 },
             ));
         }
-        out
+        (out, waits)
     }
 
     /// Apply a committed page. Returns whether it is time to publish progress to the UI.
@@ -318,29 +545,57 @@ impl CampaignWorkflow {
                 recipients,
                 sent,
                 failed,
+                millis: _,
             } => {
-                plan::advance(
-                    &mut self.lanes[lane],
-                    last,
-                    recipients,
-                    self.spec.page_size.get(),
-                    sent,
-                    failed,
-                );
+                let limit = self.pace().limit;
+                plan::advance(&mut self.lanes[lane], last, recipients, limit, sent, failed);
+                self.trouble = Trouble::default();
                 self.pages_done += 1;
                 self.pages_this_run += 1;
                 self.pages_done.is_multiple_of(PUBLISH_EVERY_PAGES)
             }
             PageOutcome::Halted { status } => {
                 self.observe_stored_status(status);
-                if !status.is_terminal() && status != CampaignStatus::Paused {
-                    // Not running and not paused (someone reset the row?): stop and wait
+                if !status.is_terminal() && !status.is_held() {
+                    // Not running and not still (someone reset the row?): stop and wait
                     // for an operator rather than write anything.
                     self.paused = true;
                 }
                 false
             }
         }
+    }
+
+    /// A page failed without being committed. Returns whether the campaign is now failed
+    /// for good (until a resume).
+    fn page_failed(&mut self, lane: usize, kind: FailureKind, message: &str, now_ms: i64) -> bool {
+        self.busy[lane] = false;
+        let rest = match kind {
+            FailureKind::WorkerStopping => Rest::Handover,
+            FailureKind::Transient => {
+                self.trouble.failures = self.trouble.failures.saturating_add(1);
+                Rest::Backoff
+            }
+            FailureKind::Permanent => {
+                self.trouble.failures = self.trouble.failures.saturating_add(1);
+                let since = *self.trouble.permanent_since_ms.get_or_insert(now_ms);
+                let grace = Duration::from_secs(u64::from(self.tuning.failure_grace_secs));
+                if plan::grace_is_over(since, now_ms, grace) {
+                    self.failed = true;
+                    self.reason = Some(format!("page failed: {message}"));
+                    self.reason_changed = true;
+                    self.trouble = Trouble::default();
+                    self.rest = None;
+                    return true;
+                }
+                Rest::Backoff
+            }
+        };
+        // A handover outranks a backoff: the next try is on another worker anyway.
+        if self.rest != Some(Rest::Handover) {
+            self.rest = Some(rest);
+        }
+        false
     }
 
     fn carry(&self) -> CampaignInput {
@@ -358,6 +613,8 @@ impl CampaignWorkflow {
                 cancel_requested: self.cancel_requested,
                 run: self.run,
                 started: self.started,
+                failed: self.failed,
+                trouble: self.trouble,
             }),
         }
     }
@@ -380,23 +637,64 @@ impl CampaignWorkflow {
     }
 }
 
+/// Workflow time, in Unix milliseconds: deterministic, from history.
+fn now_ms(ctx: &WorkflowContext<CampaignWorkflow>) -> i64 {
+    ctx.workflow_time()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 async fn run_page(
     ctx: &WorkflowContext<CampaignWorkflow>,
     lane: usize,
     input: PageInput,
     execution: PageExecution,
-) -> (usize, Result<PageOutcome, ActivityExecutionError>) {
+) -> Event {
+    let delay = Duration::from_millis(u64::from(input.delay_millis));
     let result = match execution {
         PageExecution::Regular => {
-            ctx.execute_activity(CampaignActivities::page, input, options::page())
+            ctx.execute_activity(CampaignActivities::page, input, options::page(delay))
                 .await
         }
         PageExecution::Local => {
-            ctx.execute_local_activity(CampaignActivities::page, input, options::page_local())
+            ctx.execute_local_activity(CampaignActivities::page, input, options::page_local(delay))
                 .await
         }
     };
-    (lane, result)
+    Event::Page(lane, result)
+}
+
+/// Rest between pages, once every page in flight has returned. Each way ends the current
+/// workflow task: a yield by scheduling the do-nothing activity (fast), a handover or a
+/// backoff on a durable timer.
+async fn take_rest(ctx: &WorkflowContext<CampaignWorkflow>, rest: Rest) -> Event {
+    let wait = match rest {
+        Rest::Yield => {
+            // A failure here (none is expected) only means the task ended anyway.
+            let _ = ctx
+                .execute_activity(CampaignActivities::yield_task, (), options::yield_task())
+                .await;
+            return Event::Rested;
+        }
+        Rest::Handover => options::HANDOVER_WAIT,
+        Rest::Backoff => {
+            ctx.state(|s| plan::backoff(s.trouble.failures, options::PAGE_BACKOFF_MAX))
+        }
+    };
+    ctx.timer(wait).await;
+    Event::Rested
+}
+
+/// Resolves when a signal (or Temporal's own cancellation) asks the campaign to stop.
+async fn watch_for_stop(ctx: &WorkflowContext<CampaignWorkflow>) -> Event {
+    if ctx
+        .wait_condition(|s| s.paused || s.cancel_requested)
+        .await
+        .is_err()
+    {
+        ctx.state_mut(|s| s.cancel_requested = true);
+    }
+    Event::Stop
 }
 
 /// Wait for the scheduled send time with a durable timer; a cancel ends the wait early.
@@ -421,14 +719,47 @@ async fn wait_for_send_at(ctx: &WorkflowContext<CampaignWorkflow>) {
 }
 
 /// Run a bookkeeping activity (register, set_status) as a local activity: no round trip
-/// through the server's task queue before the first page or after the last.
+/// through the server's task queue before the first page or after the last. A stopping
+/// worker hands it over, a transient failure is retried on a durable timer, and a permanent
+/// one too for the grace period; after that it fails the workflow.
 async fn bookkeeping<A: ActivityDefinition>(
     ctx: &WorkflowContext<CampaignWorkflow>,
-    activity: A,
+    activity: impl Fn() -> A,
     input: A::Input,
-) -> Result<A::Output, ActivityExecutionError> {
-    ctx.execute_local_activity(activity, input, options::bookkeeping())
-        .await
+) -> Result<A::Output, ActivityExecutionError>
+where
+    A::Input: Clone,
+{
+    let mut failures = 0;
+    let mut permanent_since = None;
+    loop {
+        let err = match ctx
+            .execute_local_activity(activity(), input.clone(), options::bookkeeping())
+            .await
+        {
+            Ok(out) => return Ok(out),
+            Err(err) => err,
+        };
+        let wait = match failure_kind(&err) {
+            FailureKind::WorkerStopping => options::HANDOVER_WAIT,
+            kind => {
+                let now = now_ms(ctx);
+                if kind == FailureKind::Permanent {
+                    let since = *permanent_since.get_or_insert(now);
+                    let grace = ctx.state(|s| s.tuning.failure_grace_secs);
+                    if plan::grace_is_over(since, now, Duration::from_secs(u64::from(grace))) {
+                        return Err(err);
+                    }
+                }
+                failures += 1;
+                plan::backoff(failures, options::BOOKKEEPING_BACKOFF_MAX)
+            }
+        };
+        if !ctx.is_replaying() {
+            tracing::warn!(error = %failure_message(&err), retry_in = ?wait, "bookkeeping failed");
+        }
+        ctx.timer(wait).await;
+    }
 }
 
 async fn set_status(
@@ -445,7 +776,7 @@ async fn set_status(
             from,
         }
     });
-    let stored = bookkeeping(ctx, CampaignActivities::set_status, input).await?;
+    let stored = bookkeeping(ctx, || CampaignActivities::set_status, input).await?;
     ctx.state_mut(|s| {
         s.status = stored;
         if stored != status {
@@ -472,24 +803,37 @@ async fn start(ctx: &WorkflowContext<CampaignWorkflow>) -> WorkflowResult<()> {
     Ok(())
 }
 
-/// No page is in flight and the campaign is paused: record it, then wait for a resume or a
-/// cancel. Pausing costs nothing while it lasts: no timers, no history growth.
-async fn hold_while_paused(ctx: &WorkflowContext<CampaignWorkflow>) -> WorkflowResult<()> {
+/// No page is in flight and the campaign is paused or failed: record it, then wait for a
+/// resume or a cancel. Holding costs nothing while it lasts: no timers, no history growth.
+async fn hold(ctx: &WorkflowContext<CampaignWorkflow>) -> WorkflowResult<()> {
     use CampaignStatus::*;
-    set_status(ctx, Paused, vec![NotStarted, InProgress, Paused]).await?;
-    log(ctx, "paused");
+    let held = |s: &CampaignWorkflow| if s.failed { Failed } else { Paused };
+    set_status(
+        ctx,
+        ctx.state(held),
+        vec![NotStarted, InProgress, Paused, Failed],
+    )
+    .await?;
+    log(
+        ctx,
+        if ctx.state(|s| s.failed) {
+            "failed"
+        } else {
+            "paused"
+        },
+    );
     loop {
         if ctx
-            .wait_condition(|s| !s.paused || s.cancel_requested || s.reason_changed)
+            .wait_condition(|s| !(s.paused || s.failed) || s.cancel_requested || s.reason_changed)
             .await
             .is_err()
         {
             // Temporal's own cancellation (e.g. the web UI's "Request Cancellation").
             ctx.state_mut(|s| s.cancel_requested = true);
         }
-        if ctx.state(|s| s.paused && !s.cancel_requested) {
-            // Paused again with a new reason: record it, keep waiting.
-            set_status(ctx, Paused, vec![Paused]).await?;
+        if ctx.state(|s| (s.paused || s.failed) && !s.cancel_requested) {
+            // Still held, with a new reason: record it, keep waiting.
+            set_status(ctx, ctx.state(held), vec![Paused, Failed]).await?;
             continue;
         }
         break;
@@ -502,7 +846,7 @@ async fn hold_while_paused(ctx: &WorkflowContext<CampaignWorkflow>) -> WorkflowR
     } else {
         NotStarted
     };
-    let stored = set_status(ctx, target, vec![Paused, target]).await?;
+    let stored = set_status(ctx, target, vec![Paused, Failed, target]).await?;
     if stored == target {
         log(ctx, "resumed");
     }

@@ -1,35 +1,64 @@
 //! Timeouts and retry policies for the campaign and its activities.
 //!
-//! The numbers answer two questions: how soon does a signal sent straight to Temporal take
-//! effect, and how long may a campaign stand still after its worker dies?
+//! The numbers answer three questions: how soon does a signal sent straight to Temporal take
+//! effect, how long may a campaign stand still after its worker dies or is stopped, and how
+//! much history does a campaign write while something is broken?
 //!
-//! - Local-activity pages (the default) run inside one long workflow task. Signals reach the
-//!   workflow only when a task ends, and the SDK ends it on its own, without pausing the
-//!   pages, at 80% of the **workflow task timeout** (its "workflow task heartbeat"). With
-//!   [`TASK_TIMEOUT`] at 1 s, a bare `pause` signal takes effect within about a second.
-//! - After a crash the server hands the task to another worker when the same timeout
-//!   expires. The new worker replays history and re-runs the pages since the last completed
-//!   task; they find their page rows and write nothing twice.
-//! - Regular-activity pages are noticed lost when their **start-to-close timeout**
-//!   ([`PAGE_TIMEOUT`]) expires. A page is one short transaction, so that is ample headroom;
-//!   the worker's page connections cancel any statement after [`PAGE_STATEMENT_TIMEOUT`],
-//!   below it, so PostgreSQL abandons a stuck statement before Temporal retries the page.
-//! - Retries never give up: a database restart or a dropped connection is waited out, never
-//!   turned into a skipped page. What retrying cannot fix is raised as non-retryable by the
-//!   activity itself.
+//! - Local-activity pages (the default) run inside a workflow task, and signals reach the
+//!   workflow only when a task ends. The workflow ends its task itself after
+//!   [`YIELD_AFTER`] of page work (a short durable timer), so a bare `pause` signal takes
+//!   effect within about that, whatever the task timeout.
+//! - The **workflow task timeout** is set at launch (`HERALD_WORKFLOW_TASK_TIMEOUT`, kept
+//!   across continue-as-new): how long the server waits for a worker that took a task and
+//!   died, and the time a task may take on a slow link to a remote cluster (a replay after
+//!   a failover included). The SDK reports in at 80% of it while pages run.
+//! - A worker told to stop refuses new work with [`names::FAILURE_WORKER_STOPPING`]; the
+//!   workflow then waits [`HANDOVER_WAIT`] on a durable timer, which ends its task on that
+//!   worker, and carries on wherever the timer's task is picked up.
+//! - Pages are one short statement: [`PAGE_TIMEOUT`] is ample, and the worker's page
+//!   connections cancel any statement after [`PAGE_STATEMENT_TIMEOUT`], below it, so a
+//!   timed-out attempt never commits behind its retry.
+//! - A failing activity is retried a few times in place ([`IN_PLACE_ATTEMPTS`]), then the
+//!   workflow waits on a durable timer ([`crate::plan::backoff`]) before trying again. A
+//!   database restart is waited out; an hours-long outage writes a few events a minute.
+//!   An error that retrying cannot fix is retried for the campaign's grace period, then the
+//!   campaign is marked failed and waits for `herald resume`.
 //!
 //! docs/architecture.md explains the choices; docs/performance.md holds the measurements.
 
 use std::time::Duration;
 
+use herald_wire::names;
 use temporalio_sdk::{ActivityOptions, LocalActivityOptions};
 use temporalio_workflow::{RetryPolicy, WorkflowCancellationToken};
 
-/// The campaign's workflow task timeout, set at launch and kept across continue-as-new by
-/// the server. Its 80% is how often a workflow task running local activities reports in, so
-/// it bounds how late a signal is seen; it is also how long a task lost with a killed worker
-/// waits before another worker takes it.
-pub const TASK_TIMEOUT: Duration = Duration::from_secs(1);
+/// End the workflow task after about this much page work, so that signals get in.
+pub const YIELD_AFTER: Duration = Duration::from_millis(300);
+
+/// Start-to-close of the do-nothing activity that ends a workflow task on purpose
+/// ([`YIELD_AFTER`]). An activity, not a timer: a timer of a millisecond takes the Temporal
+/// dev server 0.6–0.8 s to fire, an activity on a polled queue a few milliseconds.
+const YIELD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A paced lane whose next turn is at most this far off waits inside its page activity
+/// (whose timeout grows by the wait); a longer wait is a durable timer. Timers are late by
+/// up to a second on the dev server; pacing makes up for any lateness at the next turn.
+pub const IN_PAGE_DELAY_MAX: Duration = Duration::from_secs(1);
+
+/// After a worker refused work because it is stopping: the wait, on a durable timer, before
+/// the workflow carries on (on another worker).
+pub const HANDOVER_WAIT: Duration = Duration::from_secs(1);
+
+/// Attempts of a failing local activity inside its workflow task before the workflow backs
+/// off on a durable timer instead.
+pub const IN_PLACE_ATTEMPTS: u32 = 3;
+
+/// The longest wait between tries of a failing page: how soon a campaign resumes after the
+/// database comes back.
+pub const PAGE_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// The longest wait between tries of failing registration or status change.
+pub const BOOKKEEPING_BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// Start-to-close for one page: the stall after a worker running regular pages is killed.
 pub const PAGE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,13 +72,30 @@ pub const PAGE_STATEMENT_TIMEOUT: Duration =
 /// which on ten million users takes a second or two.
 pub const BOOKKEEPING_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Retry until it works. Errors that retrying cannot fix are raised as non-retryable by the
-/// activity itself.
+/// Failures that go straight back to the workflow instead of being retried in place.
+const GIVE_BACK: [&str; 2] = [names::FAILURE_PERMANENT, names::FAILURE_WORKER_STOPPING];
+
+/// Regular activities: the server retries them without writing history, so until it works.
+/// Errors that retrying cannot fix, and a stopping worker, are raised as non-retryable by
+/// the activity itself, and the workflow decides.
 fn retry_forever() -> RetryPolicy {
     RetryPolicy::builder()
         .initial_interval(Duration::from_millis(200))
         .backoff_coefficient(2.0)
         .maximum_interval(Duration::from_secs(3))
+        .non_retryable_error_types(GIVE_BACK)
+        .build()
+}
+
+/// Local activities: a few quick tries inside the workflow task, then the workflow's own
+/// backoff on durable timers, which writes far less history than a task held open.
+fn retry_in_place() -> RetryPolicy {
+    RetryPolicy::builder()
+        .initial_interval(Duration::from_millis(200))
+        .backoff_coefficient(2.0)
+        .maximum_interval(Duration::from_secs(1))
+        .maximum_attempts(IN_PLACE_ATTEMPTS)
+        .non_retryable_error_types(GIVE_BACK)
         .build()
 }
 
@@ -60,16 +106,24 @@ fn detached() -> WorkflowCancellationToken {
     WorkflowCancellationToken::new()
 }
 
-pub fn page() -> ActivityOptions {
-    ActivityOptions::with_start_to_close_timeout(PAGE_TIMEOUT)
+/// A page that first waits `delay` for its turn gets that much longer.
+pub fn page(delay: Duration) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(PAGE_TIMEOUT + delay)
         .retry_policy(retry_forever())
         .cancellation_token(detached())
         .build()
 }
 
-pub fn page_local() -> LocalActivityOptions {
+pub fn page_local(delay: Duration) -> LocalActivityOptions {
     LocalActivityOptions::builder()
-        .start_to_close_timeout(PAGE_TIMEOUT)
+        .start_to_close_timeout(PAGE_TIMEOUT + delay)
+        .retry_policy(retry_in_place())
+        .cancellation_token(detached())
+        .build()
+}
+
+pub fn yield_task() -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(YIELD_TIMEOUT)
         .retry_policy(retry_forever())
         .cancellation_token(detached())
         .build()
@@ -79,7 +133,7 @@ pub fn page_local() -> LocalActivityOptions {
 pub fn bookkeeping() -> LocalActivityOptions {
     LocalActivityOptions::builder()
         .start_to_close_timeout(BOOKKEEPING_TIMEOUT)
-        .retry_policy(retry_forever())
+        .retry_policy(retry_in_place())
         .cancellation_token(detached())
         .build()
 }

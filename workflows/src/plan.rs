@@ -2,6 +2,8 @@
 //! lane's cursor, and when a run should hand over to a fresh one. No SDK types here, so all
 //! of it is tested directly.
 
+use std::time::Duration;
+
 use herald_wire::LaneCursor;
 
 /// Cut the audience's id range `[min_id, max_id]` into at most `lanes` disjoint ranges of
@@ -69,6 +71,55 @@ pub fn totals(lanes: &[LaneCursor]) -> (i64, i64) {
     lanes
         .iter()
         .fold((0, 0), |(s, f), l| (s + l.sent, f + l.failed))
+}
+
+/// How a paced campaign's lanes cut and space their pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pace {
+    /// Recipients per page.
+    pub limit: u32,
+    /// How long from the start of one page of a lane to the start of its next; zero when
+    /// the campaign has no rate.
+    pub interval: Duration,
+}
+
+/// A paced lane sends about one page per this long: at a slow rate pages shrink instead of
+/// sending a full page at once and then waiting minutes.
+pub const PACED_PAGE_EVERY: Duration = Duration::from_secs(1);
+
+/// Pages for `lanes` lanes of at most `page_size` recipients that keep the whole campaign at
+/// or under `rate` recipients per second. Any rate of at least 1/s works: the smallest page
+/// is one recipient, and its interval grows as the rate falls.
+pub fn pace(rate: Option<u32>, page_size: u32, lanes: usize) -> Pace {
+    let page_size = page_size.max(1);
+    let Some(rate) = rate.filter(|r| *r > 0) else {
+        return Pace {
+            limit: page_size,
+            interval: Duration::ZERO,
+        };
+    };
+    let lanes = lanes.max(1) as u64;
+    let per_lane_per_tick = u64::from(rate) * PACED_PAGE_EVERY.as_millis() as u64 / 1000 / lanes;
+    let limit = per_lane_per_tick.clamp(1, u64::from(page_size));
+    let interval_ms = (limit * lanes * 1000).div_ceil(u64::from(rate));
+    Pace {
+        limit: limit as u32,
+        interval: Duration::from_millis(interval_ms),
+    }
+}
+
+/// The wait before trying again after `failures` failures in a row: 1 s, doubling, at most
+/// `max`. Waiting on a durable timer costs a handful of history events per try, so even a
+/// day-long outage stays well inside a run's history budget.
+pub fn backoff(failures: u32, max: Duration) -> Duration {
+    let exp = failures.saturating_sub(1).min(16);
+    Duration::from_secs(1u64 << exp).min(max)
+}
+
+/// Whether an error that retrying cannot fix, first seen at `since_ms`, has been retried
+/// for its grace period by `now_ms`.
+pub fn grace_is_over(since_ms: i64, now_ms: i64, grace: Duration) -> bool {
+    now_ms.saturating_sub(since_ms) >= grace.as_millis() as i64
 }
 
 /// Temporal warns at 10,240 events per run and fails at 51,200. Herald hands over well
@@ -165,6 +216,64 @@ mod tests {
         advance(&mut a, Some(1_000), 500, 500, 500, 0);
         advance(&mut b, Some(5_500), 500, 500, 500, 0);
         assert_eq!(totals(&[a, b]), (1_498, 2));
+    }
+
+    #[test]
+    fn an_unpaced_campaign_sends_full_pages_at_once() {
+        let p = pace(None, 500, 4);
+        assert_eq!((p.limit, p.interval), (500, Duration::ZERO));
+    }
+
+    #[test]
+    fn a_fast_rate_spaces_full_pages() {
+        // 4 lanes × 500 recipients every 200 ms = 10,000/s.
+        let p = pace(Some(10_000), 500, 4);
+        assert_eq!((p.limit, p.interval), (500, Duration::from_millis(200)));
+    }
+
+    #[test]
+    fn a_slow_rate_shrinks_pages_instead_of_bursting() {
+        let p = pace(Some(300), 500, 4);
+        assert_eq!((p.limit, p.interval), (75, Duration::from_secs(1)));
+        // One recipient per lane, every four seconds: 1/s in all.
+        let p = pace(Some(1), 500, 4);
+        assert_eq!((p.limit, p.interval), (1, Duration::from_secs(4)));
+        let p = pace(Some(7), 500, 4);
+        assert_eq!((p.limit, p.interval), (1, Duration::from_millis(572)));
+    }
+
+    #[test]
+    fn every_pace_keeps_under_its_rate() {
+        for rate in [1, 2, 3, 7, 99, 300, 799, 1_000, 4_321, 10_000, 10_000_000] {
+            for page in [1, 7, 100, 500, 10_000] {
+                for lanes in [1, 3, 4, 8, 64] {
+                    let p = pace(Some(rate), page, lanes);
+                    assert!(p.limit >= 1 && p.limit <= page);
+                    let per_second =
+                        f64::from(p.limit) * lanes as f64 / p.interval.as_secs_f64().max(1e-9);
+                    assert!(
+                        per_second <= f64::from(rate) * 1.000_001,
+                        "rate {rate} page {page} lanes {lanes}: {per_second}/s"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let max = Duration::from_secs(10);
+        let waits: Vec<u64> = (1..=6).map(|n| backoff(n, max).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 10, 10]);
+        assert_eq!(backoff(u32::MAX, max), max);
+        assert_eq!(backoff(0, max), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn grace_runs_from_the_first_permanent_failure() {
+        let grace = Duration::from_secs(30);
+        assert!(!grace_is_over(1_000, 30_999, grace));
+        assert!(grace_is_over(1_000, 31_000, grace));
     }
 
     #[test]

@@ -8,13 +8,31 @@
 
 pub mod inbox;
 
-use herald_store::{Result, page_connections::PageConnections};
+use std::time::Duration;
+
+use herald_store::{Result, StoreError, page_connections::PageConnections};
 use herald_wire::{Channel, PageInput, PageOutcome};
+use herald_workflows::options::PAGE_STATEMENT_TIMEOUT;
 
 /// Deliver one page through its channel and record it, on one of the worker's page
-/// connections.
-pub async fn deliver_page(pages: &PageConnections, page: &PageInput) -> Result<PageOutcome> {
-    let mut conn = pages.get((page.campaign_id, page.lane)).await?;
+/// connections. `budget` is what is left of the attempt's time: a page that cannot get a
+/// connection early enough for its statement to end inside it gives up without writing,
+/// so that no attempt commits after Temporal has given up on it and started another.
+pub async fn deliver_page(
+    pages: &PageConnections,
+    page: &PageInput,
+    budget: Option<Duration>,
+) -> Result<PageOutcome> {
+    let lane = (page.campaign_id, page.lane);
+    let mut conn = match budget {
+        None => pages.get(lane).await?,
+        Some(budget) => {
+            let wait = budget.saturating_sub(PAGE_STATEMENT_TIMEOUT);
+            tokio::time::timeout(wait, pages.get(lane))
+                .await
+                .map_err(|_| StoreError::Busy)??
+        }
+    };
     let outcome = match page.channel {
         Channel::Inbox => inbox::deliver(&mut conn, page).await,
     };

@@ -6,6 +6,8 @@
 //! - `cli`: bad input refused with one line; unreachable services named.
 //! - `pages`: the page statement and the page connections on their own.
 //! - `plan`: the page statement's plan without statistics.
+//! - `long`: campaigns that run for hours: slow rates, rolling restarts, several workers,
+//!   errors that retrying cannot fix, a long database outage (`#[ignore]`d, serial).
 //! - `faults`: killed and stopped workers, failures after commit, restarted services (the
 //!   tests that restart shared services are `#[ignore]`d and run serially by scripts/test).
 //! - `replay`: saved histories replay against the current workflow.
@@ -13,6 +15,7 @@
 mod campaign;
 mod cli;
 mod faults;
+mod long;
 mod pages;
 mod plan;
 mod replay;

@@ -51,7 +51,7 @@ fn page(campaign_id: i64, after: i64) -> PageInput {
         limit: 500,
         segment: Some(Segment::parse("p").unwrap()),
         channel: Default::default(),
-        min_millis: 0,
+        delay_millis: 0,
     }
 }
 
@@ -72,6 +72,7 @@ fn written(last: i64, recipients: u32, sent: u32) -> PageOutcome {
         recipients,
         sent,
         failed: 0,
+        millis: 0,
     }
 }
 
@@ -79,21 +80,25 @@ fn written(last: i64, recipients: u32, sent: u32) -> PageOutcome {
 async fn a_page_writes_once_and_reports_the_same_outcome_when_run_again() {
     let (_app, pool, pages, id) = campaign().await;
 
-    let first = channels::deliver_page(&pages, &page(id, 0)).await.unwrap();
+    let first = channels::deliver_page(&pages, &page(id, 0), None)
+        .await
+        .unwrap();
     assert_eq!(first, written(500, 500, 500));
     assert_eq!(items(&pool, id).await, (500, 500));
 
     // A retry, or a local activity re-run after a crash: the page row answers, nothing is
     // written twice.
-    let again = channels::deliver_page(&pages, &page(id, 0)).await.unwrap();
+    let again = channels::deliver_page(&pages, &page(id, 0), None)
+        .await
+        .unwrap();
     assert_eq!(again, first);
     assert_eq!(items(&pool, id).await, (500, 500));
 
     // The lane's last page is short, which ends the lane.
-    channels::deliver_page(&pages, &page(id, 500))
+    channels::deliver_page(&pages, &page(id, 500), None)
         .await
         .unwrap();
-    let last = channels::deliver_page(&pages, &page(id, 1000))
+    let last = channels::deliver_page(&pages, &page(id, 1000), None)
         .await
         .unwrap();
     assert_eq!(last, written(1200, 200, 200));
@@ -116,7 +121,9 @@ async fn a_page_meeting_existing_rows_skips_them_and_counts_only_its_own() {
     .await
     .unwrap();
 
-    let outcome = channels::deliver_page(&pages, &page(id, 0)).await.unwrap();
+    let outcome = channels::deliver_page(&pages, &page(id, 0), None)
+        .await
+        .unwrap();
     assert_eq!(outcome, written(500, 500, 470));
     assert_eq!(items(&pool, id).await, (500, 500));
 }
@@ -126,7 +133,9 @@ async fn a_page_meeting_existing_rows_skips_them_and_counts_only_its_own() {
 #[tokio::test]
 async fn a_paused_campaign_writes_no_new_page() {
     let (_app, pool, pages, id) = campaign().await;
-    let first = channels::deliver_page(&pages, &page(id, 0)).await.unwrap();
+    let first = channels::deliver_page(&pages, &page(id, 0), None)
+        .await
+        .unwrap();
     sqlx::query("UPDATE messages SET status = $2 WHERE id = $1")
         .bind(id)
         .bind(CampaignStatus::Paused.code())
@@ -135,7 +144,7 @@ async fn a_paused_campaign_writes_no_new_page() {
         .unwrap();
 
     assert_eq!(
-        channels::deliver_page(&pages, &page(id, 500))
+        channels::deliver_page(&pages, &page(id, 500), None)
             .await
             .unwrap(),
         PageOutcome::Halted {
@@ -143,7 +152,9 @@ async fn a_paused_campaign_writes_no_new_page() {
         }
     );
     assert_eq!(
-        channels::deliver_page(&pages, &page(id, 0)).await.unwrap(),
+        channels::deliver_page(&pages, &page(id, 0), None)
+            .await
+            .unwrap(),
         first
     );
     assert_eq!(items(&pool, id).await, (500, 500));
@@ -200,14 +211,16 @@ async fn a_page_connection_is_reused_until_it_breaks() {
         .await
         .unwrap();
     assert!(ended);
-    let broken = channels::deliver_page(&pages, &page(id, 0))
+    let broken = channels::deliver_page(&pages, &page(id, 0), None)
         .await
         .unwrap_err();
     assert_eq!(broken.fault(), Fault::Transient, "{broken}");
     assert_eq!(items(&pool, id).await, (0, 0));
 
     // The retry gets a new session and writes the page.
-    let retried = channels::deliver_page(&pages, &page(id, 0)).await.unwrap();
+    let retried = channels::deliver_page(&pages, &page(id, 0), None)
+        .await
+        .unwrap();
     assert_eq!(retried, written(500, 500, 500));
     assert_ne!(backend(&pages).await, first);
 }

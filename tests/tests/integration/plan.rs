@@ -35,7 +35,7 @@ async fn pages_walk_the_primary_key_even_without_statistics() {
         limit: 500,
         segment: Some(Segment::parse("p").unwrap()),
         channel: Default::default(),
-        min_millis: 0,
+        delay_millis: 0,
     };
 
     let cli = connect::connect(&app.database_url, &PoolSettings::cli(1))

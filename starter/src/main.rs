@@ -117,7 +117,8 @@ struct LaunchArgs {
     /// Page activities: "local" (fast: run inside the workflow task) or "regular".
     #[arg(long, default_value = "local")]
     execution: PageExecution,
-    /// At most this many recipients per second (default: as fast as the database allows).
+    /// At most this many recipients per second, 1–10000000 (default: as fast as the
+    /// database allows); slow rates send smaller pages, about one per lane per second.
     #[arg(long)]
     rate: Option<Rate>,
     /// Continue-as-new after this many pages (bounds each workflow run's history; tests set

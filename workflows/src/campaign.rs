@@ -481,9 +481,13 @@ impl CampaignWorkflow {
         )
     }
 
-    /// A workflow task has just begun: signals sent before it are in.
+    /// A workflow task has just begun: signals sent before it are in, and a yield that is
+    /// due but not yet taken is moot.
     fn at_boundary(&mut self, now_ms: i64) {
         self.last_boundary_ms = now_ms;
+        if self.rest == Some(Rest::Yield) {
+            self.rest = None;
+        }
     }
 
     /// Rest briefly once pages have held the current workflow task for [`options::YIELD_AFTER`].
@@ -516,8 +520,15 @@ impl CampaignWorkflow {
                 waits.push((i, Duration::from_millis(delay_ms as u64)));
                 continue;
             }
-            // After a pause the schedule restarts from now, rather than catching up.
-            self.next_turn_ms[i] = self.next_turn_ms[i].max(now_ms) + interval_ms;
+            // A turn taken a little late (a yield, a slow page) is made up for; after a pause
+            // or an outage the schedule restarts from now instead of rushing to catch up.
+            let behind = now_ms - self.next_turn_ms[i];
+            let base = if behind > interval_ms.max(1_000) {
+                now_ms
+            } else {
+                self.next_turn_ms[i]
+            };
+            self.next_turn_ms[i] = base + interval_ms;
             self.busy[i] = true;
             out.push((
                 i,

@@ -231,34 +231,38 @@ async fn a_permanent_error_that_heals_within_the_grace_period_is_only_retried() 
     assert!(app.status(&key)["reason"].is_null());
 }
 
-/// The history length of every run of a campaign's workflow, newest first.
+/// The history length of every run of a campaign's workflow, newest first (-1 for a run
+/// that cannot be described right now).
 fn history_lengths(key: &str) -> Vec<i64> {
-    let out = std::process::Command::new(temporal_cli())
-        .args([
-            "workflow",
-            "list",
-            "--query",
-            &format!("WorkflowId = '{}'", workflow_id(key)),
-            "--output",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let runs: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let temporal = |args: &[&str]| -> Value {
+        let out = std::process::Command::new(temporal_cli())
+            .args(args)
+            .args(["--output", "json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    };
+    let id = workflow_id(key);
+    let runs = temporal(&[
+        "workflow",
+        "list",
+        "--query",
+        &format!("WorkflowId = '{id}'"),
+    ]);
     runs.as_array()
-        .map(|runs| {
-            runs.iter()
-                .map(|r| {
-                    r["historyLength"]
-                        .as_str()
-                        .and_then(|s| s.parse().ok())
-                        .or_else(|| r["historyLength"].as_i64())
-                        .unwrap_or(-1)
-                })
-                .collect()
+        .into_iter()
+        .flatten()
+        .map(|run| {
+            let run_id = run["execution"]["runId"].as_str().unwrap_or_default();
+            let described = temporal(&["workflow", "describe", "-w", &id, "-r", run_id]);
+            let length = &described["workflowExecutionInfo"]["historyLength"];
+            length
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .or_else(|| length.as_i64())
+                .unwrap_or(-1)
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 /// How long the outage lasts: `HERALD_OUTAGE_SECS`, 600 (ten minutes) unless set.

@@ -230,6 +230,7 @@ impl CampaignWorkflow {
 
         let now = now_ms(ctx);
         ctx.state_mut(|s| s.at_boundary(now));
+        let execution = ctx.state(|s| s.spec.execution);
         let mut pending: Vec<Pending<'_>> = Vec::new();
         // Cancels the lanes' pacing timers when the campaign stops; replaced after a resume.
         let mut pacing = WorkflowCancellationToken::new();
@@ -248,7 +249,6 @@ impl CampaignWorkflow {
                     pacing.cancel();
                 }
             } else if !resting && ctx.state(|s| s.rest.is_none()) {
-                let execution = ctx.state(|s| s.spec.execution);
                 let (pages, waits) = ctx.state_mut(|s| s.claim_idle_lanes(now));
                 for (lane, input) in pages {
                     pending.push(Box::pin(run_page(ctx, lane, input, execution)));
@@ -335,6 +335,11 @@ impl CampaignWorkflow {
                 Event::Page(lane, Ok(outcome)) => {
                     if ctx.state_mut(|s| s.apply_page(lane, outcome)) {
                         publish(ctx);
+                    }
+                    if execution == PageExecution::Regular {
+                        // A regular activity's result comes in a workflow task of its own.
+                        let now = now_ms(ctx);
+                        ctx.state_mut(|s| s.at_boundary(now));
                     }
                 }
                 Event::Page(lane, Err(err)) => {

@@ -8,7 +8,16 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() {
-    let config = WorkerConfig::parse();
+    let config = WorkerConfig::try_parse().unwrap_or_else(|e| {
+        if !e.use_stderr() {
+            e.exit(); // --help, --version
+        }
+        eprintln!(
+            "herald-worker: {}",
+            herald_control::config::first_line(&e.to_string())
+        );
+        std::process::exit(2);
+    });
     let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|e| {
         eprintln!(
             "herald-worker: RUST_LOG {:?} is not a log filter ({e})",

@@ -82,6 +82,16 @@ pub async fn watch(control: &Control, key: &CampaignKey) -> Result<()> {
                 v.pending,
                 v.total
             );
+            // A script waiting on `herald watch` can tell a cancelled campaign by the exit code.
+            if v.status == CampaignStatus::Cancelled {
+                anyhow::bail!(
+                    "{key} was cancelled{}",
+                    v.reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                );
+            }
             return Ok(());
         }
     }

@@ -229,3 +229,23 @@ async fn status_changes_are_announced_and_watch_reports_the_end() {
         "{printed}"
     );
 }
+
+/// `herald watch` exits non-zero when the campaign ends cancelled, so a script can tell.
+#[tokio::test]
+async fn watch_exits_non_zero_for_a_cancelled_campaign() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(50, "wc");
+    let key = app
+        .campaign("wc")
+        .send_at(chrono::Utc::now() + chrono::Duration::hours(1))
+        .launch();
+    app.herald_ok(&["cancel", &key, "--reason", "wrong audience"]);
+    app.ends_cancelled(&key).await;
+    let out = app.herald(&["watch", &key]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("{key} cancelled")),
+        "{out:?}"
+    );
+    assert!(stderr(&out).contains("wrong audience"), "{}", stderr(&out));
+}

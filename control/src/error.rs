@@ -55,7 +55,9 @@ pub fn redact(url: &str) -> String {
     if u.password().is_some() {
         let _ = u.set_password(Some("***"));
     }
-    if u.query_pairs().any(|(k, _)| k.eq_ignore_ascii_case("password")) {
+    if u.query_pairs()
+        .any(|(k, _)| k.eq_ignore_ascii_case("password"))
+    {
         let pairs: Vec<(String, String)> = u
             .query_pairs()
             .map(|(k, v)| {
@@ -83,7 +85,10 @@ mod tests {
             "postgres://herald:***@db:5432/herald"
         );
         let r = redact("postgres://herald@db/herald?sslmode=require&password=s3cret");
-        assert!(!r.contains("s3cret") && r.contains("sslmode=require"), "{r}");
+        assert!(
+            !r.contains("s3cret") && r.contains("sslmode=require"),
+            "{r}"
+        );
         let r = redact("postgres://herald:s3cret@db:port/herald");
         assert!(!r.contains("s3cret"), "{r}");
         assert_eq!(

@@ -19,8 +19,16 @@ pub async fn run(config: Config, command: Command) -> Result<()> {
             launch(&connect(config, 1).await?, request).await
         }
         Command::Users {
-            command: UsersCommand::Seed { count, segment },
-        } => seed(&connect(config, 1).await?, count, segment).await,
+            command:
+                UsersCommand::Seed {
+                    count,
+                    segment,
+                    allow_remote,
+                },
+        } => {
+            herald_control::users::seed_target_allowed(&config.database_url, allow_remote)?;
+            seed(&connect(config, 1).await?, count, segment, allow_remote).await
+        }
         Command::Pause(args) => request(&connect(config, 1).await?, Request::Pause, args).await,
         Command::Resume(args) => request(&connect(config, 1).await?, Request::Resume, args).await,
         Command::Cancel(args) => request(&connect(config, 1).await?, Request::Cancel, args).await,
@@ -94,11 +102,16 @@ async fn launch(control: &Control, request: LaunchRequest) -> Result<()> {
     Ok(())
 }
 
-async fn seed(control: &Control, count: i64, segment: Option<Segment>) -> Result<()> {
+async fn seed(
+    control: &Control,
+    count: i64,
+    segment: Option<Segment>,
+    allow_remote: bool,
+) -> Result<()> {
     let bar = progress_bar(count.max(0) as u64, "users");
     let started = Instant::now();
     let seeded = control
-        .seed_users(count, segment.as_ref(), |done| {
+        .seed_users(count, segment.as_ref(), allow_remote, |done| {
             bar.set_position(done as u64)
         })
         .await

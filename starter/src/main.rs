@@ -83,12 +83,17 @@ enum Command {
 
 #[derive(Subcommand)]
 enum UsersCommand {
-    /// Add N test users, optionally carrying a segment.
+    /// Add N test users, optionally carrying a segment. Test data for trying Herald out and
+    /// for benchmarks; refused on a database that is not on this machine unless
+    /// --allow-remote.
     Seed {
         #[arg(long)]
         count: i64,
         #[arg(long, value_parser = parse_segment)]
         segment: Option<Segment>,
+        /// Seed a database on another machine anyway.
+        #[arg(long)]
+        allow_remote: bool,
     },
 }
 

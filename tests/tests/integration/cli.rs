@@ -249,3 +249,18 @@ async fn watch_exits_non_zero_for_a_cancelled_campaign() {
     );
     assert!(stderr(&out).contains("wrong audience"), "{}", stderr(&out));
 }
+
+/// Test users go only to a database on this machine unless asked: a mistyped DATABASE_URL
+/// must not fill a production server with fake users.
+#[tokio::test]
+async fn seeding_a_database_on_another_machine_is_refused() {
+    let app = TestApp::without_worker().await.unwrap();
+    let out = app.herald_with_env(
+        &["users", "seed", "--count", "5"],
+        &[("DATABASE_URL", "postgres://herald:pw@db.example.com/herald")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("--allow-remote") && !err.contains(":pw@"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

@@ -261,6 +261,9 @@ async fn seeding_a_database_on_another_machine_is_refused() {
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("--allow-remote") && !err.contains(":pw@"), "{err}");
+    assert!(
+        err.contains("--allow-remote") && !err.contains(":pw@"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
 }

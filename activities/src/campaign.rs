@@ -107,16 +107,9 @@ impl HeraldActivities {
             let _in_flight = self.stats.in_flight();
             channels::deliver_page(&self.pages, &input, budget).await
         };
-        let mut outcome = outcome.map_err(to_activity_error)?;
-        if let PageOutcome::Written {
-            recipients,
-            ref mut millis,
-            ..
-        } = outcome
-        {
-            let took = started.elapsed();
-            *millis = took.as_millis().min(u128::from(u32::MAX)) as u32;
-            self.stats.record(recipients, took);
+        let outcome = outcome.map_err(to_activity_error)?;
+        if let PageOutcome::Written { recipients, .. } = outcome {
+            self.stats.record(recipients, started.elapsed());
         }
         if self.faults.fail_after_commit() {
             warn!(

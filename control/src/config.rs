@@ -50,7 +50,7 @@ pub struct Config {
 }
 
 /// A duration as `5s`, `1500ms` or a bare number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (number, unit_ms) = if let Some(n) = s.strip_suffix("ms") {
         (n, 1)
@@ -228,6 +228,22 @@ mod tests {
             readme.contains(&table),
             "README.md's configuration table is out of date; it should read:\n{table}"
         );
+    }
+
+    #[test]
+    fn durations_read_as_documented_and_out_of_range_is_refused() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(
+            parse_duration("1.5s")
+                .unwrap_err()
+                .contains("like 5s or 1500ms")
+        );
+        assert!(parse_task_timeout("500ms").unwrap_err().contains("1s–120s"));
+        assert!(parse_task_timeout("121s").is_err());
+        assert_eq!(parse_task_timeout("1s"), Ok(Duration::from_secs(1)));
+        assert!(parse_shutdown_grace("0s").is_err());
     }
 
     #[test]

@@ -113,8 +113,6 @@ fn written(
         recipients: recipients? as u32,
         sent: sent? as u32,
         failed: failed? as u32,
-        // Timing is the caller's: the activity measures the whole attempt.
-        millis: 0,
     })
 }
 

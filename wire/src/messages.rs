@@ -182,10 +182,6 @@ pub enum PageOutcome {
         /// outcome, so summing these over pages gives exactly the ledger's totals.
         sent: u32,
         failed: u32,
-        /// How long the attempt that returned took, in milliseconds: the workflow paces the
-        /// lane's next page and yields to signals by it.
-        #[serde(default)]
-        millis: u32,
     },
     /// Nothing was written: the campaign's stored status says it is not running (an operator
     /// paused or cancelled it through the database fence before the signal arrived).

@@ -5,9 +5,9 @@
 //! cursor moves only when a page activity has returned, i.e. after the page is committed.
 //!
 //! Between pages it obeys the `pause`, `resume` and `cancel` signals. It paces a campaign
-//! with a rate by durable timers between a lane's pages (pages never sleep), ends its
-//! workflow task after a little page work so that signals get in, and backs off on durable
-//! timers when pages fail. Every `pages_per_run` pages (or when history grows) it drains
+//! with a rate by a schedule of turns per lane (a short wait inside the next page, a longer
+//! one on a durable timer), ends its workflow task after a little page work so that signals
+//! get in, and backs off on durable timers when pages fail. Every `pages_per_run` pages (or when history grows) it drains
 //! the lanes and continues as new, carrying cursor, counters and any pause, failure or
 //! cancel that arrived.
 
@@ -81,8 +81,8 @@ pub struct CampaignWorkflow {
     last_boundary_ms: i64,
 }
 
-/// A pause between pages that the workflow takes on a durable timer. Each one ends the
-/// current workflow task.
+/// A pause between pages, taken once every page in flight has returned. Each one ends the
+/// current workflow task (see [`take_rest`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Rest {
     /// Enough page work in this task: let signals in.
@@ -99,7 +99,7 @@ enum Event {
     Page(usize, Result<PageOutcome, ActivityExecutionError>),
     /// A lane's pacing wait ended, or was cut short by a pause or cancel.
     Paced(usize),
-    /// A rest's timer fired.
+    /// A rest is over.
     Rested,
     /// A signal (or Temporal's cancellation) asked the campaign to stop.
     Stop,
@@ -182,10 +182,8 @@ impl CampaignWorkflow {
         if let Some(c) = input.carried {
             wf.campaign_id = c.campaign_id;
             wf.total = c.total;
-            wf.busy = vec![false; c.lanes.len()];
-            wf.pacing = vec![false; c.lanes.len()];
-            wf.next_turn_ms = vec![0; c.lanes.len()];
             wf.lanes = c.lanes;
+            wf.reset_lane_state();
             wf.pages_done = c.pages_done;
             wf.paused = c.paused;
             wf.failed = c.failed;
@@ -228,8 +226,7 @@ impl CampaignWorkflow {
             wait_for_send_at(ctx).await;
         }
 
-        let now = now_ms(ctx);
-        ctx.state_mut(|s| s.at_boundary(now));
+        at_boundary(ctx);
         let execution = ctx.state(|s| s.spec.execution);
         let mut pending: Vec<Pending<'_>> = Vec::new();
         // Cancels the lanes' pacing timers when the campaign stops; replaced after a resume.
@@ -274,7 +271,7 @@ impl CampaignWorkflow {
                 let (cancel, held, started, finished) = ctx.state(|s| {
                     (
                         s.cancel_requested,
-                        s.paused || s.failed,
+                        s.held(),
                         s.started,
                         s.lanes.iter().all(|l| l.done),
                     )
@@ -285,14 +282,12 @@ impl CampaignWorkflow {
                 if held {
                     hold(ctx).await?;
                     pacing = WorkflowCancellationToken::new();
-                    let now = now_ms(ctx);
-                    ctx.state_mut(|s| s.at_boundary(now));
+                    at_boundary(ctx);
                     continue;
                 }
                 if !started {
                     start(ctx).await?;
-                    let now = now_ms(ctx);
-                    ctx.state_mut(|s| s.at_boundary(now));
+                    at_boundary(ctx);
                     continue;
                 }
                 if finished {
@@ -319,18 +314,12 @@ impl CampaignWorkflow {
                 Event::Stop => watching = false,
                 Event::Rested => {
                     resting = false;
-                    let now = now_ms(ctx);
-                    ctx.state_mut(|s| {
-                        s.rest = None;
-                        s.at_boundary(now);
-                    });
+                    ctx.state_mut(|s| s.rest = None);
+                    at_boundary(ctx);
                 }
                 Event::Paced(lane) => {
-                    let now = now_ms(ctx);
-                    ctx.state_mut(|s| {
-                        s.pacing[lane] = false;
-                        s.at_boundary(now);
-                    });
+                    ctx.state_mut(|s| s.pacing[lane] = false);
+                    at_boundary(ctx);
                 }
                 Event::Page(lane, Ok(outcome)) => {
                     if ctx.state_mut(|s| s.apply_page(lane, outcome)) {
@@ -338,8 +327,7 @@ impl CampaignWorkflow {
                     }
                     if execution == PageExecution::Regular {
                         // A regular activity's result comes in a workflow task of its own.
-                        let now = now_ms(ctx);
-                        ctx.state_mut(|s| s.at_boundary(now));
+                        at_boundary(ctx);
                     }
                 }
                 Event::Page(lane, Err(err)) => {
@@ -443,9 +431,7 @@ impl CampaignWorkflow {
             self.spec.page_size.get(),
             self.spec.lanes.get(),
         );
-        self.busy = vec![false; self.lanes.len()];
-        self.pacing = vec![false; self.lanes.len()];
-        self.next_turn_ms = vec![0; self.lanes.len()];
+        self.reset_lane_state();
         self.observe_stored_status(r.status);
         if r.status == CampaignStatus::InProgress {
             self.started = true;
@@ -464,9 +450,30 @@ impl CampaignWorkflow {
         }
     }
 
+    /// Lane state that lives only within a run: nothing in flight, nothing waiting.
+    fn reset_lane_state(&mut self) {
+        self.busy = vec![false; self.lanes.len()];
+        self.pacing = vec![false; self.lanes.len()];
+        self.next_turn_ms = vec![0; self.lanes.len()];
+    }
+
+    /// Paused or failed: the campaign waits for an operator.
+    fn held(&self) -> bool {
+        self.paused || self.failed
+    }
+
+    /// The status that records a hold.
+    fn held_status(&self) -> CampaignStatus {
+        if self.failed {
+            CampaignStatus::Failed
+        } else {
+            CampaignStatus::Paused
+        }
+    }
+
     /// An operator (or an error) wants the campaign still: pacing waits are cut short.
     fn stopped(&self) -> bool {
-        self.paused || self.failed || self.cancel_requested
+        self.held() || self.cancel_requested
     }
 
     /// No new page may start.
@@ -488,7 +495,7 @@ impl CampaignWorkflow {
 
     /// A workflow task has just begun: signals sent before it are in, and a yield that is
     /// due but not yet taken is moot.
-    fn at_boundary(&mut self, now_ms: i64) {
+    fn note_boundary(&mut self, now_ms: i64) {
         self.last_boundary_ms = now_ms;
         if self.rest == Some(Rest::Yield) {
             self.rest = None;
@@ -561,7 +568,6 @@ impl CampaignWorkflow {
                 recipients,
                 sent,
                 failed,
-                millis: _,
             } => {
                 let limit = self.pace().limit;
                 plan::advance(&mut self.lanes[lane], last, recipients, limit, sent, failed);
@@ -586,32 +592,29 @@ impl CampaignWorkflow {
     /// for good (until a resume).
     fn page_failed(&mut self, lane: usize, kind: FailureKind, message: &str, now_ms: i64) -> bool {
         self.busy[lane] = false;
-        let rest = match kind {
-            FailureKind::WorkerStopping => Rest::Handover,
-            FailureKind::Transient => {
-                self.trouble.failures = self.trouble.failures.saturating_add(1);
-                Rest::Backoff
+        let rest = if kind == FailureKind::WorkerStopping {
+            Rest::Handover
+        } else {
+            let (permanent, grace) = (kind == FailureKind::Permanent, self.grace());
+            if plan::record_failure(&mut self.trouble, permanent, now_ms, grace) {
+                self.failed = true;
+                self.reason = Some(format!("page failed: {message}"));
+                self.reason_changed = true;
+                self.trouble = Trouble::default();
+                self.rest = None;
+                return true;
             }
-            FailureKind::Permanent => {
-                self.trouble.failures = self.trouble.failures.saturating_add(1);
-                let since = *self.trouble.permanent_since_ms.get_or_insert(now_ms);
-                let grace = Duration::from_secs(u64::from(self.tuning.failure_grace_secs));
-                if plan::grace_is_over(since, now_ms, grace) {
-                    self.failed = true;
-                    self.reason = Some(format!("page failed: {message}"));
-                    self.reason_changed = true;
-                    self.trouble = Trouble::default();
-                    self.rest = None;
-                    return true;
-                }
-                Rest::Backoff
-            }
+            Rest::Backoff
         };
         // A handover outranks a backoff: the next try is on another worker anyway.
         if self.rest != Some(Rest::Handover) {
             self.rest = Some(rest);
         }
         false
+    }
+
+    fn grace(&self) -> Duration {
+        Duration::from_secs(u64::from(self.tuning.failure_grace_secs))
     }
 
     fn carry(&self) -> CampaignInput {
@@ -651,6 +654,12 @@ impl CampaignWorkflow {
             run: self.run,
         }
     }
+}
+
+/// A workflow task has just begun (see [`CampaignWorkflow::note_boundary`]).
+fn at_boundary(ctx: &WorkflowContext<CampaignWorkflow>) {
+    let now = now_ms(ctx);
+    ctx.state_mut(|s| s.note_boundary(now));
 }
 
 /// Workflow time, in Unix milliseconds: deterministic, from history.
@@ -746,8 +755,7 @@ async fn bookkeeping<A: ActivityDefinition>(
 where
     A::Input: Clone,
 {
-    let mut failures = 0;
-    let mut permanent_since = None;
+    let mut trouble = Trouble::default();
     loop {
         let err = match ctx
             .execute_local_activity(activity(), input.clone(), options::bookkeeping())
@@ -759,16 +767,12 @@ where
         let wait = match failure_kind(&err) {
             FailureKind::WorkerStopping => options::HANDOVER_WAIT,
             kind => {
-                let now = now_ms(ctx);
-                if kind == FailureKind::Permanent {
-                    let since = *permanent_since.get_or_insert(now);
-                    let grace = ctx.state(|s| s.tuning.failure_grace_secs);
-                    if plan::grace_is_over(since, now, Duration::from_secs(u64::from(grace))) {
-                        return Err(err);
-                    }
+                let permanent = kind == FailureKind::Permanent;
+                let grace = ctx.state(|s| s.grace());
+                if plan::record_failure(&mut trouble, permanent, now_ms(ctx), grace) {
+                    return Err(err);
                 }
-                failures += 1;
-                plan::backoff(failures, options::BOOKKEEPING_BACKOFF_MAX)
+                plan::backoff(trouble.failures, options::BOOKKEEPING_BACKOFF_MAX)
             }
         };
         if !ctx.is_replaying() {
@@ -823,33 +827,22 @@ async fn start(ctx: &WorkflowContext<CampaignWorkflow>) -> WorkflowResult<()> {
 /// resume or a cancel. Holding costs nothing while it lasts: no timers, no history growth.
 async fn hold(ctx: &WorkflowContext<CampaignWorkflow>) -> WorkflowResult<()> {
     use CampaignStatus::*;
-    let held = |s: &CampaignWorkflow| if s.failed { Failed } else { Paused };
-    set_status(
-        ctx,
-        ctx.state(held),
-        vec![NotStarted, InProgress, Paused, Failed],
-    )
-    .await?;
-    log(
-        ctx,
-        if ctx.state(|s| s.failed) {
-            "failed"
-        } else {
-            "paused"
-        },
-    );
+    let held = ctx.state(|s| s.held_status());
+    set_status(ctx, held, vec![NotStarted, InProgress, Paused, Failed]).await?;
+    log(ctx, held.name());
     loop {
         if ctx
-            .wait_condition(|s| !(s.paused || s.failed) || s.cancel_requested || s.reason_changed)
+            .wait_condition(|s| !s.held() || s.cancel_requested || s.reason_changed)
             .await
             .is_err()
         {
             // Temporal's own cancellation (e.g. the web UI's "Request Cancellation").
             ctx.state_mut(|s| s.cancel_requested = true);
         }
-        if ctx.state(|s| (s.paused || s.failed) && !s.cancel_requested) {
+        if ctx.state(|s| s.held() && !s.cancel_requested) {
             // Still held, with a new reason: record it, keep waiting.
-            set_status(ctx, ctx.state(held), vec![Paused, Failed]).await?;
+            let held = ctx.state(|s| s.held_status());
+            set_status(ctx, held, vec![Paused, Failed]).await?;
             continue;
         }
         break;

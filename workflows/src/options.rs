@@ -6,8 +6,8 @@
 //!
 //! - Local-activity pages (the default) run inside a workflow task, and signals reach the
 //!   workflow only when a task ends. The workflow ends its task itself after
-//!   [`YIELD_AFTER`] of page work (a short durable timer), so a bare `pause` signal takes
-//!   effect within about that, whatever the task timeout.
+//!   [`YIELD_AFTER`] of page work (by scheduling a do-nothing activity), so a bare `pause`
+//!   signal takes effect within about that, whatever the task timeout.
 //! - The **workflow task timeout** is set at launch (`HERALD_WORKFLOW_TASK_TIMEOUT`, kept
 //!   across continue-as-new): how long the server waits for a worker that took a task and
 //!   died, and the time a task may take on a slow link to a remote cluster (a replay after
@@ -79,22 +79,22 @@ const GIVE_BACK: [&str; 2] = [names::FAILURE_PERMANENT, names::FAILURE_WORKER_ST
 /// Errors that retrying cannot fix, and a stopping worker, are raised as non-retryable by
 /// the activity itself, and the workflow decides.
 fn retry_forever() -> RetryPolicy {
-    RetryPolicy::builder()
-        .initial_interval(Duration::from_millis(200))
-        .backoff_coefficient(2.0)
-        .maximum_interval(Duration::from_secs(3))
-        .non_retryable_error_types(GIVE_BACK)
-        .build()
+    retry(Duration::from_secs(3), 0)
 }
 
 /// Local activities: a few quick tries inside the workflow task, then the workflow's own
 /// backoff on durable timers, which writes far less history than a task held open.
 fn retry_in_place() -> RetryPolicy {
+    retry(Duration::from_secs(1), IN_PLACE_ATTEMPTS)
+}
+
+/// From 200 ms, doubling up to `max_interval`; `attempts` 0 means without end.
+fn retry(max_interval: Duration, attempts: u32) -> RetryPolicy {
     RetryPolicy::builder()
         .initial_interval(Duration::from_millis(200))
         .backoff_coefficient(2.0)
-        .maximum_interval(Duration::from_secs(1))
-        .maximum_attempts(IN_PLACE_ATTEMPTS)
+        .maximum_interval(max_interval)
+        .maximum_attempts(attempts)
         .non_retryable_error_types(GIVE_BACK)
         .build()
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use herald_wire::LaneCursor;
+use herald_wire::{LaneCursor, Trouble};
 
 /// Cut the audience's id range `[min_id, max_id]` into at most `lanes` disjoint ranges of
 /// about equal width. A small audience gets fewer lanes (one per page it needs) so that no
@@ -116,10 +116,21 @@ pub fn backoff(failures: u32, max: Duration) -> Duration {
     Duration::from_secs(1u64 << exp).min(max)
 }
 
-/// Whether an error that retrying cannot fix, first seen at `since_ms`, has been retried
-/// for its grace period by `now_ms`.
-pub fn grace_is_over(since_ms: i64, now_ms: i64, grace: Duration) -> bool {
-    now_ms.saturating_sub(since_ms) >= grace.as_millis() as i64
+/// Count a failure at `now_ms`. Returns whether the campaign should give up: a permanent
+/// error, retried since its first occurrence in this run of failures for `grace`.
+/// Transient failures never give up.
+pub fn record_failure(
+    trouble: &mut Trouble,
+    permanent: bool,
+    now_ms: i64,
+    grace: Duration,
+) -> bool {
+    trouble.failures = trouble.failures.saturating_add(1);
+    if !permanent {
+        return false;
+    }
+    let since = *trouble.permanent_since_ms.get_or_insert(now_ms);
+    now_ms.saturating_sub(since) >= grace.as_millis() as i64
 }
 
 /// Temporal warns at 10,240 events per run and fails at 51,200. Herald hands over well
@@ -272,8 +283,17 @@ mod tests {
     #[test]
     fn grace_runs_from_the_first_permanent_failure() {
         let grace = Duration::from_secs(30);
-        assert!(!grace_is_over(1_000, 30_999, grace));
-        assert!(grace_is_over(1_000, 31_000, grace));
+        let mut t = Trouble::default();
+        assert!(!record_failure(&mut t, false, 0, grace));
+        assert!(!record_failure(&mut t, true, 1_000, grace));
+        assert!(!record_failure(&mut t, true, 30_999, grace));
+        assert!(
+            !record_failure(&mut t, false, 40_000, grace),
+            "transient never gives up"
+        );
+        assert!(record_failure(&mut t, true, 31_000, grace));
+        assert_eq!(t.failures, 5);
+        assert_eq!(t.permanent_since_ms, Some(1_000));
     }
 
     #[test]

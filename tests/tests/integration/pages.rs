@@ -72,7 +72,6 @@ fn written(last: i64, recipients: u32, sent: u32) -> PageOutcome {
         recipients,
         sent,
         failed: 0,
-        millis: 0,
     }
 }
 

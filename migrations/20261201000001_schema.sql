@@ -24,10 +24,25 @@ CREATE TABLE messages (
     body         text NOT NULL,
     channel      text NOT NULL DEFAULT 'inbox',
     segment      text,                       -- NULL: every user
-    -- The status codes of the specification, 0 not started, 1 in progress, 2 interrupted
-    -- (paused), 3 completed, and Herald's 4 cancelled, 5 failed (herald_wire::CampaignStatus).
+    -- What the campaign does: the status codes of the specification, 0 not started, 1 in
+    -- progress, 2 interrupted (paused), 3 completed, and Herald's 4 cancelled, 5 failed
+    -- (herald_wire::CampaignStatus). Written only by the campaign's workflow.
     status       smallint NOT NULL DEFAULT 0 CHECK (status BETWEEN 0 AND 5),
     status_reason text,
+    -- What operators last asked of it: 0 run, 1 pause, 2 cancel (herald_wire::Intent), and
+    -- that request's number; every new request takes the next one. Written only by a
+    -- request (`herald pause` and its kin, or the workflow recording a bare signal, which it
+    -- does only if no newer request is there). A page runs only while the intent is 0 and the
+    -- status 1, so the moment a pause commits, no page starts writing; and since the
+    -- workflow's own status writes never touch these columns, none can undo it.
+    -- (docs/architecture.md, "Operator requests".)
+    intent       smallint NOT NULL DEFAULT 0 CHECK (intent BETWEEN 0 AND 2),
+    intent_seq   bigint NOT NULL DEFAULT 0,
+    intent_reason text,
+    requested_at timestamptz,
+    -- The campaign as launched (herald_wire::CampaignSpec, JSON): a second launch of the same
+    -- key is told apart from a repeat of the first by comparing it.
+    spec         jsonb NOT NULL,
     send_at      timestamptz,
     page_size    integer NOT NULL DEFAULT 500,
     lanes        integer NOT NULL DEFAULT 1,
@@ -36,7 +51,6 @@ CREATE TABLE messages (
     total        bigint,
     min_user_id  bigint,
     max_user_id  bigint,
-    read_count   bigint NOT NULL DEFAULT 0,
     created_at   timestamptz NOT NULL DEFAULT now(),
     started_at   timestamptz,
     paused_at    timestamptz,
@@ -57,21 +71,31 @@ CREATE TABLE message_pages (
     recipients    integer NOT NULL,
     sent          integer NOT NULL,
     failed        integer NOT NULL DEFAULT 0,
+    -- Recipients of this page who have read the message. Reads are counted here, one row per
+    -- page, rather than on the campaign's row: readers of a popular campaign then rarely
+    -- touch the same row, and never the one that operators' requests lock.
+    read          integer NOT NULL DEFAULT 0,
     committed_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (message_id, lane, after_user_id)
 );
+-- The page that holds a recipient: the first page of the campaign whose last id is at or
+-- above theirs (pages of all lanes cover disjoint ranges `(after_user_id, last_user_id]`).
+CREATE INDEX message_pages_last ON message_pages (message_id, last_user_id);
 
 -- One row per (campaign, recipient): the ledger and the in-app inbox. No foreign keys: every
 -- insert would pay two index probes for what the page statement's own join guarantees.
 --
--- Range-partitioned by recipient, 16,384 consecutive user ids per partition
--- (`message_items_p0` holds ids below 16,384, `message_items_p1` the next 16,384, and so on).
--- A campaign writes its pages in parallel lanes, each walking its own range of user ids
--- upwards. In one table the lanes would insert into the middle of both B-trees, paying a full
--- descent per recipient and splitting the inbox index's leaves in half; with ids cut into
--- chunks much smaller than a lane, each lane writes at the right edge of its own chunks'
--- small indexes. A user's inbox is still one index probe: `user_id = $1` selects one
--- partition. (docs/architecture.md; figures in docs/performance.md.)
+-- Range-partitioned by recipient. Partitions grow with the ids they hold: below 262,144
+-- (2^18) each holds 16,384 ids, and every range from 2^n to 2^(n+1) above that is cut into 16
+-- partitions of 2^(n-4) ids. A campaign writes its pages in parallel lanes, each walking its
+-- own range of user ids upwards; in one table the lanes would insert into the middle of both
+-- B-trees, paying a full descent per recipient and splitting the inbox index's leaves in half.
+-- Cut this way, a lane of any campaign over a dense run of ids spans partitions of its own
+-- and writes at the right edge of their small indexes, while the count of partitions grows
+-- with the logarithm of the ids: 153 for 100,000,000 users, 217 for 10^9. A user's inbox is
+-- still one index probe: `user_id = $1` selects one partition. Per-campaign questions never
+-- scan the partitions: counts come from `message_pages`, and a page's items are found by
+-- its id range. (docs/architecture.md; figures in docs/performance.md.)
 CREATE TABLE message_items (
     message_id  bigint NOT NULL,
     user_id     bigint NOT NULL,
@@ -86,39 +110,66 @@ CREATE TABLE message_items (
 -- A user's inbox: their messages, newest campaign first.
 CREATE INDEX message_items_user ON message_items (user_id, message_id);
 
--- Make sure partitions exist for every user id up to `max_user_id`; returns how many it
--- made. When any is missing, it also makes the next 64 (1,048,576 ids) ahead of need, so a
--- growing user base pays for new partitions once per million users, not at every launch.
--- Safe to call from many sessions at once, and cheap when nothing is missing.
+-- The partition that holds `user_id`: its lower bound and width (see above).
+CREATE FUNCTION herald_ledger_partition_of(user_id bigint, OUT lower bigint, OUT width bigint)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (greatest(user_id, 0) / w) * w, w
+    FROM (SELECT CASE WHEN user_id < 262144 THEN 16384::bigint
+                      ELSE (2::bigint ^ (floor(log(2, user_id::numeric)) - 4))::bigint END AS w) s
+$$;
+
+-- Make partitions for user ids up to `max_user_id`, at most `batch` of them; returns how many
+-- it made. Call it until it returns 0 (`herald_store::partitions::cover` does, each call in a
+-- transaction of its own, so that no transaction takes more than `batch` partitions' locks).
+-- Partitions are made in id order from the lowest missing one, and a little ahead of need
+-- (through the partition that holds `max_user_id` + 1,048,576), so a growing user base does
+-- not pay for them at every launch. Safe to call from many sessions at once, and one index
+-- probe when nothing is missing.
 --
 -- A new partition is created on its own and then attached, which locks `message_items`
 -- only against other schema changes (SHARE UPDATE EXCLUSIVE): the pages of running
 -- campaigns and inbox reads go on. (`CREATE TABLE … PARTITION OF` would take an ACCESS
 -- EXCLUSIVE lock and stop them until the transaction ends.)
-CREATE FUNCTION herald_ledger_partitions_through(max_user_id bigint) RETURNS integer
+CREATE FUNCTION herald_ledger_partitions_through(max_user_id bigint, batch integer DEFAULT 64)
+RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
-    chunk CONSTANT bigint := 16384;
-    ahead CONSTANT bigint := 64;
-    needed bigint := greatest(coalesce(max_user_id, 0), 0) / chunk;
-    highest bigint;  -- the highest chunk that has a partition; -1 when none has
+    target bigint := (SELECT lower + width FROM herald_ledger_partition_of(
+                          least(greatest(coalesce(max_user_id, 0), 0), 9223372036853727231)
+                          + 1048576));
+    covered bigint;  -- every id below this has a partition
+    made integer := 0;
+    part record;
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtext('herald: message_items partitions'));
-    SELECT coalesce(max(substring(c.relname FROM '^message_items_p(\d+)$')::bigint), -1)
-      INTO highest
+    SELECT coalesce(max(substring(c.relname FROM '^message_items_(\d+)$')::bigint), -1)
+      INTO covered
       FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
      WHERE i.inhparent = 'message_items'::regclass;
-    IF highest >= needed THEN
+    covered := CASE WHEN covered < 0 THEN 0
+                    ELSE covered + (SELECT width FROM herald_ledger_partition_of(covered)) END;
+    IF covered >= target THEN
         RETURN 0;
     END IF;
-    FOR k IN highest + 1 .. needed + ahead LOOP
-        EXECUTE format('CREATE TABLE %I (LIKE message_items INCLUDING ALL)', 'message_items_p' || k);
+    PERFORM pg_advisory_xact_lock(hashtext('herald: message_items partitions'));
+    -- Look again under the lock: another session may have made them meanwhile.
+    SELECT coalesce(max(substring(c.relname FROM '^message_items_(\d+)$')::bigint), -1)
+      INTO covered
+      FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+     WHERE i.inhparent = 'message_items'::regclass;
+    covered := CASE WHEN covered < 0 THEN 0
+                    ELSE covered + (SELECT width FROM herald_ledger_partition_of(covered)) END;
+    WHILE covered < target AND made < batch LOOP
+        SELECT * INTO part FROM herald_ledger_partition_of(covered);
+        EXECUTE format('CREATE TABLE %I (LIKE message_items INCLUDING ALL)',
+                       'message_items_' || part.lower);
         EXECUTE format('ALTER TABLE message_items ATTACH PARTITION %I FOR VALUES FROM (%s) TO (%s)',
-                       'message_items_p' || k,
-                       CASE WHEN k = 0 THEN 'MINVALUE' ELSE (k * chunk)::text END,
-                       (k + 1) * chunk);
+                       'message_items_' || part.lower,
+                       CASE WHEN part.lower = 0 THEN 'MINVALUE' ELSE part.lower::text END,
+                       part.lower + part.width);
+        covered := part.lower + part.width;
+        made := made + 1;
     END LOOP;
-    RETURN needed + ahead - highest;
+    RETURN made;
 END
 $$;
 
@@ -140,4 +191,4 @@ CREATE TRIGGER messages_status_notify
     EXECUTE FUNCTION herald_notify_status();
 
 -- The first partitions, so that a new ledger takes pages before any launch has made more.
-SELECT herald_ledger_partitions_through(0);
+SELECT herald_ledger_partitions_through(0, 1000);

@@ -12,7 +12,8 @@ use std::{
 
 use herald_store::{PgPool, campaigns, page_connections::PageConnections, status};
 use herald_wire::{
-    CampaignStatus, PageInput, PageOutcome, RegisterInput, Registered, SetStatusInput,
+    PageInput, PageOutcome, RecordRequestInput, RegisterInput, Registered, Requested,
+    SetStatusInput, StatusRecorded,
 };
 use herald_workflows::activities::definitions;
 use temporalio_common::error::ApplicationFailure;
@@ -145,9 +146,22 @@ impl HeraldActivities {
         self: Arc<Self>,
         _ctx: ActivityContext,
         input: SetStatusInput,
-    ) -> Result<CampaignStatus, ActivityError> {
+    ) -> Result<StatusRecorded, ActivityError> {
         self.stopping.refuse()?;
+        self.faults.delay_status().await;
         status::record(&self.pool, &input)
+            .await
+            .map_err(to_activity_error)
+    }
+
+    #[activity(definition = definitions::RecordRequest)]
+    pub async fn record_request(
+        self: Arc<Self>,
+        _ctx: ActivityContext,
+        input: RecordRequestInput,
+    ) -> Result<Requested, ActivityError> {
+        self.stopping.refuse()?;
+        status::record_bare(&self.pool, &input)
             .await
             .map_err(to_activity_error)
     }

@@ -86,6 +86,14 @@ fn parse_shutdown_grace(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+fn parse_fault_delay(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d > Duration::from_secs(10) {
+        return Err(format!("{s:?} is over 10s"));
+    }
+    Ok(d)
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Compression {
     Gzip,
@@ -113,9 +121,16 @@ pub struct WorkerConfig {
     /// anyway (`15s`): new pages are refused at once and handed to another worker
     #[arg(long, env = "HERALD_SHUTDOWN_GRACE", default_value = "15s", value_parser = parse_shutdown_grace)]
     pub shutdown_grace: Duration,
+    /// Apply pending database migrations on start, as `herald migrate` does (`false`:
+    /// only check the schema and refuse to start if it is behind)
+    #[arg(long, env = "HERALD_MIGRATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub migrate: bool,
     /// Testing only: every Nth page reports a failure after its commit
     #[arg(long, env = "HERALD_FAULT_FAIL_AFTER_COMMIT_EVERY")]
     pub fault_fail_after_commit_every: Option<u64>,
+    /// Testing only: every status write of the workflow waits this long first (`500ms`)
+    #[arg(long, env = "HERALD_FAULT_STATUS_DELAY", value_parser = parse_fault_delay)]
+    pub fault_status_delay: Option<Duration>,
 }
 
 /// The `herald` command's own settings, beside its subcommand's arguments.

@@ -1,6 +1,6 @@
 //! The control layer's errors, each with its [`Fault`].
 
-use herald_store::{Fault, StoreError};
+use herald_store::{Fault, StoreError, connect::SchemaError};
 use herald_wire::InvalidInput;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,8 +19,8 @@ pub enum ControlError {
         "cannot reach PostgreSQL at {url} ({source}); start it with `scripts/services up` or set DATABASE_URL"
     )]
     DatabaseUnreachable { url: String, source: sqlx::Error },
-    #[error("applying database migrations: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
     #[error(
         "cannot reach Temporal at {address} ({reason}); start it with `scripts/services up` or set TEMPORAL_ADDRESS"
     )]
@@ -38,12 +38,35 @@ impl ControlError {
             Self::DatabaseUnreachable { .. }
             | Self::TemporalUnreachable { .. }
             | Self::Temporal { .. } => Fault::Transient,
-            Self::Migrate(_) => Fault::Internal,
+            Self::Schema(SchemaError::Missing | SchemaError::Behind(_)) => Fault::Refused,
+            Self::Schema(SchemaError::Database(_)) => Fault::Transient,
+            Self::Schema(_) => Fault::Internal,
         }
     }
 }
 
 pub type Result<T, E = ControlError> = std::result::Result<T, E>;
+
+/// An error and its causes on one line, each cause once: many errors already print their
+/// source in their own message (sqlx's do), and repeating it would say the same thing
+/// several times.
+pub fn one_line<'a>(
+    chain: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>,
+) -> String {
+    let mut line = String::new();
+    for cause in chain {
+        let text = cause.to_string();
+        let text = text.trim();
+        if text.is_empty() || line.contains(text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(text);
+    }
+    line
+}
 
 /// A connection string without its password, for messages: the password in the user part
 /// and any `password=` parameter. A string that does not parse as a URL is not shown at
@@ -76,7 +99,24 @@ pub fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{one_line, redact};
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("database error: {0}")]
+    struct Wrapping(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("canceling statement due to statement timeout")]
+    struct Inner;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        let e = anyhow::Error::new(Wrapping(Inner)).context("launching");
+        assert_eq!(
+            one_line(e.chain()),
+            "launching: database error: canceling statement due to statement timeout"
+        );
+    }
 
     #[test]
     fn passwords_never_show() {

@@ -1,12 +1,13 @@
 //! Launching a campaign: the row and its audience first, then the workflow.
 
 use chrono::Utc;
-use herald_store::{StoreError, campaigns};
-use herald_wire::{CampaignInput, CampaignKey, CampaignSpec, Tuning, names};
+use herald_store::campaigns::{self, Created};
+use herald_wire::{CampaignInput, CampaignKey, CampaignSpec, CampaignStatus, Tuning, names};
 use herald_workflows::CampaignWorkflow;
 use temporalio_client::{
-    WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowStartOptions,
-    errors::WorkflowStartError,
+    Client, WorkflowDescribeOptions, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
+    WorkflowStartOptions,
+    errors::{WorkflowInteractionError, WorkflowStartError},
 };
 
 use crate::{Control, ControlError, Result};
@@ -26,16 +27,40 @@ pub struct Launched {
     pub key: CampaignKey,
     /// Recipients in the audience, fixed at launch.
     pub total: i64,
+    /// `Some` when this key had been launched before with the same spec, and nothing new was
+    /// started: the campaign's status now.
+    pub already: Option<CampaignStatus>,
+}
+
+/// Whether Temporal has a workflow for a campaign.
+enum Started {
+    Yes,
+    No,
+    /// Temporal could not be asked.
+    Unknown(String),
 }
 
 impl Control {
     /// Create the campaign's row, fix its audience, and start its workflow. Both services are
     /// reached before anything is written; an empty audience is refused and leaves nothing.
+    ///
+    /// Launching is idempotent by key. The same key and spec again reports the campaign as
+    /// it stands (and starts its workflow if an interrupted launch left the row without
+    /// one); the same key with a different spec is refused. When starting the workflow fails
+    /// in a way that leaves its fate unknown (a timeout, a dropped reply), Temporal is asked
+    /// before anything is cleaned up, so an operator is never told a running campaign failed.
     pub async fn launch(&self, request: LaunchRequest) -> Result<Launched> {
         let key = request.key.unwrap_or_else(generate_key);
         let spec = request.spec;
         let client = self.temporal().await?;
-        let registered = campaigns::create(&self.db, &key, &spec).await?;
+        let registered = match campaigns::create(&self.db, &key, &spec).await? {
+            Created::Existing(stored) => {
+                return self
+                    .relaunch(client, key, &spec, &stored, request.tuning)
+                    .await;
+            }
+            Created::New(registered) => registered,
+        };
         if registered.total == 0 {
             campaigns::delete_unstarted(&self.db, &key).await?;
             return Err(ControlError::Refused(match &spec.segment {
@@ -44,41 +69,142 @@ impl Control {
                     .into(),
             }));
         }
-        let input = CampaignInput {
-            key: key.clone(),
-            spec: spec.clone(),
-            carried: None,
-            tuning: request.tuning,
-        };
-        let options =
-            WorkflowStartOptions::new(self.config.task_queue.clone(), names::workflow_id(&key))
-                .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
-                .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
-                // Crash recovery against a slow link: see `herald_workflows::options`.
-                .task_timeout(self.config.workflow_task_timeout)
-                .static_summary(format!("Herald campaign {key}: {}", spec.content.title()))
-                .build();
-        if let Err(e) = client
-            .start_workflow(CampaignWorkflow::run, input, options)
+        if let Err(e) = self
+            .start_workflow(client, &key, &spec, request.tuning)
             .await
         {
-            // Leave nothing behind: the campaign row without its workflow would never run.
-            campaigns::delete_unstarted(&self.db, &key).await.ok();
-            return Err(match e {
-                WorkflowStartError::AlreadyStarted { .. } => {
-                    ControlError::Store(StoreError::DuplicateKey(key))
+            return Err(match self.started(client, &key).await {
+                Started::Yes => {
+                    return Ok(Launched {
+                        key,
+                        total: registered.total,
+                        already: None,
+                    });
                 }
-                other => ControlError::Temporal {
-                    action: "starting the campaign workflow".into(),
-                    reason: other.to_string(),
+                Started::No => {
+                    // Nothing runs: leave nothing behind.
+                    campaigns::delete_unstarted(&self.db, &key).await.ok();
+                    ControlError::Temporal {
+                        action: "starting the campaign workflow".into(),
+                        reason: format!("{e}; nothing was launched"),
+                    }
+                }
+                Started::Unknown(why) => ControlError::Temporal {
+                    action: format!("starting campaign {key}'s workflow"),
+                    reason: format!(
+                        "{e}; whether it started is unknown ({why}). The campaign is kept: \
+                         run the same `herald launch --key {key} …` again, which starts it only \
+                         if it did not start, and never sends twice"
+                    ),
                 },
             });
         }
         Ok(Launched {
             key,
             total: registered.total,
+            already: None,
         })
     }
+
+    /// A key that exists: the same launch again, or a different campaign under its key.
+    async fn relaunch(
+        &self,
+        client: &Client,
+        key: CampaignKey,
+        spec: &CampaignSpec,
+        stored: &CampaignSpec,
+        tuning: Tuning,
+    ) -> Result<Launched> {
+        if stored != spec {
+            return Err(ControlError::Refused(format!(
+                "campaign {key} already exists with a different {}; pick another --key",
+                differences(stored, spec).join(", ")
+            )));
+        }
+        let view = self.campaign(&key).await?;
+        // A launch interrupted between the row and the workflow: finish it.
+        if view.status == CampaignStatus::NotStarted
+            && view.started_at.is_none()
+            && matches!(self.started(client, &key).await, Started::No)
+        {
+            self.start_workflow(client, &key, spec, tuning)
+                .await
+                .map_err(|e| ControlError::Temporal {
+                    action: format!("starting campaign {key}'s workflow"),
+                    reason: e.to_string(),
+                })?;
+        }
+        Ok(Launched {
+            key,
+            total: view.total,
+            already: Some(view.status),
+        })
+    }
+
+    /// Start the campaign's workflow; one that exists already counts as started.
+    async fn start_workflow(
+        &self,
+        client: &Client,
+        key: &CampaignKey,
+        spec: &CampaignSpec,
+        tuning: Tuning,
+    ) -> Result<(), WorkflowStartError> {
+        let input = CampaignInput {
+            key: key.clone(),
+            spec: spec.clone(),
+            carried: None,
+            tuning,
+        };
+        let options =
+            WorkflowStartOptions::new(self.config.task_queue.clone(), names::workflow_id(key))
+                .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
+                .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
+                // Crash recovery against a slow link: see `herald_workflows::options`.
+                .task_timeout(self.config.workflow_task_timeout)
+                .static_summary(format!("Herald campaign {key}: {}", spec.content.title()))
+                .build();
+        match client
+            .start_workflow(CampaignWorkflow::run, input, options)
+            .await
+        {
+            Ok(_) | Err(WorkflowStartError::AlreadyStarted { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Ask Temporal whether the campaign's workflow exists (running or closed).
+    async fn started(&self, client: &Client, key: &CampaignKey) -> Started {
+        let handle = client.get_workflow_handle::<CampaignWorkflow>(names::workflow_id(key));
+        match handle.describe(WorkflowDescribeOptions::default()).await {
+            Ok(_) => Started::Yes,
+            Err(WorkflowInteractionError::NotFound(_)) => Started::No,
+            Err(e) => Started::Unknown(format!("asking Temporal failed: {e}")),
+        }
+    }
+}
+
+/// The fields in which two specs differ, by their names in the launch's options.
+fn differences(a: &CampaignSpec, b: &CampaignSpec) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+        (serde_json::to_value(a), serde_json::to_value(b))
+    else {
+        return vec!["spec".into()];
+    };
+    let mut fields: Vec<String> = a
+        .keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| match k.as_str() {
+            "content" => "title or body".to_owned(),
+            k => k.replace('_', "-"),
+        })
+        .collect();
+    fields.sort();
+    fields.dedup();
+    if fields.is_empty() {
+        fields.push("spec".into());
+    }
+    fields
 }
 
 /// A key from the time of launch, e.g. `c-20261201-093000-1a2b`.

@@ -6,7 +6,7 @@
 //! - [`config`]: the one configuration of every binary, with its environment variables.
 //! - [`temporal`]: connecting to Temporal.
 //! - [`launch`]: launching a campaign.
-//! - [`requests`]: pause, resume and cancel (the database fence, then the signal).
+//! - [`requests`]: pause, resume and cancel (recorded in the campaign's row, then signalled).
 //! - [`campaigns`]: a campaign's status, the list, and watching one live.
 //! - [`inbox`]: a user's inbox and marking a message read.
 //! - [`users`]: adding test users.
@@ -32,16 +32,22 @@ use herald_store::{
 use temporalio_client::Client;
 use tokio::sync::OnceCell;
 
-/// Connect to PostgreSQL and make sure the schema is current, failing with a hint when the
-/// server is not there.
+/// Connect to PostgreSQL and check its schema (or migrate it, if `settings` say so), failing
+/// with a hint when the server is not there or the schema is not this binary's.
 pub async fn connect_database(config: &Config, settings: &PoolSettings) -> Result<PgPool> {
+    let url = error::redact(&config.database_url);
     let pool = connect::connect(&config.database_url, settings)
         .await
         .map_err(|source| ControlError::DatabaseUnreachable {
-            url: error::redact(&config.database_url),
+            url: url.clone(),
             source,
         })?;
-    connect::migrate(&pool, settings.migrations).await?;
+    if connect::migrate(&pool, settings.migrations).await? {
+        tracing::warn!(
+            database = %url,
+            "the database's schema has migrations newer than this build; upgrade it (docs/operations.md, upgrades)"
+        );
+    }
     Ok(pool)
 }
 
@@ -56,7 +62,18 @@ impl Control {
     /// Connect to the database with up to `sessions` connections. Temporal is reached when a
     /// use case first needs it.
     pub async fn connect(config: Config, sessions: u32) -> Result<Self> {
-        let db = connect_database(&config, &PoolSettings::cli(sessions)).await?;
+        Self::connect_with(config, PoolSettings::cli(sessions)).await
+    }
+
+    /// Connect and apply any pending migrations (`herald migrate`).
+    pub async fn migrate(config: Config) -> Result<Self> {
+        let mut settings = PoolSettings::cli(1);
+        settings.migrations = connect::MigrationCheck::Apply;
+        Self::connect_with(config, settings).await
+    }
+
+    async fn connect_with(config: Config, settings: PoolSettings) -> Result<Self> {
+        let db = connect_database(&config, &settings).await?;
         Ok(Self {
             config,
             db,

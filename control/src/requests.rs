@@ -1,6 +1,7 @@
-//! Pause, resume and cancel: the database fence first, then the signal.
+//! Pause, resume and cancel: the request is recorded in the campaign's row, then the workflow
+//! is told by a signal that carries the request's number.
 
-use herald_store::status::{self, Fenced, Request};
+use herald_store::status::{self, Recorded, Request};
 use herald_wire::{CampaignKey, SignalRequest, names};
 use herald_workflows::CampaignWorkflow;
 use temporalio_client::WorkflowSignalOptions;
@@ -9,22 +10,23 @@ use temporalio_common::data_converters::{PayloadConverter, RawValue};
 use crate::{Control, ControlError, Result};
 
 impl Control {
-    /// Ask a campaign to pause, resume or cancel. The status is written first: once that
-    /// commits, no new page starts writing. The signal then tells the workflow, which stops
-    /// scheduling pages and records the status itself. When the signal cannot be delivered,
-    /// the status is put back.
+    /// Ask a campaign to pause, resume or cancel. The request is recorded first: once that
+    /// commits, no new page starts writing after a pause or a cancel. The signal then tells
+    /// the workflow, which stops scheduling pages and records its status itself. A request
+    /// is never undone: when the signal cannot be delivered, the error says what holds and
+    /// that the same command, run again, delivers it (a repeated request keeps its number).
     pub async fn request(
         &self,
         key: &CampaignKey,
         request: Request,
         reason: Option<&str>,
-    ) -> Result<Fenced> {
+    ) -> Result<Recorded> {
         let reason = reason.map(str::trim).filter(|r| !r.is_empty());
         let client = self.temporal().await?;
-        let fenced = status::fence(&self.db, key, request, reason).await?;
+        let recorded = status::request(&self.db, key, request, reason).await?;
         let handle = client.get_workflow_handle::<CampaignWorkflow>(names::workflow_id(key));
         let payload = RawValue::from_value(
-            &SignalRequest::with_reason(reason.map(str::to_owned)),
+            &SignalRequest::numbered(recorded.requested.seq, reason.map(str::to_owned)),
             &PayloadConverter::default(),
         );
         let options = WorkflowSignalOptions::default();
@@ -46,23 +48,21 @@ impl Control {
             }
         };
         if let Err(e) = sent {
-            let outcome = match status::unfence(&self.db, key, &fenced).await {
-                Ok(true) => "nothing was changed".to_owned(),
-                Ok(false) => format!(
-                    "the campaign was moved meanwhile and stays {}",
-                    self.campaign(key).await?.status
-                ),
-                Err(undo) => format!(
-                    "the campaign stays {} (putting back {} failed: {undo})",
-                    fenced.written(),
-                    fenced.before()
-                ),
+            let holds = match request {
+                Request::Pause => "the pause is recorded and no new page starts",
+                Request::Cancel => "the cancel is recorded and no new page starts",
+                Request::Resume => {
+                    "the resume is recorded, but the campaign stays still until its workflow is told"
+                }
             };
             return Err(ControlError::Temporal {
                 action: format!("signalling campaign {key}"),
-                reason: format!("{e}; {outcome}"),
+                reason: format!(
+                    "{e}; {holds}; run `herald {} {key}` again to tell it",
+                    request.verb()
+                ),
             });
         }
-        Ok(fenced)
+        Ok(recorded)
     }
 }

@@ -41,8 +41,8 @@ pub async fn run(config: Config, command: Command) -> Result<()> {
         }
         Command::Read { user, key } => read(&connect(config, 1).await?, user, &key).await,
         Command::Migrate => {
-            connect(config, 1).await?;
-            println!("database is up to date");
+            Control::migrate(config).await?;
+            println!("the database's schema is up to date");
             Ok(())
         }
     }
@@ -92,6 +92,13 @@ async fn launch(control: &Control, request: LaunchRequest) -> Result<()> {
     let launched = control.launch(request).await?;
     let key = &launched.key;
     println!("{key}");
+    if let Some(status) = launched.already {
+        eprintln!(
+            "campaign {key} was already launched with this spec and is {status} ({} recipients); nothing new was started",
+            launched.total
+        );
+        return Ok(());
+    }
     eprintln!(
         "launched {key}: {} recipients, {page_size} per page, up to {lanes} lanes{}; follow it with `herald watch {key}`",
         launched.total,
@@ -131,15 +138,23 @@ async fn seed(
 }
 
 async fn request(control: &Control, request: Request, args: RequestArgs) -> Result<()> {
-    control
+    let recorded = control
         .request(&args.key, request, args.reason.as_deref())
         .await?;
     let done = match request {
         Request::Pause => "paused: no new page starts; a page already in flight finishes",
+        Request::Resume if !recorded.status.is_held() => {
+            "was not paused; the resume is recorded (it overrides any pause still on its way)"
+        }
         Request::Resume => "resumed: continuing from the next unprocessed recipient",
         Request::Cancel => "cancelled: no new page starts",
     };
-    println!("{} {done}", args.key);
+    let again = if recorded.repeated {
+        format!(" (request {} again)", recorded.requested.seq)
+    } else {
+        String::new()
+    };
+    println!("{} {done}{again}", args.key);
     Ok(())
 }
 
@@ -154,18 +169,22 @@ async fn status(control: &Control, key: &CampaignKey, json: bool) -> Result<()> 
 }
 
 fn print_view(v: &CampaignView) {
+    let of = v.total.max(v.sent + v.failed);
     let pct = |n: i64| {
-        if v.total > 0 {
-            100.0 * n as f64 / v.total as f64
+        if of > 0 {
+            100.0 * n as f64 / of as f64
         } else {
             0.0
         }
     };
     println!(
-        "campaign  {}  [{} = {}]",
+        "campaign  {}  [{} = {}]{}",
         v.key,
         v.status.code(),
-        v.status.name()
+        v.status.name(),
+        v.pending_request()
+            .map(|r| format!(", {r}"))
+            .unwrap_or_default()
     );
     println!("title     {}", v.title);
     println!(
@@ -188,6 +207,18 @@ fn print_view(v: &CampaignView) {
         v.failed,
         v.pending
     );
+    match v.audience_change {
+        0 => {}
+        n if n > 0 => println!(
+            "audience  changed during the run: {n} more recipients than the {} counted at launch \
+             (users added while it counted, with explicit ids, or into the segment)",
+            v.total
+        ),
+        n => println!(
+            "audience  changed during the run: {} of the {} counted at launch left it before their page",
+            -n, v.total
+        ),
+    }
     println!("read      {} ({:.1}% of sent)", v.read, 100.0 * v.read_rate);
     if let Some(r) = &v.reason {
         println!("reason    {r}");

@@ -77,7 +77,8 @@ enum Command {
         #[arg(value_parser = parse_key)]
         key: CampaignKey,
     },
-    /// Apply database migrations (the worker and every command do this too).
+    /// Create or upgrade the database's schema. Other commands and workers only check it
+    /// and say when this is needed (a worker migrates only with HERALD_MIGRATE=true).
     Migrate,
 }
 
@@ -186,7 +187,7 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     if let Err(e) = commands::run(cli.config.services, cli.command).await {
-        eprintln!("herald: {e:#}");
+        eprintln!("herald: {}", herald_control::error::one_line(e.chain()));
         std::process::exit(exit_code(&e));
     }
 }

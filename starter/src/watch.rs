@@ -30,7 +30,7 @@ pub async fn watch(control: &Control, key: &CampaignKey) -> Result<()> {
         let v = watch.next().await?;
         let processed = v.sent + v.failed;
         let (t0, p0) = *last_processed.get_or_insert((Instant::now(), processed));
-        bar.set_length(v.total.max(0) as u64);
+        bar.set_length(v.total.max(processed).max(0) as u64);
         bar.set_position(processed.max(0) as u64);
         bar.set_message(match v.status {
             CampaignStatus::Paused | CampaignStatus::Failed => format!(

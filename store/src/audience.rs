@@ -74,7 +74,7 @@ pub async fn seed_users(pool: &PgPool, count: i64, segment: Option<&Segment>) ->
 /// at the next launch, and give the planner statistics and the table its visibility map at
 /// once, as a restore would, rather than leaving the first campaign to autovacuum's timing.
 pub async fn settle_users(pool: &PgPool, last_id: i64) -> Result<()> {
-    partitions::cover(&mut *pool.acquire().await?, Some(last_id)).await?;
+    partitions::cover(pool, Some(last_id)).await?;
     sqlx::raw_sql("VACUUM (ANALYZE) users")
         .execute(pool)
         .await?;

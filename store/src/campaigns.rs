@@ -2,35 +2,61 @@
 //! campaign, fixing its audience, and reading it back as operators see it.
 
 use chrono::{DateTime, Utc};
-use herald_wire::{CampaignKey, CampaignSpec, CampaignStatus, Channel, Registered, Segment};
+use herald_wire::{
+    CampaignKey, CampaignSpec, CampaignStatus, Channel, Intent, Registered, Requested, Segment,
+};
 use serde::Serialize;
 use sqlx::{FromRow, PgPool, Postgres, Transaction};
 
 use crate::{Result, StoreError, audience, partitions};
 
-/// The workflow's registration: insert the campaign row if it is new, and fix its audience if
-/// that has not been done. Identical on every call after the first.
+/// The workflow's registration: insert the campaign row if it is new, fix its audience if
+/// that has not been done, and make the ledger partitions it needs. Identical on every call
+/// after the first.
 pub async fn register(pool: &PgPool, key: &CampaignKey, spec: &CampaignSpec) -> Result<Registered> {
     let mut tx = pool.begin().await?;
     insert(&mut tx, key, spec).await?;
     let registered = fix_audience(&mut tx, key).await?;
     tx.commit().await?;
+    partitions::cover(pool, Some(registered.max_id)).await?;
     Ok(registered)
 }
 
-/// An operator's launch: like [`register`], but a key that already exists is refused, so two
-/// operators cannot launch over each other's campaign.
-pub async fn create(pool: &PgPool, key: &CampaignKey, spec: &CampaignSpec) -> Result<Registered> {
+/// What [`create`] found.
+#[derive(Clone, Debug)]
+pub enum Created {
+    /// A new campaign, its audience fixed.
+    New(Registered),
+    /// The key was taken, by a campaign launched with this spec.
+    Existing(Box<CampaignSpec>),
+}
+
+/// An operator's launch: like [`register`], but when the key already exists nothing is
+/// written and the stored spec is returned, so the caller can tell a repeated launch from a
+/// different campaign under the same key.
+pub async fn create(pool: &PgPool, key: &CampaignKey, spec: &CampaignSpec) -> Result<Created> {
     let mut tx = pool.begin().await?;
     if !insert(&mut tx, key, spec).await? {
-        return Err(StoreError::DuplicateKey(key.clone()));
+        let stored: String = sqlx::query_scalar("SELECT spec::text FROM messages WHERE key = $1")
+            .bind(key.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        let stored = serde_json::from_str(&stored).map_err(|e| {
+            StoreError::Database(sqlx::Error::Decode(
+                format!("campaign {key}'s stored spec: {e}").into(),
+            ))
+        })?;
+        return Ok(Created::Existing(Box::new(stored)));
     }
     let registered = fix_audience(&mut tx, key).await?;
     tx.commit().await?;
-    Ok(registered)
+    if registered.total > 0 {
+        partitions::cover(pool, Some(registered.max_id)).await?;
+    }
+    Ok(Created::New(registered))
 }
 
-/// Undo [`create`] when the workflow could not be started. Only a row that never started is
+/// Undo [`create`] when the workflow was not started. Only a row that never started is
 /// removed.
 pub async fn delete_unstarted(pool: &PgPool, key: &CampaignKey) -> Result<()> {
     sqlx::query("DELETE FROM messages WHERE key = $1 AND status = $2 AND started_at IS NULL")
@@ -47,8 +73,9 @@ async fn insert(
     spec: &CampaignSpec,
 ) -> Result<bool> {
     let inserted = sqlx::query(
-        "INSERT INTO messages (key, title, body, channel, segment, send_at, page_size, lanes, rate)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        "INSERT INTO messages (key, title, body, channel, segment, send_at, page_size, lanes, rate,
+                               spec)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)
          ON CONFLICT (key) DO NOTHING",
     )
     .bind(key.as_str())
@@ -60,6 +87,7 @@ async fn insert(
     .bind(spec.page_size.get() as i32)
     .bind(spec.lanes.get() as i32)
     .bind(spec.rate.map(|r| r.get() as i32))
+    .bind(serde_json::to_string(spec).expect("a spec is plain data"))
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -72,6 +100,10 @@ struct Stored {
     id: i64,
     #[sqlx(try_from = "i16")]
     status: CampaignStatus,
+    #[sqlx(try_from = "i16")]
+    intent: Intent,
+    intent_seq: i64,
+    intent_reason: Option<String>,
     segment: Option<String>,
     total: Option<i64>,
     min_user_id: Option<i64>,
@@ -82,7 +114,8 @@ struct Stored {
 /// ids and are outside the campaign.
 async fn fix_audience(tx: &mut Transaction<'_, Postgres>, key: &CampaignKey) -> Result<Registered> {
     let row: Stored = sqlx::query_as(
-        "SELECT id, status, segment, total, min_user_id, max_user_id
+        "SELECT id, status, intent, intent_seq, intent_reason, segment, total, min_user_id,
+                max_user_id
          FROM messages WHERE key = $1 FOR UPDATE",
     )
     .bind(key.as_str())
@@ -94,6 +127,11 @@ async fn fix_audience(tx: &mut Transaction<'_, Postgres>, key: &CampaignKey) -> 
         min_id: min_id.unwrap_or(0),
         max_id: max_id.unwrap_or(-1),
         status: row.status,
+        requested: Requested {
+            intent: row.intent,
+            seq: row.intent_seq,
+            reason: row.intent_reason.clone(),
+        },
     };
     if let Some(total) = row.total {
         return Ok(registered(total, row.min_user_id, row.max_user_id));
@@ -109,8 +147,6 @@ async fn fix_audience(tx: &mut Transaction<'_, Postgres>, key: &CampaignKey) -> 
     .bind(audience.max_id)
     .execute(&mut **tx)
     .await?;
-    // Every recipient needs a ledger partition before any page can run.
-    partitions::cover(&mut **tx, audience.max_id).await?;
     Ok(registered(audience.total, audience.min_id, audience.max_id))
 }
 
@@ -119,14 +155,26 @@ async fn fix_audience(tx: &mut Transaction<'_, Postgres>, key: &CampaignKey) -> 
 pub struct CampaignView {
     #[sqlx(try_from = "String")]
     pub key: CampaignKey,
-    /// Serialized as `status` (the code) and `status_name`.
+    /// What the campaign does. Serialized as `status` (the code) and `status_name`.
     #[serde(flatten, serialize_with = "herald_wire::status::code_and_name")]
     #[sqlx(try_from = "i16")]
     pub status: CampaignStatus,
+    /// What operators last asked of it ("run", "pause", "cancel"); it differs from the status
+    /// until the workflow has acted on it.
+    #[serde(serialize_with = "intent_name")]
+    #[sqlx(try_from = "i16")]
+    pub intent: Intent,
+    /// The audience as counted at launch.
     pub total: i64,
     pub sent: i64,
     pub failed: i64,
+    /// Recipients not yet processed: never below 0, and 0 once the campaign has completed.
     pub pending: i64,
+    /// Recipients processed beyond the audience counted at launch (positive), or, for a
+    /// completed campaign, short of it (negative: users who left the segment or were
+    /// removed before their page); 0 when the audience held. Users added while a launch
+    /// counts, with explicit ids, or into the segment during the run make it positive.
+    pub audience_change: i64,
     pub read: i64,
     /// read / sent, 0 when nothing is sent yet.
     pub read_rate: f64,
@@ -144,18 +192,54 @@ pub struct CampaignView {
     pub started_at: Option<DateTime<Utc>>,
     pub paused_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// When the newest operator request was made.
+    pub requested_at: Option<DateTime<Utc>>,
+}
+
+impl CampaignView {
+    /// Processed (sent or failed) as a share of the audience, 0–100.
+    pub fn percent_done(&self) -> f64 {
+        let processed = (self.sent + self.failed) as f64;
+        let of = (self.total.max(self.sent + self.failed)) as f64;
+        if of > 0.0 {
+            (100.0 * processed / of).min(100.0)
+        } else {
+            0.0
+        }
+    }
+
+    /// An operator's request that the workflow has not carried out yet, if there is one:
+    /// "pause requested", "resume requested", "cancel requested".
+    pub fn pending_request(&self) -> Option<&'static str> {
+        use CampaignStatus::*;
+        match (self.intent, self.status) {
+            (_, Completed | Cancelled) => None,
+            (Intent::Pause, NotStarted | InProgress) => Some("pause requested"),
+            (Intent::Run, Paused) => Some("resume requested"),
+            (Intent::Cancel, _) => Some("cancel requested"),
+            _ => None,
+        }
+    }
+}
+
+fn intent_name<S: serde::Serializer>(intent: &Intent, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(intent.name())
 }
 
 const VIEW_SQL: &str = "
-SELECT m.key, m.status, coalesce(m.total, 0) AS total, p.sent, p.failed,
-       coalesce(m.total, 0) - p.sent - p.failed AS pending,
-       m.read_count AS read,
-       CASE WHEN p.sent > 0 THEN m.read_count::float8 / p.sent ELSE 0 END AS read_rate,
+SELECT m.key, m.status, m.intent, coalesce(m.total, 0) AS total, p.sent, p.failed,
+       CASE WHEN m.status = 3 THEN 0
+            ELSE greatest(coalesce(m.total, 0) - p.sent - p.failed, 0) END AS pending,
+       CASE WHEN p.sent + p.failed > coalesce(m.total, 0) OR m.status = 3
+            THEN p.sent + p.failed - coalesce(m.total, 0) ELSE 0 END AS audience_change,
+       p.read,
+       CASE WHEN p.sent > 0 THEN least(p.read::float8 / p.sent, 1) ELSE 0 END AS read_rate,
        m.title, m.segment, m.channel, m.page_size, m.lanes, m.rate, m.status_reason AS reason,
-       m.send_at, m.created_at, m.started_at, m.paused_at, m.finished_at
+       m.send_at, m.created_at, m.started_at, m.paused_at, m.finished_at, m.requested_at
 FROM messages m
 LEFT JOIN LATERAL (
-    SELECT coalesce(sum(sent), 0)::bigint AS sent, coalesce(sum(failed), 0)::bigint AS failed
+    SELECT coalesce(sum(sent), 0)::bigint AS sent, coalesce(sum(failed), 0)::bigint AS failed,
+           coalesce(sum(read), 0)::bigint AS read
     FROM message_pages WHERE message_id = m.id
 ) p ON true
 ";

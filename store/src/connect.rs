@@ -27,26 +27,31 @@ pub struct PoolSettings {
     pub migrations: MigrationCheck,
 }
 
+/// How a process treats the database's schema when it connects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MigrationCheck {
-    /// Run the migrator: apply what is pending and verify the checksums of what was applied.
-    /// The worker does this once, on start.
-    Full,
-    /// One query for the newest applied version; the migrator runs only when the database is
-    /// behind this binary. The CLI does this on every command, because the full check takes
-    /// an advisory lock and issues DDL, which a script polling `herald status` would take
-    /// from a running campaign.
-    WhenBehind,
+    /// Apply what is pending and verify what was applied: `herald migrate`, and a worker
+    /// configured to (`HERALD_MIGRATE=true`).
+    Apply,
+    /// Only check, in one query, that every migration this binary knows is applied
+    /// unchanged, and refuse to go on otherwise ([`SchemaError`]). Every other command and
+    /// worker: a mistyped `DATABASE_URL` is then an error, not a new schema on the wrong
+    /// server.
+    Require,
 }
 
 impl PoolSettings {
     /// The worker's: `statement_timeout` below the page activity's own timeout.
-    pub fn worker(max_connections: u32, statement_timeout: Duration) -> Self {
+    pub fn worker(max_connections: u32, statement_timeout: Duration, migrate: bool) -> Self {
         Self {
             max_connections,
             statement_timeout: Some(statement_timeout),
             bitmap_scans: false,
-            migrations: MigrationCheck::Full,
+            migrations: if migrate {
+                MigrationCheck::Apply
+            } else {
+                MigrationCheck::Require
+            },
         }
     }
 
@@ -58,7 +63,7 @@ impl PoolSettings {
             max_connections,
             statement_timeout: None,
             bitmap_scans: true,
-            migrations: MigrationCheck::WhenBehind,
+            migrations: MigrationCheck::Require,
         }
     }
 }
@@ -79,27 +84,62 @@ pub async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool, sqlx:
         .await
 }
 
-/// Apply any pending migrations. Safe to run from several processes at once: sqlx holds an
-/// advisory lock while it migrates.
-pub async fn migrate(
-    pool: &PgPool,
-    check: MigrationCheck,
-) -> Result<(), sqlx::migrate::MigrateError> {
-    if check == MigrationCheck::WhenBehind && !is_behind(pool).await {
-        return Ok(());
-    }
-    MIGRATOR.run(pool).await
+/// What is wrong with a database's schema, for this binary.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("the database has no Herald schema; create it with `herald migrate`")]
+    Missing,
+    #[error(
+        "the database's schema is older than this Herald (migration {0} is not applied); apply it with `herald migrate`"
+    )]
+    Behind(i64),
+    #[error(
+        "migration {0} in the database is not the one this Herald has (changed after it was applied); this database belongs to another build of Herald"
+    )]
+    Changed(i64),
+    #[error("migration {0} failed part-way in the database; repair it, then run `herald migrate`")]
+    Failed(i64),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("reading the schema's version: {0}")]
+    Database(#[from] sqlx::Error),
 }
 
-/// Whether this binary knows a migration newer than any the database has applied. A
-/// database without the migrations table (never migrated) is behind.
-async fn is_behind(pool: &PgPool) -> bool {
-    let Some(newest) = MIGRATOR.iter().map(|m| m.version).max() else {
-        return false;
-    };
-    let applied: Result<Option<i64>, _> =
-        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
-            .fetch_one(pool)
-            .await;
-    !matches!(applied, Ok(Some(version)) if version >= newest)
+/// Make sure the schema is what this binary needs: apply pending migrations
+/// ([`MigrationCheck::Apply`], safe from several processes at once: sqlx holds an advisory
+/// lock while it migrates), or only check ([`MigrationCheck::Require`]). Migrations newer than
+/// this binary are allowed (docs/operations.md: migrations stay compatible with the release
+/// before them, so workers can be rolled after `herald migrate`); `Ok(true)` says there are.
+pub async fn migrate(pool: &PgPool, check: MigrationCheck) -> Result<bool, SchemaError> {
+    if check == MigrationCheck::Apply {
+        MIGRATOR.run(pool).await?;
+    }
+    let applied: Vec<(i64, Vec<u8>, bool)> =
+        match sqlx::query_as("SELECT version, checksum, success FROM _sqlx_migrations")
+            .fetch_all(pool)
+            .await
+        {
+            Ok(rows) => rows,
+            // 42P01: undefined_table, a database that was never migrated.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => {
+                return Err(SchemaError::Missing);
+            }
+            Err(e) => return Err(e.into()),
+        };
+    if let Some((version, ..)) = applied.iter().find(|(_, _, ok)| !ok) {
+        return Err(SchemaError::Failed(*version));
+    }
+    for known in MIGRATOR.iter() {
+        match applied.iter().find(|(v, ..)| *v == known.version) {
+            None if applied.is_empty() => return Err(SchemaError::Missing),
+            None => return Err(SchemaError::Behind(known.version)),
+            Some((_, checksum, _)) if checksum[..] != known.checksum[..] => {
+                return Err(SchemaError::Changed(known.version));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(applied
+        .iter()
+        .any(|(v, ..)| !MIGRATOR.iter().any(|m| m.version == *v)))
 }

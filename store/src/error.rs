@@ -27,6 +27,11 @@ pub enum StoreError {
         status: CampaignStatus,
         action: &'static str,
     },
+    #[error("campaign {key} is being cancelled; {action} is not possible")]
+    Cancelling {
+        key: CampaignKey,
+        action: &'static str,
+    },
     #[error("campaign {0} already exists; pick another --key")]
     DuplicateKey(CampaignKey),
     #[error("no user with id {0}")]
@@ -56,6 +61,7 @@ impl StoreError {
         match self {
             Self::UnknownCampaign(_)
             | Self::WrongStatus { .. }
+            | Self::Cancelling { .. }
             | Self::DuplicateKey(_)
             | Self::UnknownUser(_)
             | Self::NotARecipient { .. }

@@ -29,6 +29,9 @@ pub async fn list(pool: &PgPool, user_id: i64, limit: i64) -> Result<Vec<InboxIt
     )
     .bind(user_id)
     .bind(limit)
+    // Planned for this user each time, so that only their partition is opened and locked (a
+    // plan kept for any user would lock every partition at each use).
+    .persistent(false)
     .fetch_all(pool)
     .await?)
 }
@@ -40,9 +43,13 @@ struct Marked {
     received: bool,
 }
 
-/// Mark a delivered message read. Idempotent: the second call changes nothing and the
+/// Mark a delivered message read. Idempotent: the second call changes nothing, and the
 /// campaign's read count moves only when an item goes from unread to read. Returns whether
 /// this call marked it.
+///
+/// The count is kept on the recipient's page row (`message_pages.read`), not on the
+/// campaign's: concurrent readers of one campaign then rarely meet on a row, and never on the
+/// one that operators' requests lock.
 pub async fn mark_read(pool: &PgPool, user_id: i64, key: &CampaignKey) -> Result<bool> {
     let row: Marked = sqlx::query_as(
         "WITH m AS (SELECT id FROM messages WHERE key = $2),
@@ -51,9 +58,16 @@ pub async fn mark_read(pool: &PgPool, user_id: i64, key: &CampaignKey) -> Result
             WHERE message_id = (SELECT id FROM m) AND user_id = $1 AND read_at IS NULL AND status = $3
             RETURNING 1
          ),
+         page AS (
+            SELECT lane, after_user_id FROM message_pages
+            WHERE message_id = (SELECT id FROM m) AND last_user_id >= $1
+            ORDER BY last_user_id LIMIT 1
+         ),
          bump AS (
-            UPDATE messages SET read_count = read_count + (SELECT count(*) FROM upd)
-            WHERE id = (SELECT id FROM m) AND EXISTS (SELECT 1 FROM upd)
+            UPDATE message_pages p SET read = p.read + 1
+            FROM page
+            WHERE p.message_id = (SELECT id FROM m) AND p.lane = page.lane
+              AND p.after_user_id = page.after_user_id AND EXISTS (SELECT 1 FROM upd)
             RETURNING 1
          )
          SELECT (SELECT id FROM m) AS campaign_id,
@@ -64,6 +78,7 @@ pub async fn mark_read(pool: &PgPool, user_id: i64, key: &CampaignKey) -> Result
     .bind(user_id)
     .bind(key.as_str())
     .bind(ItemStatus::Sent.code())
+    .persistent(false)
     .fetch_one(pool)
     .await?;
     if row.campaign_id.is_none() {

@@ -9,9 +9,10 @@
 //! - [`connect`]: connecting, the pool's settings, and the embedded schema.
 //! - [`page_connections`]: the worker's own connections for page statements.
 //! - [`campaigns`]: creating and registering a campaign, fixing its audience, views.
-//! - [`status`]: every status change (the workflow's and the operator's fence), written once.
+//! - [`status`]: the workflow's status and operators' requests, each with one writer.
 //! - [`pages`]: the page statement that writes a page's ledger rows.
 //! - [`inbox`]: a user's messages and read tracking.
+//! - [`items`]: a campaign's items, found through its pages (the failure listing).
 //! - [`audience`]: counting an audience, adding users.
 //! - [`partitions`]: the ledger's partitions by user id.
 //! - [`error`]: [`StoreError`] and [`Fault`], whose fault an error is.
@@ -21,6 +22,7 @@ pub mod campaigns;
 pub mod connect;
 pub mod error;
 pub mod inbox;
+pub mod items;
 pub mod page_connections;
 pub mod pages;
 pub mod partitions;

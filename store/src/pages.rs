@@ -8,13 +8,14 @@
 //! primary key on `message_items` still refuses any duplicate, and [`write_inbox_page`] falls
 //! back to the `ON CONFLICT` form if it ever meets one.
 //!
-//! The `gate` is the operator's fence: when `herald pause` or `herald cancel` has already
-//! changed the campaign's status, a new page writes nothing and reports the status instead,
-//! even if the signal has not reached the workflow yet.
+//! The `gate` obeys operators at once: a page writes only while the campaign is in progress
+//! and its newest request is to run. Once `herald pause` or `herald cancel` has recorded its
+//! request, a new page writes nothing and reports the row instead, even if the signal has
+//! not reached the workflow yet.
 
 use std::sync::LazyLock;
 
-use herald_wire::{CampaignStatus, ItemStatus, PageInput, PageOutcome, Segment};
+use herald_wire::{CampaignStatus, Intent, ItemStatus, PageInput, PageOutcome, Requested, Segment};
 use sqlx::{FromRow, PgConnection, PgPool, Postgres, postgres::PgArguments, query::QueryAs};
 
 use crate::{Result, StoreError, status};
@@ -32,7 +33,8 @@ enum ItemInsert {
 
 /// Parameters: $1 campaign id, $2 the lane's cursor, $3 the lane's bound, $4 the page size,
 /// $5 the segment, $6 the lane, $7 the status a campaign must have to take a page, $8 the
-/// status of a written item. (See [`bind`].)
+/// status of a written item, $9 the intent a campaign must have to take a page. (See
+/// [`bind`].)
 fn page_sql(items: ItemInsert) -> String {
     let (on_conflict, returning, sent) = match items {
         ItemInsert::Plain => ("", "", "page"),
@@ -41,14 +43,15 @@ fn page_sql(items: ItemInsert) -> String {
     format!(
         "
 WITH gate AS (
-    SELECT status FROM messages WHERE id = $1
+    SELECT status, intent, intent_seq, intent_reason FROM messages WHERE id = $1
 ),
 done AS (
     SELECT last_user_id, recipients, sent, failed FROM message_pages
     WHERE message_id = $1 AND lane = $6 AND after_user_id = $2
 ),
 go AS (
-    SELECT coalesce((SELECT status FROM gate) = $7, false) AND NOT EXISTS (SELECT 1 FROM done) AS ok
+    SELECT coalesce((SELECT status = $7 AND intent = $9 FROM gate), false)
+           AND NOT EXISTS (SELECT 1 FROM done) AS ok
 ),
 page AS (
     SELECT u.id FROM users u
@@ -70,6 +73,9 @@ mark AS (
     RETURNING last_user_id, recipients, sent, failed
 )
 SELECT (SELECT status FROM gate) AS status,
+       (SELECT intent FROM gate) AS intent,
+       (SELECT intent_seq FROM gate) AS intent_seq,
+       (SELECT intent_reason FROM gate) AS intent_reason,
        (SELECT recipients FROM done) AS done_recipients,
        (SELECT last_user_id FROM done) AS done_last,
        (SELECT sent FROM done) AS done_sent,
@@ -91,6 +97,9 @@ static PAGE_SQL_ON_CONFLICT: LazyLock<String> =
 #[derive(FromRow)]
 struct PageRow {
     status: Option<i16>,
+    intent: Option<i16>,
+    intent_seq: Option<i64>,
+    intent_reason: Option<String>,
     done_recipients: Option<i32>,
     done_last: Option<i64>,
     done_sent: Option<i32>,
@@ -129,6 +138,7 @@ fn bind<'q, O>(
         .bind(page.lane as i32)
         .bind(CampaignStatus::InProgress.code())
         .bind(ItemStatus::Sent.code())
+        .bind(Intent::Run.code())
 }
 
 /// Deliver a page to the in-app inbox: the ledger row is the delivery.
@@ -163,8 +173,16 @@ async fn run(conn: &mut PgConnection, page: &PageInput, sql: &str) -> Result<Pag
         return Ok(replayed);
     }
     let status = status::decode(status)?;
-    if status != CampaignStatus::InProgress {
-        return Ok(PageOutcome::Halted { status });
+    let intent = status::decode_intent(row.intent.unwrap_or_default())?;
+    if status != CampaignStatus::InProgress || intent != Intent::Run {
+        return Ok(PageOutcome::Halted {
+            status,
+            requested: Requested {
+                intent,
+                seq: row.intent_seq.unwrap_or_default(),
+                reason: row.intent_reason,
+            },
+        });
     }
     // The tolerant form lost a race with a concurrent attempt of the same page: retrying
     // finds that attempt's page row.

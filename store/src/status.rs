@@ -1,10 +1,15 @@
-//! Changes of a campaign's status. Every write of `messages.status` goes through
-//! [`transition`], which also stamps the times that belong to the new status, so the rules
-//! are written once: started when it first goes in progress, paused while it is paused,
-//! finished when it ends. A finished campaign is never moved.
+//! A campaign's status and the requests operators make of it, kept apart: each has one
+//! writer. The workflow writes the status (what the campaign does) through [`record`], which
+//! also stamps the times that belong to it: started when it first goes in progress, paused
+//! while it is paused, finished when it ends; a finished campaign is never moved. Operators
+//! write the intent (what they asked) through [`request`], each request numbered; the
+//! workflow writes it only to record a bare signal, and only over the request it knew of
+//! ([`record_bare`]). Docs: docs/architecture.md, "Operator requests".
 
-use chrono::{DateTime, Utc};
-use herald_wire::{CampaignKey, CampaignStatus, SetStatusInput};
+use herald_wire::{
+    CampaignKey, CampaignStatus, Intent, RecordRequestInput, Requested, SetStatusInput,
+    StatusRecorded,
+};
 use sqlx::{FromRow, PgConnection, PgPool};
 
 use crate::{Result, StoreError};
@@ -14,33 +19,21 @@ use crate::{Result, StoreError};
 /// makes it: the workflow, an operator's fence, or hand-written SQL.
 pub const STATUS_NOTIFICATIONS: &str = "herald_status";
 
-/// Which campaign a change is for: by row id (the workflow) or by key (operators).
-#[derive(Clone, Copy, Debug)]
-enum Campaign<'a> {
-    Id(i64),
-    Key(&'a CampaignKey),
-}
-
 /// Move the campaign to `to` if its stored status is one of `from`. Returns the status stored
 /// after the call, changed or not; `None` when there is no such campaign.
 async fn transition(
     conn: &mut PgConnection,
-    campaign: Campaign<'_>,
+    campaign_id: i64,
     to: CampaignStatus,
     reason: Option<&str>,
     from: &[CampaignStatus],
 ) -> Result<Option<CampaignStatus>> {
-    let by = match campaign {
-        Campaign::Id(_) => "id = $1",
-        Campaign::Key(_) => "key = $1",
-    };
     let from: Vec<i16> = from
         .iter()
         .filter(|s| !s.is_terminal())
         .map(|s| s.code())
         .collect();
-    let sql = format!(
-        "WITH moved AS (
+    const SQL: &str = "WITH moved AS (
             UPDATE messages SET
                 status = $2,
                 status_reason = $3,
@@ -48,17 +41,12 @@ async fn transition(
                 started_at = CASE WHEN $4 THEN coalesce(started_at, now()) ELSE started_at END,
                 paused_at = CASE WHEN $5 THEN now() WHEN $4 THEN NULL ELSE paused_at END,
                 finished_at = CASE WHEN $6 THEN coalesce(finished_at, now()) ELSE finished_at END
-            WHERE {by} AND status = ANY($7)
+            WHERE id = $1 AND status = ANY($7)
             RETURNING status
          )
-         SELECT coalesce((SELECT status FROM moved), (SELECT status FROM messages WHERE {by}))"
-    );
-    let query = sqlx::query_scalar::<_, Option<i16>>(&sql);
-    let query = match campaign {
-        Campaign::Id(id) => query.bind(id),
-        Campaign::Key(key) => query.bind(key.as_str()),
-    };
-    let stored = query
+         SELECT coalesce((SELECT status FROM moved), (SELECT status FROM messages WHERE id = $1))";
+    let stored = sqlx::query_scalar::<_, Option<i16>>(SQL)
+        .bind(campaign_id)
         .bind(to.code())
         .bind(reason)
         .bind(to == CampaignStatus::InProgress)
@@ -70,29 +58,46 @@ async fn transition(
     stored.map(decode).transpose()
 }
 
+/// Read a stored intent code (the column's CHECK constraint keeps it in range).
+pub(crate) fn decode_intent(code: i16) -> Result<Intent> {
+    Intent::try_from(code).map_err(|e| StoreError::Database(sqlx::Error::Decode(e.into())))
+}
+
 /// Read a stored status code (the column's CHECK constraint keeps it in range).
 pub(crate) fn decode(code: i16) -> Result<CampaignStatus> {
     CampaignStatus::try_from(code).map_err(|e| StoreError::Database(sqlx::Error::Decode(e.into())))
 }
 
 /// The workflow's status change. Only from the statuses in `input.from` (any unfinished one
-/// when empty). Returns what is stored, which tells the workflow whether an operator's fence
-/// got there first.
-pub async fn record(pool: &PgPool, input: &SetStatusInput) -> Result<CampaignStatus> {
+/// when empty). Returns what is stored, and the ledger's committed totals.
+pub async fn record(pool: &PgPool, input: &SetStatusInput) -> Result<StatusRecorded> {
     let from = if input.from.is_empty() {
         CampaignStatus::unfinished()
     } else {
         input.from.clone()
     };
-    transition(
-        &mut *pool.acquire().await?,
-        Campaign::Id(input.campaign_id),
+    let mut conn = pool.acquire().await?;
+    let status = transition(
+        &mut conn,
+        input.campaign_id,
         input.status,
         input.reason.as_deref(),
         &from,
     )
     .await?
-    .ok_or(StoreError::UnknownCampaignId(input.campaign_id))
+    .ok_or(StoreError::UnknownCampaignId(input.campaign_id))?;
+    let (sent, failed): (i64, i64) = sqlx::query_as(
+        "SELECT coalesce(sum(sent), 0)::bigint, coalesce(sum(failed), 0)::bigint
+         FROM message_pages WHERE message_id = $1",
+    )
+    .bind(input.campaign_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(StatusRecorded {
+        status,
+        sent,
+        failed,
+    })
 }
 
 /// What an operator asks of a campaign.
@@ -104,23 +109,20 @@ pub enum Request {
 }
 
 impl Request {
-    /// The status the request leads to, for a campaign that has (or has not) started.
-    fn target(self, started: bool) -> CampaignStatus {
+    pub const fn intent(self) -> Intent {
         match self {
-            Self::Pause => CampaignStatus::Paused,
-            // A campaign paused before its send time goes back to "not started"; the
-            // workflow marks it in progress when the time comes.
-            Self::Resume if !started => CampaignStatus::NotStarted,
-            Self::Resume => CampaignStatus::InProgress,
-            Self::Cancel => CampaignStatus::Cancelled,
+            Self::Pause => Intent::Pause,
+            Self::Resume => Intent::Run,
+            Self::Cancel => Intent::Cancel,
         }
     }
 
-    fn allowed_from(self, status: CampaignStatus) -> bool {
+    /// "pause", as in `herald pause`.
+    pub const fn verb(self) -> &'static str {
         match self {
-            Self::Pause => status.can_pause(),
-            Self::Resume => status.can_resume(),
-            Self::Cancel => status.can_cancel(),
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+            Self::Cancel => "cancel",
         }
     }
 
@@ -134,102 +136,153 @@ impl Request {
     }
 }
 
-/// What a request may overwrite, locked and read before it does: the status and the columns
-/// that go with it, so that [`unfence`] can put back exactly what was there.
-#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
-struct Before {
+/// The row as a request finds it, locked.
+#[derive(FromRow)]
+struct Standing {
     #[sqlx(try_from = "i16")]
     status: CampaignStatus,
-    status_reason: Option<String>,
-    started_at: Option<DateTime<Utc>>,
-    paused_at: Option<DateTime<Utc>>,
-    finished_at: Option<DateTime<Utc>>,
+    #[sqlx(try_from = "i16")]
+    intent: Intent,
 }
 
-/// A request's change, so that it can be undone.
+/// What [`request`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Fenced {
-    before: Before,
-    written: CampaignStatus,
+pub struct Recorded {
+    /// The request as stored: the signal carries its number.
+    pub requested: Requested,
+    /// The same request was already the newest one (its signal may have been lost): it was
+    /// not recorded again, and the signal is sent again with its number.
+    pub repeated: bool,
+    /// The campaign's status when the request was made.
+    pub status: CampaignStatus,
 }
 
-impl Fenced {
-    /// The status before the request.
-    pub fn before(&self) -> CampaignStatus {
-        self.before.status
+/// Whether `request` may be made of a campaign standing so, and if so whether it repeats
+/// the newest request rather than making a new one. `Err` holds why not.
+fn judge(
+    request: Request,
+    status: CampaignStatus,
+    intent: Intent,
+) -> std::result::Result<bool, Refusal> {
+    use CampaignStatus::*;
+    if status.is_terminal() {
+        return Err(Refusal::Status);
     }
-
-    /// The status the request wrote.
-    pub fn written(&self) -> CampaignStatus {
-        self.written
+    if intent == Intent::Cancel {
+        return match request {
+            Request::Cancel => Ok(true),
+            _ => Err(Refusal::Cancelling),
+        };
+    }
+    match request {
+        Request::Cancel => Ok(false),
+        Request::Pause if intent == Intent::Pause => Ok(true),
+        // A failed campaign is already still; resume or cancel it.
+        Request::Pause if status == Failed => Err(Refusal::Status),
+        Request::Pause => Ok(false),
+        Request::Resume if intent == Intent::Pause => Ok(false),
+        // Resuming a failed campaign is a new try, every time it is asked.
+        Request::Resume if status == Failed => Ok(false),
+        // Asked to run, not yet running again: a resume whose signal may not have arrived.
+        Request::Resume if status == Paused => Ok(true),
+        // Running, as far as the row knows; but a pause sent as a bare signal may be on its
+        // way, and this resume is newer than it: record it.
+        Request::Resume => Ok(false),
     }
 }
 
-/// The operator's half of pause, resume and cancel: check the request against the stored
-/// status and write the new status *before* the signal is sent. Page statements read it in
-/// their own transaction, so once this returns no new page can start writing (the fence).
-pub async fn fence(
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    Status,
+    Cancelling,
+}
+
+/// An operator's pause, resume or cancel, recorded in the campaign's row before the workflow
+/// is told: the request takes the next number, and the page statement obeys it from the
+/// moment this returns (no page starts writing after a pause or a cancel). The workflow's
+/// own status is left to the workflow.
+pub async fn request(
     pool: &PgPool,
     key: &CampaignKey,
     request: Request,
     reason: Option<&str>,
-) -> Result<Fenced> {
+) -> Result<Recorded> {
     let mut tx = pool.begin().await?;
-    let before: Before = sqlx::query_as(
-        "SELECT status, status_reason, started_at, paused_at, finished_at
-         FROM messages WHERE key = $1 FOR UPDATE",
+    let standing: Standing =
+        sqlx::query_as("SELECT status, intent FROM messages WHERE key = $1 FOR UPDATE")
+            .bind(key.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::UnknownCampaign(key.to_string()))?;
+    let repeated = match judge(request, standing.status, standing.intent) {
+        Ok(repeated) => repeated,
+        Err(Refusal::Status) => {
+            return Err(StoreError::WrongStatus {
+                key: key.clone(),
+                status: standing.status,
+                action: request.action(),
+            });
+        }
+        Err(Refusal::Cancelling) => {
+            return Err(StoreError::Cancelling {
+                key: key.clone(),
+                action: request.action(),
+            });
+        }
+    };
+    // A repeated request keeps its number; a reason given with it replaces the old one.
+    let seq = sqlx::query_scalar(
+        "UPDATE messages SET intent = $2, intent_seq = intent_seq + CASE WHEN $3 THEN 0 ELSE 1 END,
+             intent_reason = CASE WHEN $3 AND $4::text IS NULL THEN intent_reason ELSE $4 END,
+             requested_at = now(), updated_at = now()
+         WHERE key = $1 RETURNING intent_seq",
     )
     .bind(key.as_str())
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| StoreError::UnknownCampaign(key.to_string()))?;
-    if !request.allowed_from(before.status) {
-        return Err(StoreError::WrongStatus {
-            key: key.clone(),
-            status: before.status,
-            action: request.action(),
-        });
-    }
-    let written = request.target(before.started_at.is_some());
-    transition(
-        &mut tx,
-        Campaign::Key(key),
-        written,
-        reason,
-        &[before.status],
-    )
+    .bind(request.intent().code())
+    .bind(repeated)
+    .bind(reason)
+    .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(Fenced { before, written })
+    Ok(Recorded {
+        requested: Requested {
+            intent: request.intent(),
+            seq,
+            reason: reason.map(str::to_owned),
+        },
+        repeated,
+        status: standing.status,
+    })
 }
 
-/// Undo a [`fence`] whose signal could not be delivered: put back the status and the columns
-/// that go with it exactly as they were, if nothing has moved the campaign since. Returns
-/// whether it did (`false`: the workflow or another operator moved it meanwhile, and the
-/// campaign stays as they left it).
-pub async fn unfence(pool: &PgPool, key: &CampaignKey, fenced: &Fenced) -> Result<bool> {
-    let Before {
-        status,
-        status_reason,
-        started_at: _,
-        paused_at,
-        finished_at,
-    } = &fenced.before;
-    let restored = sqlx::query(
-        "UPDATE messages SET status = $2, status_reason = $3, paused_at = $4, finished_at = $5,
-             updated_at = now()
-         WHERE key = $1 AND status = $6",
+/// The workflow's record of a request that came as a bare signal: stored as the next
+/// request, unless the row already holds a request newer than `seen_seq` (which the workflow
+/// then follows). Returns the newest request stored.
+pub async fn record_bare(pool: &PgPool, input: &RecordRequestInput) -> Result<Requested> {
+    let row: Option<(i16, i64, Option<String>)> = sqlx::query_as(
+        "WITH moved AS (
+            UPDATE messages SET intent = $2, intent_seq = intent_seq + 1, intent_reason = $4,
+                requested_at = now(), updated_at = now()
+            WHERE id = $1 AND intent_seq = $3
+            RETURNING intent, intent_seq, intent_reason
+         )
+         SELECT * FROM moved
+         UNION ALL
+         SELECT intent, intent_seq, intent_reason FROM messages
+         WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM moved)",
     )
-    .bind(key.as_str())
-    .bind(status.code())
-    .bind(status_reason)
-    .bind(paused_at)
-    .bind(finished_at)
-    .bind(fenced.written.code())
-    .execute(pool)
-    .await?
-    .rows_affected();
-    Ok(restored == 1)
+    .bind(input.campaign_id)
+    .bind(input.intent.code())
+    .bind(input.seen_seq)
+    .bind(input.reason.as_deref())
+    .fetch_optional(pool)
+    .await?;
+    let (intent, seq, reason) = row.ok_or(StoreError::UnknownCampaignId(input.campaign_id))?;
+    Ok(Requested {
+        intent: decode_intent(intent)?,
+        seq,
+        reason,
+    })
 }
 
 /// A session listening for status changes on [`STATUS_NOTIFICATIONS`].
@@ -246,5 +299,53 @@ impl StatusChanges {
     /// The key of the next campaign whose status changes.
     pub async fn next(&mut self) -> Result<String> {
         Ok(self.0.recv().await?.payload().to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use CampaignStatus::*;
+
+    #[test]
+    fn requests_are_judged_on_status_and_intent() {
+        let new = Ok(false);
+        let again = Ok(true);
+        let no = Err(Refusal::Status);
+        for (request, status, intent, verdict) in [
+            (Request::Pause, InProgress, Intent::Run, new),
+            (Request::Pause, NotStarted, Intent::Run, new),
+            (Request::Pause, InProgress, Intent::Pause, again),
+            (Request::Pause, Paused, Intent::Pause, again),
+            (Request::Pause, Failed, Intent::Run, no),
+            (Request::Resume, InProgress, Intent::Pause, new),
+            (Request::Resume, Paused, Intent::Pause, new),
+            (Request::Resume, Paused, Intent::Run, again),
+            (Request::Resume, Failed, Intent::Run, new),
+            (Request::Resume, InProgress, Intent::Run, new),
+            (Request::Resume, NotStarted, Intent::Run, new),
+            (Request::Cancel, InProgress, Intent::Pause, new),
+            (Request::Cancel, InProgress, Intent::Cancel, again),
+            (
+                Request::Pause,
+                InProgress,
+                Intent::Cancel,
+                Err(Refusal::Cancelling),
+            ),
+            (
+                Request::Resume,
+                Paused,
+                Intent::Cancel,
+                Err(Refusal::Cancelling),
+            ),
+            (Request::Cancel, Completed, Intent::Run, no),
+            (Request::Resume, Cancelled, Intent::Cancel, no),
+        ] {
+            assert_eq!(
+                judge(request, status, intent),
+                verdict,
+                "{request:?} of a campaign {status} asked to {intent}"
+            );
+        }
     }
 }

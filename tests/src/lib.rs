@@ -132,13 +132,19 @@ impl TestApp {
         sqlx::query(&format!("CREATE DATABASE {db_name}"))
             .execute(&mut admin)
             .await?;
+        // How `scripts/test` tells the databases it may drop.
+        sqlx::query(&format!(
+            "COMMENT ON DATABASE {db_name} IS 'herald test database'"
+        ))
+        .execute(&mut admin)
+        .await?;
         admin.close().await?;
         let database_url = replace_db(&base, &db_name);
         let pool = PgPoolOptions::new()
             .max_connections(4)
             .connect(&database_url)
             .await?;
-        connect::migrate(&pool, MigrationCheck::Full).await?;
+        connect::migrate(&pool, MigrationCheck::Apply).await?;
         Ok(Self {
             database_url,
             task_queue: unique("herald-test-"),
@@ -337,6 +343,37 @@ impl TestApp {
         .unwrap_or(-1)
     }
 
+    /// The campaign's newest operator request as its row holds it: (intent code, number).
+    pub async fn request_row(&self, key: &str) -> (i16, i64) {
+        sqlx::query_as("SELECT intent, intent_seq FROM messages WHERE key = $1")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// Run a worker in the foreground with this app's environment and `extra`, for one that
+    /// is expected to exit by itself (refusing to start); killed after 20 s.
+    pub fn worker_once(&self, extra: &[(&str, &str)]) -> Output {
+        let mut child = Command::new(bin("herald-worker"))
+            .envs(self.envs())
+            .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting herald-worker");
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(20) {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.kill().ok();
+        child.wait_with_output().expect("herald-worker's output")
+    }
+
     /// The stored status; `None` while the database is unreachable (restarts).
     pub async fn db_status(&self, key: &str) -> Option<CampaignStatus> {
         sqlx::query_scalar::<_, i16>("SELECT status FROM messages WHERE key = $1")
@@ -347,31 +384,64 @@ impl TestApp {
             .map(|code| CampaignStatus::try_from(code).expect("a known status code"))
     }
 
-    /// Check, in one snapshot, that the counters equal the ledger and the sum rule holds.
-    /// Returns the number of items.
+    /// Check, in one snapshot (one statement), what must hold at every moment of a run: the
+    /// page rows' counts equal the items they wrote (so no counter runs ahead of or behind
+    /// committed items), and no item went to anyone outside the audience. Returns the number
+    /// of items.
     pub async fn check_invariants(&self, key: &str) -> i64 {
-        let (total, items, sent, failed): (i64, i64, i64, i64) = sqlx::query_as(
-            "SELECT m.total,
-                    (SELECT count(*) FROM message_items i WHERE i.message_id = m.id),
-                    (SELECT coalesce(sum(sent), 0) FROM message_pages p WHERE p.message_id = m.id)::bigint,
-                    (SELECT coalesce(sum(failed), 0) FROM message_pages p WHERE p.message_id = m.id)::bigint
-             FROM messages m WHERE m.key = $1",
+        let l = self.ledger(key).await;
+        assert_eq!(
+            l.page_sent, l.items_sent,
+            "page rows and sent items disagree: {l:?}"
+        );
+        assert_eq!(
+            l.page_failed, l.items_failed,
+            "page rows and failed items disagree: {l:?}"
+        );
+        assert_eq!(
+            l.outsiders, 0,
+            "items for users outside the audience: {l:?}"
+        );
+        assert!(l.items <= l.total, "more items than the audience: {l:?}");
+        l.items
+    }
+
+    /// The campaign's ledger, counted in one snapshot against its audience (the users whose
+    /// ids lie in the bounds fixed at launch and who carry its segment).
+    pub async fn ledger(&self, key: &str) -> Ledger {
+        let row: (i64, i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(
+            "WITH m AS (SELECT * FROM messages WHERE key = $1),
+             audience AS (
+                SELECT u.id FROM users u, m
+                WHERE u.id BETWEEN m.min_user_id AND m.max_user_id
+                  AND (m.segment IS NULL OR u.segments @> ARRAY[m.segment])
+             ),
+             items AS (SELECT i.* FROM message_items i, m WHERE i.message_id = m.id)
+             SELECT (SELECT coalesce(total, 0) FROM m),
+                    (SELECT count(*) FROM items),
+                    (SELECT count(*) FROM items WHERE status = $2),
+                    (SELECT count(*) FROM items WHERE status = $3),
+                    (SELECT coalesce(sum(p.sent), 0)::bigint FROM message_pages p, m WHERE p.message_id = m.id),
+                    (SELECT coalesce(sum(p.failed), 0)::bigint FROM message_pages p, m WHERE p.message_id = m.id),
+                    (SELECT count(*) FROM items i WHERE NOT EXISTS (SELECT 1 FROM audience a WHERE a.id = i.user_id)),
+                    (SELECT count(*) FROM audience a WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.user_id = a.id))",
         )
         .bind(key)
+        .bind(ItemStatus::Sent.code())
+        .bind(ItemStatus::Failed.code())
         .fetch_one(&self.pool)
         .await
         .unwrap();
-        assert_eq!(
-            sent + failed,
-            items,
-            "counters ran ahead of or behind the ledger"
-        );
-        let pending = total - sent - failed;
-        assert!(
-            pending >= 0,
-            "sum rule: pending {pending} < 0 (total {total}, sent {sent})"
-        );
-        items
+        Ledger {
+            total: row.0,
+            items: row.1,
+            items_sent: row.2,
+            items_failed: row.3,
+            page_sent: row.4,
+            page_failed: row.5,
+            outsiders: row.6,
+            missing: row.7,
+        }
     }
 
     /// Wait for the campaign's stored status, failing after `timeout`.
@@ -401,6 +471,8 @@ impl TestApp {
 
     /// Wait for the campaign to end cancelled: its stored status, then its workflow closed in
     /// Temporal (a cancel that left the workflow running would let pages run later).
+    ///
+    /// Then no page may run, and the workflow's result equals the ledger.
     pub async fn ends_cancelled(&self, key: &str) {
         self.wait_status(key, CampaignStatus::Cancelled, LONG)
             .await
@@ -408,6 +480,20 @@ impl TestApp {
         self.wait_workflow_completed(key, LONG)
             .await
             .expect("the workflow closes after a cancel");
+        let closed = self.check_invariants(key).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            self.item_count(key).await,
+            closed,
+            "pages ran after the cancel"
+        );
+        let p = self.progress(key);
+        assert_eq!(
+            p["sent"], closed,
+            "the workflow's result equals the ledger: {p}"
+        );
+        assert_eq!(p["status"], CampaignStatus::Cancelled.code(), "{p}");
+        assert_eq!(self.status(key)["sent"], closed);
     }
 
     /// Wait until at least `n` items are committed.
@@ -425,40 +511,77 @@ impl TestApp {
         self.assert_exactly_once(key, audience).await;
     }
 
-    /// The invariants every finished campaign must satisfy: exactly one item per audience
-    /// member, every item sent, counters equal to the ledger, the sum rule.
+    /// What every completed campaign must satisfy: every audience member has exactly one
+    /// item (the primary key forbids a second, so: none is missing and none went to anyone
+    /// outside the audience), every item is sent, the page rows add up to the items, and what
+    /// `herald status` and the workflow's own `progress` query report equals the ledger.
     pub async fn assert_exactly_once(&self, key: &str, audience: i64) {
-        let (items, distinct, sent_items): (i64, i64, i64) = sqlx::query_as(
-            "SELECT count(*), count(DISTINCT i.user_id), count(*) FILTER (WHERE i.status = $2)
-             FROM message_items i JOIN messages m ON m.id = i.message_id WHERE m.key = $1",
-        )
-        .bind(key)
-        .bind(ItemStatus::Sent.code())
-        .fetch_one(&self.pool)
-        .await
-        .unwrap();
-        assert_eq!(items, audience, "one item per recipient");
-        assert_eq!(distinct, audience, "no recipient twice");
-        assert_eq!(sent_items, audience, "every item sent");
+        let l = self.ledger(key).await;
+        assert_eq!(l.missing, 0, "audience members without an item: {l:?}");
+        assert_eq!(
+            l.outsiders, 0,
+            "items for users outside the audience: {l:?}"
+        );
+        assert_eq!(l.items, audience, "one item per recipient: {l:?}");
+        assert_eq!(l.items_sent, audience, "every item sent: {l:?}");
+        assert_eq!(
+            l.page_sent, l.items_sent,
+            "page rows and items disagree: {l:?}"
+        );
+        assert_eq!(
+            l.page_failed, l.items_failed,
+            "page rows and items disagree: {l:?}"
+        );
         let s = self.status(key);
         assert_eq!(s["total"], audience, "{s}");
-        assert_eq!(s["sent"], audience, "counters equal the ledger: {s}");
+        assert_eq!(
+            s["sent"], l.items_sent,
+            "herald status equals the ledger: {s}"
+        );
         assert_eq!(s["failed"], 0, "{s}");
         assert_eq!(s["pending"], 0, "{s}");
+        assert_eq!(s["audience_change"], 0, "{s}");
         assert_eq!(s["status"], CampaignStatus::Completed.code(), "{s}");
-        // Every audience member is covered: nobody in the segment was skipped.
-        let missing: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM users u, messages m
-             WHERE m.key = $1 AND u.id <= m.max_user_id
-               AND (m.segment IS NULL OR u.segments @> ARRAY[m.segment])
-               AND NOT EXISTS (SELECT 1 FROM message_items i WHERE i.message_id = m.id AND i.user_id = u.id)",
-        )
-        .bind(key)
-        .fetch_one(&self.pool)
-        .await
-        .unwrap();
-        assert_eq!(missing, 0, "recipients skipped");
+        let p = self.progress(key);
+        assert_eq!(
+            p["sent"], l.items_sent,
+            "the workflow's progress equals the ledger: {p}"
+        );
+        assert_eq!(p["status"], CampaignStatus::Completed.code(), "{p}");
+        assert_eq!(p["pending"], 0, "{p}");
     }
+
+    /// The workflow's `progress` query (it answers after the workflow has closed too).
+    pub fn progress(&self, key: &str) -> Value {
+        let out = self.temporal(&[
+            "workflow",
+            "query",
+            "--workflow-id",
+            &workflow_id(key),
+            "--name",
+            "progress",
+            "-o",
+            "json",
+        ]);
+        assert!(out.status.success(), "progress query: {}", stderr(&out));
+        let answer: Value = serde_json::from_slice(&out.stdout).expect("query JSON");
+        answer["queryResult"][0].clone()
+    }
+}
+
+/// A campaign's ledger as [`TestApp::ledger`] counts it.
+#[derive(Clone, Copy, Debug)]
+pub struct Ledger {
+    pub total: i64,
+    pub items: i64,
+    pub items_sent: i64,
+    pub items_failed: i64,
+    pub page_sent: i64,
+    pub page_failed: i64,
+    /// Items for users outside the audience.
+    pub outsiders: i64,
+    /// Audience members without an item.
+    pub missing: i64,
 }
 
 impl Drop for TestApp {
@@ -470,6 +593,7 @@ impl Drop for TestApp {
 }
 
 /// `herald launch` options; [`Launch::launch`] runs it.
+#[derive(Clone)]
 pub struct Launch<'a> {
     app: &'a TestApp,
     key: String,
@@ -480,6 +604,12 @@ impl Launch<'_> {
     fn arg(mut self, name: &str, value: impl ToString) -> Self {
         self.args.push(format!("--{name}"));
         self.args.push(value.to_string());
+        self
+    }
+
+    /// Launch under this key instead of a new one.
+    pub fn key(mut self, key: &str) -> Self {
+        self.key = key.to_owned();
         self
     }
 

@@ -21,5 +21,5 @@ pub mod status;
 pub mod types;
 
 pub use messages::*;
-pub use status::{CampaignStatus, ItemStatus};
+pub use status::{CampaignStatus, Intent, ItemStatus, Requested};
 pub use types::*;

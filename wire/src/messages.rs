@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CampaignKey, CampaignStatus, Channel, Content, Lanes, PageExecution, PageSize, Rate, Segment,
+    CampaignKey, CampaignStatus, Channel, Content, Intent, Lanes, PageExecution, PageSize, Rate,
+    Requested, Segment,
 };
 
 /// What an operator asked for at launch. Immutable for the life of the campaign.
@@ -101,6 +102,12 @@ pub struct Carried {
     /// Pages failing right now, if they are.
     #[serde(default)]
     pub trouble: Trouble,
+    /// The newest operator request the workflow has applied.
+    #[serde(default)]
+    pub requested: Requested,
+    /// A request that came as a bare signal and is not yet recorded in the campaign's row.
+    #[serde(default)]
+    pub unrecorded: Option<Intent>,
 }
 
 /// A run of failed pages, and since when an error that retrying cannot fix has been seen.
@@ -147,6 +154,9 @@ pub struct Registered {
     pub max_id: i64,
     /// The status currently stored (a campaign cancelled before its first run stays so).
     pub status: CampaignStatus,
+    /// The newest operator request stored (one can come before the workflow's first task).
+    #[serde(default)]
+    pub requested: Requested,
 }
 
 /// Input of the page activity: the next page of one lane.
@@ -183,9 +193,27 @@ pub enum PageOutcome {
         sent: u32,
         failed: u32,
     },
-    /// Nothing was written: the campaign's stored status says it is not running (an operator
-    /// paused or cancelled it through the database fence before the signal arrived).
-    Halted { status: CampaignStatus },
+    /// Nothing was written: the campaign's row says it must not run. Either an operator's
+    /// request is newer than any the workflow has seen (its signal is still on the way), or
+    /// the page read the row before a request the workflow has already applied.
+    Halted {
+        status: CampaignStatus,
+        #[serde(default)]
+        requested: Requested,
+    },
+}
+
+/// Input of the record-request activity: a request that reached the workflow as a bare
+/// signal (without the number the CLI gives its requests) is written to the campaign's row,
+/// unless a newer request is there already.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordRequestInput {
+    pub campaign_id: i64,
+    pub intent: Intent,
+    /// The newest request the workflow knew of when the signal came.
+    pub seen_seq: i64,
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// Input of the set-status activity.
@@ -196,9 +224,18 @@ pub struct SetStatusInput {
     pub reason: Option<String>,
     /// Only move from one of these statuses; empty means from any unfinished status.
     /// A finished campaign is never moved. The activity returns the status stored after the
-    /// call, which tells the workflow whether an operator's database fence got there first.
+    /// call.
     #[serde(default)]
     pub from: Vec<CampaignStatus>,
+}
+
+/// What the set-status activity stored, and the ledger's committed totals at that moment:
+/// the numbers a finished campaign reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusRecorded {
+    pub status: CampaignStatus,
+    pub sent: i64,
+    pub failed: i64,
 }
 
 /// Returned by the `progress` query and printed by the CLI.
@@ -224,13 +261,21 @@ pub struct Progress {
 pub struct SignalRequest {
     #[serde(default)]
     pub reason: Option<String>,
+    /// The request's number in the campaign's row (`messages.intent_seq`), set by Herald's
+    /// CLI, which records every request there before it signals. A bare signal has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
 }
 
 impl SignalRequest {
     const MAX_REASON_CHARS: usize = 500;
 
-    pub fn with_reason(reason: Option<String>) -> Self {
-        Self { reason }
+    /// A request the CLI has recorded as number `seq`.
+    pub fn numbered(seq: i64, reason: Option<String>) -> Self {
+        Self {
+            reason,
+            seq: Some(seq),
+        }
     }
 
     /// Read a signal payload leniently. Signals arrive from the CLI, from other services and
@@ -245,13 +290,18 @@ impl SignalRequest {
         if !is_json || data.is_empty() {
             return Self::default();
         }
-        let reason = match serde_json::from_slice::<serde_json::Value>(data) {
-            Ok(serde_json::Value::Object(map)) => match map.get("reason") {
-                Some(serde_json::Value::String(s)) => Some(s.clone()),
-                _ => None,
-            },
-            Ok(serde_json::Value::String(s)) => Some(s),
-            _ => None,
+        let (reason, seq) = match serde_json::from_slice::<serde_json::Value>(data) {
+            Ok(serde_json::Value::Object(map)) => (
+                match map.get("reason") {
+                    Some(serde_json::Value::String(s)) => Some(s.clone()),
+                    _ => None,
+                },
+                map.get("seq")
+                    .and_then(serde_json::Value::as_i64)
+                    .filter(|n| *n > 0),
+            ),
+            Ok(serde_json::Value::String(s)) => (Some(s), None),
+            _ => (None, None),
         };
         let reason = reason
             .map(|r| {
@@ -261,7 +311,7 @@ impl SignalRequest {
                     .collect::<String>()
             })
             .filter(|r| !r.is_empty());
-        Self { reason }
+        Self { reason, seq }
     }
 }
 
@@ -294,6 +344,10 @@ mod tests {
         assert_eq!(r, SignalRequest::default());
         let r = SignalRequest::from_payload(Some(b"binary/null"), b"");
         assert_eq!(r, SignalRequest::default());
+        let r = SignalRequest::from_payload(json, br#"{"reason":"x","seq":12}"#);
+        assert_eq!(r, SignalRequest::numbered(12, Some("x".into())));
+        let r = SignalRequest::from_payload(json, br#"{"seq":"12"}"#);
+        assert_eq!(r.seq, None, "a number that is not one is no number");
         let long = format!("{{\"reason\":\"{}\"}}", "x".repeat(2000));
         let r = SignalRequest::from_payload(json, long.as_bytes());
         assert_eq!(r.reason.unwrap().len(), 500);
@@ -324,9 +378,17 @@ mod tests {
     #[test]
     fn page_outcome_is_tagged() {
         let o = PageOutcome::Halted {
-            status: CampaignStatus::Paused,
+            status: CampaignStatus::InProgress,
+            requested: Requested {
+                intent: Intent::Pause,
+                seq: 3,
+                reason: None,
+            },
         };
         let s = serde_json::to_string(&o).unwrap();
-        assert_eq!(s, r#"{"kind":"halted","status":2}"#);
+        assert_eq!(
+            s,
+            r#"{"kind":"halted","status":1,"requested":{"intent":1,"seq":3}}"#
+        );
     }
 }

@@ -20,6 +20,8 @@ pub const ACTIVITY_REGISTER: &str = "herald.register";
 pub const ACTIVITY_PAGE: &str = "herald.page";
 /// Activity: record the workflow's status in the campaign's row.
 pub const ACTIVITY_SET_STATUS: &str = "herald.set_status";
+/// Activity: record in the campaign's row a request that came as a bare signal.
+pub const ACTIVITY_RECORD_REQUEST: &str = "herald.record_request";
 /// Activity: nothing, on the task queue. Scheduling it ends the workflow task that local
 /// activities hold open, so that signals get in (see the workflow's options).
 pub const ACTIVITY_YIELD: &str = "herald.yield";

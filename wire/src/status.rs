@@ -62,20 +62,6 @@ impl CampaignStatus {
     pub fn unfinished() -> Vec<Self> {
         Self::ALL.into_iter().filter(|s| !s.is_terminal()).collect()
     }
-
-    /// Whether an operator may pause a campaign in this status. Pausing a scheduled
-    /// (not yet started) campaign is allowed: it will wait for a resume after `send_at`.
-    pub const fn can_pause(self) -> bool {
-        matches!(self, Self::NotStarted | Self::InProgress)
-    }
-
-    pub const fn can_resume(self) -> bool {
-        self.is_held()
-    }
-
-    pub const fn can_cancel(self) -> bool {
-        !self.is_terminal()
-    }
 }
 
 impl From<CampaignStatus> for i16 {
@@ -108,6 +94,67 @@ pub fn code_and_name<S: serde::Serializer>(
     fields.serialize_field("status", &status.code())?;
     fields.serialize_field("status_name", status.name())?;
     fields.end()
+}
+
+/// What operators last asked of a campaign (`messages.intent`): keep sending, hold still, or
+/// stop for good. The workflow's own status says what the campaign *does*; this says what it
+/// was *asked* to do, and the page statement obeys it at once. Stored as `smallint`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "i16", try_from = "i16")]
+pub enum Intent {
+    #[default]
+    Run = 0,
+    Pause = 1,
+    Cancel = 2,
+}
+
+impl Intent {
+    pub const ALL: [Self; 3] = [Self::Run, Self::Pause, Self::Cancel];
+
+    pub const fn code(self) -> i16 {
+        self as i16
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Run => "run",
+            Self::Pause => "pause",
+            Self::Cancel => "cancel",
+        }
+    }
+}
+
+impl From<Intent> for i16 {
+    fn from(i: Intent) -> i16 {
+        i.code()
+    }
+}
+
+impl TryFrom<i16> for Intent {
+    type Error = String;
+    fn try_from(code: i16) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|i| i.code() == code)
+            .ok_or_else(|| format!("unknown intent code {code}"))
+    }
+}
+
+impl std::fmt::Display for Intent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An operator's request as the campaign's row records it: the intent, its place in the
+/// order of requests (`messages.intent_seq`, 0 before the first), and the reason given. A
+/// later request always has a higher number, so whoever holds two can tell which is newer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Requested {
+    pub intent: Intent,
+    pub seq: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Where one recipient's item stands. An inbox item is sent the moment it is written.
@@ -161,18 +208,6 @@ mod tests {
         assert_eq!(CampaignStatus::Completed.code(), 3);
         assert!(CampaignStatus::from_code(6).is_none());
         assert!(CampaignStatus::from_code(-1).is_none());
-    }
-
-    #[test]
-    fn transitions_refuse_finished_campaigns() {
-        use CampaignStatus::*;
-        for s in [Completed, Cancelled] {
-            assert!(!s.can_pause() && !s.can_resume() && !s.can_cancel(), "{s}");
-        }
-        assert!(!Failed.can_pause() && Failed.can_resume() && Failed.can_cancel());
-        assert!(InProgress.can_pause() && NotStarted.can_pause());
-        assert!(!Paused.can_pause() && Paused.can_resume() && Paused.can_cancel());
-        assert!(!InProgress.can_resume());
     }
 
     #[test]

@@ -14,7 +14,8 @@ use tracing::{info, warn};
 /// Sessions for registration and status changes; pages have their own connections.
 const BOOKKEEPING_CONNECTIONS: u32 = 4;
 
-/// Connect to both services, apply migrations, and run a worker until `shutdown` resolves.
+/// Connect to both services, check the schema (or migrate it, with `HERALD_MIGRATE=true`),
+/// and run a worker until `shutdown` resolves.
 ///
 /// Then it hands its campaigns over: activities refuse new work at once (each campaign's
 /// workflow waits a second on a durable timer, which another worker picks up), in-flight
@@ -24,7 +25,11 @@ pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> a
     let services = &config.services;
     let pool = connect_database(
         services,
-        &PoolSettings::worker(BOOKKEEPING_CONNECTIONS, options::PAGE_STATEMENT_TIMEOUT),
+        &PoolSettings::worker(
+            BOOKKEEPING_CONNECTIONS,
+            options::PAGE_STATEMENT_TIMEOUT,
+            config.migrate,
+        ),
     )
     .await?;
     let client = temporal::connect(services).await?;
@@ -36,7 +41,9 @@ pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> a
     let activities = HeraldActivities::new(
         pool,
         config.page_connections as usize,
-        Faults::fail_after_commit_every(config.fault_fail_after_commit_every),
+        Faults::default()
+            .fail_after_commit_every(config.fault_fail_after_commit_every)
+            .delay_status_writes(config.fault_status_delay),
         stopping.clone(),
     );
     let options = WorkerOptions::new(services.task_queue.clone())

@@ -31,7 +31,10 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     if let Err(e) = run(&config).await {
-        eprintln!("herald-worker: {e:#}");
+        eprintln!(
+            "herald-worker: {}",
+            herald_control::error::one_line(e.chain())
+        );
         std::process::exit(1);
     }
 }

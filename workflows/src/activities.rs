@@ -2,7 +2,10 @@
 //! `herald-activities`, which implements each one with `#[activity(definition = ...)]`.
 #![allow(unreachable_pub)]
 
-use herald_wire::{PageInput, PageOutcome, RegisterInput, Registered, SetStatusInput, names};
+use herald_wire::{
+    PageInput, PageOutcome, RecordRequestInput, RegisterInput, Registered, Requested,
+    SetStatusInput, StatusRecorded, names,
+};
 use temporalio_macros::activity_definitions;
 use temporalio_sdk::activities::ActivityError;
 
@@ -22,9 +25,17 @@ impl CampaignActivities {
         unimplemented!()
     }
 
-    /// Record the workflow's status in the campaign's row; returns the stored status.
+    /// Record the workflow's status in the campaign's row; returns the stored status and
+    /// the ledger's totals.
     #[activity(name = names::ACTIVITY_SET_STATUS)]
-    pub fn set_status(input: SetStatusInput) -> Result<herald_wire::CampaignStatus, ActivityError> {
+    pub fn set_status(input: SetStatusInput) -> Result<StatusRecorded, ActivityError> {
+        unimplemented!()
+    }
+
+    /// Record a request that came as a bare signal, unless a newer one is stored; returns
+    /// the newest stored.
+    #[activity(name = names::ACTIVITY_RECORD_REQUEST)]
+    pub fn record_request(input: RecordRequestInput) -> Result<Requested, ActivityError> {
         unimplemented!()
     }
 
@@ -38,5 +49,5 @@ impl CampaignActivities {
 /// The definition markers that the implementing crate names in
 /// `#[activity(definition = ...)]` (the macro keeps its module private).
 pub mod definitions {
-    pub use super::campaign_activities::{Page, Register, SetStatus, YieldTask};
+    pub use super::campaign_activities::{Page, RecordRequest, Register, SetStatus, YieldTask};
 }

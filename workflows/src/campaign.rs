@@ -20,9 +20,9 @@ use std::{
 use chrono::{DateTime, Utc};
 use futures::future::select_all;
 use herald_wire::{
-    CampaignInput, CampaignKey, CampaignSpec, CampaignStatus, Carried, LaneCursor, PageExecution,
-    PageInput, PageOutcome, Progress, RegisterInput, Registered, SetStatusInput, SignalRequest,
-    Trouble, Tuning, names,
+    CampaignInput, CampaignKey, CampaignSpec, CampaignStatus, Carried, Intent, LaneCursor,
+    PageExecution, PageInput, PageOutcome, Progress, RecordRequestInput, RegisterInput, Registered,
+    Requested, SetStatusInput, SignalRequest, Trouble, Tuning, names,
 };
 use temporalio_common::{
     ActivityDefinition, data_converters::RawValue,
@@ -79,6 +79,12 @@ pub struct CampaignWorkflow {
     /// fired, or the campaign held still. Local activities move workflow time as they
     /// complete, so the time since says how long the current task has held signals back.
     last_boundary_ms: i64,
+    /// The newest operator request applied (see [`CampaignWorkflow::on_request`]).
+    requested: Requested,
+    /// A request that came as a bare signal, to be recorded in the campaign's row.
+    unrecorded: Option<Intent>,
+    /// The ledger's totals, once the campaign has finished: what it reports.
+    ledger: Option<(i64, i64)>,
 }
 
 /// A pause between pages, taken once every page in flight has returned. Each one ends the
@@ -178,6 +184,9 @@ impl CampaignWorkflow {
             trouble: Trouble::default(),
             rest: None,
             last_boundary_ms: 0,
+            requested: Requested::default(),
+            unrecorded: None,
+            ledger: None,
         };
         if let Some(c) = input.carried {
             wf.campaign_id = c.campaign_id;
@@ -192,6 +201,8 @@ impl CampaignWorkflow {
             wf.run = c.run + 1;
             wf.started = c.started;
             wf.trouble = c.trouble;
+            wf.requested = c.requested;
+            wf.unrecorded = c.unrecorded;
             if c.trouble.failures > 0 {
                 wf.rest = Some(Rest::Backoff);
             }
@@ -223,7 +234,7 @@ impl CampaignWorkflow {
         publish(ctx);
 
         if !ctx.state(|s| s.started) {
-            wait_for_send_at(ctx).await;
+            wait_for_send_at(ctx).await?;
         }
 
         at_boundary(ctx);
@@ -236,7 +247,8 @@ impl CampaignWorkflow {
         let mut draining = false;
         loop {
             if ctx.cancellation_token().is_cancelled() {
-                ctx.state_mut(|s| s.cancel_requested = true);
+                // Temporal's own cancellation: a bare cancel.
+                ctx.state_mut(|s| s.on_request(Intent::Cancel, SignalRequest::default()));
             }
             let now = now_ms(ctx);
             ctx.state_mut(|s| s.note_time(now));
@@ -268,6 +280,10 @@ impl CampaignWorkflow {
             }
 
             if !resting && ctx.state(|s| s.lanes_idle()) {
+                if ctx.state(|s| s.unrecorded.is_some()) {
+                    record_request(ctx).await?;
+                    continue;
+                }
                 let (cancel, held, started, finished) = ctx.state(|s| {
                     (
                         s.cancel_requested,
@@ -278,6 +294,11 @@ impl CampaignWorkflow {
                 });
                 if cancel {
                     return finish(ctx, CampaignStatus::Cancelled).await;
+                }
+                // Every recipient has had their page: a pause that came after the last one
+                // has nothing left to hold back.
+                if started && finished {
+                    return finish(ctx, CampaignStatus::Completed).await;
                 }
                 if held {
                     hold(ctx).await?;
@@ -365,36 +386,17 @@ impl CampaignWorkflow {
 
     #[signal(name = names::SIGNAL_PAUSE)]
     pub fn pause(&mut self, _ctx: &mut SyncWorkflowContext<Self>, payload: RawValue) {
-        // A failed campaign is already still; its reason stays the error's.
-        if self.status.is_terminal() || self.cancel_requested || self.failed {
-            return;
-        }
-        self.paused = true;
-        self.set_reason(read_signal(&payload));
+        self.on_request(Intent::Pause, read_signal(&payload));
     }
 
     #[signal(name = names::SIGNAL_RESUME)]
     pub fn resume(&mut self, _ctx: &mut SyncWorkflowContext<Self>, payload: RawValue) {
-        if self.status.is_terminal() || self.cancel_requested {
-            return;
-        }
-        self.paused = false;
-        if self.failed {
-            // The operator fixed the cause: try again from the cursor, with a fresh grace.
-            self.failed = false;
-            self.trouble = Trouble::default();
-            self.rest = None;
-        }
-        self.set_reason(read_signal(&payload));
+        self.on_request(Intent::Run, read_signal(&payload));
     }
 
     #[signal(name = names::SIGNAL_CANCEL)]
     pub fn cancel(&mut self, _ctx: &mut SyncWorkflowContext<Self>, payload: RawValue) {
-        if self.status.is_terminal() {
-            return;
-        }
-        self.cancel_requested = true;
-        self.set_reason(read_signal(&payload));
+        self.on_request(Intent::Cancel, read_signal(&payload));
     }
 
     #[query(name = names::QUERY_PROGRESS)]
@@ -416,6 +418,71 @@ fn read_signal(payload: &RawValue) -> SignalRequest {
 }
 
 impl CampaignWorkflow {
+    /// An operator's pause, resume or cancel. A request from Herald's CLI carries the number
+    /// it was recorded under in the campaign's row: one older than the newest applied is
+    /// stale (a newer request overtook it) and changes nothing, so whatever order signals,
+    /// page results and status writes land in, the campaign ends as the newest request
+    /// asked. A bare signal (another service, the web UI) has no number: it is applied, and
+    /// recorded in the row before the campaign moves (see [`record_request`]), so that the
+    /// page statement obeys it too. A cancel is final.
+    fn on_request(&mut self, intent: Intent, request: SignalRequest) {
+        if self.status.is_terminal() || self.cancel_requested {
+            return;
+        }
+        // A failed campaign is already still; its reason stays the error's.
+        if intent == Intent::Pause && self.failed {
+            return;
+        }
+        match request.seq {
+            Some(seq) if seq < self.requested.seq => return,
+            Some(seq) => {
+                self.requested = Requested {
+                    intent,
+                    seq,
+                    reason: request.reason.clone(),
+                };
+                // Recorded after whatever bare request came before it: this one is newer.
+                self.unrecorded = None;
+            }
+            None => self.unrecorded = Some(intent),
+        }
+        self.apply_intent(intent);
+        self.set_reason(request);
+    }
+
+    fn apply_intent(&mut self, intent: Intent) {
+        match intent {
+            Intent::Pause => self.paused = !self.failed,
+            Intent::Run => {
+                self.paused = false;
+                if self.failed {
+                    // The operator fixed the cause: try again from the cursor, with a fresh
+                    // grace.
+                    self.failed = false;
+                    self.trouble = Trouble::default();
+                    self.rest = None;
+                }
+            }
+            Intent::Cancel => self.cancel_requested = true,
+        }
+    }
+
+    /// The campaign's row holds `stored` as its newest request (read by a page, or returned
+    /// when a bare request was recorded). Newer than any applied: its signal is still on the
+    /// way, so follow it now, unless a bare request came since (that one is newer still, and
+    /// is recorded over it next).
+    fn observe_request(&mut self, stored: Requested) {
+        if stored.seq <= self.requested.seq {
+            return;
+        }
+        let (intent, reason) = (stored.intent, stored.reason.clone());
+        self.requested = stored;
+        if self.unrecorded.is_none() && !self.status.is_terminal() && !self.cancel_requested {
+            self.apply_intent(intent);
+            self.set_reason(SignalRequest::numbered(self.requested.seq, reason));
+        }
+    }
+
     fn set_reason(&mut self, request: SignalRequest) {
         self.reason = request.reason;
         self.reason_changed = true;
@@ -433,14 +500,14 @@ impl CampaignWorkflow {
         );
         self.reset_lane_state();
         self.observe_stored_status(r.status);
+        self.observe_request(r.requested.clone());
         if r.status == CampaignStatus::InProgress {
             self.started = true;
             self.status = CampaignStatus::InProgress;
         }
     }
 
-    /// The database may know something the workflow does not yet: an operator's CLI writes
-    /// the status first (a fence the page activities obey) and signals second.
+    /// The row's status is not what the workflow wrote: a status written by hand.
     fn observe_stored_status(&mut self, stored: CampaignStatus) {
         match stored {
             CampaignStatus::Paused => self.paused = true,
@@ -576,15 +643,42 @@ impl CampaignWorkflow {
                 self.pages_this_run += 1;
                 self.pages_done.is_multiple_of(PUBLISH_EVERY_PAGES)
             }
-            PageOutcome::Halted { status } => {
-                self.observe_stored_status(status);
-                if !status.is_terminal() && !status.is_held() {
-                    // Not running and not still (someone reset the row?): stop and wait
-                    // for an operator rather than write anything.
-                    self.paused = true;
-                }
+            PageOutcome::Halted { status, requested } => {
+                self.page_halted(lane, status, requested);
                 false
             }
+        }
+    }
+
+    /// A page found the campaign's row saying it must not run, and wrote nothing.
+    fn page_halted(&mut self, lane: usize, status: CampaignStatus, stored: Requested) {
+        if stored.seq < self.requested.seq {
+            // It read the row before the request the workflow has applied since (a resume
+            // that overtook it): try the page again, after a moment in case the row is odd.
+            self.page_failed(
+                lane,
+                FailureKind::Transient,
+                "the page read an older request than the workflow's",
+                0, // a transient failure is not timed
+            );
+            return;
+        }
+        let asked = stored.intent;
+        self.observe_request(stored);
+        if asked != Intent::Run || self.cancel_requested {
+            return;
+        }
+        // Asked to run, yet not in progress: the status was changed by hand.
+        if status.is_terminal() {
+            self.cancel_requested = true;
+        } else if !self.held() {
+            // Stop, and record it as a pause so that an operator can resume.
+            self.paused = true;
+            self.unrecorded = Some(Intent::Pause);
+            self.reason = Some(format!(
+                "paused by Herald: the campaign's status was set to {status} outside Herald"
+            ));
+            self.reason_changed = true;
         }
     }
 
@@ -634,12 +728,14 @@ impl CampaignWorkflow {
                 started: self.started,
                 failed: self.failed,
                 trouble: self.trouble,
+                requested: self.requested.clone(),
+                unrecorded: self.unrecorded,
             }),
         }
     }
 
     fn snapshot(&self) -> Progress {
-        let (sent, failed) = plan::totals(&self.lanes);
+        let (sent, failed) = self.ledger.unwrap_or_else(|| plan::totals(&self.lanes));
         Progress {
             key: self.key.to_string(),
             status: self.status,
@@ -717,30 +813,76 @@ async fn watch_for_stop(ctx: &WorkflowContext<CampaignWorkflow>) -> Event {
         .await
         .is_err()
     {
-        ctx.state_mut(|s| s.cancel_requested = true);
+        ctx.state_mut(|s| s.on_request(Intent::Cancel, SignalRequest::default()));
     }
     Event::Stop
 }
 
-/// Wait for the scheduled send time with a durable timer; a cancel ends the wait early.
-async fn wait_for_send_at(ctx: &WorkflowContext<CampaignWorkflow>) {
+/// Wait for the scheduled send time with a durable timer. A cancel ends the wait; a pause
+/// holds the campaign (status 2) until a resume, and the wait goes on.
+async fn wait_for_send_at(ctx: &WorkflowContext<CampaignWorkflow>) -> WorkflowResult<()> {
     let Some(at) = ctx.state(|s| s.spec.send_at) else {
-        return;
+        return Ok(());
     };
-    let Some(now) = ctx.workflow_time().map(DateTime::<Utc>::from) else {
-        return;
-    };
-    let Ok(wait) = (at - now).to_std() else {
-        return; // in the past: send now
-    };
-    if wait.is_zero() {
-        return;
+    let mut logged = false;
+    loop {
+        if ctx.cancellation_token().is_cancelled() {
+            // Temporal's own cancellation: a bare cancel.
+            ctx.state_mut(|s| s.on_request(Intent::Cancel, SignalRequest::default()));
+        }
+        record_request(ctx).await?;
+        if ctx.state(|s| s.cancel_requested) {
+            return Ok(());
+        }
+        if ctx.state(|s| s.held()) {
+            hold(ctx).await?;
+            continue;
+        }
+        let Some(now) = ctx.workflow_time().map(DateTime::<Utc>::from) else {
+            return Ok(());
+        };
+        let Ok(wait) = (at - now).to_std() else {
+            return Ok(()); // in the past: send now
+        };
+        if wait.is_zero() {
+            return Ok(());
+        }
+        if !logged {
+            log(ctx, "waiting for send_at");
+            logged = true;
+        }
+        let woken = select! {
+            _ = ctx.timer(wait) => false,
+            _ = ctx.wait_condition(|s| s.cancel_requested || s.held() || s.unrecorded.is_some()) => true,
+            _ = ctx.cancelled() => true,
+        };
+        if !woken {
+            return Ok(());
+        }
     }
-    log(ctx, "waiting for send_at");
-    select! {
-        _ = ctx.timer(wait) => {}
-        _ = ctx.wait_condition(|s| s.cancel_requested) => {}
+}
+
+/// Record a request that came as a bare signal in the campaign's row, if there is one, so
+/// that the page statement obeys it and later requests are numbered after it. If the row
+/// already holds a newer request, the workflow follows that one instead.
+async fn record_request(ctx: &WorkflowContext<CampaignWorkflow>) -> WorkflowResult<()> {
+    let Some(intent) = ctx.state(|s| s.unrecorded) else {
+        return Ok(());
     };
+    let input = ctx.state(|s| RecordRequestInput {
+        campaign_id: s.campaign_id,
+        intent,
+        seen_seq: s.requested.seq,
+        reason: s.reason.clone(),
+    });
+    let stored = bookkeeping(ctx, || CampaignActivities::record_request, input).await?;
+    ctx.state_mut(|s| {
+        if s.unrecorded == Some(intent) {
+            s.unrecorded = None;
+        }
+        s.observe_request(stored);
+    });
+    Ok(())
 }
 
 /// Run a bookkeeping activity (register, set_status) as a local activity: no round trip
@@ -796,11 +938,16 @@ async fn set_status(
             from,
         }
     });
-    let stored = bookkeeping(ctx, || CampaignActivities::set_status, input).await?;
+    let recorded = bookkeeping(ctx, || CampaignActivities::set_status, input).await?;
+    let stored = recorded.status;
     ctx.state_mut(|s| {
         s.status = stored;
         if stored != status {
             s.observe_stored_status(stored);
+        }
+        if stored.is_terminal() {
+            // Page results can be lost with a failed workflow task; the ledger cannot.
+            s.ledger = Some((recorded.sent, recorded.failed));
         }
     });
     publish(ctx);
@@ -827,22 +974,31 @@ async fn start(ctx: &WorkflowContext<CampaignWorkflow>) -> WorkflowResult<()> {
 /// resume or a cancel. Holding costs nothing while it lasts: no timers, no history growth.
 async fn hold(ctx: &WorkflowContext<CampaignWorkflow>) -> WorkflowResult<()> {
     use CampaignStatus::*;
-    let held = ctx.state(|s| s.held_status());
-    set_status(ctx, held, vec![NotStarted, InProgress, Paused, Failed]).await?;
-    log(ctx, held.name());
+    // A bare pause is in the row before the status says paused, so that a resume finds it.
+    record_request(ctx).await?;
+    if ctx.state(|s| s.held() && !s.cancel_requested) {
+        let held = ctx.state(|s| s.held_status());
+        set_status(ctx, held, vec![NotStarted, InProgress, Paused, Failed]).await?;
+        log(ctx, held.name());
+    }
     loop {
         if ctx
-            .wait_condition(|s| !s.held() || s.cancel_requested || s.reason_changed)
+            .wait_condition(|s| {
+                !s.held() || s.cancel_requested || s.reason_changed || s.unrecorded.is_some()
+            })
             .await
             .is_err()
         {
             // Temporal's own cancellation (e.g. the web UI's "Request Cancellation").
-            ctx.state_mut(|s| s.cancel_requested = true);
+            ctx.state_mut(|s| s.on_request(Intent::Cancel, SignalRequest::default()));
         }
+        record_request(ctx).await?;
         if ctx.state(|s| s.held() && !s.cancel_requested) {
-            // Still held, with a new reason: record it, keep waiting.
-            let held = ctx.state(|s| s.held_status());
-            set_status(ctx, held, vec![Paused, Failed]).await?;
+            if ctx.state(|s| s.reason_changed) {
+                // Still held, with a new reason: record it, keep waiting.
+                let held = ctx.state(|s| s.held_status());
+                set_status(ctx, held, vec![Paused, Failed]).await?;
+            }
             continue;
         }
         break;
@@ -855,7 +1011,7 @@ async fn hold(ctx: &WorkflowContext<CampaignWorkflow>) -> WorkflowResult<()> {
     } else {
         NotStarted
     };
-    let stored = set_status(ctx, target, vec![Paused, Failed, target]).await?;
+    let stored = set_status(ctx, target, vec![NotStarted, Paused, Failed, target]).await?;
     if stored == target {
         log(ctx, "resumed");
     }

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use herald_tests::{LONG, TestApp};
-use herald_wire::CampaignStatus;
+use herald_store::campaigns;
+use herald_tests::{LONG, TestApp, stderr};
+use herald_wire::{CampaignKey, CampaignSpec, CampaignStatus, Content, Segment};
 
 #[tokio::test]
 async fn a_campaign_delivers_exactly_one_item_per_recipient() {
@@ -66,14 +67,14 @@ async fn pause_holds_still_and_resume_completes_exactly() {
     );
     assert_eq!(s["pending"], 30_000 - held, "sum rule while paused: {s}");
 
-    // A second pause is refused clearly and changes nothing.
-    let again = app.herald(&["pause", &key]);
-    assert_eq!(again.status.code(), Some(2));
-    assert!(
-        herald_tests::stderr(&again).contains("paused"),
-        "{}",
-        herald_tests::stderr(&again)
-    );
+    // A second pause repeats the first (a lost signal is delivered this way) and changes
+    // nothing.
+    assert_eq!(app.request_row(&key).await, (1, 1));
+    let again = app.herald_ok(&["pause", &key]);
+    assert!(again.contains("again"), "{again}");
+    assert_eq!(app.request_row(&key).await, (1, 1));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.item_count(&key).await, held);
 
     app.herald_ok(&["resume", &key]);
     app.completes_exactly_once(&key, 30_000).await;
@@ -140,38 +141,79 @@ async fn a_near_send_at_starts_on_time() {
     assert!(started >= at, "started {started} before send_at {at}");
 }
 
+/// Launching is idempotent by key: the same launch again reports the campaign (exit 0),
+/// before and after it ends; a different campaign under the same key is refused (exit 2),
+/// naming what differs; either way one campaign is sent, once.
 #[tokio::test]
-async fn launching_the_same_key_twice_creates_one_campaign() {
+async fn launching_a_key_again_reports_it_and_a_different_spec_is_refused() {
     let app = TestApp::spawn().await.unwrap();
     app.seed(200, "d");
-    let key = app.campaign("d").launch();
-    let again = app.herald(&[
-        "launch",
-        "--title",
-        "T",
-        "--body",
-        "B",
-        "--key",
-        &key,
-        "--segment",
-        "d",
-    ]);
-    assert_eq!(
-        again.status.code(),
-        Some(2),
+    let launch = app.campaign("d").lanes(2);
+    let key = launch.clone().launch();
+    let again = launch.run();
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), key);
+    assert!(
+        stderr(&again).contains("already launched"),
         "{}",
-        herald_tests::stderr(&again)
+        stderr(&again)
     );
-    assert!(herald_tests::stderr(&again).contains("already exists"));
+
+    let other = app.campaign("d").key(&key).lanes(3).rate(1000).run();
+    assert_eq!(other.status.code(), Some(2), "{}", stderr(&other));
+    let err = stderr(&other);
+    assert!(
+        err.contains("already exists with a different lanes, rate"),
+        "{err}"
+    );
+
     app.wait_status(&key, CampaignStatus::Completed, LONG)
         .await
         .unwrap();
+    let after = launch.run();
+    assert!(after.status.success(), "{}", stderr(&after));
+    assert!(stderr(&after).contains("completed"), "{}", stderr(&after));
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
         .fetch_one(&app.pool)
         .await
         .unwrap();
     assert_eq!(rows, 1);
     app.assert_exactly_once(&key, 200).await;
+}
+
+/// A launch interrupted after the campaign's row was written and before its workflow
+/// started (the CLI killed, the reply lost) is finished by the same launch again.
+#[tokio::test]
+async fn an_interrupted_launch_is_finished_by_launching_again() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(300, "cut");
+    let launch = app.campaign("cut");
+    let key = launch.args()[2].clone();
+    // What `herald launch` writes before it starts the workflow.
+    let spec = CampaignSpec {
+        content: Content::new("Hello", "A message").unwrap(),
+        channel: Default::default(),
+        segment: Some(Segment::parse("cut").unwrap()),
+        send_at: None,
+        page_size: Default::default(),
+        lanes: Default::default(),
+        execution: Default::default(),
+        rate: None,
+    };
+    let created = campaigns::create(&app.pool, &CampaignKey::parse(&key).unwrap(), &spec)
+        .await
+        .unwrap();
+    assert!(matches!(created, campaigns::Created::New(_)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        app.item_count(&key).await,
+        0,
+        "nothing runs without a workflow"
+    );
+
+    let again = launch.run();
+    assert!(again.status.success(), "{}", stderr(&again));
+    app.completes_exactly_once(&key, 300).await;
 }
 
 #[tokio::test]
@@ -199,9 +241,19 @@ async fn reading_twice_counts_once() {
         serde_json::from_str(&app.herald_ok(&["inbox", &user, "--json"])).unwrap();
     assert_eq!(inbox[0]["key"], key.as_str());
     assert!(inbox[0]["read_at"].is_string(), "{inbox}");
-    // A user who did not receive it, and one who does not exist.
+    // A user who exists but did not receive it, and one who does not exist: both refused,
+    // and neither counts.
+    app.seed(1, "not-r");
+    let outsider: i64 = sqlx::query_scalar("SELECT max(id) FROM users")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let out = app.herald(&["read", &outsider.to_string(), &key]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("did not receive"), "{}", stderr(&out));
     let out = app.herald(&["read", "999999", &key]);
     assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no user"), "{}", stderr(&out));
     assert_eq!(app.status(&key)["read"], 1);
 }
 
@@ -232,7 +284,18 @@ async fn a_launch_makes_ledger_partitions_for_users_beyond_them() {
     .execute(&app.pool)
     .await
     .unwrap();
-    let partition_of = |user: i64| format!("message_items_p{}", user / 16_384);
+    let partition_of = |user: i64| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT 'message_items_' || lower FROM herald_ledger_partition_of($1)",
+            )
+            .bind(user)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
     let exists = |table: String| {
         let pool = app.pool.clone();
         async move {
@@ -243,7 +306,7 @@ async fn a_launch_makes_ledger_partitions_for_users_beyond_them() {
                 .unwrap()
         }
     };
-    assert!(!exists(partition_of(5_000_000)).await);
+    assert!(!exists(partition_of(5_000_000).await).await);
 
     let key = app.campaign("far").page_size(500).lanes(3).launch();
     app.completes_exactly_once(&key, 20_001).await;
@@ -255,6 +318,102 @@ async fn a_launch_makes_ledger_partitions_for_users_beyond_them() {
         .fetch_one(&app.pool)
         .await
         .unwrap();
-        assert_eq!(holder, partition_of(user), "user {user}'s ledger row");
+        assert_eq!(holder, partition_of(user).await, "user {user}'s ledger row");
     }
+}
+
+/// A user base with ids up to 100,000,000 (explicit ids, as an import gives them): the
+/// launch makes the partitions in batches (a bounded number of them), the campaign
+/// completes, and per-campaign questions (its counts, its failures) open only the
+/// partitions they need, so a few of them at once cannot exhaust the lock table.
+#[tokio::test]
+async fn a_ledger_of_a_hundred_million_ids_launches_completes_and_prunes() {
+    let app = TestApp::spawn().await.unwrap();
+    sqlx::query(
+        "INSERT INTO users (id, email, segments)
+         SELECT g, 'u' || g || '@example.com', ARRAY['big']
+         FROM (SELECT generate_series(1, 1000) UNION ALL SELECT generate_series(50000001, 50000500)
+               UNION ALL SELECT generate_series(99999501, 100000000)) s(g)",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let key = app.campaign("big").lanes(4).launch();
+    app.completes_exactly_once(&key, 2_000).await;
+    let partitions = herald_store::partitions::count(&app.pool).await.unwrap();
+    assert!(
+        (100..=160).contains(&partitions),
+        "{partitions} partitions for ids up to 100,000,000"
+    );
+
+    // A failure, written as a channel writes one: the item and its page row.
+    let victim = 50_000_100_i64;
+    sqlx::query(
+        "WITH m AS (SELECT id FROM messages WHERE key = $1),
+         item AS (
+            UPDATE message_items SET status = 2, error = 'bounced'
+            WHERE message_id = (SELECT id FROM m) AND user_id = $2 RETURNING 1
+         )
+         UPDATE message_pages SET sent = sent - 1, failed = failed + 1
+         WHERE message_id = (SELECT id FROM m) AND after_user_id < $2 AND last_user_id >= $2
+           AND EXISTS (SELECT 1 FROM item)",
+    )
+    .bind(&key)
+    .bind(victim)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let parsed = CampaignKey::parse(&key).unwrap();
+    let failures = herald_store::items::failures(&app.pool, &parsed, 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        failures.iter().map(|f| f.user_id).collect::<Vec<_>>(),
+        vec![victim]
+    );
+    assert_eq!(failures[0].error.as_deref(), Some("bounced"));
+    let s = app.status(&key);
+    assert_eq!(
+        (s["sent"].as_i64(), s["failed"].as_i64()),
+        (Some(1_999), Some(1))
+    );
+
+    // What per-campaign questions lock: the campaign's view and a failure range, each in a
+    // transaction that then counts its own relation locks.
+    let mut tx = app.pool.begin().await.unwrap();
+    let id: i64 = sqlx::query_scalar("SELECT id FROM messages WHERE key = $1")
+        .bind(&key)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(
+        "SELECT coalesce(sum(sent), 0), coalesce(sum(failed), 0), coalesce(sum(read), 0)
+         FROM message_pages WHERE message_id = $1",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
+        "SELECT user_id FROM message_items
+         WHERE message_id = $1 AND user_id > $2 AND user_id <= $3 AND status = 2",
+    )
+    .bind(id)
+    .bind(victim - 50)
+    .bind(victim + 50)
+    .persistent(false)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let locks: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND relation IS NOT NULL",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    assert!(
+        locks < 20,
+        "per-campaign questions took {locks} relation locks"
+    );
 }

@@ -118,11 +118,11 @@ async fn unreachable_services_are_named() {
     app.herald_ok(&["cancel", &key]);
 }
 
-/// A pause whose signal Temporal refuses (the workflow is gone) puts back everything its
-/// fence wrote, not only the status, and says so: a command that says nothing was changed
-/// changed nothing.
+/// A request whose signal Temporal refuses (the workflow is gone) is not undone and not
+/// hidden: the row keeps the request (pages obey it), the error says so and what to run, and
+/// running the same command again repeats the same request instead of making a new one.
 #[tokio::test]
-async fn a_pause_that_cannot_be_signalled_puts_the_campaign_back_as_it_was() {
+async fn a_request_that_cannot_be_signalled_is_kept_and_says_so() {
     let app = TestApp::spawn().await.unwrap();
     app.seed(50, "g");
     let key = app
@@ -130,69 +130,103 @@ async fn a_pause_that_cannot_be_signalled_puts_the_campaign_back_as_it_was() {
         .send_at(chrono::Utc::now() + chrono::Duration::hours(1))
         .launch();
     app.herald_ok(&["pause", &key, "--reason", "first look"]);
+    app.wait_status(&key, CampaignStatus::Paused, LONG)
+        .await
+        .unwrap();
     app.herald_ok(&["resume", &key, "--reason", "looks fine"]);
+    app.wait_status(&key, CampaignStatus::NotStarted, LONG)
+        .await
+        .unwrap();
     let out = app.temporal(&["workflow", "terminate", "--workflow-id", &workflow_id(&key)]);
     assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(app.request_row(&key).await, (0, 2));
 
-    type Row = (
-        i16,
-        Option<String>,
-        Option<chrono::DateTime<chrono::Utc>>,
-        Option<chrono::DateTime<chrono::Utc>>,
+    let failed = app.herald(&["pause", &key, "--reason", "second look"]);
+    assert_refused(&failed, 1, "the pause is recorded and no new page starts");
+    assert!(stderr(&failed).contains(&format!("herald pause {key}")));
+    assert_eq!(
+        app.request_row(&key).await,
+        (1, 3),
+        "the pause is the newest request"
     );
-    let row = || async {
-        sqlx::query_as::<_, Row>(
-            "SELECT status, status_reason, paused_at, finished_at FROM messages WHERE key = $1",
-        )
-        .bind(&key)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap()
-    };
-    let before = row().await;
-    assert_eq!(before.0, CampaignStatus::NotStarted.code(), "{before:?}");
-    assert_refused(
-        &app.herald(&["pause", &key, "--reason", "second look"]),
-        1,
-        "nothing was changed",
-    );
-    assert_eq!(row().await, before, "the refused pause left a trace");
+    assert_eq!(app.db_status(&key).await, Some(CampaignStatus::NotStarted));
+    // Again: the same request, not a new one.
+    assert_refused(&app.herald(&["pause", &key]), 1, "recorded");
+    assert_eq!(app.request_row(&key).await, (1, 3));
 }
 
-/// The CLI checks the schema with one query and runs the migrator only when the database is
-/// behind: a database that was never migrated is migrated by the first command.
+/// Migrating is a deliberate step: a database without Herald's schema is refused by every
+/// other command and by a worker (with a hint, and nothing written), and `herald migrate`
+/// creates it.
 #[tokio::test]
-async fn a_database_never_migrated_is_migrated_by_the_first_command() {
+async fn only_herald_migrate_changes_the_schema() {
     let app = TestApp::without_worker().await.unwrap();
-    let empty = herald_tests::unique("herald_e");
+    let empty = herald_tests::unique("herald_t");
     sqlx::query(&format!("CREATE DATABASE {empty}"))
         .execute(&app.pool)
         .await
         .unwrap();
     let (prefix, _) = app.database_url.rsplit_once('/').unwrap();
     let url = format!("{prefix}/{empty}");
+    let tables = || async {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        sqlx::Connection::close(conn).await.unwrap();
+        n
+    };
 
+    for args in [
+        &["users", "seed", "--count", "10"][..],
+        &["list"],
+        &["status", "k"],
+    ] {
+        let out = app.herald_with_env(args, &[("DATABASE_URL", url.as_str())]);
+        assert_refused(&out, 2, "herald migrate");
+    }
+    let worker = app.worker_once(&[("DATABASE_URL", url.as_str())]);
+    assert!(!worker.status.success());
+    assert!(
+        stderr(&worker).contains("herald migrate"),
+        "{}",
+        stderr(&worker)
+    );
+    assert_eq!(
+        tables().await,
+        0,
+        "a command other than migrate wrote the schema"
+    );
+
+    let out = app.herald_with_env(&["migrate"], &[("DATABASE_URL", url.as_str())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(tables().await > 0);
     let out = app.herald_with_env(
         &["users", "seed", "--count", "10"],
         &[("DATABASE_URL", url.as_str())],
     );
     assert!(out.status.success(), "{}", stderr(&out));
+    let out = app.herald_with_env(&["migrate"], &[("DATABASE_URL", url.as_str())]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
         .await
         .unwrap();
-    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(users, 10);
-    // Up to date now: the next command finds it so and changes nothing.
-    let out = app.herald_with_env(&["migrate"], &[("DATABASE_URL", url.as_str())]);
-    assert!(out.status.success(), "{}", stderr(&out));
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
         .fetch_one(&mut conn)
         .await
         .unwrap();
     assert_eq!(applied as usize, MIGRATOR.iter().count());
+    // A schema changed behind Herald's back is named, not used.
+    sqlx::query("UPDATE _sqlx_migrations SET checksum = '\\x00'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let out = app.herald_with_env(&["list"], &[("DATABASE_URL", url.as_str())]);
+    assert_refused(&out, 1, "another build of Herald");
     sqlx::Connection::close(conn).await.unwrap();
     sqlx::query(&format!("DROP DATABASE {empty}"))
         .execute(&app.pool)

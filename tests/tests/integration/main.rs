@@ -10,6 +10,7 @@
 //!   errors that retrying cannot fix, a long database outage (`#[ignore]`d, serial).
 //! - `faults`: killed and stopped workers, failures after commit, restarted services (the
 //!   tests that restart shared services are `#[ignore]`d and run serially by scripts/test).
+//! - `requests`: pause, resume and cancel from every side at once, in any order.
 //! - `replay`: saved histories replay against the current workflow.
 
 mod campaign;
@@ -19,4 +20,5 @@ mod long;
 mod pages;
 mod plan;
 mod replay;
+mod requests;
 mod signals;

@@ -6,9 +6,10 @@ use herald_store::{
     Fault, StoreError,
     connect::{self, PoolSettings},
     page_connections::PageConnections,
+    status,
 };
 use herald_tests::TestApp;
-use herald_wire::{CampaignStatus, ItemStatus, PageInput, PageOutcome, Segment};
+use herald_wire::{CampaignStatus, Intent, ItemStatus, PageInput, PageOutcome, Requested, Segment};
 use herald_workflows::options::PAGE_STATEMENT_TIMEOUT;
 use sqlx::PgPool;
 
@@ -19,7 +20,7 @@ async fn campaign() -> (TestApp, PgPool, PageConnections, i64) {
     let app = TestApp::without_worker().await.unwrap();
     let pool = connect::connect(
         &app.database_url,
-        &PoolSettings::worker(2, PAGE_STATEMENT_TIMEOUT),
+        &PoolSettings::worker(2, PAGE_STATEMENT_TIMEOUT, false),
     )
     .await
     .unwrap();
@@ -31,8 +32,9 @@ async fn campaign() -> (TestApp, PgPool, PageConnections, i64) {
     .await
     .unwrap();
     let id = sqlx::query_scalar(
-        "INSERT INTO messages (key, title, body, segment, status, total, min_user_id, max_user_id)
-         VALUES ('pages', 'T', 'B', 'p', $1, 1200, 1, 1200) RETURNING id",
+        "INSERT INTO messages (key, title, body, segment, status, total, min_user_id, max_user_id,
+                               spec)
+         VALUES ('pages', 'T', 'B', 'p', $1, 1200, 1, 1200, '{}') RETURNING id",
     )
     .bind(CampaignStatus::InProgress.code())
     .fetch_one(&pool)
@@ -127,12 +129,39 @@ async fn a_page_meeting_existing_rows_skips_them_and_counts_only_its_own() {
     assert_eq!(items(&pool, id).await, (500, 500));
 }
 
-/// The fence: once `messages.status` says paused, a new page writes nothing, while a page
-/// committed earlier still reports its outcome.
+/// The gate: once an operator's pause is recorded, a new page writes nothing and reports
+/// the request, while a page committed earlier still reports its outcome; a status that is
+/// not "in progress" stops pages too.
 #[tokio::test]
 async fn a_paused_campaign_writes_no_new_page() {
     let (_app, pool, pages, id) = campaign().await;
     let first = channels::deliver_page(&pages, &page(id, 0), None)
+        .await
+        .unwrap();
+    let key = herald_wire::CampaignKey::parse("pages").unwrap();
+    let recorded = status::request(&pool, &key, status::Request::Pause, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded.requested,
+        Requested {
+            intent: Intent::Pause,
+            seq: 1,
+            reason: None,
+        }
+    );
+
+    assert_eq!(
+        channels::deliver_page(&pages, &page(id, 500), None)
+            .await
+            .unwrap(),
+        PageOutcome::Halted {
+            status: CampaignStatus::InProgress,
+            requested: recorded.requested.clone(),
+        }
+    );
+    // Resumed in the row, but the status says paused (as the workflow left it).
+    status::request(&pool, &key, status::Request::Resume, None)
         .await
         .unwrap();
     sqlx::query("UPDATE messages SET status = $2 WHERE id = $1")
@@ -141,15 +170,19 @@ async fn a_paused_campaign_writes_no_new_page() {
         .execute(&pool)
         .await
         .unwrap();
-
-    assert_eq!(
+    assert!(matches!(
         channels::deliver_page(&pages, &page(id, 500), None)
             .await
             .unwrap(),
         PageOutcome::Halted {
-            status: CampaignStatus::Paused
+            status: CampaignStatus::Paused,
+            requested: Requested {
+                intent: Intent::Run,
+                seq: 2,
+                ..
+            },
         }
-    );
+    ));
     assert_eq!(
         channels::deliver_page(&pages, &page(id, 0), None)
             .await

@@ -43,7 +43,7 @@ async fn pages_walk_the_primary_key_even_without_statistics() {
         .unwrap();
     let worker = connect::connect(
         &app.database_url,
-        &PoolSettings::worker(2, PAGE_STATEMENT_TIMEOUT),
+        &PoolSettings::worker(2, PAGE_STATEMENT_TIMEOUT, false),
     )
     .await
     .unwrap();

@@ -71,16 +71,20 @@ CREATE TABLE message_pages (
     recipients    integer NOT NULL,
     sent          integer NOT NULL,
     failed        integer NOT NULL DEFAULT 0,
-    -- Recipients of this page who have read the message. Reads are counted here, one row per
-    -- page, rather than on the campaign's row: readers of a popular campaign then rarely
-    -- touch the same row, and never the one that operators' requests lock.
-    read          integer NOT NULL DEFAULT 0,
     committed_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (message_id, lane, after_user_id)
 );
--- The page that holds a recipient: the first page of the campaign whose last id is at or
--- above theirs (pages of all lanes cover disjoint ranges `(after_user_id, last_user_id]`).
-CREATE INDEX message_pages_last ON message_pages (message_id, last_user_id);
+-- How many recipients have read each campaign, in counters per reading session: a read adds
+-- one to the row of (campaign, the session's backend pid mod 1024), so concurrent readers of
+-- one campaign each count on a row of their own instead of queueing on one, and never touch
+-- the campaign's row, which operators' requests lock. A campaign's reads are the sum of its
+-- rows (at most 1,024).
+CREATE TABLE message_reads (
+    message_id  bigint NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+    shard       integer NOT NULL,
+    reads       bigint NOT NULL,
+    PRIMARY KEY (message_id, shard)
+);
 
 -- One row per (campaign, recipient): the ledger and the in-app inbox. No foreign keys: every
 -- insert would pay two index probes for what the page statement's own join guarantees.

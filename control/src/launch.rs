@@ -1,7 +1,10 @@
 //! Launching a campaign: the row and its audience first, then the workflow.
 
 use chrono::Utc;
-use herald_store::campaigns::{self, Created};
+use herald_store::{
+    StoreError,
+    campaigns::{self, Created},
+};
 use herald_wire::{CampaignInput, CampaignKey, CampaignSpec, CampaignStatus, Tuning, names};
 use herald_workflows::CampaignWorkflow;
 use temporalio_client::{
@@ -73,6 +76,12 @@ impl Control {
             .start_workflow(client, &key, &spec, request.tuning)
             .await
         {
+            if let WorkflowStartError::AlreadyStarted { .. } = e {
+                // Not ours (the row is new): a campaign of another ledger used this key on
+                // this Temporal namespace.
+                campaigns::delete_unstarted(&self.db, &key).await.ok();
+                return Err(ControlError::Store(StoreError::DuplicateKey(key)));
+            }
             return Err(match self.started(client, &key).await {
                 Started::Yes => {
                     return Ok(Launched {
@@ -129,6 +138,11 @@ impl Control {
         {
             self.start_workflow(client, &key, spec, tuning)
                 .await
+                .or_else(|e| match e {
+                    // Started meanwhile (another launch of the same key).
+                    WorkflowStartError::AlreadyStarted { .. } => Ok(()),
+                    e => Err(e),
+                })
                 .map_err(|e| ControlError::Temporal {
                     action: format!("starting campaign {key}'s workflow"),
                     reason: e.to_string(),
@@ -141,7 +155,7 @@ impl Control {
         })
     }
 
-    /// Start the campaign's workflow; one that exists already counts as started.
+    /// Start the campaign's workflow.
     async fn start_workflow(
         &self,
         client: &Client,
@@ -163,13 +177,10 @@ impl Control {
                 .task_timeout(self.config.workflow_task_timeout)
                 .static_summary(format!("Herald campaign {key}: {}", spec.content.title()))
                 .build();
-        match client
+        client
             .start_workflow(CampaignWorkflow::run, input, options)
             .await
-        {
-            Ok(_) | Err(WorkflowStartError::AlreadyStarted { .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
+            .map(|_| ())
     }
 
     /// Ask Temporal whether the campaign's workflow exists (running or closed).

@@ -105,7 +105,8 @@ struct LaunchArgs {
     /// Message body (at most 32 KiB).
     #[arg(long)]
     body: String,
-    /// Campaign key; generated when omitted. Launching an existing key is refused.
+    /// Campaign key; generated when omitted. The same launch again reports the campaign and
+    /// starts nothing; a different campaign under an existing key is refused.
     #[arg(long, value_parser = parse_key)]
     key: Option<CampaignKey>,
     /// Only users carrying this segment; every user when omitted.

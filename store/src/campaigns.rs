@@ -232,16 +232,18 @@ SELECT m.key, m.status, m.intent, coalesce(m.total, 0) AS total, p.sent, p.faile
             ELSE greatest(coalesce(m.total, 0) - p.sent - p.failed, 0) END AS pending,
        CASE WHEN p.sent + p.failed > coalesce(m.total, 0) OR m.status = 3
             THEN p.sent + p.failed - coalesce(m.total, 0) ELSE 0 END AS audience_change,
-       p.read,
-       CASE WHEN p.sent > 0 THEN least(p.read::float8 / p.sent, 1) ELSE 0 END AS read_rate,
+       r.read,
+       CASE WHEN p.sent > 0 THEN least(r.read::float8 / p.sent, 1) ELSE 0 END AS read_rate,
        m.title, m.segment, m.channel, m.page_size, m.lanes, m.rate, m.status_reason AS reason,
        m.send_at, m.created_at, m.started_at, m.paused_at, m.finished_at, m.requested_at
 FROM messages m
 LEFT JOIN LATERAL (
-    SELECT coalesce(sum(sent), 0)::bigint AS sent, coalesce(sum(failed), 0)::bigint AS failed,
-           coalesce(sum(read), 0)::bigint AS read
+    SELECT coalesce(sum(sent), 0)::bigint AS sent, coalesce(sum(failed), 0)::bigint AS failed
     FROM message_pages WHERE message_id = m.id
 ) p ON true
+LEFT JOIN LATERAL (
+    SELECT coalesce(sum(reads), 0)::bigint AS read FROM message_reads WHERE message_id = m.id
+) r ON true
 ";
 
 pub async fn find(pool: &PgPool, key: &CampaignKey) -> Result<CampaignView> {

@@ -47,9 +47,9 @@ struct Marked {
 /// campaign's read count moves only when an item goes from unread to read. Returns whether
 /// this call marked it.
 ///
-/// The count is kept on the recipient's page row (`message_pages.read`), not on the
-/// campaign's: concurrent readers of one campaign then rarely meet on a row, and never on the
-/// one that operators' requests lock.
+/// The count is kept in a counter row per reading session (`message_reads`, see the
+/// schema), not on the campaign's row: concurrent readers of one campaign do not queue on
+/// one row, and never on the one that operators' requests lock.
 pub async fn mark_read(pool: &PgPool, user_id: i64, key: &CampaignKey) -> Result<bool> {
     let row: Marked = sqlx::query_as(
         "WITH m AS (SELECT id FROM messages WHERE key = $2),
@@ -58,16 +58,10 @@ pub async fn mark_read(pool: &PgPool, user_id: i64, key: &CampaignKey) -> Result
             WHERE message_id = (SELECT id FROM m) AND user_id = $1 AND read_at IS NULL AND status = $3
             RETURNING 1
          ),
-         page AS (
-            SELECT lane, after_user_id FROM message_pages
-            WHERE message_id = (SELECT id FROM m) AND last_user_id >= $1
-            ORDER BY last_user_id LIMIT 1
-         ),
          bump AS (
-            UPDATE message_pages p SET read = p.read + 1
-            FROM page
-            WHERE p.message_id = (SELECT id FROM m) AND p.lane = page.lane
-              AND p.after_user_id = page.after_user_id AND EXISTS (SELECT 1 FROM upd)
+            INSERT INTO message_reads (message_id, shard, reads)
+            SELECT id, pg_backend_pid() % 1024, 1 FROM m WHERE EXISTS (SELECT 1 FROM upd)
+            ON CONFLICT (message_id, shard) DO UPDATE SET reads = message_reads.reads + 1
             RETURNING 1
          )
          SELECT (SELECT id FROM m) AS campaign_id,

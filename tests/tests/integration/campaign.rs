@@ -387,7 +387,8 @@ async fn a_ledger_of_a_hundred_million_ids_launches_completes_and_prunes() {
         .await
         .unwrap();
     sqlx::query(
-        "SELECT coalesce(sum(sent), 0), coalesce(sum(failed), 0), coalesce(sum(read), 0)
+        "SELECT coalesce(sum(sent), 0), coalesce(sum(failed), 0),
+                (SELECT coalesce(sum(reads), 0) FROM message_reads WHERE message_id = $1)
          FROM message_pages WHERE message_id = $1",
     )
     .bind(id)
@@ -416,4 +417,99 @@ async fn a_ledger_of_a_hundred_million_ids_launches_completes_and_prunes() {
         locks < 20,
         "per-campaign questions took {locks} relation locks"
     );
+}
+
+/// The extremes of page size and lanes, end to end: pages of one, the largest pages, more
+/// lanes than recipients, and the most lanes over a sparse audience.
+#[tokio::test]
+async fn extreme_page_sizes_and_lane_counts_deliver_exactly_once() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(120, "tiny");
+    app.seed(12_000, "wide");
+    app.seed(10, "few");
+    let keys = [
+        (app.campaign("tiny").page_size(1).lanes(1).launch(), 120),
+        (app.campaign("tiny").page_size(1).lanes(64).launch(), 120),
+        (
+            app.campaign("wide").page_size(10_000).lanes(1).launch(),
+            12_000,
+        ),
+        (
+            app.campaign("wide").page_size(10_000).lanes(64).launch(),
+            12_000,
+        ),
+        (app.campaign("few").page_size(500).lanes(64).launch(), 10),
+    ];
+    for (key, audience) in &keys {
+        app.completes_exactly_once(key, *audience).await;
+    }
+}
+
+/// A key already used on the Temporal namespace by another ledger's campaign is refused,
+/// and the launch leaves nothing behind (it must not wait forever on the other workflow).
+#[tokio::test]
+async fn a_key_used_by_another_ledger_is_refused() {
+    let one = TestApp::spawn().await.unwrap();
+    let two = TestApp::spawn().await.unwrap();
+    one.seed(20, "k");
+    two.seed(20, "k");
+    let key = one.campaign("k").launch();
+    let out = two.campaign("k").key(&key).run();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("already used"), "{}", stderr(&out));
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&two.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+    one.completes_exactly_once(&key, 20).await;
+}
+
+/// Users who join the segment during the run are sent to (segment membership is read as each
+/// page runs), and the numbers say so instead of going negative: `pending` stays at 0 or
+/// above, and `audience_change` counts the newcomers.
+#[tokio::test]
+async fn an_audience_that_grows_during_the_run_is_reported_not_negative() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(4_000, "grow");
+    app.seed(1_000, "later");
+    // Interleave the two groups' ids: every user of "later" lies inside the audience's range.
+    sqlx::query(
+        "UPDATE users SET segments = ARRAY['later'] WHERE id % 5 = 0 AND 'grow' = ANY(segments)",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let counted: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM users WHERE 'grow' = ANY(segments)")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let key = app
+        .campaign("grow")
+        .lanes(1)
+        .page_size(100)
+        .rate(1_000)
+        .send_at(chrono::Utc::now() + chrono::Duration::seconds(2))
+        .launch();
+    // Counted at launch; now every user with an id in range joins the segment before the
+    // pages reach them.
+    sqlx::query(
+        "UPDATE users SET segments = ARRAY['grow'] WHERE 'later' = ANY(segments) AND id < 4000",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    app.wait_status(&key, CampaignStatus::Completed, LONG)
+        .await
+        .unwrap();
+    let s = app.status(&key);
+    let sent = s["sent"].as_i64().unwrap();
+    assert_eq!(s["total"], counted, "{s}");
+    assert!(sent > counted, "the newcomers were sent to: {s}");
+    assert_eq!(s["pending"], 0, "{s}");
+    assert_eq!(s["audience_change"], sent - counted, "{s}");
+    let text = app.herald_ok(&["status", &key]);
+    assert!(text.contains("audience  changed during the run"), "{text}");
+    assert!(text.contains("(100.0%)"), "{text}");
 }

@@ -131,11 +131,22 @@ impl Control {
             )));
         }
         let view = self.campaign(&key).await?;
+        let never_started = view.status == CampaignStatus::NotStarted && view.started_at.is_none();
         // A launch interrupted between the row and the workflow: finish it.
-        if view.status == CampaignStatus::NotStarted
-            && view.started_at.is_none()
-            && matches!(self.started(client, &key).await, Started::No)
-        {
+        let interrupted = never_started
+            && match self.started(client, &key).await {
+                Started::Yes => false,
+                Started::No => true,
+                Started::Unknown(why) => {
+                    return Err(ControlError::Temporal {
+                        action: format!("checking campaign {key}'s workflow"),
+                        reason: format!(
+                            "{why}; run the same launch again to find out (it never sends twice)"
+                        ),
+                    });
+                }
+            };
+        if interrupted {
             self.start_workflow(client, &key, spec, tuning)
                 .await
                 .or_else(|e| match e {

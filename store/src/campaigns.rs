@@ -197,17 +197,6 @@ pub struct CampaignView {
 }
 
 impl CampaignView {
-    /// Processed (sent or failed) as a share of the audience, 0–100.
-    pub fn percent_done(&self) -> f64 {
-        let processed = (self.sent + self.failed) as f64;
-        let of = (self.total.max(self.sent + self.failed)) as f64;
-        if of > 0.0 {
-            (100.0 * processed / of).min(100.0)
-        } else {
-            0.0
-        }
-    }
-
     /// An operator's request that the workflow has not carried out yet, if there is one:
     /// "pause requested", "resume requested", "cancel requested".
     pub fn pending_request(&self) -> Option<&'static str> {

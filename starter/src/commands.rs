@@ -5,7 +5,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use chrono::Utc;
 use herald_control::{CampaignView, Config, Control, ControlError, Request, launch::LaunchRequest};
-use herald_wire::{CampaignKey, CampaignSpec, Channel, Content, Segment, Tuning, parse_send_at};
+use herald_wire::{
+    CampaignKey, CampaignSpec, Channel, Content, Intent, Segment, Tuning, parse_send_at,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{Command, LaunchArgs, RequestArgs, UsersCommand, watch};
@@ -143,7 +145,7 @@ async fn request(control: &Control, request: Request, args: RequestArgs) -> Resu
         .await?;
     let done = match request {
         Request::Pause => "paused: no new page starts; a page already in flight finishes",
-        Request::Resume if !recorded.status.is_held() => {
+        Request::Resume if !recorded.status.is_held() && recorded.before == Intent::Run => {
             "was not paused; the resume is recorded (it overrides any pause still on its way)"
         }
         Request::Resume => "resumed: continuing from the next unprocessed recipient",

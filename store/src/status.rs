@@ -155,6 +155,8 @@ pub struct Recorded {
     pub repeated: bool,
     /// The campaign's status when the request was made.
     pub status: CampaignStatus,
+    /// What operators had asked before this request.
+    pub before: Intent,
 }
 
 /// Whether `request` may be made of a campaign standing so, and if so whether it repeats
@@ -252,6 +254,7 @@ pub async fn request(
         },
         repeated,
         status: standing.status,
+        before: standing.intent,
     })
 }
 

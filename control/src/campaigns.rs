@@ -1,67 +1,111 @@
 //! Reading campaigns: one, the list, and one watched live.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use herald_store::{
+    PgPool,
     campaigns::{self, CampaignView},
     status::StatusChanges,
 };
-use herald_wire::CampaignKey;
+use herald_wire::{CampaignKey, CampaignStatus};
+use tokio::sync::broadcast;
 
-use crate::{Control, Result};
+use crate::{
+    Control, Result,
+    page::{Cursor, Limit, Page},
+};
 
 impl Control {
     pub async fn campaign(&self, key: &CampaignKey) -> Result<CampaignView> {
         Ok(campaigns::find(&self.db, key).await?)
     }
 
-    /// Newest first, at most `limit` (1 to 1,000).
-    pub async fn campaigns(&self, limit: i64) -> Result<Vec<CampaignView>> {
-        Ok(campaigns::list(&self.db, limit.clamp(1, 1000)).await?)
+    /// A page of campaigns, newest first, only those with `status` when it is given.
+    pub async fn campaigns(
+        &self,
+        status: Option<CampaignStatus>,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<CampaignView>> {
+        let rows =
+            campaigns::list(&self.db, status, after.map(Cursor::id), limit.get() + 1).await?;
+        Ok(Page::of(rows, limit, |c| c.id))
     }
 
-    /// Follow a campaign: [`Watch::next`] returns its view now, then at every status change
-    /// and every [`Watch::EVERY`] between them.
-    pub async fn watch(&self, key: &CampaignKey) -> Result<Watch<'_>> {
+    /// Follow a campaign: [`Watch::next`] returns its view now, then at every change of its
+    /// status and every [`Watch::EVERY`] between them. Every watch of one `Control` shares
+    /// one listening session.
+    pub async fn watch(&self, key: &CampaignKey) -> Result<Watch> {
         let first = self.campaign(key).await?;
         Ok(Watch {
-            control: self,
+            db: self.db.clone(),
             key: key.clone(),
-            changes: StatusChanges::listen(&self.db).await,
+            changes: self.status_changes().await,
             first: Some(first),
         })
     }
+
+    /// The shared feed of status changes (campaign keys), started by the first watch. `None`
+    /// when no session can be had for it: watchers then rely on their regular looks.
+    async fn status_changes(&self) -> Option<broadcast::Receiver<Arc<str>>> {
+        let mut feed = self.changes.lock().await;
+        if let Some(sender) = feed.as_ref() {
+            return Some(sender.subscribe());
+        }
+        let mut listener = StatusChanges::listen(&self.db).await?;
+        let (sender, receiver) = broadcast::channel(256);
+        let forward = sender.clone();
+        tokio::spawn(async move {
+            loop {
+                match listener.next().await {
+                    Ok(key) => {
+                        // No receivers is fine: the next watch subscribes.
+                        let _ = forward.send(key.into());
+                    }
+                    // The session is re-established on the next receive (sqlx's listener
+                    // reconnects); changes meanwhile are caught by the regular looks.
+                    Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                }
+            }
+        });
+        *feed = Some(sender);
+        Some(receiver)
+    }
 }
 
-pub struct Watch<'a> {
-    control: &'a Control,
+pub struct Watch {
+    db: PgPool,
     key: CampaignKey,
-    /// `None` when listening is not possible: the regular looks still come.
-    changes: Option<StatusChanges>,
+    changes: Option<broadcast::Receiver<Arc<str>>>,
     first: Option<CampaignView>,
 }
 
-impl Watch<'_> {
+impl Watch {
     pub const EVERY: Duration = Duration::from_millis(500);
 
-    /// The campaign's next view.
+    /// The campaign's next view: after its status changes, or [`Self::EVERY`] after the last.
     pub async fn next(&mut self) -> Result<CampaignView> {
         if let Some(first) = self.first.take() {
             return Ok(first);
         }
         let tick = tokio::time::sleep(Self::EVERY);
-        match &mut self.changes {
-            Some(changes) => {
-                let lost = tokio::select! {
-                    change = changes.next() => change.is_err(),
-                    _ = tick => false,
-                };
-                if lost {
-                    self.changes = None;
-                }
+        tokio::pin!(tick);
+        loop {
+            let Some(changes) = &mut self.changes else {
+                tick.await;
+                break;
+            };
+            tokio::select! {
+                change = changes.recv() => match change {
+                    Ok(key) if *key == *self.key.as_str() => break,
+                    Ok(_) => continue,
+                    // Missed some: one of them may have been ours.
+                    Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Closed) => self.changes = None,
+                },
+                _ = &mut tick => break,
             }
-            None => tick.await,
         }
-        self.control.campaign(&self.key).await
+        Ok(campaigns::find(&self.db, &self.key).await?)
     }
 }

@@ -117,8 +117,9 @@ pub struct WorkerConfig {
     /// worth at the default of 8 lanes; more wait their turn)
     #[arg(long, env = "HERALD_PAGE_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub page_connections: u32,
-    /// On SIGTERM, how long in-flight pages may take to finish before the worker exits
-    /// anyway (`15s`): new pages are refused at once and handed to another worker
+    /// On SIGTERM, how long in-flight work may take to finish before the process exits
+    /// anyway (`15s`): a worker refuses new pages at once and hands them to another worker;
+    /// the API stops accepting connections and ends its event streams
     #[arg(long, env = "HERALD_SHUTDOWN_GRACE", default_value = "15s", value_parser = parse_shutdown_grace)]
     pub shutdown_grace: Duration,
     /// Apply pending database migrations on start, as `herald migrate` does (`false`:
@@ -131,6 +132,94 @@ pub struct WorkerConfig {
     /// Testing only: every status write of the workflow waits this long first (`500ms`)
     #[arg(long, env = "HERALD_FAULT_STATUS_DELAY", value_parser = parse_fault_delay)]
     pub fault_status_delay: Option<Duration>,
+}
+
+/// The HTTP API's configuration.
+#[derive(Clone, Debug, Parser)]
+#[command(
+    name = "herald-api",
+    version,
+    about = "Serves Herald's HTTP API: campaigns for services, the inbox for apps."
+)]
+pub struct ApiConfig {
+    #[command(flatten)]
+    pub services: Config,
+    /// Log filter (tracing's `EnvFilter` syntax)
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log: String,
+    /// Where the HTTP API listens, `host:port`
+    #[arg(long, env = "HERALD_API_ADDR", default_value = "127.0.0.1:8080")]
+    pub api_addr: std::net::SocketAddr,
+    /// The bearer token services present to the HTTP API (at least 16 characters); required
+    /// unless HERALD_API_DEV allows none
+    #[arg(long, env = "HERALD_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// The key of users' inbox tokens, HMAC-SHA256 of the user id (at least 16 characters);
+    /// unset: only the service token opens an inbox
+    #[arg(long, env = "HERALD_INBOX_SECRET", hide_env_values = true)]
+    pub inbox_secret: Option<String>,
+    /// Development only: serve without HERALD_API_TOKEN (every caller is a service), allowed
+    /// on a loopback address only
+    #[arg(long, env = "HERALD_API_DEV", default_value_t = false, action = clap::ArgAction::Set)]
+    pub api_dev: bool,
+    /// PostgreSQL sessions the HTTP API keeps for its requests
+    #[arg(long, env = "HERALD_API_DB_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=512))]
+    pub api_db_connections: u32,
+    /// The longest a request may take before it is answered 503 (`10s`); event streams are
+    /// not limited
+    #[arg(long, env = "HERALD_API_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_request_timeout)]
+    pub api_request_timeout: Duration,
+    /// On SIGTERM, how long in-flight work may take to finish before the process exits
+    /// anyway (`15s`): a worker refuses new pages at once and hands them to another worker;
+    /// the API stops accepting connections and ends its event streams
+    #[arg(long, env = "HERALD_SHUTDOWN_GRACE", default_value = "15s", value_parser = parse_shutdown_grace)]
+    pub shutdown_grace: Duration,
+}
+
+fn parse_request_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(1) || d > Duration::from_secs(300) {
+        return Err(format!("{s:?} is outside 1s–300s"));
+    }
+    Ok(d)
+}
+
+/// The shortest token or secret the API accepts.
+pub const MIN_SECRET_LEN: usize = 16;
+
+impl ApiConfig {
+    /// Refuse settings that would serve an open or guessable API.
+    pub fn check(&self) -> Result<(), ControlError> {
+        for (name, value) in [
+            ("HERALD_API_TOKEN", &self.api_token),
+            ("HERALD_INBOX_SECRET", &self.inbox_secret),
+        ] {
+            if let Some(v) = value
+                && v.chars().count() < MIN_SECRET_LEN
+            {
+                return Err(ControlError::Config(format!(
+                    "{name} is {} characters; use at least {MIN_SECRET_LEN} (e.g. `openssl rand -hex 32`)",
+                    v.chars().count()
+                )));
+            }
+        }
+        if self.api_token.is_none() {
+            if !self.api_dev {
+                return Err(ControlError::Config(
+                    "HERALD_API_TOKEN is not set: services authenticate with it; set it (e.g. `openssl rand -hex 32`), \
+                     or for local development set HERALD_API_DEV=true on a loopback address"
+                        .into(),
+                ));
+            }
+            if !self.api_addr.ip().is_loopback() {
+                return Err(ControlError::Config(format!(
+                    "HERALD_API_DEV serves without a token only on a loopback address, not {}; set HERALD_API_TOKEN",
+                    self.api_addr
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `herald` command's own settings, beside its subcommand's arguments.
@@ -188,6 +277,7 @@ pub fn reference_table() -> String {
     for (binary, command) in [
         ("worker", WorkerConfig::command()),
         ("herald", CliOnly::command()),
+        ("api", ApiConfig::command()),
     ] {
         for arg in command.get_arguments() {
             let Some(env) = arg.get_env() else { continue };

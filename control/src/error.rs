@@ -12,6 +12,9 @@ pub enum ControlError {
     /// A request that the campaign's state or the data refuses (an empty audience, say).
     #[error("{0}")]
     Refused(String),
+    /// A request that contradicts what exists (a different campaign under a key in use).
+    #[error("{0}")]
+    Conflict(String),
     /// A setting that cannot work.
     #[error("{0}")]
     Config(String),
@@ -34,7 +37,9 @@ impl ControlError {
     pub fn fault(&self) -> Fault {
         match self {
             Self::Store(e) => e.fault(),
-            Self::Invalid(_) | Self::Refused(_) | Self::Config(_) => Fault::Refused,
+            Self::Invalid(_) | Self::Refused(_) | Self::Conflict(_) | Self::Config(_) => {
+                Fault::Refused
+            }
             Self::DatabaseUnreachable { .. }
             | Self::TemporalUnreachable { .. }
             | Self::Temporal { .. } => Fault::Transient,

@@ -125,7 +125,7 @@ impl Control {
         tuning: Tuning,
     ) -> Result<Launched> {
         if stored != spec {
-            return Err(ControlError::Refused(format!(
+            return Err(ControlError::Conflict(format!(
                 "campaign {key} already exists with a different {}; pick another --key",
                 differences(stored, spec).join(", ")
             )));

@@ -8,29 +8,36 @@
 //! - [`launch`]: launching a campaign.
 //! - [`requests`]: pause, resume and cancel (recorded in the campaign's row, then signalled).
 //! - [`campaigns`]: a campaign's status, the list, and watching one live.
-//! - [`inbox`]: a user's inbox and marking a message read.
+//! - [`inbox`]: a user's inbox, its unread badge, and marking messages read.
+//! - [`page`]: keyset pagination of lists.
 //! - [`users`]: adding test users.
-//! - [`error`]: [`ControlError`].
+//! - [`error`]: the errors ([`ControlError`]).
 
 pub mod campaigns;
 pub mod config;
 pub mod error;
 pub mod inbox;
 pub mod launch;
+pub mod page;
 pub mod requests;
 pub mod temporal;
 pub mod users;
 
 pub use config::Config;
 pub use error::{ControlError, Result};
-pub use herald_store::{Fault, campaigns::CampaignView, inbox::InboxItem, status::Request};
+pub use herald_store::{
+    Fault, StoreError,
+    campaigns::CampaignView,
+    inbox::{InboxItem, ReadFilter},
+    status::Request,
+};
 
 use herald_store::{
     PgPool,
     connect::{self, PoolSettings},
 };
 use temporalio_client::Client;
-use tokio::sync::OnceCell;
+use tokio::sync::{Mutex, OnceCell, broadcast};
 
 /// Connect to PostgreSQL and check its schema (or migrate it, if `settings` say so), failing
 /// with a hint when the server is not there or the schema is not this binary's.
@@ -56,6 +63,8 @@ pub struct Control {
     config: Config,
     db: PgPool,
     temporal: OnceCell<Client>,
+    /// Status changes, shared by every watch (`campaigns`).
+    changes: Mutex<Option<broadcast::Sender<std::sync::Arc<str>>>>,
 }
 
 impl Control {
@@ -78,11 +87,34 @@ impl Control {
             config,
             db,
             temporal: OnceCell::new(),
+            changes: Mutex::new(None),
         })
     }
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Connect to the database for a long-lived server with up to `sessions` connections
+    /// (the HTTP API).
+    pub async fn serve(
+        config: Config,
+        sessions: u32,
+        statement_timeout: std::time::Duration,
+    ) -> Result<Self> {
+        Self::connect_with(config, PoolSettings::server(sessions, statement_timeout)).await
+    }
+
+    /// Whether both services answer now: PostgreSQL a query, Temporal a call.
+    pub async fn ready(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.db)
+            .await
+            .map_err(|source| ControlError::DatabaseUnreachable {
+                url: error::redact(&self.config.database_url),
+                source,
+            })?;
+        temporal::ping(self.temporal().await?, &self.config).await
     }
 
     async fn temporal(&self) -> Result<&Client> {

@@ -49,6 +49,28 @@ pub async fn connect(config: &Config) -> Result<Client, ControlError> {
     .map_err(|e| unreachable(e.to_string()))
 }
 
+/// Ask Temporal something cheap (the namespace), within a few seconds: whether it answers.
+pub async fn ping(client: &Client, config: &Config) -> Result<(), ControlError> {
+    let request = temporalio_client::tonic::Request::new(
+        temporalio_common::protos::temporal::api::workflowservice::v1::DescribeNamespaceRequest {
+            namespace: config.temporal_namespace.clone(),
+            ..Default::default()
+        },
+    );
+    let mut service = client.connection().workflow_service();
+    match tokio::time::timeout(Duration::from_secs(3), service.describe_namespace(request)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(status)) => Err(ControlError::TemporalUnreachable {
+            address: config.temporal_address.clone(),
+            reason: status.message().to_owned(),
+        }),
+        Err(_) => Err(ControlError::TemporalUnreachable {
+            address: config.temporal_address.clone(),
+            reason: "no answer within 3s".into(),
+        }),
+    }
+}
+
 /// gzip on the Temporal connection trades CPU for bandwidth. Across a network that can pay;
 /// to a server on the same machine it is pure cost (each workflow task reporting a few
 /// hundred page results is compressed and inflated while every lane waits for the reply), so

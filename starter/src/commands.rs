@@ -4,7 +4,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use chrono::Utc;
-use herald_control::{CampaignView, Config, Control, ControlError, Request, launch::LaunchRequest};
+use herald_control::{
+    CampaignView, Config, Control, ControlError, ReadFilter, Request, launch::LaunchRequest,
+    page::Limit,
+};
 use herald_wire::{
     CampaignKey, CampaignSpec, Channel, Content, Intent, Segment, Tuning, parse_send_at,
 };
@@ -238,7 +241,8 @@ fn print_view(v: &CampaignView) {
 }
 
 async fn list(control: &Control, limit: i64, json: bool) -> Result<()> {
-    let views = control.campaigns(limit).await?;
+    let limit = Limit::new(limit).map_err(ControlError::from)?;
+    let views = control.campaigns(None, limit, None).await?.items;
     if json {
         println!("{}", serde_json::to_string_pretty(&views)?);
         return Ok(());
@@ -266,7 +270,12 @@ async fn list(control: &Control, limit: i64, json: bool) -> Result<()> {
 }
 
 async fn inbox(control: &Control, user: i64, limit: i64, json: bool) -> Result<()> {
-    let items = control.inbox(user, limit).await?;
+    let limit = Limit::new(limit).map_err(ControlError::from)?;
+    let items = control
+        .inbox(user, ReadFilter::All, limit, None)
+        .await?
+        .page
+        .items;
     if json {
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(());

@@ -153,6 +153,9 @@ async fn fix_audience(tx: &mut Transaction<'_, Postgres>, key: &CampaignKey) -> 
 /// A campaign as operators see it. Counters are the ledger's committed totals.
 #[derive(Clone, Debug, Serialize, FromRow)]
 pub struct CampaignView {
+    /// The row's id: the list is ordered by it, and a page's cursor is the last one.
+    #[serde(skip)]
+    pub id: i64,
     #[sqlx(try_from = "String")]
     pub key: CampaignKey,
     /// What the campaign does. Serialized as `status` (the code) and `status_name`.
@@ -216,7 +219,7 @@ fn intent_name<S: serde::Serializer>(intent: &Intent, serializer: S) -> Result<S
 }
 
 const VIEW_SQL: &str = "
-SELECT m.key, m.status, m.intent, coalesce(m.total, 0) AS total, p.sent, p.failed,
+SELECT m.id, m.key, m.status, m.intent, coalesce(m.total, 0) AS total, p.sent, p.failed,
        CASE WHEN m.status = 3 THEN 0
             ELSE greatest(coalesce(m.total, 0) - p.sent - p.failed, 0) END AS pending,
        CASE WHEN p.sent + p.failed > coalesce(m.total, 0) OR m.status = 3
@@ -243,12 +246,22 @@ pub async fn find(pool: &PgPool, key: &CampaignKey) -> Result<CampaignView> {
         .ok_or_else(|| StoreError::UnknownCampaign(key.to_string()))
 }
 
-/// Newest first.
-pub async fn list(pool: &PgPool, limit: i64) -> Result<Vec<CampaignView>> {
-    Ok(
-        sqlx::query_as(&format!("{VIEW_SQL} ORDER BY m.id DESC LIMIT $1"))
-            .bind(limit)
-            .fetch_all(pool)
-            .await?,
-    )
+/// Newest first: up to `limit` campaigns created before the one with id `before` (the
+/// cursor), with the given status when one is given.
+pub async fn list(
+    pool: &PgPool,
+    status: Option<CampaignStatus>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<CampaignView>> {
+    Ok(sqlx::query_as(&format!(
+        "{VIEW_SQL} WHERE ($1::smallint IS NULL OR m.status = $1)
+                      AND ($2::bigint IS NULL OR m.id < $2)
+         ORDER BY m.id DESC LIMIT $3"
+    ))
+    .bind(status.map(CampaignStatus::code))
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
 }

@@ -55,6 +55,17 @@ impl PoolSettings {
         }
     }
 
+    /// A long-lived server's (the HTTP API): no statement runs past `statement_timeout`, so
+    /// a slow query cannot hold a session that other requests wait for.
+    pub fn server(max_connections: u32, statement_timeout: Duration) -> Self {
+        Self {
+            max_connections,
+            statement_timeout: Some(statement_timeout),
+            bitmap_scans: true,
+            migrations: MigrationCheck::Require,
+        }
+    }
+
     /// A command's: `max_connections` sessions (one for a command that runs its statements
     /// one after another: a larger pool opens a second session for the second statement,
     /// because sqlx returns a connection to the pool asynchronously).

@@ -1,4 +1,8 @@
 //! The in-app inbox: a user's delivered messages, and marking them read.
+//!
+//! What a user sees is defined once, in [`DELIVERED`]: the items of inbox campaigns that were
+//! delivered to them. The list, the unread badge and "read all" all use it, so the badge
+//! never counts an item the list does not show.
 
 use chrono::{DateTime, Utc};
 use herald_wire::{CampaignKey, ItemStatus};
@@ -7,8 +11,16 @@ use sqlx::{FromRow, PgPool};
 
 use crate::{Result, StoreError};
 
+/// The items a user's inbox shows, as a condition on `message_items i` joined with
+/// `messages m` (`$1`: the user): inbox campaigns, delivered. A paused or cancelled campaign's
+/// items that were delivered stay; items of external channels never show.
+const DELIVERED: &str = "i.user_id = $1 AND i.status = 1 AND m.channel = 'inbox'";
+
 #[derive(Clone, Debug, Serialize, FromRow)]
 pub struct InboxItem {
+    /// The campaign's row id: the inbox is ordered by it, and a page's cursor is the last one.
+    #[serde(skip)]
+    pub campaign_id: i64,
     #[sqlx(try_from = "String")]
     pub key: CampaignKey,
     pub title: String,
@@ -19,20 +31,141 @@ pub struct InboxItem {
     pub read_at: Option<DateTime<Utc>>,
 }
 
-/// A user's inbox, newest campaign first.
-pub async fn list(pool: &PgPool, user_id: i64, limit: i64) -> Result<Vec<InboxItem>> {
-    Ok(sqlx::query_as(
-        "SELECT m.key, m.title, m.body, i.status, i.sent_at, i.read_at
-         FROM message_items i JOIN messages m ON m.id = i.message_id
-         WHERE i.user_id = $1
-         ORDER BY i.message_id DESC LIMIT $2",
+/// Which of a user's items to list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadFilter {
+    #[default]
+    All,
+    Unread,
+    Read,
+}
+
+impl ReadFilter {
+    fn code(self) -> i16 {
+        match self {
+            Self::All => 0,
+            Self::Unread => 1,
+            Self::Read => 2,
+        }
+    }
+}
+
+/// One page of a user's inbox.
+#[derive(Clone, Debug)]
+pub struct InboxPage {
+    /// Newest campaign first.
+    pub items: Vec<InboxItem>,
+    /// Every unread item the user has, whatever the filter and the page.
+    pub unread: i64,
+    /// Whether the user exists at all.
+    pub known_user: bool,
+}
+
+#[derive(FromRow)]
+struct Row {
+    known_user: bool,
+    unread: i64,
+    campaign_id: Option<i64>,
+    key: Option<String>,
+    title: Option<String>,
+    body: Option<String>,
+    status: Option<i16>,
+    sent_at: Option<DateTime<Utc>>,
+    read_at: Option<DateTime<Utc>>,
+}
+
+/// A page of a user's inbox: up to `limit` items of campaigns older than `before` (a
+/// campaign id, the cursor), newest first, with the user's unread count, in one statement.
+/// Keyset pagination: a page starts below the last item of the one before, so items that
+/// arrive from new campaigns meanwhile never shift a walk through the pages.
+pub async fn page(
+    pool: &PgPool,
+    user_id: i64,
+    filter: ReadFilter,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<InboxPage> {
+    let rows: Vec<Row> = sqlx::query_as(&page_sql())
+        .bind(user_id)
+        .bind(before)
+        .bind(filter.code())
+        .bind(limit)
+        // Planned for this user each time, so that only their partition is opened and locked
+        // (a plan kept for any user would lock every partition at each use).
+        .persistent(false)
+        .fetch_all(pool)
+        .await?;
+    let first = rows.first();
+    let known_user = first.is_some_and(|r| r.known_user);
+    let unread = first.map_or(0, |r| r.unread);
+    let items = rows
+        .into_iter()
+        .filter_map(|r| {
+            Some((
+                r.campaign_id?,
+                r.key?,
+                r.title?,
+                r.body?,
+                r.status?,
+                r.sent_at,
+                r.read_at,
+            ))
+        })
+        .map(
+            |(campaign_id, key, title, body, status, sent_at, read_at)| {
+                let decode = |what: &str, e: String| {
+                    StoreError::Database(sqlx::Error::Decode(format!("inbox {what}: {e}").into()))
+                };
+                Ok(InboxItem {
+                    campaign_id,
+                    key: CampaignKey::parse(&key).map_err(|e| decode("key", e.0))?,
+                    title,
+                    body,
+                    status: ItemStatus::try_from(status).map_err(|e| decode("status", e))?,
+                    sent_at,
+                    read_at,
+                })
+            },
+        )
+        .collect::<Result<_>>()?;
+    Ok(InboxPage {
+        items,
+        unread,
+        known_user,
+    })
+}
+
+/// The statement behind [`page`] (`$1` user, `$2` before, `$3` filter, `$4` limit); the
+/// API's benchmark runs the same text under pgbench as its baseline.
+pub fn page_sql() -> String {
+    format!(
+        "WITH unread AS (
+            SELECT count(*) AS n FROM message_items i JOIN messages m ON m.id = i.message_id
+            WHERE {DELIVERED} AND i.read_at IS NULL
+         ), page AS (
+            SELECT i.message_id AS campaign_id, m.key, m.title, m.body, i.status, i.sent_at,
+                   i.read_at
+            FROM message_items i JOIN messages m ON m.id = i.message_id
+            WHERE {DELIVERED} AND ($2::bigint IS NULL OR i.message_id < $2)
+              AND ($3::smallint = 0 OR ($3 = 1) = (i.read_at IS NULL))
+            ORDER BY i.message_id DESC LIMIT $4
+         )
+         SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) AS known_user, unread.n AS unread,
+                page.*
+         FROM unread LEFT JOIN page ON true
+         ORDER BY page.campaign_id DESC NULLS LAST"
     )
+}
+
+/// How many delivered items a user has not read (the badge).
+pub async fn unread_count(pool: &PgPool, user_id: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM message_items i JOIN messages m ON m.id = i.message_id
+         WHERE {DELIVERED} AND i.read_at IS NULL"
+    ))
     .bind(user_id)
-    .bind(limit)
-    // Planned for this user each time, so that only their partition is opened and locked (a
-    // plan kept for any user would lock every partition at each use).
     .persistent(false)
-    .fetch_all(pool)
+    .fetch_one(pool)
     .await?)
 }
 
@@ -51,27 +184,28 @@ struct Marked {
 /// schema), not on the campaign's row: concurrent readers of one campaign do not queue on
 /// one row, and never on the one that operators' requests lock.
 pub async fn mark_read(pool: &PgPool, user_id: i64, key: &CampaignKey) -> Result<bool> {
-    let row: Marked = sqlx::query_as(
-        "WITH m AS (SELECT id FROM messages WHERE key = $2),
+    let row: Marked = sqlx::query_as(&format!(
+        "WITH c AS (SELECT id FROM messages WHERE key = $2),
          upd AS (
-            UPDATE message_items SET read_at = now()
-            WHERE message_id = (SELECT id FROM m) AND user_id = $1 AND read_at IS NULL AND status = $3
+            UPDATE message_items i SET read_at = now()
+            FROM messages m
+            WHERE i.message_id = (SELECT id FROM c) AND m.id = i.message_id AND {DELIVERED}
+              AND i.read_at IS NULL
             RETURNING 1
          ),
          bump AS (
             INSERT INTO message_reads (message_id, shard, reads)
-            SELECT id, pg_backend_pid() % 1024, 1 FROM m WHERE EXISTS (SELECT 1 FROM upd)
+            SELECT id, pg_backend_pid() % 1024, 1 FROM c WHERE EXISTS (SELECT 1 FROM upd)
             ON CONFLICT (message_id, shard) DO UPDATE SET reads = message_reads.reads + 1
             RETURNING 1
          )
-         SELECT (SELECT id FROM m) AS campaign_id,
+         SELECT (SELECT id FROM c) AS campaign_id,
                 (SELECT count(*) FROM upd) AS marked,
-                EXISTS (SELECT 1 FROM message_items
-                        WHERE message_id = (SELECT id FROM m) AND user_id = $1 AND status = $3) AS received",
-    )
+                EXISTS (SELECT 1 FROM message_items i JOIN messages m ON m.id = i.message_id
+                        WHERE i.message_id = (SELECT id FROM c) AND {DELIVERED}) AS received"
+    ))
     .bind(user_id)
     .bind(key.as_str())
-    .bind(ItemStatus::Sent.code())
     .persistent(false)
     .fetch_one(pool)
     .await?;
@@ -85,4 +219,29 @@ pub async fn mark_read(pool: &PgPool, user_id: i64, key: &CampaignKey) -> Result
         });
     }
     Ok(row.marked == 1)
+}
+
+/// Mark every unread item of a user's inbox read, in one statement, counting each campaign's
+/// reads once per item that changed. Idempotent: a second call changes nothing. Returns how
+/// many items this call marked.
+pub async fn mark_all_read(pool: &PgPool, user_id: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar(&format!(
+        "WITH upd AS (
+            UPDATE message_items i SET read_at = now()
+            FROM messages m
+            WHERE m.id = i.message_id AND {DELIVERED} AND i.read_at IS NULL
+            RETURNING i.message_id
+         ),
+         bump AS (
+            INSERT INTO message_reads (message_id, shard, reads)
+            SELECT message_id, pg_backend_pid() % 1024, count(*) FROM upd GROUP BY message_id
+            ON CONFLICT (message_id, shard) DO UPDATE SET reads = message_reads.reads + excluded.reads
+            RETURNING 1
+         )
+         SELECT count(*) FROM upd"
+    ))
+    .bind(user_id)
+    .persistent(false)
+    .fetch_one(pool)
+    .await?)
 }

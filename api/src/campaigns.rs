@@ -1,0 +1,406 @@
+//! `/v1/campaigns`: launching, reading, requests and the live event stream, for services.
+
+use std::{convert::Infallible, time::Duration};
+
+use axum::{
+    extract::{FromRequestParts, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    response::{
+        IntoResponse, Response,
+        sse::{Event, KeepAlive, Sse},
+    },
+};
+use chrono::Utc;
+use futures::{Stream, StreamExt};
+use herald_control::{
+    Request,
+    campaigns::Watch,
+    launch::LaunchRequest,
+    page::{Cursor, Limit},
+};
+use herald_wire::{
+    CampaignKey, CampaignSpec, CampaignStatus, Channel, Content, Lanes, PageExecution, PageSize,
+    Rate, Segment, Tuning, parse_send_at,
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    AppState,
+    auth::Service,
+    error::{ApiError, ApiResult, Body, ErrorBody, OptionalBody, Query, path_param},
+    schema::{Campaign, CampaignList, CampaignListQuery, LaunchBody, RequestAnswer, RequestBody},
+};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(launch, list))
+        .routes(routes!(show))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(cancel))
+        .routes(routes!(events))
+}
+
+/// The campaign key of the path.
+pub struct KeyPath(pub CampaignKey);
+
+impl<S: Send + Sync> FromRequestParts<S> for KeyPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> ApiResult<Self> {
+        let raw = path_param(parts, "key").await?;
+        Ok(Self(CampaignKey::parse(&raw)?))
+    }
+}
+
+/// Launch a campaign.
+///
+/// The key is the idempotency key: the same key with the same campaign answers 200 with the
+/// campaign as it stands and starts nothing; a different campaign under a key in use is 409.
+#[utoipa::path(
+    post, path = "/v1/campaigns", tag = "campaigns",
+    params(("Idempotency-Key" = Option<String>, Header, description = "The campaign key, when the body has none")),
+    request_body = LaunchBody,
+    responses(
+        (status = 201, description = "Launched", body = Campaign, headers(("Location" = String, description = "The campaign"))),
+        (status = 200, description = "Already launched with this spec: nothing new started", body = Campaign),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, description = "The key is used by a different campaign", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, description = "Refused: an empty audience", body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn launch(
+    State(state): State<AppState>,
+    _: Service,
+    headers: HeaderMap,
+    Body(body): Body<LaunchBody>,
+) -> ApiResult<Response> {
+    let request = launch_request(&headers, body)?;
+    let launched = state.control.launch(request).await?;
+    let campaign: Campaign = state.control.campaign(&launched.key).await?.into();
+    if launched.already.is_some() {
+        return Ok((StatusCode::OK, axum::Json(campaign)).into_response());
+    }
+    let location = format!("/v1/campaigns/{}", launched.key);
+    Ok((
+        StatusCode::CREATED,
+        [(
+            header::LOCATION,
+            HeaderValue::from_str(&location).expect("keys are URL-safe"),
+        )],
+        axum::Json(campaign),
+    )
+        .into_response())
+}
+
+fn launch_request(headers: &HeaderMap, body: LaunchBody) -> ApiResult<LaunchRequest> {
+    let header_key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::invalid("the Idempotency-Key header is not text"))?
+                .to_owned(),
+        ),
+    };
+    let key = match (body.key, header_key) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(ApiError::invalid(format!(
+                "the body's key {a:?} and the Idempotency-Key header {b:?} differ; send one"
+            )));
+        }
+        (key, header) => key.or(header),
+    };
+    let key = key.as_deref().map(CampaignKey::parse).transpose()?;
+    let send_at = body
+        .send_at
+        .as_deref()
+        .map(|s| parse_send_at(s, Utc::now()))
+        .transpose()
+        .map_err(|e| ApiError::invalid(e.0.replace("--send-at", "send_at")))?;
+    let channel = match body.channel.as_deref() {
+        None => Channel::Inbox,
+        Some(c) => c.parse()?,
+    };
+    let execution = match body.execution.as_deref() {
+        None => PageExecution::default(),
+        Some(e) => e.parse()?,
+    };
+    Ok(LaunchRequest {
+        key,
+        spec: CampaignSpec {
+            content: Content::new(&body.title, &body.body)?,
+            channel,
+            segment: body.segment.as_deref().map(Segment::parse).transpose()?,
+            send_at,
+            page_size: body
+                .page_size
+                .map(PageSize::new)
+                .transpose()?
+                .unwrap_or_default(),
+            lanes: body.lanes.map(Lanes::new).transpose()?.unwrap_or_default(),
+            execution,
+            rate: body.rate.map(Rate::new).transpose()?,
+        },
+        tuning: Tuning::default(),
+    })
+}
+
+/// List campaigns, newest first.
+#[utoipa::path(
+    get, path = "/v1/campaigns", tag = "campaigns",
+    params(CampaignListQuery),
+    responses(
+        (status = 200, body = CampaignList),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn list(
+    State(state): State<AppState>,
+    _: Service,
+    Query(q): Query<CampaignListQuery>,
+) -> ApiResult<axum::Json<CampaignList>> {
+    let status = q.status.as_deref().map(parse_status).transpose()?;
+    let limit = q.limit.map(Limit::new).transpose()?.unwrap_or_default();
+    let after = q.after.as_deref().map(Cursor::parse).transpose()?;
+    let page = state.control.campaigns(status, limit, after).await?;
+    Ok(axum::Json(CampaignList {
+        items: page.items.into_iter().map(Campaign::from).collect(),
+        next: page.next.map(|c| c.to_string()),
+    }))
+}
+
+fn parse_status(s: &str) -> ApiResult<CampaignStatus> {
+    CampaignStatus::ALL
+        .into_iter()
+        .find(|st| st.name() == s || st.code().to_string() == s)
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "status {s:?} is not one of not_started, in_progress, paused, completed, cancelled, failed (or 0–5)"
+            ))
+        })
+}
+
+/// A campaign: status, counters and times.
+#[utoipa::path(
+    get, path = "/v1/campaigns/{key}", tag = "campaigns",
+    params(("key" = String, Path, description = "The campaign key")),
+    responses(
+        (status = 200, body = Campaign),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn show(
+    State(state): State<AppState>,
+    _: Service,
+    KeyPath(key): KeyPath,
+) -> ApiResult<axum::Json<Campaign>> {
+    Ok(axum::Json(state.control.campaign(&key).await?.into()))
+}
+
+async fn request(
+    state: AppState,
+    key: CampaignKey,
+    request: Request,
+    body: RequestBody,
+) -> ApiResult<axum::Json<RequestAnswer>> {
+    if let Some(r) = &body.reason
+        && r.chars().count() > 500
+    {
+        return Err(ApiError::invalid(format!(
+            "reason is {} characters; the limit is 500",
+            r.chars().count()
+        )));
+    }
+    let recorded = state
+        .control
+        .request(&key, request, body.reason.as_deref())
+        .await?;
+    Ok(axum::Json(RequestAnswer {
+        request: request.verb().to_owned(),
+        number: recorded.requested.seq,
+        repeated: recorded.repeated,
+        campaign: state.control.campaign(&key).await?.into(),
+    }))
+}
+
+/// Pause a campaign before its next page. Once this answers, no new page starts; pages
+/// already in flight (at most one per lane) finish. Pausing a paused campaign repeats the
+/// request.
+#[utoipa::path(
+    post, path = "/v1/campaigns/{key}/pause", tag = "campaigns",
+    params(("key" = String, Path, description = "The campaign key")),
+    request_body(content = Option<RequestBody>, description = "Optional: why"),
+    responses(
+        (status = 200, body = RequestAnswer),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "The campaign has finished, failed or is being cancelled", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 503, description = "A service is down; the request may have been recorded: send it again", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn pause(
+    State(state): State<AppState>,
+    _: Service,
+    KeyPath(key): KeyPath,
+    OptionalBody(body): OptionalBody<RequestBody>,
+) -> ApiResult<axum::Json<RequestAnswer>> {
+    request(state, key, Request::Pause, body).await
+}
+
+/// Resume a paused or failed campaign from the next unprocessed recipient.
+#[utoipa::path(
+    post, path = "/v1/campaigns/{key}/resume", tag = "campaigns",
+    params(("key" = String, Path, description = "The campaign key")),
+    request_body(content = Option<RequestBody>, description = "Optional: why"),
+    responses(
+        (status = 200, body = RequestAnswer),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "The campaign has finished or is being cancelled", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn resume(
+    State(state): State<AppState>,
+    _: Service,
+    KeyPath(key): KeyPath,
+    OptionalBody(body): OptionalBody<RequestBody>,
+) -> ApiResult<axum::Json<RequestAnswer>> {
+    request(state, key, Request::Resume, body).await
+}
+
+/// Cancel a campaign for good (status 4).
+#[utoipa::path(
+    post, path = "/v1/campaigns/{key}/cancel", tag = "campaigns",
+    params(("key" = String, Path, description = "The campaign key")),
+    request_body(content = Option<RequestBody>, description = "Optional: why"),
+    responses(
+        (status = 200, body = RequestAnswer),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "The campaign has finished", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn cancel(
+    State(state): State<AppState>,
+    _: Service,
+    KeyPath(key): KeyPath,
+    OptionalBody(body): OptionalBody<RequestBody>,
+) -> ApiResult<axum::Json<RequestAnswer>> {
+    request(state, key, Request::Cancel, body).await
+}
+
+/// Follow a campaign live (Server-Sent Events).
+///
+/// Each `progress` event's data is the campaign (the JSON of `GET /v1/campaigns/{key}`): one
+/// at once, one at every status change, and one at most every 500 ms while its counters
+/// move. When it completes or is cancelled, a last `progress` event is followed by an `end`
+/// event and the stream closes. A failed campaign's stream stays open: it may be resumed.
+#[utoipa::path(
+    get, path = "/v1/campaigns/{key}/events", tag = "campaigns",
+    params(("key" = String, Path, description = "The campaign key")),
+    responses(
+        (status = 200, description = "An event stream of `progress` events, then `end`", content_type = "text/event-stream", body = String),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn events(
+    State(state): State<AppState>,
+    _: Service,
+    KeyPath(key): KeyPath,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let watch = state.control.watch(&key).await?;
+    let mut shutdown = state.shutdown.clone();
+    let stopping = async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    Ok(Sse::new(progress(watch).take_until(Box::pin(stopping)))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The events of one watch: a view whenever it differs from the last one sent, and `end`
+/// after the last.
+fn progress(watch: Watch) -> impl Stream<Item = Result<Event, Infallible>> {
+    let follow = Follow {
+        watch,
+        last: None,
+        ended: false,
+    };
+    futures::stream::unfold(follow, |mut f| async move {
+        if f.ended {
+            return None;
+        }
+        let events = f.step().await;
+        Some((events, f))
+    })
+    .flat_map(|events| futures::stream::iter(events.into_iter().map(Ok)))
+}
+
+struct Follow {
+    watch: Watch,
+    /// What the last event showed: status, intent and counters.
+    last: Option<(i16, i16, i64, i64, i64)>,
+    ended: bool,
+}
+
+impl Follow {
+    /// The next events: waits until the campaign shows something new.
+    async fn step(&mut self) -> Vec<Event> {
+        loop {
+            let view = match self.watch.next().await {
+                Ok(view) => view,
+                Err(e) => {
+                    // The database went away mid-stream: say so and end; the client
+                    // reconnects when it likes.
+                    let e = ApiError::from(e);
+                    self.ended = true;
+                    let data = serde_json::json!({"error": {"code": e.code, "message": e.message}});
+                    return vec![Event::default().event("error").data(data.to_string())];
+                }
+            };
+            let shown = (
+                view.status.code(),
+                view.intent.code(),
+                view.sent,
+                view.failed,
+                view.read,
+            );
+            let finished = view.status.is_terminal();
+            if self.last == Some(shown) && !finished {
+                continue;
+            }
+            self.last = Some(shown);
+            let campaign = Campaign::from(view);
+            let mut events = vec![
+                Event::default()
+                    .event("progress")
+                    .json_data(&campaign)
+                    .expect("a campaign serializes"),
+            ];
+            if finished {
+                self.ended = true;
+                events.push(Event::default().event("end").data(campaign.status_name));
+            }
+            return events;
+        }
+    }
+}

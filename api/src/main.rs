@@ -1,0 +1,99 @@
+//! `herald-api`: serve the HTTP API until SIGTERM or Ctrl-C, then stop accepting
+//! connections, end event streams, and let open requests finish (within
+//! `HERALD_SHUTDOWN_GRACE`).
+
+use std::sync::Arc;
+
+use clap::Parser;
+use herald_api::{AppState, auth::Auth, ops::Metrics};
+use herald_control::{Control, config::ApiConfig, error::one_line};
+use tokio::{net::TcpListener, sync::watch};
+
+#[tokio::main]
+async fn main() {
+    let config = match ApiConfig::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => fail(&herald_control::config::first_line(&e.to_string()), 2),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|e| {
+        fail(
+            &format!("RUST_LOG {:?} is not a log filter ({e})", config.log),
+            2,
+        )
+    });
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    if let Err(e) = run(config).await {
+        let code = match e
+            .downcast_ref::<herald_control::ControlError>()
+            .map(|e| e.fault())
+        {
+            Some(herald_control::Fault::Refused) => 2,
+            _ => 1,
+        };
+        fail(&one_line(e.chain()), code);
+    }
+}
+
+fn fail(message: &str, code: i32) -> ! {
+    eprintln!("herald-api: {message}");
+    std::process::exit(code)
+}
+
+async fn run(config: ApiConfig) -> anyhow::Result<()> {
+    config.check()?;
+    let control = Control::serve(
+        config.services.clone(),
+        config.api_db_connections,
+        config.api_request_timeout,
+    )
+    .await?;
+    let listener = TcpListener::bind(config.api_addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {} ({e}); set HERALD_API_ADDR",
+            config.api_addr
+        )
+    })?;
+    let (stop, shutdown) = watch::channel(false);
+    let state = AppState {
+        control: Arc::new(control),
+        auth: Arc::new(Auth::new(
+            config.api_token.clone(),
+            config.inbox_secret.clone(),
+        )),
+        metrics: Arc::new(Metrics::new()),
+        request_timeout: config.api_request_timeout,
+        shutdown,
+    };
+    if config.api_token.is_none() {
+        tracing::warn!("HERALD_API_DEV: serving without a token; every caller is a service");
+    }
+    tracing::info!(addr = %config.api_addr, "herald-api listening");
+    let grace = config.shutdown_grace;
+    axum::serve(listener, herald_api::app(state))
+        .with_graceful_shutdown(async move {
+            terminated().await;
+            tracing::info!(
+                ?grace,
+                "shutting down: no new connections; open requests may finish"
+            );
+            let _ = stop.send(true);
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                tracing::warn!("requests still open after the grace period; exiting");
+                std::process::exit(0);
+            });
+        })
+        .await?;
+    tracing::info!("herald-api stopped");
+    Ok(())
+}
+
+async fn terminated() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

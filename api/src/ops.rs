@@ -1,0 +1,179 @@
+//! Operating the API: liveness, readiness, Prometheus metrics, and the request id and
+//! timeout every request gets.
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::Instant,
+};
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    http::{HeaderValue, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use tracing::Instrument;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    AppState,
+    error::{ApiError, ApiResult, ErrorBody},
+    schema::Health,
+};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+}
+
+/// Alive: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+async fn healthz() -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// Ready: PostgreSQL and Temporal both answer now.
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Health), (status = 503, description = "A service does not answer", body = ErrorBody))
+)]
+async fn readyz(State(state): State<AppState>) -> ApiResult<axum::Json<Health>> {
+    state.control.ready().await?;
+    Ok(axum::Json(Health {
+        status: "ready".into(),
+    }))
+}
+
+/// Prometheus metrics: requests by route, method and status, and their latency.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
+)]
+async fn metrics(State(state): State<AppState>) -> Response {
+    let mut text = Vec::new();
+    prometheus::TextEncoder::new()
+        .encode(&state.metrics.registry.gather(), &mut text)
+        .expect("encoding to memory");
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// The API's own metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("herald_api_requests_total", "HTTP requests answered"),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "herald_api_request_duration_seconds",
+                "Time to answer (to the response's head, for event streams)",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+            ]),
+            &["route", "method"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(requests.clone()))
+            .expect("registered once");
+        registry
+            .register(Box::new(latency.clone()))
+            .expect("registered once");
+        Self {
+            registry,
+            requests,
+            latency,
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Count and time every request by its route (the pattern, never the ids in it), and
+/// answer 503 to one that takes longer than the configured timeout (event streams excepted).
+pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = if route.ends_with("/events") {
+        next.run(request).await
+    } else {
+        match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => ApiError::unavailable(format!(
+                "the request took longer than {:?}; try again",
+                state.request_timeout
+            ))
+            .into_response(),
+        }
+    };
+    let m = &state.metrics;
+    m.latency
+        .with_label_values(&[&route, &method])
+        .observe(started.elapsed().as_secs_f64());
+    m.requests
+        .with_label_values(&[&route, &method, response.status().as_str()])
+        .inc();
+    response
+}
+
+/// Give every response an `x-request-id`: the caller's, when it sent a sensible one, or a
+/// new one; logs of the request carry it.
+pub async fn request_id(mut request: Request, next: Next) -> Response {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let given = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=64).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        .map(str::to_owned);
+    let id = given.unwrap_or_else(|| {
+        format!(
+            "{:x}-{:x}",
+            *crate::STARTED,
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        )
+    });
+    let value = HeaderValue::from_str(&id).expect("checked or generated as visible ASCII");
+    request.headers_mut().insert("x-request-id", value.clone());
+    let mut response = next
+        .run(request)
+        .instrument(tracing::info_span!("request", id = %id))
+        .await;
+    response.headers_mut().insert("x-request-id", value);
+    response
+}

@@ -1,0 +1,247 @@
+//! The API's JSON: what goes in and what comes out, with the OpenAPI schema of each. These
+//! are the API's contract, kept apart from the control layer's types so that neither changes
+//! the other by accident.
+
+use chrono::{DateTime, Utc};
+use herald_control::{CampaignView, InboxItem};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// A campaign, with its counters as the ledger has committed them.
+#[derive(Serialize, ToSchema)]
+pub struct Campaign {
+    #[schema(example = "spring-sale")]
+    pub key: String,
+    /// 0 not started, 1 in progress, 2 paused, 3 completed, 4 cancelled, 5 failed.
+    #[schema(minimum = 0, maximum = 5)]
+    pub status: i16,
+    #[schema(example = "in_progress")]
+    pub status_name: String,
+    /// What operators last asked: `run`, `pause` or `cancel`.
+    #[schema(example = "run")]
+    pub intent: String,
+    /// A request the campaign has not carried out yet, e.g. "pause requested".
+    pub pending_request: Option<String>,
+    /// The audience, counted at launch.
+    pub total: i64,
+    pub sent: i64,
+    pub failed: i64,
+    /// Recipients not yet processed; never below 0, and 0 once completed.
+    pub pending: i64,
+    /// Recipients beyond (positive) or short of (negative, when completed) the audience
+    /// counted at launch.
+    pub audience_change: i64,
+    /// Recipients who read it.
+    pub read: i64,
+    /// read / sent, 0 to 1.
+    pub read_rate: f64,
+    pub title: String,
+    pub segment: Option<String>,
+    #[schema(example = "inbox")]
+    pub channel: String,
+    pub page_size: i32,
+    pub lanes: i32,
+    /// Recipients per second, when limited.
+    pub rate: Option<i32>,
+    /// Why it is paused, cancelled or failed.
+    pub reason: Option<String>,
+    pub send_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub paused_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// When the newest operator request was made.
+    pub requested_at: Option<DateTime<Utc>>,
+}
+
+impl From<CampaignView> for Campaign {
+    fn from(v: CampaignView) -> Self {
+        Self {
+            pending_request: v.pending_request().map(str::to_owned),
+            key: v.key.to_string(),
+            status: v.status.code(),
+            status_name: v.status.name().to_owned(),
+            intent: v.intent.name().to_owned(),
+            total: v.total,
+            sent: v.sent,
+            failed: v.failed,
+            pending: v.pending,
+            audience_change: v.audience_change,
+            read: v.read,
+            read_rate: v.read_rate,
+            title: v.title,
+            segment: v.segment,
+            channel: v.channel.name().to_owned(),
+            page_size: v.page_size,
+            lanes: v.lanes,
+            rate: v.rate,
+            reason: v.reason,
+            send_at: v.send_at,
+            created_at: v.created_at,
+            started_at: v.started_at,
+            paused_at: v.paused_at,
+            finished_at: v.finished_at,
+            requested_at: v.requested_at,
+        }
+    }
+}
+
+/// A page of campaigns, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct CampaignList {
+    pub items: Vec<Campaign>,
+    /// Pass as `after` for the next page; `null` on the last.
+    pub next: Option<String>,
+}
+
+/// A campaign to launch. Only `title` and `body` are required.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LaunchBody {
+    /// The campaign's key and the launch's idempotency key (or the `Idempotency-Key`
+    /// header): 1–64 of `A-Z a-z 0-9 . _ -`. Generated when absent.
+    #[schema(
+        example = "spring-sale",
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[A-Za-z0-9._-]+$"
+    )]
+    pub key: Option<String>,
+    /// At most 200 bytes.
+    #[schema(example = "Spring sale", min_length = 1, max_length = 200)]
+    pub title: String,
+    /// At most 32 KiB.
+    #[schema(
+        example = "Everything is 20% off until Sunday.",
+        min_length = 1,
+        max_length = 32768
+    )]
+    pub body: String,
+    /// Only users carrying this segment; every user when absent.
+    #[schema(example = "beta", min_length = 1, max_length = 64)]
+    pub segment: Option<String>,
+    /// When to start (RFC 3339 with an offset, within a year); at once when absent.
+    pub send_at: Option<String>,
+    /// Recipients per page, 1–10,000 (500).
+    #[schema(minimum = 1, maximum = 10000)]
+    pub page_size: Option<u32>,
+    /// Pages in flight at once, 1–64 (8).
+    #[schema(minimum = 1, maximum = 64)]
+    pub lanes: Option<u32>,
+    /// At most this many recipients per second, 1–10,000,000; unlimited when absent.
+    #[schema(minimum = 1, maximum = 10000000)]
+    pub rate: Option<u32>,
+    /// `inbox` (the only channel today).
+    #[schema(example = "inbox")]
+    pub channel: Option<String>,
+    /// Page activities: `local` (the default) or `regular`.
+    #[schema(example = "local")]
+    pub execution: Option<String>,
+}
+
+/// An operator's request.
+#[derive(Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestBody {
+    /// Why; recorded on the campaign and shown with it.
+    #[schema(max_length = 500)]
+    pub reason: Option<String>,
+}
+
+/// A request, recorded.
+#[derive(Serialize, ToSchema)]
+pub struct RequestAnswer {
+    /// `pause`, `resume` or `cancel`.
+    pub request: String,
+    /// The request's number on this campaign; a repeat keeps the number of the request it
+    /// repeats.
+    pub number: i64,
+    /// Whether this repeated the newest request (nothing new was asked).
+    pub repeated: bool,
+    /// The campaign just after the request was recorded.
+    pub campaign: Campaign,
+}
+
+/// Filters for the campaign list.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CampaignListQuery {
+    /// Only campaigns with this status, by name (`in_progress`) or code (`1`).
+    pub status: Option<String>,
+    /// Campaigns per page, 1–100 (20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// The `next` of the page before.
+    pub after: Option<String>,
+}
+
+/// Filters for a user's inbox.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct InboxQuery {
+    /// `unread`, `read` or `all` (the default).
+    pub status: Option<String>,
+    /// Items per page, 1–100 (20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// The `next` of the page before.
+    pub after: Option<String>,
+}
+
+/// A message in a user's inbox.
+#[derive(Serialize, ToSchema)]
+pub struct InboxEntry {
+    /// The campaign's key: mark it read with `POST …/inbox/{key}/read`.
+    pub key: String,
+    pub title: String,
+    pub body: String,
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// `null` while unread.
+    pub read_at: Option<DateTime<Utc>>,
+}
+
+impl From<InboxItem> for InboxEntry {
+    fn from(i: InboxItem) -> Self {
+        Self {
+            key: i.key.to_string(),
+            title: i.title,
+            body: i.body,
+            delivered_at: i.sent_at,
+            read_at: i.read_at,
+        }
+    }
+}
+
+/// A page of a user's inbox, newest campaign first, with the unread badge.
+#[derive(Serialize, ToSchema)]
+pub struct InboxPage {
+    pub items: Vec<InboxEntry>,
+    /// Every unread message the user has, counted as the list counts them.
+    pub unread_count: i64,
+    /// Pass as `after` for the next page; `null` on the last.
+    pub next: Option<String>,
+}
+
+/// The unread badge.
+#[derive(Serialize, ToSchema)]
+pub struct UnreadCount {
+    pub unread_count: i64,
+}
+
+/// What marking read changed.
+#[derive(Serialize, ToSchema)]
+pub struct Marked {
+    /// Items this call marked read: 0 when they already were.
+    pub changed: i64,
+    /// The user's unread count afterwards.
+    pub unread_count: i64,
+}
+
+/// A liveness or readiness answer.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: String,
+}

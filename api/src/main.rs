@@ -22,7 +22,10 @@ async fn main() {
             2,
         )
     });
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     if let Err(e) = run(config).await {
         let code = match e
             .downcast_ref::<herald_control::ControlError>()

@@ -67,7 +67,7 @@ impl Control {
         if registered.total == 0 {
             campaigns::delete_unstarted(&self.db, &key).await?;
             return Err(ControlError::Refused(match &spec.segment {
-                Some(s) => format!("the audience is empty: no user carries segment {s:?}"),
+                Some(s) => format!("the audience is empty: no user carries segment {:?}", s.as_str()),
                 None => "the audience is empty: there are no users; add some with `herald users seed --count N`"
                     .into(),
             }));

@@ -12,6 +12,9 @@
 //!   and inspect it.
 //! - [`Launch`]: `herald launch` options as a builder.
 //! - [`wait_until`]: poll a condition with a deadline.
+//! - [`api`]: a real `herald-api` process for a test, and a client for it.
+
+pub mod api;
 
 use std::{
     path::{Path, PathBuf},
@@ -53,7 +56,7 @@ fn bin_dir() -> PathBuf {
     target.join("release")
 }
 
-fn bin(name: &str) -> PathBuf {
+pub(crate) fn bin(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
     assert!(
         path.exists(),
@@ -154,7 +157,7 @@ impl TestApp {
         })
     }
 
-    fn envs(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn envs(&self) -> Vec<(&'static str, String)> {
         vec![
             ("DATABASE_URL", self.database_url.clone()),
             ("TEMPORAL_ADDRESS", temporal_address()),
@@ -673,7 +676,7 @@ fn replace_db(url: &str, db: &str) -> String {
     format!("{prefix}/{db}{query}")
 }
 
-fn sigterm(pid: u32) {
+pub(crate) fn sigterm(pid: u32) {
     // std has no SIGTERM; the `kill` command is everywhere this runs.
     Command::new("kill")
         .arg("-TERM")

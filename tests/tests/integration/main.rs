@@ -1,6 +1,7 @@
 //! Herald's integration tests, in one binary so the suite links once: each module tests one
 //! area against the real Temporal dev server and PostgreSQL, through `herald_tests::TestApp`.
 //!
+//! - `api`: the HTTP API end to end, with a real `herald-api` process.
 //! - `campaign`: campaigns end to end: exactly once, pause, cancel, send_at, read tracking.
 //! - `signals`: signals sent straight through Temporal, malformed payloads included.
 //! - `cli`: bad input refused with one line; unreachable services named.
@@ -13,6 +14,7 @@
 //! - `requests`: pause, resume and cancel from every side at once, in any order.
 //! - `replay`: saved histories replay against the current workflow.
 
+mod api;
 mod campaign;
 mod cli;
 mod faults;

@@ -28,7 +28,10 @@ use crate::{
     AppState,
     auth::Service,
     error::{ApiError, ApiResult, Body, ErrorBody, OptionalBody, Query, path_param},
-    schema::{Campaign, CampaignList, CampaignListQuery, LaunchBody, RequestAnswer, RequestBody},
+    schema::{
+        Campaign, CampaignList, CampaignListQuery, LaunchBody, RequestAnswer, RequestBody,
+        StreamEvent,
+    },
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -212,14 +215,6 @@ async fn request(
     request: Request,
     body: RequestBody,
 ) -> ApiResult<axum::Json<RequestAnswer>> {
-    if let Some(r) = &body.reason
-        && r.chars().count() > 500
-    {
-        return Err(ApiError::invalid(format!(
-            "reason is {} characters; the limit is 500",
-            r.chars().count()
-        )));
-    }
     let recorded = state
         .control
         .request(&key, request, body.reason.as_deref())
@@ -316,7 +311,7 @@ async fn cancel(
     get, path = "/v1/campaigns/{key}/events", tag = "campaigns",
     params(("key" = String, Path, description = "The campaign key")),
     responses(
-        (status = 200, description = "An event stream of `progress` events, then `end`", content_type = "text/event-stream", body = String),
+        (status = 200, description = "An event stream of `progress` events, then `end`", content_type = "text/event-stream", body = StreamEvent),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 503, body = ErrorBody),

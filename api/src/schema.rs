@@ -245,3 +245,13 @@ pub struct Health {
     #[schema(example = "ok")]
     pub status: String,
 }
+
+/// One event of a campaign's event stream, as Server-Sent Events frame it.
+#[derive(Serialize, ToSchema)]
+pub struct StreamEvent {
+    /// `progress` (data: the campaign, as JSON), `end` (data: its final status name) or
+    /// `error` (data: an error body, as JSON; the stream then closes).
+    #[schema(example = "progress", pattern = "^(progress|end|error)$")]
+    pub event: String,
+    pub data: String,
+}

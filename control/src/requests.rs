@@ -1,13 +1,17 @@
 //! Pause, resume and cancel: the request is recorded in the campaign's row, then the workflow
 //! is told by a signal that carries the request's number.
 
+use herald_store::StoreError;
 use herald_store::status::{self, Recorded, Request};
-use herald_wire::{CampaignKey, SignalRequest, names};
+use herald_wire::{CampaignKey, InvalidInput, SignalRequest, names};
 use herald_workflows::CampaignWorkflow;
-use temporalio_client::WorkflowSignalOptions;
+use temporalio_client::{WorkflowSignalOptions, errors::WorkflowInteractionError};
 use temporalio_common::data_converters::{PayloadConverter, RawValue};
 
 use crate::{Control, ControlError, Result};
+
+/// The longest reason a request may give (a signal's reason is cut to the same length).
+pub const MAX_REASON_CHARS: usize = 500;
 
 impl Control {
     /// Ask a campaign to pause, resume or cancel. The request is recorded first: once that
@@ -22,6 +26,21 @@ impl Control {
         reason: Option<&str>,
     ) -> Result<Recorded> {
         let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+        if let Some(r) = reason
+            && r.chars().count() > MAX_REASON_CHARS
+        {
+            return Err(InvalidInput(format!(
+                "reason is {} characters; the limit is {MAX_REASON_CHARS}",
+                r.chars().count()
+            ))
+            .into());
+        }
+        if reason.is_some_and(|r| r.contains('\0')) {
+            return Err(InvalidInput(
+                "reason contains a NUL character, which text cannot hold".into(),
+            )
+            .into());
+        }
         let client = self.temporal().await?;
         let recorded = status::request(&self.db, key, request, reason).await?;
         let handle = client.get_workflow_handle::<CampaignWorkflow>(names::workflow_id(key));
@@ -48,6 +67,19 @@ impl Control {
             }
         };
         if let Err(e) = sent {
+            // The workflow had closed: the campaign finished between the request being
+            // judged and its signal. Say so as the campaign stands now.
+            if let WorkflowInteractionError::NotFound(_) = e {
+                let now = self.campaign(key).await?;
+                if now.status.is_terminal() {
+                    return Err(StoreError::WrongStatus {
+                        key: key.clone(),
+                        status: now.status,
+                        action: request.action(),
+                    }
+                    .into());
+                }
+            }
             let holds = match request {
                 Request::Pause => "the pause is recorded and no new page starts",
                 Request::Cancel => "the cancel is recorded and no new page starts",

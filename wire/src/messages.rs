@@ -307,6 +307,8 @@ impl SignalRequest {
             .map(|r| {
                 r.trim()
                     .chars()
+                    // Text in PostgreSQL cannot hold NUL.
+                    .filter(|c| *c != '\0')
                     .take(Self::MAX_REASON_CHARS)
                     .collect::<String>()
             })

@@ -227,6 +227,13 @@ impl Content {
     pub const MAX_BODY_BYTES: usize = 32 * 1024;
 
     pub fn new(title: &str, body: &str) -> Result<Self, InvalidInput> {
+        for (what, text) in [("title", title), ("body", body)] {
+            if text.contains('\0') {
+                return Err(invalid(format!(
+                    "{what} contains a NUL character, which text cannot hold"
+                )));
+            }
+        }
         if title.trim().is_empty() {
             return Err(invalid("title is empty"));
         }
@@ -401,6 +408,7 @@ mod tests {
         assert!(Content::new("Hi", "Hello").is_ok());
         assert!(Content::new(" ", "Hello").is_err());
         assert!(Content::new("Hi", "").is_err());
+        assert!(Content::new("H\0i", "Hello").is_err());
         let big = "x".repeat(Content::MAX_BODY_BYTES + 1);
         let e = Content::new("Hi", &big).unwrap_err();
         assert!(e.0.contains("limit"), "{e}");

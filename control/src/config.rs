@@ -269,8 +269,8 @@ pub fn first_line(rendered: &str) -> String {
 pub fn reference_table() -> String {
     struct Row {
         env: String,
-        /// Each distinct default, with the binary it belongs to.
-        defaults: Vec<(String, &'static str)>,
+        /// Each distinct default, with the binaries it belongs to.
+        defaults: Vec<(String, Vec<&'static str>)>,
         help: String,
     }
     let mut rows: Vec<Row> = Vec::new();
@@ -288,11 +288,13 @@ pub fn reference_table() -> String {
                 .map(|d| format!("`{}`", d.to_string_lossy()))
                 .unwrap_or_else(|| "unset".to_owned());
             match rows.iter_mut().find(|row| row.env == env) {
-                Some(row) if row.defaults.iter().any(|(d, _)| *d == default) => {}
-                Some(row) => row.defaults.push((default, binary)),
+                Some(row) => match row.defaults.iter_mut().find(|(d, _)| *d == default) {
+                    Some((_, binaries)) => binaries.push(binary),
+                    None => row.defaults.push((default, vec![binary])),
+                },
                 None => rows.push(Row {
                     env,
-                    defaults: vec![(default, binary)],
+                    defaults: vec![(default, vec![binary])],
                     help: arg
                         .get_help()
                         .map(|h| h.to_string().replace('\n', " "))
@@ -312,7 +314,7 @@ pub fn reference_table() -> String {
             [(only, _)] => only.clone(),
             several => several
                 .iter()
-                .map(|(d, binary)| format!("{d} ({binary})"))
+                .map(|(d, binaries)| format!("{d} ({})", binaries.join(", ")))
                 .collect::<Vec<_>>()
                 .join(", "),
         };
@@ -370,7 +372,7 @@ mod tests {
             );
         }
         assert!(
-            table.contains("`info` (worker), `warn,sqlx=error` (herald)"),
+            table.contains("`info` (worker, api), `warn,sqlx=error` (herald)"),
             "{table}"
         );
     }

@@ -25,6 +25,11 @@ pub struct PoolSettings {
     pub bitmap_scans: bool,
     /// How this process makes sure the schema is current when it connects.
     pub migrations: MigrationCheck,
+    /// Whether a pooled session is pinged before each use. A server answering thousands of
+    /// short requests a second does not: the ping is a round trip per request, and a session
+    /// that died is found by the request's own statement (a transient error, retried by the
+    /// caller) and dropped from the pool.
+    pub ping_before_use: bool,
 }
 
 /// How a process treats the database's schema when it connects.
@@ -47,6 +52,7 @@ impl PoolSettings {
             max_connections,
             statement_timeout: Some(statement_timeout),
             bitmap_scans: false,
+            ping_before_use: true,
             migrations: if migrate {
                 MigrationCheck::Apply
             } else {
@@ -63,6 +69,7 @@ impl PoolSettings {
             statement_timeout: Some(statement_timeout),
             bitmap_scans: true,
             migrations: MigrationCheck::Require,
+            ping_before_use: false,
         }
     }
 
@@ -75,6 +82,7 @@ impl PoolSettings {
             statement_timeout: None,
             bitmap_scans: true,
             migrations: MigrationCheck::Require,
+            ping_before_use: true,
         }
     }
 }
@@ -91,6 +99,7 @@ pub async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool, sqlx:
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(settings.ping_before_use)
         .connect_with(options)
         .await
 }

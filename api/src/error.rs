@@ -97,12 +97,7 @@ impl From<ControlError> for ApiError {
                     ) => (StatusCode::CONFLICT, "conflict"),
                     _ => (StatusCode::UNPROCESSABLE_ENTITY, "refused"),
                 };
-                // The CLI's hints name its flags; over HTTP the field is `key`.
-                Self::new(
-                    status,
-                    code,
-                    message.replace("pick another --key", "pick another key"),
-                )
+                Self::new(status, code, message)
             }
             Fault::Transient => {
                 tracing::warn!(error = %message, "answered 503");

@@ -126,7 +126,7 @@ impl Control {
     ) -> Result<Launched> {
         if stored != spec {
             return Err(ControlError::Conflict(format!(
-                "campaign {key} already exists with a different {}; pick another --key",
+                "campaign {key} already exists with a different {}; pick another key",
                 differences(stored, spec).join(", ")
             )));
         }

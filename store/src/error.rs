@@ -32,7 +32,7 @@ pub enum StoreError {
         key: CampaignKey,
         action: &'static str,
     },
-    #[error("campaign key {0} is already used; pick another --key")]
+    #[error("campaign key {0} is already used; pick another key")]
     DuplicateKey(CampaignKey),
     #[error("no user with id {0}")]
     UnknownUser(i64),

@@ -136,10 +136,6 @@ impl ApiServer {
         format!("{}{path}", self.base)
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).unwrap_or_default()
-    }
-
     /// SIGTERM, then wait up to `within` for the process to exit; whether it did.
     pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;

@@ -892,10 +892,8 @@ async fn the_served_document_describes_exactly_the_routes_that_answer() {
     }
     let metrics = api.call(Method::GET, "/metrics", None, None).await;
     assert!(
-        metrics.text.contains(
-            "herald_api_requests_total{method=\"GET\",route=\"/v1/campaigns/{key}/restart\""
-        ) || metrics.text.contains("route=\"unmatched\""),
-        "{}",
+        metrics.text.contains("route=\"unmatched\""),
+        "paths no route matched are counted under one label, never by their text: {}",
         metrics.text
     );
     assert!(

@@ -43,10 +43,14 @@ CREATE TABLE messages (
     -- The campaign as launched (herald_wire::CampaignSpec, JSON): a second launch of the same
     -- key is told apart from a repeat of the first by comparing it.
     spec         jsonb NOT NULL,
+    -- How its workflow was tuned at launch (herald_wire::Tuning, JSON: auto-pause threshold,
+    -- failure grace…), so that `herald retry-failed` runs it the same way; NULL: the defaults.
+    tuning       jsonb,
     send_at      timestamptz,
     page_size    integer NOT NULL DEFAULT 500,
     lanes        integer NOT NULL DEFAULT 1,
     rate         integer,                    -- recipients per second; NULL: unlimited
+    rate_seq     bigint NOT NULL DEFAULT 0,  -- changes of `rate` since launch (`herald rate`)
     -- The audience, fixed the first time the campaign is registered.
     total        bigint,
     min_user_id  bigint,
@@ -69,6 +73,8 @@ CREATE TABLE message_pages (
     after_user_id bigint NOT NULL,            -- the page's exclusive lower bound (its cursor)
     last_user_id  bigint,                     -- highest user id in the page; NULL if empty
     recipients    integer NOT NULL,
+    page_limit    integer NOT NULL,           -- the page size it was taken with: a shorter page
+                                              -- ended its lane
     sent          integer NOT NULL,
     failed        integer NOT NULL DEFAULT 0,
     committed_at  timestamptz NOT NULL DEFAULT now(),
@@ -105,9 +111,12 @@ CREATE TABLE message_items (
     user_id     bigint NOT NULL,
     -- 0 pending, 1 sent, 2 failed (herald_wire::ItemStatus)
     status      smallint NOT NULL CHECK (status BETWEEN 0 AND 2),
+    -- An external channel's tries so far, and the last failure: its class (`http_503`,
+    -- `timeout`, `smtp_550`…, for the report) and a short message.
     attempts    smallint NOT NULL DEFAULT 1,
+    error_class text,
     error       text,
-    sent_at     timestamptz DEFAULT now(),
+    sent_at     timestamptz DEFAULT now(),   -- delivered, or (failed, pending) last tried
     read_at     timestamptz,
     PRIMARY KEY (message_id, user_id)
 ) PARTITION BY RANGE (user_id);

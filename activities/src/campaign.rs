@@ -10,9 +10,14 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use herald_store::{PgPool, campaigns, page_connections::PageConnections, status};
+use herald_store::{
+    PgPool, campaigns,
+    page_connections::PageConnections,
+    sends::{self, Delivery},
+    status,
+};
 use herald_wire::{
-    PageInput, PageOutcome, RecordRequestInput, RegisterInput, Registered, Requested,
+    Channel, PageInput, PageOutcome, RecordRequestInput, RegisterInput, Registered, Requested,
     SetStatusInput, StatusRecorded,
 };
 use herald_workflows::activities::definitions;
@@ -22,8 +27,9 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use tracing::{debug, warn};
 
 use crate::{
-    Faults, channels,
-    error::{to_activity_error, worker_stopping},
+    Faults, Metrics,
+    channels::{self, Channels, outbound},
+    error::{permanent, to_activity_error, worker_stopping},
     stats::PageStats,
 };
 
@@ -58,18 +64,86 @@ pub struct HeraldActivities {
     stats: PageStats,
     faults: Faults,
     stopping: Stopping,
+    channels: Channels,
+    metrics: Metrics,
+    /// What the external channels need of each campaign (fixed at launch), by row id.
+    campaigns: std::sync::Mutex<std::collections::HashMap<i64, Arc<Delivery>>>,
 }
 
 impl HeraldActivities {
     /// `pages`: how many page statements may run at once.
-    pub fn new(pool: PgPool, pages: usize, faults: Faults, stopping: Stopping) -> Self {
+    pub fn new(
+        pool: PgPool,
+        pages: usize,
+        channels: Channels,
+        metrics: Metrics,
+        faults: Faults,
+        stopping: Stopping,
+    ) -> Self {
         Self {
             pages: PageConnections::new(&pool, pages),
             pool,
             stats: PageStats::default(),
             faults,
             stopping,
+            channels,
+            metrics,
+            campaigns: Default::default(),
         }
+    }
+
+    async fn campaign(&self, id: i64) -> Result<Arc<Delivery>, ActivityError> {
+        if let Some(c) = self.campaigns.lock().expect("never poisoned").get(&id) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(
+            sends::delivery(&self.pool, id)
+                .await
+                .map_err(to_activity_error)?,
+        );
+        let mut cache = self.campaigns.lock().expect("never poisoned");
+        if cache.len() >= 1_024 {
+            cache.clear();
+        }
+        cache.insert(id, c.clone());
+        Ok(c)
+    }
+
+    /// Send one page of an external channel.
+    async fn send_page(
+        &self,
+        ctx: &ActivityContext,
+        input: &PageInput,
+    ) -> Result<PageOutcome, ActivityError> {
+        if let Some(problem) = self.channels.problem(input.channel) {
+            return Err(permanent(problem.to_owned()));
+        }
+        let campaign = self.campaign(input.campaign_id).await?;
+        let run = outbound::PageRun {
+            ctx,
+            campaign_id: input.campaign_id,
+            pool: &self.pool,
+            pages: &self.pages,
+            campaign: &campaign,
+            settings: &self.channels.settings,
+            stopping: &self.stopping,
+            metrics: &self.metrics,
+        };
+        let outcome = match input.channel {
+            Channel::Webhook => {
+                let webhook = self
+                    .channels
+                    .webhook()
+                    .map_err(|e| permanent(e.to_owned()))?;
+                outbound::deliver_page(webhook, &run, input).await
+            }
+            Channel::Email => {
+                let email = self.channels.email().map_err(|e| permanent(e.to_owned()))?;
+                outbound::deliver_page(email, &run, input).await
+            }
+            Channel::Inbox => unreachable!("inbox pages are one statement"),
+        };
+        outcome.map_err(to_activity_error)
     }
 }
 
@@ -106,11 +180,22 @@ impl HeraldActivities {
             .map(|d| d.duration_since(SystemTime::now()).unwrap_or_default());
         let outcome = {
             let _in_flight = self.stats.in_flight();
-            channels::deliver_page(&self.pages, &input, budget).await
+            let _page = self.metrics.page_started();
+            if input.channel.is_external() {
+                self.send_page(&ctx, &input).await
+            } else {
+                channels::deliver_page(&self.pages, &input, budget)
+                    .await
+                    .map_err(to_activity_error)
+            }
         };
-        let outcome = outcome.map_err(to_activity_error)?;
+        let outcome = outcome?;
         if let PageOutcome::Written { recipients, .. } = outcome {
             self.stats.record(recipients, started.elapsed());
+            if !input.channel.is_external() {
+                self.metrics
+                    .recorded(input.channel.name(), u64::from(recipients), 0);
+            }
         }
         if self.faults.fail_after_commit() {
             warn!(

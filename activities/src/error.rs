@@ -34,6 +34,13 @@ pub fn worker_stopping() -> ActivityError {
     )
 }
 
+/// A failure that retrying cannot fix and that is not the store's: a channel without its
+/// settings on this worker.
+pub fn permanent(message: String) -> ActivityError {
+    warn!(error = %message, "activity failed on an error that retrying cannot fix");
+    failure(message, names::FAILURE_PERMANENT, true)
+}
+
 fn failure(message: String, kind: &str, non_retryable: bool) -> ActivityError {
     ActivityError::application(
         ApplicationFailure::builder(message)

@@ -19,8 +19,8 @@ use herald_control::{
     page::{Cursor, Limit},
 };
 use herald_wire::{
-    CampaignKey, CampaignSpec, CampaignStatus, Channel, Content, Lanes, PageExecution, PageSize,
-    Rate, Segment, Tuning, parse_send_at,
+    Attempts, CampaignKey, CampaignSpec, CampaignStatus, Channel, Content, Lanes, PageExecution,
+    PageSize, Rate, Segment, Tuning, WebhookUrl, parse_send_at,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -29,8 +29,8 @@ use crate::{
     auth::Service,
     error::{ApiError, ApiResult, Body, ErrorBody, OptionalBody, Query, path_param},
     schema::{
-        Campaign, CampaignList, CampaignListQuery, LaunchBody, RequestAnswer, RequestBody,
-        StreamEvent,
+        Campaign, CampaignList, CampaignListQuery, DryRun, EventsQuery, LaunchBody, RequestAnswer,
+        RequestBody, StreamEvent, Timeline,
     },
 };
 
@@ -42,6 +42,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(resume))
         .routes(routes!(cancel))
         .routes(routes!(events))
+        .routes(routes!(dry_run))
+        .routes(routes!(timeline))
+        .routes(routes!(list_events))
 }
 
 /// The campaign key of the path.
@@ -100,7 +103,34 @@ async fn launch(
         .into_response())
 }
 
-fn launch_request(headers: &HeaderMap, body: LaunchBody) -> ApiResult<LaunchRequest> {
+/// Count a launch's audience without launching: the body is checked as a launch checks it
+/// (an empty audience is refused the same way), and nothing is written.
+#[utoipa::path(
+    post, path = "/v1/dry-run", tag = "campaigns",
+    request_body = LaunchBody,
+    responses(
+        (status = 200, description = "What the launch would reach now", body = DryRun),
+        (status = 400, description = "Invalid input", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, description = "Refused: an empty audience", body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn dry_run(
+    State(state): State<AppState>,
+    _: Service,
+    headers: HeaderMap,
+    Body(body): Body<LaunchBody>,
+) -> ApiResult<axum::Json<DryRun>> {
+    let request = launch_request(&headers, body)?;
+    Ok(axum::Json(DryRun {
+        recipients: state.control.dry_run(&request).await?,
+    }))
+}
+
+pub(crate) fn launch_request(headers: &HeaderMap, body: LaunchBody) -> ApiResult<LaunchRequest> {
     let header_key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => Some(
@@ -129,9 +159,26 @@ fn launch_request(headers: &HeaderMap, body: LaunchBody) -> ApiResult<LaunchRequ
         Some(c) => c.parse()?,
     };
     let execution = match body.execution.as_deref() {
-        None => PageExecution::default(),
+        None => PageExecution::default_for(channel),
         Some(e) => e.parse()?,
     };
+    let mut tuning = Tuning::default();
+    if let Some(percent) = body.auto_pause {
+        if percent > 100 {
+            return Err(ApiError::invalid(format!(
+                "auto_pause is a percentage, 0–100, got {percent}"
+            )));
+        }
+        tuning.auto_pause_percent = percent;
+    }
+    if let Some(window) = body.auto_pause_window {
+        if !(1..=1_000_000).contains(&window) {
+            return Err(ApiError::invalid(format!(
+                "auto_pause_window must be 1–1000000, got {window}"
+            )));
+        }
+        tuning.auto_pause_window = window;
+    }
     Ok(LaunchRequest {
         key,
         spec: CampaignSpec {
@@ -147,8 +194,14 @@ fn launch_request(headers: &HeaderMap, body: LaunchBody) -> ApiResult<LaunchRequ
             lanes: body.lanes.map(Lanes::new).transpose()?.unwrap_or_default(),
             execution,
             rate: body.rate.map(Rate::new).transpose()?,
+            webhook_url: body
+                .webhook_url
+                .as_deref()
+                .map(WebhookUrl::parse)
+                .transpose()?,
+            attempts: body.attempts.map(Attempts::new).transpose()?,
         },
-        tuning: Tuning::default(),
+        tuning,
     })
 }
 
@@ -178,7 +231,7 @@ async fn list(
     }))
 }
 
-fn parse_status(s: &str) -> ApiResult<CampaignStatus> {
+pub(crate) fn parse_status(s: &str) -> ApiResult<CampaignStatus> {
     CampaignStatus::ALL
         .into_iter()
         .find(|st| st.name() == s || st.code().to_string() == s)
@@ -207,6 +260,31 @@ async fn show(
     KeyPath(key): KeyPath,
 ) -> ApiResult<axum::Json<Campaign>> {
     Ok(axum::Json(state.control.campaign(&key).await?.into()))
+}
+
+/// A campaign's timeline: every status it has had (each pause and resume), oldest first,
+/// with the reasons given.
+#[utoipa::path(
+    get, path = "/v1/campaigns/{key}/timeline", tag = "campaigns",
+    params(("key" = String, Path, description = "The campaign key")),
+    responses(
+        (status = 200, body = Timeline),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn timeline(
+    State(state): State<AppState>,
+    _: Service,
+    KeyPath(key): KeyPath,
+) -> ApiResult<axum::Json<Timeline>> {
+    let (view, changes) = state.control.history(&key).await?;
+    Ok(axum::Json(Timeline {
+        campaign: view.into(),
+        changes: changes.into_iter().map(Into::into).collect(),
+    }))
 }
 
 async fn request(
@@ -324,12 +402,23 @@ async fn events(
     KeyPath(key): KeyPath,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let watch = state.control.watch(&key).await?;
-    let mut shutdown = state.shutdown.clone();
+    Ok(until_shutdown(state.shutdown.clone(), progress(watch)))
+}
+
+/// An event stream that ends when the server starts shutting down, with a keep-alive
+/// comment every 15 s.
+fn until_shutdown<S>(
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    events: S,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<S>>
+where
+    S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
+{
     let stopping = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
-    Ok(Sse::new(progress(watch).take_until(Box::pin(stopping)))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Sse::new(events.take_until(Box::pin(stopping)))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
 /// The events of one watch: a view whenever it differs from the last one sent, and `end`
@@ -396,6 +485,109 @@ impl Follow {
                 events.push(Event::default().event("end").data(campaign.status_name));
             }
             return events;
+        }
+    }
+}
+
+/// Follow the campaign list live (Server-Sent Events).
+///
+/// A `progress` event for each of the newest 100 campaigns (with `status`, only those) at
+/// once, then one for each whenever its status, request or counters change, looked at every
+/// second. Each event's data is the campaign, as `GET /v1/campaigns/{key}` shows it. Launched
+/// campaigns appear as they come. The stream stays open.
+#[utoipa::path(
+    get, path = "/v1/events", tag = "campaigns",
+    params(EventsQuery),
+    responses(
+        (status = 200, description = "An event stream of `progress` events", content_type = "text/event-stream", body = StreamEvent),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn list_events(
+    State(state): State<AppState>,
+    _: Service,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let status = q.status.as_deref().map(parse_status).transpose()?;
+    // The first look answers now, so a database that is down is a 503, not an empty stream.
+    let first = state
+        .control
+        .campaigns(status, Limit::new(Limit::MAX)?, None)
+        .await?;
+    let shutdown = state.shutdown.clone();
+    let looks = ListLooks {
+        state,
+        status,
+        first: Some(first.items),
+        shown: std::collections::HashMap::new(),
+    };
+    let stream = futures::stream::unfold(looks, |mut looks| async move {
+        let events = looks.step().await;
+        Some((events, looks))
+    })
+    .flat_map(|events| futures::stream::iter(events.into_iter().map(Ok)));
+    Ok(until_shutdown(shutdown, stream))
+}
+
+struct ListLooks {
+    state: AppState,
+    status: Option<CampaignStatus>,
+    first: Option<Vec<herald_control::CampaignView>>,
+    /// What was last sent of each campaign: status, intent and counters.
+    shown: std::collections::HashMap<String, (i16, i16, i64, i64, i64)>,
+}
+
+impl ListLooks {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    async fn step(&mut self) -> Vec<Event> {
+        loop {
+            let views = match self.first.take() {
+                Some(views) => views,
+                None => {
+                    tokio::time::sleep(Self::EVERY).await;
+                    match self
+                        .state
+                        .control
+                        .campaigns(
+                            self.status,
+                            Limit::new(Limit::MAX).expect("MAX is a limit"),
+                            None,
+                        )
+                        .await
+                    {
+                        Ok(page) => page.items,
+                        // The ledger is away for a moment: look again; the client keeps
+                        // what it last showed.
+                        Err(_) => continue,
+                    }
+                }
+            };
+            let mut events = Vec::new();
+            // Oldest first, so a client that adds rows at the top ends newest first.
+            for view in views.into_iter().rev() {
+                let shown = (
+                    view.status.code(),
+                    view.intent.code(),
+                    view.sent,
+                    view.failed,
+                    view.read,
+                );
+                if self.shown.insert(view.key.to_string(), shown) == Some(shown) {
+                    continue;
+                }
+                events.push(
+                    Event::default()
+                        .event("progress")
+                        .json_data(Campaign::from(view))
+                        .expect("a campaign serializes"),
+                );
+            }
+            if !events.is_empty() {
+                return events;
+            }
         }
     }
 }

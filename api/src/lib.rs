@@ -3,7 +3,8 @@
 //! handler parses its input, calls the control layer (`herald_control`, the same use cases
 //! as the CLI) and serializes what comes back: no SQL and no orchestration here.
 //!
-//! - [`campaigns`]: `/v1/campaigns…`, for services, with the live event stream.
+//! - [`campaigns`]: `/v1/campaigns…`, for services, with the live event streams.
+//! - [`dashboard`]: the operator's pages at `/`, signed in with the service token.
 //! - [`inbox`]: `/v1/users/{id}/inbox…`, for apps and services.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, request ids and timeouts.
 //! - [`auth`]: the service token and users' inbox tokens.
@@ -16,6 +17,8 @@
 
 pub mod auth;
 pub mod campaigns;
+pub mod dashboard;
+pub mod deliveries;
 pub mod error;
 pub mod inbox;
 pub mod ops;
@@ -61,6 +64,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Turns `true` when the server is shutting down: event streams end.
     pub shutdown: watch::Receiver<bool>,
+    /// The Temporal web UI the dashboard links campaigns' workflows to.
+    pub temporal_ui: Arc<str>,
 }
 
 #[derive(OpenApi)]
@@ -105,6 +110,7 @@ impl Modify for BearerAuth {
 pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(campaigns::routes())
+        .merge(deliveries::routes())
         .merge(inbox::routes())
         .merge(ops::routes())
         .split_for_parts();
@@ -135,6 +141,7 @@ pub fn app(state: AppState) -> Router {
                 }
             }),
         )
+        .merge(dashboard::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -145,11 +152,15 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found(uri: Uri) -> impl IntoResponse {
+async fn not_found(headers: axum::http::HeaderMap, uri: Uri) -> axum::response::Response {
+    if dashboard::wants_html(&headers, &uri) {
+        return dashboard::not_found_page(uri.path());
+    }
     ApiError::not_found(format!(
         "no route {}; the routes are listed at /v1/openapi.json",
         uri.path()
     ))
+    .into_response()
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> impl IntoResponse {

@@ -67,6 +67,7 @@ async fn run(config: ApiConfig) -> anyhow::Result<()> {
         metrics: Arc::new(Metrics::new()),
         request_timeout: config.api_request_timeout,
         shutdown,
+        temporal_ui: config.temporal_ui.trim_end_matches('/').into(),
     };
     if config.api_token.is_none() {
         tracing::warn!("HERALD_API_DEV: serving without a token; every caller is a service");

@@ -131,10 +131,25 @@ pub struct LaunchBody {
     /// At most this many recipients per second, 1–10,000,000; unlimited when absent.
     #[schema(minimum = 1, maximum = 10000000)]
     pub rate: Option<u32>,
-    /// `inbox` (the only channel today).
+    /// `inbox` (the default), `webhook` (a signed POST per recipient to `webhook_url`) or
+    /// `email` (through the workers' SMTP relay).
     #[schema(example = "inbox")]
     pub channel: Option<String>,
-    /// Page activities: `local` (the default) or `regular`.
+    /// The webhook channel's endpoint, `http://` or `https://`.
+    #[schema(example = "https://example.com/herald", max_length = 2048)]
+    pub webhook_url: Option<String>,
+    /// Webhook or e-mail tries per recipient before it is recorded failed, 1–20 (5).
+    #[schema(minimum = 1, maximum = 20)]
+    pub attempts: Option<u32>,
+    /// Pause by itself when more than this percentage of the latest `auto_pause_window`
+    /// deliveries failed, 0–100 (20; 0: never).
+    #[schema(minimum = 0, maximum = 100)]
+    pub auto_pause: Option<u32>,
+    /// How many of the latest deliveries `auto_pause` looks at, 1–1,000,000 (1,000).
+    #[schema(minimum = 1, maximum = 1000000)]
+    pub auto_pause_window: Option<u32>,
+    /// Page activities: `local` (the inbox's default) or `regular` (the webhook's and
+    /// e-mail's).
     #[schema(example = "local")]
     pub execution: Option<String>,
 }
@@ -246,6 +261,53 @@ pub struct Health {
     pub status: String,
 }
 
+/// One status a campaign had.
+#[derive(Serialize, ToSchema)]
+pub struct StatusChange {
+    #[schema(minimum = 0, maximum = 5)]
+    pub status: i16,
+    #[schema(example = "paused")]
+    pub status_name: String,
+    /// Why, when one was given (a pause's reason, an auto-pause's cause, a failure).
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl From<herald_control::StatusChange> for StatusChange {
+    fn from(c: herald_control::StatusChange) -> Self {
+        Self {
+            status: c.status.code(),
+            status_name: c.status.name().to_owned(),
+            reason: c.reason,
+            at: c.at,
+        }
+    }
+}
+
+/// A campaign's timeline: every status it has had, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct Timeline {
+    pub campaign: Campaign,
+    pub changes: Vec<StatusChange>,
+}
+
+/// What a launch would reach, counted without launching.
+#[derive(Serialize, ToSchema)]
+pub struct DryRun {
+    /// Recipients the campaign would go to if launched now (the launch fixes its own count).
+    pub recipients: i64,
+}
+
+/// Which campaigns the list's event stream follows.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Only campaigns with this status: its name or code.
+    #[param(example = "in_progress")]
+    pub status: Option<String>,
+}
+
 /// One event of a campaign's event stream, as Server-Sent Events frame it.
 #[derive(Serialize, ToSchema)]
 pub struct StreamEvent {
@@ -254,4 +316,128 @@ pub struct StreamEvent {
     #[schema(example = "progress", pattern = "^(progress|end|error)$")]
     pub event: String,
     pub data: String,
+}
+
+/// A new speed limit.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateBody {
+    /// Recipients per second, 1–10,000,000; `null` for no limit.
+    #[schema(minimum = 1, maximum = 10000000, example = 500)]
+    pub rate: Option<u32>,
+}
+
+/// A speed limit, changed.
+#[derive(Serialize, ToSchema)]
+pub struct RateAnswer {
+    /// The change's number on this campaign.
+    pub number: i64,
+    /// The limit before, recipients per second; `null`: none.
+    pub before: Option<i32>,
+    pub campaign: Campaign,
+}
+
+/// What the report lists of failed recipients.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReportQuery {
+    /// Failed recipients to list, 0–1,000 (20).
+    #[param(minimum = 0, maximum = 1000)]
+    pub failed: Option<i64>,
+}
+
+/// Items with one outcome and one error class.
+#[derive(Serialize, ToSchema)]
+pub struct OutcomeCount {
+    /// `sent`, `failed` or `pending`.
+    #[schema(example = "failed")]
+    pub outcome: String,
+    /// The last failure's class (`http_503`, `timeout`, `smtp_550`…); `null` for items that
+    /// never failed.
+    #[schema(example = "http_410")]
+    pub class: Option<String>,
+    pub items: i64,
+    /// Of those, how many needed more than one try.
+    pub retried: i64,
+}
+
+/// An error message and how many items it is the last error of.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorCount {
+    pub class: Option<String>,
+    #[schema(example = "503 Service Unavailable (5 tries)")]
+    pub error: String,
+    pub items: i64,
+}
+
+/// A recipient whose delivery failed.
+#[derive(Serialize, ToSchema)]
+pub struct FailedRecipient {
+    pub user_id: i64,
+    pub email: String,
+    pub attempts: i16,
+    pub error_class: Option<String>,
+    pub error: Option<String>,
+    /// When it was last tried.
+    pub last_try: Option<DateTime<Utc>>,
+}
+
+/// A campaign's deliveries.
+#[derive(Serialize, ToSchema)]
+pub struct Report {
+    pub campaign: Campaign,
+    pub outcomes: Vec<OutcomeCount>,
+    /// The most common last errors, at most ten.
+    pub top_errors: Vec<ErrorCount>,
+    /// The first failed recipients, in id order.
+    pub failed: Vec<FailedRecipient>,
+}
+
+impl From<herald_control::Report> for Report {
+    fn from(r: herald_control::Report) -> Self {
+        Self {
+            campaign: r.campaign.into(),
+            outcomes: r
+                .outcomes
+                .into_iter()
+                .map(|o| OutcomeCount {
+                    outcome: o.outcome.to_owned(),
+                    class: o.class,
+                    items: o.items,
+                    retried: o.retried,
+                })
+                .collect(),
+            top_errors: r
+                .top_errors
+                .into_iter()
+                .map(|e| ErrorCount {
+                    class: e.class,
+                    error: e.error,
+                    items: e.items,
+                })
+                .collect(),
+            failed: r
+                .failed
+                .into_iter()
+                .map(|f| FailedRecipient {
+                    user_id: f.user_id,
+                    email: f.email,
+                    attempts: f.attempts,
+                    error_class: f.error_class,
+                    error: f.error,
+                    last_try: f.sent_at,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A retry of failed deliveries, started.
+#[derive(Serialize, ToSchema)]
+pub struct RetryAnswer {
+    /// Failed deliveries made pending again; `null` when an interrupted retry was only
+    /// started again.
+    pub retrying: Option<i64>,
+    pub campaign: Campaign,
 }

@@ -20,6 +20,17 @@ impl Control {
         Ok(campaigns::find(&self.db, key).await?)
     }
 
+    /// The campaign and every status it has had, oldest first, with its reasons. (The view
+    /// comes along because finding the campaign is how an unknown key becomes a 404 rather
+    /// than an empty history.)
+    pub async fn history(
+        &self,
+        key: &CampaignKey,
+    ) -> Result<(CampaignView, Vec<campaigns::StatusChange>)> {
+        let view = self.campaign(key).await?;
+        Ok((view, campaigns::history(&self.db, key).await?))
+    }
+
     /// A page of campaigns, newest first, only those with `status` when it is given.
     pub async fn campaigns(
         &self,

@@ -47,6 +47,60 @@ pub struct Config {
     /// across the network; 1s suits a Temporal server on the same machine
     #[arg(long, global = true, env = "HERALD_WORKFLOW_TASK_TIMEOUT", default_value = "5s", value_parser = parse_task_timeout)]
     pub workflow_task_timeout: Duration,
+    /// The key that signs webhook requests: a Standard Webhooks `whsec_…` secret (base64) or
+    /// any string of 16 or more characters; webhook campaigns are refused at launch without it
+    #[arg(
+        long,
+        global = true,
+        env = "HERALD_WEBHOOK_SECRET",
+        hide_env_values = true
+    )]
+    pub webhook_secret: Option<String>,
+    /// The SMTP relay of e-mail campaigns: `smtp://host:port`, `?tls=required` for STARTTLS,
+    /// `smtps://` for TLS, `user:password@` for credentials
+    #[arg(long, global = true, env = "HERALD_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of e-mail campaigns, e.g. `Herald <news@example.com>`
+    #[arg(long, global = true, env = "HERALD_EMAIL_FROM")]
+    pub email_from: Option<String>,
+}
+
+impl Config {
+    /// Refuse a channel this process has no settings for: workers share these settings, and
+    /// a campaign launched without them would only fail on its first page.
+    pub fn check_channel(&self, channel: herald_wire::Channel) -> Result<(), ControlError> {
+        use herald_wire::Channel;
+        let missing = |what: &str| Err(ControlError::Config(what.to_owned()));
+        match channel {
+            Channel::Inbox => Ok(()),
+            Channel::Webhook => match self.webhook_secret.as_deref() {
+                None => missing(
+                    "HERALD_WEBHOOK_SECRET is not set: webhook requests are signed with it (e.g. `openssl rand -hex 32`)",
+                ),
+                Some(s) if !s.starts_with("whsec_") && s.chars().count() < MIN_SECRET_LEN => {
+                    missing(
+                        "HERALD_WEBHOOK_SECRET is under 16 characters; use a longer one (e.g. `openssl rand -hex 32`)",
+                    )
+                }
+                Some(_) => Ok(()),
+            },
+            Channel::Email => match (self.smtp_url.as_deref(), self.email_from.as_deref()) {
+                (None, _) => missing(
+                    "HERALD_SMTP_URL is not set: e-mail goes through that relay (e.g. smtp://127.0.0.1:2525)",
+                ),
+                (Some(url), _) if !(url.starts_with("smtp://") || url.starts_with("smtps://")) => {
+                    missing("HERALD_SMTP_URL must start with smtp:// or smtps://")
+                }
+                (_, None) => missing(
+                    "HERALD_EMAIL_FROM is not set: e-mail needs a sender (e.g. news@example.com)",
+                ),
+                (_, Some(from)) if !from.contains('@') => {
+                    missing("HERALD_EMAIL_FROM is not an e-mail address")
+                }
+                _ => Ok(()),
+            },
+        }
+    }
 }
 
 /// A duration as `5s`, `1500ms` or a bare number of seconds.
@@ -122,6 +176,18 @@ pub struct WorkerConfig {
     /// the API stops accepting connections and ends its event streams
     #[arg(long, env = "HERALD_SHUTDOWN_GRACE", default_value = "15s", value_parser = parse_shutdown_grace)]
     pub shutdown_grace: Duration,
+    /// The longest one webhook request or SMTP exchange may take (`10s`) before it counts as
+    /// a failure worth retrying
+    #[arg(long, env = "HERALD_SEND_TIMEOUT", default_value = "10s", value_parser = parse_request_timeout)]
+    pub send_timeout: Duration,
+    /// Webhook requests or e-mails in flight at once in one page (a campaign sends up to its
+    /// lanes times this at once)
+    #[arg(long, env = "HERALD_SEND_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub send_concurrency: u32,
+    /// Where the worker serves its Prometheus metrics (`/metrics`), `host:port`; unset: not
+    /// served
+    #[arg(long, env = "HERALD_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Apply pending database migrations on start, as `herald migrate` does (`false`:
     /// only check the schema and refuse to start if it is behind)
     #[arg(long, env = "HERALD_MIGRATE", default_value_t = false, action = clap::ArgAction::Set)]
@@ -165,6 +231,13 @@ pub struct ApiConfig {
     /// PostgreSQL sessions the HTTP API keeps for its requests
     #[arg(long, env = "HERALD_API_DB_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=512))]
     pub api_db_connections: u32,
+    /// The Temporal web UI the dashboard links each campaign's workflow to
+    #[arg(
+        long,
+        env = "HERALD_TEMPORAL_UI",
+        default_value = "http://localhost:8233"
+    )]
+    pub temporal_ui: String,
     /// The longest a request may take before it is answered 503 (`10s`); event streams are
     /// not limited
     #[arg(long, env = "HERALD_API_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_request_timeout)]
@@ -202,6 +275,12 @@ impl ApiConfig {
                     v.chars().count()
                 )));
             }
+        }
+        if !(self.temporal_ui.starts_with("http://") || self.temporal_ui.starts_with("https://")) {
+            return Err(ControlError::Config(format!(
+                "HERALD_TEMPORAL_UI {:?} is not an http:// or https:// address",
+                self.temporal_ui
+            )));
         }
         if self.api_token.is_none() {
             if !self.api_dev {

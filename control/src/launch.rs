@@ -35,6 +35,19 @@ pub struct Launched {
     pub already: Option<CampaignStatus>,
 }
 
+fn empty_audience(segment: Option<&herald_wire::Segment>) -> ControlError {
+    ControlError::Refused(match segment {
+        Some(s) => format!(
+            "the audience is empty: no user carries segment {:?}",
+            s.as_str()
+        ),
+        None => {
+            "the audience is empty: there are no users; add some with `herald users seed --count N`"
+                .into()
+        }
+    })
+}
+
 /// Whether Temporal has a workflow for a campaign.
 enum Started {
     Yes,
@@ -55,8 +68,10 @@ impl Control {
     pub async fn launch(&self, request: LaunchRequest) -> Result<Launched> {
         let key = request.key.unwrap_or_else(generate_key);
         let spec = request.spec;
+        spec.check()?;
+        self.config.check_channel(spec.channel)?;
         let client = self.temporal().await?;
-        let registered = match campaigns::create(&self.db, &key, &spec).await? {
+        let registered = match campaigns::create(&self.db, &key, &spec, &request.tuning).await? {
             Created::Existing(stored) => {
                 return self
                     .relaunch(client, key, &spec, &stored, request.tuning)
@@ -66,14 +81,16 @@ impl Control {
         };
         if registered.total == 0 {
             campaigns::delete_unstarted(&self.db, &key).await?;
-            return Err(ControlError::Refused(match &spec.segment {
-                Some(s) => format!("the audience is empty: no user carries segment {:?}", s.as_str()),
-                None => "the audience is empty: there are no users; add some with `herald users seed --count N`"
-                    .into(),
-            }));
+            return Err(empty_audience(spec.segment.as_ref()));
         }
         if let Err(e) = self
-            .start_workflow(client, &key, &spec, request.tuning)
+            .start_workflow(
+                client,
+                &key,
+                &spec,
+                request.tuning,
+                WorkflowIdReusePolicy::RejectDuplicate,
+            )
             .await
         {
             if let WorkflowStartError::AlreadyStarted { .. } = e {
@@ -115,6 +132,19 @@ impl Control {
         })
     }
 
+    /// What [`Control::launch`] would do, without doing it: checks the request as a launch
+    /// does and counts the recipients it would reach now. Writes nothing and needs only
+    /// PostgreSQL. An empty audience is refused as a launch refuses it.
+    pub async fn dry_run(&self, request: &LaunchRequest) -> Result<i64> {
+        request.spec.check()?;
+        self.config.check_channel(request.spec.channel)?;
+        let segment = request.spec.segment.as_ref();
+        match herald_store::audience::size(&self.db, segment).await? {
+            0 => Err(empty_audience(segment)),
+            n => Ok(n),
+        }
+    }
+
     /// A key that exists: the same launch again, or a different campaign under its key.
     async fn relaunch(
         &self,
@@ -147,17 +177,23 @@ impl Control {
                 }
             };
         if interrupted {
-            self.start_workflow(client, &key, spec, tuning)
-                .await
-                .or_else(|e| match e {
-                    // Started meanwhile (another launch of the same key).
-                    WorkflowStartError::AlreadyStarted { .. } => Ok(()),
-                    e => Err(e),
-                })
-                .map_err(|e| ControlError::Temporal {
-                    action: format!("starting campaign {key}'s workflow"),
-                    reason: e.to_string(),
-                })?;
+            self.start_workflow(
+                client,
+                &key,
+                spec,
+                tuning,
+                WorkflowIdReusePolicy::RejectDuplicate,
+            )
+            .await
+            .or_else(|e| match e {
+                // Started meanwhile (another launch of the same key).
+                WorkflowStartError::AlreadyStarted { .. } => Ok(()),
+                e => Err(e),
+            })
+            .map_err(|e| ControlError::Temporal {
+                action: format!("starting campaign {key}'s workflow"),
+                reason: e.to_string(),
+            })?;
         }
         Ok(Launched {
             key,
@@ -166,13 +202,16 @@ impl Control {
         })
     }
 
-    /// Start the campaign's workflow.
-    async fn start_workflow(
+    /// Start the campaign's workflow. A launch refuses a workflow id used before
+    /// (`RejectDuplicate`: a key is one campaign); `herald retry-failed` starts a new run of
+    /// a completed campaign's workflow (`AllowDuplicate`).
+    pub(crate) async fn start_workflow(
         &self,
         client: &Client,
         key: &CampaignKey,
         spec: &CampaignSpec,
         tuning: Tuning,
+        reuse: WorkflowIdReusePolicy,
     ) -> Result<(), WorkflowStartError> {
         let input = CampaignInput {
             key: key.clone(),
@@ -183,7 +222,7 @@ impl Control {
         let options =
             WorkflowStartOptions::new(self.config.task_queue.clone(), names::workflow_id(key))
                 .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
-                .id_reuse_policy(WorkflowIdReusePolicy::RejectDuplicate)
+                .id_reuse_policy(reuse)
                 // Crash recovery against a slow link: see `herald_workflows::options`.
                 .task_timeout(self.config.workflow_task_timeout)
                 .static_summary(format!("Herald campaign {key}: {}", spec.content.title()))
@@ -230,7 +269,7 @@ fn differences(a: &CampaignSpec, b: &CampaignSpec) -> Vec<String> {
 }
 
 /// A key from the time of launch, e.g. `c-20261201-093000-1a2b`.
-fn generate_key() -> CampaignKey {
+pub fn generate_key() -> CampaignKey {
     let now = Utc::now();
     let key = format!(
         "c-{}-{:04x}",

@@ -7,6 +7,7 @@
 //! - [`temporal`]: connecting to Temporal.
 //! - [`launch`]: launching a campaign.
 //! - [`requests`]: pause, resume and cancel (recorded in the campaign's row, then signalled).
+//! - [`deliveries`]: an external campaign's report, and retrying its failed deliveries.
 //! - [`campaigns`]: a campaign's status, the list, and watching one live.
 //! - [`inbox`]: a user's inbox, its unread badge, and marking messages read.
 //! - [`page`]: keyset pagination of lists.
@@ -15,6 +16,7 @@
 
 pub mod campaigns;
 pub mod config;
+pub mod deliveries;
 pub mod error;
 pub mod inbox;
 pub mod launch;
@@ -27,8 +29,9 @@ pub use config::Config;
 pub use error::{ControlError, Result};
 pub use herald_store::{
     Fault, StoreError,
-    campaigns::CampaignView,
+    campaigns::{CampaignView, StatusChange},
     inbox::{InboxItem, ReadFilter},
+    report::Report,
     status::Request,
 };
 

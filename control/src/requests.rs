@@ -2,9 +2,9 @@
 //! is told by a signal that carries the request's number.
 
 use herald_store::StoreError;
-use herald_store::status::{self, Recorded, Request};
-use herald_wire::{CampaignKey, InvalidInput, SignalRequest, names};
-use herald_workflows::CampaignWorkflow;
+use herald_store::status::{self, RateChanged, Recorded, Request};
+use herald_wire::{CampaignKey, InvalidInput, Rate, RateRequest, SignalRequest, names};
+use herald_workflows::{CampaignWorkflow, options::SEND_GATE_EVERY};
 use temporalio_client::{WorkflowSignalOptions, errors::WorkflowInteractionError};
 use temporalio_common::data_converters::{PayloadConverter, RawValue};
 
@@ -95,6 +95,45 @@ impl Control {
                 ),
             });
         }
+        if recorded.channel.is_external() && request != Request::Resume {
+            // A webhook or e-mail page reads its gate between sends; once it has read this
+            // request, no send starts. Return after every page has had its next look, so
+            // that "paused" holds from the moment the command returns.
+            tokio::time::sleep(SEND_GATE_EVERY * 2 + SEND_GATE_EVERY / 2).await;
+        }
         Ok(recorded)
+    }
+}
+
+impl Control {
+    /// Change a running campaign's speed limit (`None`: none). Recorded in the campaign's
+    /// row, then the workflow is told by the `rate` signal; it paces its next pages by the
+    /// new rate within a second, whichever workers run them.
+    pub async fn set_rate(&self, key: &CampaignKey, rate: Option<Rate>) -> Result<RateChanged> {
+        let client = self.temporal().await?;
+        let changed = status::set_rate(&self.db, key, rate).await?;
+        let handle = client.get_workflow_handle::<CampaignWorkflow>(names::workflow_id(key));
+        let payload = RawValue::from_value(
+            &RateRequest {
+                rate,
+                seq: Some(changed.seq),
+            },
+            &PayloadConverter::default(),
+        );
+        handle
+            .signal(
+                CampaignWorkflow::set_rate,
+                payload,
+                WorkflowSignalOptions::default(),
+            )
+            .await
+            .map_err(|e| ControlError::Temporal {
+                action: format!("signalling campaign {key}"),
+                reason: format!(
+                    "{e}; the new rate is recorded but the campaign keeps its old pace until told; \
+                     run the same `herald rate` again"
+                ),
+            })?;
+        Ok(changed)
     }
 }

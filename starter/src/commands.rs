@@ -9,7 +9,7 @@ use herald_control::{
     page::Limit,
 };
 use herald_wire::{
-    CampaignKey, CampaignSpec, Channel, Content, Intent, Segment, Tuning, parse_send_at,
+    CampaignKey, CampaignSpec, Content, Intent, PageExecution, Rate, Segment, Tuning, parse_send_at,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -45,6 +45,14 @@ pub async fn run(config: Config, command: Command) -> Result<()> {
             inbox(&connect(config, 1).await?, user, limit, json).await
         }
         Command::Read { user, key } => read(&connect(config, 1).await?, user, &key).await,
+        Command::Rate { key, rate } => set_rate(&connect(config, 1).await?, &key, rate.0).await,
+        Command::Report {
+            key,
+            json,
+            csv,
+            failed,
+        } => report(&connect(config, 1).await?, &key, json, csv, failed).await,
+        Command::RetryFailed { key } => retry_failed(&connect(config, 1).await?, &key).await,
         Command::Migrate => {
             Control::migrate(config).await?;
             println!("the database's schema is up to date");
@@ -72,17 +80,27 @@ fn launch_request(args: LaunchArgs) -> Result<LaunchRequest, ControlError> {
     if let Some(secs) = args.failure_grace {
         tuning.failure_grace_secs = secs;
     }
+    if let Some(percent) = args.auto_pause {
+        tuning.auto_pause_percent = percent;
+    }
+    if let Some(window) = args.auto_pause_window {
+        tuning.auto_pause_window = window;
+    }
     Ok(LaunchRequest {
         key: args.key,
         spec: CampaignSpec {
             content,
-            channel: Channel::Inbox,
+            channel: args.channel,
             segment: args.segment,
             send_at,
             page_size: args.page_size,
             lanes: args.lanes,
-            execution: args.execution,
+            execution: args
+                .execution
+                .unwrap_or(PageExecution::default_for(args.channel)),
             rate: args.rate,
+            webhook_url: args.webhook_url,
+            attempts: args.attempts,
         },
         tuning,
     })
@@ -163,6 +181,148 @@ async fn request(control: &Control, request: Request, args: RequestArgs) -> Resu
     Ok(())
 }
 
+async fn set_rate(control: &Control, key: &CampaignKey, rate: Option<Rate>) -> Result<()> {
+    let changed = control.set_rate(key, rate).await?;
+    let was = changed
+        .before
+        .map(|r| format!("{r}/s"))
+        .unwrap_or_else(|| "no limit".into());
+    match rate {
+        Some(r) => println!("campaign {key}: at most {r} recipients/s from now (was {was})"),
+        None => println!("campaign {key}: no speed limit from now (was {was})"),
+    }
+    Ok(())
+}
+
+async fn report(
+    control: &Control,
+    key: &CampaignKey,
+    json: bool,
+    csv: bool,
+    failed: i64,
+) -> Result<()> {
+    if csv {
+        return failures_csv(control, key).await;
+    }
+    let report = control.report(key, failed).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let c = &report.campaign;
+    println!(
+        "campaign  {}  [{} = {}] via {}: {} recipients",
+        c.key,
+        c.status.code(),
+        c.status.name(),
+        c.channel,
+        c.total
+    );
+    println!(
+        "outcome   {} sent, {} failed, {} pending",
+        c.sent, c.failed, c.pending
+    );
+    if let Some(reason) = &c.reason {
+        println!("reason    {reason}");
+    }
+    if !report.outcomes.is_empty() {
+        println!("\nby outcome and error class:");
+        for o in &report.outcomes {
+            println!(
+                "  {:<8} {:<12} {:>9}{}",
+                o.outcome,
+                o.class.as_deref().unwrap_or("-"),
+                o.items,
+                if o.retried > 0 {
+                    format!("  ({} after more than one try)", o.retried)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    if !report.top_errors.is_empty() {
+        println!("\ntop errors:");
+        for e in &report.top_errors {
+            println!("  {:>9}  {}", e.items, e.error);
+        }
+    }
+    if !report.failed.is_empty() {
+        println!(
+            "\nfailed recipients ({} of {}; `--csv` lists them all):",
+            report.failed.len(),
+            c.failed
+        );
+        let width = report
+            .failed
+            .iter()
+            .map(|f| f.email.len())
+            .max()
+            .unwrap_or(0);
+        for f in &report.failed {
+            let tries = match f.attempts {
+                1 => "1 try".to_owned(),
+                n => format!("{n} tries"),
+            };
+            println!(
+                "  {:>10}  {:<width$}  {tries:>9}  {}",
+                f.user_id,
+                f.email,
+                f.error.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Every failed recipient, as CSV, in id order.
+async fn failures_csv(control: &Control, key: &CampaignKey) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    writeln!(out, "user_id,email,attempts,error_class,error,last_try")?;
+    let mut after = 0;
+    loop {
+        let batch = control.failures(key, after, 10_000).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.user_id;
+        for f in &batch {
+            writeln!(
+                out,
+                "{},{},{},{},{},{}",
+                f.user_id,
+                csv_field(&f.email),
+                f.attempts,
+                csv_field(f.error_class.as_deref().unwrap_or_default()),
+                csv_field(f.error.as_deref().unwrap_or_default()),
+                f.sent_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// A CSV field, quoted when it must be (RFC 4180).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+async fn retry_failed(control: &Control, key: &CampaignKey) -> Result<()> {
+    match control.retry_failed(key).await?.failed {
+        Some(n) => println!(
+            "campaign {key}: retrying {n} failed deliveries (same idempotency ids); follow it with `herald watch {key}`"
+        ),
+        None => println!(
+            "campaign {key}: its interrupted retry is started again; follow it with `herald watch {key}`"
+        ),
+    }
+    Ok(())
+}
+
 async fn status(control: &Control, key: &CampaignKey, json: bool) -> Result<()> {
     let view = control.campaign(key).await?;
     if json {
@@ -193,12 +353,13 @@ fn print_view(v: &CampaignView) {
     );
     println!("title     {}", v.title);
     println!(
-        "audience  {} ({}), {} per page, {} lanes{}",
+        "audience  {} ({}) via {}, {} per page, {} lanes{}",
         v.total,
         v.segment
             .as_deref()
             .map(|s| format!("segment {s}"))
             .unwrap_or_else(|| "all users".into()),
+        v.channel,
         v.page_size,
         v.lanes,
         v.rate

@@ -13,7 +13,9 @@ mod watch;
 
 use clap::{Args, Parser, Subcommand};
 use herald_control::{ControlError, Fault, config::CliConfig};
-use herald_wire::{CampaignKey, Lanes, PageExecution, PageSize, Rate, Segment};
+use herald_wire::{
+    Attempts, CampaignKey, Channel, Lanes, PageExecution, PageSize, Rate, Segment, WebhookUrl,
+};
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +45,35 @@ enum Command {
     Resume(RequestArgs),
     /// Cancel a campaign for good (status 4).
     Cancel(RequestArgs),
+    /// Change a running campaign's speed limit: recipients per second (1–10000000), or
+    /// "none"; its next pages follow it within a second.
+    Rate {
+        #[arg(value_parser = parse_key)]
+        key: CampaignKey,
+        #[arg(value_parser = parse_rate)]
+        rate: RateLimit,
+    },
+    /// A campaign's deliveries: counts by outcome and error class, the most common errors,
+    /// and its failed recipients with their last error.
+    Report {
+        #[arg(value_parser = parse_key)]
+        key: CampaignKey,
+        /// Print JSON instead of text.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print every failed recipient as CSV (user_id,email,attempts,error_class,error,last_try).
+        #[arg(long)]
+        csv: bool,
+        /// Failed recipients to show in text or JSON (0–10000).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(0..=10_000))]
+        failed: i64,
+    },
+    /// Send again to a completed webhook or e-mail campaign's failed recipients, with the
+    /// same idempotency ids; it goes back to in progress and completes again.
+    RetryFailed {
+        #[arg(value_parser = parse_key)]
+        key: CampaignKey,
+    },
     /// Show a campaign's status and counters.
     Status {
         #[arg(value_parser = parse_key)]
@@ -121,9 +152,28 @@ struct LaunchArgs {
     /// Pages in flight at once, each over its own range of users.
     #[arg(long, default_value_t = Lanes::DEFAULT)]
     lanes: Lanes,
-    /// Page activities: "local" (fast: run inside the workflow task) or "regular".
-    #[arg(long, default_value = "local")]
-    execution: PageExecution,
+    /// Where to deliver: "inbox" (in-app), "webhook" (a signed POST per recipient to
+    /// --webhook-url) or "email" (through HERALD_SMTP_URL, from HERALD_EMAIL_FROM).
+    #[arg(long, default_value = "inbox")]
+    channel: Channel,
+    /// The webhook channel's endpoint, http(s); requests are signed with
+    /// HERALD_WEBHOOK_SECRET.
+    #[arg(long, value_parser = parse_webhook_url)]
+    webhook_url: Option<WebhookUrl>,
+    /// Webhook or e-mail tries per recipient before it is recorded failed, 1–20 (default 5).
+    #[arg(long)]
+    attempts: Option<Attempts>,
+    /// Pause the campaign by itself when more than this percentage of its latest
+    /// --auto-pause-window deliveries failed (default 20; 0: never).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100))]
+    auto_pause: Option<u32>,
+    /// How many of the latest deliveries --auto-pause looks at (default 1000).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    auto_pause_window: Option<u32>,
+    /// Page activities: "local" (fast: run inside the workflow task; the inbox's default) or
+    /// "regular" (the webhook's and e-mail's).
+    #[arg(long)]
+    execution: Option<PageExecution>,
     /// At most this many recipients per second, 1–10000000 (default: as fast as the
     /// database allows); slow rates send smaller pages, about one per lane per second.
     #[arg(long)]
@@ -149,6 +199,24 @@ struct RequestArgs {
 
 fn parse_key(s: &str) -> Result<CampaignKey, String> {
     CampaignKey::parse(s).map_err(|e| e.to_string())
+}
+
+/// `herald rate`'s argument: a rate, or none.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RateLimit(pub(crate) Option<Rate>);
+
+fn parse_rate(s: &str) -> Result<RateLimit, String> {
+    match s {
+        "none" | "unlimited" => Ok(RateLimit(None)),
+        s => s
+            .parse()
+            .map(|r| RateLimit(Some(r)))
+            .map_err(|e: herald_wire::InvalidInput| format!("{e} (or \"none\" for no limit)")),
+    }
+}
+
+fn parse_webhook_url(s: &str) -> Result<WebhookUrl, String> {
+    WebhookUrl::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_segment(s: &str) -> Result<Segment, String> {

@@ -33,6 +33,15 @@ pub(crate) async fn count(conn: &mut PgConnection, segment: Option<&str>) -> Res
     .await?)
 }
 
+/// How many users a campaign for `segment` would reach if launched now: the count a launch
+/// fixes, without fixing it (a dry run).
+pub async fn size(pool: &PgPool, segment: Option<&Segment>) -> Result<i64> {
+    let mut tx = pool.begin().await?;
+    let audience = count(&mut tx, segment.map(Segment::as_str)).await?;
+    tx.rollback().await?;
+    Ok(audience.total)
+}
+
 /// Whether a user exists (for clear errors on inbox and read).
 pub async fn user_exists(pool: &PgPool, user_id: i64) -> Result<bool> {
     Ok(

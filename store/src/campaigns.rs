@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use herald_wire::{
     CampaignKey, CampaignSpec, CampaignStatus, Channel, Intent, Registered, Requested, Segment,
+    Tuning,
 };
 use serde::Serialize;
 use sqlx::{FromRow, PgPool, Postgres, Transaction};
@@ -15,7 +16,7 @@ use crate::{Result, StoreError, audience, partitions};
 /// after the first.
 pub async fn register(pool: &PgPool, key: &CampaignKey, spec: &CampaignSpec) -> Result<Registered> {
     let mut tx = pool.begin().await?;
-    insert(&mut tx, key, spec).await?;
+    insert(&mut tx, key, spec, None).await?;
     let registered = fix_audience(&mut tx, key).await?;
     tx.commit().await?;
     partitions::cover(pool, Some(registered.max_id)).await?;
@@ -33,10 +34,16 @@ pub enum Created {
 
 /// An operator's launch: like [`register`], but when the key already exists nothing is
 /// written and the stored spec is returned, so the caller can tell a repeated launch from a
-/// different campaign under the same key.
-pub async fn create(pool: &PgPool, key: &CampaignKey, spec: &CampaignSpec) -> Result<Created> {
+/// different campaign under the same key. `tuning` is kept beside the spec, for the runs
+/// that `herald retry-failed` starts later.
+pub async fn create(
+    pool: &PgPool,
+    key: &CampaignKey,
+    spec: &CampaignSpec,
+    tuning: &Tuning,
+) -> Result<Created> {
     let mut tx = pool.begin().await?;
-    if !insert(&mut tx, key, spec).await? {
+    if !insert(&mut tx, key, spec, Some(tuning)).await? {
         let stored: String = sqlx::query_scalar("SELECT spec::text FROM messages WHERE key = $1")
             .bind(key.as_str())
             .fetch_one(&mut *tx)
@@ -71,11 +78,12 @@ async fn insert(
     tx: &mut Transaction<'_, Postgres>,
     key: &CampaignKey,
     spec: &CampaignSpec,
+    tuning: Option<&Tuning>,
 ) -> Result<bool> {
     let inserted = sqlx::query(
         "INSERT INTO messages (key, title, body, channel, segment, send_at, page_size, lanes, rate,
-                               spec)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)
+                               spec, tuning)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb)
          ON CONFLICT (key) DO NOTHING",
     )
     .bind(key.as_str())
@@ -88,6 +96,7 @@ async fn insert(
     .bind(spec.lanes.get() as i32)
     .bind(spec.rate.map(|r| r.get() as i32))
     .bind(serde_json::to_string(spec).expect("a spec is plain data"))
+    .bind(tuning.map(|t| serde_json::to_string(t).expect("tuning is plain data")))
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -244,6 +253,29 @@ pub async fn find(pool: &PgPool, key: &CampaignKey) -> Result<CampaignView> {
         .fetch_optional(pool)
         .await?
         .ok_or_else(|| StoreError::UnknownCampaign(key.to_string()))
+}
+
+/// One status a campaign had, from the status log.
+#[derive(Clone, Debug, FromRow)]
+pub struct StatusChange {
+    #[sqlx(try_from = "i16")]
+    pub status: CampaignStatus,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// Every status the campaign has had, oldest first (at most the last 200).
+pub async fn history(pool: &PgPool, key: &CampaignKey) -> Result<Vec<StatusChange>> {
+    let mut changes: Vec<StatusChange> = sqlx::query_as(
+        "SELECT l.status, l.reason, l.at FROM message_status_log l
+         JOIN messages m ON m.id = l.message_id
+         WHERE m.key = $1 ORDER BY l.id DESC LIMIT 200",
+    )
+    .bind(key.as_str())
+    .fetch_all(pool)
+    .await?;
+    changes.reverse();
+    Ok(changes)
 }
 
 /// Newest first: up to `limit` campaigns created before the one with id `before` (the

@@ -3,7 +3,7 @@
 use std::{str::FromStr, time::Duration};
 
 use sqlx::{
-    PgPool,
+    ConnectOptions, PgPool,
     migrate::Migrator,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
@@ -90,8 +90,15 @@ impl PoolSettings {
 /// Connect, failing fast (5 s) when the server is not there.
 pub async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool, sqlx::Error> {
     let mut options = PgConnectOptions::from_str(url)?.application_name("herald");
-    if let Some(t) = settings.statement_timeout {
-        options = options.options([("statement_timeout", format!("{}ms", t.as_millis()))]);
+    match settings.statement_timeout {
+        Some(t) => {
+            options = options.options([("statement_timeout", format!("{}ms", t.as_millis()))]);
+        }
+        // A command's bulk statements (seeding millions of users) take seconds by design
+        // and show a progress bar; sqlx's "slow statement" warnings would bury it.
+        None => {
+            options = options.log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
+        }
     }
     if !settings.bitmap_scans {
         options = options.options([("enable_bitmapscan", "off")]);

@@ -38,6 +38,9 @@ pub enum StoreError {
     UnknownUser(i64),
     #[error("user {user} did not receive campaign {key}")]
     NotARecipient { user: i64, key: CampaignKey },
+    /// `herald retry-failed` of a campaign with nothing to retry.
+    #[error("{0}")]
+    NothingToRetry(String),
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
 
@@ -65,6 +68,7 @@ impl StoreError {
             | Self::DuplicateKey(_)
             | Self::UnknownUser(_)
             | Self::NotARecipient { .. }
+            | Self::NothingToRetry(_)
             | Self::Invalid(_) => Fault::Refused,
             Self::UnknownCampaignId(_) => Fault::Internal,
             Self::PageRace | Self::Busy => Fault::Transient,

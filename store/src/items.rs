@@ -15,8 +15,12 @@ use crate::{Result, StoreError};
 #[derive(Clone, Debug, Serialize, FromRow)]
 pub struct FailedItem {
     pub user_id: i64,
+    pub email: String,
     pub attempts: i16,
+    /// The last failure's class (`http_410`, `smtp_550`, `timeout`…) and message.
+    pub error_class: Option<String>,
     pub error: Option<String>,
+    /// When it was last tried (recorded).
     pub sent_at: Option<DateTime<Utc>>,
 }
 
@@ -51,9 +55,10 @@ pub async fn failures(
             break;
         }
         let rows: Vec<FailedItem> = sqlx::query_as(
-            "SELECT user_id, attempts, error, sent_at FROM message_items
-             WHERE message_id = $1 AND user_id > $2 AND user_id <= $3 AND status = $4
-             ORDER BY user_id LIMIT $5",
+            "SELECT i.user_id, u.email, i.attempts, i.error_class, i.error, i.sent_at
+             FROM message_items i JOIN users u ON u.id = i.user_id
+             WHERE i.message_id = $1 AND i.user_id > $2 AND i.user_id <= $3 AND i.status = $4
+             ORDER BY i.user_id LIMIT $5",
         )
         .bind(campaign)
         .bind(from.max(after))

@@ -11,6 +11,8 @@
 //! - [`campaigns`]: creating and registering a campaign, fixing its audience, views.
 //! - [`status`]: the workflow's status and operators' requests, each with one writer.
 //! - [`pages`]: the page statement that writes a page's ledger rows.
+//! - [`report`]: a campaign's deliveries by outcome and error, and its failed recipients.
+//! - [`sends`]: the ledger of an external channel: claim, send, record.
 //! - [`inbox`]: a user's messages and read tracking.
 //! - [`items`]: a campaign's items, found through its pages (the failure listing).
 //! - [`audience`]: counting an audience, adding users.
@@ -26,6 +28,8 @@ pub mod items;
 pub mod page_connections;
 pub mod pages;
 pub mod partitions;
+pub mod report;
+pub mod sends;
 pub mod status;
 
 pub use error::{Fault, Result, StoreError};

@@ -46,7 +46,7 @@ WITH gate AS (
     SELECT status, intent, intent_seq, intent_reason FROM messages WHERE id = $1
 ),
 done AS (
-    SELECT last_user_id, recipients, sent, failed FROM message_pages
+    SELECT last_user_id, recipients, page_limit, sent, failed FROM message_pages
     WHERE message_id = $1 AND lane = $6 AND after_user_id = $2
 ),
 go AS (
@@ -66,11 +66,11 @@ ins AS (
     {on_conflict} {returning}
 ),
 mark AS (
-    INSERT INTO message_pages (message_id, lane, after_user_id, last_user_id, recipients, sent)
-    SELECT $1, $6, $2, (SELECT max(id) FROM page), (SELECT count(*) FROM page), (SELECT count(*) FROM {sent})
+    INSERT INTO message_pages (message_id, lane, after_user_id, last_user_id, recipients, page_limit, sent)
+    SELECT $1, $6, $2, (SELECT max(id) FROM page), (SELECT count(*) FROM page), $4, (SELECT count(*) FROM {sent})
     WHERE (SELECT ok FROM go)
     {on_conflict}
-    RETURNING last_user_id, recipients, sent, failed
+    RETURNING last_user_id, recipients, page_limit, sent, failed
 )
 SELECT (SELECT status FROM gate) AS status,
        (SELECT intent FROM gate) AS intent,
@@ -78,10 +78,12 @@ SELECT (SELECT status FROM gate) AS status,
        (SELECT intent_reason FROM gate) AS intent_reason,
        (SELECT recipients FROM done) AS done_recipients,
        (SELECT last_user_id FROM done) AS done_last,
+       (SELECT page_limit FROM done) AS done_limit,
        (SELECT sent FROM done) AS done_sent,
        (SELECT failed FROM done) AS done_failed,
        (SELECT recipients FROM mark) AS new_recipients,
        (SELECT last_user_id FROM mark) AS new_last,
+       (SELECT page_limit FROM mark) AS new_limit,
        (SELECT sent FROM mark) AS new_sent,
        (SELECT failed FROM mark) AS new_failed
 "
@@ -102,10 +104,12 @@ struct PageRow {
     intent_reason: Option<String>,
     done_recipients: Option<i32>,
     done_last: Option<i64>,
+    done_limit: Option<i32>,
     done_sent: Option<i32>,
     done_failed: Option<i32>,
     new_recipients: Option<i32>,
     new_last: Option<i64>,
+    new_limit: Option<i32>,
     new_sent: Option<i32>,
     new_failed: Option<i32>,
 }
@@ -114,14 +118,17 @@ struct PageRow {
 fn written(
     recipients: Option<i32>,
     last: Option<i64>,
+    limit: Option<i32>,
     sent: Option<i32>,
     failed: Option<i32>,
 ) -> Option<PageOutcome> {
     Some(PageOutcome::Written {
         last,
         recipients: recipients? as u32,
+        limit: limit.map(|l| l as u32),
         sent: sent? as u32,
         failed: failed? as u32,
+        deliveries: Default::default(),
     })
 }
 
@@ -167,6 +174,7 @@ async fn run(conn: &mut PgConnection, page: &PageInput, sql: &str) -> Result<Pag
     if let Some(replayed) = written(
         row.done_recipients,
         row.done_last,
+        row.done_limit,
         row.done_sent,
         row.done_failed,
     ) {
@@ -189,6 +197,7 @@ async fn run(conn: &mut PgConnection, page: &PageInput, sql: &str) -> Result<Pag
     written(
         row.new_recipients,
         row.new_last,
+        row.new_limit,
         row.new_sent,
         row.new_failed,
     )

@@ -7,8 +7,8 @@
 //! ([`record_bare`]). Docs: docs/architecture.md, "Operator requests".
 
 use herald_wire::{
-    CampaignKey, CampaignStatus, Intent, RecordRequestInput, Requested, SetStatusInput,
-    StatusRecorded,
+    CampaignKey, CampaignStatus, Channel, Intent, Rate, RecordRequestInput, Requested,
+    SetStatusInput, StatusRecorded,
 };
 use sqlx::{FromRow, PgConnection, PgPool};
 
@@ -143,6 +143,8 @@ struct Standing {
     status: CampaignStatus,
     #[sqlx(try_from = "i16")]
     intent: Intent,
+    #[sqlx(try_from = "String")]
+    channel: Channel,
 }
 
 /// What [`request`] did.
@@ -157,6 +159,7 @@ pub struct Recorded {
     pub status: CampaignStatus,
     /// What operators had asked before this request.
     pub before: Intent,
+    pub channel: Channel,
 }
 
 /// Whether `request` may be made of a campaign standing so, and if so whether it repeats
@@ -199,6 +202,44 @@ enum Refusal {
     Cancelling,
 }
 
+/// A change of a campaign's speed limit, recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateChanged {
+    /// The change's number: the signal carries it, and the workflow applies only the newest.
+    pub seq: i64,
+    pub before: Option<i32>,
+}
+
+/// Record a new speed limit (`None`: none) for a campaign that has not finished. The
+/// workflow is told next, by the `rate` signal with the returned number.
+pub async fn set_rate(pool: &PgPool, key: &CampaignKey, rate: Option<Rate>) -> Result<RateChanged> {
+    let mut tx = pool.begin().await?;
+    let row: Option<(i16, Option<i32>)> =
+        sqlx::query_as("SELECT status, rate FROM messages WHERE key = $1 FOR UPDATE")
+            .bind(key.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+    let (status, before) = row.ok_or_else(|| StoreError::UnknownCampaign(key.to_string()))?;
+    let status = decode(status)?;
+    if status.is_terminal() {
+        return Err(StoreError::WrongStatus {
+            key: key.clone(),
+            status,
+            action: "changing its rate",
+        });
+    }
+    let seq = sqlx::query_scalar(
+        "UPDATE messages SET rate = $2, rate_seq = rate_seq + 1, updated_at = now()
+         WHERE key = $1 RETURNING rate_seq",
+    )
+    .bind(key.as_str())
+    .bind(rate.map(|r| r.get() as i32))
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(RateChanged { seq, before })
+}
+
 /// An operator's pause, resume or cancel, recorded in the campaign's row before the workflow
 /// is told: the request takes the next number, and the page statement obeys it from the
 /// moment this returns (no page starts writing after a pause or a cancel). The workflow's
@@ -211,7 +252,7 @@ pub async fn request(
 ) -> Result<Recorded> {
     let mut tx = pool.begin().await?;
     let standing: Standing =
-        sqlx::query_as("SELECT status, intent FROM messages WHERE key = $1 FOR UPDATE")
+        sqlx::query_as("SELECT status, intent, channel FROM messages WHERE key = $1 FOR UPDATE")
             .bind(key.as_str())
             .fetch_optional(&mut *tx)
             .await?
@@ -255,6 +296,7 @@ pub async fn request(
         repeated,
         status: standing.status,
         before: standing.intent,
+        channel: standing.channel,
     })
 }
 

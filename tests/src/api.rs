@@ -64,6 +64,7 @@ impl TestApp {
             .stderr(log)
             .spawn()
             .context("starting herald-api")?;
+        herald_activities::channels::install_crypto();
         let server = ApiServer {
             base: format!("http://127.0.0.1:{port}"),
             client: reqwest::Client::builder()
@@ -84,7 +85,8 @@ impl TestApp {
 }
 
 /// A port nobody listens on now.
-fn free_port() -> Result<u16> {
+/// A port nobody listens on now.
+pub fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())

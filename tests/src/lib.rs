@@ -13,8 +13,12 @@
 //! - [`Launch`]: `herald launch` options as a builder.
 //! - [`wait_until`]: poll a condition with a deadline.
 //! - [`api`]: a real `herald-api` process for a test, and a client for it.
+//! - [`browser`]: a real headless Chromium over chromedriver, for the dashboard.
+//! - [`sinks`]: a webhook endpoint and an SMTP relay for the external channels.
 
 pub mod api;
+pub mod browser;
+pub mod sinks;
 
 use std::{
     path::{Path, PathBuf},
@@ -115,6 +119,8 @@ pub struct TestApp {
     pub pool: PgPool,
     /// Oldest first: `kill_worker` and `stop_worker` take the oldest.
     workers: Vec<Child>,
+    /// Settings every process of this app gets beside the defaults (an SMTP relay's URL).
+    env: Vec<(String, String)>,
 }
 
 impl TestApp {
@@ -126,6 +132,18 @@ impl TestApp {
     }
 
     /// Like [`TestApp::spawn`] but with no worker running (for signals sent while none is).
+    /// Like [`TestApp::spawn`], with settings for every process of the app (worker, CLI,
+    /// API), e.g. `HERALD_SMTP_URL`.
+    pub async fn spawn_with_env(env: &[(&str, &str)]) -> Result<Self> {
+        let mut app = Self::without_worker().await?;
+        app.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        app.start_worker()?;
+        Ok(app)
+    }
+
     pub async fn without_worker() -> Result<Self> {
         let base = base_database_url();
         let db_name = unique("herald_t");
@@ -154,16 +172,24 @@ impl TestApp {
             db_name,
             pool,
             workers: Vec::new(),
+            env: Vec::new(),
         })
     }
 
-    pub(crate) fn envs(&self) -> Vec<(&'static str, String)> {
-        vec![
+    pub(crate) fn envs(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = [
             ("DATABASE_URL", self.database_url.clone()),
             ("TEMPORAL_ADDRESS", temporal_address()),
             ("HERALD_TASK_QUEUE", self.task_queue.clone()),
             ("RUST_LOG", "warn".to_owned()),
+            ("HERALD_WEBHOOK_SECRET", sinks::WEBHOOK_SECRET.to_owned()),
+            ("HERALD_EMAIL_FROM", sinks::EMAIL_FROM.to_owned()),
         ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        env.extend(self.env.iter().cloned());
+        env
     }
 
     pub fn start_worker(&mut self) -> Result<()> {
@@ -535,6 +561,19 @@ impl TestApp {
         assert_eq!(s["pending"], 0, "{s}");
         assert_eq!(s["audience_change"], 0, "{s}");
         assert_eq!(s["status"], CampaignStatus::Completed.code(), "{s}");
+        // The workflow learns that its status write committed a moment after the row shows
+        // it: a query in between still says in progress.
+        let completed = CampaignStatus::Completed.code();
+        wait_until(Duration::from_secs(20), || async {
+            self.progress(key)["status"] == completed
+        })
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the workflow never reported completed: {}",
+                self.progress(key)
+            )
+        });
         let p = self.progress(key);
         assert_eq!(
             p["sent"], l.items_sent,
@@ -635,6 +674,11 @@ impl Launch<'_> {
     /// Seconds a permanent error is retried before the campaign is marked failed.
     pub fn failure_grace(self, secs: u32) -> Self {
         self.arg("failure-grace", secs)
+    }
+
+    /// The webhook channel, to `url`.
+    pub fn webhook(self, url: &str) -> Self {
+        self.arg("channel", "webhook").arg("webhook-url", url)
     }
 
     /// Any other option, as text (for options under test).

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CampaignKey, CampaignStatus, Channel, Content, Intent, Lanes, PageExecution, PageSize, Rate,
-    Requested, Segment,
+    Attempts, CampaignKey, CampaignStatus, Channel, Content, Intent, InvalidInput, Lanes,
+    PageExecution, PageSize, Rate, Requested, Segment, WebhookUrl,
 };
 
 /// What an operator asked for at launch. Immutable for the life of the campaign.
@@ -31,6 +31,50 @@ pub struct CampaignSpec {
     /// or a gentle roll-out). `None`: as fast as the database takes them.
     #[serde(default)]
     pub rate: Option<Rate>,
+    /// A webhook campaign's endpoint (and only a webhook campaign's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<WebhookUrl>,
+    /// An external channel's tries per recipient; `None`: [`Attempts::DEFAULT`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<Attempts>,
+}
+
+impl CampaignSpec {
+    /// Refuse combinations that cannot be delivered: a webhook without its URL, a URL or a
+    /// number of attempts on a channel that has no use for them, and an external channel on
+    /// local activities (its pages wait on receivers, longer than a workflow task should be
+    /// held).
+    pub fn check(&self) -> Result<(), InvalidInput> {
+        let fail = |m: &str| Err(InvalidInput(m.to_owned()));
+        match (self.channel, &self.webhook_url) {
+            (Channel::Webhook, None) => {
+                return fail("a webhook campaign needs its endpoint: --webhook-url URL");
+            }
+            (Channel::Webhook, Some(_)) => {}
+            (_, Some(_)) => {
+                return fail("a webhook URL is for the webhook channel only (--channel webhook)");
+            }
+            _ => {}
+        }
+        if self.channel.is_external() {
+            if self.execution == PageExecution::Local {
+                return fail(
+                    "webhook and e-mail pages run as regular activities (they wait on receivers); \
+                     drop --execution local",
+                );
+            }
+        } else if self.attempts.is_some() {
+            return fail(
+                "attempts are for the webhook and e-mail channels; an inbox delivery cannot fail",
+            );
+        }
+        Ok(())
+    }
+
+    /// Tries per recipient of an external channel.
+    pub fn attempts(&self) -> u32 {
+        self.attempts.unwrap_or_default().get()
+    }
 }
 
 /// The campaign workflow's single input. `carried` is `None` on the first run and holds the
@@ -46,7 +90,9 @@ pub struct CampaignInput {
     pub tuning: Tuning,
 }
 
-/// Knobs that trade history size against hand-over cost; the defaults suit production.
+/// How a campaign's workflow runs, beside its spec: history size against hand-over cost, the
+/// grace for errors retrying cannot fix, and auto-pause. Kept with the campaign's row, so a
+/// retry-failed run is tuned as the launch was. The defaults suit production.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Tuning {
     /// Continue-as-new after this many pages in one run (or sooner if the server suggests it).
@@ -58,9 +104,26 @@ pub struct Tuning {
     /// failed. Tests set it low.
     #[serde(default = "Tuning::default_failure_grace_secs")]
     pub failure_grace_secs: u32,
+    /// An external campaign pauses itself when more than this percentage of its latest
+    /// [`Tuning::auto_pause_window`] tries failed (0: never).
+    #[serde(default = "Tuning::default_auto_pause_percent")]
+    pub auto_pause_percent: u32,
+    #[serde(default = "Tuning::default_auto_pause_window")]
+    pub auto_pause_window: u32,
 }
 
 impl Tuning {
+    pub const DEFAULT_AUTO_PAUSE_PERCENT: u32 = 20;
+    pub const DEFAULT_AUTO_PAUSE_WINDOW: u32 = 1_000;
+
+    fn default_auto_pause_percent() -> u32 {
+        Self::DEFAULT_AUTO_PAUSE_PERCENT
+    }
+
+    fn default_auto_pause_window() -> u32 {
+        Self::DEFAULT_AUTO_PAUSE_WINDOW
+    }
+
     fn default_pages_per_run() -> u32 {
         2_000
     }
@@ -75,6 +138,8 @@ impl Default for Tuning {
         Self {
             pages_per_run: Self::default_pages_per_run(),
             failure_grace_secs: Self::default_failure_grace_secs(),
+            auto_pause_percent: Self::DEFAULT_AUTO_PAUSE_PERCENT,
+            auto_pause_window: Self::DEFAULT_AUTO_PAUSE_WINDOW,
         }
     }
 }
@@ -108,6 +173,15 @@ pub struct Carried {
     /// A request that came as a bare signal and is not yet recorded in the campaign's row.
     #[serde(default)]
     pub unrecorded: Option<Intent>,
+    /// The tries of the latest pages of an external campaign, for its auto-pause.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent: Vec<Deliveries>,
+    /// The speed limit now (changed since launch by the `rate` signal), and the number of
+    /// the newest change applied.
+    #[serde(default)]
+    pub rate: Option<Rate>,
+    #[serde(default)]
+    pub rate_seq: i64,
 }
 
 /// A run of failed pages, and since when an error that retrying cannot fix has been seen.
@@ -188,10 +262,25 @@ pub enum PageOutcome {
         last: Option<i64>,
         /// Recipients in the page.
         recipients: u32,
+        /// The page size the page was taken with (a page that ran before may have been taken
+        /// at another pace): fewer recipients than this means the lane has nobody left.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
         /// Of those, delivered and failed. A page that ran before reports its recorded
         /// outcome, so summing these over pages gives exactly the ledger's totals.
         sent: u32,
         failed: u32,
+        /// What an external channel's tries did in this run of the page.
+        #[serde(default, skip_serializing_if = "Deliveries::is_empty")]
+        deliveries: Deliveries,
+    },
+    /// An external page is claimed and partly recorded, but some of its recipients are still
+    /// pending: they failed in a way worth retrying, or the attempt's time ran out. Run the
+    /// same page again (it sends only to those still pending) after `retry_after_millis`.
+    Unfinished {
+        retry_after_millis: u32,
+        #[serde(default)]
+        deliveries: Deliveries,
     },
     /// Nothing was written: the campaign's row says it must not run. Either an operator's
     /// request is newer than any the workflow has seen (its signal is still on the way), or
@@ -201,6 +290,23 @@ pub enum PageOutcome {
         #[serde(default)]
         requested: Requested,
     },
+}
+
+/// The tries one run of an external page made: how many, how many failed (a transient
+/// failure that is retried counts too), and the most common error among those that did.
+/// The workflow pauses a campaign whose recent tries mostly fail.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deliveries {
+    pub attempts: u32,
+    pub failures: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_error: Option<String>,
+}
+
+impl Deliveries {
+    pub fn is_empty(&self) -> bool {
+        self.attempts == 0
+    }
 }
 
 /// Input of the record-request activity: a request that reached the workflow as a bare
@@ -254,6 +360,42 @@ pub struct Progress {
     pub reason: Option<String>,
     /// Workflow runs so far (continue-as-new count + 1).
     pub run: u32,
+}
+
+/// The payload of the `rate` signal: the new speed limit (`None`: none), and the change's
+/// number in the campaign's row (`messages.rate_seq`) when Herald sent it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateRequest {
+    pub rate: Option<Rate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
+}
+
+impl RateRequest {
+    /// Read a rate signal's payload; `None` for one that says no valid rate (it is ignored).
+    pub fn from_payload(encoding: Option<&[u8]>, data: &[u8]) -> Option<Self> {
+        if encoding.is_some_and(|e| e != b"json/plain") {
+            return None;
+        }
+        match serde_json::from_slice::<serde_json::Value>(data).ok()? {
+            serde_json::Value::Object(map) => {
+                let rate = match map.get("rate")? {
+                    serde_json::Value::Null => None,
+                    v => Some(Rate::new(u32::try_from(v.as_u64()?).ok()?).ok()?),
+                };
+                let seq = map
+                    .get("seq")
+                    .and_then(serde_json::Value::as_i64)
+                    .filter(|n| *n > 0);
+                Some(Self { rate, seq })
+            }
+            serde_json::Value::Number(n) => Some(Self {
+                rate: Some(Rate::new(u32::try_from(n.as_u64()?).ok()?).ok()?),
+                seq: None,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// The payload of pause, resume and cancel. Every field is optional.
@@ -320,6 +462,38 @@ impl SignalRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_payloads_are_read_or_ignored() {
+        let json = Some(&b"json/plain"[..]);
+        let r = RateRequest::from_payload(json, br#"{"rate":250,"seq":3}"#).unwrap();
+        assert_eq!((r.rate.map(|r| r.get()), r.seq), (Some(250), Some(3)));
+        let r = RateRequest::from_payload(json, br#"{"rate":null}"#).unwrap();
+        assert_eq!(r, RateRequest::default());
+        assert_eq!(
+            RateRequest::from_payload(json, b"40")
+                .unwrap()
+                .rate
+                .unwrap()
+                .get(),
+            40
+        );
+        for junk in [
+            &b""[..],
+            b"{}",
+            b"0",
+            b"-5",
+            br#"{"rate":"fast"}"#,
+            br#"{"rate":0}"#,
+            b"[1]",
+        ] {
+            assert_eq!(RateRequest::from_payload(json, junk), None, "{junk:?}");
+        }
+        assert_eq!(
+            RateRequest::from_payload(Some(b"binary/plain"), b"40"),
+            None
+        );
+    }
 
     #[test]
     fn signal_payloads_are_read_leniently() {

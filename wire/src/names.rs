@@ -11,6 +11,10 @@ pub const SIGNAL_RESUME: &str = "resume";
 /// Signal: stop for good; the campaign ends with status 4. Payload as for pause.
 pub const SIGNAL_CANCEL: &str = "cancel";
 
+/// Signal: change the campaign's speed limit while it runs. Payload: JSON `{"rate": N}`
+/// (recipients per second, 1–10,000,000) or `{"rate": null}` for none.
+pub const SIGNAL_RATE: &str = "rate";
+
 /// Query: the campaign's live progress, as [`crate::Progress`].
 pub const QUERY_PROGRESS: &str = "progress";
 

@@ -155,6 +155,15 @@ bounded_u32!(
 );
 
 bounded_u32!(
+    /// How many times an external channel tries one recipient before recording it failed.
+    Attempts,
+    "attempts",
+    1,
+    20,
+    5
+);
+
+bounded_u32!(
     /// A campaign's speed limit in recipients per second.
     Rate,
     "rate",
@@ -285,20 +294,39 @@ impl From<Content> for ContentRaw {
     }
 }
 
-/// Where a page is delivered. Today only the in-app inbox, where the ledger row *is* the
-/// delivery; webhook and e-mail channels plug in beside it in `herald_activities::channels`.
+/// Where a campaign is delivered. In the in-app inbox the ledger row *is* the delivery; the
+/// webhook and e-mail channels call out, one request or message per recipient, and record
+/// each outcome (`herald_activities::channels`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     #[default]
     Inbox,
+    Webhook,
+    Email,
 }
 
 impl Channel {
+    pub const ALL: [Self; 3] = [Self::Inbox, Self::Webhook, Self::Email];
+
     pub const fn name(self) -> &'static str {
         match self {
             Self::Inbox => "inbox",
+            Self::Webhook => "webhook",
+            Self::Email => "email",
         }
+    }
+
+    /// Whether delivering means calling out to a receiver that can fail, so that each
+    /// recipient goes pending → sent | failed.
+    pub const fn is_external(self) -> bool {
+        !matches!(self, Self::Inbox)
+    }
+}
+
+impl std::fmt::Display for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -312,12 +340,91 @@ impl TryFrom<String> for Channel {
 impl std::str::FromStr for Channel {
     type Err = InvalidInput;
     fn from_str(s: &str) -> Result<Self, InvalidInput> {
-        match s {
-            "inbox" => Ok(Self::Inbox),
-            _ => Err(invalid(format!(
-                "unknown channel {s:?}; the available channel is \"inbox\""
-            ))),
+        Self::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "unknown channel {s:?}; the channels are \"inbox\", \"webhook\" and \"email\""
+                ))
+            })
+    }
+}
+
+/// A webhook campaign's endpoint: an absolute `http` or `https` URL with a host, at most
+/// 2,048 characters. It is part of the campaign's spec (and so of its workflow history):
+/// put no credentials in it; requests are signed with `HERALD_WEBHOOK_SECRET` instead.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WebhookUrl(String);
+
+impl WebhookUrl {
+    pub const MAX_LEN: usize = 2_048;
+
+    pub fn parse(s: &str) -> Result<Self, InvalidInput> {
+        let s = s.trim();
+        if s.len() > Self::MAX_LEN {
+            return Err(invalid(format!(
+                "the webhook URL is {} characters; the limit is {}",
+                s.len(),
+                Self::MAX_LEN
+            )));
         }
+        let rest = s
+            .strip_prefix("https://")
+            .or_else(|| s.strip_prefix("http://"))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "the webhook URL {s:?} must start with http:// or https://"
+                ))
+            })?;
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.contains('@') {
+            return Err(invalid(
+                "the webhook URL must not hold credentials (it is stored in the campaign); \
+                 requests are signed with HERALD_WEBHOOK_SECRET",
+            ));
+        }
+        let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+        if host.is_empty() || host == "[" {
+            return Err(invalid(format!("the webhook URL {s:?} has no host")));
+        }
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid(format!(
+                "the webhook URL {s:?} must not contain whitespace"
+            )));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for WebhookUrl {
+    type Error = InvalidInput;
+    fn try_from(s: String) -> Result<Self, InvalidInput> {
+        Self::parse(&s)
+    }
+}
+
+impl From<WebhookUrl> for String {
+    fn from(u: WebhookUrl) -> String {
+        u.0
+    }
+}
+
+impl std::fmt::Display for WebhookUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for WebhookUrl {
+    type Err = InvalidInput;
+    fn from_str(s: &str) -> Result<Self, InvalidInput> {
+        Self::parse(s)
     }
 }
 
@@ -330,6 +437,18 @@ pub enum PageExecution {
     Regular,
     #[default]
     Local,
+}
+
+impl PageExecution {
+    /// Local for the inbox (a page is one short statement); regular for a channel that
+    /// waits on receivers, whose pages may take longer than a workflow task should be held.
+    pub const fn default_for(channel: Channel) -> Self {
+        if channel.is_external() {
+            Self::Regular
+        } else {
+            Self::Local
+        }
+    }
 }
 
 impl std::str::FromStr for PageExecution {

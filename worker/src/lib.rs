@@ -4,9 +4,13 @@
 use std::{future::Future, time::Duration};
 
 use anyhow::Context;
-use herald_activities::{Faults, HeraldActivities, Stopping};
+use herald_activities::{
+    Faults, HeraldActivities, Metrics, Stopping,
+    channels::{Channels, Settings},
+};
 use herald_control::{config::WorkerConfig, connect_database, temporal};
 use herald_store::connect::PoolSettings;
+use herald_wire::CampaignStatus;
 use herald_workflows::{CampaignWorkflow, options};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tracing::{info, warn};
@@ -38,9 +42,21 @@ pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> a
     let runtime =
         Runtime::from_current_tokio(Default::default()).context("starting the Temporal runtime")?;
     let stopping = Stopping::default();
+    let metrics = Metrics::new();
+    if let Some(addr) = config.metrics_addr {
+        serve_metrics(addr, metrics.clone(), pool.clone()).await?;
+    }
     let activities = HeraldActivities::new(
         pool,
         config.page_connections as usize,
+        Channels::new(Settings {
+            webhook_secret: services.webhook_secret.clone(),
+            webhook_timeout: config.send_timeout,
+            smtp_url: services.smtp_url.clone(),
+            email_from: services.email_from.clone(),
+            concurrency: config.send_concurrency as usize,
+        }),
+        metrics,
         Faults::default()
             .fail_after_commit_every(config.fault_fail_after_commit_every)
             .delay_status_writes(config.fault_status_delay),
@@ -79,5 +95,55 @@ pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> a
             "worker stopped with tasks still running; another worker runs them again"
         ),
     }
+    Ok(())
+}
+
+/// Serve `/metrics` at `addr`: the worker's own metrics, and the campaigns by status as the
+/// ledger has them at each scrape.
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    metrics: Metrics,
+    pool: herald_store::PgPool,
+) -> anyhow::Result<()> {
+    use axum::{Router, http::header, response::IntoResponse, routing::get};
+    let campaigns = prometheus::IntGaugeVec::new(
+        prometheus::Opts::new("herald_campaigns", "Campaigns in the ledger, by status"),
+        &["status"],
+    )?;
+    metrics.registry.register(Box::new(campaigns.clone()))?;
+    let scrape = move || {
+        let (metrics, campaigns, pool) = (metrics.clone(), campaigns.clone(), pool.clone());
+        async move {
+            if let Ok(rows) = sqlx::query_as::<_, (i16, i64)>(
+                "SELECT status, count(*) FROM messages GROUP BY status",
+            )
+            .fetch_all(&pool)
+            .await
+            {
+                for status in CampaignStatus::ALL {
+                    campaigns.with_label_values(&[status.name()]).set(
+                        rows.iter()
+                            .find(|(code, _)| *code == status.code())
+                            .map_or(0, |(_, n)| *n),
+                    );
+                }
+            }
+            let mut text = Vec::new();
+            let _ = prometheus::Encoder::encode(
+                &prometheus::TextEncoder::new(),
+                &metrics.registry.gather(),
+                &mut text,
+            );
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+        }
+    };
+    let app = Router::new().route("/metrics", get(scrape));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("HERALD_METRICS_ADDR {addr}: cannot listen"))?;
+    info!(%addr, "serving metrics at /metrics");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
     Ok(())
 }

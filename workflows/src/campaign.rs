@@ -20,9 +20,10 @@ use std::{
 use chrono::{DateTime, Utc};
 use futures::future::select_all;
 use herald_wire::{
-    CampaignInput, CampaignKey, CampaignSpec, CampaignStatus, Carried, Intent, LaneCursor,
-    PageExecution, PageInput, PageOutcome, Progress, RecordRequestInput, RegisterInput, Registered,
-    Requested, SetStatusInput, SignalRequest, Trouble, Tuning, names,
+    CampaignInput, CampaignKey, CampaignSpec, CampaignStatus, Carried, Deliveries, Intent,
+    LaneCursor, PageExecution, PageInput, PageOutcome, Progress, Rate, RateRequest,
+    RecordRequestInput, RegisterInput, Registered, Requested, SetStatusInput, SignalRequest,
+    Trouble, Tuning, names,
 };
 use temporalio_common::{
     ActivityDefinition, data_converters::RawValue,
@@ -60,6 +61,8 @@ pub struct CampaignWorkflow {
     pacing: Vec<bool>,
     /// Workflow time (Unix milliseconds) of each lane's next turn, for a paced campaign.
     next_turn_ms: Vec<i64>,
+    /// The page size of each lane's page in flight.
+    page_limit: Vec<u32>,
     pages_done: u64,
     pages_this_run: u32,
     status: CampaignStatus,
@@ -85,6 +88,13 @@ pub struct CampaignWorkflow {
     unrecorded: Option<Intent>,
     /// The ledger's totals, once the campaign has finished: what it reports.
     ledger: Option<(i64, i64)>,
+    /// The tries of the latest pages of an external campaign, for its auto-pause.
+    recent: Vec<Deliveries>,
+    /// The speed limit now (`herald rate` changes it), the number of the newest change
+    /// applied, and whether one came since the lanes were last paced.
+    rate: Option<Rate>,
+    rate_seq: i64,
+    rate_changed: bool,
 }
 
 /// A pause between pages, taken once every page in flight has returned. Each one ends the
@@ -161,6 +171,7 @@ fn failure_message(err: &ActivityExecutionError) -> String {
 impl CampaignWorkflow {
     #[init]
     pub fn new(_ctx: &WorkflowContextView, input: CampaignInput) -> Self {
+        let rate = input.spec.rate;
         let mut wf = Self {
             key: input.key,
             spec: input.spec,
@@ -171,6 +182,7 @@ impl CampaignWorkflow {
             busy: Vec::new(),
             pacing: Vec::new(),
             next_turn_ms: Vec::new(),
+            page_limit: Vec::new(),
             pages_done: 0,
             pages_this_run: 0,
             status: CampaignStatus::NotStarted,
@@ -187,6 +199,10 @@ impl CampaignWorkflow {
             requested: Requested::default(),
             unrecorded: None,
             ledger: None,
+            recent: Vec::new(),
+            rate,
+            rate_seq: 0,
+            rate_changed: false,
         };
         if let Some(c) = input.carried {
             wf.campaign_id = c.campaign_id;
@@ -203,6 +219,9 @@ impl CampaignWorkflow {
             wf.trouble = c.trouble;
             wf.requested = c.requested;
             wf.unrecorded = c.unrecorded;
+            wf.recent = c.recent;
+            wf.rate = c.rate;
+            wf.rate_seq = c.rate_seq;
             if c.trouble.failures > 0 {
                 wf.rest = Some(Rest::Backoff);
             }
@@ -252,6 +271,18 @@ impl CampaignWorkflow {
             }
             let now = now_ms(ctx);
             ctx.state_mut(|s| s.note_time(now));
+            if ctx.state(|s| s.rate_changed) {
+                // A new pace: cut the lanes' waits short and restart their schedules now.
+                ctx.state_mut(|s| {
+                    s.rate_changed = false;
+                    s.next_turn_ms.fill(now);
+                });
+                log(ctx, "rate changed");
+                if !pacing.is_cancelled() {
+                    pacing.cancel();
+                }
+                pacing = WorkflowCancellationToken::new();
+            }
             let halted = draining || ctx.state(|s| s.halted());
             if halted {
                 if ctx.state(|s| s.stopped()) && !pacing.is_cancelled() {
@@ -343,10 +374,17 @@ impl CampaignWorkflow {
                     at_boundary(ctx);
                 }
                 Event::Page(lane, Ok(outcome)) => {
-                    if ctx.state_mut(|s| s.apply_page(lane, outcome)) {
+                    let now = now_ms(ctx);
+                    let was_paused = ctx.state(|s| s.paused);
+                    if ctx.state_mut(|s| s.apply_page(lane, outcome, now)) {
                         publish(ctx);
                     }
-                    if execution == PageExecution::Regular {
+                    if !was_paused && ctx.state(|s| s.auto_paused()) {
+                        log(ctx, "auto-paused");
+                    }
+                    if execution == PageExecution::Regular
+                        || ctx.state(|s| s.spec.channel.is_external())
+                    {
                         // A regular activity's result comes in a workflow task of its own.
                         at_boundary(ctx);
                     }
@@ -397,6 +435,28 @@ impl CampaignWorkflow {
     #[signal(name = names::SIGNAL_CANCEL)]
     pub fn cancel(&mut self, _ctx: &mut SyncWorkflowContext<Self>, payload: RawValue) {
         self.on_request(Intent::Cancel, read_signal(&payload));
+    }
+
+    #[signal(name = names::SIGNAL_RATE)]
+    pub fn set_rate(&mut self, _ctx: &mut SyncWorkflowContext<Self>, payload: RawValue) {
+        let Some(p) = payload.payloads.first() else {
+            return;
+        };
+        let encoding = p.metadata.get("encoding").map(Vec::as_slice);
+        let Some(request) = RateRequest::from_payload(encoding, &p.data) else {
+            return; // a malformed change is ignored
+        };
+        if let Some(seq) = request.seq {
+            if seq <= self.rate_seq {
+                return; // a newer change came first
+            }
+            self.rate_seq = seq;
+        }
+        if self.status.is_terminal() || request.rate == self.rate {
+            return;
+        }
+        self.rate = request.rate;
+        self.rate_changed = true;
     }
 
     #[query(name = names::QUERY_PROGRESS)]
@@ -522,6 +582,7 @@ impl CampaignWorkflow {
         self.busy = vec![false; self.lanes.len()];
         self.pacing = vec![false; self.lanes.len()];
         self.next_turn_ms = vec![0; self.lanes.len()];
+        self.page_limit = vec![0; self.lanes.len()];
     }
 
     /// Paused or failed: the campaign waits for an operator.
@@ -554,7 +615,7 @@ impl CampaignWorkflow {
 
     fn pace(&self) -> plan::Pace {
         plan::pace(
-            self.spec.rate.map(|r| r.get()),
+            self.rate.map(|r| r.get()),
             self.spec.page_size.get(),
             self.lanes.len(),
         )
@@ -609,6 +670,7 @@ impl CampaignWorkflow {
             };
             self.next_turn_ms[i] = base + interval_ms;
             self.busy[i] = true;
+            self.page_limit[i] = pace.limit;
             out.push((
                 i,
                 PageInput {
@@ -627,27 +689,76 @@ impl CampaignWorkflow {
     }
 
     /// Apply a committed page. Returns whether it is time to publish progress to the UI.
-    fn apply_page(&mut self, lane: usize, outcome: PageOutcome) -> bool {
+    fn apply_page(&mut self, lane: usize, outcome: PageOutcome, now_ms: i64) -> bool {
         self.busy[lane] = false;
         match outcome {
             PageOutcome::Written {
                 last,
                 recipients,
+                limit,
                 sent,
                 failed,
+                deliveries,
             } => {
-                let limit = self.pace().limit;
+                // The page's own size decides whether it ended its lane: the pace may have
+                // changed since it was taken.
+                let limit = limit.unwrap_or(self.page_limit[lane]);
                 plan::advance(&mut self.lanes[lane], last, recipients, limit, sent, failed);
                 self.trouble = Trouble::default();
                 self.pages_done += 1;
                 self.pages_this_run += 1;
+                self.note_deliveries(deliveries);
                 self.pages_done.is_multiple_of(PUBLISH_EVERY_PAGES)
+            }
+            PageOutcome::Unfinished {
+                retry_after_millis,
+                deliveries,
+            } => {
+                // The same page again (it sends only to those still pending), once the wait
+                // is over: the lane's next turn moves, its cursor does not.
+                self.trouble = Trouble::default();
+                let at = now_ms + i64::from(retry_after_millis);
+                self.next_turn_ms[lane] = self.next_turn_ms[lane].max(at);
+                self.note_deliveries(deliveries);
+                false
             }
             PageOutcome::Halted { status, requested } => {
                 self.page_halted(lane, status, requested);
                 false
             }
         }
+    }
+
+    /// Count an external page's tries; pause the campaign when most of the latest failed, so
+    /// that a broken receiver does not use up the audience.
+    fn note_deliveries(&mut self, deliveries: Deliveries) {
+        let (window, percent) = (
+            self.tuning.auto_pause_window,
+            self.tuning.auto_pause_percent,
+        );
+        let Some(reason) = plan::note_deliveries(&mut self.recent, deliveries, window, percent)
+        else {
+            return;
+        };
+        if self.stopped() {
+            return;
+        }
+        // Recorded in the campaign's row like a bare pause, so that pages obey it and an
+        // operator's resume continues.
+        self.paused = true;
+        self.unrecorded = Some(Intent::Pause);
+        self.reason = Some(reason);
+        self.reason_changed = true;
+    }
+
+    /// Whether the campaign has just paused itself (for the log).
+    fn auto_paused(&self) -> bool {
+        self.paused
+            && self.unrecorded == Some(Intent::Pause)
+            && self
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("auto-paused"))
     }
 
     /// A page found the campaign's row saying it must not run, and wrote nothing.
@@ -730,6 +841,9 @@ impl CampaignWorkflow {
                 trouble: self.trouble,
                 requested: self.requested.clone(),
                 unrecorded: self.unrecorded,
+                recent: self.recent.clone(),
+                rate: self.rate,
+                rate_seq: self.rate_seq,
             }),
         }
     }
@@ -773,6 +887,10 @@ async fn run_page(
 ) -> Event {
     let delay = Duration::from_millis(u64::from(input.delay_millis));
     let result = match execution {
+        _ if input.channel.is_external() => {
+            ctx.execute_activity(CampaignActivities::page, input, options::send_page(delay))
+                .await
+        }
         PageExecution::Regular => {
             ctx.execute_activity(CampaignActivities::page, input, options::page(delay))
                 .await
@@ -809,7 +927,7 @@ async fn take_rest(ctx: &WorkflowContext<CampaignWorkflow>, rest: Rest) -> Event
 /// Resolves when a signal (or Temporal's own cancellation) asks the campaign to stop.
 async fn watch_for_stop(ctx: &WorkflowContext<CampaignWorkflow>) -> Event {
     if ctx
-        .wait_condition(|s| s.paused || s.cancel_requested)
+        .wait_condition(|s| s.paused || s.cancel_requested || s.rate_changed)
         .await
         .is_err()
     {

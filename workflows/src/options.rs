@@ -114,6 +114,31 @@ pub fn page(delay: Duration) -> ActivityOptions {
         .build()
 }
 
+/// How often a page of an external channel reads its campaign's row between sends (its gate):
+/// a pause or cancel stops new sends within this, and `herald pause` waits it out before it
+/// returns.
+pub const SEND_GATE_EVERY: Duration = Duration::from_millis(100);
+
+/// How long an external channel's page may go without reporting in before Temporal runs it
+/// again elsewhere (its worker died). Generous: a page reports in every second, and a
+/// remote cluster or a busy worker can delay a report by several.
+pub const SEND_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Start-to-close of an external channel's page: the page itself stops sending after 30 s
+/// (`herald_activities::channels::outbound::SEND_BUDGET`), and its last sends may take the
+/// receiver's timeout; this only bounds a page that hangs while it keeps reporting in.
+pub const SEND_PAGE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A page of the webhook or e-mail channel: a regular activity that reports in while it
+/// waits on receivers.
+pub fn send_page(delay: Duration) -> ActivityOptions {
+    ActivityOptions::with_start_to_close_timeout(SEND_PAGE_TIMEOUT + delay)
+        .heartbeat_timeout(SEND_HEARTBEAT_TIMEOUT + delay)
+        .retry_policy(retry_forever())
+        .cancellation_token(detached())
+        .build()
+}
+
 pub fn page_local(delay: Duration) -> LocalActivityOptions {
     LocalActivityOptions::builder()
         .start_to_close_timeout(PAGE_TIMEOUT + delay)

@@ -885,7 +885,7 @@ async fn the_served_document_describes_exactly_the_routes_that_answer() {
         "/v1/campaigns/k/restart",
         "/v1/users/1",
         "/v2/campaigns",
-        "/",
+        "/v1",
     ] {
         let a = api.call(Method::GET, undocumented, Some(TOKEN), None).await;
         assert_eq!(a.status, StatusCode::NOT_FOUND, "{undocumented}");

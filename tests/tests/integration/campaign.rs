@@ -199,10 +199,17 @@ async fn an_interrupted_launch_is_finished_by_launching_again() {
         lanes: Default::default(),
         execution: Default::default(),
         rate: None,
+        webhook_url: None,
+        attempts: None,
     };
-    let created = campaigns::create(&app.pool, &CampaignKey::parse(&key).unwrap(), &spec)
-        .await
-        .unwrap();
+    let created = campaigns::create(
+        &app.pool,
+        &CampaignKey::parse(&key).unwrap(),
+        &spec,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     assert!(matches!(created, campaigns::Created::New(_)));
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(

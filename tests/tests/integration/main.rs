@@ -3,8 +3,10 @@
 //!
 //! - `api`: the HTTP API end to end, with a real `herald-api` process.
 //! - `campaign`: campaigns end to end: exactly once, pause, cancel, send_at, read tracking.
+//! - `channels`: webhook and e-mail campaigns against receivers the tests start.
 //! - `signals`: signals sent straight through Temporal, malformed payloads included.
 //! - `cli`: bad input refused with one line; unreachable services named.
+//! - `dashboard`: the operator's dashboard in a real headless Chromium, and its security.
 //! - `pages`: the page statement and the page connections on their own.
 //! - `plan`: the page statement's plan without statistics.
 //! - `long`: campaigns that run for hours: slow rates, rolling restarts, several workers,
@@ -16,7 +18,9 @@
 
 mod api;
 mod campaign;
+mod channels;
 mod cli;
+mod dashboard;
 mod faults;
 mod long;
 mod pages;

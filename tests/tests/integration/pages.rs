@@ -72,8 +72,10 @@ fn written(last: i64, recipients: u32, sent: u32) -> PageOutcome {
     PageOutcome::Written {
         last: Some(last),
         recipients,
+        limit: Some(500),
         sent,
         failed: 0,
+        deliveries: Default::default(),
     }
 }
 

@@ -276,6 +276,36 @@ async fn capture_histories() {
         save(&app, &key, scenario).await;
     }
 
+    // A webhook campaign: pages that come back unfinished and are retried, and a change of
+    // rate while it runs.
+    let sink =
+        herald_tests::sinks::WebhookSink::start("127.0.0.1:0", herald_tests::sinks::WEBHOOK_SECRET)
+            .await
+            .unwrap();
+    sink.set_faults(herald_tests::sinks::webhook::Faults {
+        status_500: 0.15,
+        status_429: 0.05,
+        retry_after_secs: 3,
+        ..Default::default()
+    });
+    let key = app
+        .campaign("h")
+        .webhook(&sink.url())
+        .option("attempts", "10")
+        .option("auto-pause", "0")
+        .page_size(200)
+        .lanes(2)
+        .rate(400)
+        .launch();
+    herald_tests::wait_until(LONG, || async { sink.delivered() >= 400 })
+        .await
+        .unwrap();
+    app.herald_ok(&["rate", &key, "5000"]);
+    app.wait_status(&key, CampaignStatus::Completed, LONG)
+        .await
+        .unwrap();
+    save(&app, &key, "webhook").await;
+
     let key = paced(&app).launch();
     app.wait_items(&key, 500, LONG).await.unwrap();
     app.herald_ok(&["pause", &key, "--reason", "replay capture"]);

@@ -1,0 +1,89 @@
+//! The e-mail channel: one message per recipient (to `users.email`) through an SMTP relay,
+//! with lettre's pooled async transport.
+//!
+//! The relay is `HERALD_SMTP_URL`: `smtp://host:port` (plain), `smtp://host:port?tls=required`
+//! (STARTTLS), `smtps://host:port` (TLS from the start), with `user:password@` for
+//! credentials. The sender is `HERALD_EMAIL_FROM`. Each message's `Message-ID` is stable per
+//! (campaign, recipient), so a message resent after a crash is recognisable as the same one.
+//! SMTP 4xx replies, timeouts and connection failures are transient; 5xx replies and
+//! addresses that cannot be written in a message are permanent.
+
+use lettre::{
+    AsyncSmtpTransport, AsyncTransport, Tokio1Executor,
+    message::{Mailbox, header::ContentType},
+    transport::smtp::PoolConfig,
+};
+
+use super::{Attempt, Deliver, Message, Settings};
+
+pub struct Email {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    /// The domain of `Message-ID`s: the sender's.
+    domain: String,
+}
+
+impl Email {
+    pub fn new(settings: &Settings) -> Result<Self, String> {
+        let url = settings.smtp_url.as_deref().ok_or(
+            "HERALD_SMTP_URL is not set on this worker: there is no relay to send e-mail through",
+        )?;
+        let from: Mailbox = settings
+            .email_from
+            .as_deref()
+            .ok_or("HERALD_EMAIL_FROM is not set on this worker: e-mail needs a sender")?
+            .parse()
+            .map_err(|e| format!("HERALD_EMAIL_FROM is not an address: {e}"))?;
+        let domain = from.email.domain().to_owned();
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|e| format!("HERALD_SMTP_URL is not a relay URL (smtp://host:port): {e}"))?
+            .timeout(Some(settings.webhook_timeout))
+            .pool_config(
+                PoolConfig::new()
+                    .max_size(settings.concurrency.max(1) as u32 * 8)
+                    .idle_timeout(std::time::Duration::from_secs(60)),
+            )
+            .build();
+        Ok(Self {
+            transport,
+            from,
+            domain,
+        })
+    }
+}
+
+impl Deliver for Email {
+    async fn send(&self, message: Message<'_>) -> Attempt {
+        let to: Mailbox = match message.email.parse() {
+            Ok(to) => to,
+            Err(e) => {
+                return Attempt::fail(
+                    "address",
+                    format!("{:?} is not an address: {e}", message.email),
+                );
+            }
+        };
+        let email = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(message.campaign.content.title())
+            .message_id(Some(format!("<{}@{}>", message.delivery_id(), self.domain)))
+            .header(ContentType::TEXT_PLAIN)
+            .body(message.campaign.content.body().to_owned());
+        let email = match email {
+            Ok(email) => email,
+            Err(e) => return Attempt::fail("message", format!("cannot build the message: {e}")),
+        };
+        match self.transport.send(email).await {
+            Ok(_) => Attempt::Sent,
+            Err(e) => match e.status() {
+                Some(code) if e.is_permanent() => {
+                    Attempt::fail(format!("smtp_{code}"), e.to_string())
+                }
+                Some(code) => Attempt::retry(format!("smtp_{code}"), e.to_string()),
+                None if e.is_timeout() => Attempt::retry("timeout", e.to_string()),
+                None => Attempt::retry("connect", e.to_string()),
+            },
+        }
+    }
+}

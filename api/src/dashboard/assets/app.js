@@ -1,0 +1,163 @@
+// Herald's dashboard: keeps the pages live from the API's event streams. The pages work
+// without it (forms post, pages render on the server); this only adds live numbers.
+(function () {
+  'use strict';
+
+  var numbers = new Intl.NumberFormat('en');
+  var offline = document.getElementById('offline');
+
+  function label(name) { return name.replace(/_/g, ' '); }
+  function percent(part, whole) { return whole > 0 ? (part * 100 / whole).toFixed(1) + '%' : '0%'; }
+  function duration(secs) {
+    var s = Math.round(secs);
+    if (s < 60) return s + ' s';
+    if (s < 3600) return Math.floor(s / 60) + ' min ' + (s % 60) + ' s';
+    return Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min';
+  }
+
+  function set(root, field, text) {
+    root.querySelectorAll('[data-f="' + field + '"]').forEach(function (el) { el.textContent = text; });
+  }
+
+  // Speed from the last minute of samples of one campaign: recipients processed per second.
+  var samples = {};
+  function speed(c) {
+    var now = Date.now() / 1000, done = c.sent + c.failed;
+    var s = samples[c.key] || (samples[c.key] = []);
+    if (c.status !== 1) { samples[c.key] = []; return null; }
+    s.push([now, done]);
+    while (s.length > 2 && now - s[0][0] > 60) s.shift();
+    var first = s[0];
+    if (now - first[0] < 2) return undefined; // not enough yet: keep what is shown
+    return (done - first[1]) / (now - first[0]);
+  }
+
+  // Fill a row or a campaign page from the API's campaign JSON.
+  function show(root, c) {
+    var done = c.sent + c.failed;
+    var badge = root.querySelector('[data-f="status"]');
+    if (badge) {
+      badge.textContent = c.status + ' · ' + label(c.status_name);
+      badge.className = 'badge s-' + c.status_name;
+    }
+    root.dataset.status = c.status_name;
+    set(root, 'request', c.pending_request || '');
+    set(root, 'sent', numbers.format(c.sent));
+    set(root, 'failed', numbers.format(c.failed));
+    set(root, 'pending', numbers.format(c.pending));
+    set(root, 'total', numbers.format(c.total));
+    set(root, 'read', numbers.format(c.read));
+    set(root, 'read_rate', percent(c.read_rate * 10000, 10000));
+    set(root, 'percent', percent(done, c.total));
+    root.querySelectorAll('[data-f="bar"]').forEach(function (bar) {
+      bar.max = Math.max(c.total, 1);
+      bar.value = Math.min(done, bar.max);
+      bar.textContent = percent(done, c.total);
+    });
+    var v = speed(c);
+    if (v === null) {
+      set(root, 'speed', '—');
+      set(root, 'eta', c.status === 3 ? 'done' : '—');
+    } else if (v !== undefined) {
+      set(root, 'speed', numbers.format(Math.round(v)) + ' /s');
+      set(root, 'eta', v > 0 && c.pending > 0 ? duration(c.pending / v) : '—');
+    }
+  }
+
+  function follow(url, onProgress, onEnd) {
+    var source = new EventSource(url);
+    source.addEventListener('open', function () { if (offline) offline.hidden = true; });
+    source.addEventListener('error', function () {
+      if (source.readyState !== EventSource.OPEN && offline) offline.hidden = false;
+    });
+    source.addEventListener('progress', function (e) { onProgress(JSON.parse(e.data)); });
+    source.addEventListener('end', function () { source.close(); if (onEnd) onEnd(); });
+    return source;
+  }
+
+  // Swap in a fragment the server rendered (escaped there), keeping focus where it was.
+  function refresh(url, target) {
+    return fetch(url, { credentials: 'same-origin' }).then(function (r) {
+      if (r.redirected) { window.location.href = r.url; return; }
+      if (!r.ok) return;
+      return r.text().then(function (html) {
+        var focused = document.activeElement && document.activeElement.id;
+        target.innerHTML = html;
+        if (focused) { var el = document.getElementById(focused); if (el) el.focus(); }
+      });
+    }).catch(function () { if (offline) offline.hidden = false; });
+  }
+
+  // The list: every campaign's row follows /v1/events; new campaigns appear at the top.
+  var list = document.querySelector('[data-live-list]');
+  if (list) {
+    var body = list.querySelector('tbody');
+    var filter = list.dataset.filter;
+    var empty = document.getElementById('empty');
+    follow('/v1/events', function (c) {
+      var row = body.querySelector('tr[data-key="' + CSS.escape(c.key) + '"]');
+      if (row) { show(row, c); return; }
+      if (filter && filter !== c.status_name) return;
+      fetch('/campaigns/' + encodeURIComponent(c.key) + '/row', { credentials: 'same-origin' })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (!html || body.querySelector('tr[data-key="' + CSS.escape(c.key) + '"]')) return;
+          var t = document.createElement('tbody');
+          t.innerHTML = html;
+          var fresh = t.firstElementChild;
+          body.insertBefore(fresh, body.firstElementChild);
+          show(fresh, c);
+          list.hidden = false;
+          if (empty) empty.hidden = true;
+        });
+    });
+  }
+
+  // A campaign: counters from its event stream; the actions, timeline and failure report
+  // are re-rendered by the server when its status or failures change.
+  var campaign = document.querySelector('[data-live-campaign]');
+  if (campaign) {
+    var key = campaign.dataset.key, base = '/campaigns/' + encodeURIComponent(key);
+    var panel = document.getElementById('panel'), failures = document.getElementById('failures');
+    // What the server rendered: a change from it (even on the first event) re-renders.
+    var rendered = function () {
+      var el = panel.querySelector('[data-state]');
+      return el ? el.dataset.state : '';
+    };
+    var renderedFailed = function () {
+      var el = failures.querySelector('[data-failed]');
+      return el ? Number(el.dataset.failed) : 0;
+    };
+    var failedTimer = null, asked = null, latest = null;
+    var refreshFailures = function () {
+      failedTimer = null;
+      refresh(base + '/failures', failures);
+    };
+    var catchUp = function (c, now) {
+      var state = c.status + '/' + c.intent + '/' + (c.pending_request || '');
+      if (state !== rendered() && state !== asked) {
+        asked = state;
+        refresh(base + '/panel', panel);
+      }
+      if (c.failed !== renderedFailed() && !failedTimer) {
+        failedTimer = setTimeout(refreshFailures, now ? 0 : 2000);
+      }
+    };
+    follow('/v1/campaigns/' + encodeURIComponent(key) + '/events', function (c) {
+      latest = c;
+      show(campaign, c);
+      var rateCard = document.getElementById('rate-card');
+      if (rateCard && (c.status === 3 || c.status === 4)) rateCard.hidden = true;
+      catchUp(c, false);
+    }, function () { if (latest) catchUp(latest, true); });
+  }
+
+  // A form sent back with errors: its summary gets the focus, and links to each field.
+  var summary = document.getElementById('form-errors');
+  if (summary) summary.focus();
+
+  // The status filter applies as soon as it is picked.
+  document.querySelectorAll('select[data-autosubmit]').forEach(function (select) {
+    select.addEventListener('change', function () { select.form.submit(); });
+  });
+})();

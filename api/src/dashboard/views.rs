@@ -1,0 +1,537 @@
+//! The dashboard's pages and fragments. Every value goes through maud's escaping; the only
+//! script is `/assets/app.js`, and no element carries inline script or style.
+//!
+//! Elements the script keeps live carry `data-f="<field>"` inside an element with
+//! `data-key`: the script fills them from the API's campaign JSON.
+
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use maud::{DOCTYPE, Markup, html};
+
+use super::Operator;
+use crate::schema::{Campaign, Report, StatusChange};
+
+/// The statuses, in the specification's order: code and name.
+pub const STATUSES: [(i16, &str); 6] = [
+    (0, "not_started"),
+    (1, "in_progress"),
+    (2, "paused"),
+    (3, "completed"),
+    (4, "cancelled"),
+    (5, "failed"),
+];
+
+/// A message shown at the top of a campaign's page.
+pub struct Notice {
+    pub text: String,
+    pub error: bool,
+    /// The rate form's message, shown at that field.
+    pub at_rate: bool,
+}
+
+impl Notice {
+    /// After a request went through (`?done=…`); only known words show anything.
+    pub fn done(what: &str) -> Option<Self> {
+        let text = match what {
+            "pause" => "Pause requested: no new page starts; pages in flight finish.",
+            "resume" => "Resume requested: it goes on from the next unprocessed recipient.",
+            "cancel" => "Cancel requested.",
+            "rate" => "Rate changed: the next pages follow it within a second.",
+            "retry" => "Retrying the failed recipients.",
+            "launched" => "Launched.",
+            _ => return None,
+        };
+        Some(Self {
+            text: text.into(),
+            error: false,
+            at_rate: false,
+        })
+    }
+
+    pub fn refused(message: String) -> Self {
+        Self {
+            text: message,
+            error: true,
+            at_rate: false,
+        }
+    }
+
+    pub fn rate_refused(message: String) -> Self {
+        Self {
+            text: message,
+            error: true,
+            at_rate: true,
+        }
+    }
+}
+
+/// "in progress" from "in_progress".
+pub fn label(status_name: &str) -> String {
+    status_name.replace('_', " ")
+}
+
+pub(super) fn number(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+fn percent(part: i64, whole: i64) -> String {
+    if whole <= 0 {
+        return "0%".into();
+    }
+    format!("{:.1}%", part as f64 * 100.0 / whole as f64)
+}
+
+fn time(t: DateTime<Utc>) -> Markup {
+    html! { time datetime=(t.to_rfc3339()) { (t.format("%Y-%m-%d %H:%M:%S UTC")) } }
+}
+
+/// Recipients a second since it started, while it runs (the script replaces it with the
+/// speed it measures).
+fn speed(c: &Campaign) -> Option<f64> {
+    let started = c.started_at?;
+    if c.status != 1 {
+        return None;
+    }
+    let secs = (Utc::now() - started).num_milliseconds() as f64 / 1000.0;
+    (secs >= 1.0).then(|| (c.sent + c.failed) as f64 / secs)
+}
+
+fn speed_text(c: &Campaign) -> String {
+    match speed(c) {
+        Some(s) => format!("{} /s", number(s.round() as i64)),
+        None => "—".into(),
+    }
+}
+
+fn eta_text(c: &Campaign) -> String {
+    match speed(c) {
+        Some(s) if s > 0.0 && c.pending > 0 => duration(c.pending as f64 / s),
+        _ if c.status == 3 => "done".into(),
+        _ => "—".into(),
+    }
+}
+
+fn duration(secs: f64) -> String {
+    let s = secs.round() as i64;
+    match s {
+        ..60 => format!("{s} s"),
+        60..3600 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+fn badge(c: &Campaign) -> Markup {
+    html! {
+        span class={ "badge s-" (c.status_name) } data-f="status" {
+            (c.status) " · " (label(&c.status_name))
+        }
+    }
+}
+
+fn progress(c: &Campaign) -> Markup {
+    let done = c.sent + c.failed;
+    html! {
+        progress data-f="bar" max=(c.total.max(1)) value=(done.min(c.total.max(1)))
+            aria-label={ "Progress of " (c.title) } { (percent(done, c.total)) }
+    }
+}
+
+fn counts(c: &Campaign) -> Markup {
+    html! {
+        span.counts {
+            span data-f="sent" { (number(c.sent)) } " sent · "
+            span data-f="failed" { (number(c.failed)) } " failed · "
+            span data-f="pending" { (number(c.pending)) } " pending of "
+            span data-f="total" { (number(c.total)) }
+        }
+    }
+}
+
+pub fn page(title: &str, op: Option<&Operator>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Herald" }
+                link rel="stylesheet" href="/assets/app.css";
+                script src="/assets/app.js" defer {}
+            }
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header.top {
+                    a.brand href="/campaigns" { "Herald" }
+                    @if let Some(op) = op {
+                        nav aria-label="Main" {
+                            a href="/campaigns" { "Campaigns" }
+                            a href="/launch" { "Launch" }
+                        }
+                        @if op.signed_in {
+                            form.signout method="post" action="/sign-out" {
+                                input type="hidden" name="csrf" value=(op.csrf);
+                                button.link type="submit" { "Sign out" }
+                            }
+                        }
+                    }
+                }
+                div #offline .banner role="alert" hidden {
+                    "The API is unreachable; retrying. What you see may be out of date."
+                }
+                main #main tabindex="-1" { (body) }
+            }
+        }
+    }
+}
+
+pub fn sign_in(next: &str, error: Option<&str>, notice: Option<&str>) -> Html<String> {
+    let body = html! {
+        h1 { "Sign in" }
+        @if let Some(n) = notice { p.notice role="status" { (n) } }
+        form.card method="post" action="/sign-in" novalidate {
+            input type="hidden" name="next" value=(next);
+            div.field {
+                label for="token" { "API token" }
+                input #token type="password" name="token" autocomplete="current-password" required
+                    autofocus aria-describedby=(if error.is_some() { "token-error token-hint" } else { "token-hint" })
+                    aria-invalid=(if error.is_some() { "true" } else { "false" });
+                p #token-hint .hint { "The service token this server was started with (HERALD_API_TOKEN)." }
+                @if let Some(e) = error { p #token-error .field-error { (e) } }
+            }
+            button.primary type="submit" { "Sign in" }
+        }
+    };
+    Html(page("Sign in", None, body).into_string())
+}
+
+pub fn error_page(
+    status: StatusCode,
+    op: Option<&Operator>,
+    title: &str,
+    detail: &str,
+) -> Response {
+    let body = html! {
+        h1 { (title) }
+        div.error role="alert" { p { (detail) } }
+        p { a href="/campaigns" { "Back to the campaigns" } }
+    };
+    (status, Html(page(title, op, body).into_string())).into_response()
+}
+
+pub fn list(op: &Operator, status: Option<&str>, items: &[Campaign], more: bool) -> Html<String> {
+    let body = html! {
+        div.heading {
+            h1 { "Campaigns" }
+            a.button.primary href="/launch" { "Launch a campaign" }
+        }
+        form.filter method="get" action="/campaigns" {
+            label for="status" { "Status" }
+            select #status name="status" data-autosubmit {
+                option value="" selected[status.is_none()] { "all" }
+                @for (code, name) in STATUSES {
+                    option value=(name) selected[status == Some(name)] { (code) " · " (label(name)) }
+                }
+            }
+            button type="submit" { "Filter" }
+        }
+        @let empty = items.is_empty();
+        p #empty .empty hidden[!empty] {
+            @match status {
+                None => { "No campaigns yet. " a href="/launch" { "Launch the first one" } "." }
+                Some(s) => { "No " (label(s)) " campaigns." }
+            }
+        }
+        table.campaigns data-live-list data-filter=(status.unwrap_or("")) hidden[empty] {
+            caption.sr-only { "Campaigns, newest first" }
+            thead {
+                tr {
+                    th scope="col" { "Campaign" }
+                    th scope="col" { "Status" }
+                    th scope="col" { "Progress" }
+                    th scope="col" { "Speed" }
+                    th scope="col" { "ETA" }
+                    th scope="col" { "Read" }
+                }
+            }
+            tbody { @for c in items { (row_markup(c)) } }
+        }
+        @if more { p.hint { "Showing the newest 100; the API lists the rest (GET /v1/campaigns?after=…)." } }
+    };
+    Html(page("Campaigns", Some(op), body).into_string())
+}
+
+fn row_markup(c: &Campaign) -> Markup {
+    html! {
+        tr data-key=(c.key) data-status=(c.status_name) {
+            td data-label="Campaign" {
+                a href={ "/campaigns/" (c.key) } { (c.title) }
+                span.key { (c.key) " · " (c.channel) }
+            }
+            td data-label="Status" { (badge(c)) span.request data-f="request" { (c.pending_request.as_deref().unwrap_or("")) } }
+            td data-label="Progress" { (progress(c)) (counts(c)) }
+            td data-label="Speed" data-f="speed" { (speed_text(c)) }
+            td data-label="ETA" data-f="eta" { (eta_text(c)) }
+            td data-label="Read" data-f="read_rate" { (percent((c.read_rate * 10_000.0) as i64, 10_000)) }
+        }
+    }
+}
+
+pub fn row(c: &Campaign) -> Html<String> {
+    Html(row_markup(c).into_string())
+}
+
+pub fn detail(
+    op: &Operator,
+    c: &Campaign,
+    history: &[StatusChange],
+    report: Option<&Report>,
+    notice: Option<Notice>,
+    workflow: &str,
+) -> Html<String> {
+    let rate_error = notice
+        .as_ref()
+        .filter(|n| n.at_rate)
+        .map(|n| n.text.clone());
+    let body = html! {
+        div data-live-campaign data-key=(c.key) {
+            p.crumbs { a href="/campaigns" { "Campaigns" } " / " (c.key) }
+            h1 { (c.title) }
+            @if let Some(n) = notice.as_ref().filter(|n| !n.at_rate) {
+                div class=(if n.error { "error" } else { "notice" }) role=(if n.error { "alert" } else { "status" }) { (n.text) }
+            }
+            section.card aria-labelledby="progress-h" {
+                h2 #progress-h { "Progress" }
+                div.status-line { (badge(c)) span.request data-f="request" { (c.pending_request.as_deref().unwrap_or("")) } }
+                (progress(c))
+                (counts(c))
+                dl.stats {
+                    div { dt { "Done" } dd data-f="percent" { (percent(c.sent + c.failed, c.total)) } }
+                    div { dt { "Speed" } dd data-f="speed" { (speed_text(c)) } }
+                    div { dt { "ETA" } dd data-f="eta" { (eta_text(c)) } }
+                    div { dt { "Read" } dd { span data-f="read" { (number(c.read)) } " (" span data-f="read_rate" { (percent((c.read_rate * 10_000.0) as i64, 10_000)) } ")" } }
+                }
+            }
+            div #panel { (panel_markup(op, c, history)) }
+            (rate_markup(op, c, rate_error.as_deref()))
+            div #failures {
+                @if let Some(r) = report { (report_markup(op, r)) }
+            }
+            section.card aria-labelledby="details-h" {
+                h2 #details-h { "Details" }
+                dl.details {
+                    div { dt { "Key" } dd { code { (c.key) } } }
+                    div { dt { "Channel" } dd { (c.channel) } }
+                    div { dt { "Audience" } dd { (c.segment.as_deref().map(|s| format!("segment {s}")).unwrap_or_else(|| "every user".into())) } }
+                    div { dt { "Pages" } dd { (c.page_size) " recipients, " (c.lanes) " in flight" } }
+                    div { dt { "Rate limit" } dd { (c.rate.map(|r| format!("{} /s", number(r.into()))).unwrap_or_else(|| "none".into())) } }
+                }
+                p { a href=(workflow) rel="noopener noreferrer" target="_blank" { "Its workflow in the Temporal web UI" } }
+            }
+        }
+    };
+    Html(page(&c.title, Some(op), body).into_string())
+}
+
+/// What changes with the status: the actions and the timeline.
+fn panel_markup(op: &Operator, c: &Campaign, history: &[StatusChange]) -> Markup {
+    let terminal = matches!(c.status, 3 | 4);
+    let cancelling = c.intent == "cancel";
+    let can_pause = !terminal && !cancelling && c.intent != "pause" && c.status != 5;
+    let can_resume =
+        !terminal && !cancelling && (c.intent == "pause" || c.status == 2 || c.status == 5);
+    let state = format!(
+        "{}/{}/{}",
+        c.status,
+        c.intent,
+        c.pending_request.as_deref().unwrap_or("")
+    );
+    html! {
+        section.card aria-labelledby="actions-h" data-state=(state) {
+            h2 #actions-h { "Actions" }
+            @if terminal || cancelling {
+                p.hint { "It has " (if cancelling && !terminal { "been asked to cancel".to_string() } else { label(&c.status_name) }) "; there is nothing to pause or resume." }
+            }
+            div.actions {
+                @if can_pause {
+                    form method="post" action={ "/campaigns/" (c.key) "/pause" } {
+                        input type="hidden" name="csrf" value=(op.csrf);
+                        button.primary type="submit" { "Pause" }
+                    }
+                }
+                @if can_resume {
+                    form method="post" action={ "/campaigns/" (c.key) "/resume" } {
+                        input type="hidden" name="csrf" value=(op.csrf);
+                        button.primary type="submit" { "Resume" }
+                    }
+                }
+                @if !terminal && !cancelling {
+                    a.button.danger href={ "/campaigns/" (c.key) "/cancel" } { "Cancel…" }
+                }
+            }
+        }
+        section.card aria-labelledby="timeline-h" {
+            h2 #timeline-h { "Timeline" }
+            ol.timeline {
+                li { span.what { "Created" } (time(c.created_at)) }
+                @if let Some(t) = c.send_at { li { span.what { "Scheduled for" } (time(t)) } }
+                @for (i, change) in history.iter().enumerate() {
+                    @if change.status != 0 {
+                        li {
+                            span.what { (step(history, i)) }
+                            (time(change.at))
+                            @if let Some(r) = &change.reason { span.why { (r) } }
+                        }
+                    }
+                }
+                @if let (Some(p), Some(t)) = (&c.pending_request, c.requested_at) {
+                    li.pending { span.what { "Requested: " (c.intent) } (time(t)) span.why { (p) } }
+                }
+            }
+        }
+    }
+}
+
+/// The rate of a webhook or e-mail campaign that has not finished. Outside the panel, so a
+/// status change never replaces what the operator is typing; the script hides it once the
+/// campaign has finished.
+fn rate_markup(op: &Operator, c: &Campaign, rate_error: Option<&str>) -> Markup {
+    let terminal = matches!(c.status, 3 | 4);
+    let external = c.channel != "inbox";
+    html! {
+        @if external && !terminal {
+            section.card #rate-card aria-labelledby="rate-h" {
+                h2 #rate-h { "Rate limit" }
+                form.rate method="post" action={ "/campaigns/" (c.key) "/rate" } novalidate {
+                    input type="hidden" name="csrf" value=(op.csrf);
+                    div.field {
+                        label for="rate" { "Rate limit, recipients per second" }
+                        input #rate type="number" name="rate" min="1" max="10000000" inputmode="numeric"
+                            value=(c.rate.map(|r| r.to_string()).unwrap_or_default())
+                            aria-invalid=(if rate_error.is_some() { "true" } else { "false" })
+                            aria-describedby=[rate_error.map(|_| "rate-error")];
+                        @if let Some(e) = rate_error { p #rate-error .field-error { (e) } }
+                    }
+                    button type="submit" { "Set rate" }
+                    button type="submit" name="unlimited" value="1" { "No limit" }
+                }
+            }
+        }
+    }
+}
+
+/// What the `i`-th status change was: "Started" the first time it runs, "Resumed" after.
+fn step(history: &[StatusChange], i: usize) -> String {
+    let change = &history[i];
+    let ran_before = history[..i].iter().any(|c| c.status == 1);
+    match change.status {
+        1 if history[..i].last().is_some_and(|c| c.status == 3) => "Sending again".into(),
+        1 if ran_before => "Resumed".into(),
+        1 => "Started".into(),
+        2 => "Paused".into(),
+        3 => "Completed".into(),
+        4 => "Cancelled".into(),
+        5 => "Failed".into(),
+        _ => label(&change.status_name),
+    }
+}
+
+pub fn panel(op: &Operator, c: &Campaign, history: &[StatusChange]) -> Html<String> {
+    Html(panel_markup(op, c, history).into_string())
+}
+
+fn report_markup(op: &Operator, r: &Report) -> Markup {
+    let c = &r.campaign;
+    let can_retry = c.status == 3 && c.failed > 0 && c.channel != "inbox";
+    html! {
+        section.card aria-labelledby="failures-h" data-failed=(c.failed) {
+            h2 #failures-h { "Deliveries" }
+            @if c.failed == 0 {
+                p { "No failed deliveries." }
+            } @else {
+                p { (number(c.failed)) " recipients failed." }
+            }
+            @if !r.outcomes.is_empty() {
+                table {
+                    caption { "By outcome" }
+                    thead { tr { th scope="col" { "Outcome" } th scope="col" { "Class" } th scope="col" { "Recipients" } th scope="col" { "Retried" } } }
+                    tbody {
+                        @for o in &r.outcomes {
+                            tr { td { (o.outcome) } td { (o.class.as_deref().unwrap_or("—")) } td { (number(o.items)) } td { (number(o.retried)) } }
+                        }
+                    }
+                }
+            }
+            @if !r.top_errors.is_empty() {
+                table.errors {
+                    caption { "Most common errors" }
+                    thead { tr { th scope="col" { "Error" } th scope="col" { "Class" } th scope="col" { "Recipients" } } }
+                    tbody {
+                        @for e in &r.top_errors {
+                            tr { td { (e.error) } td { (e.class.as_deref().unwrap_or("—")) } td { (number(e.items)) } }
+                        }
+                    }
+                }
+            }
+            @if !r.failed.is_empty() {
+                table.failed {
+                    caption { "Failed recipients (the first " (r.failed.len()) ")" }
+                    thead { tr { th scope="col" { "User" } th scope="col" { "Address" } th scope="col" { "Tries" } th scope="col" { "Last error" } th scope="col" { "Last try" } } }
+                    tbody {
+                        @for f in &r.failed {
+                            tr {
+                                td { (f.user_id) }
+                                td { (f.email) }
+                                td { (f.attempts) }
+                                td { (f.error.as_deref().unwrap_or("—")) @if let Some(class) = &f.error_class { " (" (class) ")" } }
+                                td { @if let Some(t) = f.last_try { (time(t)) } @else { "—" } }
+                            }
+                        }
+                    }
+                }
+                p.hint { "Every failed recipient: " code { "herald report " (c.key) " --csv" } " or " code { "GET /v1/campaigns/" (c.key) "/report" } "." }
+            }
+            @if can_retry {
+                form method="post" action={ "/campaigns/" (c.key) "/retry-failed" } {
+                    input type="hidden" name="csrf" value=(op.csrf);
+                    button.primary type="submit" { "Retry the " (number(c.failed)) " failed" }
+                }
+            }
+        }
+    }
+}
+
+pub fn report(op: &Operator, r: &Report) -> Html<String> {
+    Html(report_markup(op, r).into_string())
+}
+
+pub fn cancel_confirm(op: &Operator, c: &Campaign) -> Html<String> {
+    let body = html! {
+        p.crumbs { a href="/campaigns" { "Campaigns" } " / " a href={ "/campaigns/" (c.key) } { (c.key) } }
+        h1 { "Cancel " (c.title) "?" }
+        div.card {
+            p { "Cancelling stops it for good: the " (number(c.pending)) " recipients not yet processed will not get it, and it cannot be resumed. "
+                (number(c.sent)) " have it already." }
+            form method="post" action={ "/campaigns/" (c.key) "/cancel" } {
+                input type="hidden" name="csrf" value=(op.csrf);
+                div.field {
+                    label for="reason" { "Why (optional, shown in its timeline)" }
+                    input #reason type="text" name="reason" maxlength="500";
+                }
+                div.actions {
+                    button.danger type="submit" { "Cancel it for good" }
+                    a.button href={ "/campaigns/" (c.key) } { "Keep it" }
+                }
+            }
+        }
+    };
+    Html(page("Cancel", Some(op), body).into_string())
+}

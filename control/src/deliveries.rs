@@ -1,0 +1,82 @@
+//! What the external channels add for operators: a campaign's delivery report, and sending
+//! again to the recipients whose delivery failed.
+
+use herald_store::{
+    StoreError,
+    report::{self, Report},
+    sends::{self, Retry},
+};
+use herald_wire::{CampaignKey, CampaignStatus};
+use temporalio_client::{WorkflowIdReusePolicy, errors::WorkflowStartError};
+
+use crate::{Control, ControlError, Result};
+
+/// What `retry_failed` started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retried {
+    /// Failed items made pending again; `None` when an interrupted retry was only resumed.
+    pub failed: Option<i64>,
+}
+
+impl Control {
+    /// The campaign's deliveries by outcome and error, with up to `failed_limit` of its
+    /// failed recipients.
+    pub async fn report(&self, key: &CampaignKey, failed_limit: i64) -> Result<Report> {
+        Ok(report::report(&self.db, key, failed_limit).await?)
+    }
+
+    /// Failed recipients with ids above `after`, in id order, at most `limit` (1–10,000).
+    pub async fn failures(
+        &self,
+        key: &CampaignKey,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<herald_store::items::FailedItem>> {
+        Ok(herald_store::items::failures(&self.db, key, after, limit).await?)
+    }
+
+    /// Send again to a completed campaign's failed recipients, with the same idempotency
+    /// ids: their items go back to pending and the campaign to in progress (one
+    /// transaction), then a new run of its workflow walks its pages, sending only to
+    /// pending items, and completes it again. Run again after an interruption, it starts
+    /// the run that did not start; it never sends to anyone twice.
+    pub async fn retry_failed(&self, key: &CampaignKey) -> Result<Retried> {
+        let client = self.temporal().await?;
+        let Retry {
+            spec,
+            tuning,
+            reopened: failed,
+        } = sends::retry_failed(&self.db, key).await?;
+        // The launch's tuning: a campaign launched never to auto-pause does not start
+        // pausing itself when its failures are retried.
+        let started = self
+            .start_workflow(
+                client,
+                key,
+                &spec,
+                tuning,
+                WorkflowIdReusePolicy::AllowDuplicate,
+            )
+            .await;
+        match started {
+            Ok(()) => Ok(Retried { failed }),
+            // Reopened, and another retry started the run meanwhile: it is retrying.
+            Err(WorkflowStartError::AlreadyStarted { .. }) if failed.is_some() => {
+                Ok(Retried { failed })
+            }
+            // In progress, and its workflow runs: there is nothing to retry yet.
+            Err(WorkflowStartError::AlreadyStarted { .. }) => Err(StoreError::WrongStatus {
+                key: key.clone(),
+                status: CampaignStatus::InProgress,
+                action: "retrying its failed deliveries (it must have completed)",
+            }
+            .into()),
+            Err(e) => Err(ControlError::Temporal {
+                action: format!("starting campaign {key}'s retry"),
+                reason: format!(
+                    "{e}; its failed recipients are pending again: run `herald retry-failed {key}` again to start it"
+                ),
+            }),
+        }
+    }
+}

@@ -1,0 +1,467 @@
+//! The ledger of an external channel (webhook, e-mail), where sending and recording are two
+//! steps with the network between them.
+//!
+//! A page goes in three steps, each safe to repeat:
+//!
+//! 1. [`claim`]: one statement under the same gate as an inbox page writes the page's row in
+//!    `message_pages` and an item per recipient as *pending*, before anything is sent. A page
+//!    that ran before finds its row and claims nothing new; either way the statement answers
+//!    with the page's recipients that are still pending (with their addresses and the tries
+//!    made so far), and none that is recorded sent or failed.
+//! 2. The channel sends to them (no database work).
+//! 3. [`record`]: one statement writes every outcome of the page, and adds the newly sent and
+//!    failed to the page row's counters, so that progress never disagrees with the items. It
+//!    only moves items that are still pending: an outcome recorded by an earlier or a
+//!    concurrent attempt is never overwritten, nor counted twice.
+//!
+//! A crash between a receiver accepting a message and step 3 leaves the item pending, so it is
+//! sent again with the same idempotency id: at least once, never recorded sent unless
+//! accepted (docs/architecture.md, "External channels").
+
+use std::sync::LazyLock;
+
+use herald_wire::{
+    CampaignKey, CampaignSpec, CampaignStatus, Content, Intent, ItemStatus, PageInput, Requested,
+    Segment, Tuning,
+};
+use sqlx::{FromRow, PgConnection, PgPool};
+
+use crate::{Result, StoreError, status};
+
+/// A recipient of a claimed page who has not been reached yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    pub user_id: i64,
+    pub email: String,
+    /// Tries already made (by earlier runs of the page).
+    pub attempts: u32,
+}
+
+/// A claimed page: its row, as recorded, and who in it is still pending.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claimed {
+    /// The highest user id of the page; `None` when the lane had nobody left.
+    pub last: Option<i64>,
+    pub recipients: u32,
+    /// The page size it was claimed with.
+    pub limit: u32,
+    pub sent: u32,
+    pub failed: u32,
+    pub pending: Vec<Pending>,
+}
+
+/// The answer to a claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    Page(Claimed),
+    /// The campaign's row says it must not run: nothing was claimed, nothing may be sent.
+    Halted {
+        status: CampaignStatus,
+        requested: Requested,
+    },
+}
+
+/// Parameters as in `pages`: $1 campaign id, $2 the lane's cursor, $3 the lane's bound, $4 the
+/// page size, $5 the segment, $6 the lane, $7 status in progress, $8 item status pending, $9
+/// intent run.
+static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
+    "
+WITH gate AS (
+    SELECT status, intent, intent_seq, intent_reason FROM messages WHERE id = $1
+),
+go AS (
+    SELECT coalesce((SELECT status = $7 AND intent = $9 FROM gate), false) AS ok
+),
+done AS (
+    SELECT last_user_id, recipients, page_limit, sent, failed FROM message_pages
+    WHERE message_id = $1 AND lane = $6 AND after_user_id = $2
+),
+page AS (
+    SELECT u.id, u.email FROM users u
+    WHERE (SELECT ok FROM go) AND NOT EXISTS (SELECT 1 FROM done)
+      AND u.id > $2 AND u.id <= $3
+      AND ($5::text IS NULL OR u.segments @> ARRAY[$5::text])
+    ORDER BY u.id
+    LIMIT $4
+),
+ins AS (
+    INSERT INTO message_items (message_id, user_id, status, attempts, sent_at)
+    SELECT $1, id, $8, 0, NULL FROM page
+),
+mark AS (
+    INSERT INTO message_pages (message_id, lane, after_user_id, last_user_id, recipients, page_limit, sent)
+    SELECT $1, $6, $2, (SELECT max(id) FROM page), (SELECT count(*) FROM page), $4, 0
+    WHERE (SELECT ok FROM go) AND NOT EXISTS (SELECT 1 FROM done)
+    RETURNING last_user_id, recipients, page_limit, sent, failed
+)
+SELECT (SELECT status FROM gate) AS status,
+       (SELECT intent FROM gate) AS intent,
+       (SELECT intent_seq FROM gate) AS intent_seq,
+       (SELECT intent_reason FROM gate) AS intent_reason,
+       coalesce((SELECT last_user_id FROM mark), (SELECT last_user_id FROM done)) AS last,
+       coalesce((SELECT recipients FROM mark), (SELECT recipients FROM done)) AS recipients,
+       coalesce((SELECT page_limit FROM mark), (SELECT page_limit FROM done)) AS page_limit,
+       coalesce((SELECT sent FROM mark), (SELECT sent FROM done)) AS sent,
+       coalesce((SELECT failed FROM mark), (SELECT failed FROM done)) AS failed,
+       EXISTS (SELECT 1 FROM mark) AS claimed_now,
+       coalesce((SELECT array_agg(id ORDER BY id) FROM page), '{}') AS ids,
+       coalesce((SELECT array_agg(email ORDER BY id) FROM page), '{}') AS emails
+"
+    .to_owned()
+});
+
+#[derive(FromRow)]
+struct ClaimRow {
+    status: Option<i16>,
+    intent: Option<i16>,
+    intent_seq: Option<i64>,
+    intent_reason: Option<String>,
+    last: Option<i64>,
+    recipients: Option<i32>,
+    page_limit: Option<i32>,
+    sent: Option<i32>,
+    failed: Option<i32>,
+    claimed_now: bool,
+    ids: Vec<i64>,
+    emails: Vec<String>,
+}
+
+/// Claim the next page of a lane for an external channel (step 1 above).
+pub async fn claim(conn: &mut PgConnection, page: &PageInput) -> Result<Claim> {
+    let row: ClaimRow = sqlx::query_as(&CLAIM_SQL)
+        .bind(page.campaign_id)
+        .bind(page.after)
+        .bind(page.until)
+        .bind(page.limit as i64)
+        .bind(page.segment.as_ref().map(Segment::as_str))
+        .bind(page.lane as i32)
+        .bind(CampaignStatus::InProgress.code())
+        .bind(ItemStatus::Pending.code())
+        .bind(Intent::Run.code())
+        .fetch_one(&mut *conn)
+        .await?;
+    let status = status::decode(
+        row.status
+            .ok_or(StoreError::UnknownCampaignId(page.campaign_id))?,
+    )?;
+    let intent = status::decode_intent(row.intent.unwrap_or_default())?;
+    let recipients = row.recipients.map(|n| n as u32);
+    let (sent, failed) = (
+        row.sent.unwrap_or_default() as u32,
+        row.failed.unwrap_or_default() as u32,
+    );
+    let runnable = status == CampaignStatus::InProgress && intent == Intent::Run;
+    let Some(recipients) = recipients else {
+        // No page row: the gate kept it from being claimed.
+        return Ok(halted(status, intent, row.intent_seq, row.intent_reason));
+    };
+    let finished = sent + failed >= recipients;
+    if !runnable && !finished {
+        // Claimed before, not finished, and the campaign may not send now.
+        return Ok(halted(status, intent, row.intent_seq, row.intent_reason));
+    }
+    let pending = if row.claimed_now {
+        row.ids
+            .into_iter()
+            .zip(row.emails)
+            .map(|(user_id, email)| Pending {
+                user_id,
+                email,
+                attempts: 0,
+            })
+            .collect()
+    } else if finished {
+        Vec::new()
+    } else {
+        pending_of(conn, page.campaign_id, page.after, row.last).await?
+    };
+    Ok(Claim::Page(Claimed {
+        last: row.last,
+        recipients,
+        limit: row.page_limit.unwrap_or(page.limit as i32) as u32,
+        sent,
+        failed,
+        pending,
+    }))
+}
+
+fn halted(
+    status: CampaignStatus,
+    intent: Intent,
+    seq: Option<i64>,
+    reason: Option<String>,
+) -> Claim {
+    Claim::Halted {
+        status,
+        requested: Requested {
+            intent,
+            seq: seq.unwrap_or_default(),
+            reason,
+        },
+    }
+}
+
+/// The still-pending recipients of a page claimed before: ids in `(after, last]`.
+async fn pending_of(
+    conn: &mut PgConnection,
+    campaign_id: i64,
+    after: i64,
+    last: Option<i64>,
+) -> Result<Vec<Pending>> {
+    let Some(last) = last else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<(i64, String, i16)> = sqlx::query_as(
+        "SELECT i.user_id, u.email, i.attempts FROM message_items i JOIN users u ON u.id = i.user_id
+         WHERE i.message_id = $1 AND i.user_id > $2 AND i.user_id <= $3 AND i.status = $4
+         ORDER BY i.user_id",
+    )
+    .bind(campaign_id)
+    .bind(after)
+    .bind(last)
+    .bind(ItemStatus::Pending.code())
+    // Planned with these bounds, so that only their partitions are opened.
+    .persistent(false)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(user_id, email, attempts)| Pending {
+            user_id,
+            email,
+            attempts: attempts.max(0) as u32,
+        })
+        .collect())
+}
+
+/// What happened to one recipient in a run of a page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub user_id: i64,
+    /// Sent, failed for good, or still pending (a transient failure with tries left).
+    pub status: ItemStatus,
+    /// Tries made so far, this run's included.
+    pub attempts: u32,
+    /// The last failure, when there was one: its class (`http_503`, `timeout`,
+    /// `smtp_550`…) and a short message.
+    pub error: Option<(String, String)>,
+}
+
+/// The page row after [`record`]: its counters as they now stand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromRow)]
+pub struct Recorded {
+    pub recipients: i32,
+    pub sent: i32,
+    pub failed: i32,
+}
+
+/// Record a page's outcomes in one statement (step 3 above). Items that are no longer
+/// pending are left as they are and not counted again.
+///
+/// The items are also bounded by the page's lowest and highest id. Without that bound the
+/// plan depends on statistics: partitions made moments ago look empty, and a plan that joins
+/// the outcomes to every pending item of the campaign was measured at 0.3–0.5 s a page and
+/// most of the database's time (docs/performance.md). With it, the join never sees more than
+/// the page, and only the page's partitions are opened.
+pub async fn record(
+    conn: &mut PgConnection,
+    page: &PageInput,
+    outcomes: &[Outcome],
+) -> Result<Recorded> {
+    let n = outcomes.len();
+    let (mut ids, mut statuses, mut attempts, mut classes, mut errors) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for o in outcomes {
+        ids.push(o.user_id);
+        statuses.push(o.status.code());
+        attempts.push(o.attempts.min(i16::MAX as u32) as i16);
+        let (class, error) = match &o.error {
+            Some((c, e)) => (Some(c.as_str()), Some(e.as_str())),
+            None => (None, None),
+        };
+        classes.push(class);
+        errors.push(error);
+    }
+    let recorded: Option<Recorded> = sqlx::query_as(
+        "
+WITH o AS (
+    SELECT * FROM unnest($4::bigint[], $5::smallint[], $6::smallint[], $7::text[], $8::text[])
+        AS o(user_id, status, attempts, error_class, error)
+),
+upd AS (
+    UPDATE message_items i
+       SET status = o.status, attempts = o.attempts, error_class = o.error_class,
+           error = o.error, sent_at = now()
+      FROM o
+     WHERE i.message_id = $1 AND i.user_id = o.user_id AND i.status = $10
+       AND i.user_id BETWEEN $12 AND $13
+    RETURNING o.status
+)
+UPDATE message_pages
+   SET sent = sent + (SELECT count(*) FROM upd WHERE status = $9),
+       failed = failed + (SELECT count(*) FROM upd WHERE status = $11)
+ WHERE message_id = $1 AND lane = $2 AND after_user_id = $3
+RETURNING recipients, sent, failed
+",
+    )
+    .bind(page.campaign_id)
+    .bind(page.lane as i32)
+    .bind(page.after)
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&attempts)
+    .bind(&classes)
+    .bind(&errors)
+    .bind(ItemStatus::Sent.code())
+    .bind(ItemStatus::Pending.code())
+    .bind(ItemStatus::Failed.code())
+    .bind(ids.iter().min().copied().unwrap_or_default())
+    .bind(ids.iter().max().copied().unwrap_or_default())
+    .persistent(true)
+    .fetch_optional(&mut *conn)
+    .await?;
+    recorded.ok_or(StoreError::UnknownCampaignId(page.campaign_id))
+}
+
+/// What a channel needs to know about a campaign: fixed at launch, so workers cache it.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub key: CampaignKey,
+    pub content: Content,
+    pub spec: CampaignSpec,
+}
+
+/// The campaign's key, content and spec, by row id.
+pub async fn delivery(pool: &PgPool, campaign_id: i64) -> Result<Delivery> {
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT key, spec::text FROM messages WHERE id = $1")
+            .bind(campaign_id)
+            .fetch_optional(pool)
+            .await?;
+    let (key, spec) = row.ok_or(StoreError::UnknownCampaignId(campaign_id))?;
+    let corrupt = |what: String| StoreError::Database(sqlx::Error::Decode(what.into()));
+    let spec: CampaignSpec = serde_json::from_str(&spec)
+        .map_err(|e| corrupt(format!("campaign {key}'s stored spec: {e}")))?;
+    Ok(Delivery {
+        key: CampaignKey::parse(&key).map_err(|e| corrupt(format!("campaign key {key:?}: {e}")))?,
+        content: spec.content.clone(),
+        spec,
+    })
+}
+
+/// Whether the campaign may start new sends: in progress and asked to run. Read by a page
+/// between its sends, so that a pause stops them within moments.
+pub async fn may_send(pool: &PgPool, campaign_id: i64) -> Result<bool> {
+    let row: Option<(i16, i16)> =
+        sqlx::query_as("SELECT status, intent FROM messages WHERE id = $1")
+            .bind(campaign_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.is_some_and(|(status, intent)| {
+        status == CampaignStatus::InProgress.code() && intent == Intent::Run.code()
+    }))
+}
+
+/// What [`retry_failed`] found: the campaign as launched, its tuning at launch (the
+/// defaults for a row that has none), and what was done.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Retry {
+    pub spec: Box<CampaignSpec>,
+    pub tuning: Tuning,
+    /// `Some(n)`: its `n` failed items are pending again and it is in progress, so its
+    /// workflow is to be started for another pass. `None`: it was in progress already (an
+    /// earlier retry whose workflow may not have started, or a campaign still running).
+    pub reopened: Option<i64>,
+}
+
+/// Make a completed external campaign's failed items pending again (keeping their ids, so
+/// receivers see the same idempotency ids) and put it back in progress, in one transaction.
+/// Its page rows' failed counts go back to 0 with them, so the counters stay the ledger's.
+pub async fn retry_failed(pool: &PgPool, key: &CampaignKey) -> Result<Retry> {
+    let mut tx = pool.begin().await?;
+    let row: Option<(i64, i16, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, status, spec::text, tuning::text FROM messages WHERE key = $1 FOR UPDATE",
+    )
+    .bind(key.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (id, status, spec, tuning) =
+        row.ok_or_else(|| StoreError::UnknownCampaign(key.to_string()))?;
+    let corrupt = |what: &str, e: serde_json::Error| {
+        StoreError::Database(sqlx::Error::Decode(
+            format!("campaign {key}'s stored {what}: {e}").into(),
+        ))
+    };
+    let spec: Box<CampaignSpec> =
+        Box::new(serde_json::from_str(&spec).map_err(|e| corrupt("spec", e))?);
+    let tuning: Tuning = match tuning {
+        Some(t) => serde_json::from_str(&t).map_err(|e| corrupt("tuning", e))?,
+        None => Tuning::default(),
+    };
+    if !spec.channel.is_external() {
+        return Err(StoreError::NothingToRetry(format!(
+            "campaign {key} went to the inbox, where no delivery fails; there is nothing to retry"
+        )));
+    }
+    match status::decode(status)? {
+        CampaignStatus::Completed => {}
+        CampaignStatus::InProgress => {
+            return Ok(Retry {
+                spec,
+                tuning,
+                reopened: None,
+            });
+        }
+        status => {
+            return Err(StoreError::WrongStatus {
+                key: key.clone(),
+                status,
+                action: "retrying its failed deliveries (it must have completed)",
+            });
+        }
+    }
+    let failed = sqlx::query(
+        "UPDATE message_items SET status = $2, attempts = 0 WHERE message_id = $1 AND status = $3",
+    )
+    .bind(id)
+    .bind(ItemStatus::Pending.code())
+    .bind(ItemStatus::Failed.code())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected() as i64;
+    if failed == 0 {
+        return Err(StoreError::NothingToRetry(format!(
+            "campaign {key} has no failed deliveries; there is nothing to retry"
+        )));
+    }
+    sqlx::query("UPDATE message_pages SET failed = 0 WHERE message_id = $1 AND failed > 0")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    // Retrying is an operator's request to send, so it is recorded as one (run, the next
+    // number): a pause that came as the campaign's last pages finished (an auto-pause among
+    // them) would otherwise stop the new run before its first page.
+    let reason = format!("retrying {failed} failed deliveries");
+    sqlx::query(
+        "UPDATE messages SET status = $2, status_reason = $3, finished_at = NULL, updated_at = now(),
+                intent = $4, intent_seq = intent_seq + 1, intent_reason = $3, requested_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(CampaignStatus::InProgress.code())
+    .bind(&reason)
+    .bind(Intent::Run.code())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Retry {
+        spec,
+        tuning,
+        reopened: Some(failed),
+    })
+}

@@ -1,0 +1,883 @@
+//! The operator's dashboard in a real headless Chromium, against a real `herald-api`, worker
+//! and services, with the ledger checked underneath; and its security over plain HTTP.
+//!
+//! The browser tests take the screenshots in docs/screenshots/ (`HERALD_UPDATE_SCREENSHOTS=1`
+//! copies them there; otherwise they go to target/screenshots/).
+
+use std::time::Duration;
+
+use herald_tests::{
+    LONG, TestApp,
+    api::{ApiServer, TOKEN},
+    browser::Browser,
+    sinks::{WEBHOOK_SECRET, WebhookSink, webhook::Faults},
+    unique,
+};
+use herald_wire::CampaignStatus;
+use reqwest::{StatusCode, header};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn signed_in(api: &ApiServer, width: u32, height: u32) -> Browser {
+    let browser = Browser::start(&api.base, width, height).await.unwrap();
+    browser.open("/campaigns").await.unwrap();
+    browser.wait_for("#token", WAIT).await.unwrap();
+    browser.fill("#token", TOKEN).await.unwrap();
+    browser
+        .click("form.card button[type=submit]")
+        .await
+        .unwrap();
+    browser.wait_for("h1", WAIT).await.unwrap();
+    assert_eq!(browser.path().await.unwrap(), "/campaigns");
+    browser
+}
+
+/// Items sent and failed in the ledger.
+async fn processed(app: &TestApp, key: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM message_items i JOIN messages m ON m.id = i.message_id
+         WHERE m.key = $1 AND i.status <> 0",
+    )
+    .bind(key)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+/// The speed limit in the campaign's row.
+async fn stored_rate(app: &TestApp, key: &str) -> Option<i32> {
+    sqlx::query_scalar("SELECT rate FROM messages WHERE key = $1")
+        .bind(key)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+async fn progress_value(browser: &Browser) -> i64 {
+    browser
+        .property("progress[data-f=bar]", "value")
+        .await
+        .unwrap()
+        .as_f64()
+        .unwrap_or_default() as i64
+}
+
+#[tokio::test]
+async fn an_operator_signs_in_launches_watches_pauses_and_resumes_in_the_browser() {
+    let app = TestApp::spawn().await.unwrap();
+    let segment = unique("dash");
+    app.seed(30_000, &segment);
+    let api = app.api().await.unwrap();
+    let browser = Browser::start(&api.base, 1280, 900).await.unwrap();
+
+    // A page without a session goes to the sign-in, and back after it.
+    browser.open("/launch").await.unwrap();
+    browser.wait_for("#token", WAIT).await.unwrap();
+    assert_eq!(browser.path().await.unwrap(), "/sign-in?next=/launch");
+    browser.screenshot("sign-in").await.unwrap();
+    browser
+        .fill("#token", "not-the-token-at-all")
+        .await
+        .unwrap();
+    browser
+        .click("form.card button[type=submit]")
+        .await
+        .unwrap();
+    let error = browser.wait_for("#token-error", WAIT).await.unwrap();
+    drop(error);
+    assert!(
+        browser
+            .text("#token-error")
+            .await
+            .unwrap()
+            .contains("not this server's API token")
+    );
+    assert_eq!(
+        browser.property("#token", "ariaInvalid").await.unwrap(),
+        "true"
+    );
+    browser.fill("#token", TOKEN).await.unwrap();
+    browser
+        .click("form.card button[type=submit]")
+        .await
+        .unwrap();
+    browser.wait_for("#title", WAIT).await.unwrap();
+    assert_eq!(browser.path().await.unwrap(), "/launch");
+    let cookies = browser.cookies().await.unwrap();
+    let session = cookies
+        .iter()
+        .find(|c| c["name"] == "herald_session")
+        .expect("a session cookie");
+    assert_eq!(session["httpOnly"], true, "{session}");
+    assert_eq!(session["sameSite"], "Strict", "{session}");
+    assert_eq!(
+        browser
+            .script("return document.cookie", json!([]))
+            .await
+            .unwrap(),
+        "",
+        "scripts cannot read the session"
+    );
+
+    // Nothing yet: the list says so.
+    browser.open("/campaigns").await.unwrap();
+    assert!(
+        browser
+            .text("#empty")
+            .await
+            .unwrap()
+            .contains("No campaigns yet")
+    );
+    browser.screenshot("campaigns-empty").await.unwrap();
+
+    // The launch form: errors at their fields, and nothing written.
+    let title = "<b>Winter</b> sale & <script>alert('x')</script>";
+    browser.open("/launch").await.unwrap();
+    browser.fill("#title", title).await.unwrap();
+    browser
+        .fill("#body", "Everything is <i>20%</i> off until Sunday.")
+        .await
+        .unwrap();
+    browser
+        .fill("#segment", "nobody-carries-this")
+        .await
+        .unwrap();
+    browser.fill("#page_size", "lots").await.unwrap();
+    browser.click("button[value=review]").await.unwrap();
+    let message = browser
+        .wait_text("#page_size-error", WAIT, |t| !t.is_empty())
+        .await
+        .unwrap();
+    assert!(message.contains("whole number"), "{message}");
+    assert_eq!(
+        browser.property("#page_size", "ariaInvalid").await.unwrap(),
+        "true"
+    );
+    assert_eq!(
+        browser.property("#title", "value").await.unwrap(),
+        title,
+        "what was typed is kept"
+    );
+    browser.fill("#page_size", "100").await.unwrap();
+    browser.click("button[value=review]").await.unwrap();
+    let message = browser
+        .wait_text("#segment-error", WAIT, |t| !t.is_empty())
+        .await
+        .unwrap();
+    assert!(message.contains("audience is empty"), "{message}");
+    browser.screenshot("launch-error").await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "a refused launch writes nothing");
+
+    // The count first, then the launch.
+    browser.fill("#segment", &segment).await.unwrap();
+    browser.fill("#rate", "1500").await.unwrap();
+    browser.click("button[value=review]").await.unwrap();
+    browser.wait_for("[data-recipients]", WAIT).await.unwrap();
+    let count = browser
+        .script(
+            "return document.querySelector('[data-recipients]').dataset.recipients",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(count, "30000");
+    assert_eq!(
+        browser.text("button[value=launch]").await.unwrap(),
+        "Launch to 30,000 recipients"
+    );
+    assert_eq!(
+        browser.text("#confirm-title").await.unwrap(),
+        title,
+        "markup shows as text"
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "counting launches nothing");
+    browser.screenshot("launch-confirm").await.unwrap();
+    browser.click("button[value=launch]").await.unwrap();
+    browser
+        .wait_for("[data-live-campaign]", WAIT)
+        .await
+        .unwrap();
+    let path = browser.path().await.unwrap();
+    let key = path
+        .strip_prefix("/campaigns/")
+        .and_then(|p| p.split('?').next())
+        .expect("the campaign's page")
+        .to_owned();
+    assert_eq!(browser.text("h1").await.unwrap(), title);
+    assert_eq!(
+        browser
+            .script(
+                "return document.querySelectorAll('h1 *, script:not([src])').length",
+                json!([])
+            )
+            .await
+            .unwrap(),
+        0,
+        "the title's markup is not markup"
+    );
+    let total: i64 = sqlx::query_scalar("SELECT total FROM messages WHERE key = $1")
+        .bind(&key)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(total, 30_000);
+
+    // The bar moves without a reload.
+    browser
+        .script("window.__same_page = true; return 1", json!([]))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let first = loop {
+        let v = progress_value(&browser).await;
+        if v > 0 {
+            break v;
+        }
+        assert!(started.elapsed() < WAIT, "the bar never moved");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let started = std::time::Instant::now();
+    loop {
+        if progress_value(&browser).await > first {
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "the bar stopped at {first}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        browser
+            .script("return window.__same_page === true", json!([]))
+            .await
+            .unwrap(),
+        true
+    );
+    browser
+        .wait_text("[data-live-campaign] [data-f=speed]", WAIT, |t| {
+            t.ends_with("/s")
+        })
+        .await
+        .unwrap();
+    browser
+        .wait_text(".timeline", WAIT, |t| t.contains("Started"))
+        .await
+        .unwrap();
+    browser.screenshot("campaign-running").await.unwrap();
+
+    // Pause: the bar holds with "paused" while the ledger holds still.
+    browser
+        .click("form[action$='/pause'] button")
+        .await
+        .unwrap();
+    browser
+        .wait_text("[data-live-campaign] [data-f=status]", LONG, |t| {
+            t.contains("paused")
+        })
+        .await
+        .unwrap();
+    assert!(
+        browser
+            .text(".notice")
+            .await
+            .unwrap()
+            .contains("Pause requested")
+    );
+    let held = processed(&app, &key).await;
+    assert!(held < 30_000, "paused before the end ({held})");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        processed(&app, &key).await,
+        held,
+        "nothing is sent while paused"
+    );
+    assert_eq!(
+        progress_value(&browser).await,
+        held,
+        "the bar shows the ledger"
+    );
+    assert_eq!(app.db_status(&key).await, Some(CampaignStatus::Paused));
+    assert!(
+        browser
+            .count("form[action$='/resume'] button")
+            .await
+            .unwrap()
+            == 1
+    );
+    assert!(
+        browser
+            .count("form[action$='/pause'] button")
+            .await
+            .unwrap()
+            == 0
+    );
+    browser.screenshot("campaign-paused").await.unwrap();
+
+    // Resume to the end, watched live.
+    browser
+        .click("form[action$='/resume'] button")
+        .await
+        .unwrap();
+    browser
+        .wait_text("[data-live-campaign] [data-f=status]", LONG, |t| {
+            t.contains("completed")
+        })
+        .await
+        .unwrap();
+    browser
+        .script("window.__same_page = true; return 1", json!([]))
+        .await
+        .unwrap();
+    app.assert_exactly_once(&key, 30_000).await;
+    browser
+        .wait_text("[data-live-campaign] [data-f=sent]", WAIT, |t| {
+            t == "30,000"
+        })
+        .await
+        .unwrap();
+    assert_eq!(progress_value(&browser).await, 30_000);
+    let timeline = browser
+        .wait_text(".timeline", WAIT, |t| t.contains("Completed"))
+        .await
+        .unwrap();
+    for step in ["Created", "Started", "Paused", "Resumed", "Completed"] {
+        assert!(timeline.contains(step), "{step} in {timeline}");
+    }
+    assert_eq!(
+        browser
+            .count("form[action$='/pause'] button, form[action$='/resume'] button")
+            .await
+            .unwrap(),
+        0
+    );
+    let link = browser
+        .property("a[href*='/workflows/']", "href")
+        .await
+        .unwrap();
+    assert!(
+        link.as_str()
+            .unwrap()
+            .ends_with(&format!("/workflows/campaign-{key}")),
+        "{link}"
+    );
+    browser.screenshot("campaign-completed").await.unwrap();
+
+    // The list: the campaign, its status and numbers; a filter that leaves nothing says so.
+    browser.open("/campaigns").await.unwrap();
+    let row = format!("tr[data-key='{key}']");
+    assert!(
+        browser
+            .text(&format!("{row} [data-f=status]"))
+            .await
+            .unwrap()
+            .contains("3 · completed")
+    );
+    assert_eq!(browser.text(&format!("{row} a")).await.unwrap(), title);
+    browser.screenshot("campaigns").await.unwrap();
+    browser.select("#status", "paused").await.unwrap();
+    browser
+        .wait_text("#empty", WAIT, |t| t.contains("No paused campaigns"))
+        .await
+        .unwrap();
+    assert_eq!(browser.path().await.unwrap(), "/campaigns?status=paused");
+
+    // A campaign launched elsewhere appears in the list without a reload.
+    browser.open("/campaigns").await.unwrap();
+    browser
+        .script("window.__same_page = true; return 1", json!([]))
+        .await
+        .unwrap();
+    let other = unique("other");
+    let launched = api
+        .post("/v1/campaigns", json!({"key": other, "title": "From the API", "body": "b", "segment": segment, "rate": 200}))
+        .await;
+    assert_eq!(launched.status, StatusCode::CREATED, "{}", launched.text);
+    browser
+        .wait_text(
+            &format!("tr[data-key='{other}'] [data-f=status]"),
+            WAIT,
+            |t| t.contains("in progress"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        browser
+            .script("return window.__same_page === true", json!([]))
+            .await
+            .unwrap(),
+        true
+    );
+    assert_eq!(
+        browser
+            .script(
+                "return document.querySelector('tbody tr').dataset.key",
+                json!([])
+            )
+            .await
+            .unwrap(),
+        other.as_str(),
+        "newest first"
+    );
+
+    // Cancel asks first; "Keep it" keeps it.
+    browser.open(&format!("/campaigns/{other}")).await.unwrap();
+    browser.click("a[href$='/cancel']").await.unwrap();
+    browser
+        .wait_for("button.danger[type=submit]", WAIT)
+        .await
+        .unwrap();
+    assert!(
+        browser
+            .text("h1")
+            .await
+            .unwrap()
+            .starts_with("Cancel From the API")
+    );
+    browser.screenshot("cancel-confirm").await.unwrap();
+    browser
+        .click(&format!(".actions a.button[href='/campaigns/{other}']"))
+        .await
+        .unwrap();
+    browser
+        .wait_for("[data-live-campaign]", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(browser.path().await.unwrap(), format!("/campaigns/{other}"));
+    assert_ne!(app.db_status(&other).await, Some(CampaignStatus::Cancelled));
+    browser.click("a[href$='/cancel']").await.unwrap();
+    browser.wait_for("#reason", WAIT).await.unwrap();
+    browser.fill("#reason", "Wrong audience").await.unwrap();
+    browser.click("button.danger[type=submit]").await.unwrap();
+    browser
+        .wait_text("[data-live-campaign] [data-f=status]", LONG, |t| {
+            t.contains("cancelled")
+        })
+        .await
+        .unwrap();
+    browser
+        .wait_text(".timeline", WAIT, |t| t.contains("Wrong audience"))
+        .await
+        .unwrap();
+    app.ends_cancelled(&other).await;
+
+    // Signing out ends the session: pages go to the sign-in again.
+    browser.click("form.signout button").await.unwrap();
+    browser
+        .wait_text(".notice", WAIT, |t| t.contains("signed out"))
+        .await
+        .unwrap();
+    browser.open("/campaigns").await.unwrap();
+    browser.wait_for("#token", WAIT).await.unwrap();
+
+    // With the API gone, an open page says so.
+    let browser = signed_in(&api, 390, 844).await;
+    browser.screenshot("campaigns-narrow").await.unwrap();
+    let scrolls = browser
+        .script(
+            "return document.documentElement.scrollWidth > window.innerWidth",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(scrolls, false, "nothing overflows at 390 px");
+    assert_eq!(browser.property("#offline", "hidden").await.unwrap(), true);
+    drop(api);
+    let started = std::time::Instant::now();
+    while browser.property("#offline", "hidden").await.unwrap() == true {
+        assert!(
+            started.elapsed() < WAIT,
+            "no word that the API is unreachable"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        browser
+            .text("#offline")
+            .await
+            .unwrap()
+            .contains("unreachable")
+    );
+}
+
+#[tokio::test]
+async fn the_failure_report_shows_top_errors_and_retries_the_failed_from_the_browser() {
+    let app = TestApp::spawn().await.unwrap();
+    let sink = WebhookSink::start("127.0.0.1:0", WEBHOOK_SECRET)
+        .await
+        .unwrap();
+    sink.set_faults(Faults {
+        always: Some(410),
+        ..Faults::default()
+    });
+    let segment = unique("dfail");
+    app.seed(60, &segment);
+    let api = app.api().await.unwrap();
+    let key = unique("dfail");
+    let launched = api
+        .post(
+            "/v1/campaigns",
+            json!({"key": key, "title": "Webhooks", "body": "b", "segment": segment,
+                   "channel": "webhook", "webhook_url": sink.url(), "auto_pause": 0}),
+        )
+        .await;
+    assert_eq!(launched.status, StatusCode::CREATED, "{}", launched.text);
+    app.wait_status(&key, CampaignStatus::Completed, LONG)
+        .await
+        .unwrap();
+
+    let browser = signed_in(&api, 1280, 1000).await;
+    browser.open(&format!("/campaigns/{key}")).await.unwrap();
+    let errors = browser.text("table.errors").await.unwrap();
+    assert!(
+        errors.contains("410 Gone") && errors.contains("http_410") && errors.contains("60"),
+        "{errors}"
+    );
+    assert_eq!(browser.count("table.failed tbody tr").await.unwrap(), 20);
+    assert!(browser.text("table.failed").await.unwrap().contains('@'));
+    browser
+        .script(
+            "document.getElementById('failures').scrollIntoView(); return 1",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    browser.screenshot("campaign-failures").await.unwrap();
+
+    // The receiver is fixed; retry from the page and watch it complete again.
+    sink.set_faults(Faults::default());
+    browser
+        .click("form[action$='/retry-failed'] button")
+        .await
+        .unwrap();
+    browser
+        .wait_text(".notice", WAIT, |t| t.contains("Retrying"))
+        .await
+        .unwrap();
+    browser
+        .wait_text("[data-live-campaign] [data-f=failed]", LONG, |t| t == "0")
+        .await
+        .unwrap();
+    browser
+        .wait_text("[data-live-campaign] [data-f=status]", LONG, |t| {
+            t.contains("completed")
+        })
+        .await
+        .unwrap();
+    browser
+        .wait_text("#failures", WAIT, |t| t.contains("No failed deliveries"))
+        .await
+        .unwrap();
+    assert_eq!(sink.delivered(), 60);
+    app.assert_exactly_once(&key, 60).await;
+
+    // The rate form is there while a webhook campaign runs, and refuses a bad rate at its field.
+    let slow = unique("dslow");
+    let launched = api
+        .post(
+            "/v1/campaigns",
+            json!({"key": slow, "title": "Slow", "body": "b", "segment": segment,
+                   "channel": "webhook", "webhook_url": sink.url(), "rate": 1, "page_size": 1}),
+        )
+        .await;
+    assert_eq!(launched.status, StatusCode::CREATED, "{}", launched.text);
+    browser.open(&format!("/campaigns/{slow}")).await.unwrap();
+    browser.fill("#rate", "0").await.unwrap();
+    browser.click("form.rate button:not([name])").await.unwrap();
+    let message = browser
+        .wait_text("#rate-error", WAIT, |t| !t.is_empty())
+        .await
+        .unwrap();
+    assert!(message.contains("rate"), "{message}");
+    assert_eq!(
+        stored_rate(&app, &slow).await,
+        Some(1),
+        "a refused rate changes nothing"
+    );
+    browser.fill("#rate", "25").await.unwrap();
+    browser.click("form.rate button:not([name])").await.unwrap();
+    browser
+        .wait_text(".notice", WAIT, |t| t.contains("Rate changed"))
+        .await
+        .unwrap();
+    assert_eq!(stored_rate(&app, &slow).await, Some(25));
+    let out = app.herald(&["cancel", &slow]);
+    assert!(out.status.success());
+}
+
+/// A client that keeps the session cookie by hand and does not follow redirects.
+fn plain() -> reqwest::Client {
+    herald_activities::channels::install_crypto();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// An HTML form's body, `application/x-www-form-urlencoded`.
+trait FormBody {
+    fn form_body(self, fields: &[(&str, &str)]) -> Self;
+}
+
+impl FormBody for reqwest::RequestBuilder {
+    fn form_body(self, fields: &[(&str, &str)]) -> Self {
+        let encode = |s: &str| -> String {
+            s.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect()
+        };
+        let body: Vec<String> = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        self.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body.join("&"))
+    }
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    html[at..at + 64].to_owned()
+}
+
+#[tokio::test]
+async fn the_dashboard_refuses_forged_forms_and_strangers_and_escapes_what_it_shows() {
+    let app = TestApp::spawn().await.unwrap();
+    let segment = unique("dsec");
+    app.seed(500, &segment);
+    let api = app.api().await.unwrap();
+    let http = plain();
+    let key = unique("dsec");
+    let launched = api
+        .post(
+            "/v1/campaigns",
+            json!({"key": key, "title": "<img src=x onerror=alert(1)>", "body": "b",
+                   "segment": segment, "rate": 1, "page_size": 1}),
+        )
+        .await;
+    assert_eq!(launched.status, StatusCode::CREATED, "{}", launched.text);
+
+    // Strangers: pages redirect to the sign-in, the API's routes answer 401, a forged
+    // session is no session.
+    let page = http
+        .get(api.url("/campaigns?status=paused"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        page.headers()[header::LOCATION],
+        "/sign-in?next=/campaigns%3Fstatus%3Dpaused"
+    );
+    let forged = "herald_session=v1.99999999999.0000000000000000000000000000000000000000000000000000000000000000";
+    let page = http
+        .get(api.url("/campaigns"))
+        .header(header::COOKIE, forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    let events = http
+        .get(api.url("/v1/events"))
+        .header(header::COOKIE, forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), StatusCode::UNAUTHORIZED);
+    let wrong = http
+        .post(api.url("/sign-in"))
+        .form_body(&[("token", "guess-guess-guess-guess")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(wrong.headers().get(header::SET_COOKIE).is_none());
+    let foreign = http
+        .post(api.url("/sign-in"))
+        .header("origin", "https://evil.example")
+        .form_body(&[("token", TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        foreign.status(),
+        StatusCode::FORBIDDEN,
+        "a sign-in posted from another site"
+    );
+    assert!(foreign.headers().get(header::SET_COOKIE).is_none());
+
+    // Sign in.
+    let signed = http
+        .post(api.url("/sign-in"))
+        .form_body(&[("token", TOKEN), ("next", "https://evil.example/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        signed.headers()[header::LOCATION],
+        "/campaigns",
+        "no redirect off this server"
+    );
+    let set = signed.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(part), "{set}");
+    }
+    let cookie = set.split(';').next().unwrap().to_owned();
+
+    // Pages carry the policy, and operator input is escaped.
+    let page = http
+        .get(api.url(&format!("/campaigns/{key}")))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(page.headers()[header::X_FRAME_OPTIONS], "DENY");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "escaped"
+    );
+    assert!(!html.contains("<img"), "no markup from the title");
+    assert!(
+        !html.contains("<script>") && !html.contains(" style="),
+        "nothing inline"
+    );
+    let csrf = csrf_of(&html);
+
+    // The session opens the API's reads, and its writes only with the CSRF token.
+    let read = http
+        .get(api.url(&format!("/v1/campaigns/{key}")))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    let write = http
+        .post(api.url(&format!("/v1/campaigns/{key}/pause")))
+        .header(header::COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(write.status(), StatusCode::FORBIDDEN);
+    let before = app.request_row(&key).await;
+    let forms: [(&str, Vec<(&str, &str)>, Vec<(&str, &str)>); 4] = [
+        ("no token", vec![], vec![]),
+        (
+            "a wrong token",
+            vec![("csrf", "0".repeat(64).leak())],
+            vec![],
+        ),
+        (
+            "another site",
+            vec![("csrf", csrf.as_str())],
+            vec![("origin", "https://evil.example")],
+        ),
+        (
+            "a cross-site fetch",
+            vec![("csrf", csrf.as_str())],
+            vec![("sec-fetch-site", "cross-site")],
+        ),
+    ];
+    for (what, form, headers) in forms {
+        let mut request = http
+            .post(api.url(&format!("/campaigns/{key}/pause")))
+            .header(header::COOKIE, &cookie)
+            .form_body(&form);
+        for (k, v) in headers {
+            request = request.header(k, v);
+        }
+        let answer = request.send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN, "{what}");
+    }
+    assert_eq!(
+        app.request_row(&key).await,
+        before,
+        "a refused form changes nothing"
+    );
+    let paused = http
+        .post(api.url(&format!("/campaigns/{key}/pause")))
+        .header(header::COOKIE, &cookie)
+        .header("origin", &api.base)
+        .form_body(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paused.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        paused.headers()[header::LOCATION],
+        format!("/campaigns/{key}?done=pause").as_str()
+    );
+    assert_ne!(app.request_row(&key).await, before);
+    let api_write = http
+        .post(api.url(&format!("/v1/campaigns/{key}/resume")))
+        .header(header::COOKIE, &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api_write.status(), StatusCode::OK, "the script's way in");
+
+    // The dry run, as the API offers it.
+    let dry = api
+        .post(
+            "/v1/dry-run",
+            json!({"title": "t", "body": "b", "segment": segment}),
+        )
+        .await;
+    assert_eq!(dry.status, StatusCode::OK, "{}", dry.text);
+    assert_eq!(dry.body["recipients"], 500);
+    let dry = api
+        .post(
+            "/v1/dry-run",
+            json!({"title": "t", "body": "b", "segment": "nobody-here"}),
+        )
+        .await;
+    assert_eq!(dry.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", dry.text);
+    let dry = api
+        .post(
+            "/v1/dry-run",
+            json!({"title": "t", "body": "b", "speed": 3}),
+        )
+        .await;
+    assert_eq!(dry.status, StatusCode::BAD_REQUEST, "{}", dry.text);
+
+    // An unknown page is the dashboard's 404 for a browser, JSON for a client.
+    let missing = http
+        .get(api.url("/nowhere"))
+        .header(header::ACCEPT, "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(missing.text().await.unwrap().contains("No such page"));
+    let missing = http.get(api.url("/nowhere")).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(missing.text().await.unwrap().contains("\"not_found\""));
+
+    app.herald(&["cancel", &key]);
+}

@@ -67,19 +67,7 @@ impl Control {
             }
         };
         if let Err(e) = sent {
-            // The workflow had closed: the campaign finished between the request being
-            // judged and its signal. Say so as the campaign stands now.
-            if let WorkflowInteractionError::NotFound(_) = e {
-                let now = self.campaign(key).await?;
-                if now.status.is_terminal() {
-                    return Err(StoreError::WrongStatus {
-                        key: key.clone(),
-                        status: now.status,
-                        action: request.action(),
-                    }
-                    .into());
-                }
-            }
+            self.ended_meanwhile(key, &e, request.action()).await?;
             let holds = match request {
                 Request::Pause => "the pause is recorded and no new page starts",
                 Request::Cancel => "the cancel is recorded and no new page starts",
@@ -120,20 +108,46 @@ impl Control {
             },
             &PayloadConverter::default(),
         );
-        handle
+        let sent = handle
             .signal(
                 CampaignWorkflow::set_rate,
                 payload,
                 WorkflowSignalOptions::default(),
             )
-            .await
-            .map_err(|e| ControlError::Temporal {
+            .await;
+        if let Err(e) = sent {
+            self.ended_meanwhile(key, &e, "changing its rate").await?;
+            return Err(ControlError::Temporal {
                 action: format!("signalling campaign {key}"),
                 reason: format!(
                     "{e}; the new rate is recorded but the campaign keeps its old pace until told; \
                      run the same `herald rate` again"
                 ),
-            })?;
+            });
+        }
         Ok(changed)
+    }
+
+    /// A signal that finds its workflow closed comes after the campaign ended, between the
+    /// request being judged and the signal: that is the campaign's status refusing the
+    /// request (a 409 in the API), said as the campaign stands now, not an outage.
+    async fn ended_meanwhile(
+        &self,
+        key: &CampaignKey,
+        error: &WorkflowInteractionError,
+        action: &'static str,
+    ) -> Result<()> {
+        if let WorkflowInteractionError::NotFound(_) = error {
+            let now = self.campaign(key).await?;
+            if now.status.is_terminal() {
+                return Err(StoreError::WrongStatus {
+                    key: key.clone(),
+                    status: now.status,
+                    action,
+                }
+                .into());
+            }
+        }
+        Ok(())
     }
 }

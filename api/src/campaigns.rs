@@ -491,10 +491,12 @@ impl Follow {
 
 /// Follow the campaign list live (Server-Sent Events).
 ///
-/// A `progress` event for each of the newest 100 campaigns (with `status`, only those) at
-/// once, then one for each whenever its status, request or counters change, looked at every
-/// second. Each event's data is the campaign, as `GET /v1/campaigns/{key}` shows it. Launched
-/// campaigns appear as they come. The stream stays open.
+/// A `progress` event for each of the newest 100 campaigns (with `status`, only those; with
+/// `after`, the 100 after that cursor) at once, then one for each whenever its status,
+/// request or counters change, looked at every second. Each event's data is the campaign, as
+/// `GET /v1/campaigns/{key}` shows it. Launched campaigns appear as they come; one that
+/// leaves the followed set (its status no longer matches, or newer campaigns pushed it out)
+/// gets one last event as it stands. The stream stays open.
 #[utoipa::path(
     get, path = "/v1/events", tag = "campaigns",
     params(EventsQuery),
@@ -511,15 +513,17 @@ async fn list_events(
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let status = q.status.as_deref().map(parse_status).transpose()?;
+    let after = q.after.as_deref().map(Cursor::parse).transpose()?;
     // The first look answers now, so a database that is down is a 503, not an empty stream.
     let first = state
         .control
-        .campaigns(status, Limit::new(Limit::MAX)?, None)
+        .campaigns(status, Limit::new(Limit::MAX)?, after)
         .await?;
     let shutdown = state.shutdown.clone();
     let looks = ListLooks {
         state,
         status,
+        after,
         first: Some(first.items),
         shown: std::collections::HashMap::new(),
     };
@@ -534,6 +538,7 @@ async fn list_events(
 struct ListLooks {
     state: AppState,
     status: Option<CampaignStatus>,
+    after: Option<Cursor>,
     first: Option<Vec<herald_control::CampaignView>>,
     /// What was last sent of each campaign: status, intent and counters.
     shown: std::collections::HashMap<String, (i16, i16, i64, i64, i64)>,
@@ -554,7 +559,7 @@ impl ListLooks {
                         .campaigns(
                             self.status,
                             Limit::new(Limit::MAX).expect("MAX is a limit"),
-                            None,
+                            self.after,
                         )
                         .await
                     {
@@ -565,7 +570,7 @@ impl ListLooks {
                     }
                 }
             };
-            let mut events = Vec::new();
+            let mut events = self.departed(&views).await;
             // Oldest first, so a client that adds rows at the top ends newest first.
             for view in views.into_iter().rev() {
                 let shown = (
@@ -589,5 +594,35 @@ impl ListLooks {
                 return events;
             }
         }
+    }
+
+    /// The last event of each campaign shown before that is not among `views` any more, so
+    /// a client never keeps a stale row (a campaign filtered as running that has completed).
+    async fn departed(&mut self, views: &[herald_control::CampaignView]) -> Vec<Event> {
+        let here: std::collections::HashSet<String> =
+            views.iter().map(|v| v.key.to_string()).collect();
+        let gone: Vec<String> = self
+            .shown
+            .keys()
+            .filter(|k| !here.contains(*k))
+            .cloned()
+            .collect();
+        let mut events = Vec::new();
+        for key in gone {
+            self.shown.remove(&key);
+            let Ok(key) = CampaignKey::parse(&key) else {
+                continue;
+            };
+            // Not found: it cannot be; unreachable: the client keeps what it showed.
+            if let Ok(view) = self.state.control.campaign(&key).await {
+                events.push(
+                    Event::default()
+                        .event("progress")
+                        .json_data(Campaign::from(view))
+                        .expect("a campaign serializes"),
+                );
+            }
+        }
+        events
     }
 }

@@ -306,6 +306,9 @@ pub struct EventsQuery {
     /// Only campaigns with this status: its name or code.
     #[param(example = "in_progress")]
     pub status: Option<String>,
+    /// Follow the page of 100 that starts after this cursor (a `next` of
+    /// `GET /v1/campaigns`) instead of the newest 100.
+    pub after: Option<String>,
 }
 
 /// One event of a campaign's event stream, as Server-Sent Events frame it.

@@ -28,7 +28,10 @@ use axum::{
     routing::{get, post},
 };
 use chrono::Utc;
-use herald_control::Request;
+use herald_control::{
+    Request,
+    page::{Cursor, Limit},
+};
 use herald_wire::{CampaignKey, Rate};
 use serde::Deserialize;
 
@@ -291,8 +294,11 @@ async fn sign_out(op: Operator, headers: HeaderMap, Form(form): Form<CsrfForm>) 
 #[derive(Deserialize)]
 struct ListQuery {
     status: Option<String>,
+    /// Where this page starts: the `next` of the page before (none: the newest).
+    after: Option<String>,
 }
 
+/// Campaigns, newest first, a hundred to a page.
 async fn list(State(state): State<AppState>, op: Operator, Query(q): Query<ListQuery>) -> Response {
     let filter = q.status.as_deref().filter(|s| !s.is_empty());
     let status = match filter.map(parse_status).transpose() {
@@ -306,12 +312,27 @@ async fn list(State(state): State<AppState>, op: Operator, Query(q): Query<ListQ
             );
         }
     };
-    let limit =
-        herald_control::page::Limit::new(herald_control::page::Limit::MAX).expect("MAX is a limit");
-    match state.control.campaigns(status, limit, None).await {
+    let after = match q
+        .after
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(Cursor::parse)
+    {
+        None => None,
+        Some(Ok(cursor)) => Some(cursor),
+        Some(Err(e)) => {
+            return views::error_page(StatusCode::BAD_REQUEST, Some(&op), "No such page", &e.0);
+        }
+    };
+    let limit = Limit::new(Limit::MAX).expect("MAX is a limit");
+    match state.control.campaigns(status, limit, after).await {
         Ok(page) => {
             let items: Vec<Campaign> = page.items.into_iter().map(Campaign::from).collect();
-            views::list(&op, status.map(|s| s.name()), &items, page.next.is_some()).into_response()
+            let pages = views::Pages {
+                after: after.map(|c| c.to_string()),
+                next: page.next.map(|c| c.to_string()),
+            };
+            views::list(&op, status.map(|s| s.name()), &items, &pages).into_response()
         }
         Err(e) => unreachable_page(&op, e.into()),
     }

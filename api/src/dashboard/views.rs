@@ -227,7 +227,33 @@ pub fn error_page(
     (status, Html(page(title, op, body).into_string())).into_response()
 }
 
-pub fn list(op: &Operator, status: Option<&str>, items: &[Campaign], more: bool) -> Html<String> {
+/// Where a page of the list stands among the others.
+pub struct Pages {
+    /// The cursor this page starts after (`None`: the newest page).
+    pub after: Option<String>,
+    /// The cursor of the next (older) page, if there is one.
+    pub next: Option<String>,
+}
+
+/// The list's address with a filter and a page.
+fn list_href(status: Option<&str>, after: Option<&str>) -> String {
+    let query: Vec<String> = [("status", status), ("after", after)]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| format!("{name}={v}")))
+        .collect();
+    if query.is_empty() {
+        "/campaigns".to_owned()
+    } else {
+        format!("/campaigns?{}", query.join("&"))
+    }
+}
+
+pub fn list(
+    op: &Operator,
+    status: Option<&str>,
+    items: &[Campaign],
+    pages: &Pages,
+) -> Html<String> {
     let body = html! {
         div.heading {
             h1 { "Campaigns" }
@@ -245,13 +271,14 @@ pub fn list(op: &Operator, status: Option<&str>, items: &[Campaign], more: bool)
         }
         @let empty = items.is_empty();
         p #empty .empty hidden[!empty] {
-            @match status {
-                None => { "No campaigns yet. " a href="/launch" { "Launch the first one" } "." }
-                Some(s) => { "No " (label(s)) " campaigns." }
+            @match (status, &pages.after) {
+                (_, Some(_)) => { "No older campaigns. " a href=(list_href(status, None)) { "Back to the newest" } "." }
+                (None, None) => { "No campaigns yet. " a href="/launch" { "Launch the first one" } "." }
+                (Some(s), None) => { "No " (label(s)) " campaigns." }
             }
         }
-        table.campaigns data-live-list data-filter=(status.unwrap_or("")) hidden[empty] {
-            caption.sr-only { "Campaigns, newest first" }
+        table.campaigns data-live-list data-filter=(status.unwrap_or("")) data-after=(pages.after.as_deref().unwrap_or("")) hidden[empty] {
+            caption.sr-only { @if pages.after.is_some() { "Older campaigns, newest first" } @else { "Campaigns, newest first" } }
             thead {
                 tr {
                     th scope="col" { "Campaign" }
@@ -264,7 +291,12 @@ pub fn list(op: &Operator, status: Option<&str>, items: &[Campaign], more: bool)
             }
             tbody { @for c in items { (row_markup(c)) } }
         }
-        @if more { p.hint { "Showing the newest 100; the API lists the rest (GET /v1/campaigns?after=…)." } }
+        @if pages.after.is_some() || pages.next.is_some() {
+            nav.pages aria-label="Pages of campaigns" {
+                @if pages.after.is_some() { a href=(list_href(status, None)) { "← Newest campaigns" } }
+                @if let Some(next) = &pages.next { a href=(list_href(status, Some(next))) rel="next" { "Older campaigns →" } }
+            }
+        }
     };
     Html(page("Campaigns", Some(op), body).into_string())
 }

@@ -881,3 +881,234 @@ async fn the_dashboard_refuses_forged_forms_and_strangers_and_escapes_what_it_sh
 
     app.herald(&["cancel", &key]);
 }
+
+/// Sign in over plain HTTP; the session cookie, as a `Cookie` header's value.
+async fn session(http: &reqwest::Client, api: &ApiServer) -> String {
+    let signed = http
+        .post(api.url("/sign-in"))
+        .form_body(&[("token", TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), StatusCode::SEE_OTHER);
+    let set = signed.headers()[header::SET_COOKIE].to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+/// The campaign keys of a list page's rows, in order, and its link to the older page.
+fn rows_and_older(html: &str) -> (Vec<String>, Option<String>) {
+    let keys = html
+        .split("<tr data-key=\"")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+        .collect();
+    let older = html.find("rel=\"next\"").map(|at| {
+        let start = html[..at].rfind("href=\"").unwrap() + 6;
+        html[start..start + html[start..].find('"').unwrap()].replace("&amp;", "&")
+    });
+    (keys, older)
+}
+
+/// An event stream read one event at a time, as (event, data) pairs.
+struct Events {
+    stream: reqwest::Response,
+    text: String,
+}
+
+impl Events {
+    async fn open(http: &reqwest::Client, url: &str) -> Self {
+        let stream = http
+            .get(url)
+            .bearer_auth(TOKEN)
+            .timeout(Duration::from_secs(600))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stream.status(), StatusCode::OK, "{url}");
+        Self {
+            stream,
+            text: String::new(),
+        }
+    }
+
+    /// The next event; `None` if none comes within `quiet`.
+    async fn next(&mut self, quiet: Duration) -> Option<(String, serde_json::Value)> {
+        loop {
+            while let Some(end) = self.text.find("\n\n") {
+                let frame: String = self.text.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    frame
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name).map(str::trim).map(str::to_owned))
+                };
+                if let (Some(event), Some(data)) = (field("event:"), field("data:")) {
+                    return Some((event, serde_json::from_str(&data).unwrap_or_default()));
+                }
+            }
+            match tokio::time::timeout(quiet, self.stream.chunk()).await {
+                Ok(Ok(Some(bytes))) => self.text.push_str(&String::from_utf8_lossy(&bytes)),
+                _ => return None,
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_list_pages_through_every_campaign_and_its_stream_follows_the_page() {
+    let app = TestApp::spawn().await.unwrap();
+    // 205 finished campaigns, ledger rows only (no workflow is needed to list them), and
+    // among them two running ones: one near the top, one on the third page.
+    let prefix = unique("pg");
+    sqlx::query(
+        "INSERT INTO messages (key, title, body, spec, status, total)
+         SELECT $1 || '-' || lpad(n::text, 3, '0'), 'Campaign ' || n, 'b', '{}'::jsonb,
+                CASE WHEN n IN (3, 200) THEN 1 ELSE 3 END, 10
+         FROM generate_series(1, 205) AS n ORDER BY n",
+    )
+    .bind(&prefix)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let key = |n: usize| format!("{prefix}-{n:03}");
+    let api = app.api().await.unwrap();
+    let http = plain();
+    let cookie = session(&http, &api).await;
+    let page = |path: String| {
+        let (http, cookie, url) = (http.clone(), cookie.clone(), api.url(&path));
+        async move {
+            let answer = http
+                .get(url)
+                .header(header::COOKIE, cookie)
+                .send()
+                .await
+                .unwrap();
+            let status = answer.status();
+            (status, answer.text().await.unwrap())
+        }
+    };
+
+    // Newest first, a hundred to a page, each campaign once, to the last page.
+    let mut seen = Vec::new();
+    let mut next = Some("/campaigns".to_owned());
+    let mut pages = 0;
+    while let Some(path) = next.take() {
+        let (status, html) = page(path.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let (keys, older) = rows_and_older(&html);
+        assert_eq!(keys.len(), if older.is_some() { 100 } else { 5 }, "{path}");
+        if pages > 0 {
+            assert!(html.contains("Newest campaigns"), "{path}: a way back");
+        }
+        seen.extend(keys);
+        next = older;
+        pages += 1;
+    }
+    assert_eq!(pages, 3);
+    let expected: Vec<String> = (1..=205).rev().map(key).collect();
+    assert_eq!(seen, expected, "every campaign once, newest first");
+
+    // A filter is kept from page to page.
+    let (_, html) = page("/campaigns?status=completed".into()).await;
+    let (keys, older) = rows_and_older(&html);
+    assert_eq!(keys.len(), 100);
+    let older = older.expect("an older page of completed campaigns");
+    assert!(
+        older.starts_with("/campaigns?status=completed&after="),
+        "{older}"
+    );
+    let (_, html) = page(older).await;
+    let (keys, older) = rows_and_older(&html);
+    assert_eq!(keys.len(), 100);
+    let (_, html) = page(older.expect("a third page")).await;
+    let (keys, older) = rows_and_older(&html);
+    assert_eq!(
+        (keys.len(), older),
+        (3, None),
+        "203 completed: 100, then 100, then 3"
+    );
+    assert!(
+        html.contains("status=completed\">← Newest"),
+        "back to the filtered newest"
+    );
+
+    // A cursor that no page gave out is refused, plainly.
+    let (status, html) = page("/campaigns?after=soon".into()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("No such page"), "{html}");
+
+    // The stream of a later page follows that page's campaigns, not the newest.
+    let (_, html) = page("/campaigns".into()).await;
+    let after = rows_and_older(&html).1.unwrap();
+    let cursor = after.rsplit('=').next().unwrap().to_owned();
+    let mut events = Events::open(&http, &api.url(&format!("/v1/events?after={cursor}"))).await;
+    let mut keys = Vec::new();
+    while keys.len() < 100 {
+        let Some((_, c)) = events.next(Duration::from_secs(10)).await else {
+            break;
+        };
+        keys.push(c["key"].as_str().unwrap().to_owned());
+    }
+    keys.sort();
+    let mut second: Vec<String> = (6..=105).map(key).collect();
+    second.sort();
+    assert_eq!(keys, second, "the second page's campaigns");
+
+    // A running campaign that completes leaves a running filter with one last event, so a
+    // page filtered to running campaigns never keeps a stale row.
+    let mut running = Events::open(&http, &api.url("/v1/events?status=in_progress")).await;
+    let mut first = Vec::new();
+    for _ in 0..2 {
+        let (_, c) = running.next(WAIT).await.expect("the running campaigns");
+        first.push((c["key"].as_str().unwrap().to_owned(), c["status"].clone()));
+    }
+    assert_eq!(
+        first,
+        [(key(3), json!(1)), (key(200), json!(1))],
+        "oldest first"
+    );
+    sqlx::query("UPDATE messages SET status = 3 WHERE key = $1")
+        .bind(key(200))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (_, last) = running.next(WAIT).await.expect("a last event");
+    assert_eq!(
+        (last["key"].as_str(), &last["status"]),
+        (Some(key(200).as_str()), &json!(3))
+    );
+    assert!(
+        running.next(Duration::from_secs(3)).await.is_none(),
+        "and nothing more of it"
+    );
+
+    // In the browser: the link to the older page, whose rows stay live.
+    let browser = signed_in(&api, 1280, 900).await;
+    browser.click("a[rel=next]").await.unwrap();
+    browser
+        .wait_for(&format!("tr[data-key=\"{}\"]", key(105)), WAIT)
+        .await
+        .unwrap();
+    assert_eq!(browser.count("tbody tr").await.unwrap(), 100);
+    sqlx::query("UPDATE messages SET status = 2 WHERE key = $1")
+        .bind(key(50))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    browser
+        .wait_text(
+            &format!("tr[data-key=\"{}\"] [data-f=status]", key(50)),
+            WAIT,
+            |t| t.contains("paused"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(browser.property("#offline", "hidden").await.unwrap(), true);
+    assert_eq!(
+        browser
+            .count(&format!("tr[data-key=\"{}\"]", key(205)))
+            .await
+            .unwrap(),
+        0,
+        "the newest stay on the first page"
+    );
+}

@@ -88,16 +88,20 @@
     }).catch(function () { if (offline) offline.hidden = false; });
   }
 
-  // The list: every campaign's row follows /v1/events; new campaigns appear at the top.
+  // The list: its rows follow /v1/events for the same filter and page; on the newest page,
+  // campaigns launched meanwhile appear at the top.
   var list = document.querySelector('[data-live-list]');
   if (list) {
     var body = list.querySelector('tbody');
-    var filter = list.dataset.filter;
+    var filter = list.dataset.filter, after = list.dataset.after;
     var empty = document.getElementById('empty');
-    follow('/v1/events', function (c) {
+    var query = [];
+    if (filter) query.push('status=' + encodeURIComponent(filter));
+    if (after) query.push('after=' + encodeURIComponent(after));
+    follow('/v1/events' + (query.length ? '?' + query.join('&') : ''), function (c) {
       var row = body.querySelector('tr[data-key="' + CSS.escape(c.key) + '"]');
       if (row) { show(row, c); return; }
-      if (filter && filter !== c.status_name) return;
+      if (after || (filter && filter !== c.status_name)) return;
       fetch('/campaigns/' + encodeURIComponent(c.key) + '/row', { credentials: 'same-origin' })
         .then(function (r) { return r.ok ? r.text() : null; })
         .then(function (html) {

@@ -390,7 +390,12 @@ fn panel_markup(op: &Operator, c: &Campaign, history: &[StatusChange]) -> Markup
         section.card aria-labelledby="actions-h" data-state=(state) {
             h2 #actions-h { "Actions" }
             @if terminal || cancelling {
-                p.hint { "It has " (if cancelling && !terminal { "been asked to cancel".to_string() } else { label(&c.status_name) }) "; there is nothing to pause or resume." }
+                @let what = match c.status_name.as_str() {
+                    "completed" => "It has completed",
+                    "cancelled" => "It was cancelled",
+                    _ => "It has been asked to cancel",
+                };
+                p.hint { (what) "; there is nothing to pause or resume." }
             }
             div.actions {
                 @if can_pause {

@@ -48,7 +48,11 @@ impl TestApp {
     }
 
     pub async fn api_with_env(&self, extra: &[(&str, &str)]) -> Result<ApiServer> {
-        let port = free_port()?;
+        self.api_at(free_port()?, extra).await
+    }
+
+    /// `herald-api` on `port` (another start on the port of one that has stopped, say).
+    pub async fn api_at(&self, port: u16, extra: &[(&str, &str)]) -> Result<ApiServer> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -136,6 +140,15 @@ impl ApiServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.base
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port")
     }
 
     /// SIGTERM, then wait up to `within` for the process to exit; whether it did.

@@ -342,7 +342,8 @@ pub fn detail(
             }
             section.card aria-labelledby="progress-h" {
                 h2 #progress-h { "Progress" }
-                div.status-line { (badge(c)) span.request data-f="request" { (c.pending_request.as_deref().unwrap_or("")) } }
+                // A screen reader hears the status change (pause, completion), not every count.
+                div.status-line aria-live="polite" { (badge(c)) span.request data-f="request" { (c.pending_request.as_deref().unwrap_or("")) } }
                 (progress(c))
                 (counts(c))
                 dl.stats {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use herald_tests::{
     LONG, TestApp,
-    api::{ApiServer, TOKEN},
+    api::{ApiServer, Events, TOKEN},
     browser::Browser,
     sinks::{WEBHOOK_SECRET, WebhookSink, webhook::Faults},
     unique,
@@ -245,6 +245,19 @@ async fn an_operator_signs_in_launches_watches_pauses_and_resumes_in_the_browser
         assert!(started.elapsed() < WAIT, "the bar never moved");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    // From here the status holds while the counts move, and its live region is not written
+    // (a screen reader would hear every write).
+    browser
+        .script(
+            "window.__status_writes = 0;
+             new MutationObserver(function (m) { window.__status_writes += m.length; })
+               .observe(document.querySelector('.status-line'),
+                        { childList: true, characterData: true, subtree: true });
+             return 1",
+            json!([]),
+        )
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     loop {
         if progress_value(&browser).await > first {
@@ -259,6 +272,14 @@ async fn an_operator_signs_in_launches_watches_pauses_and_resumes_in_the_browser
             .await
             .unwrap(),
         true
+    );
+    assert_eq!(
+        browser
+            .script("return window.__status_writes", json!([]))
+            .await
+            .unwrap(),
+        0,
+        "the running status was not rewritten as the counts moved"
     );
     browser
         .wait_text("[data-live-campaign] [data-f=speed]", WAIT, |t| {
@@ -488,21 +509,47 @@ async fn an_operator_signs_in_launches_watches_pauses_and_resumes_in_the_browser
         .unwrap();
     assert_eq!(scrolls, false, "nothing overflows at 390 px");
     assert_eq!(browser.property("#offline", "hidden").await.unwrap(), true);
+    let port = api.port();
     drop(api);
-    let started = std::time::Instant::now();
-    while browser.property("#offline", "hidden").await.unwrap() == true {
-        assert!(
-            started.elapsed() < WAIT,
-            "no word that the API is unreachable"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let offline = |hidden: bool| {
+        let browser = &browser;
+        async move {
+            let started = std::time::Instant::now();
+            while browser.property("#offline", "hidden").await.unwrap() != hidden {
+                assert!(
+                    started.elapsed() < WAIT,
+                    "the banner is still hidden={}",
+                    !hidden
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    offline(false).await;
     assert!(
         browser
             .text("#offline")
             .await
             .unwrap()
             .contains("unreachable")
+    );
+
+    // The API back: the page picks up again by itself.
+    let api = app.api_at(port, &[]).await.unwrap();
+    offline(true).await;
+    // Back with another token: the session is over, and the page says so by going to the
+    // sign-in rather than showing a banner that never clears.
+    drop(api);
+    offline(false).await;
+    let _api = app
+        .api_at(port, &[("HERALD_API_TOKEN", "another-token-0123456789")])
+        .await
+        .unwrap();
+    browser.wait_for("#token", WAIT).await.unwrap();
+    assert_eq!(
+        browser.path().await.unwrap(),
+        "/sign-in?next=/campaigns",
+        "and back to this page after"
     );
 }
 
@@ -909,48 +956,13 @@ fn rows_and_older(html: &str) -> (Vec<String>, Option<String>) {
     (keys, older)
 }
 
-/// An event stream read one event at a time, as (event, data) pairs.
-struct Events {
-    stream: reqwest::Response,
-    text: String,
-}
-
-impl Events {
-    async fn open(http: &reqwest::Client, url: &str) -> Self {
-        let stream = http
-            .get(url)
-            .bearer_auth(TOKEN)
-            .timeout(Duration::from_secs(600))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(stream.status(), StatusCode::OK, "{url}");
-        Self {
-            stream,
-            text: String::new(),
-        }
-    }
-
-    /// The next event; `None` if none comes within `quiet`.
-    async fn next(&mut self, quiet: Duration) -> Option<(String, serde_json::Value)> {
-        loop {
-            while let Some(end) = self.text.find("\n\n") {
-                let frame: String = self.text.drain(..end + 2).collect();
-                let field = |name: &str| {
-                    frame
-                        .lines()
-                        .find_map(|l| l.strip_prefix(name).map(str::trim).map(str::to_owned))
-                };
-                if let (Some(event), Some(data)) = (field("event:"), field("data:")) {
-                    return Some((event, serde_json::from_str(&data).unwrap_or_default()));
-                }
-            }
-            match tokio::time::timeout(quiet, self.stream.chunk()).await {
-                Ok(Ok(Some(bytes))) => self.text.push_str(&String::from_utf8_lossy(&bytes)),
-                _ => return None,
-            }
-        }
-    }
+/// The next event's data within `quiet`; `None` if none comes.
+async fn next_within(events: &mut Events, quiet: Duration) -> Option<serde_json::Value> {
+    tokio::time::timeout(quiet, events.next())
+        .await
+        .ok()
+        .flatten()
+        .map(|e| e.data)
 }
 
 #[tokio::test]
@@ -1040,10 +1052,10 @@ async fn the_list_pages_through_every_campaign_and_its_stream_follows_the_page()
     let (_, html) = page("/campaigns".into()).await;
     let after = rows_and_older(&html).1.unwrap();
     let cursor = after.rsplit('=').next().unwrap().to_owned();
-    let mut events = Events::open(&http, &api.url(&format!("/v1/events?after={cursor}"))).await;
+    let mut events = api.events(&format!("/v1/events?after={cursor}")).await;
     let mut keys = Vec::new();
     while keys.len() < 100 {
-        let Some((_, c)) = events.next(Duration::from_secs(10)).await else {
+        let Some(c) = next_within(&mut events, Duration::from_secs(10)).await else {
             break;
         };
         keys.push(c["key"].as_str().unwrap().to_owned());
@@ -1055,10 +1067,12 @@ async fn the_list_pages_through_every_campaign_and_its_stream_follows_the_page()
 
     // A running campaign that completes leaves a running filter with one last event, so a
     // page filtered to running campaigns never keeps a stale row.
-    let mut running = Events::open(&http, &api.url("/v1/events?status=in_progress")).await;
+    let mut running = api.events("/v1/events?status=in_progress").await;
     let mut first = Vec::new();
     for _ in 0..2 {
-        let (_, c) = running.next(WAIT).await.expect("the running campaigns");
+        let c = next_within(&mut running, WAIT)
+            .await
+            .expect("the running campaigns");
         first.push((c["key"].as_str().unwrap().to_owned(), c["status"].clone()));
     }
     assert_eq!(
@@ -1071,13 +1085,15 @@ async fn the_list_pages_through_every_campaign_and_its_stream_follows_the_page()
         .execute(&app.pool)
         .await
         .unwrap();
-    let (_, last) = running.next(WAIT).await.expect("a last event");
+    let last = next_within(&mut running, WAIT).await.expect("a last event");
     assert_eq!(
         (last["key"].as_str(), &last["status"]),
         (Some(key(200).as_str()), &json!(3))
     );
     assert!(
-        running.next(Duration::from_secs(3)).await.is_none(),
+        next_within(&mut running, Duration::from_secs(3))
+            .await
+            .is_none(),
         "and nothing more of it"
     );
 

@@ -15,8 +15,11 @@
     return Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min';
   }
 
+  // Write only what changed: a live region re-announces any text that is written.
   function set(root, field, text) {
-    root.querySelectorAll('[data-f="' + field + '"]').forEach(function (el) { el.textContent = text; });
+    root.querySelectorAll('[data-f="' + field + '"]').forEach(function (el) {
+      if (el.textContent !== text) el.textContent = text;
+    });
   }
 
   // Speed from the last minute of samples of one campaign: recipients processed per second.
@@ -37,7 +40,7 @@
     var done = c.sent + c.failed;
     var badge = root.querySelector('[data-f="status"]');
     if (badge) {
-      badge.textContent = c.status + ' · ' + label(c.status_name);
+      set(root, 'status', c.status + ' · ' + label(c.status_name));
       badge.className = 'badge s-' + c.status_name;
     }
     root.dataset.status = c.status_name;
@@ -64,15 +67,34 @@
     }
   }
 
+  // An event stream that outlives what breaks it. The browser reconnects by itself after a
+  // dropped connection, but gives up on an answer that is not a stream: a 401 once the
+  // session has expired or the token changed, a 503 while the API cannot reach the ledger.
+  // Then this page is fetched to tell which: a lost session goes to the sign-in, anything
+  // else is tried again, less and less often.
   function follow(url, onProgress, onEnd) {
-    var source = new EventSource(url);
-    source.addEventListener('open', function () { if (offline) offline.hidden = true; });
-    source.addEventListener('error', function () {
-      if (source.readyState !== EventSource.OPEN && offline) offline.hidden = false;
-    });
-    source.addEventListener('progress', function (e) { onProgress(JSON.parse(e.data)); });
-    source.addEventListener('end', function () { source.close(); if (onEnd) onEnd(); });
-    return source;
+    var wait = 1000;
+    (function connect() {
+      var source = new EventSource(url);
+      source.addEventListener('open', function () {
+        wait = 1000;
+        if (offline) offline.hidden = true;
+      });
+      source.addEventListener('error', function () {
+        if (source.readyState === EventSource.OPEN) return;
+        if (offline) offline.hidden = false;
+        if (source.readyState !== EventSource.CLOSED) return;
+        setTimeout(function () {
+          fetch(window.location.href, { credentials: 'same-origin' }).then(function (r) {
+            if (r.redirected && new URL(r.url).pathname === '/sign-in') window.location.href = r.url;
+            else connect();
+          }, connect);
+        }, wait);
+        wait = Math.min(wait * 2, 30000);
+      });
+      source.addEventListener('progress', function (e) { onProgress(JSON.parse(e.data)); });
+      source.addEventListener('end', function () { source.close(); if (onEnd) onEnd(); });
+    })();
   }
 
   // Swap in a fragment the server rendered (escaped there), keeping focus where it was.

@@ -474,12 +474,7 @@ impl Follow {
             }
             self.last = Some(shown);
             let campaign = Campaign::from(view);
-            let mut events = vec![
-                Event::default()
-                    .event("progress")
-                    .json_data(&campaign)
-                    .expect("a campaign serializes"),
-            ];
+            let mut events = vec![progress_event(&campaign)];
             if finished {
                 self.ended = true;
                 events.push(Event::default().event("end").data(campaign.status_name));
@@ -487,6 +482,14 @@ impl Follow {
             return events;
         }
     }
+}
+
+/// A `progress` event: the campaign, as `GET /v1/campaigns/{key}` shows it.
+fn progress_event(campaign: &Campaign) -> Event {
+    Event::default()
+        .event("progress")
+        .json_data(campaign)
+        .expect("a campaign serializes")
 }
 
 /// Follow the campaign list live (Server-Sent Events).
@@ -583,12 +586,7 @@ impl ListLooks {
                 if self.shown.insert(view.key.to_string(), shown) == Some(shown) {
                     continue;
                 }
-                events.push(
-                    Event::default()
-                        .event("progress")
-                        .json_data(Campaign::from(view))
-                        .expect("a campaign serializes"),
-                );
+                events.push(progress_event(&Campaign::from(view)));
             }
             if !events.is_empty() {
                 return events;
@@ -615,12 +613,7 @@ impl ListLooks {
             };
             // Not found: it cannot be; unreachable: the client keeps what it showed.
             if let Ok(view) = self.state.control.campaign(&key).await {
-                events.push(
-                    Event::default()
-                        .event("progress")
-                        .json_data(Campaign::from(view))
-                        .expect("a campaign serializes"),
-                );
+                events.push(progress_event(&Campaign::from(view)));
             }
         }
         events

@@ -17,8 +17,8 @@ use herald_store::{
     status,
 };
 use herald_wire::{
-    Channel, PageInput, PageOutcome, RecordRequestInput, RegisterInput, Registered, Requested,
-    SetStatusInput, StatusRecorded,
+    Channel, LedgerRequests, PageInput, PageOutcome, RegisterInput, Registered, SetStatusInput,
+    StatusRecorded, SyncRequestsInput,
 };
 use herald_workflows::activities::definitions;
 use temporalio_common::error::ApplicationFailure;
@@ -239,14 +239,14 @@ impl HeraldActivities {
             .map_err(to_activity_error)
     }
 
-    #[activity(definition = definitions::RecordRequest)]
-    pub async fn record_request(
+    #[activity(definition = definitions::SyncRequests)]
+    pub async fn sync_requests(
         self: Arc<Self>,
         _ctx: ActivityContext,
-        input: RecordRequestInput,
-    ) -> Result<Requested, ActivityError> {
+        input: SyncRequestsInput,
+    ) -> Result<LedgerRequests, ActivityError> {
         self.stopping.refuse()?;
-        status::record_bare(&self.pool, &input)
+        status::sync_requests(&self.pool, &input)
             .await
             .map_err(to_activity_error)
     }

@@ -1,12 +1,13 @@
-//! Pause, resume and cancel: the request is recorded in the campaign's row, then the workflow
-//! is told by a signal that carries the request's number.
+//! Pause, resume, cancel and rate: the request is recorded in the campaign's row, then the
+//! workflow is told by the `herald.requests` signal to read the row. The signal carries
+//! nothing, so nobody can forge a request through it: the ledger is the only authority.
 
 use herald_store::StoreError;
 use herald_store::status::{self, RateChanged, Recorded, Request};
-use herald_wire::{CampaignKey, InvalidInput, Rate, RateRequest, SignalRequest, names};
+use herald_wire::{CampaignKey, InvalidInput, Rate, names};
 use herald_workflows::{CampaignWorkflow, options::SEND_GATE_EVERY};
-use temporalio_client::{WorkflowSignalOptions, errors::WorkflowInteractionError};
-use temporalio_common::data_converters::{PayloadConverter, RawValue};
+use temporalio_client::{Client, WorkflowSignalOptions, errors::WorkflowInteractionError};
+use temporalio_common::data_converters::RawValue;
 
 use crate::{Control, ControlError, Result};
 
@@ -43,30 +44,7 @@ impl Control {
         }
         let client = self.temporal().await?;
         let recorded = status::request(&self.db, key, request, reason).await?;
-        let handle = client.get_workflow_handle::<CampaignWorkflow>(names::workflow_id(key));
-        let payload = RawValue::from_value(
-            &SignalRequest::numbered(recorded.requested.seq, reason.map(str::to_owned)),
-            &PayloadConverter::default(),
-        );
-        let options = WorkflowSignalOptions::default();
-        let sent = match request {
-            Request::Pause => {
-                handle
-                    .signal(CampaignWorkflow::pause, payload, options)
-                    .await
-            }
-            Request::Resume => {
-                handle
-                    .signal(CampaignWorkflow::resume, payload, options)
-                    .await
-            }
-            Request::Cancel => {
-                handle
-                    .signal(CampaignWorkflow::cancel, payload, options)
-                    .await
-            }
-        };
-        if let Err(e) = sent {
+        if let Err(e) = tell_workflow(&client, key).await {
             self.ended_meanwhile(key, &e, request.action()).await?;
             let holds = match request {
                 Request::Pause => "the pause is recorded and no new page starts",
@@ -100,22 +78,7 @@ impl Control {
     pub async fn set_rate(&self, key: &CampaignKey, rate: Option<Rate>) -> Result<RateChanged> {
         let client = self.temporal().await?;
         let changed = status::set_rate(&self.db, key, rate).await?;
-        let handle = client.get_workflow_handle::<CampaignWorkflow>(names::workflow_id(key));
-        let payload = RawValue::from_value(
-            &RateRequest {
-                rate,
-                seq: Some(changed.seq),
-            },
-            &PayloadConverter::default(),
-        );
-        let sent = handle
-            .signal(
-                CampaignWorkflow::set_rate,
-                payload,
-                WorkflowSignalOptions::default(),
-            )
-            .await;
-        if let Err(e) = sent {
+        if let Err(e) = tell_workflow(&client, key).await {
             self.ended_meanwhile(key, &e, "changing its rate").await?;
             return Err(ControlError::Temporal {
                 action: format!("signalling campaign {key}"),
@@ -150,4 +113,20 @@ impl Control {
         }
         Ok(())
     }
+}
+
+/// Tell a campaign's workflow that its row holds a request it has not read. A signal, not an
+/// update, so that it is delivered while no worker runs (the row's gate holds meanwhile).
+async fn tell_workflow(
+    client: &Client,
+    key: &CampaignKey,
+) -> std::result::Result<(), WorkflowInteractionError> {
+    client
+        .get_workflow_handle::<CampaignWorkflow>(names::workflow_id(key))
+        .signal(
+            CampaignWorkflow::requests,
+            RawValue::new(Vec::new()),
+            WorkflowSignalOptions::default(),
+        )
+        .await
 }

@@ -80,6 +80,9 @@ fn launch_request(args: LaunchArgs) -> Result<LaunchRequest, ControlError> {
     if let Some(secs) = args.failure_grace {
         tuning.failure_grace_secs = secs;
     }
+    if let Some(events) = args.history_events {
+        tuning.history_events = events.max(1);
+    }
     if let Some(percent) = args.auto_pause {
         tuning.auto_pause_percent = percent;
     }

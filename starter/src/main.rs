@@ -186,6 +186,10 @@ struct LaunchArgs {
     /// failed (default 30; tests set it low).
     #[arg(long, hide = true)]
     failure_grace: Option<u32>,
+    /// Continue-as-new once a run's history holds this many events (default 8000; tests set
+    /// it low to prove that every wait stays bounded).
+    #[arg(long, hide = true)]
+    history_events: Option<u32>,
 }
 
 #[derive(Args)]

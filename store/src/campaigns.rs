@@ -3,13 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use herald_wire::{
-    CampaignKey, CampaignSpec, CampaignStatus, Channel, Intent, Registered, Requested, Segment,
-    Tuning,
+    CampaignKey, CampaignSpec, CampaignStatus, Channel, Intent, LedgerRequests, Registered,
+    Requested, Segment, Tuning,
 };
 use serde::Serialize;
 use sqlx::{FromRow, PgPool, Postgres, Transaction};
 
-use crate::{Result, StoreError, audience, partitions};
+use crate::{Result, StoreError, audience, partitions, status};
 
 /// The workflow's registration: insert the campaign row if it is new, fix its audience if
 /// that has not been done, and make the ledger partitions it needs. Identical on every call
@@ -113,6 +113,8 @@ struct Stored {
     intent: Intent,
     intent_seq: i64,
     intent_reason: Option<String>,
+    rate: Option<i32>,
+    rate_seq: i64,
     segment: Option<String>,
     total: Option<i64>,
     min_user_id: Option<i64>,
@@ -123,8 +125,8 @@ struct Stored {
 /// ids and are outside the campaign.
 async fn fix_audience(tx: &mut Transaction<'_, Postgres>, key: &CampaignKey) -> Result<Registered> {
     let row: Stored = sqlx::query_as(
-        "SELECT id, status, intent, intent_seq, intent_reason, segment, total, min_user_id,
-                max_user_id
+        "SELECT id, status, intent, intent_seq, intent_reason, rate, rate_seq, segment, total,
+                min_user_id, max_user_id
          FROM messages WHERE key = $1 FOR UPDATE",
     )
     .bind(key.as_str())
@@ -136,10 +138,14 @@ async fn fix_audience(tx: &mut Transaction<'_, Postgres>, key: &CampaignKey) -> 
         min_id: min_id.unwrap_or(0),
         max_id: max_id.unwrap_or(-1),
         status: row.status,
-        requested: Requested {
-            intent: row.intent,
-            seq: row.intent_seq,
-            reason: row.intent_reason.clone(),
+        requests: LedgerRequests {
+            requested: Requested {
+                intent: row.intent,
+                seq: row.intent_seq,
+                reason: row.intent_reason.clone(),
+            },
+            rate: status::stored_rate(row.rate),
+            rate_seq: row.rate_seq,
         },
     };
     if let Some(total) = row.total {

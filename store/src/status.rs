@@ -3,12 +3,11 @@
 //! also stamps the times that belong to it: started when it first goes in progress, paused
 //! while it is paused, finished when it ends; a finished campaign is never moved. Operators
 //! write the intent (what they asked) through [`request`], each request numbered; the
-//! workflow writes it only to record a bare signal, and only over the request it knew of
-//! ([`record_bare`]). Docs: docs/architecture.md, "Operator requests".
+//! workflow writes it only to append a bare signal as the next request ([`sync_requests`]). Docs: docs/architecture.md, "Operator requests".
 
 use herald_wire::{
-    CampaignKey, CampaignStatus, Channel, Intent, Rate, RecordRequestInput, Requested,
-    SetStatusInput, StatusRecorded,
+    CampaignKey, CampaignStatus, Channel, Intent, LedgerRequests, Rate, Requested, SetStatusInput,
+    StatusRecorded, SyncRequestsInput,
 };
 use sqlx::{FromRow, PgConnection, PgPool};
 
@@ -300,33 +299,74 @@ pub async fn request(
     })
 }
 
-/// The workflow's record of a request that came as a bare signal: stored as the next
-/// request, unless the row already holds a request newer than `seen_seq` (which the workflow
-/// then follows). Returns the newest request stored.
-pub async fn record_bare(pool: &PgPool, input: &RecordRequestInput) -> Result<Requested> {
-    let row: Option<(i16, i64, Option<String>)> = sqlx::query_as(
-        "WITH moved AS (
-            UPDATE messages SET intent = $2, intent_seq = intent_seq + 1, intent_reason = $4,
-                requested_at = now(), updated_at = now()
-            WHERE id = $1 AND intent_seq = $3
-            RETURNING intent, intent_seq, intent_reason
-         )
-         SELECT * FROM moved
-         UNION ALL
-         SELECT intent, intent_seq, intent_reason FROM messages
-         WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM moved)",
-    )
-    .bind(input.campaign_id)
-    .bind(input.intent.code())
-    .bind(input.seen_seq)
-    .bind(input.reason.as_deref())
-    .fetch_optional(pool)
-    .await?;
-    let (intent, seq, reason) = row.ok_or(StoreError::UnknownCampaignId(input.campaign_id))?;
-    Ok(Requested {
-        intent: decode_intent(intent)?,
-        seq,
-        reason,
+/// A stored speed limit (`messages.rate`), read as a [`Rate`]; a value outside the bounds
+/// (written by hand) reads as none.
+pub(crate) fn stored_rate(rate: Option<i32>) -> Option<Rate> {
+    rate.and_then(|r| Rate::new(u32::try_from(r).ok()?).ok())
+}
+
+/// The requests columns of a campaign's row.
+#[derive(FromRow)]
+struct RequestColumns {
+    #[sqlx(try_from = "i16")]
+    intent: Intent,
+    intent_seq: i64,
+    intent_reason: Option<String>,
+    rate: Option<i32>,
+    rate_seq: i64,
+}
+
+/// The workflow's look at the requests a campaign's row holds, after appending the bare
+/// signals it has applied: each is stored as the next request, whatever came before it, so
+/// the row orders every request, numbered or bare, in the order they reached it. Returns
+/// what the row holds then.
+pub async fn sync_requests(pool: &PgPool, input: &SyncRequestsInput) -> Result<LedgerRequests> {
+    let row: Option<RequestColumns> = if input.intent.is_none() && input.rate.is_none() {
+        sqlx::query_as(
+            "SELECT intent, intent_seq, intent_reason, rate, rate_seq FROM messages WHERE id = $1",
+        )
+        .bind(input.campaign_id)
+        .fetch_optional(pool)
+        .await?
+    } else {
+        let (intent, reason) = match &input.intent {
+            Some(bare) => (Some(bare.intent.code()), bare.reason.as_deref()),
+            None => (None, None),
+        };
+        // A cancel in the row is final: a bare pause or resume is not appended after it
+        // (the workflow then reads the cancel and follows it).
+        sqlx::query_as(
+            "UPDATE messages SET
+                 intent = CASE WHEN intent <> 2 OR $2 = 2 THEN coalesce($2, intent) ELSE intent END,
+                 intent_seq = intent_seq
+                     + CASE WHEN $2 IS NOT NULL AND (intent <> 2 OR $2 = 2) THEN 1 ELSE 0 END,
+                 intent_reason = CASE WHEN $2 IS NOT NULL AND (intent <> 2 OR $2 = 2) THEN $3
+                                      ELSE intent_reason END,
+                 requested_at = CASE WHEN $2 IS NOT NULL AND (intent <> 2 OR $2 = 2) THEN now()
+                                     ELSE requested_at END,
+                 rate = CASE WHEN $4 THEN $5 ELSE rate END,
+                 rate_seq = rate_seq + CASE WHEN $4 THEN 1 ELSE 0 END,
+                 updated_at = now()
+             WHERE id = $1
+             RETURNING intent, intent_seq, intent_reason, rate, rate_seq",
+        )
+        .bind(input.campaign_id)
+        .bind(intent)
+        .bind(reason)
+        .bind(input.rate.is_some())
+        .bind(input.rate.flatten().map(|r| r.get() as i32))
+        .fetch_optional(pool)
+        .await?
+    };
+    let row = row.ok_or(StoreError::UnknownCampaignId(input.campaign_id))?;
+    Ok(LedgerRequests {
+        requested: Requested {
+            intent: row.intent,
+            seq: row.intent_seq,
+            reason: row.intent_reason,
+        },
+        rate: stored_rate(row.rate),
+        rate_seq: row.rate_seq,
     })
 }
 

@@ -671,6 +671,11 @@ impl Launch<'_> {
         self.arg("pages-per-run", n)
     }
 
+    /// Continue-as-new once a run's history holds `n` events.
+    pub fn history_events(self, n: u32) -> Self {
+        self.arg("history-events", n)
+    }
+
     /// Seconds a permanent error is retried before the campaign is marked failed.
     pub fn failure_grace(self, secs: u32) -> Self {
         self.arg("failure-grace", secs)
@@ -750,4 +755,49 @@ where
 /// stderr as text, for asserting on error messages.
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The history length of every run of a campaign's workflow, newest first (-1 for a run
+/// that cannot be described right now).
+pub fn history_lengths(key: &str) -> Vec<i64> {
+    let temporal = |args: &[&str]| -> Value {
+        let out = Command::new(temporal_cli())
+            .args(args)
+            .args(["--address", &temporal_address(), "--output", "json"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    };
+    let id = workflow_id(key);
+    let runs = temporal(&[
+        "workflow",
+        "list",
+        "--query",
+        &format!("WorkflowId = '{id}'"),
+    ]);
+    runs.as_array()
+        .into_iter()
+        .flatten()
+        .map(|run| {
+            let run_id = run["execution"]["runId"].as_str().unwrap_or_default();
+            let described = temporal(&["workflow", "describe", "-w", &id, "-r", run_id]);
+            let length = &described["workflowExecutionInfo"]["historyLength"];
+            length
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .or_else(|| length.as_i64())
+                .unwrap_or(-1)
+        })
+        .collect()
+}
+
+/// A Temporal client for the test server, to send signals by the thousand.
+pub async fn temporal_client() -> temporalio_client::Client {
+    use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, Url};
+    let url = Url::parse(&format!("http://{}", temporal_address())).unwrap();
+    let connection = Connection::connect(ConnectionOptions::new(url).build())
+        .await
+        .expect("connecting to the Temporal test server");
+    Client::new(connection, ClientOptions::new("default".to_owned()).build()).unwrap()
 }

@@ -10,16 +10,19 @@
 //! - [`types`]: parsed values that can only hold valid data (`CampaignKey`, `PageSize`, …).
 //! - [`status`]: the campaign status codes 0–3 of the specification, Herald's 4 and 5, and
 //!   the status of one recipient's item.
+//! - [`carried`]: the campaign workflow's durable state, carried from run to run.
 //! - [`messages`]: workflow input, activity inputs and outcomes, progress, signal payloads.
 //!
 //! After the first release, every field added to a struct that crosses the wire gets
 //! `#[serde(default)]`, so running workflows' histories keep decoding (docs/operations.md).
 
+pub mod carried;
 pub mod messages;
 pub mod names;
 pub mod status;
 pub mod types;
 
+pub use carried::*;
 pub use messages::*;
 pub use status::{CampaignStatus, Intent, ItemStatus, Requested};
 pub use types::*;

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Attempts, CampaignKey, CampaignStatus, Channel, Content, Intent, InvalidInput, Lanes,
-    PageExecution, PageSize, Rate, Requested, Segment, WebhookUrl,
+    Attempts, BareRequest, CampaignKey, CampaignStatus, Carried, Channel, Content, InvalidInput,
+    Lanes, PageExecution, PageSize, Rate, Requested, Segment, WebhookUrl,
 };
 
 /// What an operator asked for at launch. Immutable for the life of the campaign.
@@ -110,6 +110,10 @@ pub struct Tuning {
     pub auto_pause_percent: u32,
     #[serde(default = "Tuning::default_auto_pause_window")]
     pub auto_pause_window: u32,
+    /// Continue-as-new once a run's history holds this many events, in every wait as
+    /// between pages. Tests set it low to prove that waits stay bounded.
+    #[serde(default = "Tuning::default_history_events")]
+    pub history_events: u32,
 }
 
 impl Tuning {
@@ -131,6 +135,13 @@ impl Tuning {
     fn default_failure_grace_secs() -> u32 {
         30
     }
+
+    /// Temporal warns at 10,240 events per run and fails at 51,200: hand over well before.
+    pub const DEFAULT_HISTORY_EVENTS: u32 = 8_000;
+
+    fn default_history_events() -> u32 {
+        Self::DEFAULT_HISTORY_EVENTS
+    }
 }
 
 impl Default for Tuning {
@@ -140,71 +151,9 @@ impl Default for Tuning {
             failure_grace_secs: Self::default_failure_grace_secs(),
             auto_pause_percent: Self::DEFAULT_AUTO_PAUSE_PERCENT,
             auto_pause_window: Self::DEFAULT_AUTO_PAUSE_WINDOW,
+            history_events: Self::DEFAULT_HISTORY_EVENTS,
         }
     }
-}
-
-/// State handed from one workflow run to the next at continue-as-new.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Carried {
-    pub campaign_id: i64,
-    pub total: i64,
-    pub lanes: Vec<LaneCursor>,
-    pub pages_done: u64,
-    pub paused: bool,
-    #[serde(default)]
-    pub reason: Option<String>,
-    #[serde(default)]
-    pub cancel_requested: bool,
-    /// How many runs came before this one (for progress and tests).
-    pub run: u32,
-    /// Whether the campaign has been marked in progress (send_at passed).
-    #[serde(default)]
-    pub started: bool,
-    /// Stopped on an error that retrying could not fix; waiting for a resume.
-    #[serde(default)]
-    pub failed: bool,
-    /// Pages failing right now, if they are.
-    #[serde(default)]
-    pub trouble: Trouble,
-    /// The newest operator request the workflow has applied.
-    #[serde(default)]
-    pub requested: Requested,
-    /// A request that came as a bare signal and is not yet recorded in the campaign's row.
-    #[serde(default)]
-    pub unrecorded: Option<Intent>,
-    /// The tries of the latest pages of an external campaign, for its auto-pause.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub recent: Vec<Deliveries>,
-    /// The speed limit now (changed since launch by the `rate` signal), and the number of
-    /// the newest change applied.
-    #[serde(default)]
-    pub rate: Option<Rate>,
-    #[serde(default)]
-    pub rate_seq: i64,
-}
-
-/// A run of failed pages, and since when an error that retrying cannot fix has been seen.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Trouble {
-    /// Failures in a row; 0 when the last page worked.
-    pub failures: u32,
-    /// Workflow time (Unix milliseconds) of the first permanent failure in this run of
-    /// failures, if any.
-    pub permanent_since_ms: Option<i64>,
-}
-
-/// One lane: a disjoint range of user ids `(after, until]` walked in id order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LaneCursor {
-    /// The last user id whose page is committed (exclusive lower bound of the next page).
-    pub after: i64,
-    /// The lane's inclusive upper bound.
-    pub until: i64,
-    pub done: bool,
-    /// Committed totals for this lane, as read back from the ledger.
-    pub sent: i64,
-    pub failed: i64,
 }
 
 /// Input of the register activity.
@@ -228,9 +177,9 @@ pub struct Registered {
     pub max_id: i64,
     /// The status currently stored (a campaign cancelled before its first run stays so).
     pub status: CampaignStatus,
-    /// The newest operator request stored (one can come before the workflow's first task).
+    /// The newest operator requests stored (one can come before the workflow's first task).
     #[serde(default)]
-    pub requested: Requested,
+    pub requests: LedgerRequests,
 }
 
 /// Input of the page activity: the next page of one lane.
@@ -309,17 +258,30 @@ impl Deliveries {
     }
 }
 
-/// Input of the record-request activity: a request that reached the workflow as a bare
-/// signal (without the number the CLI gives its requests) is written to the campaign's row,
-/// unless a newer request is there already.
+/// Input of the sync-requests activity: read the operators' requests the campaign's row
+/// holds, after appending to them the bare signals the workflow has applied but not yet
+/// recorded (each as the next request, so that the page statement obeys it and later
+/// requests are numbered after it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RecordRequestInput {
+pub struct SyncRequestsInput {
     pub campaign_id: i64,
-    pub intent: Intent,
-    /// The newest request the workflow knew of when the signal came.
-    pub seen_seq: i64,
+    /// A bare pause, resume or cancel to record.
     #[serde(default)]
-    pub reason: Option<String>,
+    pub intent: Option<BareRequest>,
+    /// A bare rate change to record (`Some(None)`: no limit).
+    #[serde(default)]
+    pub rate: Option<Option<Rate>>,
+}
+
+/// The operators' requests a campaign's row holds: the newest pause, resume or cancel, and
+/// the speed limit with its number.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerRequests {
+    pub requested: Requested,
+    #[serde(default)]
+    pub rate: Option<Rate>,
+    #[serde(default)]
+    pub rate_seq: i64,
 }
 
 /// Input of the set-status activity.
@@ -362,13 +324,11 @@ pub struct Progress {
     pub run: u32,
 }
 
-/// The payload of the `rate` signal: the new speed limit (`None`: none), and the change's
-/// number in the campaign's row (`messages.rate_seq`) when Herald sent it.
+/// The payload of the `rate` signal: the new speed limit (`None`: none). Any other field is
+/// ignored: a signal carries no authority beyond what it names.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateRequest {
     pub rate: Option<Rate>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seq: Option<i64>,
 }
 
 impl RateRequest {
@@ -377,48 +337,33 @@ impl RateRequest {
         if encoding.is_some_and(|e| e != b"json/plain") {
             return None;
         }
+        let limit = |v: &serde_json::Value| Rate::new(u32::try_from(v.as_u64()?).ok()?).ok();
         match serde_json::from_slice::<serde_json::Value>(data).ok()? {
-            serde_json::Value::Object(map) => {
-                let rate = match map.get("rate")? {
-                    serde_json::Value::Null => None,
-                    v => Some(Rate::new(u32::try_from(v.as_u64()?).ok()?).ok()?),
-                };
-                let seq = map
-                    .get("seq")
-                    .and_then(serde_json::Value::as_i64)
-                    .filter(|n| *n > 0);
-                Some(Self { rate, seq })
-            }
-            serde_json::Value::Number(n) => Some(Self {
-                rate: Some(Rate::new(u32::try_from(n.as_u64()?).ok()?).ok()?),
-                seq: None,
+            serde_json::Value::Object(map) => match map.get("rate")? {
+                serde_json::Value::Null => Some(Self { rate: None }),
+                v => Some(Self {
+                    rate: Some(limit(v)?),
+                }),
+            },
+            n @ serde_json::Value::Number(_) => Some(Self {
+                rate: Some(limit(&n)?),
             }),
             _ => None,
         }
     }
 }
 
-/// The payload of pause, resume and cancel. Every field is optional.
+/// The payload of pause, resume and cancel: an optional reason. Any other field (a request
+/// number copied from an earlier payload, say) is ignored: a signal carries no authority
+/// beyond what it names.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignalRequest {
     #[serde(default)]
     pub reason: Option<String>,
-    /// The request's number in the campaign's row (`messages.intent_seq`), set by Herald's
-    /// CLI, which records every request there before it signals. A bare signal has none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seq: Option<i64>,
 }
 
 impl SignalRequest {
     const MAX_REASON_CHARS: usize = 500;
-
-    /// A request the CLI has recorded as number `seq`.
-    pub fn numbered(seq: i64, reason: Option<String>) -> Self {
-        Self {
-            reason,
-            seq: Some(seq),
-        }
-    }
 
     /// Read a signal payload leniently. Signals arrive from the CLI, from other services and
     /// from the web UI's free-text box, so anything is possible: a JSON object with a
@@ -432,18 +377,13 @@ impl SignalRequest {
         if !is_json || data.is_empty() {
             return Self::default();
         }
-        let (reason, seq) = match serde_json::from_slice::<serde_json::Value>(data) {
-            Ok(serde_json::Value::Object(map)) => (
-                match map.get("reason") {
-                    Some(serde_json::Value::String(s)) => Some(s.clone()),
-                    _ => None,
-                },
-                map.get("seq")
-                    .and_then(serde_json::Value::as_i64)
-                    .filter(|n| *n > 0),
-            ),
-            Ok(serde_json::Value::String(s)) => (Some(s), None),
-            _ => (None, None),
+        let reason = match serde_json::from_slice::<serde_json::Value>(data) {
+            Ok(serde_json::Value::Object(map)) => match map.get("reason") {
+                Some(serde_json::Value::String(s)) => Some(s.clone()),
+                _ => None,
+            },
+            Ok(serde_json::Value::String(s)) => Some(s),
+            _ => None,
         };
         let reason = reason
             .map(|r| {
@@ -455,19 +395,24 @@ impl SignalRequest {
                     .collect::<String>()
             })
             .filter(|r| !r.is_empty());
-        Self { reason, seq }
+        Self { reason }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Intent;
 
     #[test]
     fn rate_payloads_are_read_or_ignored() {
         let json = Some(&b"json/plain"[..]);
         let r = RateRequest::from_payload(json, br#"{"rate":250,"seq":3}"#).unwrap();
-        assert_eq!((r.rate.map(|r| r.get()), r.seq), (Some(250), Some(3)));
+        assert_eq!(
+            r.rate.map(|r| r.get()),
+            Some(250),
+            "a number in it is ignored"
+        );
         let r = RateRequest::from_payload(json, br#"{"rate":null}"#).unwrap();
         assert_eq!(r, RateRequest::default());
         assert_eq!(
@@ -520,10 +465,11 @@ mod tests {
         assert_eq!(r, SignalRequest::default());
         let r = SignalRequest::from_payload(Some(b"binary/null"), b"");
         assert_eq!(r, SignalRequest::default());
-        let r = SignalRequest::from_payload(json, br#"{"reason":"x","seq":12}"#);
-        assert_eq!(r, SignalRequest::numbered(12, Some("x".into())));
-        let r = SignalRequest::from_payload(json, br#"{"seq":"12"}"#);
-        assert_eq!(r.seq, None, "a number that is not one is no number");
+        // A request number copied from an earlier payload carries no authority: ignored.
+        let r = SignalRequest::from_payload(json, br#"{"reason":"x","seq":1000000}"#);
+        assert_eq!(r.reason.as_deref(), Some("x"));
+        let r = SignalRequest::from_payload(json, br#"{"seq":12}"#);
+        assert_eq!(r, SignalRequest::default());
         let long = format!("{{\"reason\":\"{}\"}}", "x".repeat(2000));
         let r = SignalRequest::from_payload(json, long.as_bytes());
         assert_eq!(r.reason.unwrap().len(), 500);

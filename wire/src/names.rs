@@ -4,7 +4,9 @@
 /// Workflow type of a campaign.
 pub const CAMPAIGN_WORKFLOW: &str = "herald.campaign";
 
-/// Signal: stop before the next page. Payload: optional JSON `{"reason": "..."}`.
+/// Signal: stop before the next page. Payload: optional JSON `{"reason": "..."}`; any other
+/// field is ignored. Signals are obeyed as what they name and appended to the campaign's
+/// requests in the ledger.
 pub const SIGNAL_PAUSE: &str = "pause";
 /// Signal: continue from the next unprocessed recipient. Payload as for pause.
 pub const SIGNAL_RESUME: &str = "resume";
@@ -15,6 +17,10 @@ pub const SIGNAL_CANCEL: &str = "cancel";
 /// (recipients per second, 1–10,000,000) or `{"rate": null}` for none.
 pub const SIGNAL_RATE: &str = "rate";
 
+/// Signal: Herald's own front ends recorded a request in the campaign's row; read the row.
+/// It carries nothing: whatever its payload, the workflow acts on what the ledger holds.
+pub const SIGNAL_REQUESTS: &str = "herald.requests";
+
 /// Query: the campaign's live progress, as [`crate::Progress`].
 pub const QUERY_PROGRESS: &str = "progress";
 
@@ -24,8 +30,9 @@ pub const ACTIVITY_REGISTER: &str = "herald.register";
 pub const ACTIVITY_PAGE: &str = "herald.page";
 /// Activity: record the workflow's status in the campaign's row.
 pub const ACTIVITY_SET_STATUS: &str = "herald.set_status";
-/// Activity: record in the campaign's row a request that came as a bare signal.
-pub const ACTIVITY_RECORD_REQUEST: &str = "herald.record_request";
+/// Activity: append to the campaign's row the requests that came as bare signals, and read
+/// the requests it holds.
+pub const ACTIVITY_SYNC_REQUESTS: &str = "herald.sync_requests";
 /// Activity: nothing, on the task queue. Scheduling it ends the workflow task that local
 /// activities hold open, so that signals get in (see the workflow's options).
 pub const ACTIVITY_YIELD: &str = "herald.yield";

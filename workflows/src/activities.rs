@@ -3,8 +3,8 @@
 #![allow(unreachable_pub)]
 
 use herald_wire::{
-    PageInput, PageOutcome, RecordRequestInput, RegisterInput, Registered, Requested,
-    SetStatusInput, StatusRecorded, names,
+    LedgerRequests, PageInput, PageOutcome, RegisterInput, Registered, SetStatusInput,
+    StatusRecorded, SyncRequestsInput, names,
 };
 use temporalio_macros::activity_definitions;
 use temporalio_sdk::activities::ActivityError;
@@ -32,10 +32,9 @@ impl CampaignActivities {
         unimplemented!()
     }
 
-    /// Record a request that came as a bare signal, unless a newer one is stored; returns
-    /// the newest stored.
-    #[activity(name = names::ACTIVITY_RECORD_REQUEST)]
-    pub fn record_request(input: RecordRequestInput) -> Result<Requested, ActivityError> {
+    /// Append the bare signals' requests to the campaign's row; returns the requests it holds.
+    #[activity(name = names::ACTIVITY_SYNC_REQUESTS)]
+    pub fn sync_requests(input: SyncRequestsInput) -> Result<LedgerRequests, ActivityError> {
         unimplemented!()
     }
 
@@ -49,5 +48,5 @@ impl CampaignActivities {
 /// The definition markers that the implementing crate names in
 /// `#[activity(definition = ...)]` (the macro keeps its module private).
 pub mod definitions {
-    pub use super::campaign_activities::{Page, RecordRequest, Register, SetStatus, YieldTask};
+    pub use super::campaign_activities::{Page, Register, SetStatus, SyncRequests, YieldTask};
 }

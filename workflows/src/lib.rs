@@ -1,10 +1,12 @@
 //! Herald's campaign workflow. Deterministic by construction: no clock, randomness, I/O or
 //! tokio here; time comes from `ctx.workflow_time()`, waiting from SDK timers and conditions.
 //!
-//! - [`campaign`]: the workflow: register, wait for `send_at`, page through the audience in
-//!   lanes, obey pause/resume/cancel between pages, continue-as-new to bound history.
-//! - [`plan`]: pure arithmetic and state transitions (lane split, cursor advance, when to
-//!   continue-as-new), unit-tested without a server.
+//! - [`campaign`]: the workflow: the SDK loop that turns Temporal's events into transitions
+//!   of the state and its answers into commands.
+//! - [`state`]: the campaign's state and every transition (requests, pages, failures, what
+//!   comes next), with no SDK in it, unit- and property-tested.
+//! - [`plan`]: pure arithmetic (lane split, cursor advance, pace, backoff, when to
+//!   continue-as-new).
 //! - [`activities`]: typed declarations of the activities the workflow calls. They are
 //!   implemented in the `herald-activities` crate, so this crate never sees sqlx.
 //! - [`options`]: timeouts and retry policies, with the reasoning beside each number.
@@ -13,5 +15,6 @@ pub mod activities;
 pub mod campaign;
 pub mod options;
 pub mod plan;
+pub mod state;
 
 pub use campaign::CampaignWorkflow;

@@ -1,10 +1,11 @@
 //! Pure paging arithmetic: how the audience is cut into lanes, how a committed page moves a
-//! lane's cursor, and when a run should hand over to a fresh one. No SDK types here, so all
+//! lane's cursor, how pages are paced and failures backed off, and when a run should hand
+//! over to a fresh one. No SDK types here, so all
 //! of it is tested directly.
 
 use std::time::Duration;
 
-use herald_wire::{Deliveries, LaneCursor, Trouble};
+use herald_wire::{Lane, LaneCursor, Trouble};
 
 /// Cut the audience's id range `[min_id, max_id]` into at most `lanes` disjoint ranges of
 /// about equal width. A small audience gets fewer lanes (one per page it needs) so that no
@@ -67,10 +68,10 @@ pub fn advance(
 }
 
 /// Sum of the lanes' committed counters: (sent, failed).
-pub fn totals(lanes: &[LaneCursor]) -> (i64, i64) {
+pub fn totals(lanes: &[Lane]) -> (i64, i64) {
     lanes
         .iter()
-        .fold((0, 0), |(s, f), l| (s + l.sent, f + l.failed))
+        .fold((0, 0), |(s, f), l| (s + l.cursor.sent, f + l.cursor.failed))
 }
 
 /// How a paced campaign's lanes cut and space their pages.
@@ -133,162 +134,25 @@ pub fn record_failure(
     now_ms.saturating_sub(since) >= grace.as_millis() as i64
 }
 
-/// Add a page's tries to the latest pages' (`recent`, oldest first), keeping just enough
-/// pages to cover `window` tries. Returns why the campaign should pause itself when the
-/// window is full and more than `percent`% of its tries failed.
-pub fn note_deliveries(
-    recent: &mut Vec<Deliveries>,
-    page: Deliveries,
-    window: u32,
-    percent: u32,
-) -> Option<String> {
-    if page.attempts == 0 || percent == 0 {
-        return None;
-    }
-    recent.push(page);
-    let window = u64::from(window.max(1));
-    let sum = |r: &[Deliveries]| r.iter().map(|d| u64::from(d.attempts)).sum::<u64>();
-    while recent.len() > 1 && sum(&recent[1..]) >= window {
-        recent.remove(0);
-    }
-    let attempts = sum(recent);
-    let failures: u64 = recent.iter().map(|d| u64::from(d.failures)).sum();
-    if attempts < window || failures * 100 <= u64::from(percent) * attempts {
-        return None;
-    }
-    let mut errors: Vec<(&str, u64)> = Vec::new();
-    for d in recent.iter() {
-        if let Some(e) = &d.top_error {
-            match errors.iter_mut().find(|(k, _)| *k == e.as_str()) {
-                Some((_, n)) => *n += u64::from(d.failures),
-                None => errors.push((e, u64::from(d.failures))),
-            }
-        }
-    }
-    // The first among equals: ties go to the older error, whatever the order of pages.
-    let top = errors
-        .iter()
-        .fold(None::<(&str, u64)>, |best, &(e, n)| match best {
-            Some((_, b)) if b >= n => best,
-            _ => Some((e, n)),
-        });
-    let reason = format!(
-        "auto-paused: {}% of the last {} deliveries failed{}",
-        failures * 100 / attempts,
-        thousands(attempts),
-        top.map(|(e, _)| format!("; most common: {e}"))
-            .unwrap_or_default()
-    );
-    recent.clear();
-    Some(reason)
-}
-
-/// 1234567 as "1,234,567".
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Temporal warns at 10,240 events per run and fails at 51,200. Herald hands over well
-/// before the warning, whichever of these comes first.
-pub const HISTORY_EVENTS_SOFT_LIMIT: u32 = 8_000;
+/// before the warning (`Tuning::history_events`), whichever of these comes first.
+pub const HISTORY_EVENTS_SOFT_LIMIT: u32 = herald_wire::Tuning::DEFAULT_HISTORY_EVENTS;
 
 pub fn should_continue_as_new(
     pages_this_run: u32,
     pages_per_run: u32,
     history_length: u32,
+    history_limit: u32,
     server_suggests: bool,
 ) -> bool {
     pages_this_run >= pages_per_run.max(1)
-        || history_length >= HISTORY_EVENTS_SOFT_LIMIT
+        || history_length >= history_limit.max(1)
         || server_suggests
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tries(attempts: u32, failures: u32, error: &str) -> Deliveries {
-        Deliveries {
-            attempts,
-            failures,
-            top_error: Some(error.to_owned()),
-        }
-    }
-
-    #[test]
-    fn a_campaign_pauses_itself_when_its_latest_tries_mostly_fail() {
-        let mut recent = Vec::new();
-        // Not before the window is full, however bad.
-        assert_eq!(
-            note_deliveries(
-                &mut recent,
-                tries(500, 500, "503 Service Unavailable"),
-                1_000,
-                20
-            ),
-            None
-        );
-        // Full, and 700 of 1,000 failed.
-        let reason = note_deliveries(
-            &mut recent,
-            tries(500, 200, "429 Too Many Requests"),
-            1_000,
-            20,
-        );
-        assert_eq!(
-            reason.as_deref(),
-            Some(
-                "auto-paused: 70% of the last 1,000 deliveries failed; most common: 503 Service Unavailable"
-            )
-        );
-        assert!(recent.is_empty(), "a resume starts a fresh window");
-    }
-
-    #[test]
-    fn old_failures_leave_the_window() {
-        let mut recent = Vec::new();
-        assert_eq!(
-            note_deliveries(&mut recent, tries(100, 100, "timeout"), 1_000, 20),
-            None
-        );
-        assert_eq!(
-            note_deliveries(&mut recent, tries(1_000, 50, "timeout"), 1_000, 20),
-            None
-        );
-        assert_eq!(recent.len(), 1, "the newest page covers the window alone");
-        for _ in 0..3 {
-            assert_eq!(
-                note_deliveries(&mut recent, tries(500, 10, "timeout"), 1_000, 20),
-                None
-            );
-        }
-        assert_eq!(recent.len(), 2, "two pages cover the window");
-        // Exactly at the threshold is not over it.
-        let mut recent = Vec::new();
-        assert_eq!(
-            note_deliveries(&mut recent, tries(1_000, 200, "x"), 1_000, 20),
-            None
-        );
-        // Off, and pages without tries (the inbox) are not counted.
-        assert_eq!(
-            note_deliveries(&mut recent, tries(1_000, 1_000, "x"), 1_000, 0),
-            None
-        );
-        assert_eq!(
-            note_deliveries(&mut recent, Deliveries::default(), 1_000, 20),
-            None
-        );
-        assert_eq!(thousands(1_234_567), "1,234,567");
-        assert_eq!(thousands(999), "999");
-    }
 
     fn ranges(lanes: &[LaneCursor]) -> Vec<(i64, i64)> {
         lanes.iter().map(|l| (l.after, l.until)).collect()
@@ -364,7 +228,7 @@ mod tests {
         advance(&mut a, Some(500), 500, 500, 498, 2);
         advance(&mut a, Some(1_000), 500, 500, 500, 0);
         advance(&mut b, Some(5_500), 500, 500, 500, 0);
-        assert_eq!(totals(&[a, b]), (1_498, 2));
+        assert_eq!(totals(&[a.into(), b.into()]), (1_498, 2));
     }
 
     #[test]
@@ -436,17 +300,14 @@ mod tests {
 
     #[test]
     fn continue_as_new_triggers() {
-        assert!(!should_continue_as_new(10, 1_000, 100, false));
-        assert!(should_continue_as_new(1_000, 1_000, 100, false));
-        assert!(should_continue_as_new(
-            10,
-            1_000,
-            HISTORY_EVENTS_SOFT_LIMIT,
-            false
-        ));
-        assert!(should_continue_as_new(10, 1_000, 100, true));
+        let limit = HISTORY_EVENTS_SOFT_LIMIT;
+        assert!(!should_continue_as_new(10, 1_000, 100, limit, false));
+        assert!(should_continue_as_new(1_000, 1_000, 100, limit, false));
+        assert!(should_continue_as_new(10, 1_000, limit, limit, false));
+        assert!(should_continue_as_new(10, 1_000, 100, 100, false));
+        assert!(should_continue_as_new(10, 1_000, 100, limit, true));
         assert!(
-            should_continue_as_new(1, 0, 0, false),
+            should_continue_as_new(1, 0, 0, limit, false),
             "a zero budget still makes progress"
         );
     }

@@ -8,9 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use herald_tests::{LONG, TestApp, stderr, temporal_cli, wait_until, workflow_id};
+use herald_tests::{LONG, TestApp, stderr, wait_until};
 use herald_wire::CampaignStatus;
-use serde_json::Value;
 
 #[tokio::test]
 async fn a_slow_rate_completes_at_its_pace() {
@@ -231,40 +230,6 @@ async fn a_permanent_error_that_heals_within_the_grace_period_is_only_retried() 
     assert!(app.status(&key)["reason"].is_null());
 }
 
-/// The history length of every run of a campaign's workflow, newest first (-1 for a run
-/// that cannot be described right now).
-fn history_lengths(key: &str) -> Vec<i64> {
-    let temporal = |args: &[&str]| -> Value {
-        let out = std::process::Command::new(temporal_cli())
-            .args(args)
-            .args(["--output", "json"])
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-    };
-    let id = workflow_id(key);
-    let runs = temporal(&[
-        "workflow",
-        "list",
-        "--query",
-        &format!("WorkflowId = '{id}'"),
-    ]);
-    runs.as_array()
-        .into_iter()
-        .flatten()
-        .map(|run| {
-            let run_id = run["execution"]["runId"].as_str().unwrap_or_default();
-            let described = temporal(&["workflow", "describe", "-w", &id, "-r", run_id]);
-            let length = &described["workflowExecutionInfo"]["historyLength"];
-            length
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .or_else(|| length.as_i64())
-                .unwrap_or(-1)
-        })
-        .collect()
-}
-
 /// How long the outage lasts: `HERALD_OUTAGE_SECS`, 600 (ten minutes) unless set.
 fn outage() -> Duration {
     Duration::from_secs(
@@ -304,11 +269,11 @@ async fn a_long_database_outage_is_waited_out_with_a_bounded_history() {
         eprintln!(
             "[outage] {:>4}s down; history lengths {:?}",
             down.elapsed().as_secs(),
-            history_lengths(&key)
+            herald_tests::history_lengths(&key)
         );
     }
     services("up");
-    let lengths = history_lengths(&key);
+    let lengths = herald_tests::history_lengths(&key);
     eprintln!("[outage] PostgreSQL back; history lengths {lengths:?}");
     wait_until(LONG, || async {
         sqlx::query("SELECT 1").execute(&app.pool).await.is_ok()
@@ -316,7 +281,7 @@ async fn a_long_database_outage_is_waited_out_with_a_bounded_history() {
     .await
     .unwrap();
     app.completes_exactly_once(&key, 40_000).await;
-    let lengths = history_lengths(&key);
+    let lengths = herald_tests::history_lengths(&key);
     eprintln!("[outage] completed; history lengths {lengths:?}");
     assert!(!lengths.is_empty());
     assert!(

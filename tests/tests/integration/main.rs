@@ -9,6 +9,7 @@
 //! - `dashboard`: the operator's dashboard in a real headless Chromium, and its security.
 //! - `pages`: the page statement and the page connections on their own.
 //! - `plan`: the page statement's plan without statistics.
+//! - `history`: every wait continues as new when its history grows (a lowered threshold).
 //! - `long`: campaigns that run for hours: slow rates, rolling restarts, several workers,
 //!   errors that retrying cannot fix, a long database outage (`#[ignore]`d, serial).
 //! - `faults`: killed and stopped workers, failures after commit, restarted services (the
@@ -22,6 +23,7 @@ mod channels;
 mod cli;
 mod dashboard;
 mod faults;
+mod history;
 mod long;
 mod pages;
 mod plan;

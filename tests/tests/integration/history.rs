@@ -1,0 +1,152 @@
+//! Every wait continues as new when its history grows: a paused campaign flooded with
+//! requests, a scheduled one flipped between pause and resume, each with the run's
+//! threshold lowered to a few hundred events. Each run stays under it (plus one step's
+//! events), and each campaign then completes exactly once.
+
+use std::time::Duration;
+
+use herald_tests::{LONG, TestApp, history_lengths, temporal_client, workflow_id};
+use herald_wire::CampaignStatus;
+use herald_workflows::CampaignWorkflow;
+use temporalio_client::WorkflowSignalOptions;
+use temporalio_common::{
+    data_converters::{PayloadConverter, RawValue},
+    protos::temporal::api::common::v1::Payload,
+};
+
+/// The lowered threshold, and what one step may add past it before the run hands over.
+const THRESHOLD: u32 = 300;
+const SLACK: i64 = 60;
+
+fn json(value: serde_json::Value) -> RawValue {
+    RawValue::from_value(&value, &PayloadConverter::default())
+}
+
+fn assert_bounded(key: &str) -> Vec<i64> {
+    let lengths = history_lengths(key);
+    assert!(lengths.len() > 1, "never continued as new: {lengths:?}");
+    assert!(
+        lengths
+            .iter()
+            .all(|n| (0..i64::from(THRESHOLD) + SLACK).contains(n)),
+        "a run outgrew its threshold: {lengths:?}"
+    );
+    lengths
+}
+
+#[tokio::test]
+async fn a_paused_campaign_flooded_with_requests_keeps_every_run_bounded() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(20_000, "flood");
+    let key = app
+        .campaign("flood")
+        .page_size(100)
+        .lanes(2)
+        .rate(4000)
+        .history_events(THRESHOLD)
+        .launch();
+    app.wait_items(&key, 500, LONG).await.unwrap();
+    app.herald_ok(&["pause", &key, "--reason", "typo"]);
+    app.wait_status(&key, CampaignStatus::Paused, LONG)
+        .await
+        .unwrap();
+    let held = app.check_invariants(&key).await;
+
+    let client = temporal_client().await;
+    let handle = client.get_workflow_handle::<CampaignWorkflow>(workflow_id(&key));
+    let send = |signal: &'static str, payload: RawValue| {
+        let handle = &handle;
+        async move {
+            let options = WorkflowSignalOptions::default();
+            match signal {
+                "pause" => {
+                    handle
+                        .signal(CampaignWorkflow::pause, payload, options)
+                        .await
+                }
+                "rate" => {
+                    handle
+                        .signal(CampaignWorkflow::set_rate, payload, options)
+                        .await
+                }
+                _ => unreachable!(),
+            }
+            .expect("signal delivered")
+        }
+    };
+    // The same pause again and again, as a reconciler would send it: nothing to record.
+    for _ in 0..2_000 {
+        send("pause", json(serde_json::json!({ "reason": "typo" }))).await;
+    }
+    // Pauses that each bring a new reason, and rate changes: each one is recorded.
+    for i in 0..150 {
+        send(
+            "pause",
+            json(serde_json::json!({ "reason": format!("typo {i}") })),
+        )
+        .await;
+        send("rate", json(serde_json::json!({ "rate": 100 + i }))).await;
+    }
+    // A payload that says nothing at all, and one that claims a request number.
+    send("pause", RawValue::new(vec![Payload::default()])).await;
+    send(
+        "pause",
+        json(serde_json::json!({ "reason": "last", "seq": 1_000_000 })),
+    )
+    .await;
+
+    herald_tests::wait_until(LONG, || async { app.status(&key)["reason"] == "last" })
+        .await
+        .expect("the last pause's reason is recorded");
+    assert_eq!(
+        app.check_invariants(&key).await,
+        held,
+        "items moved while paused"
+    );
+    let lengths = assert_bounded(&key);
+    eprintln!(
+        "[flood] runs {}, history lengths {lengths:?}",
+        lengths.len()
+    );
+
+    // The forged number silenced nothing: the CLI's resume is obeyed.
+    app.herald_ok(&["resume", &key]);
+    app.completes_exactly_once(&key, 20_000).await;
+    assert_bounded(&key);
+}
+
+#[tokio::test]
+async fn pauses_and_resumes_during_the_send_at_wait_keep_every_run_bounded() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(2_000, "soon");
+    let key = app
+        .campaign("soon")
+        .send_at(chrono::Utc::now() + chrono::Duration::seconds(90))
+        .history_events(THRESHOLD)
+        .launch();
+    let client = temporal_client().await;
+    let handle = client.get_workflow_handle::<CampaignWorkflow>(workflow_id(&key));
+    for i in 0..150 {
+        let options = WorkflowSignalOptions::default();
+        let reason = json(serde_json::json!({ "reason": format!("cycle {i}") }));
+        handle
+            .signal(CampaignWorkflow::pause, reason.clone(), options.clone())
+            .await
+            .unwrap();
+        handle
+            .signal(CampaignWorkflow::resume, reason, options)
+            .await
+            .unwrap();
+    }
+    app.wait_status(&key, CampaignStatus::NotStarted, LONG)
+        .await
+        .unwrap();
+    assert_eq!(app.item_count(&key).await, 0, "sent before its time");
+    let lengths = assert_bounded(&key);
+    eprintln!(
+        "[send_at] runs {}, history lengths {lengths:?}",
+        lengths.len()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    app.completes_exactly_once(&key, 2_000).await;
+}

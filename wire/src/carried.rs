@@ -1,0 +1,187 @@
+//! The campaign workflow's durable state: what one run hands the next at continue-as-new.
+//! The workflow holds exactly this (plus a few fields that live only within a run), so
+//! carrying it is a clone. Only plain data here; the transitions are the workflow's
+//! (`herald_workflows::state`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Intent, Rate, Requested};
+
+/// State handed from one workflow run to the next at continue-as-new.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Carried {
+    /// The campaign's row id (`messages.id`); 0 until the campaign is registered.
+    pub campaign_id: i64,
+    /// Recipients in the audience at launch.
+    pub total: i64,
+    pub lanes: Vec<Lane>,
+    pub pages_done: u64,
+    /// How many runs came before this one (for progress and tests).
+    pub run: u32,
+    pub lifecycle: Lifecycle,
+    /// Why the campaign stands as it does: the operator's reason, or the error it failed on.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Pages failing right now, if they are.
+    #[serde(default)]
+    pub trouble: Trouble,
+    #[serde(default)]
+    pub requests: Requests,
+    /// An external campaign's latest tries, for its auto-pause.
+    #[serde(default)]
+    pub window: DeliveryWindow,
+}
+
+/// Where a campaign stands in its life, as its workflow sees it. Completed and cancelled are
+/// not here: a run that reaches them ends, and there is nothing left to carry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Lifecycle {
+    /// Waiting for its send time, or for its first status write.
+    #[default]
+    Scheduled,
+    /// Sending.
+    Running,
+    /// Held by an operator or by its own auto-pause. `started` says where a resume goes back
+    /// to: running, or waiting for the send time.
+    Paused { started: bool },
+    /// Stopped on an error that retrying could not fix, until a resume tries again.
+    Failed { started: bool },
+    /// Asked to stop for good: it ends as cancelled once no page is in flight.
+    Cancelling,
+}
+
+impl Lifecycle {
+    /// Paused or failed: waiting for an operator.
+    pub const fn is_held(self) -> bool {
+        matches!(self, Self::Paused { .. } | Self::Failed { .. })
+    }
+
+    /// An operator (or an error) wants the campaign still.
+    pub const fn is_stopped(self) -> bool {
+        self.is_held() || matches!(self, Self::Cancelling)
+    }
+
+    /// Whether the campaign has been marked in progress (its send time came).
+    pub const fn is_started(self) -> bool {
+        match self {
+            Self::Running => true,
+            Self::Paused { started } | Self::Failed { started } => started,
+            Self::Scheduled | Self::Cancelling => false,
+        }
+    }
+}
+
+/// One lane: a disjoint range of user ids walked in id order. Its cursor is carried; its
+/// turn lives only within a run (a run ends with no page in flight and no lane waiting).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lane {
+    #[serde(flatten)]
+    pub cursor: LaneCursor,
+    #[serde(skip)]
+    pub turn: Turn,
+}
+
+impl From<LaneCursor> for Lane {
+    fn from(cursor: LaneCursor) -> Self {
+        Self {
+            cursor,
+            turn: Turn::default(),
+        }
+    }
+}
+
+/// A lane's range `(after, until]` and its committed counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaneCursor {
+    /// The last user id whose page is committed (exclusive lower bound of the next page).
+    pub after: i64,
+    /// The lane's inclusive upper bound.
+    pub until: i64,
+    pub done: bool,
+    /// Committed totals for this lane, as read back from the ledger.
+    pub sent: i64,
+    pub failed: i64,
+}
+
+/// What a lane is doing within the current run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Turn {
+    pub activity: LaneActivity,
+    /// Workflow time (Unix milliseconds) of the lane's next turn, for a paced campaign.
+    pub next_at_ms: i64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LaneActivity {
+    #[default]
+    Idle,
+    /// A page of at most `limit` recipients is in flight.
+    Paging { limit: u32 },
+    /// Waiting on a timer for its next turn.
+    Pacing,
+}
+
+/// A run of failed pages, and since when an error that retrying cannot fix has been seen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trouble {
+    /// Failures in a row; 0 when the last page worked.
+    pub failures: u32,
+    /// Workflow time (Unix milliseconds) of the first permanent failure in this run of
+    /// failures, if any.
+    pub permanent_since_ms: Option<i64>,
+}
+
+/// Operators' requests as the workflow follows them. The ledger numbers every request
+/// (`messages.intent_seq`, `rate_seq`); the workflow follows the newest it has read there,
+/// and a bare signal (which carries no authority beyond what it names) is applied on
+/// arrival and appended to the ledger as the next request before the campaign moves on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requests {
+    /// The newest pause, resume or cancel in the ledger that the workflow follows.
+    pub applied: Requested,
+    /// A bare pause, resume or cancel, applied but not yet in the ledger.
+    #[serde(default)]
+    pub unrecorded: Option<BareRequest>,
+    /// The speed limit now (`None`: none) and its number in the ledger.
+    #[serde(default)]
+    pub rate: Option<Rate>,
+    #[serde(default)]
+    pub rate_seq: i64,
+    /// A bare `rate` signal's limit is applied but not yet in the ledger.
+    #[serde(default)]
+    pub rate_unrecorded: bool,
+    /// A `herald.requests` signal said the ledger holds requests the workflow has not read.
+    #[serde(default)]
+    pub look_due: bool,
+}
+
+/// A request that came as a bare signal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BareRequest {
+    pub intent: Intent,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The tries of an external campaign's latest pages, in buckets of about a sixteenth of the
+/// auto-pause window each, oldest first: a fixed size however small the pages (a page of one
+/// recipient at the largest window would otherwise be a million entries carried from run to
+/// run).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryWindow {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<Bucket>,
+}
+
+/// The tries of consecutive pages, and the error most of their failures had.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub attempts: u64,
+    pub failures: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_error: Option<String>,
+    /// Failures with `top_error`.
+    #[serde(default)]
+    pub top_failures: u64,
+}

@@ -1,0 +1,326 @@
+//! The campaign's state and its transitions, with no SDK in them: the workflow loop
+//! (`crate::campaign`) turns Temporal's events into calls here and the answers into
+//! commands, and everything that decides is tested directly.
+//!
+//! - this file: [`CampaignState`], the questions the loop asks of it ([`CampaignState::next_step`])
+//!   and the status writes.
+//! - [`requests`]: pause, resume, cancel and rate, from bare signals and from the ledger.
+//! - [`pages`]: lanes claiming pages, page results and failures.
+//! - [`window`]: an external campaign's latest tries, for its auto-pause.
+
+mod pages;
+mod requests;
+#[cfg(test)]
+mod tests;
+pub mod window;
+
+use std::time::Duration;
+
+use herald_wire::{
+    CampaignInput, CampaignKey, CampaignSpec, CampaignStatus, Carried, LaneActivity, Lifecycle,
+    Progress, Registered, StatusRecorded, Tuning,
+};
+
+use crate::plan;
+
+pub use pages::FailureKind;
+
+/// Publish progress to the web UI (search attributes) every this many pages. Each upsert is
+/// one history event, so this is a trade between freshness in the UI and history size.
+pub const PUBLISH_EVERY_PAGES: u64 = 25;
+
+/// Everything the campaign's workflow knows. `carried` is what the next run needs; the rest
+/// lives only within this run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CampaignState {
+    pub key: CampaignKey,
+    pub spec: CampaignSpec,
+    pub tuning: Tuning,
+    pub carried: Carried,
+    /// The status last written to the campaign's row: what the campaign reports.
+    pub status: CampaignStatus,
+    /// Pages committed in this run (a run continues as new after `tuning.pages_per_run`).
+    pub pages_this_run: u32,
+    /// Why the lanes rest before the next page, if they do.
+    pub rest: Option<Rest>,
+    /// Workflow time (Unix milliseconds) when a workflow task last ended for sure: a timer
+    /// fired, or the campaign held still. Local activities move workflow time as they
+    /// complete, so the time since says how long the current task has held signals back.
+    pub last_boundary_ms: i64,
+    /// The reason changed since it was last written to the row.
+    pub reason_changed: bool,
+    /// The speed limit changed since the lanes were last paced.
+    pub rate_changed: bool,
+    /// Counts every signal: a wait ends when it moves.
+    pub signals: u64,
+    /// The ledger's totals, once the campaign has finished: what it reports.
+    pub ledger: Option<(i64, i64)>,
+}
+
+/// A pause between pages, taken once every page in flight has returned. Each one ends the
+/// current workflow task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rest {
+    /// Enough page work in this task: let signals in.
+    Yield,
+    /// A worker refused a page because it is stopping: let another worker take over.
+    Handover,
+    /// Pages failed: wait before trying again.
+    Backoff,
+}
+
+/// What the loop does once no page is in flight and no lane waits for its turn.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// End the campaign with this status.
+    Finish(CampaignStatus),
+    /// Write this status to the row (`from`: only from these), then decide again.
+    Record {
+        status: CampaignStatus,
+        from: Vec<CampaignStatus>,
+    },
+    /// Hand over to a fresh run.
+    ContinueAsNew,
+    /// Wait for a signal, or until this workflow time (the send time).
+    Wait { until_ms: Option<i64> },
+    /// Rest before the next pages.
+    Rest(Rest),
+    /// Nothing to decide: the lanes are free to claim pages.
+    Claim,
+}
+
+impl CampaignState {
+    pub fn new(input: CampaignInput) -> Self {
+        let fresh = input.carried.is_none();
+        let mut carried = input.carried.unwrap_or_default();
+        carried.run += 1;
+        for lane in &mut carried.lanes {
+            lane.turn = Default::default();
+        }
+        if fresh {
+            carried.requests.rate = input.spec.rate;
+        }
+        let status = match carried.lifecycle {
+            Lifecycle::Scheduled => CampaignStatus::NotStarted,
+            Lifecycle::Running | Lifecycle::Cancelling => CampaignStatus::InProgress,
+            Lifecycle::Paused { .. } => CampaignStatus::Paused,
+            Lifecycle::Failed { .. } => CampaignStatus::Failed,
+        };
+        let rest = (carried.trouble.failures > 0).then_some(Rest::Backoff);
+        Self {
+            key: input.key,
+            spec: input.spec,
+            tuning: input.tuning,
+            carried,
+            status,
+            pages_this_run: 0,
+            rest,
+            last_boundary_ms: 0,
+            reason_changed: false,
+            rate_changed: false,
+            signals: 0,
+            ledger: None,
+        }
+    }
+
+    /// The next run's input: the carried state as it stands. Taken only between pages, when
+    /// no lane has a page in flight or waits for its turn.
+    pub fn carry(&self) -> CampaignInput {
+        CampaignInput {
+            key: self.key.clone(),
+            spec: self.spec.clone(),
+            tuning: self.tuning.clone(),
+            carried: Some(self.carried.clone()),
+        }
+    }
+
+    pub fn registered(&self) -> bool {
+        self.carried.campaign_id != 0
+    }
+
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.carried.lifecycle
+    }
+
+    /// The row and the audience are known: cut the audience into lanes and follow what the
+    /// row says (a request made before the workflow's first task, or a status written by
+    /// hand).
+    pub fn register(&mut self, r: &Registered) {
+        let c = &mut self.carried;
+        c.campaign_id = r.campaign_id;
+        c.total = r.total;
+        c.lanes = plan::split_lanes(
+            r.min_id,
+            r.max_id,
+            r.total,
+            self.spec.page_size.get(),
+            self.spec.lanes.get(),
+        )
+        .into_iter()
+        .map(Into::into)
+        .collect();
+        if !r.status.is_terminal() {
+            self.status = r.status;
+        }
+        match r.status {
+            CampaignStatus::InProgress => self.carried.lifecycle = Lifecycle::Running,
+            s => self.observe_stored_status(s),
+        }
+        self.observe_ledger(r.requests.clone());
+    }
+
+    /// The row's status is not what the workflow wrote: a status written by hand.
+    fn observe_stored_status(&mut self, stored: CampaignStatus) {
+        let started = self.carried.lifecycle.is_started();
+        let l = &mut self.carried.lifecycle;
+        match stored {
+            CampaignStatus::Paused if !l.is_stopped() => *l = Lifecycle::Paused { started },
+            CampaignStatus::Failed if !l.is_stopped() => *l = Lifecycle::Failed { started },
+            s if s.is_terminal() => *l = Lifecycle::Cancelling,
+            _ => {}
+        }
+    }
+
+    /// Every lane has had its last page.
+    pub fn lanes_done(&self) -> bool {
+        self.carried.lanes.iter().all(|l| l.cursor.done)
+    }
+
+    /// No page in flight, no lane waiting for its turn.
+    pub fn lanes_idle(&self) -> bool {
+        self.carried
+            .lanes
+            .iter()
+            .all(|l| l.turn.activity == LaneActivity::Idle)
+    }
+
+    /// New pages may start: running, with every bare request in the row (so that the page
+    /// statement's gate agrees with the workflow).
+    pub fn may_claim(&self) -> bool {
+        self.carried.lifecycle == Lifecycle::Running
+            && self.status == CampaignStatus::InProgress
+            && self.carried.requests.unrecorded.is_none()
+    }
+
+    /// The status a held campaign records.
+    fn held_status(&self) -> CampaignStatus {
+        match self.carried.lifecycle {
+            Lifecycle::Failed { .. } => CampaignStatus::Failed,
+            _ => CampaignStatus::Paused,
+        }
+    }
+
+    /// What to do once the lanes are idle and the ledger is in step (no request to record or
+    /// read). `hand_over`: the run has done its share (pages or history) and should continue
+    /// as new at the next quiet moment. `now_ms`: workflow time.
+    pub fn next_step(&self, hand_over: bool, now_ms: i64) -> Step {
+        use CampaignStatus::*;
+        let record = |status, from: &[CampaignStatus]| Step::Record {
+            status,
+            from: from.to_vec(),
+        };
+        match self.carried.lifecycle {
+            Lifecycle::Cancelling => Step::Finish(Cancelled),
+            // Every recipient has had their page: a pause that came after the last one has
+            // nothing left to hold back.
+            l if l.is_started() && self.lanes_done() => Step::Finish(Completed),
+            l if l.is_held() => {
+                let held = self.held_status();
+                if self.status != held || self.reason_changed {
+                    record(held, &[NotStarted, InProgress, Paused, Failed])
+                } else if hand_over {
+                    Step::ContinueAsNew
+                } else {
+                    Step::Wait { until_ms: None }
+                }
+            }
+            Lifecycle::Scheduled => {
+                if self.status != NotStarted {
+                    // Resumed before its send time.
+                    record(NotStarted, &[NotStarted, Paused, Failed])
+                } else if hand_over {
+                    Step::ContinueAsNew
+                } else {
+                    match self.spec.send_at.map(|t| t.timestamp_millis()) {
+                        Some(at) if at > now_ms => Step::Wait { until_ms: Some(at) },
+                        _ => record(InProgress, &[NotStarted]),
+                    }
+                }
+            }
+            _ if self.status != InProgress => {
+                record(InProgress, &[NotStarted, Paused, Failed, InProgress])
+            }
+            _ if self.lanes_done() => Step::Finish(Completed),
+            _ if hand_over => Step::ContinueAsNew,
+            _ => match self.rest {
+                Some(rest) => Step::Rest(rest),
+                None => Step::Claim,
+            },
+        }
+    }
+
+    /// A status write returned what the row holds now.
+    pub fn on_status_recorded(&mut self, wanted: CampaignStatus, recorded: StatusRecorded) {
+        let stored = recorded.status;
+        self.reason_changed = false;
+        self.status = stored;
+        if stored == CampaignStatus::InProgress && self.carried.lifecycle == Lifecycle::Scheduled {
+            self.carried.lifecycle = Lifecycle::Running;
+        }
+        if stored != wanted {
+            self.observe_stored_status(stored);
+        }
+        if stored.is_terminal() {
+            // Page results can be lost with a failed workflow task; the ledger cannot.
+            self.ledger = Some((recorded.sent, recorded.failed));
+        }
+    }
+
+    /// A workflow task has just begun: signals sent before it are in, and a yield that is
+    /// due but not yet taken is moot.
+    pub fn note_boundary(&mut self, now_ms: i64) {
+        self.last_boundary_ms = now_ms;
+        if self.rest == Some(Rest::Yield) {
+            self.rest = None;
+        }
+    }
+
+    /// Rest briefly once pages have held the current workflow task for
+    /// [`crate::options::YIELD_AFTER`].
+    pub fn note_time(&mut self, now_ms: i64) {
+        let held_for = now_ms.saturating_sub(self.last_boundary_ms);
+        if self.rest.is_none() && held_for >= crate::options::YIELD_AFTER.as_millis() as i64 {
+            self.rest = Some(Rest::Yield);
+        }
+    }
+
+    /// The wait after `failures` failed pages in a row.
+    pub fn backoff(&self) -> Duration {
+        plan::backoff(
+            self.carried.trouble.failures,
+            crate::options::PAGE_BACKOFF_MAX,
+        )
+    }
+
+    pub fn grace(&self) -> Duration {
+        Duration::from_secs(u64::from(self.tuning.failure_grace_secs))
+    }
+
+    pub fn snapshot(&self) -> Progress {
+        let c = &self.carried;
+        let (sent, failed) = self.ledger.unwrap_or_else(|| plan::totals(&c.lanes));
+        Progress {
+            key: self.key.to_string(),
+            status: self.status,
+            total: c.total,
+            sent,
+            failed,
+            pending: (c.total - sent - failed).max(0),
+            pages_done: c.pages_done,
+            lanes_active: c.lanes.iter().filter(|l| !l.cursor.done).count() as u32,
+            cursor: c.lanes.iter().map(|l| l.cursor.after).collect(),
+            reason: c.reason.clone(),
+            run: c.run,
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Lanes and their pages: which lanes take a page now, what a committed page does to its
+//! lane, and what a failed or halted page does to the campaign. A lane's cursor moves only
+//! here, and only from a committed page's outcome.
+
+use std::time::Duration;
+
+use herald_wire::{
+    BareRequest, CampaignStatus, Deliveries, Intent, LaneActivity, Lifecycle, PageInput,
+    PageOutcome, Requested,
+};
+
+use super::{CampaignState, PUBLISH_EVERY_PAGES, Rest, window};
+use crate::{options, plan};
+
+/// How a failed activity is handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The worker refused it before doing anything: hand over.
+    WorkerStopping,
+    /// Retrying cannot fix it: retry for the grace period, then mark the campaign failed.
+    Permanent,
+    /// It may go away: back off and retry.
+    Transient,
+}
+
+impl CampaignState {
+    fn pace(&self) -> plan::Pace {
+        plan::pace(
+            self.carried.requests.rate.map(|r| r.get()),
+            self.spec.page_size.get(),
+            self.carried.lanes.len(),
+        )
+    }
+
+    /// Pages for the lanes whose turn it is (or comes within
+    /// [`options::IN_PAGE_DELAY_MAX`]: the page waits first), and a pacing wait for each lane
+    /// whose turn is further off. Turns are kept on a schedule, so a late timer or a slow
+    /// page is made up for at the next turn instead of slowing the campaign.
+    pub fn claim_idle_lanes(
+        &mut self,
+        now_ms: i64,
+    ) -> (Vec<(usize, PageInput)>, Vec<(usize, Duration)>) {
+        let pace = self.pace();
+        let interval_ms = pace.interval.as_millis() as i64;
+        let mut pages = Vec::new();
+        let mut waits = Vec::new();
+        for (i, lane) in self.carried.lanes.iter_mut().enumerate() {
+            if lane.cursor.done || lane.turn.activity != LaneActivity::Idle {
+                continue;
+            }
+            let delay_ms = lane.turn.next_at_ms.saturating_sub(now_ms).max(0);
+            if delay_ms > options::IN_PAGE_DELAY_MAX.as_millis() as i64 {
+                lane.turn.activity = LaneActivity::Pacing;
+                waits.push((i, Duration::from_millis(delay_ms as u64)));
+                continue;
+            }
+            // A turn taken a little late (a yield, a slow page) is made up for; after a pause
+            // or an outage the schedule restarts from now instead of rushing to catch up.
+            let behind = now_ms - lane.turn.next_at_ms;
+            let base = if behind > interval_ms.max(1_000) {
+                now_ms
+            } else {
+                lane.turn.next_at_ms
+            };
+            lane.turn.next_at_ms = base + interval_ms;
+            lane.turn.activity = LaneActivity::Paging { limit: pace.limit };
+            pages.push((
+                i,
+                PageInput {
+                    campaign_id: self.carried.campaign_id,
+                    lane: i as u32,
+                    after: lane.cursor.after,
+                    until: lane.cursor.until,
+                    limit: pace.limit,
+                    segment: self.spec.segment.clone(),
+                    channel: self.spec.channel,
+                    delay_millis: delay_ms as u32,
+                },
+            ));
+        }
+        (pages, waits)
+    }
+
+    /// A new pace: every lane's next turn is now.
+    pub fn restart_turns(&mut self, now_ms: i64) {
+        self.rate_changed = false;
+        for lane in &mut self.carried.lanes {
+            lane.turn.next_at_ms = now_ms;
+        }
+    }
+
+    /// A lane's pacing wait is over (or was cut short).
+    pub fn paced(&mut self, lane: usize) {
+        self.carried.lanes[lane].turn.activity = LaneActivity::Idle;
+    }
+
+    /// Apply a page's result. Returns whether it is time to publish progress to the UI.
+    pub fn apply_page(&mut self, lane: usize, outcome: PageOutcome, now_ms: i64) -> bool {
+        let turn = &mut self.carried.lanes[lane].turn;
+        let taken_with = match turn.activity {
+            LaneActivity::Paging { limit } => limit,
+            _ => self.spec.page_size.get(),
+        };
+        turn.activity = LaneActivity::Idle;
+        match outcome {
+            PageOutcome::Written {
+                last,
+                recipients,
+                limit,
+                sent,
+                failed,
+                deliveries,
+            } => {
+                // The page's own size decides whether it ended its lane: the pace may have
+                // changed since it was taken.
+                let limit = limit.unwrap_or(taken_with);
+                let cursor = &mut self.carried.lanes[lane].cursor;
+                plan::advance(cursor, last, recipients, limit, sent, failed);
+                self.carried.trouble = Default::default();
+                self.carried.pages_done += 1;
+                self.pages_this_run += 1;
+                self.note_deliveries(deliveries);
+                self.carried.pages_done.is_multiple_of(PUBLISH_EVERY_PAGES)
+            }
+            PageOutcome::Unfinished {
+                retry_after_millis,
+                deliveries,
+            } => {
+                // The same page again (it sends only to those still pending), once the wait
+                // is over: the lane's next turn moves, its cursor does not.
+                self.carried.trouble = Default::default();
+                let at = now_ms + i64::from(retry_after_millis);
+                let turn = &mut self.carried.lanes[lane].turn;
+                turn.next_at_ms = turn.next_at_ms.max(at);
+                self.note_deliveries(deliveries);
+                false
+            }
+            PageOutcome::Halted { status, requested } => {
+                self.page_halted(lane, status, requested);
+                false
+            }
+        }
+    }
+
+    /// Count an external page's tries; pause the campaign when most of the latest failed, so
+    /// that a broken receiver does not use up the audience.
+    fn note_deliveries(&mut self, deliveries: Deliveries) {
+        let (size, percent) = (
+            self.tuning.auto_pause_window,
+            self.tuning.auto_pause_percent,
+        );
+        let Some(reason) = window::note(&mut self.carried.window, deliveries, size, percent) else {
+            return;
+        };
+        if self.carried.lifecycle != Lifecycle::Running {
+            return;
+        }
+        // Appended to the row like a bare pause, so that pages obey it and an operator's
+        // resume continues.
+        self.carried.requests.unrecorded = Some(BareRequest {
+            intent: Intent::Pause,
+            reason: Some(reason.clone()),
+        });
+        self.carried.lifecycle = Lifecycle::Paused { started: true };
+        self.carried.reason = Some(reason);
+        self.reason_changed = true;
+    }
+
+    /// A page found the campaign's row saying it must not run, and wrote nothing.
+    fn page_halted(&mut self, lane: usize, status: CampaignStatus, stored: Requested) {
+        if stored.seq < self.carried.requests.applied.seq {
+            // It read the row before a request the workflow has applied since (a resume that
+            // overtook it): try the page again, after a moment in case the row is odd.
+            self.page_failed(
+                lane,
+                FailureKind::Transient,
+                "the page read an older request than the workflow's",
+                0, // a transient failure is not timed
+            );
+            return;
+        }
+        let asked = stored.intent;
+        self.observe_request(stored);
+        if asked != Intent::Run || self.carried.lifecycle == Lifecycle::Cancelling {
+            return;
+        }
+        // Asked to run, yet not in progress: the status was changed by hand.
+        if status.is_terminal() {
+            self.carried.lifecycle = Lifecycle::Cancelling;
+        } else if self.carried.lifecycle == Lifecycle::Running {
+            // Stop, and record it as a pause so that an operator can resume.
+            let reason = format!(
+                "paused by Herald: the campaign's status was set to {status} outside Herald"
+            );
+            self.carried.requests.unrecorded = Some(BareRequest {
+                intent: Intent::Pause,
+                reason: Some(reason.clone()),
+            });
+            self.carried.lifecycle = Lifecycle::Paused { started: true };
+            self.carried.reason = Some(reason);
+            self.reason_changed = true;
+        }
+    }
+
+    /// A page failed without being committed. Returns whether the campaign is now failed
+    /// for good (until a resume).
+    pub fn page_failed(
+        &mut self,
+        lane: usize,
+        kind: FailureKind,
+        message: &str,
+        now_ms: i64,
+    ) -> bool {
+        self.carried.lanes[lane].turn.activity = LaneActivity::Idle;
+        let rest = if kind == FailureKind::WorkerStopping {
+            Rest::Handover
+        } else {
+            let (permanent, grace) = (kind == FailureKind::Permanent, self.grace());
+            if plan::record_failure(&mut self.carried.trouble, permanent, now_ms, grace) {
+                if self.carried.lifecycle == Lifecycle::Running {
+                    self.carried.lifecycle = Lifecycle::Failed { started: true };
+                    self.carried.reason = Some(format!("page failed: {message}"));
+                    self.reason_changed = true;
+                }
+                self.carried.trouble = Default::default();
+                self.rest = None;
+                return matches!(self.carried.lifecycle, Lifecycle::Failed { .. });
+            }
+            Rest::Backoff
+        };
+        // A handover outranks a backoff: the next try is on another worker anyway.
+        if self.rest != Some(Rest::Handover) {
+            self.rest = Some(rest);
+        }
+        false
+    }
+}

@@ -1,0 +1,628 @@
+//! The campaign's rules, as tables and properties over [`CampaignState`].
+
+use herald_wire::{
+    BareRequest, CampaignInput, CampaignKey, CampaignSpec, CampaignStatus, Content, Deliveries,
+    Intent, LaneActivity, LedgerRequests, Lifecycle, PageOutcome, Rate, Registered, Requested,
+    SignalRequest, StatusRecorded, Tuning,
+};
+use proptest::prelude::*;
+
+use super::*;
+
+const ALL_LIFECYCLES: [Lifecycle; 7] = [
+    Lifecycle::Scheduled,
+    Lifecycle::Running,
+    Lifecycle::Paused { started: false },
+    Lifecycle::Paused { started: true },
+    Lifecycle::Failed { started: false },
+    Lifecycle::Failed { started: true },
+    Lifecycle::Cancelling,
+];
+
+fn input(tuning: Tuning) -> CampaignInput {
+    CampaignInput {
+        key: CampaignKey::parse("k").unwrap(),
+        spec: CampaignSpec {
+            content: Content::new("T", "B").unwrap(),
+            channel: Default::default(),
+            segment: None,
+            send_at: None,
+            page_size: Default::default(),
+            lanes: 2.try_into().unwrap(),
+            execution: Default::default(),
+            rate: None,
+            webhook_url: None,
+            attempts: None,
+        },
+        carried: None,
+        tuning,
+    }
+}
+
+/// A registered campaign of 2,000 recipients in two lanes, in progress.
+fn running() -> CampaignState {
+    let mut s = CampaignState::new(input(Tuning::default()));
+    s.register(&Registered {
+        campaign_id: 7,
+        total: 2_000,
+        min_id: 1,
+        max_id: 2_000,
+        status: CampaignStatus::NotStarted,
+        requests: LedgerRequests::default(),
+    });
+    record(&mut s, CampaignStatus::InProgress);
+    assert_eq!(s.lifecycle(), Lifecycle::Running);
+    s
+}
+
+fn record(s: &mut CampaignState, status: CampaignStatus) {
+    s.on_status_recorded(
+        status,
+        StatusRecorded {
+            status,
+            sent: 0,
+            failed: 0,
+        },
+    );
+}
+
+fn with(lifecycle: Lifecycle) -> CampaignState {
+    let mut s = running();
+    s.carried.lifecycle = lifecycle;
+    s
+}
+
+fn bare(reason: &str) -> SignalRequest {
+    SignalRequest {
+        reason: Some(reason.to_owned()),
+    }
+}
+
+fn ledger(intent: Intent, seq: i64) -> LedgerRequests {
+    LedgerRequests {
+        requested: Requested {
+            intent,
+            seq,
+            reason: None,
+        },
+        ..Default::default()
+    }
+}
+
+/// Square the state with a ledger that holds `row` (the newest request there, before the
+/// bare one is appended).
+fn sync_with(s: &mut CampaignState, row: &mut LedgerRequests) {
+    let sent = s.begin_sync();
+    let final_cancel = row.requested.intent == Intent::Cancel;
+    if let Some(b) = sent
+        .intent
+        .as_ref()
+        .filter(|b| !final_cancel || b.intent == Intent::Cancel)
+    {
+        row.requested = Requested {
+            intent: b.intent,
+            seq: row.requested.seq + 1,
+            reason: b.reason.clone(),
+        };
+    }
+    if let Some(rate) = sent.rate {
+        row.rate = rate;
+        row.rate_seq += 1;
+    }
+    s.end_sync(&sent, row.clone());
+}
+
+#[test]
+fn every_bare_request_in_every_lifecycle() {
+    use Intent::*;
+    use Lifecycle::*;
+    #[rustfmt::skip]
+    let table = [
+        // (in, request, out, appended to the ledger)
+        (Scheduled, Pause, Paused { started: false }, true),
+        (Scheduled, Run, Scheduled, true),
+        (Scheduled, Cancel, Cancelling, true),
+        (Running, Pause, Paused { started: true }, true),
+        (Running, Run, Running, true),
+        (Running, Cancel, Cancelling, true),
+        (Paused { started: false }, Run, Scheduled, true),
+        (Paused { started: true }, Run, Running, true),
+        (Paused { started: true }, Pause, Paused { started: true }, true),
+        (Paused { started: true }, Cancel, Cancelling, true),
+        // A failed campaign is already still: a pause changes nothing, its reason stays.
+        (Failed { started: true }, Pause, Failed { started: true }, false),
+        (Failed { started: true }, Run, Running, true),
+        (Failed { started: false }, Run, Scheduled, true),
+        (Failed { started: true }, Cancel, Cancelling, true),
+        // A cancel is final.
+        (Cancelling, Pause, Cancelling, false),
+        (Cancelling, Run, Cancelling, false),
+        (Cancelling, Cancel, Cancelling, false),
+    ];
+    for (from, intent, to, appended) in table {
+        let mut s = with(from);
+        s.carried.reason = Some("before".into());
+        s.on_signal(intent, bare("asked"));
+        assert_eq!(s.lifecycle(), to, "{intent:?} in {from:?}");
+        assert_eq!(
+            s.carried.requests.unrecorded.is_some(),
+            appended,
+            "{intent:?} in {from:?}"
+        );
+        let reason = if appended { "asked" } else { "before" };
+        assert_eq!(
+            s.carried.reason.as_deref(),
+            Some(reason),
+            "{intent:?} in {from:?}"
+        );
+    }
+}
+
+#[test]
+fn a_forged_request_number_carries_no_authority() {
+    let mut s = running();
+    let mut row = ledger(Intent::Run, 1);
+    s.observe_ledger(row.clone());
+    // `temporal workflow signal --name pause --input '{"seq": 1000000}'`
+    let forged = SignalRequest::from_payload(Some(b"json/plain"), br#"{"seq":1000000}"#);
+    s.on_signal(Intent::Pause, forged);
+    sync_with(&mut s, &mut row);
+    assert_eq!(
+        row.requested.seq, 2,
+        "appended as the next request, not as 1,000,000"
+    );
+    assert_eq!(s.carried.requests.applied.seq, 2);
+    // The CLI's cancel, recorded as 3 and read from the row, is obeyed.
+    row.requested = Requested {
+        intent: Intent::Cancel,
+        seq: 3,
+        reason: None,
+    };
+    s.on_requests_signal();
+    sync_with(&mut s, &mut row);
+    assert_eq!(s.lifecycle(), Lifecycle::Cancelling);
+    assert_eq!(
+        s.next_step(false, 0),
+        Step::Finish(CampaignStatus::Cancelled)
+    );
+}
+
+#[test]
+fn a_ledger_request_waits_behind_a_bare_one_still_to_be_appended() {
+    let mut s = running();
+    let mut row = ledger(Intent::Run, 4);
+    s.observe_ledger(row.clone());
+    s.on_signal(Intent::Pause, bare("web UI"));
+    // Meanwhile the CLI records a resume (5), and a page reports it.
+    row.requested = Requested {
+        intent: Intent::Run,
+        seq: 5,
+        reason: None,
+    };
+    s.carried.lanes[0].turn.activity = LaneActivity::Paging { limit: 500 };
+    s.apply_page(
+        0,
+        PageOutcome::Halted {
+            status: CampaignStatus::InProgress,
+            requested: row.requested.clone(),
+        },
+        0,
+    );
+    assert_eq!(s.lifecycle(), Lifecycle::Paused { started: true });
+    assert!(
+        !s.may_claim(),
+        "no page starts before the bare pause is in the row"
+    );
+    // The pause is appended after the resume: it is the newest, and it holds.
+    sync_with(&mut s, &mut row);
+    assert_eq!(row.requested.seq, 6);
+    assert_eq!(s.carried.requests.applied.seq, 6);
+    assert_eq!(s.lifecycle(), Lifecycle::Paused { started: true });
+}
+
+#[test]
+fn a_request_read_from_the_row_is_followed_only_when_newer() {
+    let mut s = with(Lifecycle::Paused { started: true });
+    s.observe_ledger(ledger(Intent::Pause, 3));
+    s.observe_ledger(ledger(Intent::Run, 2));
+    assert_eq!(
+        s.lifecycle(),
+        Lifecycle::Paused { started: true },
+        "older: ignored"
+    );
+    s.observe_ledger(ledger(Intent::Run, 4));
+    assert_eq!(s.lifecycle(), Lifecycle::Running);
+    // A page that read the row before the resume tries again later; it moves nothing.
+    s.carried.lanes[1].turn.activity = LaneActivity::Paging { limit: 500 };
+    let before = s.carried.lanes[1].cursor;
+    s.apply_page(
+        1,
+        PageOutcome::Halted {
+            status: CampaignStatus::InProgress,
+            requested: ledger(Intent::Pause, 3).requested,
+        },
+        0,
+    );
+    assert_eq!(s.carried.lanes[1].cursor, before);
+    assert_eq!(s.rest, Some(Rest::Backoff));
+    assert_eq!(s.lifecycle(), Lifecycle::Running);
+}
+
+#[test]
+fn repeating_the_current_request_changes_nothing() {
+    let mut s = running();
+    let mut row = ledger(Intent::Run, 0);
+    s.on_signal(Intent::Pause, bare("typo"));
+    sync_with(&mut s, &mut row);
+    record(&mut s, CampaignStatus::Paused);
+    assert_eq!(s.next_step(false, 0), Step::Wait { until_ms: None });
+    let before = s.clone();
+    for _ in 0..1_000 {
+        s.on_signal(Intent::Pause, bare("typo"));
+    }
+    assert!(!s.sync_due(), "nothing to append");
+    assert_eq!(s.carried, before.carried);
+    assert_eq!(s.next_step(false, 0), Step::Wait { until_ms: None });
+    // A new reason is a new request.
+    s.on_signal(Intent::Pause, bare("still a typo"));
+    assert!(s.sync_due());
+}
+
+#[test]
+fn a_held_campaign_records_its_status_then_waits_then_hands_over() {
+    use CampaignStatus::*;
+    let mut s = running();
+    s.on_signal(Intent::Pause, bare("x"));
+    let mut row = LedgerRequests::default();
+    sync_with(&mut s, &mut row);
+    let step = s.next_step(false, 0);
+    assert!(
+        matches!(step, Step::Record { status: Paused, .. }),
+        "{step:?}"
+    );
+    record(&mut s, Paused);
+    assert_eq!(s.next_step(false, 0), Step::Wait { until_ms: None });
+    assert_eq!(s.next_step(true, 0), Step::ContinueAsNew);
+    // The next run starts where this one stood.
+    let next = CampaignState::new(s.carry());
+    assert_eq!(next.lifecycle(), Lifecycle::Paused { started: true });
+    assert_eq!(next.status, Paused);
+    assert_eq!(next.carried.run, s.carried.run + 1);
+    assert_eq!(next.next_step(false, 0), Step::Wait { until_ms: None });
+    // A resume: the status is written before any page.
+    let mut s = next;
+    s.on_signal(Intent::Run, SignalRequest::default());
+    assert!(!s.may_claim());
+    sync_with(&mut s, &mut row);
+    assert!(!s.may_claim(), "not before the row says in progress");
+    let step = s.next_step(false, 0);
+    assert!(
+        matches!(
+            step,
+            Step::Record {
+                status: InProgress,
+                ..
+            }
+        ),
+        "{step:?}"
+    );
+    record(&mut s, InProgress);
+    assert!(s.may_claim());
+}
+
+#[test]
+fn a_scheduled_campaign_waits_for_its_send_time_and_holds_when_paused() {
+    use CampaignStatus::*;
+    let mut i = input(Tuning::default());
+    let at = chrono::DateTime::from_timestamp_millis(1_000_000).unwrap();
+    i.spec.send_at = Some(at);
+    let mut s = CampaignState::new(i);
+    s.register(&Registered {
+        campaign_id: 1,
+        total: 10,
+        min_id: 1,
+        max_id: 10,
+        status: NotStarted,
+        requests: LedgerRequests::default(),
+    });
+    assert_eq!(
+        s.next_step(false, 0),
+        Step::Wait {
+            until_ms: Some(1_000_000)
+        }
+    );
+    assert_eq!(s.next_step(true, 0), Step::ContinueAsNew);
+    s.on_signal(Intent::Pause, SignalRequest::default());
+    let mut row = LedgerRequests::default();
+    sync_with(&mut s, &mut row);
+    assert!(matches!(
+        s.next_step(false, 0),
+        Step::Record { status: Paused, .. }
+    ));
+    record(&mut s, Paused);
+    s.on_signal(Intent::Run, SignalRequest::default());
+    sync_with(&mut s, &mut row);
+    assert!(matches!(
+        s.next_step(false, 0),
+        Step::Record {
+            status: NotStarted,
+            ..
+        }
+    ));
+    record(&mut s, NotStarted);
+    let step = s.next_step(false, 1_000_000);
+    assert!(matches!(step, Step::Record { status: InProgress, ref from } if from == &[NotStarted]));
+    record(&mut s, InProgress);
+    assert_eq!(s.lifecycle(), Lifecycle::Running);
+}
+
+#[test]
+fn a_cursor_moves_only_with_a_committed_page() {
+    let mut s = running();
+    let (pages, _) = s.claim_idle_lanes(0);
+    assert_eq!(pages.len(), 2);
+    let before = s.carried.lanes[0].cursor;
+    s.page_failed(0, FailureKind::Transient, "connection reset", 0);
+    assert_eq!(s.carried.lanes[0].cursor, before);
+    assert_eq!(s.rest, Some(Rest::Backoff));
+    s.apply_page(
+        1,
+        PageOutcome::Written {
+            last: Some(1_500),
+            recipients: 500,
+            limit: Some(500),
+            sent: 500,
+            failed: 0,
+            deliveries: Deliveries::default(),
+        },
+        0,
+    );
+    assert_eq!(s.carried.lanes[1].cursor.after, 1_500);
+    assert_eq!(s.snapshot().sent, 500);
+}
+
+#[test]
+fn a_permanent_failure_fails_the_campaign_after_its_grace() {
+    let mut s = running();
+    s.claim_idle_lanes(0);
+    assert!(!s.page_failed(0, FailureKind::Permanent, "denied", 0));
+    s.claim_idle_lanes(0);
+    assert!(s.page_failed(0, FailureKind::Permanent, "denied", 30_000));
+    assert_eq!(s.lifecycle(), Lifecycle::Failed { started: true });
+    assert_eq!(s.carried.reason.as_deref(), Some("page failed: denied"));
+    // A pause changes nothing; a resume tries again with a fresh grace.
+    s.on_signal(Intent::Pause, bare("x"));
+    assert_eq!(s.carried.reason.as_deref(), Some("page failed: denied"));
+    s.on_signal(Intent::Run, SignalRequest::default());
+    assert_eq!(s.lifecycle(), Lifecycle::Running);
+    assert_eq!(s.carried.trouble.failures, 0);
+}
+
+#[test]
+fn a_rate_read_from_the_row_is_followed_unless_a_bare_one_waits() {
+    let mut s = running();
+    let r = |n| Some(Rate::new(n).unwrap());
+    s.observe_ledger(LedgerRequests {
+        rate: r(10),
+        rate_seq: 1,
+        ..Default::default()
+    });
+    assert_eq!(s.carried.requests.rate, r(10));
+    assert!(s.rate_changed);
+    s.on_rate_signal(r(20));
+    s.observe_ledger(LedgerRequests {
+        rate: r(30),
+        rate_seq: 2,
+        ..Default::default()
+    });
+    assert_eq!(
+        s.carried.requests.rate,
+        r(20),
+        "the bare change is appended after"
+    );
+    let sent = s.begin_sync();
+    assert_eq!(sent.rate, Some(r(20)));
+    s.end_sync(
+        &sent,
+        LedgerRequests {
+            rate: r(20),
+            rate_seq: 3,
+            ..Default::default()
+        },
+    );
+    assert!(!s.carried.requests.rate_unrecorded);
+    assert_eq!(s.carried.requests.rate_seq, 3);
+}
+
+/// What can happen to a campaign, in any order.
+#[derive(Clone, Debug)]
+enum Happening {
+    Bare(Intent),
+    /// Herald's CLI records a request in the row and signals `herald.requests`.
+    Cli(Intent),
+    /// A look at the row completes.
+    Sync,
+    /// A page in flight on this lane commits.
+    Commit(usize),
+    /// A page in flight on this lane fails.
+    Fail(usize, bool),
+    /// The lanes claim pages (if they may).
+    Claim,
+    /// The loop takes its next step if the lanes are idle.
+    Step,
+}
+
+fn happening() -> impl Strategy<Value = Happening> {
+    let intent = prop_oneof![Just(Intent::Run), Just(Intent::Pause), Just(Intent::Cancel)];
+    prop_oneof![
+        intent.clone().prop_map(Happening::Bare),
+        intent.prop_map(Happening::Cli),
+        Just(Happening::Sync),
+        (0..2usize).prop_map(Happening::Commit),
+        (0..2usize, any::<bool>()).prop_map(|(l, p)| Happening::Fail(l, p)),
+        Just(Happening::Claim),
+        Just(Happening::Step),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    /// Any interleaving of requests, page results and failures: the campaign ends in the
+    /// state the last request asked for, no cursor moves without a committed page, nothing
+    /// runs again after a cancel, and the carried state stays small.
+    #[test]
+    fn any_interleaving_ends_as_the_last_request_asked(
+        happenings in proptest::collection::vec(happening(), 1..120)
+    ) {
+        let mut s = running();
+        let mut row = LedgerRequests::default();
+        let mut last: Option<Intent> = None;
+        let mut cancelled = false;
+        let mut now = 0i64;
+        let mut committed = [0i64; 2];
+        for h in happenings {
+            now += 100;
+            let lanes_before: Vec<_> = s.carried.lanes.iter().map(|l| l.cursor).collect();
+            match h {
+                Happening::Bare(intent) => {
+                    s.on_signal(intent, SignalRequest::default());
+                    if !cancelled && !(intent == Intent::Pause && matches!(s.lifecycle(), Lifecycle::Failed { .. })) {
+                        last = Some(intent);
+                    }
+                    if intent == Intent::Cancel { cancelled = true; }
+                }
+                Happening::Cli(intent) => {
+                    // The CLI refuses anything but a cancel once a cancel is asked.
+                    if cancelled && intent != Intent::Cancel { continue; }
+                    // Bare requests received so far are appended first (they came first).
+                    if s.sync_due() { sync_with(&mut s, &mut row); }
+                    row.requested = Requested { intent, seq: row.requested.seq + 1, reason: None };
+                    s.on_requests_signal();
+                    if !(intent == Intent::Pause && matches!(s.lifecycle(), Lifecycle::Failed { .. })) {
+                        last = Some(intent);
+                    }
+                    if intent == Intent::Cancel { cancelled = true; }
+                }
+                Happening::Sync => if s.sync_due() { sync_with(&mut s, &mut row) },
+                Happening::Commit(lane) if row.requested.intent != Intent::Run => {
+                    // The page statement's gate: the row asks the campaign to stand still.
+                    if matches!(s.carried.lanes[lane].turn.activity, LaneActivity::Paging { .. }) {
+                        s.apply_page(lane, PageOutcome::Halted {
+                            status: CampaignStatus::InProgress,
+                            requested: row.requested.clone(),
+                        }, now);
+                    }
+                }
+                Happening::Commit(lane) => {
+                    if let LaneActivity::Paging { limit } = s.carried.lanes[lane].turn.activity {
+                        let c = s.carried.lanes[lane].cursor;
+                        let last_id = (c.after + i64::from(limit)).min(c.until);
+                        let n = (last_id - c.after) as u32;
+                        s.apply_page(lane, PageOutcome::Written {
+                            last: Some(last_id), recipients: n, limit: Some(limit),
+                            sent: n, failed: 0, deliveries: Deliveries::default(),
+                        }, now);
+                        committed[lane] += i64::from(n);
+                    }
+                }
+                Happening::Fail(lane, permanent) => {
+                    if matches!(s.carried.lanes[lane].turn.activity, LaneActivity::Paging { .. }) {
+                        let kind = if permanent { FailureKind::Permanent } else { FailureKind::Transient };
+                        s.page_failed(lane, kind, "boom", now);
+                    }
+                }
+                Happening::Claim => {
+                    if s.lifecycle() == Lifecycle::Cancelling {
+                        prop_assert!(!s.may_claim(), "a page may start after a cancel");
+                    }
+                    if s.may_claim() {
+                        s.rest = None;
+                        s.claim_idle_lanes(now);
+                    }
+                }
+                Happening::Step => {
+                    if s.lanes_idle() && !s.sync_due() {
+                        match s.next_step(false, now) {
+                            Step::Record { status, .. } => record(&mut s, status),
+                            Step::Finish(_) => break,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            // No cursor moves but by a committed page.
+            for (i, l) in s.carried.lanes.iter().enumerate() {
+                prop_assert!(l.cursor.after >= lanes_before[i].after);
+                prop_assert_eq!(l.cursor.sent, committed[i]);
+            }
+            prop_assert!(serde_json::to_vec(&s.carried).unwrap().len() < 2_048);
+        }
+        // Settle: pages in flight return, the row is read, statuses are written.
+        for lane in 0..2 {
+            if matches!(s.carried.lanes[lane].turn.activity, LaneActivity::Paging { .. }) {
+                s.page_failed(lane, FailureKind::Transient, "settling", now);
+            }
+        }
+        if s.sync_due() { sync_with(&mut s, &mut row); }
+        s.on_requests_signal();
+        sync_with(&mut s, &mut row);
+        let ended = loop {
+            match s.next_step(false, now) {
+                Step::Record { status, .. } => record(&mut s, status),
+                Step::Finish(status) => break Some(status),
+                _ => break None,
+            }
+        };
+        let failed = matches!(s.lifecycle(), Lifecycle::Failed { .. });
+        match last {
+            Some(Intent::Cancel) => prop_assert_eq!(ended, Some(CampaignStatus::Cancelled)),
+            // Every recipient has had their page: nothing is left for a pause to hold.
+            _ if s.lanes_done() => prop_assert_eq!(ended, Some(CampaignStatus::Completed)),
+            Some(Intent::Pause) if !failed => {
+                prop_assert_eq!(s.lifecycle(), Lifecycle::Paused { started: true });
+                prop_assert_eq!(s.status, CampaignStatus::Paused);
+            }
+            _ if failed => prop_assert_eq!(s.status, CampaignStatus::Failed),
+            _ => {
+                prop_assert_eq!(s.lifecycle(), Lifecycle::Running);
+                prop_assert!(s.may_claim() || s.lanes_done());
+            }
+        }
+        // The row agrees: its newest request is what the workflow follows.
+        prop_assert_eq!(&s.carried.requests.applied, &row.requested);
+        prop_assert!(s.carried.requests.unrecorded.is_none());
+    }
+}
+
+#[test]
+fn a_bare_request_is_recorded_with_its_reason() {
+    let mut s = running();
+    s.on_signal(Intent::Cancel, bare("wrong audience"));
+    assert_eq!(
+        s.begin_sync().intent,
+        Some(BareRequest {
+            intent: Intent::Cancel,
+            reason: Some("wrong audience".into())
+        })
+    );
+}
+
+#[test]
+fn every_lifecycle_survives_continue_as_new() {
+    for l in ALL_LIFECYCLES {
+        let mut s = with(l);
+        s.carried.lanes[0].turn.activity = LaneActivity::Pacing;
+        let next = CampaignState::new(s.carry());
+        assert_eq!(next.lifecycle(), l);
+        assert_eq!(next.carried.lanes[0].cursor, s.carried.lanes[0].cursor);
+        assert_eq!(
+            next.carried.lanes[0].turn.activity,
+            LaneActivity::Idle,
+            "a lane's turn lives within its run"
+        );
+        let json = serde_json::to_string(&s.carry()).unwrap();
+        let back: CampaignInput = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.carried.unwrap().lifecycle, l);
+    }
+}

@@ -317,9 +317,8 @@ struct RequestColumns {
 }
 
 /// The workflow's look at the requests a campaign's row holds, after appending the bare
-/// signals it has applied: each is stored as the next request, whatever came before it, so
-/// the row orders every request, numbered or bare, in the order they reached it. Returns
-/// what the row holds then.
+/// signal it has applied as the next request, if the row still holds the request the
+/// workflow knew of when the signal arrived. Returns what the row holds then.
 pub async fn sync_requests(pool: &PgPool, input: &SyncRequestsInput) -> Result<LedgerRequests> {
     let row: Option<RequestColumns> = if input.intent.is_none() && input.rate.is_none() {
         sqlx::query_as(
@@ -333,20 +332,22 @@ pub async fn sync_requests(pool: &PgPool, input: &SyncRequestsInput) -> Result<L
             Some(bare) => (Some(bare.intent.code()), bare.reason.as_deref()),
             None => (None, None),
         };
-        // A cancel in the row is final: a bare pause or resume is not appended after it
-        // (the workflow then reads the cancel and follows it).
+        // A pause or resume is appended only over the request the workflow knew of when the
+        // signal arrived (one recorded since is newer, and repeating this statement appends
+        // nothing twice), and never over a cancel; a cancel the workflow has taken is final,
+        // and appended whatever came since.
         sqlx::query_as(
             "UPDATE messages SET
-                 intent = CASE WHEN intent <> 2 OR $2 = 2 THEN coalesce($2, intent) ELSE intent END,
-                 intent_seq = intent_seq
-                     + CASE WHEN $2 IS NOT NULL AND (intent <> 2 OR $2 = 2) THEN 1 ELSE 0 END,
-                 intent_reason = CASE WHEN $2 IS NOT NULL AND (intent <> 2 OR $2 = 2) THEN $3
-                                      ELSE intent_reason END,
-                 requested_at = CASE WHEN $2 IS NOT NULL AND (intent <> 2 OR $2 = 2) THEN now()
-                                     ELSE requested_at END,
+                 intent = CASE WHEN append THEN $2 ELSE intent END,
+                 intent_seq = intent_seq + CASE WHEN append THEN 1 ELSE 0 END,
+                 intent_reason = CASE WHEN append THEN $3 ELSE intent_reason END,
+                 requested_at = CASE WHEN append THEN now() ELSE requested_at END,
                  rate = CASE WHEN $4 THEN $5 ELSE rate END,
                  rate_seq = rate_seq + CASE WHEN $4 THEN 1 ELSE 0 END,
                  updated_at = now()
+             FROM (SELECT $2::smallint IS NOT NULL AND (m.intent_seq = $6 OR $2 = 2)
+                          AND (m.intent <> 2 OR $2 = 2) AS append
+                   FROM messages m WHERE m.id = $1 FOR UPDATE) judged
              WHERE id = $1
              RETURNING intent, intent_seq, intent_reason, rate, rate_seq",
         )
@@ -355,6 +356,7 @@ pub async fn sync_requests(pool: &PgPool, input: &SyncRequestsInput) -> Result<L
         .bind(reason)
         .bind(input.rate.is_some())
         .bind(input.rate.flatten().map(|r| r.get() as i32))
+        .bind(input.intent.as_ref().map_or(0, |b| b.seen_seq))
         .fetch_optional(pool)
         .await?
     };

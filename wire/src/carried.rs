@@ -154,14 +154,27 @@ pub struct Requests {
     /// A `herald.requests` signal said the ledger holds requests the workflow has not read.
     #[serde(default)]
     pub look_due: bool,
+    /// A bare request was overtaken by a front end's request recorded after it arrived: the
+    /// next look follows the row's newest request, whatever the workflow did meanwhile.
+    #[serde(default)]
+    pub follow_row: bool,
 }
 
-/// A request that came as a bare signal.
+/// A request that came as a bare signal. It is appended to the row only over the request
+/// the workflow knew of when it arrived (`seen_seq`): a request recorded since came later,
+/// and the workflow follows that one instead.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BareRequest {
     pub intent: Intent,
     #[serde(default)]
     pub reason: Option<String>,
+    /// The newest request number in the row that the workflow knew of when this arrived.
+    #[serde(default)]
+    pub seen_seq: i64,
+    /// It arrived while the workflow still had to read the row (a `herald.requests` came
+    /// first): the row is read first, and this is appended over what it held then.
+    #[serde(default)]
+    pub after_look: bool,
 }
 
 /// The tries of an external campaign's latest pages, in buckets of about a sixteenth of the

@@ -2,7 +2,8 @@
 //! tokio here; time comes from `ctx.workflow_time()`, waiting from SDK timers and conditions.
 //!
 //! - [`campaign`]: the workflow: the SDK loop that turns Temporal's events into transitions
-//!   of the state and its answers into commands.
+//!   of the state and its answers into commands; `steps` holds those commands (pages, the
+//!   ledger look, waits, bookkeeping, status writes).
 //! - [`state`]: the campaign's state and every transition (requests, pages, failures, what
 //!   comes next), with no SDK in it, unit- and property-tested.
 //! - [`plan`]: pure arithmetic (lane split, cursor advance, pace, backoff, when to
@@ -16,5 +17,6 @@ pub mod campaign;
 pub mod options;
 pub mod plan;
 pub mod state;
+mod steps;
 
 pub use campaign::CampaignWorkflow;

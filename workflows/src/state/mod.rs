@@ -264,8 +264,15 @@ impl CampaignState {
         let stored = recorded.status;
         self.reason_changed = false;
         self.status = stored;
-        if stored == CampaignStatus::InProgress && self.carried.lifecycle == Lifecycle::Scheduled {
-            self.carried.lifecycle = Lifecycle::Running;
+        if stored == CampaignStatus::InProgress {
+            // The row says it has started, whatever came meanwhile.
+            let l = &mut self.carried.lifecycle;
+            *l = match *l {
+                Lifecycle::Scheduled => Lifecycle::Running,
+                Lifecycle::Paused { .. } => Lifecycle::Paused { started: true },
+                Lifecycle::Failed { .. } => Lifecycle::Failed { started: true },
+                other => other,
+            };
         }
         if stored != wanted {
             self.observe_stored_status(stored);

@@ -155,11 +155,18 @@ impl CampaignState {
         if self.carried.lifecycle != Lifecycle::Running {
             return;
         }
-        // Appended to the row like a bare pause, so that pages obey it and an operator's
-        // resume continues.
-        self.carried.requests.unrecorded = Some(BareRequest {
+        self.pause_itself(reason);
+    }
+
+    /// The campaign pauses itself: applied at once, and appended to the row like a bare pause,
+    /// so that pages obey it and an operator's resume continues.
+    fn pause_itself(&mut self, reason: String) {
+        let r = &mut self.carried.requests;
+        r.unrecorded = Some(BareRequest {
             intent: Intent::Pause,
             reason: Some(reason.clone()),
+            seen_seq: r.applied.seq,
+            after_look: r.look_due,
         });
         self.carried.lifecycle = Lifecycle::Paused { started: true };
         self.carried.reason = Some(reason);
@@ -189,16 +196,9 @@ impl CampaignState {
             self.carried.lifecycle = Lifecycle::Cancelling;
         } else if self.carried.lifecycle == Lifecycle::Running {
             // Stop, and record it as a pause so that an operator can resume.
-            let reason = format!(
+            self.pause_itself(format!(
                 "paused by Herald: the campaign's status was set to {status} outside Herald"
-            );
-            self.carried.requests.unrecorded = Some(BareRequest {
-                intent: Intent::Pause,
-                reason: Some(reason.clone()),
-            });
-            self.carried.lifecycle = Lifecycle::Paused { started: true };
-            self.carried.reason = Some(reason);
-            self.reason_changed = true;
+            ));
         }
     }
 

@@ -24,9 +24,12 @@ impl CampaignState {
         if !self.accepts(intent) || self.repeats(intent, &request) {
             return;
         }
-        self.carried.requests.unrecorded = Some(BareRequest {
+        let r = &mut self.carried.requests;
+        r.unrecorded = Some(BareRequest {
             intent,
             reason: request.reason.clone(),
+            seen_seq: r.applied.seq,
+            after_look: r.look_due,
         });
         self.apply_intent(intent, request.reason);
     }
@@ -41,10 +44,18 @@ impl CampaignState {
         self.set_rate(rate);
     }
 
-    /// `herald.requests`: the row holds a request the workflow has not read.
+    /// `herald.requests`: the row holds a request the workflow has not read. A front end
+    /// records its request before it sends this, so a bare pause or resume that came earlier
+    /// and is not yet appended was overtaken: it is dropped, and the workflow follows the row.
     pub fn on_requests_signal(&mut self) {
         self.signals += 1;
-        self.carried.requests.look_due = true;
+        let r = &mut self.carried.requests;
+        r.look_due = true;
+        // A cancel the workflow has taken is final: it is appended whatever came since.
+        if r.unrecorded.as_ref().is_some_and(|b| b.intent != Intent::Cancel) {
+            r.unrecorded = None;
+            r.follow_row = true;
+        }
     }
 
     /// Whether an intent changes anything now. A cancel is final; a failed campaign is
@@ -124,35 +135,44 @@ impl CampaignState {
     }
 
     /// What to append to the row and read back, now. A `herald.requests` that comes while
-    /// this is on its way asks for another look.
+    /// this is on its way asks for another look. A bare request that came after a
+    /// `herald.requests` not yet served waits for the row to be read first, and is then
+    /// appended over what it held.
     pub fn begin_sync(&mut self) -> SyncRequestsInput {
         let r = &mut self.carried.requests;
         r.look_due = false;
+        let intent = r.unrecorded.clone().filter(|b| !b.after_look);
         SyncRequestsInput {
             campaign_id: self.carried.campaign_id,
-            intent: r.unrecorded.clone(),
+            intent,
             rate: r.rate_unrecorded.then_some(r.rate),
         }
     }
 
-    /// The row's requests after [`Self::begin_sync`]'s input was appended to them. With
-    /// no bare request left to append, the row's newest request is the last word: the
-    /// workflow follows it, even one it had read before but set aside for a bare request
-    /// that the row then refused (a pause after a cancel).
+    /// The row's requests after [`Self::begin_sync`]'s input was appended to them (or
+    /// refused: the row held a request newer than the one the bare request knew of). Either
+    /// way the row's newest request is then the last word, and the workflow follows it, even
+    /// one it had read before but set aside for the bare one.
     pub fn end_sync(&mut self, sent: &SyncRequestsInput, stored: LedgerRequests) {
         let r = &mut self.carried.requests;
-        // Appended, unless another bare request came meanwhile (it is appended next).
+        let mut follow = std::mem::take(&mut r.follow_row);
         if sent.intent.is_some() && r.unrecorded == sent.intent {
             r.unrecorded = None;
+            follow = true;
+        }
+        if let Some(bare) = r.unrecorded.as_mut().filter(|b| b.after_look) {
+            // The row is read: append over what it holds now.
+            bare.after_look = false;
+            bare.seen_seq = stored.requested.seq;
         }
         if sent.rate.is_some() && r.rate_unrecorded && sent.rate == Some(r.rate) {
             r.rate_unrecorded = false;
+            if stored.rate_seq >= r.rate_seq {
+                r.rate_seq = stored.rate_seq - 1;
+            }
         }
-        if sent.intent.is_some() && stored.requested.seq >= r.applied.seq {
+        if follow && r.unrecorded.is_none() && stored.requested.seq >= r.applied.seq {
             r.applied.seq = stored.requested.seq - 1;
-        }
-        if sent.rate.is_some() && stored.rate_seq >= r.rate_seq {
-            r.rate_seq = stored.rate_seq - 1;
         }
         self.observe_ledger(stored);
     }
@@ -170,10 +190,14 @@ impl CampaignState {
         }
     }
 
-    /// Follow the row's newest pause, resume or cancel if it is newer than any known.
+    /// Follow the row's newest pause, resume or cancel if it is newer than any known, or a
+    /// new reason given with a repeat of the newest (which keeps its number).
     pub(super) fn observe_request(&mut self, stored: Requested) {
         let r = &mut self.carried.requests;
-        if stored.seq <= r.applied.seq {
+        let new_reason = stored.seq == r.applied.seq
+            && stored.intent == r.applied.intent
+            && stored.reason != r.applied.reason;
+        if stored.seq < r.applied.seq || (stored.seq == r.applied.seq && !new_reason) {
             return;
         }
         r.applied = stored.clone();

@@ -89,21 +89,21 @@ fn ledger(intent: Intent, seq: i64) -> LedgerRequests {
     }
 }
 
-/// Square the state with a ledger that holds `row` (the newest request there, before the
-/// bare one is appended).
+/// Square the state with a ledger that holds `row`, as `store::status::sync_requests` does:
+/// a bare request is appended only over the request it knew of, and never over a cancel
+/// unless it is one.
 fn sync_with(s: &mut CampaignState, row: &mut LedgerRequests) {
     let sent = s.begin_sync();
-    let final_cancel = row.requested.intent == Intent::Cancel;
-    if let Some(b) = sent
-        .intent
-        .as_ref()
-        .filter(|b| !final_cancel || b.intent == Intent::Cancel)
-    {
-        row.requested = Requested {
-            intent: b.intent,
-            seq: row.requested.seq + 1,
-            reason: b.reason.clone(),
-        };
+    if let Some(b) = &sent.intent {
+        let cancel = b.intent == Intent::Cancel;
+        let final_cancel = row.requested.intent == Intent::Cancel && !cancel;
+        if (row.requested.seq == b.seen_seq || cancel) && !final_cancel {
+            row.requested = Requested {
+                intent: b.intent,
+                seq: row.requested.seq + 1,
+                reason: b.reason.clone(),
+            };
+        }
     }
     if let Some(rate) = sent.rate {
         row.rate = rate;
@@ -188,12 +188,13 @@ fn a_forged_request_number_carries_no_authority() {
 }
 
 #[test]
-fn a_ledger_request_waits_behind_a_bare_one_still_to_be_appended() {
+fn a_request_recorded_after_a_bare_one_arrived_wins() {
+    // The CLI's resume is recorded (5) after the bare pause arrived, and a page reports it
+    // before the pause is appended: the pause is not appended over it.
     let mut s = running();
     let mut row = ledger(Intent::Run, 4);
     s.observe_ledger(row.clone());
     s.on_signal(Intent::Pause, bare("web UI"));
-    // Meanwhile the CLI records a resume (5), and a page reports it.
     row.requested = Requested {
         intent: Intent::Run,
         seq: 5,
@@ -211,13 +212,76 @@ fn a_ledger_request_waits_behind_a_bare_one_still_to_be_appended() {
     assert_eq!(s.lifecycle(), Lifecycle::Paused { started: true });
     assert!(
         !s.may_claim(),
-        "no page starts before the bare pause is in the row"
+        "no page starts before the bare pause is settled"
     );
-    // The pause is appended after the resume: it is the newest, and it holds.
     sync_with(&mut s, &mut row);
-    assert_eq!(row.requested.seq, 6);
-    assert_eq!(s.carried.requests.applied.seq, 6);
+    assert_eq!(row.requested.seq, 5, "not appended over the newer resume");
+    assert_eq!(s.lifecycle(), Lifecycle::Running);
+
+    // The same, with the CLI's `herald.requests` arriving before the pause is appended.
+    let mut s = running();
+    let mut row = ledger(Intent::Run, 4);
+    s.observe_ledger(row.clone());
+    s.on_signal(Intent::Pause, bare("web UI"));
+    row.requested.seq = 5;
+    s.on_requests_signal();
+    sync_with(&mut s, &mut row);
+    assert_eq!(row.requested.seq, 5);
+    assert_eq!(s.lifecycle(), Lifecycle::Running);
+    assert!(!s.sync_due());
+}
+
+#[test]
+fn a_bare_request_after_an_unread_cli_request_is_appended_over_it() {
+    // `herald pause` recorded 5 and signalled; a bare resume arrives before the workflow has
+    // read the row: the resume came later, and is appended after the pause.
+    let mut s = running();
+    let mut row = ledger(Intent::Run, 4);
+    s.observe_ledger(row.clone());
+    row.requested = Requested {
+        intent: Intent::Pause,
+        seq: 5,
+        reason: None,
+    };
+    s.on_requests_signal();
+    s.on_signal(Intent::Run, bare("go on"));
+    sync_with(&mut s, &mut row); // reads the row
+    assert!(s.sync_due(), "the resume is still to be appended");
+    sync_with(&mut s, &mut row);
+    assert_eq!((row.requested.intent, row.requested.seq), (Intent::Run, 6));
+    assert_eq!(s.lifecycle(), Lifecycle::Running);
+    assert!(!s.sync_due());
+}
+
+#[test]
+fn a_new_reason_with_a_repeated_request_is_followed() {
+    let mut s = with(Lifecycle::Paused { started: true });
+    s.observe_ledger(ledger(Intent::Pause, 3));
+    let mut again = ledger(Intent::Pause, 3);
+    again.requested.reason = Some("still a typo".into());
+    s.observe_ledger(again);
+    assert_eq!(s.carried.reason.as_deref(), Some("still a typo"));
+    assert!(s.reason_changed);
+}
+
+#[test]
+fn a_start_written_while_a_pause_came_is_remembered() {
+    use CampaignStatus::*;
+    let mut s = CampaignState::new(input(Tuning::default()));
+    s.register(&Registered {
+        campaign_id: 1,
+        total: 10,
+        min_id: 1,
+        max_id: 10,
+        status: NotStarted,
+        requests: LedgerRequests::default(),
+    });
+    // The start's status write is on its way when a pause arrives.
+    s.on_signal(Intent::Pause, SignalRequest::default());
+    record(&mut s, InProgress);
     assert_eq!(s.lifecycle(), Lifecycle::Paused { started: true });
+    s.on_signal(Intent::Run, SignalRequest::default());
+    assert_eq!(s.lifecycle(), Lifecycle::Running, "not back to not started");
 }
 
 #[test]
@@ -493,13 +557,14 @@ proptest! {
                     if intent == Intent::Cancel { cancelled = true; }
                 }
                 Happening::Cli(intent) => {
-                    // The CLI refuses anything but a cancel once a cancel is asked.
-                    if cancelled && intent != Intent::Cancel { continue; }
-                    // Bare requests received so far are appended first (they came first).
-                    if s.sync_due() { sync_with(&mut s, &mut row); }
+                    // The CLI refuses anything but a cancel once a cancel is in the row.
+                    if row.requested.intent == Intent::Cancel && intent != Intent::Cancel { continue; }
+                    // Recorded, then `herald.requests`: it overtakes any bare request that
+                    // came before it and is not yet appended.
                     row.requested = Requested { intent, seq: row.requested.seq + 1, reason: None };
                     s.on_requests_signal();
-                    if !(intent == Intent::Pause && matches!(s.lifecycle(), Lifecycle::Failed { .. })) {
+                    // A cancel the workflow has taken is final, whatever comes after it.
+                    if !cancelled && !(intent == Intent::Pause && matches!(s.lifecycle(), Lifecycle::Failed { .. })) {
                         last = Some(intent);
                     }
                     if intent == Intent::Cancel { cancelled = true; }
@@ -564,9 +629,9 @@ proptest! {
                 s.page_failed(lane, FailureKind::Transient, "settling", now);
             }
         }
-        if s.sync_due() { sync_with(&mut s, &mut row); }
-        s.on_requests_signal();
-        sync_with(&mut s, &mut row);
+        // Every look asked for is served, and every bare request appended (one that came
+        // after an unread `herald.requests` takes two looks).
+        while s.sync_due() { sync_with(&mut s, &mut row); }
         let ended = loop {
             match s.next_step(false, now) {
                 Step::Record { status, .. } => record(&mut s, status),
@@ -598,12 +663,15 @@ proptest! {
 #[test]
 fn a_bare_request_is_recorded_with_its_reason() {
     let mut s = running();
+    s.observe_ledger(ledger(Intent::Run, 2));
     s.on_signal(Intent::Cancel, bare("wrong audience"));
     assert_eq!(
         s.begin_sync().intent,
         Some(BareRequest {
             intent: Intent::Cancel,
-            reason: Some("wrong audience".into())
+            reason: Some("wrong audience".into()),
+            seen_seq: 2,
+            after_look: false,
         })
     );
 }

@@ -1,0 +1,281 @@
+//! The campaign loop's steps as Temporal commands: pages, the ledger look, rests, waits,
+//! bookkeeping with its retries, status writes, and what the web UI shows. Each one is
+//! deterministic: time from `ctx.workflow_time()`, waiting on SDK timers and conditions.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use futures::FutureExt;
+use herald_wire::{
+    CampaignStatus, PageExecution, PageInput, Progress, SetStatusInput, SyncRequestsInput, Trouble,
+    names,
+};
+use temporalio_common::{
+    ActivityDefinition, protos::temporal::api::failure::v1::failure::FailureInfo,
+    search_attributes::SearchAttributeKey,
+};
+use temporalio_sdk::{ActivityExecutionError, WorkflowContext, WorkflowResult};
+use temporalio_workflow::{WaitConditionOptions, WorkflowCancellationToken, workflows::select};
+
+use crate::{
+    activities::CampaignActivities,
+    campaign::{CampaignWorkflow, Event, cancel_requested},
+    options, plan,
+    state::{FailureKind, Rest},
+};
+
+const SA_STATUS: SearchAttributeKey<String> = SearchAttributeKey::keyword(names::SA_STATUS);
+const SA_PROCESSED: SearchAttributeKey<i64> = SearchAttributeKey::int(names::SA_PROCESSED);
+
+/// The application failure inside an activity's failure (the activity's own error, under
+/// Temporal's wrapping), if there is one.
+pub(crate) fn application_failure(err: &ActivityExecutionError) -> Option<(&str, &str)> {
+    let mut failure = err.failure();
+    while let Some(f) = failure {
+        if let Some(FailureInfo::ApplicationFailureInfo(info)) = &f.failure_info {
+            return Some((info.r#type.as_str(), f.message.as_str()));
+        }
+        failure = f.cause.as_deref();
+    }
+    None
+}
+
+pub(crate) fn failure_kind(err: &ActivityExecutionError) -> FailureKind {
+    if matches!(err, ActivityExecutionError::Serialization(_)) {
+        return FailureKind::Permanent;
+    }
+    match application_failure(err).map(|(kind, _)| kind) {
+        Some(names::FAILURE_WORKER_STOPPING) => FailureKind::WorkerStopping,
+        Some(names::FAILURE_PERMANENT) => FailureKind::Permanent,
+        // Transient errors, timeouts, and anything unforeseen: retrying is safe.
+        _ => FailureKind::Transient,
+    }
+}
+
+/// The failure's own message, without the SDK's wrapping.
+pub(crate) fn failure_message(err: &ActivityExecutionError) -> String {
+    match application_failure(err) {
+        Some((_, message)) => message.to_owned(),
+        None => err.to_string(),
+    }
+}
+
+/// A workflow task has just begun (see [`crate::state::CampaignState::note_boundary`]).
+pub(crate) fn at_boundary(ctx: &WorkflowContext<CampaignWorkflow>) {
+    let now = now_ms(ctx);
+    ctx.state_mut(|s| s.state.note_boundary(now));
+}
+
+/// Workflow time, in Unix milliseconds: deterministic, from history.
+pub(crate) fn now_ms(ctx: &WorkflowContext<CampaignWorkflow>) -> i64 {
+    ctx.workflow_time()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub(crate) async fn run_page(
+    ctx: &WorkflowContext<CampaignWorkflow>,
+    lane: usize,
+    input: PageInput,
+    execution: PageExecution,
+) -> Event {
+    let delay = Duration::from_millis(u64::from(input.delay_millis));
+    let result = match execution {
+        _ if input.channel.is_external() => {
+            ctx.execute_activity(CampaignActivities::page, input, options::send_page(delay))
+                .await
+        }
+        PageExecution::Regular => {
+            ctx.execute_activity(CampaignActivities::page, input, options::page(delay))
+                .await
+        }
+        PageExecution::Local => {
+            ctx.execute_local_activity(CampaignActivities::page, input, options::page_local(delay))
+                .await
+        }
+    };
+    Event::Page(lane, result)
+}
+
+/// Append the bare requests to the row and read what it holds.
+pub(crate) async fn sync(
+    ctx: &WorkflowContext<CampaignWorkflow>,
+    input: SyncRequestsInput,
+) -> Event {
+    let result = bookkeeping(ctx, || CampaignActivities::sync_requests, input.clone()).await;
+    Event::Synced(input, result)
+}
+
+/// Rest between pages, once every page in flight has returned. Each way ends the current
+/// workflow task: a yield by scheduling the do-nothing activity (fast), a handover or a
+/// backoff on a durable timer.
+pub(crate) async fn take_rest(ctx: &WorkflowContext<CampaignWorkflow>, rest: Rest) -> Event {
+    let wait = match rest {
+        Rest::Yield => {
+            // A failure here (none is expected) only means the task ended anyway.
+            let _ = ctx
+                .execute_activity(CampaignActivities::yield_task, (), options::yield_task())
+                .await;
+            return Event::Rested;
+        }
+        Rest::Handover => options::HANDOVER_WAIT,
+        Rest::Backoff => ctx.state(|s| s.state.backoff()),
+    };
+    ctx.timer(wait).await;
+    Event::Rested
+}
+
+/// Resolves when a signal comes (or Temporal's own cancellation): the loop looks again.
+pub(crate) async fn watch_signals(ctx: &WorkflowContext<CampaignWorkflow>) -> Event {
+    if signalled(ctx).await {
+        cancel_requested(ctx);
+    }
+    Event::Signalled
+}
+
+/// Resolves when a signal comes, with whether it was Temporal's own cancellation. Once that
+/// has come, only signals count: a wait on a cancelled token would resolve at once, for
+/// ever, and starve everything else in the workflow task.
+pub(crate) async fn signalled(ctx: &WorkflowContext<CampaignWorkflow>) -> bool {
+    let seen = ctx.state(|s| s.state.signals);
+    let detached = ctx
+        .cancellation_token()
+        .is_cancelled()
+        .then(WorkflowCancellationToken::new);
+    let options = WaitConditionOptions::builder()
+        .maybe_cancellation_token(detached)
+        .build();
+    ctx.wait_condition_with_options(|s| s.state.signals != seen, options)
+        .await
+        .is_err()
+}
+
+/// Nothing to do until a signal comes, or (for a campaign waiting for its send time) until
+/// `until_ms`. Costs nothing while it lasts: no timers beyond the send time's, no history.
+pub(crate) async fn wait(
+    ctx: &WorkflowContext<CampaignWorkflow>,
+    until_ms: Option<i64>,
+    now_ms: i64,
+) {
+    let cancelled = match until_ms {
+        None => signalled(ctx).await,
+        Some(at) => {
+            log(ctx, "waiting for send_at");
+            let wait = Duration::from_millis(at.saturating_sub(now_ms).max(1) as u64);
+            select! {
+                _ = ctx.timer(wait) => false,
+                cancelled = signalled(ctx).fuse() => cancelled,
+            }
+        }
+    };
+    if cancelled {
+        cancel_requested(ctx);
+    }
+}
+
+/// Run a bookkeeping activity (register, set_status, sync_requests) as a local activity: no
+/// round trip through the server's task queue before the first page or after the last. A
+/// stopping worker hands it over, a transient failure is retried on a durable timer, and a
+/// permanent one too for the grace period; after that it fails the workflow.
+pub(crate) async fn bookkeeping<A: ActivityDefinition>(
+    ctx: &WorkflowContext<CampaignWorkflow>,
+    activity: impl Fn() -> A,
+    input: A::Input,
+) -> Result<A::Output, ActivityExecutionError>
+where
+    A::Input: Clone,
+{
+    let mut trouble = Trouble::default();
+    loop {
+        let err = match ctx
+            .execute_local_activity(activity(), input.clone(), options::bookkeeping())
+            .await
+        {
+            Ok(out) => return Ok(out),
+            Err(err) => err,
+        };
+        let wait = match failure_kind(&err) {
+            FailureKind::WorkerStopping => options::HANDOVER_WAIT,
+            kind => {
+                let permanent = kind == FailureKind::Permanent;
+                let grace = ctx.state(|s| s.state.grace());
+                if plan::record_failure(&mut trouble, permanent, now_ms(ctx), grace) {
+                    return Err(err);
+                }
+                plan::backoff(trouble.failures, options::BOOKKEEPING_BACKOFF_MAX)
+            }
+        };
+        if !ctx.is_replaying() {
+            tracing::warn!(error = %failure_message(&err), retry_in = ?wait, "bookkeeping failed");
+        }
+        ctx.timer(wait).await;
+    }
+}
+
+/// Write the campaign's status (only from the statuses in `from`; any unfinished one when
+/// empty) and follow what the row holds afterwards.
+pub(crate) async fn set_status(
+    ctx: &WorkflowContext<CampaignWorkflow>,
+    status: CampaignStatus,
+    from: Vec<CampaignStatus>,
+) -> Result<(), ActivityExecutionError> {
+    let input = ctx.state(|s| SetStatusInput {
+        campaign_id: s.state.carried.campaign_id,
+        status,
+        reason: s.state.carried.reason.clone(),
+        from,
+    });
+    let recorded = bookkeeping(ctx, || CampaignActivities::set_status, input).await?;
+    ctx.state_mut(|s| s.state.on_status_recorded(status, recorded));
+    publish(ctx);
+    Ok(())
+}
+
+pub(crate) async fn finish(
+    ctx: &WorkflowContext<CampaignWorkflow>,
+    status: CampaignStatus,
+) -> WorkflowResult<Progress> {
+    set_status(ctx, status, Vec::new()).await?;
+    log(ctx, "finished");
+    Ok(ctx.state(|s| s.state.snapshot()))
+}
+
+/// Progress for the web UI, which cannot run this SDK's queries: search attributes for the
+/// workflow list, and the "current details" text.
+pub(crate) fn publish(ctx: &WorkflowContext<CampaignWorkflow>) {
+    let p = ctx.state(|s| s.state.snapshot());
+    let status = p.status.name();
+    ctx.upsert_search_attributes([
+        SA_STATUS.value_set(status.to_owned()),
+        SA_PROCESSED.value_set(p.sent + p.failed),
+    ]);
+    ctx.set_current_details(format!(
+        "**{}** — {} of {} processed ({} sent, {} failed, {} pending), {} pages, run {}{}",
+        status,
+        p.sent + p.failed,
+        p.total,
+        p.sent,
+        p.failed,
+        p.pending,
+        p.pages_done,
+        p.run,
+        p.reason
+            .map(|r| format!(" — reason: {r}"))
+            .unwrap_or_default()
+    ));
+}
+
+pub(crate) fn log(ctx: &WorkflowContext<CampaignWorkflow>, event: &str) {
+    if ctx.is_replaying() {
+        return;
+    }
+    let p = ctx.state(|s| s.state.snapshot());
+    tracing::info!(
+        campaign.id = %p.key,
+        campaign.status = p.status.name(),
+        campaign.sent = p.sent,
+        campaign.total = p.total,
+        campaign.pages = p.pages_done,
+        campaign.run = p.run,
+        "{event}"
+    );
+}

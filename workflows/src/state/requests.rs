@@ -52,7 +52,10 @@ impl CampaignState {
         let r = &mut self.carried.requests;
         r.look_due = true;
         // A cancel the workflow has taken is final: it is appended whatever came since.
-        if r.unrecorded.as_ref().is_some_and(|b| b.intent != Intent::Cancel) {
+        if r.unrecorded
+            .as_ref()
+            .is_some_and(|b| b.intent != Intent::Cancel)
+        {
             r.unrecorded = None;
             r.follow_row = true;
         }

@@ -1,13 +1,13 @@
 //! The campaign's rules, as tables and properties over [`CampaignState`].
 
+use super::*;
 use herald_wire::{
     BareRequest, CampaignInput, CampaignKey, CampaignSpec, CampaignStatus, Content, Deliveries,
     Intent, LaneActivity, LedgerRequests, Lifecycle, PageOutcome, Rate, Registered, Requested,
     SignalRequest, StatusRecorded, Tuning,
 };
-use proptest::prelude::*;
 
-use super::*;
+mod interleavings;
 
 const ALL_LIFECYCLES: [Lifecycle; 7] = [
     Lifecycle::Scheduled,
@@ -496,168 +496,6 @@ fn a_rate_read_from_the_row_is_followed_unless_a_bare_one_waits() {
     );
     assert!(!s.carried.requests.rate_unrecorded);
     assert_eq!(s.carried.requests.rate_seq, 3);
-}
-
-/// What can happen to a campaign, in any order.
-#[derive(Clone, Debug)]
-enum Happening {
-    Bare(Intent),
-    /// Herald's CLI records a request in the row and signals `herald.requests`.
-    Cli(Intent),
-    /// A look at the row completes.
-    Sync,
-    /// A page in flight on this lane commits.
-    Commit(usize),
-    /// A page in flight on this lane fails.
-    Fail(usize, bool),
-    /// The lanes claim pages (if they may).
-    Claim,
-    /// The loop takes its next step if the lanes are idle.
-    Step,
-}
-
-fn happening() -> impl Strategy<Value = Happening> {
-    let intent = prop_oneof![Just(Intent::Run), Just(Intent::Pause), Just(Intent::Cancel)];
-    prop_oneof![
-        intent.clone().prop_map(Happening::Bare),
-        intent.prop_map(Happening::Cli),
-        Just(Happening::Sync),
-        (0..2usize).prop_map(Happening::Commit),
-        (0..2usize, any::<bool>()).prop_map(|(l, p)| Happening::Fail(l, p)),
-        Just(Happening::Claim),
-        Just(Happening::Step),
-    ]
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2_000))]
-
-    /// Any interleaving of requests, page results and failures: the campaign ends in the
-    /// state the last request asked for, no cursor moves without a committed page, nothing
-    /// runs again after a cancel, and the carried state stays small.
-    #[test]
-    fn any_interleaving_ends_as_the_last_request_asked(
-        happenings in proptest::collection::vec(happening(), 1..120)
-    ) {
-        let mut s = running();
-        let mut row = LedgerRequests::default();
-        let mut last: Option<Intent> = None;
-        let mut cancelled = false;
-        let mut now = 0i64;
-        let mut committed = [0i64; 2];
-        for h in happenings {
-            now += 100;
-            let lanes_before: Vec<_> = s.carried.lanes.iter().map(|l| l.cursor).collect();
-            match h {
-                Happening::Bare(intent) => {
-                    s.on_signal(intent, SignalRequest::default());
-                    if !cancelled && !(intent == Intent::Pause && matches!(s.lifecycle(), Lifecycle::Failed { .. })) {
-                        last = Some(intent);
-                    }
-                    if intent == Intent::Cancel { cancelled = true; }
-                }
-                Happening::Cli(intent) => {
-                    // The CLI refuses anything but a cancel once a cancel is in the row.
-                    if row.requested.intent == Intent::Cancel && intent != Intent::Cancel { continue; }
-                    // Recorded, then `herald.requests`: it overtakes any bare request that
-                    // came before it and is not yet appended.
-                    row.requested = Requested { intent, seq: row.requested.seq + 1, reason: None };
-                    s.on_requests_signal();
-                    // A cancel the workflow has taken is final, whatever comes after it.
-                    if !cancelled && !(intent == Intent::Pause && matches!(s.lifecycle(), Lifecycle::Failed { .. })) {
-                        last = Some(intent);
-                    }
-                    if intent == Intent::Cancel { cancelled = true; }
-                }
-                Happening::Sync => if s.sync_due() { sync_with(&mut s, &mut row) },
-                Happening::Commit(lane) if row.requested.intent != Intent::Run => {
-                    // The page statement's gate: the row asks the campaign to stand still.
-                    if matches!(s.carried.lanes[lane].turn.activity, LaneActivity::Paging { .. }) {
-                        s.apply_page(lane, PageOutcome::Halted {
-                            status: CampaignStatus::InProgress,
-                            requested: row.requested.clone(),
-                        }, now);
-                    }
-                }
-                Happening::Commit(lane) => {
-                    if let LaneActivity::Paging { limit } = s.carried.lanes[lane].turn.activity {
-                        let c = s.carried.lanes[lane].cursor;
-                        let last_id = (c.after + i64::from(limit)).min(c.until);
-                        let n = (last_id - c.after) as u32;
-                        s.apply_page(lane, PageOutcome::Written {
-                            last: Some(last_id), recipients: n, limit: Some(limit),
-                            sent: n, failed: 0, deliveries: Deliveries::default(),
-                        }, now);
-                        committed[lane] += i64::from(n);
-                    }
-                }
-                Happening::Fail(lane, permanent) => {
-                    if matches!(s.carried.lanes[lane].turn.activity, LaneActivity::Paging { .. }) {
-                        let kind = if permanent { FailureKind::Permanent } else { FailureKind::Transient };
-                        s.page_failed(lane, kind, "boom", now);
-                    }
-                }
-                Happening::Claim => {
-                    if s.lifecycle() == Lifecycle::Cancelling {
-                        prop_assert!(!s.may_claim(), "a page may start after a cancel");
-                    }
-                    if s.may_claim() {
-                        s.rest = None;
-                        s.claim_idle_lanes(now);
-                    }
-                }
-                Happening::Step => {
-                    if s.lanes_idle() && !s.sync_due() {
-                        match s.next_step(false, now) {
-                            Step::Record { status, .. } => record(&mut s, status),
-                            Step::Finish(_) => break,
-                            _ => {}
-                        }
-                    }
-                }
-            }
-            // No cursor moves but by a committed page.
-            for (i, l) in s.carried.lanes.iter().enumerate() {
-                prop_assert!(l.cursor.after >= lanes_before[i].after);
-                prop_assert_eq!(l.cursor.sent, committed[i]);
-            }
-            prop_assert!(serde_json::to_vec(&s.carried).unwrap().len() < 2_048);
-        }
-        // Settle: pages in flight return, the row is read, statuses are written.
-        for lane in 0..2 {
-            if matches!(s.carried.lanes[lane].turn.activity, LaneActivity::Paging { .. }) {
-                s.page_failed(lane, FailureKind::Transient, "settling", now);
-            }
-        }
-        // Every look asked for is served, and every bare request appended (one that came
-        // after an unread `herald.requests` takes two looks).
-        while s.sync_due() { sync_with(&mut s, &mut row); }
-        let ended = loop {
-            match s.next_step(false, now) {
-                Step::Record { status, .. } => record(&mut s, status),
-                Step::Finish(status) => break Some(status),
-                _ => break None,
-            }
-        };
-        let failed = matches!(s.lifecycle(), Lifecycle::Failed { .. });
-        match last {
-            Some(Intent::Cancel) => prop_assert_eq!(ended, Some(CampaignStatus::Cancelled)),
-            // Every recipient has had their page: nothing is left for a pause to hold.
-            _ if s.lanes_done() => prop_assert_eq!(ended, Some(CampaignStatus::Completed)),
-            Some(Intent::Pause) if !failed => {
-                prop_assert_eq!(s.lifecycle(), Lifecycle::Paused { started: true });
-                prop_assert_eq!(s.status, CampaignStatus::Paused);
-            }
-            _ if failed => prop_assert_eq!(s.status, CampaignStatus::Failed),
-            _ => {
-                prop_assert_eq!(s.lifecycle(), Lifecycle::Running);
-                prop_assert!(s.may_claim() || s.lanes_done());
-            }
-        }
-        // The row agrees: its newest request is what the workflow follows.
-        prop_assert_eq!(&s.carried.requests.applied, &row.requested);
-        prop_assert!(s.carried.requests.unrecorded.is_none());
-    }
 }
 
 #[test]

@@ -172,7 +172,8 @@ pub struct BareRequest {
     #[serde(default)]
     pub seen_seq: i64,
     /// It arrived while the workflow still had to read the row (a `herald.requests` came
-    /// first): the row is read first, and this is appended over what it held then.
+    /// first, or a look was on its way): the row is read first, and this is appended over
+    /// what it held then.
     #[serde(default)]
     pub after_look: bool,
 }

@@ -53,6 +53,11 @@ pub struct CampaignState {
     pub rate_changed: bool,
     /// Counts every signal: a wait ends when it moves.
     pub signals: u64,
+    /// A look at the row is on its way (between `begin_sync` and `end_sync`).
+    pub syncing: bool,
+    /// The look on its way started after the bare request that waits for a look arrived:
+    /// what it reads is what that request is appended over.
+    pub look_for_bare: bool,
     /// The ledger's totals, once the campaign has finished: what it reports.
     pub ledger: Option<(i64, i64)>,
 }
@@ -119,6 +124,8 @@ impl CampaignState {
             reason_changed: false,
             rate_changed: false,
             signals: 0,
+            syncing: false,
+            look_for_bare: false,
             ledger: None,
         }
     }

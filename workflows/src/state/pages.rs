@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use herald_wire::{
-    BareRequest, CampaignStatus, Deliveries, Intent, LaneActivity, Lifecycle, PageInput,
+    CampaignStatus, Deliveries, Intent, LaneActivity, Lifecycle, PageInput,
     PageOutcome, Requested,
 };
 
@@ -161,13 +161,7 @@ impl CampaignState {
     /// The campaign pauses itself: applied at once, and appended to the row like a bare pause,
     /// so that pages obey it and an operator's resume continues.
     fn pause_itself(&mut self, reason: String) {
-        let r = &mut self.carried.requests;
-        r.unrecorded = Some(BareRequest {
-            intent: Intent::Pause,
-            reason: Some(reason.clone()),
-            seen_seq: r.applied.seq,
-            after_look: r.look_due,
-        });
+        self.hold_bare(Intent::Pause, Some(reason.clone()));
         self.carried.lifecycle = Lifecycle::Paused { started: true };
         self.carried.reason = Some(reason);
         self.reason_changed = true;

@@ -24,14 +24,23 @@ impl CampaignState {
         if !self.accepts(intent) || self.repeats(intent, &request) {
             return;
         }
+        self.hold_bare(intent, request.reason.clone());
+        self.apply_intent(intent, request.reason);
+    }
+
+    /// Keep a bare request (or the campaign's own pause) until it is appended to the row. One
+    /// that arrives while the workflow still has to read the row, or while a look is on its
+    /// way (which may have read the row before a front end's request now in it), waits for a
+    /// look that starts after it.
+    pub(super) fn hold_bare(&mut self, intent: Intent, reason: Option<String>) {
         let r = &mut self.carried.requests;
         r.unrecorded = Some(BareRequest {
             intent,
-            reason: request.reason.clone(),
+            reason,
             seen_seq: r.applied.seq,
-            after_look: r.look_due,
+            after_look: r.look_due || self.syncing,
         });
-        self.apply_intent(intent, request.reason);
+        self.look_for_bare = false;
     }
 
     /// A bare `rate` signal.
@@ -83,6 +92,7 @@ impl CampaignState {
         };
         r.unrecorded.is_none()
             && !r.look_due
+            && !self.syncing
             && r.applied.intent == intent
             && doing == intent
             && self.carried.reason == request.reason
@@ -139,12 +149,15 @@ impl CampaignState {
 
     /// What to append to the row and read back, now. A `herald.requests` that comes while
     /// this is on its way asks for another look. A bare request that came after a
-    /// `herald.requests` not yet served waits for the row to be read first, and is then
-    /// appended over what it held.
+    /// `herald.requests` not yet served, or while a look was on its way, waits for the row to
+    /// be read first, and is then appended over what it held (over the bare request on its
+    /// way, or the front end's request the look is reading).
     pub fn begin_sync(&mut self) -> SyncRequestsInput {
+        self.syncing = true;
         let r = &mut self.carried.requests;
         r.look_due = false;
         let intent = r.unrecorded.clone().filter(|b| !b.after_look);
+        self.look_for_bare = r.unrecorded.as_ref().is_some_and(|b| b.after_look);
         SyncRequestsInput {
             campaign_id: self.carried.campaign_id,
             intent,
@@ -157,13 +170,15 @@ impl CampaignState {
     /// way the row's newest request is then the last word, and the workflow follows it, even
     /// one it had read before but set aside for the bare one.
     pub fn end_sync(&mut self, sent: &SyncRequestsInput, stored: LedgerRequests) {
+        self.syncing = false;
+        let looked_for_bare = std::mem::take(&mut self.look_for_bare);
         let r = &mut self.carried.requests;
         let mut follow = std::mem::take(&mut r.follow_row);
         if sent.intent.is_some() && r.unrecorded == sent.intent {
             r.unrecorded = None;
             follow = true;
         }
-        if let Some(bare) = r.unrecorded.as_mut().filter(|b| b.after_look) {
+        if let Some(bare) = r.unrecorded.as_mut().filter(|b| b.after_look && looked_for_bare) {
             // The row is read: append over what it holds now.
             bare.after_look = false;
             bare.seen_seq = stored.requested.seq;

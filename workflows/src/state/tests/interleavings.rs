@@ -7,7 +7,7 @@ use herald_wire::{
 };
 use proptest::prelude::*;
 
-use super::{record, running, sync_with};
+use super::{append, record, running, sync_with};
 use crate::state::{FailureKind, Step};
 
 /// What can happen to a campaign, in any order.
@@ -16,8 +16,12 @@ enum Happening {
     Bare(Intent),
     /// Herald's CLI records a request in the row and signals `herald.requests`.
     Cli(Intent),
-    /// A look at the row completes.
-    Sync,
+    /// A look at the row starts (if one is due and none is on its way).
+    SyncStart,
+    /// The look on its way reaches the row (appends, reads).
+    SyncWrite,
+    /// The look's answer comes back to the workflow.
+    SyncEnd,
     /// A page in flight on this lane commits.
     Commit(usize),
     /// A page in flight on this lane fails.
@@ -33,7 +37,9 @@ fn happening() -> impl Strategy<Value = Happening> {
     prop_oneof![
         intent.clone().prop_map(Happening::Bare),
         intent.prop_map(Happening::Cli),
-        Just(Happening::Sync),
+        Just(Happening::SyncStart),
+        Just(Happening::SyncWrite),
+        Just(Happening::SyncEnd),
         (0..2usize).prop_map(Happening::Commit),
         (0..2usize, any::<bool>()).prop_map(|(l, p)| Happening::Fail(l, p)),
         Just(Happening::Claim),
@@ -57,6 +63,8 @@ proptest! {
         let mut cancelled = false;
         let mut now = 0i64;
         let mut committed = [0i64; 2];
+        // A look on its way: what it sent, and the row it read once it got there.
+        let mut syncing: Option<(herald_wire::SyncRequestsInput, Option<LedgerRequests>)> = None;
         for h in happenings {
             now += 100;
             let lanes_before: Vec<_> = s.carried.lanes.iter().map(|l| l.cursor).collect();
@@ -81,7 +89,17 @@ proptest! {
                     }
                     if intent == Intent::Cancel { cancelled = true; }
                 }
-                Happening::Sync => if s.sync_due() { sync_with(&mut s, &mut row) },
+                Happening::SyncStart => if syncing.is_none() && s.sync_due() {
+                    syncing = Some((s.begin_sync(), None));
+                }
+                Happening::SyncWrite => if let Some((sent, read @ None)) = &mut syncing {
+                    append(sent, &mut row);
+                    *read = Some(row.clone());
+                }
+                Happening::SyncEnd => if let Some((sent, Some(read))) = &syncing {
+                    s.end_sync(sent, read.clone());
+                    syncing = None;
+                }
                 Happening::Commit(lane) if row.requested.intent != Intent::Run => {
                     // The page statement's gate: the row asks the campaign to stand still.
                     if matches!(s.carried.lanes[lane].turn.activity, LaneActivity::Paging { .. }) {
@@ -119,7 +137,7 @@ proptest! {
                     }
                 }
                 Happening::Step => {
-                    if s.lanes_idle() && !s.sync_due() {
+                    if s.lanes_idle() && !s.sync_due() && syncing.is_none() {
                         match s.next_step(false, now) {
                             Step::Record { status, .. } => record(&mut s, status),
                             Step::Finish(_) => break,
@@ -140,6 +158,10 @@ proptest! {
             if matches!(s.carried.lanes[lane].turn.activity, LaneActivity::Paging { .. }) {
                 s.page_failed(lane, FailureKind::Transient, "settling", now);
             }
+        }
+        if let Some((sent, read)) = syncing.take() {
+            let read = read.unwrap_or_else(|| { append(&sent, &mut row); row.clone() });
+            s.end_sync(&sent, read);
         }
         // Every look asked for is served, and every bare request appended (one that came
         // after an unread `herald.requests` takes two looks).

@@ -94,6 +94,12 @@ fn ledger(intent: Intent, seq: i64) -> LedgerRequests {
 /// unless it is one.
 fn sync_with(s: &mut CampaignState, row: &mut LedgerRequests) {
     let sent = s.begin_sync();
+    append(&sent, row);
+    s.end_sync(&sent, row.clone());
+}
+
+/// What `store::status::sync_requests` does to the row with what a sync sent.
+fn append(sent: &herald_wire::SyncRequestsInput, row: &mut LedgerRequests) {
     if let Some(b) = &sent.intent {
         let cancel = b.intent == Intent::Cancel;
         let final_cancel = row.requested.intent == Intent::Cancel && !cancel;
@@ -109,7 +115,6 @@ fn sync_with(s: &mut CampaignState, row: &mut LedgerRequests) {
         row.rate = rate;
         row.rate_seq += 1;
     }
-    s.end_sync(&sent, row.clone());
 }
 
 #[test]
@@ -249,6 +254,30 @@ fn a_bare_request_after_an_unread_cli_request_is_appended_over_it() {
     assert!(s.sync_due(), "the resume is still to be appended");
     sync_with(&mut s, &mut row);
     assert_eq!((row.requested.intent, row.requested.seq), (Intent::Run, 6));
+    assert_eq!(s.lifecycle(), Lifecycle::Running);
+    assert!(!s.sync_due());
+}
+
+#[test]
+fn a_bare_request_that_arrives_while_one_is_appended_comes_after_it() {
+    // A bare pause is on its way to the row when a bare resume arrives: the resume is the
+    // operator's last word, and is appended after the pause (150 such pairs once ended
+    // paused, the resume refused as stale).
+    let mut s = running();
+    let mut row = ledger(Intent::Run, 4);
+    s.observe_ledger(row.clone());
+    s.on_signal(Intent::Pause, bare("one"));
+    let sent = s.begin_sync();
+    s.on_signal(Intent::Run, bare("two"));
+    append(&sent, &mut row);
+    s.end_sync(&sent, row.clone());
+    assert_eq!((row.requested.intent, row.requested.seq), (Intent::Pause, 5));
+    assert!(s.sync_due(), "the resume is still to be appended");
+    // A look that starts after it arrived, then the append over what it read.
+    sync_with(&mut s, &mut row);
+    sync_with(&mut s, &mut row);
+    assert_eq!((row.requested.intent, row.requested.seq), (Intent::Run, 6));
+    assert_eq!(row.requested.reason.as_deref(), Some("two"));
     assert_eq!(s.lifecycle(), Lifecycle::Running);
     assert!(!s.sync_due());
 }

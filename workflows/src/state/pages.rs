@@ -5,8 +5,7 @@
 use std::time::Duration;
 
 use herald_wire::{
-    CampaignStatus, Deliveries, Intent, LaneActivity, Lifecycle, PageInput,
-    PageOutcome, Requested,
+    CampaignStatus, Deliveries, Intent, LaneActivity, Lifecycle, PageInput, PageOutcome, Requested,
 };
 
 use super::{CampaignState, PUBLISH_EVERY_PAGES, Rest, window};

@@ -178,7 +178,11 @@ impl CampaignState {
             r.unrecorded = None;
             follow = true;
         }
-        if let Some(bare) = r.unrecorded.as_mut().filter(|b| b.after_look && looked_for_bare) {
+        if let Some(bare) = r
+            .unrecorded
+            .as_mut()
+            .filter(|b| b.after_look && looked_for_bare)
+        {
             // The row is read: append over what it holds now.
             bare.after_look = false;
             bare.seen_seq = stored.requested.seq;

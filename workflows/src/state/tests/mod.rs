@@ -271,7 +271,10 @@ fn a_bare_request_that_arrives_while_one_is_appended_comes_after_it() {
     s.on_signal(Intent::Run, bare("two"));
     append(&sent, &mut row);
     s.end_sync(&sent, row.clone());
-    assert_eq!((row.requested.intent, row.requested.seq), (Intent::Pause, 5));
+    assert_eq!(
+        (row.requested.intent, row.requested.seq),
+        (Intent::Pause, 5)
+    );
     assert!(s.sync_due(), "the resume is still to be appended");
     // A look that starts after it arrived, then the append over what it read.
     sync_with(&mut s, &mut row);

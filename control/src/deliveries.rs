@@ -6,10 +6,15 @@ use herald_store::{
     report::{self, Report},
     sends::{self, Retry},
 };
+use std::time::Duration;
+
 use herald_wire::{CampaignKey, CampaignStatus};
 use temporalio_client::{WorkflowIdReusePolicy, errors::WorkflowStartError};
 
 use crate::{Control, ControlError, Result};
+
+/// How long a retry waits for a completed campaign's last run to close.
+const CLOSING_WAIT: Duration = Duration::from_secs(30);
 
 /// What `retry_failed` started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,8 +45,21 @@ impl Control {
     /// transaction), then a new run of its workflow walks its pages, sending only to
     /// pending items, and completes it again. Run again after an interruption, it starts
     /// the run that did not start; it never sends to anyone twice.
+    ///
+    /// Asked the moment a campaign completes, its last run may still be closing: that run
+    /// is waited for (a few seconds at most) before anything is reopened, and if it has not
+    /// closed by then, nothing changes and the answer says to try again.
     pub async fn retry_failed(&self, key: &CampaignKey) -> Result<Retried> {
         let client = self.temporal().await?;
+        if self.campaign(key).await?.status == CampaignStatus::Completed
+            && !self.wait_closed(client, key, CLOSING_WAIT).await?
+        {
+            return Err(ControlError::Refused(format!(
+                "campaign {key} has completed, but its workflow has not closed within {}s; \
+                 nothing was changed: run `herald retry-failed {key}` again",
+                CLOSING_WAIT.as_secs()
+            )));
+        }
         let Retry {
             spec,
             tuning,
@@ -64,6 +82,7 @@ impl Control {
             Err(WorkflowStartError::AlreadyStarted { .. }) if failed.is_some() => {
                 Ok(Retried { failed })
             }
+
             // In progress, and its workflow runs: there is nothing to retry yet.
             Err(WorkflowStartError::AlreadyStarted { .. }) => Err(StoreError::WrongStatus {
                 key: key.clone(),

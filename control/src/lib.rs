@@ -21,6 +21,7 @@ pub mod error;
 pub mod inbox;
 pub mod launch;
 pub mod page;
+pub mod recovery;
 pub mod requests;
 pub mod temporal;
 pub mod users;

@@ -1,6 +1,8 @@
 //! Pause, resume, cancel and rate: the request is recorded in the campaign's row, then the
 //! workflow is told by the `herald.requests` signal to read the row. The signal carries
-//! nothing, so nobody can forge a request through it: the ledger is the only authority.
+//! nothing, so nobody can forge a request through it: the ledger is the only authority. A
+//! campaign whose workflow is gone gets a new run, which reads the request from the row
+//! (`recovery`).
 
 use herald_store::StoreError;
 use herald_store::status::{self, RateChanged, Recorded, Request};
@@ -20,6 +22,7 @@ impl Control {
     /// the workflow, which stops scheduling pages and records its status itself. A request
     /// is never undone: when the signal cannot be delivered, the error says what holds and
     /// that the same command, run again, delivers it (a repeated request keeps its number).
+    /// `Recorded::recovered` says a new run was started because no workflow ran the campaign.
     pub async fn request(
         &self,
         key: &CampaignKey,
@@ -43,9 +46,9 @@ impl Control {
             .into());
         }
         let client = self.temporal().await?;
-        let recorded = status::request(&self.db, key, request, reason).await?;
-        if let Err(e) = tell_workflow(&client, key).await {
-            self.ended_meanwhile(key, &e, request.action()).await?;
+        let mut recorded = status::request(&self.db, key, request, reason).await?;
+        let told = self.tell(client, key, request.action()).await?;
+        if let Err(e) = &told {
             let holds = match request {
                 Request::Pause => "the pause is recorded and no new page starts",
                 Request::Cancel => "the cancel is recorded and no new page starts",
@@ -61,6 +64,7 @@ impl Control {
                 ),
             });
         }
+        recorded.recovered = told == Ok(Told::Recovered);
         if recorded.channel.is_external() && request != Request::Resume {
             // A webhook or e-mail page reads its gate between sends; once it has read this
             // request, no send starts. Return after every page has had its next look, so
@@ -78,8 +82,7 @@ impl Control {
     pub async fn set_rate(&self, key: &CampaignKey, rate: Option<Rate>) -> Result<RateChanged> {
         let client = self.temporal().await?;
         let changed = status::set_rate(&self.db, key, rate).await?;
-        if let Err(e) = tell_workflow(&client, key).await {
-            self.ended_meanwhile(key, &e, "changing its rate").await?;
+        if let Err(e) = self.tell(client, key, "changing its rate").await? {
             return Err(ControlError::Temporal {
                 action: format!("signalling campaign {key}"),
                 reason: format!(
@@ -91,33 +94,50 @@ impl Control {
         Ok(changed)
     }
 
-    /// A signal that finds its workflow closed comes after the campaign ended, between the
-    /// request being judged and the signal: that is the campaign's status refusing the
-    /// request (a 409 in the API), said as the campaign stands now, not an outage.
-    async fn ended_meanwhile(
+    /// Tell the campaign's workflow that its row holds a request. `Err` inside says why it
+    /// could not be told (the request stays recorded).
+    ///
+    /// A signal that finds no workflow open has two meanings. The campaign ended between the
+    /// request being judged and the signal: that is its status refusing the request (a 409
+    /// in the API), said as the campaign stands now, not an outage. Or its workflow is gone
+    /// while the row says it has not finished: a new run is started, which reads the
+    /// request from the row.
+    async fn tell(
         &self,
+        client: &Client,
         key: &CampaignKey,
-        error: &WorkflowInteractionError,
         action: &'static str,
-    ) -> Result<()> {
-        if let WorkflowInteractionError::NotFound(_) = error {
-            let now = self.campaign(key).await?;
-            if now.status.is_terminal() {
-                return Err(StoreError::WrongStatus {
-                    key: key.clone(),
-                    status: now.status,
-                    action,
-                }
-                .into());
-            }
+    ) -> Result<std::result::Result<Told, String>> {
+        match tell_workflow(client, key).await {
+            Ok(()) => return Ok(Ok(Told::Delivered)),
+            Err(WorkflowInteractionError::NotFound(_)) => {}
+            Err(e) => return Ok(Err(e.to_string())),
         }
-        Ok(())
+        let now = self.campaign(key).await?;
+        if now.status.is_terminal() {
+            return Err(StoreError::WrongStatus {
+                key: key.clone(),
+                status: now.status,
+                action,
+            }
+            .into());
+        }
+        Ok(self.recover(client, key).await.map(|()| Told::Recovered))
     }
+}
+
+/// How the workflow heard of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Told {
+    /// Its running workflow was signalled.
+    Delivered,
+    /// No workflow ran it: a new run was started.
+    Recovered,
 }
 
 /// Tell a campaign's workflow that its row holds a request it has not read. A signal, not an
 /// update, so that it is delivered while no worker runs (the row's gate holds meanwhile).
-async fn tell_workflow(
+pub(crate) async fn tell_workflow(
     client: &Client,
     key: &CampaignKey,
 ) -> std::result::Result<(), WorkflowInteractionError> {

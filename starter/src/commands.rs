@@ -181,6 +181,12 @@ async fn request(control: &Control, request: Request, args: RequestArgs) -> Resu
         String::new()
     };
     println!("{} {done}{again}", args.key);
+    if recorded.recovered {
+        println!(
+            "{} had no workflow running it: a new run was started, going on from where its pages stand",
+            args.key
+        );
+    }
     Ok(())
 }
 
@@ -332,6 +338,11 @@ async fn status(control: &Control, key: &CampaignKey, json: bool) -> Result<()> 
         println!("{}", serde_json::to_string_pretty(&view)?);
     } else {
         print_view(&view);
+        if !view.status.is_terminal()
+            && let Some(note) = control.workflow_state(key).await.note(key)
+        {
+            println!("workflow  {note}");
+        }
     }
     Ok(())
 }

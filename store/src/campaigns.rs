@@ -9,7 +9,7 @@ use herald_wire::{
 use serde::Serialize;
 use sqlx::{FromRow, PgPool, Postgres, Transaction};
 
-use crate::{Result, StoreError, audience, partitions, status};
+use crate::{Result, StoreError, audience, pages, partitions, status};
 
 /// The workflow's registration: insert the campaign row if it is new, fix its audience if
 /// that has not been done, and make the ledger partitions it needs. Identical on every call
@@ -61,6 +61,36 @@ pub async fn create(
         partitions::cover(pool, Some(registered.max_id)).await?;
     }
     Ok(Created::New(registered))
+}
+
+/// The campaign as launched and its tuning at launch (the defaults for a row that has none):
+/// what a new run of its workflow starts from.
+pub async fn launch_of(pool: &PgPool, key: &CampaignKey) -> Result<(Box<CampaignSpec>, Tuning)> {
+    let row: Option<(String, Option<String>)> =
+        sqlx::query_as("SELECT spec::text, tuning::text FROM messages WHERE key = $1")
+            .bind(key.as_str())
+            .fetch_optional(pool)
+            .await?;
+    let (spec, tuning) = row.ok_or_else(|| StoreError::UnknownCampaign(key.to_string()))?;
+    decode_launch(key, &spec, tuning.as_deref())
+}
+
+pub(crate) fn decode_launch(
+    key: &CampaignKey,
+    spec: &str,
+    tuning: Option<&str>,
+) -> Result<(Box<CampaignSpec>, Tuning)> {
+    let corrupt = |what: &str, e: serde_json::Error| {
+        StoreError::Database(sqlx::Error::Decode(
+            format!("campaign {key}'s stored {what}: {e}").into(),
+        ))
+    };
+    let spec = Box::new(serde_json::from_str(spec).map_err(|e| corrupt("spec", e))?);
+    let tuning = match tuning {
+        Some(t) => serde_json::from_str(t).map_err(|e| corrupt("tuning", e))?,
+        None => Tuning::default(),
+    };
+    Ok((spec, tuning))
 }
 
 /// Undo [`create`] when the workflow was not started. Only a row that never started is
@@ -119,6 +149,7 @@ struct Stored {
     total: Option<i64>,
     min_user_id: Option<i64>,
     max_user_id: Option<i64>,
+    started: bool,
 }
 
 /// Count the audience and record its id bounds, once. Users created afterwards get higher
@@ -126,12 +157,18 @@ struct Stored {
 async fn fix_audience(tx: &mut Transaction<'_, Postgres>, key: &CampaignKey) -> Result<Registered> {
     let row: Stored = sqlx::query_as(
         "SELECT id, status, intent, intent_seq, intent_reason, rate, rate_seq, segment, total,
-                min_user_id, max_user_id
+                min_user_id, max_user_id, started_at IS NOT NULL AS started
          FROM messages WHERE key = $1 FOR UPDATE",
     )
     .bind(key.as_str())
     .fetch_one(&mut **tx)
     .await?;
+    // A campaign that has pages already (its workflow was lost, or its failed deliveries
+    // are retried) goes on from where they leave each lane.
+    let lanes = match row.started {
+        true => pages::lane_progress(&mut **tx, row.id).await?,
+        false => Vec::new(),
+    };
     let registered = |total, min_id: Option<i64>, max_id: Option<i64>| Registered {
         campaign_id: row.id,
         total,
@@ -147,6 +184,8 @@ async fn fix_audience(tx: &mut Transaction<'_, Postgres>, key: &CampaignKey) -> 
             rate: status::stored_rate(row.rate),
             rate_seq: row.rate_seq,
         },
+        started: row.started,
+        lanes: lanes.clone(),
     };
     if let Some(total) = row.total {
         return Ok(registered(total, row.min_user_id, row.max_user_id));

@@ -15,7 +15,9 @@
 
 use std::sync::LazyLock;
 
-use herald_wire::{CampaignStatus, Intent, ItemStatus, PageInput, PageOutcome, Requested, Segment};
+use herald_wire::{
+    CampaignStatus, Intent, ItemStatus, LaneProgress, PageInput, PageOutcome, Requested, Segment,
+};
 use sqlx::{FromRow, PgConnection, PgPool, Postgres, postgres::PgArguments, query::QueryAs};
 
 use crate::{Result, StoreError, status};
@@ -215,4 +217,52 @@ pub async fn explain(pool: &PgPool, page: &PageInput) -> Result<String> {
         .map(|(line,)| line)
         .collect::<Vec<_>>()
         .join("\n"))
+}
+
+/// Where a campaign's page rows leave each of its lanes that has any: its first page that
+/// still has pending recipients (a page claimed by an external channel whose sends were cut
+/// short, or one whose failures are being retried) is where the lane goes on; a lane with
+/// none goes on after its last page, and is done if that page was short. One row per lane.
+pub async fn lane_progress(conn: &mut PgConnection, campaign_id: i64) -> Result<Vec<LaneProgress>> {
+    #[derive(FromRow)]
+    struct Row {
+        lane: i32,
+        open_at: Option<i64>,
+        last_id: Option<i64>,
+        first_after: i64,
+        ended: bool,
+        pages: i64,
+        sent: i64,
+        failed: i64,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "WITH open AS (
+             SELECT lane, min(after_user_id) AS at FROM message_pages
+             WHERE message_id = $1 AND recipients > sent + failed GROUP BY lane
+         )
+         SELECT p.lane, o.at AS open_at, max(p.last_user_id) AS last_id,
+                min(p.after_user_id) AS first_after,
+                bool_or(p.last_user_id IS NULL OR p.recipients < p.page_limit) AS ended,
+                count(*) FILTER (WHERE o.at IS NULL OR p.after_user_id < o.at) AS pages,
+                coalesce(sum(p.sent) FILTER (WHERE o.at IS NULL OR p.after_user_id < o.at), 0)::bigint AS sent,
+                coalesce(sum(p.failed) FILTER (WHERE o.at IS NULL OR p.after_user_id < o.at), 0)::bigint AS failed
+         FROM message_pages p LEFT JOIN open o USING (lane)
+         WHERE p.message_id = $1
+         GROUP BY p.lane, o.at
+         ORDER BY p.lane",
+    )
+    .bind(campaign_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| LaneProgress {
+            lane: r.lane as u32,
+            after: r.open_at.or(r.last_id).unwrap_or(r.first_after),
+            done: r.open_at.is_none() && r.ended,
+            pages: r.pages as u64,
+            sent: r.sent,
+            failed: r.failed,
+        })
+        .collect())
 }

@@ -26,7 +26,7 @@ use herald_wire::{
 };
 use sqlx::{FromRow, PgConnection, PgPool};
 
-use crate::{Result, StoreError, status};
+use crate::{Result, StoreError, campaigns, status};
 
 /// A recipient of a claimed page who has not been reached yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -392,17 +392,7 @@ pub async fn retry_failed(pool: &PgPool, key: &CampaignKey) -> Result<Retry> {
     .await?;
     let (id, status, spec, tuning) =
         row.ok_or_else(|| StoreError::UnknownCampaign(key.to_string()))?;
-    let corrupt = |what: &str, e: serde_json::Error| {
-        StoreError::Database(sqlx::Error::Decode(
-            format!("campaign {key}'s stored {what}: {e}").into(),
-        ))
-    };
-    let spec: Box<CampaignSpec> =
-        Box::new(serde_json::from_str(&spec).map_err(|e| corrupt("spec", e))?);
-    let tuning: Tuning = match tuning {
-        Some(t) => serde_json::from_str(&t).map_err(|e| corrupt("tuning", e))?,
-        None => Tuning::default(),
-    };
+    let (spec, tuning) = campaigns::decode_launch(key, &spec, tuning.as_deref())?;
     if !spec.channel.is_external() {
         return Err(StoreError::NothingToRetry(format!(
             "campaign {key} went to the inbox, where no delivery fails; there is nothing to retry"

@@ -19,7 +19,9 @@ use crate::{Result, StoreError};
 pub const STATUS_NOTIFICATIONS: &str = "herald_status";
 
 /// Move the campaign to `to` if its stored status is one of `from`. Returns the status stored
-/// after the call, changed or not; `None` when there is no such campaign.
+/// after the call, changed or not; `None` when there is no such campaign. A campaign with a
+/// recipient still pending is never completed: a run that closes as `herald retry-failed`
+/// reopens its failed deliveries leaves it in progress, for the retry's run.
 async fn transition(
     conn: &mut PgConnection,
     campaign_id: i64,
@@ -41,6 +43,8 @@ async fn transition(
                 paused_at = CASE WHEN $5 THEN now() WHEN $4 THEN NULL ELSE paused_at END,
                 finished_at = CASE WHEN $6 THEN coalesce(finished_at, now()) ELSE finished_at END
             WHERE id = $1 AND status = ANY($7)
+              AND NOT ($8 AND EXISTS (SELECT 1 FROM message_pages p
+                                      WHERE p.message_id = $1 AND p.recipients > p.sent + p.failed))
             RETURNING status
          )
          SELECT coalesce((SELECT status FROM moved), (SELECT status FROM messages WHERE id = $1))";
@@ -52,6 +56,7 @@ async fn transition(
         .bind(to == CampaignStatus::Paused)
         .bind(to.is_terminal())
         .bind(&from)
+        .bind(to == CampaignStatus::Completed)
         .fetch_one(conn)
         .await?;
     stored.map(decode).transpose()
@@ -159,6 +164,9 @@ pub struct Recorded {
     /// What operators had asked before this request.
     pub before: Intent,
     pub channel: Channel,
+    /// No workflow ran the campaign, and a new run was started to take the request (set by
+    /// the caller that tells the workflow).
+    pub recovered: bool,
 }
 
 /// Whether `request` may be made of a campaign standing so, and if so whether it repeats
@@ -296,6 +304,7 @@ pub async fn request(
         status: standing.status,
         before: standing.intent,
         channel: standing.channel,
+        recovered: false,
     })
 }
 

@@ -180,6 +180,31 @@ pub struct Registered {
     /// The newest operator requests stored (one can come before the workflow's first task).
     #[serde(default)]
     pub requests: LedgerRequests,
+    /// The campaign had started before this run (its row has a start time): a held campaign
+    /// that is resumed goes back to sending, not to waiting for its send time.
+    #[serde(default)]
+    pub started: bool,
+    /// Where the ledger's page rows say each lane stands, for every lane that has any. A run
+    /// that starts afresh (a recovery after the workflow was lost, a retry of failed
+    /// deliveries) goes on from there, and never walks pages whose every recipient is done.
+    #[serde(default)]
+    pub lanes: Vec<LaneProgress>,
+}
+
+/// A lane as its committed page rows leave it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaneProgress {
+    /// The lane's index in the campaign's split (`message_pages.lane`).
+    pub lane: u32,
+    /// The cursor to go on from: the start of the lane's first page that still has pending
+    /// recipients, or else the last id of its last page.
+    pub after: i64,
+    /// The lane's last page was short (or empty) and every page before the cursor is done.
+    pub done: bool,
+    /// Pages, and their sent and failed recipients, before the cursor.
+    pub pages: u64,
+    pub sent: i64,
+    pub failed: i64,
 }
 
 /// Input of the page activity: the next page of one lane.

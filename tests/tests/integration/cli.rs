@@ -121,8 +121,10 @@ async fn unreachable_services_are_named() {
 /// A request whose signal Temporal refuses (the workflow is gone) is not undone and not
 /// hidden: the row keeps the request (pages obey it), the error says so and what to run, and
 /// running the same command again repeats the same request instead of making a new one.
+/// A request to a campaign whose workflow was terminated by hand is not lost: it is
+/// recorded, and a new run is started that takes it (here, while waiting for its send time).
 #[tokio::test]
-async fn a_request_that_cannot_be_signalled_is_kept_and_says_so() {
+async fn a_request_to_a_campaign_whose_workflow_is_gone_starts_a_run_that_takes_it() {
     let app = TestApp::spawn().await.unwrap();
     app.seed(50, "g");
     let key = app
@@ -141,18 +143,24 @@ async fn a_request_that_cannot_be_signalled_is_kept_and_says_so() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(app.request_row(&key).await, (0, 2));
 
-    let failed = app.herald(&["pause", &key, "--reason", "second look"]);
-    assert_refused(&failed, 1, "the pause is recorded and no new page starts");
-    assert!(stderr(&failed).contains(&format!("herald pause {key}")));
+    let out = app.herald_ok(&["pause", &key, "--reason", "second look"]);
+    assert!(out.contains("a new run was started"), "{out}");
     assert_eq!(
         app.request_row(&key).await,
         (1, 3),
         "the pause is the newest request"
     );
-    assert_eq!(app.db_status(&key).await, Some(CampaignStatus::NotStarted));
-    // Again: the same request, not a new one.
-    assert_refused(&app.herald(&["pause", &key]), 1, "recorded");
-    assert_eq!(app.request_row(&key).await, (1, 3));
+    app.wait_status(&key, CampaignStatus::Paused, LONG)
+        .await
+        .unwrap();
+    assert_eq!(app.status(&key)["reason"], "second look");
+    // The new run is the campaign's workflow now: a request reaches it as usual.
+    let out = app.herald_ok(&["resume", &key]);
+    assert!(!out.contains("a new run was started"), "{out}");
+    app.wait_status(&key, CampaignStatus::NotStarted, LONG)
+        .await
+        .unwrap();
+    assert_eq!(app.item_count(&key).await, 0, "sent before its time");
 }
 
 /// Migrating is a deliberate step: a database without Herald's schema is refused by every

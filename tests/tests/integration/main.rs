@@ -15,6 +15,7 @@
 //! - `faults`: killed and stopped workers, failures after commit, restarted services (the
 //!   tests that restart shared services are `#[ignore]`d and run serially by scripts/test).
 //! - `requests`: pause, resume and cancel from every side at once, in any order.
+//! - `recovery`: campaigns whose workflow was terminated, resumed from the ledger's cursors.
 //! - `replay`: saved histories replay against the current workflow.
 
 mod api;
@@ -27,6 +28,7 @@ mod history;
 mod long;
 mod pages;
 mod plan;
+mod recovery;
 mod replay;
 mod requests;
 mod signals;

@@ -149,9 +149,10 @@ impl CampaignState {
         self.carried.lifecycle
     }
 
-    /// The row and the audience are known: cut the audience into lanes and follow what the
-    /// row says (a request made before the workflow's first task, or a status written by
-    /// hand).
+    /// The row and the audience are known: cut the audience into lanes, move each lane to
+    /// where the ledger's pages leave it (a run started afresh for a campaign that has
+    /// pages), and follow what the row says (a request made before the workflow's first
+    /// task, or a status written by hand).
     pub fn register(&mut self, r: &Registered) {
         let c = &mut self.carried;
         c.campaign_id = r.campaign_id;
@@ -166,6 +167,19 @@ impl CampaignState {
         .into_iter()
         .map(Into::into)
         .collect();
+        for p in &r.lanes {
+            if let Some(lane) = c.lanes.get_mut(p.lane as usize) {
+                let cursor = &mut lane.cursor;
+                cursor.after = p.after.clamp(cursor.after, cursor.until);
+                cursor.done = p.done;
+                cursor.sent = p.sent;
+                cursor.failed = p.failed;
+                c.pages_done += p.pages;
+            }
+        }
+        if r.started && c.lifecycle == Lifecycle::Scheduled {
+            c.lifecycle = Lifecycle::Running;
+        }
         if !r.status.is_terminal() {
             self.status = r.status;
         }

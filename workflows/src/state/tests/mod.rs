@@ -49,6 +49,8 @@ fn running() -> CampaignState {
         max_id: 2_000,
         status: CampaignStatus::NotStarted,
         requests: LedgerRequests::default(),
+        started: false,
+        lanes: Vec::new(),
     });
     record(&mut s, CampaignStatus::InProgress);
     assert_eq!(s.lifecycle(), Lifecycle::Running);
@@ -307,6 +309,8 @@ fn a_start_written_while_a_pause_came_is_remembered() {
         max_id: 10,
         status: NotStarted,
         requests: LedgerRequests::default(),
+        started: false,
+        lanes: Vec::new(),
     });
     // The start's status write is on its way when a pause arrives.
     s.on_signal(Intent::Pause, SignalRequest::default());
@@ -420,6 +424,8 @@ fn a_scheduled_campaign_waits_for_its_send_time_and_holds_when_paused() {
         max_id: 10,
         status: NotStarted,
         requests: LedgerRequests::default(),
+        started: false,
+        lanes: Vec::new(),
     });
     assert_eq!(
         s.next_step(false, 0),
@@ -563,4 +569,46 @@ fn every_lifecycle_survives_continue_as_new() {
         let back: CampaignInput = serde_json::from_str(&json).unwrap();
         assert_eq!(back.carried.unwrap().lifecycle, l);
     }
+}
+
+#[test]
+fn a_run_started_afresh_goes_on_from_the_ledgers_lanes() {
+    // The workflow was lost while the campaign was paused: lane 0 had committed pages up to
+    // id 600, lane 1 had a page with pending recipients starting after id 1,400.
+    let mut s = CampaignState::new(input(Tuning::default()));
+    s.register(&Registered {
+        campaign_id: 7,
+        total: 2_000,
+        min_id: 1,
+        max_id: 2_000,
+        status: CampaignStatus::Paused,
+        requests: ledger(Intent::Pause, 3),
+        started: true,
+        lanes: vec![
+            herald_wire::LaneProgress {
+                lane: 0,
+                after: 600,
+                done: false,
+                pages: 2,
+                sent: 600,
+                failed: 0,
+            },
+            herald_wire::LaneProgress {
+                lane: 1,
+                after: 1_400,
+                done: false,
+                pages: 1,
+                sent: 400,
+                failed: 0,
+            },
+        ],
+    });
+    let cursors: Vec<_> = s.carried.lanes.iter().map(|l| l.cursor).collect();
+    assert_eq!((cursors[0].after, cursors[0].sent), (600, 600));
+    assert_eq!((cursors[1].after, cursors[1].sent), (1_400, 400));
+    assert_eq!(s.carried.pages_done, 3);
+    assert_eq!(s.lifecycle(), Lifecycle::Paused { started: true });
+    // Resumed, it sends again at once (it does not wait for a send time).
+    s.on_signal(Intent::Run, SignalRequest::default());
+    assert_eq!(s.lifecycle(), Lifecycle::Running);
 }

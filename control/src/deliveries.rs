@@ -13,8 +13,9 @@ use temporalio_client::{WorkflowIdReusePolicy, errors::WorkflowStartError};
 
 use crate::{Control, ControlError, Result};
 
-/// How long a retry waits for a completed campaign's last run to close.
-const CLOSING_WAIT: Duration = Duration::from_secs(30);
+/// How long a retry waits for a completed campaign's last run to close (it closes within
+/// moments of writing "completed"; a run still open after this is another retry's).
+const CLOSING_WAIT: Duration = Duration::from_secs(5);
 
 /// What `retry_failed` started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,20 +47,11 @@ impl Control {
     /// pending items, and completes it again. Run again after an interruption, it starts
     /// the run that did not start; it never sends to anyone twice.
     ///
-    /// Asked the moment a campaign completes, its last run may still be closing: that run
-    /// is waited for (a few seconds at most) before anything is reopened, and if it has not
-    /// closed by then, nothing changes and the answer says to try again.
+    /// Asked the moment a campaign completes, its last run may still be closing (it has
+    /// written "completed" and not yet ended): the retry waits for it to close, then starts
+    /// its own run.
     pub async fn retry_failed(&self, key: &CampaignKey) -> Result<Retried> {
         let client = self.temporal().await?;
-        if self.campaign(key).await?.status == CampaignStatus::Completed
-            && !self.wait_closed(client, key, CLOSING_WAIT).await?
-        {
-            return Err(ControlError::Refused(format!(
-                "campaign {key} has completed, but its workflow has not closed within {}s; \
-                 nothing was changed: run `herald retry-failed {key}` again",
-                CLOSING_WAIT.as_secs()
-            )));
-        }
         let Retry {
             spec,
             tuning,
@@ -78,8 +70,21 @@ impl Control {
             .await;
         match started {
             Ok(()) => Ok(Retried { failed }),
-            // Reopened, and another retry started the run meanwhile: it is retrying.
+            // Reopened while a run is open: the completed campaign's last run, closing (it
+            // closes within moments), or a run another retry started meanwhile (which is
+            // retrying, and runs on).
             Err(WorkflowStartError::AlreadyStarted { .. }) if failed.is_some() => {
+                if self.wait_closed(client, key, CLOSING_WAIT).await? {
+                    self.recover(client, key)
+                        .await
+                        .map_err(|reason| ControlError::Temporal {
+                            action: format!("starting campaign {key}'s retry"),
+                            reason: format!(
+                                "{reason}; its failed recipients are pending again: run \
+                                 `herald retry-failed {key}` again to start it"
+                            ),
+                        })?;
+                }
                 Ok(Retried { failed })
             }
 

@@ -3,12 +3,12 @@
 //! lost with a dev server's data. The ledger holds everything a new run needs (the spec and
 //! tuning it was launched with, the requests, and the page rows that say where each lane
 //! stands), so any request to such a campaign starts one; it goes on from the ledger's
-//! cursors and sends to nobody twice.
+//! cursors, and the ledger records every recipient once.
 
 use std::time::Duration;
 
 use herald_store::campaigns;
-use herald_wire::{CampaignKey, names};
+use herald_wire::{CampaignKey, Intent, names};
 use herald_workflows::CampaignWorkflow;
 use temporalio_client::{
     Client, WorkflowDescribeOptions, WorkflowExecutionStatus, WorkflowIdReusePolicy,
@@ -28,10 +28,13 @@ pub enum WorkflowState {
 }
 
 impl WorkflowState {
-    /// What `herald status` says of a campaign that has not finished.
-    pub fn note(&self, key: &CampaignKey) -> Option<String> {
+    /// What `herald status` says of a campaign that has not finished, asked `intent`.
+    pub fn note(&self, key: &CampaignKey, intent: Intent) -> Option<String> {
         match self {
             Self::Running => None,
+            Self::Gone if intent == Intent::Cancel => Some(format!(
+                "no workflow is running this campaign; run `herald cancel {key}` to end it"
+            )),
             Self::Gone => Some(format!(
                 "no workflow is running this campaign; run `herald resume {key}` to go on from \
                  where its pages stand"

@@ -326,7 +326,7 @@ async fn retry_failed(control: &Control, key: &CampaignKey) -> Result<()> {
             "campaign {key}: retrying {n} failed deliveries (same idempotency ids); follow it with `herald watch {key}`"
         ),
         None => println!(
-            "campaign {key}: its interrupted retry is started again; follow it with `herald watch {key}`"
+            "campaign {key}: in progress; its run is started again if it had none; follow it with `herald watch {key}`"
         ),
     }
     Ok(())
@@ -338,10 +338,16 @@ async fn status(control: &Control, key: &CampaignKey, json: bool) -> Result<()> 
         println!("{}", serde_json::to_string_pretty(&view)?);
     } else {
         print_view(&view);
-        if !view.status.is_terminal()
-            && let Some(note) = control.workflow_state(key).await.note(key)
-        {
-            println!("workflow  {note}");
+        if !view.status.is_terminal() {
+            let state = control.workflow_state(key).await;
+            // A campaign that ended between the two looks has no workflow for good reason.
+            let now = control.campaign(key).await?;
+            if let Some(note) = state
+                .note(key, now.intent)
+                .filter(|_| !now.status.is_terminal())
+            {
+                println!("workflow  {note}");
+            }
         }
     }
     Ok(())

@@ -6,8 +6,8 @@
 //! workflow writes it only to append a bare signal as the next request ([`sync_requests`]). Docs: docs/architecture.md, "Operator requests".
 
 use herald_wire::{
-    CampaignKey, CampaignStatus, Channel, Intent, LedgerRequests, Rate, Requested, SetStatusInput,
-    StatusRecorded, SyncRequestsInput,
+    CampaignKey, CampaignStatus, Channel, Intent, ItemStatus, LedgerRequests, Rate, Requested,
+    SetStatusInput, StatusRecorded, SyncRequestsInput,
 };
 use sqlx::{FromRow, PgConnection, PgPool};
 
@@ -20,8 +20,10 @@ pub const STATUS_NOTIFICATIONS: &str = "herald_status";
 
 /// Move the campaign to `to` if its stored status is one of `from`. Returns the status stored
 /// after the call, changed or not; `None` when there is no such campaign. A campaign with a
-/// recipient still pending is never completed: a run that closes as `herald retry-failed`
-/// reopens its failed deliveries leaves it in progress, for the retry's run.
+/// recipient still pending (one a page would send to: a recipient deleted since is not) is
+/// never completed: a run that closes as `herald retry-failed` reopens its failed deliveries
+/// (a repeated status write of its last step, say) leaves it in progress, for the retry's
+/// run. Only pages whose counters fall short of their recipients are looked into.
 async fn transition(
     conn: &mut PgConnection,
     campaign_id: i64,
@@ -43,8 +45,12 @@ async fn transition(
                 paused_at = CASE WHEN $5 THEN now() WHEN $4 THEN NULL ELSE paused_at END,
                 finished_at = CASE WHEN $6 THEN coalesce(finished_at, now()) ELSE finished_at END
             WHERE id = $1 AND status = ANY($7)
-              AND NOT ($8 AND EXISTS (SELECT 1 FROM message_pages p
-                                      WHERE p.message_id = $1 AND p.recipients > p.sent + p.failed))
+              AND NOT ($8 AND EXISTS (
+                  SELECT 1 FROM message_pages p
+                  WHERE p.message_id = $1 AND p.recipients > p.sent + p.failed
+                    AND EXISTS (SELECT 1 FROM message_items i JOIN users u ON u.id = i.user_id
+                                WHERE i.message_id = $1 AND i.user_id > p.after_user_id
+                                  AND i.user_id <= p.last_user_id AND i.status = $9)))
             RETURNING status
          )
          SELECT coalesce((SELECT status FROM moved), (SELECT status FROM messages WHERE id = $1))";
@@ -57,6 +63,7 @@ async fn transition(
         .bind(to.is_terminal())
         .bind(&from)
         .bind(to == CampaignStatus::Completed)
+        .bind(ItemStatus::Pending.code())
         .fetch_one(conn)
         .await?;
     stored.map(decode).transpose()

@@ -28,8 +28,8 @@ use crate::{
     plan,
     state::{CampaignState, Step},
     steps::{
-        at_boundary, bookkeeping, failure_kind, failure_message, finish, log, now_ms, publish,
-        run_page, set_status, sync, take_rest, wait, watch_signals,
+        at_boundary, bookkeeping, bookkeeping_failed, failure_kind, failure_message, finish, log,
+        now_ms, publish, run_page, set_status, sync, take_rest, wait, watch_signals,
     },
 };
 
@@ -137,10 +137,18 @@ impl CampaignWorkflow {
             if !resting && !syncing && ctx.state(|s| s.state.lanes_idle()) {
                 let step = ctx.state(|s| s.state.next_step(hand_over, now));
                 match step {
-                    Step::Finish(status) => return finish(ctx, status).await,
+                    Step::Finish(status) => match finish(ctx, status).await {
+                        Ok(progress) => return Ok(progress),
+                        Err(err) => bookkeeping_failed(ctx, "finishing", &err).await,
+                    },
                     Step::Record { status, from } => {
-                        set_status(ctx, status, from).await?;
-                        log(ctx, status.name());
+                        match set_status(ctx, status, from).await {
+                            Ok(()) => log(ctx, status.name()),
+                            Err(err) => {
+                                let what = format!("recording status {}", status.name());
+                                bookkeeping_failed(ctx, &what, &err).await;
+                            }
+                        }
                         pacing = WorkflowCancellationToken::new();
                         at_boundary(ctx);
                     }
@@ -180,8 +188,13 @@ impl CampaignWorkflow {
                 }
                 Event::Synced(input, result) => {
                     syncing = false;
-                    let stored = result?;
-                    ctx.state_mut(|s| s.state.end_sync(&input, stored));
+                    match result {
+                        Ok(stored) => ctx.state_mut(|s| s.state.end_sync(&input, stored)),
+                        Err(err) => {
+                            ctx.state_mut(|s| s.state.sync_failed());
+                            bookkeeping_failed(ctx, "reading the requests", &err).await;
+                        }
+                    }
                 }
                 Event::Page(lane, Ok(outcome)) => {
                     let now = now_ms(ctx);

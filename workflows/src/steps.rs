@@ -13,7 +13,7 @@ use temporalio_common::{
     ActivityDefinition, protos::temporal::api::failure::v1::failure::FailureInfo,
     search_attributes::SearchAttributeKey,
 };
-use temporalio_sdk::{ActivityExecutionError, WorkflowContext, WorkflowResult};
+use temporalio_sdk::{ActivityExecutionError, WorkflowContext};
 use temporalio_workflow::{WaitConditionOptions, WorkflowCancellationToken, workflows::select};
 
 use crate::{
@@ -175,7 +175,9 @@ pub(crate) async fn wait(
 /// Run a bookkeeping activity (register, set_status, sync_requests) as a local activity: no
 /// round trip through the server's task queue before the first page or after the last. A
 /// stopping worker hands it over, a transient failure is retried on a durable timer, and a
-/// permanent one too for the grace period; after that it fails the workflow.
+/// permanent one too for the grace period; after that it is the caller's
+/// ([`bookkeeping_failed`]; a failed registration fails the workflow, and the next request
+/// to the campaign starts a new run).
 pub(crate) async fn bookkeeping<A: ActivityDefinition>(
     ctx: &WorkflowContext<CampaignWorkflow>,
     activity: impl Fn() -> A,
@@ -230,13 +232,42 @@ pub(crate) async fn set_status(
     Ok(())
 }
 
+/// Write the campaign's last status; the run then ends with its progress.
 pub(crate) async fn finish(
     ctx: &WorkflowContext<CampaignWorkflow>,
     status: CampaignStatus,
-) -> WorkflowResult<Progress> {
+) -> Result<Progress, ActivityExecutionError> {
     set_status(ctx, status, Vec::new()).await?;
     log(ctx, "finished");
     Ok(ctx.state(|s| s.state.snapshot()))
+}
+
+/// Bookkeeping gave up on an error that retrying could not fix. The workflow never fails on
+/// it (a failed workflow would leave the campaign to an operator who may not know): the
+/// campaign fails with the error as its reason, that is recorded if the row takes it, and
+/// the loop tries again after a minute, or at once when a signal comes.
+pub(crate) async fn bookkeeping_failed(
+    ctx: &WorkflowContext<CampaignWorkflow>,
+    what: &str,
+    err: &ActivityExecutionError,
+) {
+    let message = failure_message(err);
+    ctx.state_mut(|s| s.state.bookkeeping_failed(what, &message));
+    if !ctx.is_replaying() {
+        tracing::error!(error = %message, "{what} failed for good; the campaign is failed");
+    }
+    if ctx.state(|s| s.state.lifecycle().is_held()) {
+        use CampaignStatus::*;
+        // The status write may be what fails: then the reason lives in the workflow only.
+        let _ = set_status(ctx, Failed, vec![NotStarted, InProgress, Paused, Failed]).await;
+    }
+    let cancelled = select! {
+        _ = ctx.timer(options::BOOKKEEPING_BACKOFF_MAX) => false,
+        cancelled = signalled(ctx).fuse() => cancelled,
+    };
+    if cancelled {
+        cancel_requested(ctx);
+    }
 }
 
 /// Progress for the web UI, which cannot run this SDK's queries: search attributes for the

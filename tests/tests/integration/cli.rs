@@ -118,9 +118,6 @@ async fn unreachable_services_are_named() {
     app.herald_ok(&["cancel", &key]);
 }
 
-/// A request whose signal Temporal refuses (the workflow is gone) is not undone and not
-/// hidden: the row keeps the request (pages obey it), the error says so and what to run, and
-/// running the same command again repeats the same request instead of making a new one.
 /// A request to a campaign whose workflow was terminated by hand is not lost: it is
 /// recorded, and a new run is started that takes it (here, while waiting for its send time).
 #[tokio::test]

@@ -18,6 +18,12 @@ use temporalio_common::{
 const THRESHOLD: u32 = 300;
 const SLACK: i64 = 60;
 
+/// `HERALD_HISTORY_FULL=1` runs the floods at full size (10,000 identical pauses, 1,000
+/// pauses with new reasons and as many rate changes); the suite runs 2,000 and 150.
+fn full() -> bool {
+    std::env::var("HERALD_HISTORY_FULL").is_ok_and(|v| v == "1")
+}
+
 fn json(value: serde_json::Value) -> RawValue {
     RawValue::from_value(&value, &PayloadConverter::default())
 }
@@ -75,11 +81,11 @@ async fn a_paused_campaign_flooded_with_requests_keeps_every_run_bounded() {
         }
     };
     // The same pause again and again, as a reconciler would send it: nothing to record.
-    for _ in 0..2_000 {
+    for _ in 0..if full() { 10_000 } else { 2_000 } {
         send("pause", json(serde_json::json!({ "reason": "typo" }))).await;
     }
     // Pauses that each bring a new reason, and rate changes: each one is recorded.
-    for i in 0..150 {
+    for i in 0..if full() { 1_000 } else { 150 } {
         send(
             "pause",
             json(serde_json::json!({ "reason": format!("typo {i}") })),
@@ -126,7 +132,7 @@ async fn pauses_and_resumes_during_the_send_at_wait_keep_every_run_bounded() {
         .launch();
     let client = temporal_client().await;
     let handle = client.get_workflow_handle::<CampaignWorkflow>(workflow_id(&key));
-    for i in 0..150 {
+    for i in 0..200 {
         let options = WorkflowSignalOptions::default();
         let reason = json(serde_json::json!({ "reason": format!("cycle {i}") }));
         handle

@@ -258,3 +258,88 @@ async fn a_page_connection_is_reused_until_it_breaks() {
     assert_eq!(retried, written(500, 500, 500));
     assert_ne!(backend(&pages).await, first);
 }
+
+/// Where page rows leave each lane, for a run that starts afresh: after the last page, at the
+/// first page with a recipient still pending, done after a short or empty page; and a
+/// campaign with a recipient still pending is not completed, unless that recipient is gone.
+#[tokio::test]
+async fn lanes_go_on_from_their_page_rows_and_pending_recipients_hold_completion() {
+    let (_app, pool, _pages, id) = campaign().await;
+    // (lane, after, last, recipients, limit, sent)
+    let rows: [(i32, i64, Option<i64>, i32, i32, i32); 7] = [
+        (0, 0, Some(100), 100, 100, 100),
+        (0, 100, Some(200), 100, 100, 100),
+        (1, 600, Some(700), 100, 100, 100),
+        (1, 700, Some(800), 100, 100, 60),
+        (1, 800, Some(850), 50, 100, 50),
+        (2, 1000, Some(1100), 100, 100, 100),
+        (2, 1100, None, 0, 100, 0),
+    ];
+    for (lane, after, last, recipients, limit, sent) in rows {
+        sqlx::query(
+            "INSERT INTO message_pages (message_id, lane, after_user_id, last_user_id, recipients,
+                                        page_limit, sent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id)
+        .bind(lane)
+        .bind(after)
+        .bind(last)
+        .bind(recipients)
+        .bind(limit)
+        .bind(sent)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    // The open page's items: 60 sent, 40 pending.
+    sqlx::query(
+        "INSERT INTO message_items (message_id, user_id, status, attempts)
+         SELECT $1, g, CASE WHEN g <= 760 THEN $2 ELSE $3 END, 1 FROM generate_series(701, 800) g",
+    )
+    .bind(id)
+    .bind(ItemStatus::Sent.code())
+    .bind(ItemStatus::Pending.code())
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let mut conn = pool.acquire().await.unwrap();
+    let lanes = herald_store::pages::lane_progress(&mut conn, id)
+        .await
+        .unwrap();
+    let got: Vec<_> = lanes
+        .iter()
+        .map(|l| (l.lane, l.after, l.done, l.pages, l.sent))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (0, 200, false, 2, 200),
+            (1, 700, false, 1, 100),
+            (2, 1100, true, 2, 100),
+        ]
+    );
+
+    let complete = || async {
+        status::record(
+            &pool,
+            &herald_wire::SetStatusInput {
+                campaign_id: id,
+                status: CampaignStatus::Completed,
+                reason: None,
+                from: Vec::new(),
+            },
+        )
+        .await
+        .unwrap()
+        .status
+    };
+    assert_eq!(complete().await, CampaignStatus::InProgress, "40 pending");
+    // Recipients deleted since their page: nobody is left to send to.
+    sqlx::query("DELETE FROM users WHERE id > 760 AND id <= 800")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(complete().await, CampaignStatus::Completed);
+}

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use herald_tests::{
-    LONG, TestApp,
+    LONG, TestApp, history_lengths,
     sinks::{WEBHOOK_SECRET, WebhookSink, webhook::Faults},
     stderr, unique, workflow_id,
 };
@@ -51,8 +51,9 @@ async fn a_campaign_terminated_mid_send_is_resumed_from_its_cursors() {
         .page_size(100)
         .lanes(3)
         .rate(2_000)
+        .pages_per_run(25)
         .launch();
-    app.wait_items(&key, 4_000, LONG).await.unwrap();
+    app.wait_items(&key, 10_000, LONG).await.unwrap();
     terminate(&app, &key).await;
     says_no_workflow(&app, &key);
     // Pages in flight finish; then nothing moves while no workflow runs.
@@ -60,11 +61,20 @@ async fn a_campaign_terminated_mid_send_is_resumed_from_its_cursors() {
     let settled = app.item_count(&key).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(app.item_count(&key).await, settled, "sent with no workflow");
+    let runs_before = history_lengths(&key).len();
 
     resume_recovers(&app, &key);
     app.completes_exactly_once(&key, 20_000).await;
-    // The new run went on from the cursors: it counts every page row once, the earlier ones
-    // from the ledger, and walked none of them again.
+    // The new run went on from the cursors: a run continues as new every 25 pages, and the
+    // recovery took only as many runs as the pages left (walking every page again would take
+    // nine).
+    let left = (20_000 - settled) / 100 + 3;
+    let runs = history_lengths(&key).len() - runs_before;
+    assert!(
+        runs as i64 <= (left + 24) / 25 + 1,
+        "{runs} runs for {left} pages left"
+    );
+    // It counts every page row once, the earlier ones from the ledger.
     let rows: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM message_pages p JOIN messages m ON m.id = p.message_id WHERE m.key = $1",
     )
@@ -209,4 +219,56 @@ async fn retry_failed_the_moment_a_campaign_completes_runs_at_its_current_rate()
     .await
     .unwrap();
     assert_eq!(completions, 2);
+}
+
+/// Every write of status 2 (paused) fails with `insufficient_privilege`, as after a deploy
+/// that lost a grant on one path.
+const BREAK_PAUSED: &str = "
+CREATE FUNCTION herald_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'permission denied for table messages' USING ERRCODE = '42501'; END $$;
+CREATE TRIGGER herald_test_refuse BEFORE UPDATE OF status ON messages
+    FOR EACH ROW WHEN (NEW.status = 2) EXECUTE FUNCTION herald_test_refuse();";
+
+const FIX_PAUSED: &str = "
+DROP TRIGGER herald_test_refuse ON messages;
+DROP FUNCTION herald_test_refuse();";
+
+#[tokio::test]
+async fn a_status_write_that_fails_for_good_fails_the_campaign_not_its_workflow() {
+    let app = TestApp::spawn().await.unwrap();
+    let segment = unique("book");
+    app.seed(8_000, &segment);
+    let key = app
+        .campaign(&segment)
+        .page_size(100)
+        .lanes(2)
+        .rate(1_000)
+        .failure_grace(3)
+        .launch();
+    app.wait_items(&key, 1_000, LONG).await.unwrap();
+    sqlx::raw_sql(BREAK_PAUSED)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.herald_ok(&["pause", &key]);
+    app.wait_status(&key, CampaignStatus::Failed, Duration::from_secs(90))
+        .await
+        .unwrap();
+    let s = app.status(&key);
+    let reason = s["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("recording status paused failed") && reason.contains("42501"),
+        "{s}"
+    );
+    let wid = workflow_id(&key);
+    let described = app.temporal(&["workflow", "describe", "-w", &wid, "--output", "json"]);
+    let described: serde_json::Value = serde_json::from_slice(&described.stdout).unwrap();
+    assert_eq!(
+        described["workflowExecutionInfo"]["status"], "WORKFLOW_EXECUTION_STATUS_RUNNING",
+        "the workflow still runs: {described}"
+    );
+
+    sqlx::raw_sql(FIX_PAUSED).execute(&app.pool).await.unwrap();
+    app.herald_ok(&["resume", &key, "--reason", "grant restored"]);
+    app.completes_exactly_once(&key, 8_000).await;
 }

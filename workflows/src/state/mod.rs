@@ -171,7 +171,8 @@ impl CampaignState {
             if let Some(lane) = c.lanes.get_mut(p.lane as usize) {
                 let cursor = &mut lane.cursor;
                 cursor.after = p.after.clamp(cursor.after, cursor.until);
-                cursor.done = p.done;
+                // A full page that reached the lane's bound ended it too (`plan::advance`).
+                cursor.done = p.done || cursor.after >= cursor.until;
                 cursor.sent = p.sent;
                 cursor.failed = p.failed;
                 c.pages_done += p.pages;

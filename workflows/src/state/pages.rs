@@ -227,4 +227,22 @@ impl CampaignState {
         }
         false
     }
+
+    /// Bookkeeping (a status write, a look at the requests) failed on an error that retrying
+    /// for the grace period did not fix: the campaign fails with it, as on a page's, and
+    /// waits for an operator. One being cancelled stays so: its end is tried again.
+    pub fn bookkeeping_failed(&mut self, what: &str, message: &str) {
+        let l = &mut self.carried.lifecycle;
+        if *l != Lifecycle::Cancelling {
+            *l = Lifecycle::Failed {
+                started: l.is_started(),
+            };
+        }
+        let reason = Some(format!("{what} failed: {message}"));
+        if self.carried.reason != reason {
+            self.carried.reason = reason;
+            self.reason_changed = true;
+        }
+        self.rest = None;
+    }
 }

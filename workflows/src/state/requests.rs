@@ -165,6 +165,14 @@ impl CampaignState {
         }
     }
 
+    /// The look [`Self::begin_sync`] started failed: what it was to append still waits, and
+    /// the row is to be read again.
+    pub fn sync_failed(&mut self) {
+        self.syncing = false;
+        self.look_for_bare = false;
+        self.carried.requests.look_due = true;
+    }
+
     /// The row's requests after [`Self::begin_sync`]'s input was appended to them (or
     /// refused: the row held a request newer than the one the bare request knew of). Either
     /// way the row's newest request is then the last word, and the workflow follows it, even

@@ -612,3 +612,31 @@ fn a_run_started_afresh_goes_on_from_the_ledgers_lanes() {
     s.on_signal(Intent::Run, SignalRequest::default());
     assert_eq!(s.lifecycle(), Lifecycle::Running);
 }
+
+#[test]
+fn bookkeeping_that_fails_for_good_fails_the_campaign_until_a_resume() {
+    let mut s = running();
+    s.bookkeeping_failed(
+        "recording status paused",
+        "permission denied (SQLSTATE 42501)",
+    );
+    assert_eq!(s.lifecycle(), Lifecycle::Failed { started: true });
+    assert!(s.carried.reason.as_deref().unwrap().contains("42501"));
+    assert!(matches!(
+        s.next_step(false, 0),
+        Step::Record {
+            status: CampaignStatus::Failed,
+            ..
+        }
+    ));
+    s.on_signal(Intent::Run, SignalRequest::default());
+    assert_eq!(s.lifecycle(), Lifecycle::Running);
+    // A campaign being cancelled stays so: its end is tried again.
+    let mut s = with(Lifecycle::Cancelling);
+    s.bookkeeping_failed("finishing", "boom");
+    assert_eq!(s.lifecycle(), Lifecycle::Cancelling);
+    assert_eq!(
+        s.next_step(false, 0),
+        Step::Finish(CampaignStatus::Cancelled)
+    );
+}

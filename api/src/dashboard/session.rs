@@ -1,0 +1,217 @@
+//! The operator's session: who is signed in (the `Operator` every page extracts, with the
+//! CSRF token its forms carry), where a sign-in may send them back to, and signing in and
+//! out.
+
+use super::*;
+
+/// A signed-in operator (anyone, in development mode), with the CSRF token their forms
+/// carry. A request without a valid session is sent to the sign-in page and back.
+pub struct Operator {
+    pub csrf: String,
+    /// Whether there is a session to sign out of (not in development mode).
+    pub signed_in: bool,
+}
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let auth = &state.auth;
+        if !auth.required() {
+            return Ok(Self {
+                csrf: auth.csrf_token(None),
+                signed_in: false,
+            });
+        }
+        match session_cookie(&parts.headers) {
+            Some(s) if auth.session_valid(s, Utc::now().timestamp()) => Ok(Self {
+                csrf: auth.csrf_token(Some(s)),
+                signed_in: true,
+            }),
+            _ => {
+                let next = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/");
+                Err(Redirect::to(&format!("/sign-in?next={}", encode(next))).into_response())
+            }
+        }
+    }
+}
+
+/// Whether the browser says a request comes from another site (`Sec-Fetch-Site`) or another
+/// origin (`Origin`).
+pub(super) fn cross_origin(headers: &HeaderMap) -> bool {
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "cross-site" || v == "same-site");
+    let foreign_origin = match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
+        (Some(origin), Some(host)) => {
+            let origin = origin.to_str().unwrap_or("");
+            let host = host.to_str().unwrap_or("");
+            origin != "null" && origin.split_once("://").map(|(_, h)| h) != Some(host)
+        }
+        (Some(origin), None) => origin != "null",
+        _ => false,
+    };
+    cross_site || foreign_origin
+}
+
+impl Operator {
+    /// Refuse a form that does not carry this session's CSRF token, or that the browser says
+    /// comes from another site.
+    pub(super) fn check(&self, headers: &HeaderMap, shown: &str) -> Result<(), Response> {
+        let matches = bool::from(subtle::ConstantTimeEq::ct_eq(
+            shown.as_bytes(),
+            self.csrf.as_bytes(),
+        ));
+        if cross_origin(headers) || !matches {
+            return Err(views::error_page(
+                StatusCode::FORBIDDEN,
+                Some(self),
+                "This form has expired or came from another site",
+                "Nothing was changed. Reload the page and try again.",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Percent-encode a value for a query string.
+pub(super) fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Where to go after signing in: a path on this server only.
+pub(super) fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        _ => "/campaigns",
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct NextQuery {
+    next: Option<String>,
+    signed_out: Option<String>,
+}
+
+pub(super) async fn sign_in_page(
+    State(state): State<AppState>,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    if !state.auth.required() {
+        return Redirect::to("/campaigns").into_response();
+    }
+    let notice = q.signed_out.is_some().then_some("You are signed out.");
+    views::sign_in(safe_next(q.next.as_deref()), None, notice).into_response()
+}
+
+#[derive(Deserialize)]
+pub(super) struct SignInForm {
+    #[serde(default)]
+    token: String,
+    next: Option<String>,
+}
+
+pub(super) async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let next = safe_next(form.next.as_deref());
+    if !state.auth.required() {
+        return Redirect::to(next).into_response();
+    }
+    // There is no session to tie a token to yet: the browser's word on where the form came
+    // from, with the SameSite cookie, is the sign-in's CSRF protection.
+    if cross_origin(&headers) {
+        return views::error_page(
+            StatusCode::FORBIDDEN,
+            None,
+            "This sign-in came from another site",
+            "Nothing was changed. Open the dashboard's own sign-in page and try again.",
+        );
+    }
+    let error = if form.token.trim().is_empty() {
+        Some("Enter the API token (HERALD_API_TOKEN).")
+    } else if !state.auth.is_service_token(&form.token) {
+        Some("That is not this server's API token.")
+    } else {
+        None
+    };
+    if let Some(error) = error {
+        let mut page = views::sign_in(next, Some(error), None).into_response();
+        *page.status_mut() = StatusCode::UNAUTHORIZED;
+        return page;
+    }
+    let session = state
+        .auth
+        .new_session(Utc::now().timestamp())
+        .expect("a token is configured");
+    // Secure whenever the browser reached us over HTTPS (directly or through a proxy).
+    let https = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|o| o.starts_with("https://"));
+    let cookie = format!(
+        "{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        SESSION_HOURS * 3600,
+        if https { "; Secure" } else { "" }
+    );
+    ([(header::SET_COOKIE, cookie)], Redirect::to(next)).into_response()
+}
+
+#[derive(Deserialize)]
+pub(super) struct CsrfForm {
+    #[serde(default)]
+    pub(super) csrf: String,
+}
+
+pub(super) async fn sign_out(
+    op: Operator,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Err(refused) = op.check(&headers, &form.csrf) {
+        return refused;
+    }
+    let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    (
+        [(header::SET_COOKIE, cookie)],
+        Redirect::to("/sign-in?signed_out=1"),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_on_this_server() {
+        assert_eq!(safe_next(Some("/campaigns/a?x=1")), "/campaigns/a?x=1");
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil",
+            "",
+            "campaigns",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/campaigns", "{bad}");
+        }
+        assert_eq!(
+            encode("/campaigns?status=paused&x= y"),
+            "/campaigns%3Fstatus%3Dpaused%26x%3D%20y"
+        );
+    }
+}

@@ -28,8 +28,13 @@ async fn signed_in(api: &ApiServer, width: u32, height: u32) -> Browser {
         .click("form.card button[type=submit]")
         .await
         .unwrap();
+    // The sign-in page has an `h1` too: wait for the redirect itself.
+    let arrived = herald_tests::wait_until(WAIT, || async {
+        browser.path().await.is_ok_and(|p| p == "/campaigns")
+    })
+    .await;
+    assert!(arrived.is_ok(), "still at {:?}", browser.path().await);
     browser.wait_for("h1", WAIT).await.unwrap();
-    assert_eq!(browser.path().await.unwrap(), "/campaigns");
     browser
 }
 

@@ -301,13 +301,15 @@ async fn request(
         request: request.verb().to_owned(),
         number: recorded.requested.seq,
         repeated: recorded.repeated,
+        confirmed: recorded.applied.is_some(),
         campaign: state.control.campaign(&key).await?.into(),
     }))
 }
 
-/// Pause a campaign before its next page. Once this answers, no new page starts; pages
-/// already in flight (at most one per lane) finish. Pausing a paused campaign repeats the
-/// request.
+/// Pause a campaign before its next page. Once this answers, no new page starts. With
+/// `confirmed: true` the workflow has taken the pause: the pages that were in flight (at
+/// most one per lane) have returned and the status is written. Pausing a paused campaign
+/// repeats the request.
 #[utoipa::path(
     post, path = "/v1/campaigns/{key}/pause", tag = "campaigns",
     params(("key" = String, Path, description = "The campaign key")),

@@ -47,6 +47,7 @@ async fn set_rate(
     Ok(axum::Json(RateAnswer {
         number: changed.seq,
         before: changed.before,
+        confirmed: changed.applied,
         campaign: state.control.campaign(&key).await?.into(),
     }))
 }

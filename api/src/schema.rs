@@ -173,7 +173,12 @@ pub struct RequestAnswer {
     pub number: i64,
     /// Whether this repeated the newest request (nothing new was asked).
     pub repeated: bool,
-    /// The campaign just after the request was recorded.
+    /// Whether the campaign's workflow answered that it has taken the request (a pause or a
+    /// cancel: every page in flight has returned). `false`: it did not answer in time (no
+    /// worker runs it, say); the request is recorded and taken when it runs, and no new page
+    /// starts after a pause or a cancel meanwhile.
+    pub confirmed: bool,
+    /// The campaign once the request was taken (or recorded, if not confirmed).
     pub campaign: Campaign,
 }
 
@@ -337,6 +342,8 @@ pub struct RateAnswer {
     pub number: i64,
     /// The limit before, recipients per second; `null`: none.
     pub before: Option<i32>,
+    /// Whether the campaign's workflow answered that it paces its pages by the new limit.
+    pub confirmed: bool,
     pub campaign: Campaign,
 }
 

@@ -1,20 +1,37 @@
 //! Pause, resume, cancel and rate: the request is recorded in the campaign's row, then the
-//! workflow is told by the `herald.requests` signal to read the row. The signal carries
-//! nothing, so nobody can forge a request through it: the ledger is the only authority. A
-//! campaign whose workflow is gone gets a new run, which reads the request from the row
-//! (`recovery`).
+//! workflow is asked, by the `herald.apply` update, to read the row and answer once it has
+//! taken the request. The update carries only the numbers the row gave the request, which
+//! the workflow checks against the row: the ledger is the only authority. When no worker
+//! takes the update in time, the `herald.requests` signal tells the workflow instead (a
+//! signal is kept by Temporal until a worker runs). A campaign whose workflow is gone gets a
+//! new run, which reads the request from the row (`recovery`).
+
+use std::time::Duration;
 
 use herald_store::StoreError;
 use herald_store::status::{self, RateChanged, Recorded, Request};
-use herald_wire::{CampaignKey, InvalidInput, Rate, names};
+use herald_wire::{Applied, CampaignKey, InvalidInput, Rate, RecordedRequests, names};
 use herald_workflows::{CampaignWorkflow, options::SEND_GATE_EVERY};
-use temporalio_client::{Client, WorkflowSignalOptions, errors::WorkflowInteractionError};
-use temporalio_common::data_converters::RawValue;
+use temporalio_client::{
+    Client, RpcOptions, WorkflowSignalOptions, WorkflowStartUpdateOptions,
+    errors::{WorkflowInteractionError, WorkflowUpdateError},
+};
+use temporalio_common::data_converters::{PayloadConverter, RawValue};
 
 use crate::{Control, ControlError, Result};
 
 /// The longest reason a request may give (a signal's reason is cut to the same length).
 pub const MAX_REASON_CHARS: usize = 500;
+
+/// How long a front end waits for a worker to take its request in hand. A running worker
+/// does within one workflow task; past this, no worker is taken to run the campaign.
+pub const ACCEPT_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a front end then waits for the workflow to have taken the request. A stop waits
+/// for the pages in flight to return: an external page stops at its next look at the gate
+/// and finishes the sends it has started (each within `HERALD_SEND_TIMEOUT`). Past this the
+/// front end says the workflow has not confirmed it; the row's gate holds meanwhile.
+pub const APPLY_WAIT: Duration = Duration::from_secs(30);
 
 impl Control {
     /// Ask a campaign to pause, resume or cancel. The request is recorded first: once that
@@ -47,28 +64,37 @@ impl Control {
         }
         let client = self.temporal().await?;
         let mut recorded = status::request(&self.db, key, request, reason).await?;
-        let told = self.tell(client, key, request.action()).await?;
-        if let Err(e) = &told {
-            let holds = match request {
-                Request::Pause => "the pause is recorded and no new page starts",
-                Request::Cancel => "the cancel is recorded and no new page starts",
-                Request::Resume => {
-                    "the resume is recorded, but the campaign stays still until its workflow is told"
-                }
-            };
-            return Err(ControlError::Temporal {
-                action: format!("signalling campaign {key}"),
-                reason: format!(
-                    "{e}; {holds}; run `herald {} {key}` again to tell it",
-                    request.verb()
-                ),
-            });
-        }
-        recorded.recovered = told == Ok(Told::Recovered);
-        if recorded.channel.is_external() && request != Request::Resume {
-            // A webhook or e-mail page reads its gate between sends; once it has read this
-            // request, no send starts. Return after every page has had its next look, so
-            // that "paused" holds from the moment the command returns.
+        let asked = RecordedRequests {
+            seq: recorded.requested.seq,
+            rate_seq: 0,
+        };
+        let told = self.tell(client, key, asked, request.action()).await?;
+        let told = match told {
+            Ok(told) => told,
+            Err(e) => {
+                let holds = match request {
+                    Request::Pause => "the pause is recorded and no new page starts",
+                    Request::Cancel => "the cancel is recorded and no new page starts",
+                    Request::Resume => {
+                        "the resume is recorded, but the campaign stays still until its workflow is told"
+                    }
+                };
+                return Err(ControlError::Temporal {
+                    action: format!("telling campaign {key}"),
+                    reason: format!(
+                        "{e}; {holds}; run `herald {} {key}` again to tell it",
+                        request.verb()
+                    ),
+                });
+            }
+        };
+        recorded.recovered = matches!(told, Told::Recovered);
+        if let Told::Applied(applied) = told {
+            recorded.applied = Some(applied);
+        } else if recorded.channel.is_external() && request != Request::Resume {
+            // Not confirmed: a webhook or e-mail page reads its gate between sends, and once
+            // it has read this request no send starts. Return after every page has had its
+            // next look, the best that can be said without the workflow.
             tokio::time::sleep(SEND_GATE_EVERY * 2 + SEND_GATE_EVERY / 2).await;
         }
         Ok(recorded)
@@ -81,37 +107,49 @@ impl Control {
     /// new rate within a second, whichever workers run them.
     pub async fn set_rate(&self, key: &CampaignKey, rate: Option<Rate>) -> Result<RateChanged> {
         let client = self.temporal().await?;
-        let changed = status::set_rate(&self.db, key, rate).await?;
-        if let Err(e) = self.tell(client, key, "changing its rate").await? {
-            return Err(ControlError::Temporal {
-                action: format!("signalling campaign {key}"),
-                reason: format!(
-                    "{e}; the new rate is recorded but the campaign keeps its old pace until told; \
-                     run the same `herald rate` again"
-                ),
-            });
+        let mut changed = status::set_rate(&self.db, key, rate).await?;
+        let asked = RecordedRequests {
+            seq: 0,
+            rate_seq: changed.seq,
+        };
+        match self.tell(client, key, asked, "changing its rate").await? {
+            Ok(told) => changed.applied = matches!(told, Told::Applied(_)),
+            Err(e) => {
+                return Err(ControlError::Temporal {
+                    action: format!("telling campaign {key}"),
+                    reason: format!(
+                        "{e}; the new rate is recorded but the campaign keeps its old pace until told; \
+                         run the same `herald rate` again"
+                    ),
+                });
+            }
         }
         Ok(changed)
     }
 
-    /// Tell the campaign's workflow that its row holds a request. `Err` inside says why it
-    /// could not be told (the request stays recorded).
+    /// Tell the campaign's workflow that its row holds `asked`, and wait for it to take it.
+    /// `Err` inside says why it could not be told (the request stays recorded).
     ///
-    /// A signal that finds no workflow open has two meanings. The campaign ended between the
-    /// request being judged and the signal: that is its status refusing the request (a 409
-    /// in the API), said as the campaign stands now, not an outage. Or its workflow is gone
-    /// while the row says it has not finished: a new run is started, which reads the
-    /// request from the row.
+    /// No workflow open has two meanings. The campaign ended between the request being
+    /// judged and the telling: that is its status refusing the request (a 409 in the API),
+    /// said as the campaign stands now, not an outage. Or its workflow is gone while the row
+    /// says it has not finished: a new run is started, which reads the request from the row.
     async fn tell(
         &self,
         client: &Client,
         key: &CampaignKey,
+        asked: RecordedRequests,
         action: &'static str,
     ) -> Result<std::result::Result<Told, String>> {
-        match tell_workflow(client, key).await {
-            Ok(()) => return Ok(Ok(Told::Delivered)),
-            Err(WorkflowInteractionError::NotFound(_)) => {}
-            Err(e) => return Ok(Err(e.to_string())),
+        match ask(client, key, asked).await {
+            Asked::Applied(applied) => return Ok(Ok(Told::Applied(applied))),
+            Asked::Refused(why) => return Ok(Err(why)),
+            Asked::Gone => {}
+            Asked::Unanswered => match tell_workflow(client, key).await {
+                Ok(()) => return Ok(Ok(Told::Signalled)),
+                Err(WorkflowInteractionError::NotFound(_)) => {}
+                Err(e) => return Ok(Err(e.to_string())),
+            },
         }
         let now = self.campaign(key).await?;
         if now.status.is_terminal() {
@@ -127,12 +165,52 @@ impl Control {
 }
 
 /// How the workflow heard of a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Told {
-    /// Its running workflow was signalled.
-    Delivered,
+    /// It took the request, and answered so.
+    Applied(Applied),
+    /// No worker answered in time: it was signalled, and takes the request when it runs.
+    Signalled,
     /// No workflow ran it: a new run was started.
     Recovered,
+}
+
+/// What asking the workflow to apply a request came to.
+enum Asked {
+    Applied(Applied),
+    /// The workflow refused it (a number the row has not reached).
+    Refused(String),
+    /// No workflow of the campaign is open.
+    Gone,
+    /// No worker took it, or the workflow did not answer in time.
+    Unanswered,
+}
+
+/// Ask the campaign's workflow to read its row and answer once it has taken `asked`.
+async fn ask(client: &Client, key: &CampaignKey, asked: RecordedRequests) -> Asked {
+    let handle = client.get_workflow_handle::<CampaignWorkflow>(names::workflow_id(key));
+    let options = WorkflowStartUpdateOptions::default();
+    let started = tokio::time::timeout(
+        ACCEPT_WAIT,
+        handle.start_update(
+            CampaignWorkflow::apply,
+            RawValue::from_value(&asked, &PayloadConverter::default()),
+            options,
+        ),
+    );
+    let update = match started.await {
+        Ok(Ok(update)) => update,
+        Ok(Err(WorkflowUpdateError::NotFound(_))) => return Asked::Gone,
+        Ok(Err(WorkflowUpdateError::Failed(failure))) => return Asked::Refused(failure.message),
+        // A run that closed as the update came (it continued as new): the signal finds the
+        // next one.
+        Ok(Err(_)) | Err(_) => return Asked::Unanswered,
+    };
+    match tokio::time::timeout(APPLY_WAIT, update.get_result(RpcOptions::default())).await {
+        Ok(Ok(applied)) => Asked::Applied(applied),
+        Ok(Err(WorkflowUpdateError::Failed(failure))) => Asked::Refused(failure.message),
+        Ok(Err(_)) | Err(_) => Asked::Unanswered,
+    }
 }
 
 /// Tell a campaign's workflow that its row holds a request it has not read. A signal, not an

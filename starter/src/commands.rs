@@ -187,6 +187,22 @@ async fn request(control: &Control, request: Request, args: RequestArgs) -> Resu
             args.key
         );
     }
+    match &recorded.applied {
+        Some(applied) if applied.following.intent != request.intent() => println!(
+            "{}: a later request (number {}, {}) overtook this one; the campaign is {}",
+            args.key,
+            applied.following.seq,
+            applied.following.intent.name(),
+            applied.status.name()
+        ),
+        Some(_) => {}
+        None if recorded.recovered => {}
+        None => println!(
+            "{}: its workflow has not confirmed the request yet (is a worker running?); \
+             it takes it when it runs, and `herald status {}` shows when it has",
+            args.key, args.key
+        ),
+    }
     Ok(())
 }
 
@@ -199,6 +215,12 @@ async fn set_rate(control: &Control, key: &CampaignKey, rate: Option<Rate>) -> R
     match rate {
         Some(r) => println!("campaign {key}: at most {r} recipients/s from now (was {was})"),
         None => println!("campaign {key}: no speed limit from now (was {was})"),
+    }
+    if !changed.applied {
+        println!(
+            "campaign {key}: its workflow has not confirmed the change yet (is a worker running?); \
+             it paces its pages by it when it runs"
+        );
     }
     Ok(())
 }

@@ -174,6 +174,10 @@ pub struct Recorded {
     /// No workflow ran the campaign, and a new run was started to take the request (set by
     /// the caller that tells the workflow).
     pub recovered: bool,
+    /// The workflow's answer once it had taken the request; `None`: it did not answer in
+    /// time (no worker runs it, say), and takes the request when it can (set by the caller
+    /// that tells the workflow).
+    pub applied: Option<herald_wire::Applied>,
 }
 
 /// Whether `request` may be made of a campaign standing so, and if so whether it repeats
@@ -219,13 +223,16 @@ enum Refusal {
 /// A change of a campaign's speed limit, recorded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RateChanged {
-    /// The change's number: the signal carries it, and the workflow applies only the newest.
+    /// The change's number: the workflow, told to read the row, applies only the newest.
     pub seq: i64,
     pub before: Option<i32>,
+    /// The workflow confirmed that it paces its pages by the row's newest rate (set by the
+    /// caller that tells the workflow).
+    pub applied: bool,
 }
 
 /// Record a new speed limit (`None`: none) for a campaign that has not finished. The
-/// workflow is told next, by the `rate` signal with the returned number.
+/// workflow is told next, and reads the limit from the row.
 pub async fn set_rate(pool: &PgPool, key: &CampaignKey, rate: Option<Rate>) -> Result<RateChanged> {
     let mut tx = pool.begin().await?;
     let row: Option<(i16, Option<i32>)> =
@@ -251,7 +258,11 @@ pub async fn set_rate(pool: &PgPool, key: &CampaignKey, rate: Option<Rate>) -> R
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(RateChanged { seq, before })
+    Ok(RateChanged {
+        seq,
+        before,
+        applied: false,
+    })
 }
 
 /// An operator's pause, resume or cancel, recorded in the campaign's row before the workflow
@@ -312,6 +323,7 @@ pub async fn request(
         before: standing.intent,
         channel: standing.channel,
         recovered: false,
+        applied: None,
     })
 }
 

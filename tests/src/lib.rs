@@ -275,6 +275,19 @@ impl TestApp {
         cmd.stdin(Stdio::null()).output().expect("running herald")
     }
 
+    /// Start `herald` without waiting for it (its output is piped).
+    pub fn herald_spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new(bin("herald"))
+            .args(args)
+            .envs(self.envs())
+            .env("RUST_LOG", "error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running herald")
+    }
+
     /// Run `herald`, requiring success; returns stdout.
     pub fn herald_ok(&self, args: &[&str]) -> String {
         let out = self.herald(args);

@@ -309,6 +309,47 @@ pub struct LedgerRequests {
     pub rate_seq: i64,
 }
 
+/// What a front end recorded before it asked the workflow to apply it: the numbers the row
+/// gave its request and its rate (0: none of that kind). A number only says what to wait for;
+/// the workflow refuses one the row has not reached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedRequests {
+    #[serde(default)]
+    pub seq: i64,
+    #[serde(default)]
+    pub rate_seq: i64,
+}
+
+impl RecordedRequests {
+    /// Read `herald.apply`'s payload: a JSON object with the two numbers, each 0 or more
+    /// (either may be left out). `Err` says what is wrong, for a refusal the sender sees.
+    pub fn from_payload(encoding: Option<&[u8]>, data: &[u8]) -> Result<Self, String> {
+        const SHAPE: &str = "herald.apply takes JSON {\"seq\": N, \"rate_seq\": N}";
+        if encoding.is_some_and(|e| e != b"json/plain") {
+            return Err(format!("{SHAPE}, not another encoding"));
+        }
+        let value: serde_json::Value =
+            serde_json::from_slice(data).map_err(|e| format!("{SHAPE}: {e}"))?;
+        if !value.is_object() {
+            return Err(format!("{SHAPE}, not {value}"));
+        }
+        let read: Self = serde_json::from_value(value).map_err(|e| format!("{SHAPE}: {e}"))?;
+        if read.seq < 0 || read.rate_seq < 0 {
+            return Err(format!("{SHAPE} with numbers of 0 or more"));
+        }
+        Ok(read)
+    }
+}
+
+/// The workflow's answer once it has taken what the row holds: the status it has written,
+/// and the newest request it follows (a later one may have overtaken the front end's).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    pub status: CampaignStatus,
+    pub following: Requested,
+}
+
 /// Input of the set-status activity.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SetStatusInput {
@@ -428,6 +469,34 @@ impl SignalRequest {
 mod tests {
     use super::*;
     use crate::Intent;
+
+    #[test]
+    fn apply_payloads_are_two_numbers_or_refused() {
+        let json = Some(&b"json/plain"[..]);
+        let read = |data: &[u8]| RecordedRequests::from_payload(json, data);
+        assert_eq!(
+            read(br#"{"seq":4}"#),
+            Ok(RecordedRequests {
+                seq: 4,
+                rate_seq: 0
+            })
+        );
+        assert_eq!(read(b"{}"), Ok(RecordedRequests::default()));
+        for bad in [
+            &b"[1, 2]"[..],
+            b"123",
+            b"null",
+            br#"{"seq":-1}"#,
+            br#"{"seq":"4"}"#,
+            br#"{"seq":4,"reason":"x"}"#,
+            b"\xff",
+        ] {
+            let refused = read(bad).unwrap_err();
+            assert!(refused.starts_with("herald.apply takes"), "{refused}");
+        }
+        let other = RecordedRequests::from_payload(Some(b"binary/plain"), b"{}");
+        assert!(other.is_err());
+    }
 
     #[test]
     fn rate_payloads_are_read_or_ignored() {

@@ -21,6 +21,12 @@ pub const SIGNAL_RATE: &str = "rate";
 /// It carries nothing: whatever its payload, the workflow acts on what the ledger holds.
 pub const SIGNAL_REQUESTS: &str = "herald.requests";
 
+/// Update: Herald's own front ends recorded a request in the campaign's row; read the row and
+/// answer once the workflow has taken it (a stop: every page in flight has returned and the
+/// status is written). Input: [`crate::RecordedRequests`], the numbers the row gave the
+/// request, which the workflow checks against the row; answer: [`crate::Applied`].
+pub const UPDATE_REQUESTS: &str = "herald.apply";
+
 /// Query: the campaign's live progress, as [`crate::Progress`].
 pub const QUERY_PROGRESS: &str = "progress";
 

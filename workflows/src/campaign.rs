@@ -12,8 +12,9 @@ use std::{future::Future, pin::Pin};
 
 use futures::future::select_all;
 use herald_wire::{
-    CampaignInput, Intent, LedgerRequests, Lifecycle, PageExecution, PageOutcome, Progress,
-    RateRequest, RegisterInput, SignalRequest, SyncRequestsInput, names,
+    Applied, CampaignInput, Intent, LedgerRequests, Lifecycle, PageExecution, PageOutcome,
+    Progress, RateRequest, RecordedRequests, RegisterInput, SignalRequest, SyncRequestsInput,
+    names,
 };
 use temporalio_common::data_converters::RawValue;
 use temporalio_macros::{workflow, workflow_methods};
@@ -21,7 +22,7 @@ use temporalio_sdk::{
     ActivityExecutionError, ContinueAsNewOptions, SyncWorkflowContext, WorkflowContext,
     WorkflowContextView, WorkflowResult,
 };
-use temporalio_workflow::{TimerOptions, WorkflowCancellationToken};
+use temporalio_workflow::{TimerOptions, WaitConditionOptions, WorkflowCancellationToken};
 
 use crate::{
     activities::CampaignActivities,
@@ -36,6 +37,11 @@ use crate::{
 #[workflow]
 pub struct CampaignWorkflow {
     pub(crate) state: CampaignState,
+    /// The run is about to end (finish or continue as new): front ends waiting for their
+    /// request to be taken are answered as the campaign stands.
+    closing: bool,
+    /// `herald.apply` updates not yet answered. A run ends only once there are none.
+    answering: u32,
 }
 
 /// What the campaign loop waits on.
@@ -63,6 +69,8 @@ impl CampaignWorkflow {
     pub fn new(_ctx: &WorkflowContextView, input: CampaignInput) -> Self {
         Self {
             state: CampaignState::new(input),
+            closing: false,
+            answering: 0,
         }
     }
 
@@ -138,7 +146,11 @@ impl CampaignWorkflow {
                 let step = ctx.state(|s| s.state.next_step(hand_over, now));
                 match step {
                     Step::Finish(status) => match finish(ctx, status).await {
-                        Ok(progress) => return Ok(progress),
+                        Ok(progress) => {
+                            ctx.state_mut(|s| s.closing = true);
+                            answered(ctx).await;
+                            return Ok(progress);
+                        }
                         Err(err) => bookkeeping_failed(ctx, "finishing", &err).await,
                     },
                     Step::Record { status, from } => {
@@ -154,6 +166,8 @@ impl CampaignWorkflow {
                     }
                     Step::ContinueAsNew => {
                         log(ctx, "continuing as new");
+                        ctx.state_mut(|s| s.closing = true);
+                        answered(ctx).await;
                         let next = ctx.state(|s| s.state.carry());
                         ctx.continue_as_new(next, ContinueAsNewOptions::default())?;
                     }
@@ -268,6 +282,63 @@ impl CampaignWorkflow {
         self.state.on_requests_signal();
     }
 
+    /// Herald's front ends recorded a request in the row: read it, and answer once it is
+    /// taken (see [`CampaignState::settled`]). The numbers in the input are what to wait for,
+    /// checked against the row, never obeyed by themselves.
+    #[update(name = names::UPDATE_REQUESTS)]
+    pub async fn apply(
+        ctx: &mut WorkflowContext<Self>,
+        payload: RawValue,
+    ) -> Result<Applied, Box<dyn std::error::Error + Send + Sync>> {
+        let recorded = read_recorded(&payload)?;
+        let ticket = ctx.state_mut(|s| {
+            s.answering += 1;
+            s.state.on_requests_update()
+        });
+        // Herald's cancel is a request like any other: Temporal's cancellation does not cut
+        // the wait short (it becomes a cancel, which closes the run, which answers).
+        let uncancelled = || {
+            WaitConditionOptions::builder()
+                .cancellation_token(WorkflowCancellationToken::new())
+                .build()
+        };
+        let _ = ctx
+            .wait_condition_with_options(
+                move |s| s.closing || s.state.looked_since(ticket),
+                uncancelled(),
+            )
+            .await;
+        let answer = ctx.state(|s| {
+            if s.closing {
+                Ok(())
+            } else {
+                s.state.check_recorded(recorded)
+            }
+        });
+        if answer.is_ok() {
+            let _ = ctx
+                .wait_condition_with_options(|s| s.closing || s.state.settled(), uncancelled())
+                .await;
+        }
+        ctx.state_mut(|s| {
+            s.answering -= 1;
+            answer
+                .map(|()| s.state.applied())
+                .map_err(|refused| refused.into())
+        })
+    }
+
+    /// A payload that is not two numbers is refused before the update is accepted: it
+    /// leaves nothing in the history.
+    #[update_validator(apply)]
+    pub fn validate_apply(
+        &self,
+        _ctx: &WorkflowContextView,
+        payload: &RawValue,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        read_recorded(payload).map(|_| ())
+    }
+
     #[query(name = names::QUERY_PROGRESS)]
     pub fn progress(&self, _ctx: &WorkflowContextView) -> Progress {
         self.state.snapshot()
@@ -286,11 +357,34 @@ fn read_signal(payload: &RawValue) -> SignalRequest {
     }
 }
 
+/// `herald.apply`'s payload, read leniently for the same reason as a signal's.
+fn read_recorded(
+    payload: &RawValue,
+) -> Result<RecordedRequests, Box<dyn std::error::Error + Send + Sync>> {
+    let p = payload
+        .payloads
+        .first()
+        .ok_or("herald.apply takes the numbers of the requests recorded in the row")?;
+    RecordedRequests::from_payload(p.metadata.get("encoding").map(Vec::as_slice), &p.data)
+        .map_err(Into::into)
+}
+
 /// Temporal's own cancellation (the web UI's "Request Cancellation"): a bare cancel.
 pub(crate) fn cancel_requested(ctx: &WorkflowContext<CampaignWorkflow>) {
     if !ctx.state(|s| s.state.lifecycle() == Lifecycle::Cancelling) {
         ctx.state_mut(|s| s.state.on_signal(Intent::Cancel, SignalRequest::default()));
     }
+}
+
+/// Wait until every front end waiting on `herald.apply` has its answer (given at once while
+/// the run is closing), so that none is left unanswered when the run ends.
+async fn answered(ctx: &WorkflowContext<CampaignWorkflow>) {
+    let options = WaitConditionOptions::builder()
+        .cancellation_token(WorkflowCancellationToken::new())
+        .build();
+    let _ = ctx
+        .wait_condition_with_options(|s| s.answering == 0, options)
+        .await;
 }
 
 /// The run has done its share: continue as new at the next quiet moment.

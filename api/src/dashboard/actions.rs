@@ -33,7 +33,14 @@ pub(super) async fn request(
         .map(str::trim)
         .filter(|r| !r.is_empty());
     match state.control.request(&key, request, reason).await {
-        Ok(_) => Redirect::to(&format!("/campaigns/{key}?done={}", request.verb())).into_response(),
+        Ok(recorded) => {
+            let done = match recorded.applied {
+                Some(_) => request.verb(),
+                None if recorded.recovered => request.verb(),
+                None => "unconfirmed",
+            };
+            Redirect::to(&format!("/campaigns/{key}?done={done}")).into_response()
+        }
         Err(e) => {
             let e = ApiError::from(e);
             let status = e.status;
@@ -131,7 +138,10 @@ pub(super) async fn set_rate(
         Err(message) => Err(ApiError::invalid(message)),
     };
     match outcome {
-        Ok(_) => Redirect::to(&format!("/campaigns/{key}?done=rate")).into_response(),
+        Ok(changed) => {
+            let done = if changed.applied { "rate" } else { "unconfirmed" };
+            Redirect::to(&format!("/campaigns/{key}?done={done}")).into_response()
+        }
         Err(e) => {
             let status = e.status;
             show(

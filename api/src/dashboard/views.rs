@@ -34,10 +34,14 @@ impl Notice {
     /// After a request went through (`?done=…`); only known words show anything.
     pub fn done(what: &str) -> Option<Self> {
         let text = match what {
-            "pause" => "Pause requested: no new page starts; pages in flight finish.",
-            "resume" => "Resume requested: it goes on from the next unprocessed recipient.",
-            "cancel" => "Cancel requested.",
-            "rate" => "Rate changed: the next pages follow it within a second.",
+            "pause" => "Paused: the pages in flight have returned, and no new page starts.",
+            "resume" => "Resumed: it goes on from the next unprocessed recipient.",
+            "cancel" => "Cancelled: no new page starts.",
+            "rate" => "Rate changed: the next pages follow it.",
+            "unconfirmed" => {
+                "Recorded. The campaign's workflow has not confirmed it yet (is a worker \
+                 running?); it takes the request when it runs."
+            }
             "retry" => "Retrying the failed recipients.",
             "launched" => "Launched.",
             _ => return None,

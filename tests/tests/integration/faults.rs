@@ -108,9 +108,10 @@ async fn signals_sent_while_no_worker_runs_take_effect_when_one_starts() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(app.check_invariants(&key).await, held);
 
-    // Resume while no worker runs.
+    // Resume while no worker runs: recorded and signalled, and said to be unconfirmed.
     app.kill_worker();
-    app.herald_ok(&["resume", &key]);
+    let out = app.herald_ok(&["resume", &key]);
+    assert!(out.contains("has not confirmed"), "{out}");
     app.start_worker().unwrap();
     app.wait_items(&key, held + 2_000, LONG).await.unwrap();
 

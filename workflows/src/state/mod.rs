@@ -60,6 +60,13 @@ pub struct CampaignState {
     pub look_for_bare: bool,
     /// The ledger's totals, once the campaign has finished: what it reports.
     pub ledger: Option<(i64, i64)>,
+    /// Looks at the row begun in this run, and the number of the last one that read it.
+    pub looks_begun: u64,
+    pub looks_read: u64,
+    /// The request numbers the row held when last read (a front end's number is checked
+    /// against them).
+    pub row_seq: i64,
+    pub row_rate_seq: i64,
 }
 
 /// A pause between pages, taken once every page in flight has returned. Each one ends the
@@ -127,6 +134,10 @@ impl CampaignState {
             syncing: false,
             look_for_bare: false,
             ledger: None,
+            looks_begun: 0,
+            looks_read: 0,
+            row_seq: 0,
+            row_rate_seq: 0,
         }
     }
 
@@ -188,6 +199,8 @@ impl CampaignState {
             CampaignStatus::InProgress => self.carried.lifecycle = Lifecycle::Running,
             s => self.observe_stored_status(s),
         }
+        self.row_seq = r.requests.requested.seq;
+        self.row_rate_seq = r.requests.rate_seq;
         self.observe_ledger(r.requests.clone());
     }
 
@@ -225,7 +238,7 @@ impl CampaignState {
     }
 
     /// The status a held campaign records.
-    fn held_status(&self) -> CampaignStatus {
+    pub(super) fn held_status(&self) -> CampaignStatus {
         match self.carried.lifecycle {
             Lifecycle::Failed { .. } => CampaignStatus::Failed,
             _ => CampaignStatus::Paused,

@@ -11,8 +11,8 @@
 //! knows and no bare request waits to be appended after it.
 
 use herald_wire::{
-    BareRequest, Intent, LedgerRequests, Lifecycle, Rate, Requested, SignalRequest,
-    SyncRequestsInput,
+    Applied, BareRequest, CampaignStatus, Intent, LedgerRequests, Lifecycle, Rate,
+    RecordedRequests, Requested, SignalRequest, SyncRequestsInput,
 };
 
 use super::CampaignState;
@@ -67,6 +67,60 @@ impl CampaignState {
         {
             r.unrecorded = None;
             r.follow_row = true;
+        }
+    }
+
+    /// `herald.apply`: as `herald.requests`, answered once the request is taken. Returns the
+    /// number of the first look that starts after it: the one that surely reads the request.
+    pub fn on_requests_update(&mut self) -> u64 {
+        self.on_requests_signal();
+        self.looks_begun + 1
+    }
+
+    /// The row has been read by look `ticket` or a later one.
+    pub fn looked_since(&self, ticket: u64) -> bool {
+        self.looks_read >= ticket
+    }
+
+    /// Once the row has been read: whether it holds the numbers a front end says it
+    /// recorded. A number the row has not reached was not given by the row; nothing in
+    /// the workflow changes for it.
+    pub fn check_recorded(&self, recorded: RecordedRequests) -> Result<(), String> {
+        let claims = [
+            ("request", recorded.seq, self.row_seq),
+            ("rate change", recorded.rate_seq, self.row_rate_seq),
+        ];
+        match claims.into_iter().find(|(_, claim, row)| claim > row) {
+            Some((what, claim, row)) => Err(format!(
+                "the campaign's row holds no {what} number {claim} (its newest is {row}); \
+                 record a request with herald, the API or the dashboard"
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The workflow does what its newest request asks, and the row says so: no look due or
+    /// on its way; a stopped campaign has no page in flight and its status written; a
+    /// running one is recorded as running.
+    pub fn settled(&self) -> bool {
+        if self.syncing || self.sync_due() {
+            return false;
+        }
+        match self.carried.lifecycle {
+            Lifecycle::Running => self.status == CampaignStatus::InProgress,
+            Lifecycle::Scheduled => self.status == CampaignStatus::NotStarted,
+            Lifecycle::Paused { .. } | Lifecycle::Failed { .. } => {
+                self.lanes_idle() && self.status == self.held_status() && !self.reason_changed
+            }
+            Lifecycle::Cancelling => self.lanes_idle(),
+        }
+    }
+
+    /// What the workflow answers a front end that waited for it.
+    pub fn applied(&self) -> Applied {
+        Applied {
+            status: self.status,
+            following: self.carried.requests.applied.clone(),
         }
     }
 
@@ -154,6 +208,7 @@ impl CampaignState {
     /// way, or the front end's request the look is reading).
     pub fn begin_sync(&mut self) -> SyncRequestsInput {
         self.syncing = true;
+        self.looks_begun += 1;
         let r = &mut self.carried.requests;
         r.look_due = false;
         let intent = r.unrecorded.clone().filter(|b| !b.after_look);
@@ -179,6 +234,9 @@ impl CampaignState {
     /// one it had read before but set aside for the bare one.
     pub fn end_sync(&mut self, sent: &SyncRequestsInput, stored: LedgerRequests) {
         self.syncing = false;
+        self.looks_read = self.looks_begun;
+        self.row_seq = self.row_seq.max(stored.requested.seq);
+        self.row_rate_seq = self.row_rate_seq.max(stored.rate_seq);
         let looked_for_bare = std::mem::take(&mut self.look_for_bare);
         let r = &mut self.carried.requests;
         let mut follow = std::mem::take(&mut r.follow_row);

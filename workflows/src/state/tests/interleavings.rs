@@ -14,8 +14,9 @@ use crate::state::{FailureKind, Step};
 #[derive(Clone, Debug)]
 enum Happening {
     Bare(Intent),
-    /// Herald's CLI records a request in the row and signals `herald.requests`.
-    Cli(Intent),
+    /// Herald's CLI records a request in the row and sends `herald.apply` (or, when no
+    /// worker answers, signals `herald.requests`).
+    Cli(Intent, bool),
     /// A look at the row starts (if one is due and none is on its way).
     SyncStart,
     /// The look on its way reaches the row (appends, reads).
@@ -36,7 +37,7 @@ fn happening() -> impl Strategy<Value = Happening> {
     let intent = prop_oneof![Just(Intent::Run), Just(Intent::Pause), Just(Intent::Cancel)];
     prop_oneof![
         intent.clone().prop_map(Happening::Bare),
-        intent.prop_map(Happening::Cli),
+        (intent, any::<bool>()).prop_map(|(i, update)| Happening::Cli(i, update)),
         Just(Happening::SyncStart),
         Just(Happening::SyncWrite),
         Just(Happening::SyncEnd),
@@ -65,26 +66,41 @@ proptest! {
         let mut committed = [0i64; 2];
         // A look on its way: what it sent, and the row it read once it got there.
         let mut syncing: Option<(herald_wire::SyncRequestsInput, Option<LedgerRequests>)> = None;
+        // Requests made so far, and the CLI's updates not yet answered: (ticket, the
+        // number recorded, the intent, requests made before it).
+        let mut requests = 0u32;
+        let mut waiting: Vec<(u64, i64, Intent, u32)> = Vec::new();
         for h in happenings {
             now += 100;
             let lanes_before: Vec<_> = s.carried.lanes.iter().map(|l| l.cursor).collect();
             match h {
                 Happening::Bare(intent) => {
+                    requests += 1;
                     s.on_signal(intent, SignalRequest::default());
                     if !cancelled && !(intent == Intent::Pause && matches!(s.lifecycle(), Lifecycle::Failed { .. })) {
                         last = Some(intent);
                     }
                     if intent == Intent::Cancel { cancelled = true; }
                 }
-                Happening::Cli(intent) => {
+                Happening::Cli(intent, update) => {
                     // The CLI refuses anything but a cancel once a cancel is in the row.
                     if row.requested.intent == Intent::Cancel && intent != Intent::Cancel { continue; }
-                    // Recorded, then `herald.requests`: it overtakes any bare request that
-                    // came before it and is not yet appended.
+                    // Recorded, then told: it overtakes any bare request that came before
+                    // it and is not yet appended.
+                    requests += 1;
                     row.requested = Requested { intent, seq: row.requested.seq + 1, reason: None };
-                    s.on_requests_signal();
                     // A cancel the workflow has taken is final, whatever comes after it.
-                    if !cancelled && !(intent == Intent::Pause && matches!(s.lifecycle(), Lifecycle::Failed { .. })) {
+                    let takes = !cancelled
+                        && !(intent == Intent::Pause && matches!(s.lifecycle(), Lifecycle::Failed { .. }));
+                    if update {
+                        let ticket = s.on_requests_update();
+                        // One that cannot take effect is answered all the same.
+                        let made = if takes { requests } else { 0 };
+                        waiting.push((ticket, row.requested.seq, intent, made));
+                    } else {
+                        s.on_requests_signal();
+                    }
+                    if takes {
                         last = Some(intent);
                     }
                     if intent == Intent::Cancel { cancelled = true; }
@@ -146,6 +162,34 @@ proptest! {
                     }
                 }
             }
+            // An update is answered once the row is read and the workflow settled; the
+            // answer then holds what it asked, unless a later request overtook it.
+            let mut answered = Vec::new();
+            for (i, &(ticket, seq, intent, made)) in waiting.iter().enumerate() {
+                if !(s.looked_since(ticket) && s.settled()) { continue; }
+                answered.push(i);
+                let asked = herald_wire::RecordedRequests { seq, rate_seq: 0 };
+                prop_assert_eq!(s.check_recorded(asked), Ok(()));
+                prop_assert!(s.carried.requests.applied.seq >= seq);
+                if made != requests || s.lanes_done() { continue; }
+                let l = s.lifecycle();
+                match intent {
+                    Intent::Pause => {
+                        prop_assert!(l.is_held(), "a pause answered while {:?}", l);
+                        prop_assert!(s.lanes_idle(), "a pause answered with a page in flight");
+                        prop_assert!(matches!(s.status, CampaignStatus::Paused | CampaignStatus::Failed));
+                    }
+                    Intent::Cancel => {
+                        prop_assert_eq!(l, Lifecycle::Cancelling);
+                        prop_assert!(s.lanes_idle(), "a cancel answered with a page in flight");
+                    }
+                    Intent::Run => {
+                        prop_assert_eq!(l, Lifecycle::Running);
+                        prop_assert_eq!(s.status, CampaignStatus::InProgress);
+                    }
+                }
+            }
+            for i in answered.into_iter().rev() { waiting.remove(i); }
             // No cursor moves but by a committed page.
             for (i, l) in s.carried.lanes.iter().enumerate() {
                 prop_assert!(l.cursor.after >= lanes_before[i].after);
@@ -173,6 +217,14 @@ proptest! {
                 _ => break None,
             }
         };
+        // Every update waiting is answered: a finished run answers all (`closing`), and
+        // otherwise the row is read and the workflow settled.
+        if ended.is_none() {
+            for &(ticket, ..) in &waiting {
+                prop_assert!(s.looked_since(ticket), "an update's look never came");
+                prop_assert!(s.settled(), "settled yet not answerable: {:?}", s.lifecycle());
+            }
+        }
         let failed = matches!(s.lifecycle(), Lifecycle::Failed { .. });
         match last {
             Some(Intent::Cancel) => prop_assert_eq!(ended, Some(CampaignStatus::Cancelled)),

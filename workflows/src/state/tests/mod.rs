@@ -640,3 +640,63 @@ fn bookkeeping_that_fails_for_good_fails_the_campaign_until_a_resume() {
         Step::Finish(CampaignStatus::Cancelled)
     );
 }
+
+#[test]
+fn a_front_end_is_answered_once_the_row_is_read_and_the_pause_taken() {
+    use herald_wire::RecordedRequests;
+    let mut s = running();
+    let mut row = ledger(Intent::Run, 4);
+    s.observe_ledger(row.clone());
+    s.carried.lanes[0].turn.activity = LaneActivity::Paging { limit: 500 };
+
+    // A look already on its way may have read the row before the pause was recorded: the
+    // answer waits for the next one.
+    let early = s.begin_sync();
+    row.requested = Requested {
+        intent: Intent::Pause,
+        seq: 5,
+        reason: None,
+    };
+    let ticket = s.on_requests_update();
+    s.end_sync(&early, ledger(Intent::Run, 4));
+    assert!(!s.looked_since(ticket), "answered from a look that began before it");
+    sync_with(&mut s, &mut row);
+    assert!(s.looked_since(ticket));
+    let asked = RecordedRequests {
+        seq: 5,
+        rate_seq: 0,
+    };
+    assert_eq!(s.check_recorded(asked), Ok(()));
+
+    // Taken once the page in flight has returned and the status is written.
+    assert_eq!(s.lifecycle(), Lifecycle::Paused { started: true });
+    assert!(!s.settled(), "a page is still in flight");
+    s.page_failed(0, FailureKind::Transient, "stopped", 0);
+    assert!(!s.settled(), "the status is not written yet");
+    record(&mut s, CampaignStatus::Paused);
+    assert!(s.settled());
+    let applied = s.applied();
+    assert_eq!(applied.status, CampaignStatus::Paused);
+    assert_eq!(applied.following, row.requested);
+}
+
+#[test]
+fn a_number_the_row_never_gave_is_refused_and_changes_nothing() {
+    use herald_wire::RecordedRequests;
+    let mut s = running();
+    let mut row = ledger(Intent::Run, 4);
+    row.rate_seq = 2;
+    s.observe_ledger(row.clone());
+    let before = s.carried.clone();
+    let ticket = s.on_requests_update();
+    sync_with(&mut s, &mut row);
+    assert!(s.looked_since(ticket));
+    for (seq, rate_seq) in [(1_000_000, 0), (0, 3), (5, 2)] {
+        let refused = s.check_recorded(RecordedRequests { seq, rate_seq });
+        assert!(refused.is_err(), "{seq}/{rate_seq} accepted");
+    }
+    assert_eq!(s.check_recorded(RecordedRequests { seq: 4, rate_seq: 2 }), Ok(()));
+    assert_eq!(s.carried.lifecycle, before.lifecycle);
+    assert_eq!(s.carried.requests.applied, before.requests.applied);
+    assert!(s.settled());
+}

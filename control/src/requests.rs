@@ -207,9 +207,10 @@ async fn ask(client: &Client, key: &CampaignKey, asked: RecordedRequests) -> Ask
         Ok(Err(_)) | Err(_) => return Asked::Unanswered,
     };
     match tokio::time::timeout(APPLY_WAIT, update.get_result(RpcOptions::default())).await {
-        Ok(Ok(applied)) => Asked::Applied(applied),
+        Ok(Ok(applied)) if applied.taken => Asked::Applied(applied),
         Ok(Err(WorkflowUpdateError::Failed(failure))) => Asked::Refused(failure.message),
-        Ok(Err(_)) | Err(_) => Asked::Unanswered,
+        // Not taken (the run handed over first), or no answer in time.
+        Ok(Ok(_)) | Ok(Err(_)) | Err(_) => Asked::Unanswered,
     }
 }
 

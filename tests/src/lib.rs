@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod browser;
+pub mod proxy;
 pub mod sinks;
 
 use std::{

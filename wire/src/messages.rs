@@ -348,6 +348,10 @@ impl RecordedRequests {
 pub struct Applied {
     pub status: CampaignStatus,
     pub following: Requested,
+    /// `false`: the run handed over to a new one before it could read the row (its history
+    /// grew during an outage); the new run reads it, and nothing is confirmed.
+    #[serde(default)]
+    pub taken: bool,
 }
 
 /// Input of the set-status activity.

@@ -29,8 +29,8 @@ use crate::{
     plan,
     state::{CampaignState, Step},
     steps::{
-        at_boundary, bookkeeping, bookkeeping_failed, failure_kind, failure_message, finish, log,
-        now_ms, publish, run_page, set_status, sync, take_rest, wait, watch_signals,
+        Unkept, at_boundary, bookkeeping, bookkeeping_failed, failure_kind, failure_message,
+        finish, log, now_ms, publish, run_page, set_status, sync, take_rest, wait, watch_signals,
     },
 };
 
@@ -53,10 +53,7 @@ pub(crate) enum Event {
     /// A rest is over.
     Rested,
     /// The ledger's requests, after the bare ones were appended.
-    Synced(
-        SyncRequestsInput,
-        Result<LedgerRequests, ActivityExecutionError>,
-    ),
+    Synced(SyncRequestsInput, Result<LedgerRequests, Unkept>),
     /// A signal came.
     Signalled,
 }
@@ -82,7 +79,11 @@ impl CampaignWorkflow {
                 key: s.state.key.clone(),
                 spec: s.state.spec.clone(),
             });
-            let registered = bookkeeping(ctx, || CampaignActivities::register, input).await?;
+            let registered = match bookkeeping(ctx, || CampaignActivities::register, input).await {
+                Ok(registered) => registered,
+                Err(Unkept::HandOver) => return continue_as_new(ctx).await,
+                Err(Unkept::Failed(err)) => return Err(err.into()),
+            };
             ctx.state_mut(|s| s.state.register(&registered));
             log(ctx, "registered");
         }
@@ -94,6 +95,7 @@ impl CampaignWorkflow {
         // Cancels the lanes' pacing timers when the campaign stops or its pace changes.
         let mut pacing = WorkflowCancellationToken::new();
         let (mut watching, mut resting, mut syncing, mut hand_over) = (false, false, false, false);
+        let mut look_deferred = false;
         loop {
             if ctx.cancellation_token().is_cancelled() {
                 // Temporal's own cancellation: a bare cancel.
@@ -132,7 +134,8 @@ impl CampaignWorkflow {
                     }));
                 }
             }
-            if !syncing && ctx.state(|s| s.state.sync_due()) {
+            // A look that gave up for the history waits for the next run (it is carried).
+            if !syncing && !look_deferred && ctx.state(|s| s.state.sync_due()) {
                 let input = ctx.state_mut(|s| s.state.begin_sync());
                 pending.push(Box::pin(sync(ctx, input)));
                 syncing = true;
@@ -151,12 +154,16 @@ impl CampaignWorkflow {
                             answered(ctx).await;
                             return Ok(progress);
                         }
-                        Err(err) => bookkeeping_failed(ctx, "finishing", &err).await,
+                        Err(Unkept::HandOver) => return continue_as_new(ctx).await,
+                        Err(Unkept::Failed(err)) => {
+                            bookkeeping_failed(ctx, "finishing", &err).await
+                        }
                     },
                     Step::Record { status, from } => {
                         match set_status(ctx, status, from).await {
                             Ok(()) => log(ctx, status.name()),
-                            Err(err) => {
+                            Err(Unkept::HandOver) => return continue_as_new(ctx).await,
+                            Err(Unkept::Failed(err)) => {
                                 let what = format!("recording status {}", status.name());
                                 bookkeeping_failed(ctx, &what, &err).await;
                             }
@@ -164,13 +171,7 @@ impl CampaignWorkflow {
                         pacing = WorkflowCancellationToken::new();
                         at_boundary(ctx);
                     }
-                    Step::ContinueAsNew => {
-                        log(ctx, "continuing as new");
-                        ctx.state_mut(|s| s.closing = true);
-                        answered(ctx).await;
-                        let next = ctx.state(|s| s.state.carry());
-                        ctx.continue_as_new(next, ContinueAsNewOptions::default())?;
-                    }
+                    Step::ContinueAsNew => return continue_as_new(ctx).await,
                     Step::Wait { until_ms } => {
                         wait(ctx, until_ms, now).await;
                         at_boundary(ctx);
@@ -204,7 +205,12 @@ impl CampaignWorkflow {
                     syncing = false;
                     match result {
                         Ok(stored) => ctx.state_mut(|s| s.state.end_sync(&input, stored)),
-                        Err(err) => {
+                        Err(Unkept::HandOver) => {
+                            ctx.state_mut(|s| s.state.sync_failed());
+                            look_deferred = true;
+                            hand_over = true;
+                        }
+                        Err(Unkept::Failed(err)) => {
                             ctx.state_mut(|s| s.state.sync_failed());
                             bookkeeping_failed(ctx, "reading the requests", &err).await;
                         }
@@ -309,10 +315,10 @@ impl CampaignWorkflow {
             )
             .await;
         let answer = ctx.state(|s| {
-            if s.closing {
-                Ok(())
-            } else {
+            if s.state.looked_since(ticket) {
                 s.state.check_recorded(recorded)
+            } else {
+                Ok(())
             }
         });
         if answer.is_ok() {
@@ -322,8 +328,12 @@ impl CampaignWorkflow {
         }
         ctx.state_mut(|s| {
             s.answering -= 1;
+            let taken = s.state.looked_since(ticket);
             answer
-                .map(|()| s.state.applied())
+                .map(|()| Applied {
+                    taken,
+                    ..s.state.applied()
+                })
                 .map_err(|refused| refused.into())
         })
     }
@@ -387,8 +397,20 @@ async fn answered(ctx: &WorkflowContext<CampaignWorkflow>) {
         .await;
 }
 
+/// Hand over to a fresh run with the carried state, once every front end waiting on
+/// `herald.apply` has its answer.
+async fn continue_as_new(ctx: &WorkflowContext<CampaignWorkflow>) -> WorkflowResult<Progress> {
+    log(ctx, "continuing as new");
+    ctx.state_mut(|s| s.closing = true);
+    answered(ctx).await;
+    let next = ctx.state(|s| s.state.carry());
+    match ctx.continue_as_new(next, ContinueAsNewOptions::default()) {
+        Err(termination) => Err(termination.into()),
+    }
+}
+
 /// The run has done its share: continue as new at the next quiet moment.
-fn history_full(ctx: &WorkflowContext<CampaignWorkflow>) -> bool {
+pub(crate) fn history_full(ctx: &WorkflowContext<CampaignWorkflow>) -> bool {
     let (pages, budget, events) = ctx.state(|s| {
         (
             s.state.pages_this_run,

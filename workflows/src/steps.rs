@@ -18,7 +18,7 @@ use temporalio_workflow::{WaitConditionOptions, WorkflowCancellationToken, workf
 
 use crate::{
     activities::CampaignActivities,
-    campaign::{CampaignWorkflow, Event, cancel_requested},
+    campaign::{CampaignWorkflow, Event, cancel_requested, history_full},
     options, plan,
     state::{FailureKind, Rest},
 };
@@ -172,17 +172,27 @@ pub(crate) async fn wait(
     }
 }
 
+/// Why a bookkeeping step gave up.
+pub(crate) enum Unkept {
+    /// Retrying could not fix it within the grace: the caller's ([`bookkeeping_failed`]).
+    Failed(ActivityExecutionError),
+    /// The run's history grew while the step was retried: continue as new, and try again
+    /// in the next run (what the step was for is still in the carried state).
+    HandOver,
+}
+
 /// Run a bookkeeping activity (register, set_status, sync_requests) as a local activity: no
 /// round trip through the server's task queue before the first page or after the last. A
 /// stopping worker hands it over, a transient failure is retried on a durable timer, and a
 /// permanent one too for the grace period; after that it is the caller's
 /// ([`bookkeeping_failed`]; a failed registration fails the workflow, and the next request
-/// to the campaign starts a new run).
+/// to the campaign starts a new run). Retries stop when the run's history has grown, so
+/// that an outage of any length keeps every run bounded.
 pub(crate) async fn bookkeeping<A: ActivityDefinition>(
     ctx: &WorkflowContext<CampaignWorkflow>,
     activity: impl Fn() -> A,
     input: A::Input,
-) -> Result<A::Output, ActivityExecutionError>
+) -> Result<A::Output, Unkept>
 where
     A::Input: Clone,
 {
@@ -201,15 +211,31 @@ where
                 let permanent = kind == FailureKind::Permanent;
                 let grace = ctx.state(|s| s.state.grace());
                 if plan::record_failure(&mut trouble, permanent, now_ms(ctx), grace) {
-                    return Err(err);
+                    return Err(Unkept::Failed(err));
                 }
                 plan::backoff(trouble.failures, options::BOOKKEEPING_BACKOFF_MAX)
             }
         };
+        if history_full(ctx) {
+            return Err(Unkept::HandOver);
+        }
         if !ctx.is_replaying() {
             tracing::warn!(error = %failure_message(&err), retry_in = ?wait, "bookkeeping failed");
         }
-        ctx.timer(wait).await;
+        // Signals keep coming during a long outage: each one may fill the history.
+        let mut timer = std::pin::pin!(ctx.timer(wait));
+        loop {
+            let cancelled = select! {
+                _ = timer.as_mut() => break,
+                cancelled = signalled(ctx).fuse() => cancelled,
+            };
+            if cancelled {
+                cancel_requested(ctx);
+            }
+            if history_full(ctx) {
+                return Err(Unkept::HandOver);
+            }
+        }
     }
 }
 
@@ -219,7 +245,7 @@ pub(crate) async fn set_status(
     ctx: &WorkflowContext<CampaignWorkflow>,
     status: CampaignStatus,
     from: Vec<CampaignStatus>,
-) -> Result<(), ActivityExecutionError> {
+) -> Result<(), Unkept> {
     let input = ctx.state(|s| SetStatusInput {
         campaign_id: s.state.carried.campaign_id,
         status,
@@ -236,7 +262,7 @@ pub(crate) async fn set_status(
 pub(crate) async fn finish(
     ctx: &WorkflowContext<CampaignWorkflow>,
     status: CampaignStatus,
-) -> Result<Progress, ActivityExecutionError> {
+) -> Result<Progress, Unkept> {
     set_status(ctx, status, Vec::new()).await?;
     log(ctx, "finished");
     Ok(ctx.state(|s| s.state.snapshot()))

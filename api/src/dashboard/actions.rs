@@ -139,7 +139,11 @@ pub(super) async fn set_rate(
     };
     match outcome {
         Ok(changed) => {
-            let done = if changed.applied { "rate" } else { "unconfirmed" };
+            let done = if changed.applied {
+                "rate"
+            } else {
+                "unconfirmed"
+            };
             Redirect::to(&format!("/campaigns/{key}?done={done}")).into_response()
         }
         Err(e) => {

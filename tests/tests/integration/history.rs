@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use herald_tests::{LONG, TestApp, history_lengths, temporal_client, workflow_id};
+use herald_tests::{LONG, TestApp, history_lengths, proxy::CutProxy, temporal_client, workflow_id};
 use herald_wire::CampaignStatus;
 use herald_workflows::CampaignWorkflow;
 use temporalio_client::WorkflowSignalOptions;
@@ -19,7 +19,8 @@ const THRESHOLD: u32 = 300;
 const SLACK: i64 = 60;
 
 /// `HERALD_HISTORY_FULL=1` runs the floods at full size (10,000 identical pauses, 1,000
-/// pauses with new reasons and as many rate changes); the suite runs 2,000 and 150.
+/// pauses with new reasons and as many rate changes, a ten-minute database outage); the
+/// suite runs 2,000 and 150, and an outage of a minute.
 fn full() -> bool {
     std::env::var("HERALD_HISTORY_FULL").is_ok_and(|v| v == "1")
 }
@@ -155,4 +156,82 @@ async fn pauses_and_resumes_during_the_send_at_wait_keep_every_run_bounded() {
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     app.completes_exactly_once(&key, 2_000).await;
+}
+
+/// The worker loses its database while the campaign is paused, and bare pauses with new
+/// reasons keep coming (each must be appended to the row, which the worker cannot reach):
+/// the look is retried, and every run hands over under the threshold in the middle of its
+/// retries. Once the database is back, the last reason is recorded, and the campaign
+/// completes exactly once.
+#[tokio::test]
+async fn a_database_outage_while_paused_keeps_every_run_bounded() {
+    let mut app = TestApp::without_worker().await.unwrap();
+    // The worker reaches PostgreSQL through a proxy the test cuts; the CLI goes direct.
+    let url = app.database_url.clone();
+    let at = url
+        .split('@')
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap();
+    let proxy = CutProxy::start(at);
+    let through = url.replacen(at, &format!("127.0.0.1:{}", proxy.port()), 1);
+    app.start_worker_with_env(&[("DATABASE_URL", &through)])
+        .unwrap();
+    app.seed(20_000, "outage");
+    let key = app
+        .campaign("outage")
+        .page_size(100)
+        .lanes(2)
+        .rate(4000)
+        .history_events(THRESHOLD)
+        .launch();
+    app.wait_items(&key, 500, LONG).await.unwrap();
+    app.herald_ok(&["pause", &key, "--reason", "before"]);
+    let held = app.check_invariants(&key).await;
+
+    proxy.cut();
+    let (outage, signals) = if full() {
+        (Duration::from_secs(600), 1_500)
+    } else {
+        (Duration::from_secs(60), 150)
+    };
+    let client = temporal_client().await;
+    let handle = client.get_workflow_handle::<CampaignWorkflow>(workflow_id(&key));
+    for i in 0..signals {
+        let reason = json(serde_json::json!({ "reason": format!("outage {i}") }));
+        handle
+            .signal(
+                CampaignWorkflow::pause,
+                reason,
+                WorkflowSignalOptions::default(),
+            )
+            .await
+            .expect("signal delivered");
+        tokio::time::sleep(outage / signals).await;
+    }
+    let during = history_lengths(&key);
+    proxy.restore();
+
+    let last = format!("outage {}", signals - 1);
+    herald_tests::wait_until(LONG + Duration::from_secs(60), || async {
+        app.status(&key)["reason"] == last.as_str()
+    })
+    .await
+    .expect("the last reason is recorded once the database is back");
+    assert_eq!(
+        app.check_invariants(&key).await,
+        held,
+        "items moved while paused"
+    );
+    let lengths = assert_bounded(&key);
+    eprintln!(
+        "[outage] runs {} during the outage, {} in all; history lengths {lengths:?}",
+        during.len(),
+        lengths.len()
+    );
+    assert!(during.len() > 1, "no run handed over during the outage");
+
+    app.herald_ok(&["resume", &key]);
+    app.completes_exactly_once(&key, 20_000).await;
+    assert_bounded(&key);
 }

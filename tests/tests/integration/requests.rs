@@ -180,8 +180,15 @@ async fn a_request_returns_once_taken_and_forged_updates_are_refused() {
 
     let update = |input: &str| {
         app.temporal(&[
-            "workflow", "update", "execute", "--workflow-id", &wid, "--name", "herald.apply",
-            "--input", input,
+            "workflow",
+            "update",
+            "execute",
+            "--workflow-id",
+            &wid,
+            "--name",
+            "herald.apply",
+            "--input",
+            input,
         ])
     };
     let forged = update("{\"seq\": 1000000}");
@@ -191,7 +198,10 @@ async fn a_request_returns_once_taken_and_forged_updates_are_refused() {
     for malformed in ["123", "[1, 2]", "{\"seq\": -1}", "{\"seq\": \"x\"}"] {
         let out = update(malformed);
         assert!(!out.status.success(), "{malformed} was accepted");
-        assert!(herald_tests::stderr(&out).contains("herald.apply takes"), "{malformed}");
+        assert!(
+            herald_tests::stderr(&out).contains("herald.apply takes"),
+            "{malformed}"
+        );
     }
     let (_, seq) = app.request_row(&key).await;
     let copied = update(&format!("{{\"seq\": {seq}}}"));

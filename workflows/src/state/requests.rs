@@ -121,6 +121,7 @@ impl CampaignState {
         Applied {
             status: self.status,
             following: self.carried.requests.applied.clone(),
+            taken: true,
         }
     }
 

@@ -659,7 +659,10 @@ fn a_front_end_is_answered_once_the_row_is_read_and_the_pause_taken() {
     };
     let ticket = s.on_requests_update();
     s.end_sync(&early, ledger(Intent::Run, 4));
-    assert!(!s.looked_since(ticket), "answered from a look that began before it");
+    assert!(
+        !s.looked_since(ticket),
+        "answered from a look that began before it"
+    );
     sync_with(&mut s, &mut row);
     assert!(s.looked_since(ticket));
     let asked = RecordedRequests {
@@ -695,7 +698,13 @@ fn a_number_the_row_never_gave_is_refused_and_changes_nothing() {
         let refused = s.check_recorded(RecordedRequests { seq, rate_seq });
         assert!(refused.is_err(), "{seq}/{rate_seq} accepted");
     }
-    assert_eq!(s.check_recorded(RecordedRequests { seq: 4, rate_seq: 2 }), Ok(()));
+    assert_eq!(
+        s.check_recorded(RecordedRequests {
+            seq: 4,
+            rate_seq: 2
+        }),
+        Ok(())
+    );
     assert_eq!(s.carried.lifecycle, before.lifecycle);
     assert_eq!(s.carried.requests.applied, before.requests.applied);
     assert!(s.settled());

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use herald_store::StoreError;
 use herald_store::status::{self, RateChanged, Recorded, Request};
-use herald_wire::{Applied, CampaignKey, InvalidInput, Rate, RecordedRequests, names};
+use herald_wire::{
+    Applied, CampaignKey, CampaignStatus, Intent, InvalidInput, Rate, RecordedRequests, Requested,
+    names,
+};
 use herald_workflows::{CampaignWorkflow, options::SEND_GATE_EVERY};
 use temporalio_client::{
     Client, RpcOptions, WorkflowSignalOptions, WorkflowStartUpdateOptions,
@@ -68,7 +71,7 @@ impl Control {
             seq: recorded.requested.seq,
             rate_seq: 0,
         };
-        let told = self.tell(client, key, asked, request.action()).await?;
+        let told = self.tell(client, key, asked, Some(request)).await?;
         let told = match told {
             Ok(told) => told,
             Err(e) => {
@@ -112,7 +115,7 @@ impl Control {
             seq: 0,
             rate_seq: changed.seq,
         };
-        match self.tell(client, key, asked, "changing its rate").await? {
+        match self.tell(client, key, asked, None).await? {
             Ok(told) => changed.applied = matches!(told, Told::Applied(_)),
             Err(e) => {
                 return Err(ControlError::Temporal {
@@ -130,33 +133,48 @@ impl Control {
     /// Tell the campaign's workflow that its row holds `asked`, and wait for it to take it.
     /// `Err` inside says why it could not be told (the request stays recorded).
     ///
-    /// No workflow open has two meanings. The campaign ended between the request being
-    /// judged and the telling: that is its status refusing the request (a 409 in the API),
-    /// said as the campaign stands now, not an outage. Or its workflow is gone while the row
-    /// says it has not finished: a new run is started, which reads the request from the row.
+    /// No workflow open has three meanings. A cancel was taken, and the campaign ended
+    /// cancelled before the answer could be read: that is the answer. The campaign ended
+    /// otherwise between the request being judged and the telling: that is its status
+    /// refusing the request (a 409 in the API), said as the campaign stands now, not an
+    /// outage. Or its workflow is gone while the row says it has not finished: a new run is
+    /// started, which reads the request from the row. `request`: `None` for a rate.
     async fn tell(
         &self,
         client: &Client,
         key: &CampaignKey,
         asked: RecordedRequests,
-        action: &'static str,
+        request: Option<Request>,
     ) -> Result<std::result::Result<Told, String>> {
         match ask(client, key, asked).await {
             Asked::Applied(applied) => return Ok(Ok(Told::Applied(applied))),
-            Asked::Refused(why) => return Ok(Err(why)),
             Asked::Gone => {}
-            Asked::Unanswered => match tell_workflow(client, key).await {
-                Ok(()) => return Ok(Ok(Told::Signalled)),
+            // Taken in hand: the workflow (or the run it hands over to) reads the row. A
+            // signal now would come late, and could drop a bare request made meanwhile.
+            Asked::Unconfirmed => return Ok(Ok(Told::Unconfirmed)),
+            Asked::NotAccepted => match tell_workflow(client, key).await {
+                Ok(()) => return Ok(Ok(Told::Unconfirmed)),
                 Err(WorkflowInteractionError::NotFound(_)) => {}
                 Err(e) => return Ok(Err(e.to_string())),
             },
         }
         let now = self.campaign(key).await?;
+        if now.status == CampaignStatus::Cancelled && request == Some(Request::Cancel) {
+            return Ok(Ok(Told::Applied(Applied {
+                status: now.status,
+                following: Requested {
+                    intent: Intent::Cancel,
+                    seq: asked.seq,
+                    reason: None,
+                },
+                taken: true,
+            })));
+        }
         if now.status.is_terminal() {
             return Err(StoreError::WrongStatus {
                 key: key.clone(),
                 status: now.status,
-                action,
+                action: request.map_or("changing its rate", Request::action),
             }
             .into());
         }
@@ -169,8 +187,8 @@ impl Control {
 enum Told {
     /// It took the request, and answered so.
     Applied(Applied),
-    /// No worker answered in time: it was signalled, and takes the request when it runs.
-    Signalled,
+    /// It did not answer in time: it takes the request when it runs.
+    Unconfirmed,
     /// No workflow ran it: a new run was started.
     Recovered,
 }
@@ -178,15 +196,20 @@ enum Told {
 /// What asking the workflow to apply a request came to.
 enum Asked {
     Applied(Applied),
-    /// The workflow refused it (a number the row has not reached).
-    Refused(String),
     /// No workflow of the campaign is open.
     Gone,
-    /// No worker took it, or the workflow did not answer in time.
-    Unanswered,
+    /// The update was not accepted: no worker took it in time, the worker has no handler
+    /// for it (an older one, during a deploy), or the run closed as it came. The durable
+    /// signal tells the workflow instead, or finds it gone.
+    NotAccepted,
+    /// Accepted, but not answered as taken in time (a slow receiver, an outage, a run that
+    /// handed over first).
+    Unconfirmed,
 }
 
-/// Ask the campaign's workflow to read its row and answer once it has taken `asked`.
+/// Ask the campaign's workflow to read its row and answer once it has taken `asked`. Herald
+/// sends only numbers the row gave, so a refusal is not the workflow's verdict on them: it
+/// is an update the workflow could not take, and the signal takes over.
 async fn ask(client: &Client, key: &CampaignKey, asked: RecordedRequests) -> Asked {
     let handle = client.get_workflow_handle::<CampaignWorkflow>(names::workflow_id(key));
     let options = WorkflowStartUpdateOptions::default();
@@ -201,16 +224,15 @@ async fn ask(client: &Client, key: &CampaignKey, asked: RecordedRequests) -> Ask
     let update = match started.await {
         Ok(Ok(update)) => update,
         Ok(Err(WorkflowUpdateError::NotFound(_))) => return Asked::Gone,
-        Ok(Err(WorkflowUpdateError::Failed(failure))) => return Asked::Refused(failure.message),
-        // A run that closed as the update came (it continued as new): the signal finds the
-        // next one.
-        Ok(Err(_)) | Err(_) => return Asked::Unanswered,
+        Ok(Err(_)) | Err(_) => return Asked::NotAccepted,
     };
     match tokio::time::timeout(APPLY_WAIT, update.get_result(RpcOptions::default())).await {
         Ok(Ok(applied)) if applied.taken => Asked::Applied(applied),
-        Ok(Err(WorkflowUpdateError::Failed(failure))) => Asked::Refused(failure.message),
-        // Not taken (the run handed over first), or no answer in time.
-        Ok(Ok(_)) | Ok(Err(_)) | Err(_) => Asked::Unanswered,
+        // Rejected before acceptance (no handler), or the run closed before it answered.
+        Ok(Err(WorkflowUpdateError::Failed(_) | WorkflowUpdateError::NotFound(_))) => {
+            Asked::NotAccepted
+        }
+        Ok(Ok(_)) | Ok(Err(_)) | Err(_) => Asked::Unconfirmed,
     }
 }
 

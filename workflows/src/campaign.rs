@@ -146,7 +146,12 @@ impl CampaignWorkflow {
             }
 
             if !resting && !syncing && ctx.state(|s| s.state.lanes_idle()) {
-                let step = ctx.state(|s| s.state.next_step(hand_over, now));
+                // A look deferred to the next run: nothing is decided on a row not read.
+                let step = if look_deferred && ctx.state(|s| s.state.sync_due()) {
+                    Step::ContinueAsNew
+                } else {
+                    ctx.state(|s| s.state.next_step(hand_over, now))
+                };
                 match step {
                     Step::Finish(status) => match finish(ctx, status).await {
                         Ok(progress) => {
@@ -299,7 +304,7 @@ impl CampaignWorkflow {
         let recorded = read_recorded(&payload)?;
         let ticket = ctx.state_mut(|s| {
             s.answering += 1;
-            s.state.on_requests_update()
+            s.state.on_requests_update(recorded)
         });
         // Herald's cancel is a request like any other: Temporal's cancellation does not cut
         // the wait short (it becomes a cancel, which closes the run, which answers).
@@ -328,7 +333,10 @@ impl CampaignWorkflow {
         }
         ctx.state_mut(|s| {
             s.answering -= 1;
-            let taken = s.state.looked_since(ticket);
+            // A run that ends before the request is settled (it hands over during an
+            // outage) answers, but does not confirm.
+            let taken =
+                s.state.looked_since(ticket) && (s.state.settled() || s.state.status.is_terminal());
             answer
                 .map(|()| Applied {
                     taken,

@@ -36,7 +36,7 @@ pub(super) async fn request(
         Ok(recorded) => {
             let done = match recorded.applied {
                 Some(_) => request.verb(),
-                None if recorded.recovered => request.verb(),
+                None if recorded.recovered => "recovered",
                 None => "unconfirmed",
             };
             Redirect::to(&format!("/campaigns/{key}?done={done}")).into_response()

@@ -38,6 +38,10 @@ impl Notice {
             "resume" => "Resumed: it goes on from the next unprocessed recipient.",
             "cancel" => "Cancelled: no new page starts.",
             "rate" => "Rate changed: the next pages follow it.",
+            "recovered" => {
+                "Recorded. No workflow ran this campaign: a new run was started, going on \
+                 from where its pages stand."
+            }
             "unconfirmed" => {
                 "Recorded. The campaign's workflow has not confirmed it yet (is a worker \
                  running?); it takes the request when it runs."

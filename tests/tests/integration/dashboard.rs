@@ -314,7 +314,7 @@ async fn an_operator_signs_in_launches_watches_pauses_and_resumes_in_the_browser
             .text(".notice")
             .await
             .unwrap()
-            .contains("Pause requested")
+            .contains("Paused: the pages in flight have returned")
     );
     let held = processed(&app, &key).await;
     assert!(held < 30_000, "paused before the end ({held})");

@@ -67,6 +67,11 @@ pub struct CampaignState {
     /// against them).
     pub row_seq: i64,
     pub row_rate_seq: i64,
+    /// Counts bare requests held in this run: the last one's number tells it from others.
+    pub bare_arrived: u64,
+    /// A bare request that a front end's update, not yet checked, would overtake: when it
+    /// arrived, the update's number, and the look that checks it.
+    pub overtaken_if: Option<(u64, i64, u64)>,
 }
 
 /// A pause between pages, taken once every page in flight has returned. Each one ends the
@@ -138,6 +143,8 @@ impl CampaignState {
             looks_read: 0,
             row_seq: 0,
             row_rate_seq: 0,
+            bare_arrived: 0,
+            overtaken_if: None,
         }
     }
 

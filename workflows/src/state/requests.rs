@@ -33,6 +33,7 @@ impl CampaignState {
     /// way (which may have read the row before a front end's request now in it), waits for a
     /// look that starts after it.
     pub(super) fn hold_bare(&mut self, intent: Intent, reason: Option<String>) {
+        self.bare_arrived += 1;
         let r = &mut self.carried.requests;
         r.unrecorded = Some(BareRequest {
             intent,
@@ -72,9 +73,26 @@ impl CampaignState {
 
     /// `herald.apply`: as `herald.requests`, answered once the request is taken. Returns the
     /// number of the first look that starts after it: the one that surely reads the request.
-    pub fn on_requests_update(&mut self) -> u64 {
-        self.on_requests_signal();
-        self.looks_begun + 1
+    /// Numbers the row is known to have reached overtake a bare request not yet appended, as
+    /// `herald.requests` does. Others are not trusted before the look: they only ask for it,
+    /// and a bare request is appended unless the row has moved on past it.
+    pub fn on_requests_update(&mut self, recorded: RecordedRequests) -> u64 {
+        let ticket = self.looks_begun + 1;
+        if recorded.seq <= self.row_seq && recorded.rate_seq <= self.row_rate_seq {
+            self.on_requests_signal();
+        } else {
+            self.signals += 1;
+            let r = &mut self.carried.requests;
+            r.look_due = true;
+            // One waiting to be appended over what the next look reads would be appended
+            // over this request too: it is dropped once the look shows the number is real.
+            let waits = r
+                .unrecorded
+                .as_ref()
+                .is_some_and(|b| b.after_look && b.intent != Intent::Cancel);
+            self.overtaken_if = waits.then_some((self.bare_arrived, recorded.seq, ticket));
+        }
+        ticket
     }
 
     /// The row has been read by look `ticket` or a later one.
@@ -100,8 +118,8 @@ impl CampaignState {
     }
 
     /// The workflow does what its newest request asks, and the row says so: no look due or
-    /// on its way; a stopped campaign has no page in flight and its status written; a
-    /// running one is recorded as running.
+    /// on its way; a held campaign has no page in flight and its status written; a running
+    /// one is recorded as running. A cancelled one is settled only once finished.
     pub fn settled(&self) -> bool {
         if self.syncing || self.sync_due() {
             return false;
@@ -112,7 +130,8 @@ impl CampaignState {
             Lifecycle::Paused { .. } | Lifecycle::Failed { .. } => {
                 self.lanes_idle() && self.status == self.held_status() && !self.reason_changed
             }
-            Lifecycle::Cancelling => self.lanes_idle(),
+            // Answered once the run has ended it (`closing`), with its last status.
+            Lifecycle::Cancelling => false,
         }
     }
 
@@ -239,8 +258,22 @@ impl CampaignState {
         self.row_seq = self.row_seq.max(stored.requested.seq);
         self.row_rate_seq = self.row_rate_seq.max(stored.rate_seq);
         let looked_for_bare = std::mem::take(&mut self.look_for_bare);
+        // The number a front end's update claimed is real once a look reads it; a look that
+        // began after the update and did not read it shows it forged.
+        let overtaken = match self.overtaken_if.take() {
+            Some((bare, claimed, _)) if stored.requested.seq >= claimed => Some(bare),
+            Some(pending) if self.looks_read < pending.2 => {
+                self.overtaken_if = Some(pending);
+                None
+            }
+            _ => None,
+        };
         let r = &mut self.carried.requests;
         let mut follow = std::mem::take(&mut r.follow_row);
+        if r.unrecorded.is_some() && overtaken == Some(self.bare_arrived) {
+            r.unrecorded = None;
+            follow = true;
+        }
         if sent.intent.is_some() && r.unrecorded == sent.intent {
             r.unrecorded = None;
             follow = true;
@@ -260,8 +293,15 @@ impl CampaignState {
                 r.rate_seq = stored.rate_seq - 1;
             }
         }
-        if follow && r.unrecorded.is_none() && stored.requested.seq >= r.applied.seq {
-            r.applied.seq = stored.requested.seq - 1;
+        if follow && r.unrecorded.is_none() {
+            if stored.requested.seq >= r.applied.seq {
+                r.applied.seq = stored.requested.seq - 1;
+            } else {
+                // A page reported a newer request than this look read, set aside for the
+                // bare one: read the row again and follow that.
+                r.look_due = true;
+                r.follow_row = true;
+            }
         }
         self.observe_ledger(stored);
     }

@@ -657,7 +657,10 @@ fn a_front_end_is_answered_once_the_row_is_read_and_the_pause_taken() {
         seq: 5,
         reason: None,
     };
-    let ticket = s.on_requests_update();
+    let ticket = s.on_requests_update(RecordedRequests {
+        seq: 5,
+        rate_seq: 0,
+    });
     s.end_sync(&early, ledger(Intent::Run, 4));
     assert!(
         !s.looked_since(ticket),
@@ -690,22 +693,33 @@ fn a_number_the_row_never_gave_is_refused_and_changes_nothing() {
     let mut row = ledger(Intent::Run, 4);
     row.rate_seq = 2;
     s.observe_ledger(row.clone());
+    // A bare pause waits to be appended: a number the row never gave does not drop it.
+    s.on_signal(Intent::Pause, bare("web UI"));
     let before = s.carried.clone();
-    let ticket = s.on_requests_update();
+    let ticket = s.on_requests_update(RecordedRequests {
+        seq: 1_000_000,
+        rate_seq: 0,
+    });
+    assert_eq!(s.carried.requests.unrecorded, before.requests.unrecorded);
     sync_with(&mut s, &mut row);
     assert!(s.looked_since(ticket));
-    for (seq, rate_seq) in [(1_000_000, 0), (0, 3), (5, 2)] {
+    assert_eq!(
+        row.requested.intent,
+        Intent::Pause,
+        "the bare pause is appended"
+    );
+    assert_eq!(row.requested.seq, 5);
+    for (seq, rate_seq) in [(1_000_000, 0), (0, 3), (6, 2)] {
         let refused = s.check_recorded(RecordedRequests { seq, rate_seq });
         assert!(refused.is_err(), "{seq}/{rate_seq} accepted");
     }
     assert_eq!(
         s.check_recorded(RecordedRequests {
-            seq: 4,
+            seq: 5,
             rate_seq: 2
         }),
         Ok(())
     );
-    assert_eq!(s.carried.lifecycle, before.lifecycle);
-    assert_eq!(s.carried.requests.applied, before.requests.applied);
-    assert!(s.settled());
+    assert_eq!(s.carried.lifecycle, Lifecycle::Paused { started: true });
+    assert_eq!(s.carried.requests.applied, row.requested);
 }

@@ -19,6 +19,28 @@
 pub mod api;
 pub mod browser;
 pub mod proxy;
+
+/// Run `server` for ever on a thread and runtime of its own. A test's runtime runs one thread,
+/// which a blocking call (running `herald pause`, which waits for the pages in flight to
+/// return) would hold: a receiver or proxy on it could not answer the very calls the command
+/// waits for.
+pub(crate) fn on_own_runtime<F, Fut>(name: &str, server: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime of its own")
+                .block_on(server());
+        })
+        .expect("a thread of its own");
+}
 pub mod sinks;
 
 use std::{

@@ -1,7 +1,6 @@
 //! A TCP proxy a test can cut: a worker reaches PostgreSQL through it, and an outage is every
 //! connection through it dropped and new ones refused until it is restored. It runs on a
-//! thread and runtime of its own, like the receivers, so that a test blocked on a command
-//! does not stall it.
+//! runtime of its own ([`crate::on_own_runtime`]).
 
 use std::{
     net::SocketAddr,
@@ -29,28 +28,18 @@ impl CutProxy {
         let addr = listener.local_addr().expect("the proxy's address");
         let cut = Arc::new(AtomicBool::new(false));
         let (target, is_cut) = (target.to_owned(), cut.clone());
-        std::thread::Builder::new()
-            .name("proxy".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(1)
-                    .enable_all()
-                    .build()
-                    .expect("the proxy's runtime");
-                runtime.block_on(async move {
-                    let listener = TcpListener::from_std(listener).expect("the proxy's listener");
-                    loop {
-                        let Ok((client, _)) = listener.accept().await else {
-                            continue;
-                        };
-                        if is_cut.load(Ordering::SeqCst) {
-                            continue; // dropped: the connection is refused
-                        }
-                        tokio::spawn(forward(client, target.clone(), is_cut.clone()));
-                    }
-                });
-            })
-            .expect("the proxy's thread");
+        crate::on_own_runtime("proxy", move || async move {
+            let listener = TcpListener::from_std(listener).expect("the proxy's listener");
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
+                if is_cut.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused
+                }
+                tokio::spawn(forward(client, target.clone(), is_cut.clone()));
+            }
+        });
         Self { addr, cut }
     }
 

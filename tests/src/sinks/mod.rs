@@ -26,34 +26,22 @@ use std::{
 use tokio::net::{TcpListener, TcpStream};
 
 /// Accept connections on `listener` for ever, each served by `serve` in a task of its own,
-/// on a runtime of the receiver's own. A test's runtime runs one thread, which a blocking
-/// call (running `herald pause`, which waits for the pages in flight to return) would hold:
-/// a receiver on it could not answer the very sends the command waits for.
+/// on a runtime of the receiver's own ([`crate::on_own_runtime`]).
 fn accept<F, Fut>(listener: TcpListener, serve: F)
 where
     F: Fn(TcpStream) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let listener = listener.into_std().expect("a bound listener");
-    std::thread::Builder::new()
-        .name("receiver".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("the receiver's runtime");
-            runtime.block_on(async move {
-                let listener = TcpListener::from_std(listener).expect("the receiver's listener");
-                loop {
-                    if let Ok((stream, _)) = listener.accept().await {
-                        let _ = stream.set_nodelay(true);
-                        tokio::spawn(serve(stream));
-                    }
-                }
-            });
-        })
-        .expect("the receiver's thread");
+    crate::on_own_runtime("receiver", move || async move {
+        let listener = TcpListener::from_std(listener).expect("the receiver's listener");
+        loop {
+            if let Ok((stream, _)) = listener.accept().await {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(serve(stream));
+            }
+        }
+    });
 }
 
 /// What a receiver accepted, by delivery id: how many times each, and the first one.

@@ -145,6 +145,7 @@ struct Stored {
     intent_reason: Option<String>,
     rate: Option<i32>,
     rate_seq: i64,
+    intent_token: Option<i64>,
     segment: Option<String>,
     total: Option<i64>,
     min_user_id: Option<i64>,
@@ -156,7 +157,8 @@ struct Stored {
 /// ids and are outside the campaign.
 async fn fix_audience(tx: &mut Transaction<'_, Postgres>, key: &CampaignKey) -> Result<Registered> {
     let row: Stored = sqlx::query_as(
-        "SELECT id, status, intent, intent_seq, intent_reason, rate, rate_seq, segment, total,
+        "SELECT id, status, intent, intent_seq, intent_reason, rate, rate_seq, intent_token,
+                segment, total,
                 min_user_id, max_user_id, started_at IS NOT NULL AS started
          FROM messages WHERE key = $1 FOR UPDATE",
     )
@@ -183,6 +185,7 @@ async fn fix_audience(tx: &mut Transaction<'_, Postgres>, key: &CampaignKey) -> 
             },
             rate: status::stored_rate(row.rate),
             rate_seq: row.rate_seq,
+            token: row.intent_token,
         },
         started: row.started,
         lanes: lanes.clone(),

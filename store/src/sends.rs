@@ -439,7 +439,8 @@ pub async fn retry_failed(pool: &PgPool, key: &CampaignKey) -> Result<Retry> {
     let reason = format!("retrying {failed} failed deliveries");
     sqlx::query(
         "UPDATE messages SET status = $2, status_reason = $3, finished_at = NULL, updated_at = now(),
-                intent = $4, intent_seq = intent_seq + 1, intent_reason = $3, requested_at = now()
+                intent = $4, intent_seq = intent_seq + 1, intent_reason = $3, intent_token = NULL,
+                requested_at = now()
          WHERE id = $1",
     )
     .bind(id)

@@ -302,7 +302,7 @@ pub async fn request(
     let seq = sqlx::query_scalar(
         "UPDATE messages SET intent = $2, intent_seq = intent_seq + CASE WHEN $3 THEN 0 ELSE 1 END,
              intent_reason = CASE WHEN $3 AND $4::text IS NULL THEN intent_reason ELSE $4 END,
-             requested_at = now(), updated_at = now()
+             intent_token = NULL, requested_at = now(), updated_at = now()
          WHERE key = $1 RETURNING intent_seq",
     )
     .bind(key.as_str())
@@ -342,6 +342,7 @@ struct RequestColumns {
     intent_reason: Option<String>,
     rate: Option<i32>,
     rate_seq: i64,
+    intent_token: Option<i64>,
 }
 
 /// The workflow's look at the requests a campaign's row holds, after appending the bare
@@ -350,7 +351,8 @@ struct RequestColumns {
 pub async fn sync_requests(pool: &PgPool, input: &SyncRequestsInput) -> Result<LedgerRequests> {
     let row: Option<RequestColumns> = if input.intent.is_none() && input.rate.is_none() {
         sqlx::query_as(
-            "SELECT intent, intent_seq, intent_reason, rate, rate_seq FROM messages WHERE id = $1",
+            "SELECT intent, intent_seq, intent_reason, rate, rate_seq, intent_token
+             FROM messages WHERE id = $1",
         )
         .bind(input.campaign_id)
         .fetch_optional(pool)
@@ -370,6 +372,7 @@ pub async fn sync_requests(pool: &PgPool, input: &SyncRequestsInput) -> Result<L
                  intent_seq = intent_seq + CASE WHEN append THEN 1 ELSE 0 END,
                  intent_reason = CASE WHEN append THEN $3 ELSE intent_reason END,
                  requested_at = CASE WHEN append THEN now() ELSE requested_at END,
+                 intent_token = CASE WHEN append THEN $7 ELSE intent_token END,
                  rate = CASE WHEN $4 THEN $5 ELSE rate END,
                  rate_seq = rate_seq + CASE WHEN $4 THEN 1 ELSE 0 END,
                  updated_at = now()
@@ -377,7 +380,7 @@ pub async fn sync_requests(pool: &PgPool, input: &SyncRequestsInput) -> Result<L
                           AND (m.intent <> 2 OR $2 = 2) AS append
                    FROM messages m WHERE m.id = $1 FOR UPDATE) judged
              WHERE id = $1
-             RETURNING intent, intent_seq, intent_reason, rate, rate_seq",
+             RETURNING intent, intent_seq, intent_reason, rate, rate_seq, intent_token",
         )
         .bind(input.campaign_id)
         .bind(intent)
@@ -385,6 +388,7 @@ pub async fn sync_requests(pool: &PgPool, input: &SyncRequestsInput) -> Result<L
         .bind(input.rate.is_some())
         .bind(input.rate.flatten().map(|r| r.get() as i32))
         .bind(input.intent.as_ref().map_or(0, |b| b.seen_seq))
+        .bind(input.intent.as_ref().map(|b| b.token))
         .fetch_optional(pool)
         .await?
     };
@@ -397,6 +401,7 @@ pub async fn sync_requests(pool: &PgPool, input: &SyncRequestsInput) -> Result<L
         },
         rate: stored_rate(row.rate),
         rate_seq: row.rate_seq,
+        token: row.intent_token,
     })
 }
 

@@ -154,6 +154,9 @@ pub struct Requests {
     /// A `herald.requests` signal said the ledger holds requests the workflow has not read.
     #[serde(default)]
     pub look_due: bool,
+    /// The token the next bare request will be appended with (see [`BareRequest::token`]).
+    #[serde(default)]
+    pub next_token: i64,
     /// A bare request was overtaken by a front end's request recorded after it arrived: the
     /// next look follows the row's newest request, whatever the workflow did meanwhile.
     #[serde(default)]
@@ -176,6 +179,17 @@ pub struct BareRequest {
     /// what it held then.
     #[serde(default)]
     pub after_look: bool,
+    /// Written to the row with it (`messages.intent_token`), so that the workflow knows its
+    /// own appends: a workflow task that fails after its look wrote the row (Temporal then
+    /// runs the task again, look included) leaves the row a request newer than the one a
+    /// bare request knew of, and that one is the workflow's own, not a front end's.
+    #[serde(default)]
+    pub token: i64,
+    /// The token of the first bare request this one replaced before any was appended (its own
+    /// if none): a row whose newest request holds a token from here up to this one's was
+    /// written by a look whose task was lost, and this one is appended over it.
+    #[serde(default)]
+    pub replaces_from: i64,
 }
 
 /// The tries of an external campaign's latest pages, in buckets of about a sixteenth of the

@@ -307,6 +307,10 @@ pub struct LedgerRequests {
     pub rate: Option<Rate>,
     #[serde(default)]
     pub rate_seq: i64,
+    /// The token of the bare request the workflow appended as the newest request
+    /// ([`BareRequest::token`]); `None` if a front end recorded it.
+    #[serde(default)]
+    pub token: Option<i64>,
 }
 
 /// What a front end recorded before it asked the workflow to apply it: the numbers the row

@@ -35,11 +35,16 @@ impl CampaignState {
     pub(super) fn hold_bare(&mut self, intent: Intent, reason: Option<String>) {
         self.bare_arrived += 1;
         let r = &mut self.carried.requests;
+        let token = r.next_token;
+        r.next_token += 1;
+        let replaces_from = r.unrecorded.as_ref().map_or(token, |b| b.replaces_from);
         r.unrecorded = Some(BareRequest {
             intent,
             reason,
             seen_seq: r.applied.seq,
             after_look: r.look_due || self.syncing,
+            token,
+            replaces_from,
         });
         self.look_for_bare = false;
     }
@@ -275,8 +280,22 @@ impl CampaignState {
             follow = true;
         }
         if sent.intent.is_some() && r.unrecorded == sent.intent {
-            r.unrecorded = None;
-            follow = true;
+            match r.unrecorded.as_mut() {
+                // Refused over a request that a look of a lost workflow task appended for a
+                // bare request this one replaced: the workflow's own, so append over it.
+                Some(bare)
+                    if stored
+                        .token
+                        .is_some_and(|t| (bare.replaces_from..bare.token).contains(&t)) =>
+                {
+                    bare.seen_seq = stored.requested.seq;
+                    bare.replaces_from = bare.token;
+                }
+                _ => {
+                    r.unrecorded = None;
+                    follow = true;
+                }
+            }
         }
         if let Some(bare) = r
             .unrecorded
@@ -311,6 +330,10 @@ impl CampaignState {
     pub(super) fn observe_ledger(&mut self, stored: LedgerRequests) {
         self.observe_request(stored.requested);
         let r = &mut self.carried.requests;
+        // Tokens only grow, across runs and a recovered campaign's new workflow alike.
+        if let Some(token) = stored.token {
+            r.next_token = r.next_token.max(token + 1);
+        }
         if stored.rate_seq > r.rate_seq {
             r.rate_seq = stored.rate_seq;
             if !r.rate_unrecorded {

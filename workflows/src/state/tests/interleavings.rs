@@ -8,7 +8,7 @@ use herald_wire::{
 use proptest::prelude::*;
 
 use super::{append, record, running, sync_with};
-use crate::state::{FailureKind, Step};
+use crate::state::{CampaignState, FailureKind, Step};
 
 /// What can happen to a campaign, in any order.
 #[derive(Clone, Debug)]
@@ -31,6 +31,19 @@ enum Happening {
     Claim,
     /// The loop takes its next step if the lanes are idle.
     Step,
+    /// The workflow task completes: what the workflow did so far is in the history.
+    TaskDone,
+    /// The workflow task fails (a continue-as-new refused because signals came, a worker
+    /// lost): Temporal runs it again from the last completed task, delivering the signals
+    /// that came since, and its looks run again, while what they wrote to the row stays.
+    TaskLost,
+}
+
+/// A signal that a lost task's rerun is delivered again.
+#[derive(Clone, Debug)]
+enum Delivered {
+    Bare(Intent, Option<String>),
+    Requests,
 }
 
 fn happening() -> impl Strategy<Value = Happening> {
@@ -45,6 +58,8 @@ fn happening() -> impl Strategy<Value = Happening> {
         (0..2usize, any::<bool>()).prop_map(|(l, p)| Happening::Fail(l, p)),
         Just(Happening::Claim),
         Just(Happening::Step),
+        Just(Happening::TaskDone),
+        Just(Happening::TaskLost),
     ]
 }
 
@@ -70,15 +85,24 @@ proptest! {
         // number recorded, the intent, requests made before it).
         let mut requests = 0u32;
         let mut waiting: Vec<(u64, i64, Intent, u32)> = Vec::new();
+        // The state as of the last completed task and the signals since; `None` once the
+        // workflow has done more than take signals and look at the row since.
+        let mut task: Option<(CampaignState, Vec<Delivered>)> = Some((s.clone(), Vec::new()));
+        let mut last_reason: Option<String> = None;
         for h in happenings {
             now += 100;
             let lanes_before: Vec<_> = s.carried.lanes.iter().map(|l| l.cursor).collect();
             match h {
                 Happening::Bare(intent) => {
                     requests += 1;
-                    s.on_signal(intent, SignalRequest::default());
+                    let reason = Some(format!("request {requests}"));
+                    s.on_signal(intent, SignalRequest { reason: reason.clone() });
+                    if let Some((_, delivered)) = &mut task {
+                        delivered.push(Delivered::Bare(intent, reason.clone()));
+                    }
                     if !cancelled && !(intent == Intent::Pause && matches!(s.lifecycle(), Lifecycle::Failed { .. })) {
                         last = Some(intent);
+                        last_reason = reason;
                     }
                     if intent == Intent::Cancel { cancelled = true; }
                 }
@@ -88,7 +112,9 @@ proptest! {
                     // Recorded, then told: it overtakes any bare request that came before
                     // it and is not yet appended.
                     requests += 1;
-                    row.requested = Requested { intent, seq: row.requested.seq + 1, reason: None };
+                    let reason = Some(format!("request {requests}"));
+                    row.requested = Requested { intent, seq: row.requested.seq + 1, reason: reason.clone() };
+                    row.token = None;
                     // A cancel the workflow has taken is final, whatever comes after it.
                     let takes = !cancelled
                         && !(intent == Intent::Pause && matches!(s.lifecycle(), Lifecycle::Failed { .. }));
@@ -98,11 +124,16 @@ proptest! {
                         // One that cannot take effect is answered all the same.
                         let made = if takes { requests } else { 0 };
                         waiting.push((ticket, row.requested.seq, intent, made));
+                        task = None;
                     } else {
                         s.on_requests_signal();
+                        if let Some((_, delivered)) = &mut task {
+                            delivered.push(Delivered::Requests);
+                        }
                     }
                     if takes {
                         last = Some(intent);
+                        last_reason = reason;
                     }
                     if intent == Intent::Cancel { cancelled = true; }
                 }
@@ -120,6 +151,7 @@ proptest! {
                 Happening::Commit(lane) if row.requested.intent != Intent::Run => {
                     // The page statement's gate: the row asks the campaign to stand still.
                     if matches!(s.carried.lanes[lane].turn.activity, LaneActivity::Paging { .. }) {
+                        task = None;
                         s.apply_page(lane, PageOutcome::Halted {
                             status: CampaignStatus::InProgress,
                             requested: row.requested.clone(),
@@ -128,6 +160,7 @@ proptest! {
                 }
                 Happening::Commit(lane) => {
                     if let LaneActivity::Paging { limit } = s.carried.lanes[lane].turn.activity {
+                        task = None;
                         let c = s.carried.lanes[lane].cursor;
                         let last_id = (c.after + i64::from(limit)).min(c.until);
                         let n = (last_id - c.after) as u32;
@@ -140,6 +173,7 @@ proptest! {
                 }
                 Happening::Fail(lane, permanent) => {
                     if matches!(s.carried.lanes[lane].turn.activity, LaneActivity::Paging { .. }) {
+                        task = None;
                         let kind = if permanent { FailureKind::Permanent } else { FailureKind::Transient };
                         s.page_failed(lane, kind, "boom", now);
                     }
@@ -149,16 +183,31 @@ proptest! {
                         prop_assert!(!s.may_claim(), "a page may start after a cancel");
                     }
                     if s.may_claim() {
+                        task = None;
                         s.rest = None;
                         s.claim_idle_lanes(now);
                     }
                 }
                 Happening::Step => {
                     if s.lanes_idle() && !s.sync_due() && syncing.is_none() {
+                        task = None;
                         match s.next_step(false, now) {
                             Step::Record { status, .. } => record(&mut s, status),
                             Step::Finish(_) => break,
                             _ => {}
+                        }
+                    }
+                }
+                Happening::TaskDone => if syncing.is_none() {
+                    task = Some((s.clone(), Vec::new()));
+                }
+                Happening::TaskLost => if let Some((done, delivered)) = &task {
+                    s = done.clone();
+                    syncing = None;
+                    for d in delivered.clone() {
+                        match d {
+                            Delivered::Bare(intent, reason) => s.on_signal(intent, SignalRequest { reason }),
+                            Delivered::Requests => s.on_requests_signal(),
                         }
                     }
                 }
@@ -239,8 +288,12 @@ proptest! {
                 prop_assert!(s.may_claim() || s.lanes_done());
             }
         }
-        // The row agrees: its newest request is what the workflow follows.
+        // The row agrees: its newest request is what the workflow follows, and it is the
+        // last request, with its reason (a cancel's reason is the first cancel's).
         prop_assert_eq!(&s.carried.requests.applied, &row.requested);
+        if last.is_some_and(|l| l != Intent::Cancel) {
+            prop_assert_eq!(&row.requested.reason, &last_reason);
+        }
         prop_assert!(s.carried.requests.unrecorded.is_none());
     }
 }

@@ -112,6 +112,7 @@ fn append(sent: &herald_wire::SyncRequestsInput, row: &mut LedgerRequests) {
                 seq: row.requested.seq + 1,
                 reason: b.reason.clone(),
             };
+            row.token = Some(b.token);
         }
     }
     if let Some(rate) = sent.rate {

@@ -283,8 +283,56 @@ fn a_bare_request_is_recorded_with_its_reason() {
             reason: Some("wrong audience".into()),
             seen_seq: 2,
             after_look: false,
+            token: 0,
+            replaces_from: 0,
         })
     );
+}
+
+/// Temporal runs a failed workflow task again, its looks included, while what a look wrote
+/// to the row stays. A bare pause appended in the lost task, then replaced in the rerun by
+/// a newer bare request, leaves the row a request newer than the one the newer request knew
+/// of: it is the workflow's own, and the newer request is appended over it.
+#[test]
+fn a_bare_request_survives_the_look_of_a_lost_task() {
+    let mut s = with(Lifecycle::Paused { started: true });
+    let mut row = ledger(Intent::Pause, 141);
+    s.observe_ledger(row.clone());
+    let done = s.clone();
+
+    s.on_signal(Intent::Pause, bare("typo"));
+    sync_with(&mut s, &mut row);
+    assert_eq!(row.requested.seq, 142);
+
+    // The task is lost; in its rerun the newer signal comes before the look.
+    let mut s = done;
+    s.on_signal(Intent::Pause, bare("typo"));
+    s.on_signal(Intent::Pause, bare("last"));
+    while s.sync_due() {
+        sync_with(&mut s, &mut row);
+    }
+    assert_eq!(row.requested.seq, 143);
+    assert_eq!(row.requested.reason.as_deref(), Some("last"));
+    assert_eq!(s.carried.requests.applied, row.requested);
+    assert_eq!(s.carried.reason.as_deref(), Some("last"));
+
+    // A front end's request in the row is never taken for the workflow's own.
+    let mut s = with(Lifecycle::Running);
+    let mut row = ledger(Intent::Run, 7);
+    s.observe_ledger(row.clone());
+    s.on_signal(Intent::Pause, bare("bare"));
+    s.on_signal(Intent::Pause, bare("newer bare"));
+    row.requested = Requested {
+        intent: Intent::Run,
+        seq: 8,
+        reason: Some("front end".into()),
+    };
+    row.token = None;
+    while s.sync_due() {
+        sync_with(&mut s, &mut row);
+    }
+    assert_eq!(row.requested.seq, 8);
+    assert_eq!(s.lifecycle(), Lifecycle::Running);
 }
 
 #[test]

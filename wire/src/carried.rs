@@ -25,6 +25,11 @@ pub struct Carried {
     /// Pages failing right now, if they are.
     #[serde(default)]
     pub trouble: Trouble,
+    /// A bookkeeping step failing when the previous run handed over to this one, so that
+    /// its grace runs on across runs (a flood of signals during a permanent error would
+    /// otherwise hand over for ever, each run starting the grace again).
+    #[serde(default)]
+    pub bookkeeping: Option<FailingStep>,
     #[serde(default)]
     pub requests: Requests,
     /// An external campaign's latest tries, for its auto-pause.
@@ -130,6 +135,14 @@ pub struct Trouble {
     /// Workflow time (Unix milliseconds) of the first permanent failure in this run of
     /// failures, if any.
     pub permanent_since_ms: Option<i64>,
+}
+
+/// A bookkeeping activity that was failing, and how.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailingStep {
+    /// The activity's name: another step that works says nothing about this one.
+    pub activity: String,
+    pub trouble: Trouble,
 }
 
 /// Operators' requests as the workflow follows them. The ledger numbers every request

@@ -6,8 +6,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use futures::FutureExt;
 use herald_wire::{
-    CampaignStatus, PageExecution, PageInput, Progress, SetStatusInput, SyncRequestsInput, Trouble,
-    names,
+    CampaignStatus, FailingStep, PageExecution, PageInput, Progress, SetStatusInput,
+    SyncRequestsInput, Trouble, names,
 };
 use temporalio_common::{
     ActivityDefinition, protos::temporal::api::failure::v1::failure::FailureInfo,
@@ -187,7 +187,8 @@ pub(crate) enum Unkept {
 /// permanent one too for the grace period; after that it is the caller's
 /// ([`bookkeeping_failed`]; a failed registration fails the workflow, and the next request
 /// to the campaign starts a new run). Retries stop when the run's history has grown, so
-/// that an outage of any length keeps every run bounded.
+/// that an outage of any length keeps every run bounded; the next run goes on with the
+/// step's failures and grace.
 pub(crate) async fn bookkeeping<A: ActivityDefinition>(
     ctx: &WorkflowContext<CampaignWorkflow>,
     activity: impl Fn() -> A,
@@ -196,7 +197,24 @@ pub(crate) async fn bookkeeping<A: ActivityDefinition>(
 where
     A::Input: Clone,
 {
-    let mut trouble = Trouble::default();
+    // A step the previous run handed over goes on with its failures and grace, whatever
+    // other steps did meanwhile; it forgets them once it ends either way.
+    let name = activity().name().to_owned();
+    let mut trouble = ctx.state_mut(|s| {
+        let carried = &mut s.state.carried.bookkeeping;
+        match carried.take_if(|step| step.activity == name) {
+            Some(step) => step.trouble,
+            None => Trouble::default(),
+        }
+    });
+    let hand_over = |trouble: Trouble| {
+        let step = FailingStep {
+            activity: name.clone(),
+            trouble,
+        };
+        ctx.state_mut(|s| s.state.carried.bookkeeping = Some(step));
+        Err(Unkept::HandOver)
+    };
     loop {
         let err = match ctx
             .execute_local_activity(activity(), input.clone(), options::bookkeeping())
@@ -217,7 +235,7 @@ where
             }
         };
         if history_full(ctx) {
-            return Err(Unkept::HandOver);
+            return hand_over(trouble);
         }
         if !ctx.is_replaying() {
             tracing::warn!(error = %failure_message(&err), retry_in = ?wait, "bookkeeping failed");
@@ -233,7 +251,7 @@ where
                 cancel_requested(ctx);
             }
             if history_full(ctx) {
-                return Err(Unkept::HandOver);
+                return hand_over(trouble);
             }
         }
     }

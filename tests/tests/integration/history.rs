@@ -235,3 +235,75 @@ async fn a_database_outage_while_paused_keeps_every_run_bounded() {
     app.completes_exactly_once(&key, 20_000).await;
     assert_bounded(&key);
 }
+
+/// A status write that fails for good while bare pauses flood in: each run hands over in
+/// the middle of its retries, and the grace runs on across runs, so the campaign still fails
+/// after it (were it counted afresh in each run, the flood would keep the campaign in limbo
+/// for as long as it lasts).
+#[tokio::test]
+async fn a_permanent_error_fails_the_campaign_within_its_grace_across_runs() {
+    const GRACE_SECS: u64 = 15;
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(20_000, "limbo");
+    let key = app
+        .campaign("limbo")
+        .page_size(100)
+        .lanes(2)
+        .rate(4000)
+        .history_events(THRESHOLD)
+        .failure_grace(GRACE_SECS as u32)
+        .launch();
+    app.wait_items(&key, 500, LONG).await.unwrap();
+    sqlx::raw_sql(crate::recovery::BREAK_PAUSED)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    // Bare pauses with new reasons, twenty a second, for up to four graces.
+    let client = temporal_client().await;
+    let handle = client.get_workflow_handle::<CampaignWorkflow>(workflow_id(&key));
+    let flood = std::time::Instant::now();
+    let mut failed_after = None;
+    for i in 0.. {
+        let reason = json(serde_json::json!({ "reason": format!("limbo {i}") }));
+        handle
+            .signal(
+                CampaignWorkflow::pause,
+                reason,
+                WorkflowSignalOptions::default(),
+            )
+            .await
+            .expect("signal delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if i % 20 == 19 && app.db_status(&key).await == Some(CampaignStatus::Failed) {
+            failed_after = Some(flood.elapsed());
+            break;
+        }
+        if flood.elapsed() > Duration::from_secs(4 * GRACE_SECS) {
+            break;
+        }
+    }
+    let during = history_lengths(&key);
+    eprintln!("[limbo] failed after {failed_after:?} of flooding; history lengths {during:?}");
+    assert!(
+        failed_after.is_some(),
+        "the campaign never failed while the flood lasted: {during:?}"
+    );
+    assert!(
+        during.len() > 2,
+        "runs did not hand over during the grace: {during:?}"
+    );
+    let s = app.status(&key);
+    assert!(
+        s["reason"].as_str().unwrap_or_default().contains("42501"),
+        "{s}"
+    );
+
+    sqlx::raw_sql(crate::recovery::FIX_PAUSED)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.herald_ok(&["resume", &key, "--reason", "grant restored"]);
+    app.completes_exactly_once(&key, 20_000).await;
+    assert_bounded(&key);
+}

@@ -223,13 +223,13 @@ async fn retry_failed_the_moment_a_campaign_completes_runs_at_its_current_rate()
 
 /// Every write of status 2 (paused) fails with `insufficient_privilege`, as after a deploy
 /// that lost a grant on one path.
-const BREAK_PAUSED: &str = "
+pub(crate) const BREAK_PAUSED: &str = "
 CREATE FUNCTION herald_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'permission denied for table messages' USING ERRCODE = '42501'; END $$;
 CREATE TRIGGER herald_test_refuse BEFORE UPDATE OF status ON messages
     FOR EACH ROW WHEN (NEW.status = 2) EXECUTE FUNCTION herald_test_refuse();";
 
-const FIX_PAUSED: &str = "
+pub(crate) const FIX_PAUSED: &str = "
 DROP TRIGGER herald_test_refuse ON messages;
 DROP FUNCTION herald_test_refuse();";
 

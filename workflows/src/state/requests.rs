@@ -52,7 +52,10 @@ impl CampaignState {
     /// A bare `rate` signal.
     pub fn on_rate_signal(&mut self, rate: Option<Rate>) {
         self.signals += 1;
-        if self.carried.lifecycle == Lifecycle::Cancelling {
+        let r = &self.carried.requests;
+        // The limit the row holds and the workflow follows, asked again: nothing to write.
+        let repeat = r.rate == rate && !r.rate_unrecorded && !r.look_due && !self.syncing;
+        if self.carried.lifecycle == Lifecycle::Cancelling || repeat {
             return;
         }
         self.carried.requests.rate_unrecorded = true;

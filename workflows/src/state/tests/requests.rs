@@ -269,6 +269,16 @@ fn a_rate_read_from_the_row_is_followed_unless_a_bare_one_waits() {
     );
     assert!(!s.carried.requests.rate_unrecorded);
     assert_eq!(s.carried.requests.rate_seq, 3);
+
+    // The same limit again writes nothing; while a front end's change waits to be read,
+    // it is a newer request, and is appended after it.
+    for _ in 0..1_000 {
+        s.on_rate_signal(r(20));
+    }
+    assert!(!s.sync_due(), "nothing to append");
+    s.on_requests_signal();
+    s.on_rate_signal(r(20));
+    assert!(s.carried.requests.rate_unrecorded);
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Intent, Rate, Requested};
+use crate::{CampaignStatus, Intent, Rate, Requested};
 
 /// State handed from one workflow run to the next at continue-as-new.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -29,7 +29,13 @@ pub struct Carried {
     /// its grace runs on across runs (a flood of signals during a permanent error would
     /// otherwise hand over for ever, each run starting the grace again).
     #[serde(default)]
-    pub bookkeeping: Option<FailingStep>,
+    pub bookkeeping: Vec<FailingStep>,
+    /// The status the row holds as far as the handing-over run knew, and whether the reason
+    /// was still to be written with it: a write that run still owed is the next one's.
+    #[serde(default)]
+    pub row_status: Option<CampaignStatus>,
+    #[serde(default)]
+    pub reason_unwritten: bool,
     #[serde(default)]
     pub requests: Requests,
     /// An external campaign's latest tries, for its auto-pause.

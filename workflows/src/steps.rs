@@ -201,18 +201,16 @@ where
     // other steps did meanwhile; it forgets them once it ends either way.
     let name = activity().name().to_owned();
     let mut trouble = ctx.state_mut(|s| {
-        let carried = &mut s.state.carried.bookkeeping;
-        match carried.take_if(|step| step.activity == name) {
-            Some(step) => step.trouble,
-            None => Trouble::default(),
-        }
+        let failing = &mut s.state.carried.bookkeeping;
+        let step = failing.iter().position(|step| step.activity == name);
+        step.map(|i| failing.remove(i).trouble).unwrap_or_default()
     });
     let hand_over = |trouble: Trouble| {
         let step = FailingStep {
             activity: name.clone(),
             trouble,
         };
-        ctx.state_mut(|s| s.state.carried.bookkeeping = Some(step));
+        ctx.state_mut(|s| s.state.carried.bookkeeping.push(step));
         Err(Unkept::HandOver)
     };
     loop {

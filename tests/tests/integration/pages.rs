@@ -343,3 +343,73 @@ async fn lanes_go_on_from_their_page_rows_and_pending_recipients_hold_completion
         .unwrap();
     assert_eq!(complete().await, CampaignStatus::Completed);
 }
+
+/// The look that appends a bare request writes its token, and reads it back; a refused
+/// append leaves the row's token; any request an operator records (through Herald, or by
+/// hand) clears it, so that the workflow never takes it for its own.
+#[tokio::test]
+async fn a_bare_requests_token_is_the_workflows_and_any_other_request_clears_it() {
+    use herald_wire::{BareRequest, CampaignKey, SyncRequestsInput};
+    let (_app, pool, _pages, id) = campaign().await;
+    let bare = |seen_seq, token, reason: &str| SyncRequestsInput {
+        campaign_id: id,
+        intent: Some(BareRequest {
+            intent: Intent::Pause,
+            reason: Some(reason.into()),
+            seen_seq,
+            after_look: false,
+            token,
+            replaces_from: token,
+        }),
+        rate: None,
+    };
+    let appended = status::sync_requests(&pool, &bare(0, 5, "bare"))
+        .await
+        .unwrap();
+    assert_eq!((appended.requested.seq, appended.token), (1, Some(5)));
+    // Over a request it did not know of: refused, and the row keeps what it held.
+    let refused = status::sync_requests(&pool, &bare(0, 6, "late"))
+        .await
+        .unwrap();
+    assert_eq!(refused, appended);
+    let read = status::sync_requests(
+        &pool,
+        &SyncRequestsInput {
+            campaign_id: id,
+            intent: None,
+            rate: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(read, appended);
+
+    let key = CampaignKey::parse("pages").unwrap();
+    status::request(&pool, &key, status::Request::Resume, Some("operator"))
+        .await
+        .unwrap();
+    let token = || async {
+        sqlx::query_scalar::<_, Option<i64>>("SELECT intent_token FROM messages WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(token().await, None, "a front end's request keeps the token");
+
+    status::sync_requests(&pool, &bare(2, 7, "bare again"))
+        .await
+        .unwrap();
+    assert_eq!(token().await, Some(7));
+    // Hand-written SQL, or a front end from before the token.
+    sqlx::query("UPDATE messages SET intent = 0, intent_seq = intent_seq + 1 WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        token().await,
+        None,
+        "a request written by hand keeps the token"
+    );
+}

@@ -117,12 +117,16 @@ impl CampaignState {
         if fresh {
             carried.requests.rate = input.spec.rate;
         }
-        let status = match carried.lifecycle {
-            Lifecycle::Scheduled => CampaignStatus::NotStarted,
-            Lifecycle::Running | Lifecycle::Cancelling => CampaignStatus::InProgress,
-            Lifecycle::Paused { .. } => CampaignStatus::Paused,
-            Lifecycle::Failed { .. } => CampaignStatus::Failed,
-        };
+        let status = carried
+            .row_status
+            .take()
+            .unwrap_or(match carried.lifecycle {
+                Lifecycle::Scheduled => CampaignStatus::NotStarted,
+                Lifecycle::Running | Lifecycle::Cancelling => CampaignStatus::InProgress,
+                Lifecycle::Paused { .. } => CampaignStatus::Paused,
+                Lifecycle::Failed { .. } => CampaignStatus::Failed,
+            });
+        let reason_changed = std::mem::take(&mut carried.reason_unwritten);
         let rest = (carried.trouble.failures > 0).then_some(Rest::Backoff);
         Self {
             key: input.key,
@@ -133,7 +137,7 @@ impl CampaignState {
             pages_this_run: 0,
             rest,
             last_boundary_ms: 0,
-            reason_changed: false,
+            reason_changed,
             rate_changed: false,
             signals: 0,
             syncing: false,
@@ -148,14 +152,18 @@ impl CampaignState {
         }
     }
 
-    /// The next run's input: the carried state as it stands. Taken only between pages, when
-    /// no lane has a page in flight or waits for its turn.
+    /// The next run's input: the carried state as it stands, with the status write this run
+    /// still owes (a run hands over in the middle of a failing one). Taken only between
+    /// pages, when no lane has a page in flight or waits for its turn.
     pub fn carry(&self) -> CampaignInput {
+        let mut carried = self.carried.clone();
+        carried.row_status = Some(self.status);
+        carried.reason_unwritten = self.reason_changed;
         CampaignInput {
             key: self.key.clone(),
             spec: self.spec.clone(),
             tuning: self.tuning.clone(),
-            carried: Some(self.carried.clone()),
+            carried: Some(carried),
         }
     }
 

@@ -54,7 +54,11 @@ impl CampaignState {
         self.signals += 1;
         let r = &self.carried.requests;
         // The limit the row holds and the workflow follows, asked again: nothing to write.
-        let repeat = r.rate == rate && !r.rate_unrecorded && !r.look_due && !self.syncing;
+        let repeat = r.rate == rate
+            && !r.rate_unrecorded
+            && !r.look_due
+            && !self.syncing
+            && self.registered();
         if self.carried.lifecycle == Lifecycle::Cancelling || repeat {
             return;
         }
@@ -183,6 +187,10 @@ impl CampaignState {
     fn apply_intent(&mut self, intent: Intent, reason: Option<String>) {
         let before = self.carried.lifecycle;
         self.apply_lifecycle(intent);
+        if self.carried.lifecycle != before {
+            // What a failing bookkeeping step was for has changed: a fresh grace.
+            self.carried.bookkeeping.clear();
+        }
         if self.carried.lifecycle != before || self.carried.reason != reason {
             self.carried.reason = reason;
             self.reason_changed = true;
@@ -284,15 +292,15 @@ impl CampaignState {
         }
         if sent.intent.is_some() && r.unrecorded == sent.intent {
             match r.unrecorded.as_mut() {
-                // Refused over a request that a look of a lost workflow task appended for a
-                // bare request this one replaced: the workflow's own, so append over it.
-                Some(bare)
-                    if stored
-                        .token
-                        .is_some_and(|t| (bare.replaces_from..bare.token).contains(&t)) =>
-                {
+                // Refused over a request that a look of a lost workflow task appended (for a
+                // bare request this one replaced, or one the rerun numbered differently):
+                // the workflow's own, so this one is appended over it, with a new token.
+                Some(bare) if lost_append(bare, &stored) => {
+                    let token = r.next_token.max(stored.token.unwrap_or(0) + 1);
+                    r.next_token = token + 1;
                     bare.seen_seq = stored.requested.seq;
-                    bare.replaces_from = bare.token;
+                    bare.token = token;
+                    bare.replaces_from = token;
                 }
                 _ => {
                     r.unrecorded = None;
@@ -308,6 +316,7 @@ impl CampaignState {
             // The row is read: append over what it holds now.
             bare.after_look = false;
             bare.seen_seq = stored.requested.seq;
+            bare.replaces_from = bare.token;
         }
         if sent.rate.is_some() && r.rate_unrecorded && sent.rate == Some(r.rate) {
             r.rate_unrecorded = false;
@@ -360,4 +369,17 @@ impl CampaignState {
             self.apply_intent(stored.intent, stored.reason);
         }
     }
+}
+
+/// Whether the row's newest request, over which `bare` was refused, was appended by a look
+/// of a workflow task that was lost: its token is one this workflow handed out since `bare`'s
+/// predecessors were last appended (a front end's request has none), and it is not `bare`
+/// itself. A token is only ever written by this workflow, and the workflow has read every
+/// one its completed tasks wrote.
+fn lost_append(bare: &BareRequest, stored: &LedgerRequests) -> bool {
+    let own = stored.token.is_some_and(|t| t >= bare.replaces_from);
+    let itself = stored.token == Some(bare.token)
+        && stored.requested.intent == bare.intent
+        && stored.requested.reason == bare.reason;
+    own && !itself
 }

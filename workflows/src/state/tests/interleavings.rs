@@ -74,6 +74,8 @@ proptest! {
         happenings in proptest::collection::vec(happening(), 1..120)
     ) {
         let mut s = running();
+        // A grace a few steps long, so that permanent failures fail the campaign.
+        s.tuning.failure_grace_secs = 1;
         let mut row = LedgerRequests::default();
         let mut last: Option<Intent> = None;
         let mut cancelled = false;
@@ -109,6 +111,8 @@ proptest! {
                 Happening::Cli(intent, update) => {
                     // The CLI refuses anything but a cancel once a cancel is in the row.
                     if row.requested.intent == Intent::Cancel && intent != Intent::Cancel { continue; }
+                    // It refuses to pause a failed campaign: it is already still.
+                    if intent == Intent::Pause && s.status == CampaignStatus::Failed { continue; }
                     // Recorded, then told: it overtakes any bare request that came before
                     // it and is not yet appended.
                     requests += 1;
@@ -291,7 +295,7 @@ proptest! {
         // The row agrees: its newest request is what the workflow follows, and it is the
         // last request, with its reason (a cancel's reason is the first cancel's).
         prop_assert_eq!(&s.carried.requests.applied, &row.requested);
-        if last.is_some_and(|l| l != Intent::Cancel) {
+        if last.is_some_and(|l| l != Intent::Cancel) && !failed {
             prop_assert_eq!(&row.requested.reason, &last_reason);
         }
         prop_assert!(s.carried.requests.unrecorded.is_none());

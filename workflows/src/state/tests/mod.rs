@@ -363,3 +363,32 @@ fn bookkeeping_that_fails_for_good_fails_the_campaign_until_a_resume() {
         Step::Finish(CampaignStatus::Cancelled)
     );
 }
+
+/// A run that hands over in the middle of a failing status write (its history grew while it
+/// retried) leaves the write to the next run, with the reason it was to carry.
+#[test]
+fn a_status_write_owed_at_hand_over_is_the_next_runs() {
+    let mut s = running();
+    s.on_signal(Intent::Pause, bare("grant lost"));
+    s.carried.requests.unrecorded = None; // appended
+    assert!(matches!(
+        s.next_step(false, 0),
+        Step::Record {
+            status: CampaignStatus::Paused,
+            ..
+        }
+    ));
+    let mut next = CampaignState::new(s.carry());
+    assert_eq!(next.status, CampaignStatus::InProgress, "the row's, as known");
+    assert!(matches!(
+        next.next_step(false, 0),
+        Step::Record {
+            status: CampaignStatus::Paused,
+            ..
+        }
+    ));
+    record(&mut next, CampaignStatus::Paused);
+    let after = CampaignState::new(next.carry());
+    assert_eq!(after.status, CampaignStatus::Paused);
+    assert!(!after.reason_changed);
+}

@@ -379,7 +379,11 @@ fn a_status_write_owed_at_hand_over_is_the_next_runs() {
         }
     ));
     let mut next = CampaignState::new(s.carry());
-    assert_eq!(next.status, CampaignStatus::InProgress, "the row's, as known");
+    assert_eq!(
+        next.status,
+        CampaignStatus::InProgress,
+        "the row's, as known"
+    );
     assert!(matches!(
         next.next_step(false, 0),
         Step::Record {

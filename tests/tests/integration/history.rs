@@ -8,7 +8,7 @@ use std::time::Duration;
 use herald_tests::{LONG, TestApp, history_lengths, proxy::CutProxy, temporal_client, workflow_id};
 use herald_wire::CampaignStatus;
 use herald_workflows::CampaignWorkflow;
-use temporalio_client::WorkflowSignalOptions;
+use temporalio_client::{Client, WorkflowHandle, WorkflowSignalOptions};
 use temporalio_common::{
     data_converters::{PayloadConverter, RawValue},
     protos::temporal::api::common::v1::Payload,
@@ -27,6 +27,19 @@ fn full() -> bool {
 
 fn json(value: serde_json::Value) -> RawValue {
     RawValue::from_value(&value, &PayloadConverter::default())
+}
+
+/// A bare `pause` with `reason`, as another service or the web UI sends it.
+async fn bare_pause(handle: &WorkflowHandle<Client, CampaignWorkflow>, reason: &str) {
+    let reason = json(serde_json::json!({ "reason": reason }));
+    handle
+        .signal(
+            CampaignWorkflow::pause,
+            reason,
+            WorkflowSignalOptions::default(),
+        )
+        .await
+        .expect("signal delivered");
 }
 
 fn assert_bounded(key: &str) -> Vec<i64> {
@@ -198,15 +211,7 @@ async fn a_database_outage_while_paused_keeps_every_run_bounded() {
     let client = temporal_client().await;
     let handle = client.get_workflow_handle::<CampaignWorkflow>(workflow_id(&key));
     for i in 0..signals {
-        let reason = json(serde_json::json!({ "reason": format!("outage {i}") }));
-        handle
-            .signal(
-                CampaignWorkflow::pause,
-                reason,
-                WorkflowSignalOptions::default(),
-            )
-            .await
-            .expect("signal delivered");
+        bare_pause(&handle, &format!("outage {i}")).await;
         tokio::time::sleep(outage / signals).await;
     }
     let during = history_lengths(&key);
@@ -236,7 +241,7 @@ async fn a_database_outage_while_paused_keeps_every_run_bounded() {
     assert_bounded(&key);
 }
 
-/// A status write that fails for good while bare pauses flood in: each run hands over in
+/// A status write that fails for good while the same bare pause floods in: each run hands over in
 /// the middle of its retries, and the grace runs on across runs, so the campaign still fails
 /// after it (were it counted afresh in each run, the flood would keep the campaign in limbo
 /// for as long as it lasts).
@@ -259,21 +264,15 @@ async fn a_permanent_error_fails_the_campaign_within_its_grace_across_runs() {
         .await
         .unwrap();
 
-    // Bare pauses with new reasons, twenty a second, for up to four graces.
+    // The same bare pause, twenty a second, for up to four graces: after the first, each
+    // repeats it and changes nothing, so only the status write the first one asked for is
+    // owed, and the run that hands over must pass it on.
     let client = temporal_client().await;
     let handle = client.get_workflow_handle::<CampaignWorkflow>(workflow_id(&key));
     let flood = std::time::Instant::now();
     let mut failed_after = None;
     for i in 0.. {
-        let reason = json(serde_json::json!({ "reason": "limbo" }));
-        handle
-            .signal(
-                CampaignWorkflow::pause,
-                reason,
-                WorkflowSignalOptions::default(),
-            )
-            .await
-            .expect("signal delivered");
+        bare_pause(&handle, "limbo").await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         if i % 20 == 19 && app.db_status(&key).await == Some(CampaignStatus::Failed) {
             failed_after = Some(flood.elapsed());

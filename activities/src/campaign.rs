@@ -29,7 +29,7 @@ use tracing::{debug, warn};
 use crate::{
     Faults, Metrics,
     channels::{self, Channels, outbound},
-    error::{permanent, to_activity_error, worker_stopping},
+    error::{page_error, permanent, to_activity_error, worker_stopping},
     stats::PageStats,
 };
 
@@ -143,7 +143,7 @@ impl HeraldActivities {
             }
             Channel::Inbox => unreachable!("inbox pages are one statement"),
         };
-        outcome.map_err(to_activity_error)
+        outcome.map_err(page_error)
     }
 }
 
@@ -186,7 +186,7 @@ impl HeraldActivities {
             } else {
                 channels::deliver_page(&self.pages, &input, budget)
                     .await
-                    .map_err(to_activity_error)
+                    .map_err(page_error)
             }
         };
         let outcome = outcome?;

@@ -25,6 +25,21 @@ pub fn to_activity_error(err: StoreError) -> ActivityError {
     }
 }
 
+/// A page's error: as [`to_activity_error`], except that a statement cancelled at its time
+/// limit (SQLSTATE 57014) is given back to the workflow at once, which tries the page again
+/// over fewer user ids instead of retrying the same scan.
+pub fn page_error(err: StoreError) -> ActivityError {
+    if err.sqlstate().as_deref() != Some(QUERY_CANCELED) {
+        return to_activity_error(err);
+    }
+    let message = format!("{err} (SQLSTATE {QUERY_CANCELED})");
+    warn!(error = %message, "page statement ran past its time limit; the page will scan less");
+    failure(message, names::FAILURE_TOO_SLOW, true)
+}
+
+/// PostgreSQL's `query_canceled`: a statement timeout, or a cancel request.
+const QUERY_CANCELED: &str = "57014";
+
 /// The worker is shutting down and did not start the activity: nothing was written.
 pub fn worker_stopping() -> ActivityError {
     failure(

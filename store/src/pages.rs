@@ -13,7 +13,7 @@
 //! request, a new page writes nothing and reports the row instead, even if the signal has
 //! not reached the workflow yet.
 
-use std::sync::LazyLock;
+use std::{sync::LazyLock, time::Instant};
 
 use herald_wire::{
     CampaignStatus, Intent, ItemStatus, LaneProgress, PageInput, PageOutcome, Requested, Segment,
@@ -33,10 +33,10 @@ enum ItemInsert {
     SkipExisting,
 }
 
-/// Parameters: $1 campaign id, $2 the lane's cursor, $3 the lane's bound, $4 the page size,
-/// $5 the segment, $6 the lane, $7 the status a campaign must have to take a page, $8 the
-/// status of a written item, $9 the intent a campaign must have to take a page. (See
-/// [`bind`].)
+/// Parameters: $1 campaign id, $2 the lane's cursor, $3 the end of the page's scan, $4 the
+/// page size, $5 the segment, $6 the lane, $7 the status a campaign must have to take a page,
+/// $8 the status of a written item, $9 the intent a campaign must have to take a page, $10
+/// the lane's bound. (See [`bind`].)
 fn page_sql(items: ItemInsert) -> String {
     let (on_conflict, returning, sent) = match items {
         ItemInsert::Plain => ("", "", "page"),
@@ -48,7 +48,7 @@ WITH gate AS (
     SELECT status, intent, intent_seq, intent_reason FROM messages WHERE id = $1
 ),
 done AS (
-    SELECT last_user_id, recipients, page_limit, sent, failed FROM message_pages
+    SELECT last_user_id, recipients, page_limit, sent, failed, scanned_to FROM message_pages
     WHERE message_id = $1 AND lane = $6 AND after_user_id = $2
 ),
 go AS (
@@ -67,12 +67,17 @@ ins AS (
     SELECT $1, id, $8 FROM page
     {on_conflict} {returning}
 ),
+cut AS (
+    SELECT max(id) AS last, count(*) AS n FROM page
+),
 mark AS (
-    INSERT INTO message_pages (message_id, lane, after_user_id, last_user_id, recipients, page_limit, sent)
-    SELECT $1, $6, $2, (SELECT max(id) FROM page), (SELECT count(*) FROM page), $4, (SELECT count(*) FROM {sent})
+    INSERT INTO message_pages (message_id, lane, after_user_id, last_user_id, recipients,
+                               page_limit, sent, scanned_to, ends_lane)
+    SELECT $1, $6, $2, cut.last, cut.n, $4, (SELECT count(*) FROM {sent}), s.to, s.to >= $10
+    FROM cut CROSS JOIN LATERAL (SELECT CASE WHEN cut.n >= $4 THEN cut.last ELSE $3 END AS to) s
     WHERE (SELECT ok FROM go)
     {on_conflict}
-    RETURNING last_user_id, recipients, page_limit, sent, failed
+    RETURNING last_user_id, recipients, page_limit, sent, failed, scanned_to
 )
 SELECT (SELECT status FROM gate) AS status,
        (SELECT intent FROM gate) AS intent,
@@ -83,11 +88,13 @@ SELECT (SELECT status FROM gate) AS status,
        (SELECT page_limit FROM done) AS done_limit,
        (SELECT sent FROM done) AS done_sent,
        (SELECT failed FROM done) AS done_failed,
+       (SELECT scanned_to FROM done) AS done_scanned,
        (SELECT recipients FROM mark) AS new_recipients,
        (SELECT last_user_id FROM mark) AS new_last,
        (SELECT page_limit FROM mark) AS new_limit,
        (SELECT sent FROM mark) AS new_sent,
-       (SELECT failed FROM mark) AS new_failed
+       (SELECT failed FROM mark) AS new_failed,
+       (SELECT scanned_to FROM mark) AS new_scanned
 "
     )
 }
@@ -109,11 +116,13 @@ struct PageRow {
     done_limit: Option<i32>,
     done_sent: Option<i32>,
     done_failed: Option<i32>,
+    done_scanned: Option<i64>,
     new_recipients: Option<i32>,
     new_last: Option<i64>,
     new_limit: Option<i32>,
     new_sent: Option<i32>,
     new_failed: Option<i32>,
+    new_scanned: Option<i64>,
 }
 
 /// A page row as an outcome; `None` when there is none.
@@ -123,6 +132,7 @@ fn written(
     limit: Option<i32>,
     sent: Option<i32>,
     failed: Option<i32>,
+    scanned_to: Option<i64>,
 ) -> Option<PageOutcome> {
     Some(PageOutcome::Written {
         last,
@@ -130,8 +140,21 @@ fn written(
         limit: limit.map(|l| l as u32),
         sent: sent? as u32,
         failed: failed? as u32,
+        scanned_to,
+        took_ms: None,
         deliveries: Default::default(),
     })
+}
+
+/// The last id a page may scan: `page.scan` ids past its cursor, within the lane.
+pub fn scan_end(page: &PageInput) -> i64 {
+    match page.scan {
+        Some(scan) => page
+            .after
+            .saturating_add(i64::try_from(scan).unwrap_or(i64::MAX))
+            .min(page.until),
+        None => page.until,
+    }
 }
 
 fn bind<'q, O>(
@@ -141,17 +164,33 @@ fn bind<'q, O>(
     query
         .bind(page.campaign_id)
         .bind(page.after)
-        .bind(page.until)
+        .bind(scan_end(page))
         .bind(page.limit as i64)
         .bind(page.segment.as_ref().map(Segment::as_str))
         .bind(page.lane as i32)
         .bind(CampaignStatus::InProgress.code())
         .bind(ItemStatus::Sent.code())
         .bind(Intent::Run.code())
+        .bind(page.until)
 }
 
 /// Deliver a page to the in-app inbox: the ledger row is the delivery.
+/// The outcome says how long the statement took (see [`PageOutcome::Written`]).
 pub async fn write_inbox_page(conn: &mut PgConnection, page: &PageInput) -> Result<PageOutcome> {
+    let started = Instant::now();
+    let mut outcome = write(conn, page).await?;
+    if let PageOutcome::Written { took_ms, .. } = &mut outcome {
+        *took_ms = Some(elapsed_ms(started));
+    }
+    Ok(outcome)
+}
+
+/// Milliseconds since `started`, for [`PageOutcome::Written::took_ms`].
+pub(crate) fn elapsed_ms(started: Instant) -> u32 {
+    started.elapsed().as_millis().min(u128::from(u32::MAX)) as u32
+}
+
+async fn write(conn: &mut PgConnection, page: &PageInput) -> Result<PageOutcome> {
     match run(conn, page, &PAGE_SQL).await {
         Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_unique_violation() => {
             // Another attempt of this page committed first, or (never expected) two pages
@@ -179,6 +218,7 @@ async fn run(conn: &mut PgConnection, page: &PageInput, sql: &str) -> Result<Pag
         row.done_limit,
         row.done_sent,
         row.done_failed,
+        row.done_scanned,
     ) {
         return Ok(replayed);
     }
@@ -202,6 +242,7 @@ async fn run(conn: &mut PgConnection, page: &PageInput, sql: &str) -> Result<Pag
         row.new_limit,
         row.new_sent,
         row.new_failed,
+        row.new_scanned,
     )
     .ok_or(StoreError::PageRace)
 }
@@ -222,13 +263,14 @@ pub async fn explain(pool: &PgPool, page: &PageInput) -> Result<String> {
 /// Where a campaign's page rows leave each of its lanes that has any: its first page that
 /// still has pending recipients (a page claimed by an external channel whose sends were cut
 /// short, or one whose failures are being retried) is where the lane goes on; a lane with
-/// none goes on after its last page, and is done if that page was short. One row per lane.
+/// none goes on from where its last page's scan ended, and is done if a page reached the
+/// lane's bound. One row per lane.
 pub async fn lane_progress(conn: &mut PgConnection, campaign_id: i64) -> Result<Vec<LaneProgress>> {
     #[derive(FromRow)]
     struct Row {
         lane: i32,
         open_at: Option<i64>,
-        last_id: Option<i64>,
+        scanned_to: Option<i64>,
         first_after: i64,
         ended: bool,
         pages: i64,
@@ -240,9 +282,9 @@ pub async fn lane_progress(conn: &mut PgConnection, campaign_id: i64) -> Result<
              SELECT lane, min(after_user_id) AS at FROM message_pages
              WHERE message_id = $1 AND recipients > sent + failed GROUP BY lane
          )
-         SELECT p.lane, o.at AS open_at, max(p.last_user_id) AS last_id,
+         SELECT p.lane, o.at AS open_at, max(coalesce(p.scanned_to, p.last_user_id)) AS scanned_to,
                 min(p.after_user_id) AS first_after,
-                bool_or(p.last_user_id IS NULL OR p.recipients < p.page_limit) AS ended,
+                bool_or(coalesce(p.ends_lane, p.last_user_id IS NULL OR p.recipients < p.page_limit)) AS ended,
                 count(*) FILTER (WHERE o.at IS NULL OR p.after_user_id < o.at) AS pages,
                 coalesce(sum(p.sent) FILTER (WHERE o.at IS NULL OR p.after_user_id < o.at), 0)::bigint AS sent,
                 coalesce(sum(p.failed) FILTER (WHERE o.at IS NULL OR p.after_user_id < o.at), 0)::bigint AS failed
@@ -258,7 +300,7 @@ pub async fn lane_progress(conn: &mut PgConnection, campaign_id: i64) -> Result<
         .into_iter()
         .map(|r| LaneProgress {
             lane: r.lane as u32,
-            after: r.open_at.or(r.last_id).unwrap_or(r.first_after),
+            after: r.open_at.or(r.scanned_to).unwrap_or(r.first_after),
             done: r.open_at.is_none() && r.ended,
             pages: r.pages as u64,
             sent: r.sent,

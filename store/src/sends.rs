@@ -40,8 +40,12 @@ pub struct Pending {
 /// A claimed page: its row, as recorded, and who in it is still pending.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claimed {
-    /// The highest user id of the page; `None` when the lane had nobody left.
+    /// The highest user id of the page; `None` when it found nobody.
     pub last: Option<i64>,
+    /// The lane's cursor after the page, and how long the claim took (see
+    /// `PageOutcome::Written`).
+    pub scanned_to: Option<i64>,
+    pub took_ms: u32,
     pub recipients: u32,
     /// The page size it was claimed with.
     pub limit: u32,
@@ -61,9 +65,9 @@ pub enum Claim {
     },
 }
 
-/// Parameters as in `pages`: $1 campaign id, $2 the lane's cursor, $3 the lane's bound, $4 the
-/// page size, $5 the segment, $6 the lane, $7 status in progress, $8 item status pending, $9
-/// intent run.
+/// Parameters as in `pages`: $1 campaign id, $2 the lane's cursor, $3 the end of the page's
+/// scan, $4 the page size, $5 the segment, $6 the lane, $7 status in progress, $8 item
+/// status pending, $9 intent run, $10 the lane's bound.
 static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
     "
 WITH gate AS (
@@ -73,7 +77,7 @@ go AS (
     SELECT coalesce((SELECT status = $7 AND intent = $9 FROM gate), false) AS ok
 ),
 done AS (
-    SELECT last_user_id, recipients, page_limit, sent, failed FROM message_pages
+    SELECT last_user_id, recipients, page_limit, sent, failed, scanned_to FROM message_pages
     WHERE message_id = $1 AND lane = $6 AND after_user_id = $2
 ),
 page AS (
@@ -88,11 +92,16 @@ ins AS (
     INSERT INTO message_items (message_id, user_id, status, attempts, sent_at)
     SELECT $1, id, $8, 0, NULL FROM page
 ),
+cut AS (
+    SELECT max(id) AS last, count(*) AS n FROM page
+),
 mark AS (
-    INSERT INTO message_pages (message_id, lane, after_user_id, last_user_id, recipients, page_limit, sent)
-    SELECT $1, $6, $2, (SELECT max(id) FROM page), (SELECT count(*) FROM page), $4, 0
+    INSERT INTO message_pages (message_id, lane, after_user_id, last_user_id, recipients,
+                               page_limit, sent, scanned_to, ends_lane)
+    SELECT $1, $6, $2, cut.last, cut.n, $4, 0, s.to, s.to >= $10
+    FROM cut CROSS JOIN LATERAL (SELECT CASE WHEN cut.n >= $4 THEN cut.last ELSE $3 END AS to) s
     WHERE (SELECT ok FROM go) AND NOT EXISTS (SELECT 1 FROM done)
-    RETURNING last_user_id, recipients, page_limit, sent, failed
+    RETURNING last_user_id, recipients, page_limit, sent, failed, scanned_to
 )
 SELECT (SELECT status FROM gate) AS status,
        (SELECT intent FROM gate) AS intent,
@@ -103,6 +112,7 @@ SELECT (SELECT status FROM gate) AS status,
        coalesce((SELECT page_limit FROM mark), (SELECT page_limit FROM done)) AS page_limit,
        coalesce((SELECT sent FROM mark), (SELECT sent FROM done)) AS sent,
        coalesce((SELECT failed FROM mark), (SELECT failed FROM done)) AS failed,
+       coalesce((SELECT scanned_to FROM mark), (SELECT scanned_to FROM done)) AS scanned_to,
        EXISTS (SELECT 1 FROM mark) AS claimed_now,
        coalesce((SELECT array_agg(id ORDER BY id) FROM page), '{}') AS ids,
        coalesce((SELECT array_agg(email ORDER BY id) FROM page), '{}') AS emails
@@ -121,6 +131,7 @@ struct ClaimRow {
     page_limit: Option<i32>,
     sent: Option<i32>,
     failed: Option<i32>,
+    scanned_to: Option<i64>,
     claimed_now: bool,
     ids: Vec<i64>,
     emails: Vec<String>,
@@ -128,16 +139,18 @@ struct ClaimRow {
 
 /// Claim the next page of a lane for an external channel (step 1 above).
 pub async fn claim(conn: &mut PgConnection, page: &PageInput) -> Result<Claim> {
+    let started = std::time::Instant::now();
     let row: ClaimRow = sqlx::query_as(&CLAIM_SQL)
         .bind(page.campaign_id)
         .bind(page.after)
-        .bind(page.until)
+        .bind(crate::pages::scan_end(page))
         .bind(page.limit as i64)
         .bind(page.segment.as_ref().map(Segment::as_str))
         .bind(page.lane as i32)
         .bind(CampaignStatus::InProgress.code())
         .bind(ItemStatus::Pending.code())
         .bind(Intent::Run.code())
+        .bind(page.until)
         .fetch_one(&mut *conn)
         .await?;
     let status = status::decode(
@@ -177,6 +190,8 @@ pub async fn claim(conn: &mut PgConnection, page: &PageInput) -> Result<Claim> {
     };
     Ok(Claim::Page(Claimed {
         last: row.last,
+        scanned_to: row.scanned_to,
+        took_ms: crate::pages::elapsed_ms(started),
         recipients,
         limit: row.page_limit.unwrap_or(page.limit as i32) as u32,
         sent,

@@ -89,14 +89,25 @@ impl Lifecycle {
 pub struct Lane {
     #[serde(flatten)]
     pub cursor: LaneCursor,
+    /// How many user ids the lane's next page may scan past its cursor (0: not sized yet;
+    /// see `herald_workflows::plan::scan`). It bounds a page's work whatever the audience's
+    /// density: a page that finds fewer recipients than its limit in the ids it scanned
+    /// moves the cursor to the end of them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub scan: u64,
     #[serde(skip)]
     pub turn: Turn,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl From<LaneCursor> for Lane {
     fn from(cursor: LaneCursor) -> Self {
         Self {
             cursor,
+            scan: 0,
             turn: Turn::default(),
         }
     }

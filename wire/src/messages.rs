@@ -197,9 +197,9 @@ pub struct LaneProgress {
     /// The lane's index in the campaign's split (`message_pages.lane`).
     pub lane: u32,
     /// The cursor to go on from: the start of the lane's first page that still has pending
-    /// recipients, or else the last id of its last page.
+    /// recipients, or else where its last page's scan ended.
     pub after: i64,
-    /// The lane's last page was short (or empty) and every page before the cursor is done.
+    /// A page reached the lane's bound and every page before the cursor is done.
     pub done: bool,
     /// Pages, and their sent and failed recipients, before the cursor.
     pub pages: u64,
@@ -216,6 +216,10 @@ pub struct PageInput {
     pub after: i64,
     /// Inclusive upper bound of the lane.
     pub until: i64,
+    /// Scan at most this many user ids past `after`: the page's ids lie in
+    /// `(after, min(after + scan, until)]`. `None`: up to `until`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<u64>,
     pub limit: u32,
     #[serde(default)]
     pub segment: Option<Segment>,
@@ -230,20 +234,30 @@ pub struct PageInput {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PageOutcome {
-    /// The page is committed. `last` is the highest user id of the page (the lane's next
-    /// cursor), `None` when the lane has no recipients left.
+    /// The page is committed. `last` is the highest user id of the page, `None` when it
+    /// found nobody.
     Written {
         last: Option<i64>,
         /// Recipients in the page.
         recipients: u32,
         /// The page size the page was taken with (a page that ran before may have been taken
-        /// at another pace): fewer recipients than this means the lane has nobody left.
+        /// at another pace): fewer recipients than this means nobody is left in the ids it
+        /// scanned.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
         /// Of those, delivered and failed. A page that ran before reports its recorded
         /// outcome, so summing these over pages gives exactly the ledger's totals.
         sent: u32,
         failed: u32,
+        /// The lane's cursor after this page: `last` when the page is full, else the end of
+        /// the ids it scanned. `None` from a page row written before bounded scans, which always
+        /// scanned to the lane's bound.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scanned_to: Option<i64>,
+        /// How long the page statement took, in milliseconds (`None`: not measured). A
+        /// lane sizes its next scan by it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        took_ms: Option<u32>,
         /// What an external channel's tries did in this run of the page.
         #[serde(default, skip_serializing_if = "Deliveries::is_empty")]
         deliveries: Deliveries,

@@ -50,6 +50,9 @@ pub const FAILURE_WORKER_STOPPING: &str = "herald.WorkerStopping";
 /// value Herald cannot read): the workflow retries it for a grace period, then marks the
 /// campaign failed.
 pub const FAILURE_PERMANENT: &str = "herald.Permanent";
+/// Failure type of a page whose statement ran past its time limit: the workflow tries the
+/// page again at once over fewer user ids (`herald_workflows::scan`).
+pub const FAILURE_TOO_SLOW: &str = "herald.TooSlow";
 /// Failure type of an error that may go away (a lost connection, a restart, a timeout).
 pub const FAILURE_TRANSIENT: &str = "herald.Transient";
 

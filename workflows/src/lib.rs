@@ -7,7 +7,7 @@
 //! - [`state`]: the campaign's state and every transition (requests, pages, failures, what
 //!   comes next), with no SDK in it, unit- and property-tested.
 //! - [`plan`]: pure arithmetic (lane split, cursor advance, pace, backoff, when to
-//!   continue-as-new).
+//!   continue-as-new); [`scan`]: how far a page may scan past its lane's cursor.
 //! - [`activities`]: typed declarations of the activities the workflow calls. They are
 //!   implemented in the `herald-activities` crate, so this crate never sees sqlx.
 //! - [`options`]: timeouts and retry policies, with the reasoning beside each number.
@@ -16,6 +16,7 @@ pub mod activities;
 pub mod campaign;
 pub mod options;
 pub mod plan;
+pub mod scan;
 pub mod state;
 mod steps;
 

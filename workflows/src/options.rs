@@ -73,7 +73,11 @@ pub const PAGE_STATEMENT_TIMEOUT: Duration =
 pub const BOOKKEEPING_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Failures that go straight back to the workflow instead of being retried in place.
-const GIVE_BACK: [&str; 2] = [names::FAILURE_PERMANENT, names::FAILURE_WORKER_STOPPING];
+const GIVE_BACK: [&str; 3] = [
+    names::FAILURE_PERMANENT,
+    names::FAILURE_WORKER_STOPPING,
+    names::FAILURE_TOO_SLOW,
+];
 
 /// Regular activities: the server retries them without writing history, so until it works.
 /// Errors that retrying cannot fix, and a stopping worker, are raised as non-retryable by

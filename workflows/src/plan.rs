@@ -43,18 +43,12 @@ pub fn split_lanes(
     out
 }
 
-/// Move a lane past a committed page. A page shorter than the limit means the lane's range
-/// holds nobody after it: the lane is done without asking the database again.
-pub fn advance(
-    lane: &mut LaneCursor,
-    last: Option<i64>,
-    recipients: u32,
-    limit: u32,
-    sent: u32,
-    failed: u32,
-) {
-    match last {
-        Some(last) if recipients >= limit && last < lane.until => lane.after = last,
+/// Move a lane past a committed page to `end`, where the page left the lane's cursor
+/// ([`crate::scan::page_end`]); `None` or the lane's bound: nobody is left in the lane, and
+/// it is done without asking the database again.
+pub fn advance(lane: &mut LaneCursor, end: Option<i64>, sent: u32, failed: u32) {
+    match end {
+        Some(end) if end < lane.until => lane.after = end,
         _ => {
             lane.after = lane.until;
             lane.done = true;
@@ -197,37 +191,31 @@ mod tests {
     }
 
     #[test]
-    fn a_full_page_moves_the_cursor_to_its_last_id() {
+    fn a_page_moves_the_cursor_to_where_it_ended() {
         let mut lane = split_lanes(1, 10_000, 10_000, 500, 1)[0];
-        advance(&mut lane, Some(500), 500, 500, 500, 0);
+        advance(&mut lane, Some(500), 500, 0);
         assert_eq!((lane.after, lane.done, lane.sent), (500, false, 500));
+        advance(&mut lane, Some(4_000), 20, 0);
+        assert_eq!((lane.after, lane.done, lane.sent), (4_000, false, 520));
     }
 
     #[test]
-    fn a_short_or_empty_page_ends_the_lane() {
-        let mut lane = split_lanes(1, 10_000, 10_000, 500, 1)[0];
-        advance(&mut lane, Some(9_990), 20, 500, 20, 0);
-        assert!(lane.done);
-        assert_eq!(lane.after, lane.until);
-        let mut lane = split_lanes(1, 10_000, 10_000, 500, 1)[0];
-        advance(&mut lane, None, 0, 500, 0, 0);
-        assert!(lane.done);
-    }
-
-    #[test]
-    fn a_full_page_ending_on_the_bound_ends_the_lane() {
-        let mut lane = split_lanes(1, 1_000, 1_000, 500, 1)[0];
-        advance(&mut lane, Some(1_000), 500, 500, 500, 0);
-        assert!(lane.done);
+    fn a_page_ending_at_or_past_the_bound_ends_the_lane() {
+        for end in [Some(10_000), Some(12_000), None] {
+            let mut lane = split_lanes(1, 10_000, 10_000, 500, 1)[0];
+            advance(&mut lane, end, 20, 0);
+            assert!(lane.done);
+            assert_eq!(lane.after, lane.until);
+        }
     }
 
     #[test]
     fn counters_add_each_pages_outcome() {
         let mut a = split_lanes(1, 10_000, 10_000, 500, 2)[0];
         let mut b = split_lanes(1, 10_000, 10_000, 500, 2)[1];
-        advance(&mut a, Some(500), 500, 500, 498, 2);
-        advance(&mut a, Some(1_000), 500, 500, 500, 0);
-        advance(&mut b, Some(5_500), 500, 500, 500, 0);
+        advance(&mut a, Some(500), 498, 2);
+        advance(&mut a, Some(1_000), 500, 0);
+        advance(&mut b, Some(5_500), 500, 0);
         assert_eq!(totals(&[a.into(), b.into()]), (1_498, 2));
     }
 

@@ -46,6 +46,7 @@ pub(crate) fn failure_kind(err: &ActivityExecutionError) -> FailureKind {
     match application_failure(err).map(|(kind, _)| kind) {
         Some(names::FAILURE_WORKER_STOPPING) => FailureKind::WorkerStopping,
         Some(names::FAILURE_PERMANENT) => FailureKind::Permanent,
+        Some(names::FAILURE_TOO_SLOW) => FailureKind::TooSlow,
         // Transient errors, timeouts, and anything unforeseen: retrying is safe.
         _ => FailureKind::Transient,
     }

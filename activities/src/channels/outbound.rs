@@ -262,6 +262,8 @@ fn written(
         limit: Some(claimed.limit),
         sent,
         failed,
+        scanned_to: claimed.scanned_to,
+        took_ms: Some(claimed.took_ms),
         deliveries,
     }
 }

@@ -16,6 +16,7 @@
 //!   tests that restart shared services are `#[ignore]`d and run serially by scripts/test).
 //! - `requests`: pause, resume and cancel from every side at once, in any order.
 //! - `recovery`: campaigns whose workflow was terminated, resumed from the ledger's cursors.
+//! - `scans`: sparse audiences in pages of bounded work; pages that run past their time.
 //! - `replay`: saved histories replay against the current workflow.
 
 mod api;
@@ -31,4 +32,5 @@ mod plan;
 mod recovery;
 mod replay;
 mod requests;
+mod scans;
 mod signals;

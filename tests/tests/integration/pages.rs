@@ -50,6 +50,7 @@ fn page(campaign_id: i64, after: i64) -> PageInput {
         lane: 0,
         after,
         until: 1200,
+        scan: None,
         limit: 500,
         segment: Some(Segment::parse("p").unwrap()),
         channel: Default::default(),
@@ -75,35 +76,39 @@ fn written(last: i64, recipients: u32, sent: u32) -> PageOutcome {
         limit: Some(500),
         sent,
         failed: 0,
+        scanned_to: Some(last),
+        took_ms: None,
         deliveries: Default::default(),
     }
+}
+
+/// Deliver a page as the worker does; its outcome without the time it took, which varies.
+async fn deliver(pages: &PageConnections, page: &PageInput) -> herald_store::Result<PageOutcome> {
+    let mut outcome = channels::deliver_page(pages, page, None).await?;
+    if let PageOutcome::Written { took_ms, .. } = &mut outcome {
+        assert!(took_ms.is_some(), "a page says how long it took");
+        *took_ms = None;
+    }
+    Ok(outcome)
 }
 
 #[tokio::test]
 async fn a_page_writes_once_and_reports_the_same_outcome_when_run_again() {
     let (_app, pool, pages, id) = campaign().await;
 
-    let first = channels::deliver_page(&pages, &page(id, 0), None)
-        .await
-        .unwrap();
+    let first = deliver(&pages, &page(id, 0)).await.unwrap();
     assert_eq!(first, written(500, 500, 500));
     assert_eq!(items(&pool, id).await, (500, 500));
 
     // A retry, or a local activity re-run after a crash: the page row answers, nothing is
     // written twice.
-    let again = channels::deliver_page(&pages, &page(id, 0), None)
-        .await
-        .unwrap();
+    let again = deliver(&pages, &page(id, 0)).await.unwrap();
     assert_eq!(again, first);
     assert_eq!(items(&pool, id).await, (500, 500));
 
     // The lane's last page is short, which ends the lane.
-    channels::deliver_page(&pages, &page(id, 500), None)
-        .await
-        .unwrap();
-    let last = channels::deliver_page(&pages, &page(id, 1000), None)
-        .await
-        .unwrap();
+    deliver(&pages, &page(id, 500)).await.unwrap();
+    let last = deliver(&pages, &page(id, 1000)).await.unwrap();
     assert_eq!(last, written(1200, 200, 200));
     assert_eq!(items(&pool, id).await, (1200, 1200));
 }
@@ -124,11 +129,77 @@ async fn a_page_meeting_existing_rows_skips_them_and_counts_only_its_own() {
     .await
     .unwrap();
 
-    let outcome = channels::deliver_page(&pages, &page(id, 0), None)
-        .await
-        .unwrap();
+    let outcome = deliver(&pages, &page(id, 0)).await.unwrap();
     assert_eq!(outcome, written(500, 500, 470));
     assert_eq!(items(&pool, id).await, (500, 500));
+}
+
+/// A sparse audience: a page scans at most its range of ids, and one that finds fewer than
+/// its limit there leaves the lane at the range's end (recorded in its page row, which a run
+/// of it again reports, and which a recovery goes on from); the page that reaches the lane's
+/// bound ends the lane.
+#[tokio::test]
+async fn a_page_scans_at_most_its_range_and_the_lane_goes_on_from_its_end() {
+    let (_app, pool, pages, id) = campaign().await;
+    sqlx::query("UPDATE users SET segments = '{}' WHERE id NOT IN (7, 650, 1199)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let scanning = |after| PageInput {
+        scan: Some(300),
+        ..page(id, after)
+    };
+    let short = |last: Option<i64>, recipients, scanned_to| PageOutcome::Written {
+        last,
+        recipients,
+        limit: Some(500),
+        sent: recipients,
+        failed: 0,
+        scanned_to: Some(scanned_to),
+        took_ms: None,
+        deliveries: Default::default(),
+    };
+
+    let first = deliver(&pages, &scanning(0)).await.unwrap();
+    assert_eq!(first, short(Some(7), 1, 300));
+    let empty = deliver(&pages, &scanning(300)).await.unwrap();
+    assert_eq!(empty, short(None, 0, 600));
+    assert_eq!(deliver(&pages, &scanning(300)).await.unwrap(), empty);
+
+    let mut conn = pool.acquire().await.unwrap();
+    let lanes = herald_store::pages::lane_progress(&mut conn, id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (lanes[0].after, lanes[0].done, lanes[0].sent),
+        (600, false, 1)
+    );
+
+    assert_eq!(
+        deliver(&pages, &scanning(600)).await.unwrap(),
+        short(Some(650), 1, 900)
+    );
+    // The last range is cut at the lane's bound.
+    assert_eq!(
+        deliver(&pages, &scanning(900)).await.unwrap(),
+        short(Some(1199), 1, 1200)
+    );
+    let lanes = herald_store::pages::lane_progress(&mut conn, id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (lanes[0].after, lanes[0].done, lanes[0].sent),
+        (1200, true, 3)
+    );
+    let ends: Vec<bool> = sqlx::query_scalar(
+        "SELECT ends_lane FROM message_pages WHERE message_id = $1 ORDER BY after_user_id",
+    )
+    .bind(id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(ends, [false, false, false, true]);
+    assert_eq!(items(&pool, id).await, (3, 3));
 }
 
 /// The gate: once an operator's pause is recorded, a new page writes nothing and reports
@@ -137,9 +208,7 @@ async fn a_page_meeting_existing_rows_skips_them_and_counts_only_its_own() {
 #[tokio::test]
 async fn a_paused_campaign_writes_no_new_page() {
     let (_app, pool, pages, id) = campaign().await;
-    let first = channels::deliver_page(&pages, &page(id, 0), None)
-        .await
-        .unwrap();
+    let first = deliver(&pages, &page(id, 0)).await.unwrap();
     let key = herald_wire::CampaignKey::parse("pages").unwrap();
     let recorded = status::request(&pool, &key, status::Request::Pause, None)
         .await
@@ -154,9 +223,7 @@ async fn a_paused_campaign_writes_no_new_page() {
     );
 
     assert_eq!(
-        channels::deliver_page(&pages, &page(id, 500), None)
-            .await
-            .unwrap(),
+        deliver(&pages, &page(id, 500)).await.unwrap(),
         PageOutcome::Halted {
             status: CampaignStatus::InProgress,
             requested: recorded.requested.clone(),
@@ -173,9 +240,7 @@ async fn a_paused_campaign_writes_no_new_page() {
         .await
         .unwrap();
     assert!(matches!(
-        channels::deliver_page(&pages, &page(id, 500), None)
-            .await
-            .unwrap(),
+        deliver(&pages, &page(id, 500)).await.unwrap(),
         PageOutcome::Halted {
             status: CampaignStatus::Paused,
             requested: Requested {
@@ -185,12 +250,7 @@ async fn a_paused_campaign_writes_no_new_page() {
             },
         }
     ));
-    assert_eq!(
-        channels::deliver_page(&pages, &page(id, 0), None)
-            .await
-            .unwrap(),
-        first
-    );
+    assert_eq!(deliver(&pages, &page(id, 0)).await.unwrap(), first);
     assert_eq!(items(&pool, id).await, (500, 500));
 }
 
@@ -245,16 +305,12 @@ async fn a_page_connection_is_reused_until_it_breaks() {
         .await
         .unwrap();
     assert!(ended);
-    let broken = channels::deliver_page(&pages, &page(id, 0), None)
-        .await
-        .unwrap_err();
+    let broken = deliver(&pages, &page(id, 0)).await.unwrap_err();
     assert_eq!(broken.fault(), Fault::Transient, "{broken}");
     assert_eq!(items(&pool, id).await, (0, 0));
 
     // The retry gets a new session and writes the page.
-    let retried = channels::deliver_page(&pages, &page(id, 0), None)
-        .await
-        .unwrap();
+    let retried = deliver(&pages, &page(id, 0)).await.unwrap();
     assert_eq!(retried, written(500, 500, 500));
     assert_ne!(backend(&pages).await, first);
 }

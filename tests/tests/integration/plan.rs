@@ -32,6 +32,7 @@ async fn pages_walk_the_primary_key_even_without_statistics() {
         lane: 0,
         after: 0,
         until: 200_000,
+        scan: None,
         limit: 500,
         segment: Some(Segment::parse("p").unwrap()),
         channel: Default::default(),

@@ -9,7 +9,7 @@ use herald_wire::{
 };
 
 use super::{CampaignState, PUBLISH_EVERY_PAGES, Rest, window};
-use crate::{options, plan};
+use crate::{options, plan, scan};
 
 /// How a failed activity is handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +20,8 @@ pub enum FailureKind {
     Permanent,
     /// It may go away: back off and retry.
     Transient,
+    /// The page's statement ran past its timeout: scan less, and try again at once.
+    TooSlow,
 }
 
 impl CampaignState {
@@ -63,6 +65,7 @@ impl CampaignState {
             };
             lane.turn.next_at_ms = base + interval_ms;
             lane.turn.activity = LaneActivity::Paging { limit: pace.limit };
+            lane.scan = scan::for_page(lane.scan, pace.limit);
             pages.push((
                 i,
                 PageInput {
@@ -70,6 +73,7 @@ impl CampaignState {
                     lane: i as u32,
                     after: lane.cursor.after,
                     until: lane.cursor.until,
+                    scan: Some(lane.scan),
                     limit: pace.limit,
                     segment: self.spec.segment.clone(),
                     channel: self.spec.channel,
@@ -108,13 +112,17 @@ impl CampaignState {
                 limit,
                 sent,
                 failed,
+                scanned_to,
+                took_ms,
                 deliveries,
             } => {
-                // The page's own size decides whether it ended its lane: the pace may have
-                // changed since it was taken.
+                // The page's own size decides where it ended: the pace may have changed
+                // since it was taken.
                 let limit = limit.unwrap_or(taken_with);
-                let cursor = &mut self.carried.lanes[lane].cursor;
-                plan::advance(cursor, last, recipients, limit, sent, failed);
+                let lane = &mut self.carried.lanes[lane];
+                let end = scan::page_end(last, recipients, limit, scanned_to);
+                plan::advance(&mut lane.cursor, end, sent, failed);
+                lane.scan = scan::after_page(lane.scan, limit, recipients < limit, took_ms);
                 self.carried.trouble = Default::default();
                 self.carried.pages_done += 1;
                 self.pages_this_run += 1;
@@ -204,7 +212,31 @@ impl CampaignState {
         message: &str,
         now_ms: i64,
     ) -> bool {
-        self.carried.lanes[lane].turn.activity = LaneActivity::Idle;
+        let the_lane = &mut self.carried.lanes[lane];
+        let taken_with = match the_lane.turn.activity {
+            LaneActivity::Paging { limit } => limit,
+            _ => self.spec.page_size.get(),
+        };
+        the_lane.turn.activity = LaneActivity::Idle;
+        let (mut kind, mut message) = (kind, message.to_owned());
+        if kind == FailureKind::TooSlow {
+            match scan::after_timeout(the_lane.scan, taken_with) {
+                Some(smaller) => {
+                    // Split the page: the same cursor, a smaller range, at once.
+                    the_lane.scan = smaller;
+                    return false;
+                }
+                None => {
+                    kind = FailureKind::Permanent;
+                    message = format!(
+                        "{message}: the page statement ran past its time limit while scanning \
+                         only {} user ids after {} (lane {lane}); the database is too slow, or \
+                         something holds a lock that pages wait on",
+                        the_lane.scan, the_lane.cursor.after
+                    );
+                }
+            }
+        }
         let rest = if kind == FailureKind::WorkerStopping {
             Rest::Handover
         } else {

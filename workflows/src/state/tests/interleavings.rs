@@ -27,6 +27,8 @@ enum Happening {
     Commit(usize),
     /// A page in flight on this lane fails.
     Fail(usize, bool),
+    /// A page in flight on this lane runs past its statement timeout.
+    TooSlow(usize),
     /// The lanes claim pages (if they may).
     Claim,
     /// The loop takes its next step if the lanes are idle.
@@ -49,17 +51,19 @@ enum Delivered {
 fn happening() -> impl Strategy<Value = Happening> {
     let intent = prop_oneof![Just(Intent::Run), Just(Intent::Pause), Just(Intent::Cancel)];
     prop_oneof![
-        intent.clone().prop_map(Happening::Bare),
-        (intent, any::<bool>()).prop_map(|(i, update)| Happening::Cli(i, update)),
-        Just(Happening::SyncStart),
-        Just(Happening::SyncWrite),
-        Just(Happening::SyncEnd),
-        (0..2usize).prop_map(Happening::Commit),
-        (0..2usize, any::<bool>()).prop_map(|(l, p)| Happening::Fail(l, p)),
-        Just(Happening::Claim),
-        Just(Happening::Step),
-        Just(Happening::TaskDone),
-        Just(Happening::TaskLost),
+        1 => intent.clone().prop_map(Happening::Bare),
+        1 => (intent, any::<bool>()).prop_map(|(i, update)| Happening::Cli(i, update)),
+        1 => Just(Happening::SyncStart),
+        1 => Just(Happening::SyncWrite),
+        1 => Just(Happening::SyncEnd),
+        // Pages come and go more often than requests, so that lanes finish.
+        4 => (0..2usize).prop_map(Happening::Commit),
+        1 => (0..2usize, any::<bool>()).prop_map(|(l, p)| Happening::Fail(l, p)),
+        1 => (0..2usize).prop_map(Happening::TooSlow),
+        4 => Just(Happening::Claim),
+        2 => Just(Happening::Step),
+        1 => Just(Happening::TaskDone),
+        1 => Just(Happening::TaskLost),
     ]
 }
 
@@ -71,9 +75,17 @@ proptest! {
     /// runs again after a cancel, and the carried state stays small.
     #[test]
     fn any_interleaving_ends_as_the_last_request_asked(
-        happenings in proptest::collection::vec(happening(), 1..120)
+        happenings in proptest::collection::vec(happening(), 1..120),
+        every in prop_oneof![Just(1i64), Just(3), Just(7), Just(23), Just(97)],
+        took_ms in prop_oneof![Just(None), Just(Some(1u32)), Just(Some(300)), Just(Some(2_000))],
     ) {
         let mut s = running();
+        // Pages of 20 in two lanes of 100 ids, to an audience of every `every`th user: pages
+        // that fill up, pages that end at their scan, lanes that end.
+        s.spec.page_size = herald_wire::PageSize::new(20).unwrap();
+        for (i, lane) in s.carried.lanes.iter_mut().enumerate() {
+            (lane.cursor.after, lane.cursor.until) = (i as i64 * 100, (i as i64 + 1) * 100);
+        }
         // A grace a few steps long, so that permanent failures fail the campaign.
         s.tuning.failure_grace_secs = 1;
         let mut row = LedgerRequests::default();
@@ -119,9 +131,17 @@ proptest! {
                     let reason = Some(format!("request {requests}"));
                     row.requested = Requested { intent, seq: row.requested.seq + 1, reason: reason.clone() };
                     row.token = None;
-                    // A cancel the workflow has taken is final, whatever comes after it.
+                    // A cancel the workflow has taken is final, whatever comes after it. A
+                    // pause does nothing to a failed campaign, unless a look on its way has
+                    // read a resume the workflow has not seen, which will take it out of
+                    // its failure first.
+                    let resume_on_its_way = matches!(&syncing, Some((_, Some(read)))
+                        if read.requested.intent == Intent::Run
+                            && read.requested.seq > s.carried.requests.applied.seq);
                     let takes = !cancelled
-                        && !(intent == Intent::Pause && matches!(s.lifecycle(), Lifecycle::Failed { .. }));
+                        && !(intent == Intent::Pause
+                            && matches!(s.lifecycle(), Lifecycle::Failed { .. })
+                            && !resume_on_its_way);
                     if update {
                         let asked = herald_wire::RecordedRequests { seq: row.requested.seq, rate_seq: 0 };
                         let ticket = s.on_requests_update(asked);
@@ -165,12 +185,18 @@ proptest! {
                 Happening::Commit(lane) => {
                     if let LaneActivity::Paging { limit } = s.carried.lanes[lane].turn.activity {
                         task = None;
-                        let c = s.carried.lanes[lane].cursor;
-                        let last_id = (c.after + i64::from(limit)).min(c.until);
-                        let n = (last_id - c.after) as u32;
+                        let l = s.carried.lanes[lane];
+                        let end = (l.cursor.after + l.scan as i64).min(l.cursor.until);
+                        let found: Vec<i64> = (l.cursor.after + 1..=end)
+                            .filter(|id| id % every == 0)
+                            .take(limit as usize)
+                            .collect();
+                        let n = found.len() as u32;
+                        let scanned_to = if n == limit { found.last().copied() } else { Some(end) };
                         s.apply_page(lane, PageOutcome::Written {
-                            last: Some(last_id), recipients: n, limit: Some(limit),
-                            sent: n, failed: 0, deliveries: Deliveries::default(),
+                            last: found.last().copied(), recipients: n, limit: Some(limit),
+                            sent: n, failed: 0, scanned_to, took_ms,
+                            deliveries: Deliveries::default(),
                         }, now);
                         committed[lane] += i64::from(n);
                     }
@@ -180,6 +206,12 @@ proptest! {
                         task = None;
                         let kind = if permanent { FailureKind::Permanent } else { FailureKind::Transient };
                         s.page_failed(lane, kind, "boom", now);
+                    }
+                }
+                Happening::TooSlow(lane) => {
+                    if matches!(s.carried.lanes[lane].turn.activity, LaneActivity::Paging { .. }) {
+                        task = None;
+                        s.page_failed(lane, FailureKind::TooSlow, "statement timeout", now);
                     }
                 }
                 Happening::Claim => {
@@ -234,6 +266,11 @@ proptest! {
                         prop_assert!(matches!(s.status, CampaignStatus::Paused | CampaignStatus::Failed));
                     }
                     Intent::Cancel => prop_assert!(false, "a cancel answered before the run ended"),
+                    // Running, unless its pages have failed for good since it was taken
+                    // (the answer then says so).
+                    Intent::Run if matches!(l, Lifecycle::Failed { .. }) => {
+                        prop_assert_eq!(s.status, CampaignStatus::Failed);
+                    }
                     Intent::Run => {
                         prop_assert_eq!(l, Lifecycle::Running);
                         prop_assert_eq!(s.status, CampaignStatus::InProgress);
@@ -281,7 +318,11 @@ proptest! {
         match last {
             Some(Intent::Cancel) => prop_assert_eq!(ended, Some(CampaignStatus::Cancelled)),
             // Every recipient has had their page: nothing is left for a pause to hold.
-            _ if s.lanes_done() => prop_assert_eq!(ended, Some(CampaignStatus::Completed)),
+            _ if s.lanes_done() => {
+                prop_assert_eq!(ended, Some(CampaignStatus::Completed));
+                // Nobody skipped, nobody twice.
+                prop_assert_eq!(committed.iter().sum::<i64>(), 200 / every);
+            }
             Some(Intent::Pause) if !failed => {
                 prop_assert_eq!(s.lifecycle(), Lifecycle::Paused { started: true });
                 prop_assert_eq!(s.status, CampaignStatus::Paused);

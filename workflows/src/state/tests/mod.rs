@@ -250,6 +250,8 @@ fn a_cursor_moves_only_with_a_committed_page() {
             limit: Some(500),
             sent: 500,
             failed: 0,
+            scanned_to: Some(1_500),
+            took_ms: Some(3),
             deliveries: Deliveries::default(),
         },
         0,

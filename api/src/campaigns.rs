@@ -441,10 +441,32 @@ fn progress(watch: Watch) -> impl Stream<Item = Result<Event, Infallible>> {
     .flat_map(|events| futures::stream::iter(events.into_iter().map(Ok)))
 }
 
+/// What an event shows of a campaign, to tell whether there is anything new: its status,
+/// request, counters, and how far its pages have scanned (in thousandths, so that the pages
+/// of a sparse audience that find nobody still move it).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Shown {
+    status: i16,
+    intent: i16,
+    counters: [i64; 3],
+    scanned: i64,
+}
+
+impl Shown {
+    fn of(view: &herald_control::CampaignView) -> Self {
+        Self {
+            status: view.status.code(),
+            intent: view.intent.code(),
+            counters: [view.sent, view.failed, view.read],
+            scanned: (view.scanned * 1_000.0) as i64,
+        }
+    }
+}
+
 struct Follow {
     watch: Watch,
-    /// What the last event showed: status, intent and counters.
-    last: Option<(i16, i16, i64, i64, i64)>,
+    /// What the last event showed.
+    last: Option<Shown>,
     ended: bool,
 }
 
@@ -463,13 +485,7 @@ impl Follow {
                     return vec![Event::default().event("error").data(data.to_string())];
                 }
             };
-            let shown = (
-                view.status.code(),
-                view.intent.code(),
-                view.sent,
-                view.failed,
-                view.read,
-            );
+            let shown = Shown::of(&view);
             let finished = view.status.is_terminal();
             if self.last == Some(shown) && !finished {
                 continue;
@@ -546,7 +562,7 @@ struct ListLooks {
     after: Option<Cursor>,
     first: Option<Vec<herald_control::CampaignView>>,
     /// What was last sent of each campaign: status, intent and counters.
-    shown: std::collections::HashMap<String, (i16, i16, i64, i64, i64)>,
+    shown: std::collections::HashMap<String, Shown>,
 }
 
 impl ListLooks {
@@ -578,13 +594,7 @@ impl ListLooks {
             let mut events = self.departed(&views).await;
             // Oldest first, so a client that adds rows at the top ends newest first.
             for view in views.into_iter().rev() {
-                let shown = (
-                    view.status.code(),
-                    view.intent.code(),
-                    view.sent,
-                    view.failed,
-                    view.read,
-                );
+                let shown = Shown::of(&view);
                 if self.shown.insert(view.key.to_string(), shown) == Some(shown) {
                     continue;
                 }

@@ -35,6 +35,9 @@ pub struct Campaign {
     pub read: i64,
     /// read / sent, 0 to 1.
     pub read_rate: f64,
+    /// How much of the audience's user-id range the committed pages have scanned, 0 to 1:
+    /// progress that moves while the pages of a sparse audience find nobody.
+    pub scanned: f64,
     pub title: String,
     pub segment: Option<String>,
     #[schema(example = "inbox")]
@@ -69,6 +72,7 @@ impl From<CampaignView> for Campaign {
             audience_change: v.audience_change,
             read: v.read,
             read_rate: v.read_rate,
+            scanned: v.scanned,
             title: v.title,
             segment: v.segment,
             channel: v.channel.name().to_owned(),

@@ -427,6 +427,12 @@ fn print_view(v: &CampaignView) {
             -n, v.total
         ),
     }
+    if let (Some(min), Some(max), false) = (v.min_user_id, v.max_user_id, v.status.is_terminal()) {
+        println!(
+            "scanned   {:.1}% of the audience's user ids ({min}–{max})",
+            100.0 * v.scanned
+        );
+    }
     println!("read      {} ({:.1}% of sent)", v.read, 100.0 * v.read_rate);
     if let Some(r) = &v.reason {
         println!("reason    {r}");

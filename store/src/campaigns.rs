@@ -238,6 +238,13 @@ pub struct CampaignView {
     pub read: i64,
     /// read / sent, 0 when nothing is sent yet.
     pub read_rate: f64,
+    /// How much of the audience's user-id range (`min_user_id..=max_user_id`) the committed
+    /// pages have scanned, 0 to 1 (1 once completed). Progress that stays truthful while the
+    /// pages of a sparse audience find nobody.
+    pub scanned: f64,
+    /// The audience's user-id range, fixed at launch (`None` before it is counted).
+    pub min_user_id: Option<i64>,
+    pub max_user_id: Option<i64>,
     pub title: String,
     pub segment: Option<String>,
     #[sqlx(try_from = "String")]
@@ -283,12 +290,22 @@ SELECT m.id, m.key, m.status, m.intent, coalesce(m.total, 0) AS total, p.sent, p
             THEN p.sent + p.failed - coalesce(m.total, 0) ELSE 0 END AS audience_change,
        r.read,
        CASE WHEN p.sent > 0 THEN least(r.read::float8 / p.sent, 1) ELSE 0 END AS read_rate,
+       CASE WHEN m.status = 3 THEN 1
+            WHEN m.max_user_id >= m.min_user_id
+            THEN least(p.spans / (m.max_user_id - m.min_user_id + 1), 1)
+            ELSE 0 END::float8 AS scanned,
+       m.min_user_id, m.max_user_id,
        m.title, m.segment, m.channel, m.page_size, m.lanes, m.rate, m.status_reason AS reason,
        m.send_at, m.created_at, m.started_at, m.paused_at, m.finished_at, m.requested_at
 FROM messages m
 LEFT JOIN LATERAL (
-    SELECT coalesce(sum(sent), 0)::bigint AS sent, coalesce(sum(failed), 0)::bigint AS failed
-    FROM message_pages WHERE message_id = m.id
+    -- Each lane's pages cover its ids from its first page's cursor to where its last scan
+    -- ended: the spans add up to what has been scanned.
+    SELECT coalesce(sum(l.sent), 0)::bigint AS sent, coalesce(sum(l.failed), 0)::bigint AS failed,
+           coalesce(sum(l.span), 0)::float8 AS spans
+    FROM (SELECT sum(sent) AS sent, sum(failed) AS failed,
+                 max(coalesce(scanned_to, last_user_id, after_user_id)) - min(after_user_id) AS span
+          FROM message_pages WHERE message_id = m.id GROUP BY lane) l
 ) p ON true
 LEFT JOIN LATERAL (
     SELECT coalesce(sum(reads), 0)::bigint AS read FROM message_reads WHERE message_id = m.id

@@ -120,10 +120,22 @@ fn speed_text(c: &Campaign) -> String {
     }
 }
 
+/// What is left at the pace so far. The pace is that of the scan through the audience's
+/// user ids when it is ahead of the recipients processed (a sparse audience: pages that find
+/// nobody still move it on).
 fn eta_text(c: &Campaign) -> String {
-    match speed(c) {
-        Some(s) if s > 0.0 && c.pending > 0 => duration(c.pending as f64 / s),
+    let processed = if c.total > 0 {
+        (c.sent + c.failed) as f64 / c.total as f64
+    } else {
+        0.0
+    };
+    let done = c.scanned.max(processed).min(1.0);
+    match (speed(c), c.started_at) {
         _ if c.status == 3 => "done".into(),
+        (Some(s), Some(started)) if s > 0.0 && c.pending > 0 && done > 0.0 => {
+            let secs = (Utc::now() - started).num_milliseconds() as f64 / 1000.0;
+            duration(secs * (1.0 - done) / done)
+        }
         _ => "—".into(),
     }
 }
@@ -356,6 +368,7 @@ pub fn detail(
                 (counts(c))
                 dl.stats {
                     div { dt { "Done" } dd data-f="percent" { (percent(c.sent + c.failed, c.total)) } }
+                    div { dt title="Of the audience's user ids, how many its pages have looked through" { "Scanned" } dd data-f="scanned" { (percent((c.scanned * 10_000.0) as i64, 10_000)) } }
                     div { dt { "Speed" } dd data-f="speed" { (speed_text(c)) } }
                     div { dt { "ETA" } dd data-f="eta" { (eta_text(c)) } }
                     div { dt { "Read" } dd { span data-f="read" { (number(c.read)) } " (" span data-f="read_rate" { (percent((c.read_rate * 10_000.0) as i64, 10_000)) } ")" } }

@@ -62,6 +62,34 @@ async fn three_members_among_many_users_complete_in_bounded_pages() {
     );
 }
 
+/// A paced sparse audience: while its pages find nobody, `herald status` still shows it
+/// moving, by how much of the audience's user ids its pages have scanned.
+#[tokio::test]
+async fn progress_moves_while_pages_find_nobody() {
+    let app = TestApp::spawn().await.unwrap();
+    let sparse = unique("paced");
+    sparse_audience(&app, 400_000, &sparse).await;
+    let key = app.campaign(&sparse).lanes(1).rate(2).launch();
+    app.wait_items(&key, 1, LONG).await.unwrap();
+    let before = app.status(&key);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = app.status(&key);
+    // One page a second from 32 ids, doubling: the middle member is ~12 s away.
+    assert_eq!((&before["sent"], &after["sent"]), (&1.into(), &1.into()));
+    let (a, b) = (before["scanned"].as_f64(), after["scanned"].as_f64());
+    assert!(
+        a.unwrap() < b.unwrap() && b.unwrap() < 1.0,
+        "{before}\n{after}"
+    );
+    assert!(
+        app.herald_ok(&["status", &key])
+            .contains("of the audience's user ids"),
+        "herald status says how much it has scanned"
+    );
+    app.completes_exactly_once(&key, 3).await;
+    assert_eq!(app.status(&key)["scanned"], 1.0);
+}
+
 /// While something holds a lock that page statements wait on (here the lock that a
 /// `CREATE INDEX` without `CONCURRENTLY` takes on the ledger), every page runs into its limit:
 /// the page is split (its range quartered, down to the page size), and then the campaign

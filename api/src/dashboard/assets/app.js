@@ -22,17 +22,26 @@
     });
   }
 
-  // Speed from the last minute of samples of one campaign: recipients processed per second.
+  // How far a campaign has come, 0 to 1: the recipients processed, or the share of the
+  // audience's user ids its pages have scanned when that is ahead (a sparse audience).
+  function fraction(c) {
+    var processed = c.total > 0 ? (c.sent + c.failed) / c.total : 0;
+    return Math.min(Math.max(processed, c.scanned || 0), 1);
+  }
+
+  // Speed from the last minute of samples of one campaign: recipients processed per second,
+  // and the time left at the pace its fraction moved.
   var samples = {};
   function speed(c) {
-    var now = Date.now() / 1000, done = c.sent + c.failed;
+    var now = Date.now() / 1000, done = c.sent + c.failed, f = fraction(c);
     var s = samples[c.key] || (samples[c.key] = []);
     if (c.status !== 1) { samples[c.key] = []; return null; }
-    s.push([now, done]);
+    s.push([now, done, f]);
     while (s.length > 2 && now - s[0][0] > 60) s.shift();
-    var first = s[0];
-    if (now - first[0] < 2) return undefined; // not enough yet: keep what is shown
-    return (done - first[1]) / (now - first[0]);
+    var first = s[0], secs = now - first[0];
+    if (secs < 2) return undefined; // not enough yet: keep what is shown
+    var pace = (f - first[2]) / secs;
+    return { rate: (done - first[1]) / secs, left: pace > 0 ? (1 - f) / pace : null };
   }
 
   // Fill a row or a campaign page from the API's campaign JSON.
@@ -52,6 +61,7 @@
     set(root, 'read', numbers.format(c.read));
     set(root, 'read_rate', percent(c.read_rate * 10000, 10000));
     set(root, 'percent', percent(done, c.total));
+    set(root, 'scanned', percent((c.scanned || 0) * 10000, 10000));
     root.querySelectorAll('[data-f="bar"]').forEach(function (bar) {
       bar.max = Math.max(c.total, 1);
       bar.value = Math.min(done, bar.max);
@@ -62,8 +72,8 @@
       set(root, 'speed', '—');
       set(root, 'eta', c.status === 3 ? 'done' : '—');
     } else if (v !== undefined) {
-      set(root, 'speed', numbers.format(Math.round(v)) + ' /s');
-      set(root, 'eta', v > 0 && c.pending > 0 ? duration(c.pending / v) : '—');
+      set(root, 'speed', numbers.format(Math.round(v.rate)) + ' /s');
+      set(root, 'eta', v.left !== null && c.pending > 0 ? duration(v.left) : '—');
     }
   }
 

@@ -16,6 +16,7 @@
 //! - [`inbox`]: a user's messages and read tracking.
 //! - [`items`]: a campaign's items, found through its pages (the failure listing).
 //! - [`audience`]: counting an audience, adding users.
+//! - [`filter`]: audience filters compiled to parameterized SQL.
 //! - [`partitions`]: the ledger's partitions by user id.
 //! - [`error`]: [`StoreError`] and [`Fault`], whose fault an error is.
 
@@ -23,6 +24,7 @@ pub mod audience;
 pub mod campaigns;
 pub mod connect;
 pub mod error;
+pub mod filter;
 pub mod inbox;
 pub mod items;
 pub mod page_connections;

@@ -12,10 +12,12 @@
 //!   the status of one recipient's item.
 //! - [`carried`]: the campaign workflow's durable state, carried from run to run.
 //! - [`messages`]: workflow input, activity inputs and outcomes, progress, signal payloads.
+//! - [`audience`]: audience filters, the JSON expression trees that choose a campaign's users.
 //!
 //! After the first release, every field added to a struct that crosses the wire gets
 //! `#[serde(default)]`, so running workflows' histories keep decoding (docs/operations.md).
 
+pub mod audience;
 pub mod carried;
 pub mod messages;
 pub mod names;

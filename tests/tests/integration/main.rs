@@ -2,6 +2,7 @@
 //! area against the real Temporal dev server and PostgreSQL, through `herald_tests::TestApp`.
 //!
 //! - `api`: the HTTP API end to end, with a real `herald-api` process.
+//! - `audience`: audience filters compiled to SQL, counted against plain SQL.
 //! - `campaign`: campaigns end to end: exactly once, pause, cancel, send_at, read tracking.
 //! - `channels`: webhook and e-mail campaigns against receivers the tests start.
 //! - `signals`: signals sent straight through Temporal, malformed payloads included.
@@ -20,6 +21,7 @@
 //! - `replay`: saved histories replay against the current workflow.
 
 mod api;
+mod audience;
 mod campaign;
 mod channels;
 mod cli;

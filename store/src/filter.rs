@@ -1,0 +1,298 @@
+//! Audience filters as SQL: a checked [`Filter`] becomes a boolean expression over `users u`
+//! and the parameters it binds. Every value and every attribute name is a parameter; the
+//! text of the expression comes only from this file, so no filter can change a statement's
+//! shape beyond the tree it describes.
+//!
+//! Each test is two-valued: a user without the attribute (SQL's NULL) fails it, so `not`
+//! holds exactly the users its filter does not, and `ne` is `not eq`.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use herald_wire::audience::{AttrType, Column, Field, Filter, FilterError, Test, TimeRef, Value};
+use sqlx::{PgPool, Postgres, postgres::PgArguments, query::QueryAs};
+
+use crate::Result;
+
+/// A value bound to a compiled filter's parameter.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Param {
+    Text(String),
+    Texts(Vec<String>),
+    Int(i64),
+    Ints(Vec<i64>),
+    Number(f64),
+    Numbers(Vec<f64>),
+    Bool(bool),
+    Bools(Vec<bool>),
+    Time(DateTime<Utc>),
+    Times(Vec<DateTime<Utc>>),
+}
+
+/// A filter as a SQL expression over `users u`, whose parameters are numbered from the
+/// `first` given to [`compile`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Compiled {
+    pub sql: String,
+    pub params: Vec<Param>,
+}
+
+impl Compiled {
+    /// Every user: no filter.
+    pub fn everyone() -> Self {
+        Self {
+            sql: "true".into(),
+            params: Vec::new(),
+        }
+    }
+
+    /// Bind the parameters, in order, after those the statement binds before them.
+    pub fn bind<'q, O>(
+        &'q self,
+        mut query: QueryAs<'q, Postgres, O, PgArguments>,
+    ) -> QueryAs<'q, Postgres, O, PgArguments> {
+        for p in &self.params {
+            query = match p {
+                Param::Text(v) => query.bind(v),
+                Param::Texts(v) => query.bind(v),
+                Param::Int(v) => query.bind(v),
+                Param::Ints(v) => query.bind(v),
+                Param::Number(v) => query.bind(v),
+                Param::Numbers(v) => query.bind(v),
+                Param::Bool(v) => query.bind(v),
+                Param::Bools(v) => query.bind(v),
+                Param::Time(v) => query.bind(v),
+                Param::Times(v) => query.bind(v),
+            };
+        }
+        query
+    }
+}
+
+/// The attributes users have, and their types.
+pub async fn attribute_types(pool: &PgPool) -> Result<HashMap<String, AttrType>> {
+    let rows: Vec<(String, String)> = sqlx::query_as("SELECT name, type FROM user_attributes")
+        .fetch_all(pool)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(name, kind)| Some((name, AttrType::parse(&kind)?)))
+        .collect())
+}
+
+/// Compile `filter`, checked against `types`, with its parameters numbered from `first`.
+/// Times still relative are fixed at `now`.
+pub fn compile(
+    filter: &Filter,
+    types: &HashMap<String, AttrType>,
+    first: usize,
+    now: DateTime<Utc>,
+) -> std::result::Result<Compiled, FilterError> {
+    let lookup = |name: &str| types.get(name).copied();
+    filter.check(&lookup)?;
+    let mut c = Compiler {
+        params: Vec::new(),
+        first,
+        types: &lookup,
+        now,
+    };
+    let sql = c.node(filter);
+    Ok(Compiled {
+        sql,
+        params: c.params,
+    })
+}
+
+struct Compiler<'a, T: Fn(&str) -> Option<AttrType>> {
+    params: Vec<Param>,
+    first: usize,
+    types: &'a T,
+    now: DateTime<Utc>,
+}
+
+impl<T: Fn(&str) -> Option<AttrType>> Compiler<'_, T> {
+    /// Add a parameter; its placeholder, cast to `cast`.
+    fn param(&mut self, p: Param, cast: &str) -> String {
+        self.params.push(p);
+        format!("${}::{cast}", self.first + self.params.len() - 1)
+    }
+
+    fn node(&mut self, f: &Filter) -> String {
+        match f {
+            Filter::All(v) | Filter::Any(v) => {
+                let op = if matches!(f, Filter::All(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
+                let parts: Vec<String> = v.iter().map(|x| self.node(x)).collect();
+                format!("({})", parts.join(op))
+            }
+            Filter::Not(x) => format!("(NOT {})", self.node(x)),
+            Filter::Segment(s) => {
+                let p = self.param(Param::Text(s.as_str().to_owned()), "text");
+                format!("(u.segments @> ARRAY[{p}])")
+            }
+            Filter::Test { field, test } => self.test(field, test),
+        }
+    }
+
+    fn test(&mut self, field: &Field, test: &Test) -> String {
+        let target = match field {
+            Field::Column(Column::CreatedAt) => Target::Timestamp,
+            Field::Column(c) => Target::of(c.kind()),
+            Field::Attr(a) => {
+                Target::of((self.types)(a).expect("checked: every attribute has a type"))
+            }
+        };
+        if let Test::Exists(want) = test {
+            let has = match field {
+                Field::Column(c) => format!("(u.{} IS NOT NULL)", c.name()),
+                Field::Attr(a) => {
+                    let k = self.param(Param::Text(a.clone()), "text");
+                    format!("(u.attrs ? {k})")
+                }
+            };
+            return if *want { has } else { format!("(NOT {has})") };
+        }
+        let value = self.value_expr(field, target);
+        let leaf = |sql: String| format!("coalesce({sql}, false)");
+        match test {
+            Test::Eq(v) => {
+                let p = self.scalar(target, v);
+                leaf(format!("{value} = {p}"))
+            }
+            Test::Ne(v) => {
+                let p = self.scalar(target, v);
+                format!("(NOT {})", leaf(format!("{value} = {p}")))
+            }
+            Test::In(vs) => {
+                let p = self.list(target, vs);
+                leaf(format!("{value} = ANY({p})"))
+            }
+            Test::Cmp(cmp, v) => {
+                let p = self.scalar(target, v);
+                leaf(format!("{value} {} {p}", cmp.sql()))
+            }
+            Test::Exists(_) => unreachable!("handled above"),
+        }
+    }
+
+    /// Each user's value of the field, in SQL.
+    fn value_expr(&mut self, field: &Field, target: Target) -> String {
+        let attr = match field {
+            Field::Column(c) => return format!("u.{}", c.name()),
+            Field::Attr(a) => a,
+        };
+        let k = self.param(Param::Text(attr.clone()), "text");
+        match target {
+            Target::Text => format!("(u.attrs ->> {k})"),
+            // Only a JSON number is read as one (a value of another type is no value).
+            Target::Int | Target::Float => format!(
+                "(CASE WHEN jsonb_typeof(u.attrs -> {k}) = 'number' THEN (u.attrs ->> {k})::numeric END)"
+            ),
+            Target::Bool => format!(
+                "(CASE WHEN jsonb_typeof(u.attrs -> {k}) = 'boolean' THEN (u.attrs ->> {k})::boolean END)"
+            ),
+            // Canonical RFC 3339 text: compared byte by byte, its order is the time order.
+            Target::TimeText | Target::Timestamp => format!("((u.attrs ->> {k}) COLLATE \"C\")"),
+        }
+    }
+
+    fn time(&self, s: &str) -> DateTime<Utc> {
+        TimeRef::parse(s).expect("checked: a time").at(self.now)
+    }
+
+    fn scalar(&mut self, target: Target, v: &Value) -> String {
+        let p = match target {
+            Target::Int => Param::Int(int(v)),
+            Target::Float => Param::Number(float(v)),
+            Target::Bool => Param::Bool(boolean(v)),
+            Target::Text => Param::Text(text(v).to_owned()),
+            Target::TimeText => Param::Text(TimeRef::canonical(self.time(text(v)))),
+            Target::Timestamp => Param::Time(self.time(text(v))),
+        };
+        self.param(p, target.cast())
+    }
+
+    fn list(&mut self, target: Target, vs: &[Value]) -> String {
+        let p = match target {
+            Target::Int => Param::Ints(vs.iter().map(int).collect()),
+            Target::Float => Param::Numbers(vs.iter().map(float).collect()),
+            Target::Bool => Param::Bools(vs.iter().map(boolean).collect()),
+            Target::Text => Param::Texts(vs.iter().map(|v| text(v).to_owned()).collect()),
+            Target::TimeText => Param::Texts(
+                vs.iter()
+                    .map(|v| TimeRef::canonical(self.time(text(v))))
+                    .collect(),
+            ),
+            Target::Timestamp => Param::Times(vs.iter().map(|v| self.time(text(v))).collect()),
+        };
+        self.param(p, &format!("{}[]", target.cast()))
+    }
+}
+
+// A checked filter's values fit their fields' types ([`Filter::check`]).
+fn int(v: &Value) -> i64 {
+    match v {
+        Value::Int(i) => *i,
+        v => unreachable!("checked: {v:?} is a whole number"),
+    }
+}
+
+fn float(v: &Value) -> f64 {
+    match v {
+        Value::Int(i) => *i as f64,
+        Value::Number(n) => *n,
+        v => unreachable!("checked: {v:?} is a number"),
+    }
+}
+
+fn boolean(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        v => unreachable!("checked: {v:?} is true or false"),
+    }
+}
+
+fn text(v: &Value) -> &str {
+    match v {
+        Value::Text(s) => s,
+        v => unreachable!("checked: {v:?} is a string"),
+    }
+}
+
+/// How a field's values are compared in SQL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    Text,
+    Int,
+    Float,
+    Bool,
+    /// A time attribute: canonical RFC 3339 text.
+    TimeText,
+    /// A time column.
+    Timestamp,
+}
+
+impl Target {
+    fn of(kind: AttrType) -> Self {
+        match kind {
+            AttrType::Text => Self::Text,
+            AttrType::Int => Self::Int,
+            AttrType::Number => Self::Float,
+            AttrType::Bool => Self::Bool,
+            AttrType::Time => Self::TimeText,
+        }
+    }
+
+    fn cast(self) -> &'static str {
+        match self {
+            Self::Text | Self::TimeText => "text",
+            Self::Int => "bigint",
+            Self::Float => "float8",
+            Self::Bool => "boolean",
+            Self::Timestamp => "timestamptz",
+        }
+    }
+}

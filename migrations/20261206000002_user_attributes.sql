@@ -17,3 +17,8 @@ CREATE TABLE user_attributes (
     type       text NOT NULL CHECK (type IN ('text', 'int', 'number', 'bool', 'time')),
     created_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- The audience filter a campaign was launched with (herald_wire::audience::Filter, JSON,
+-- its relative times fixed at launch); NULL: every user. `segment` still names the segment
+-- of a campaign whose filter is exactly one segment, for older readers.
+ALTER TABLE messages ADD COLUMN audience jsonb;

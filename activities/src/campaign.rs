@@ -12,7 +12,9 @@ use std::{
 
 use herald_store::{
     PgPool, campaigns,
+    filter::{self, Compiled},
     page_connections::PageConnections,
+    pages,
     sends::{self, Delivery},
     status,
 };
@@ -68,6 +70,22 @@ pub struct HeraldActivities {
     metrics: Metrics,
     /// What the external channels need of each campaign (fixed at launch), by row id.
     campaigns: std::sync::Mutex<std::collections::HashMap<i64, Arc<Delivery>>>,
+    /// Each campaign's audience as SQL for its pages (fixed at launch), by row id.
+    audiences: std::sync::Mutex<std::collections::HashMap<i64, Arc<Compiled>>>,
+}
+
+/// Keep `value` for `id` in a cache of what campaigns fixed at launch, which never grows
+/// past 1,024 campaigns (a worker runs far fewer at once).
+fn keep<T>(
+    cache: &std::sync::Mutex<std::collections::HashMap<i64, Arc<T>>>,
+    id: i64,
+    value: Arc<T>,
+) {
+    let mut cache = cache.lock().expect("never poisoned");
+    if cache.len() >= 1_024 {
+        cache.clear();
+    }
+    cache.insert(id, value);
 }
 
 impl HeraldActivities {
@@ -89,6 +107,7 @@ impl HeraldActivities {
             channels,
             metrics,
             campaigns: Default::default(),
+            audiences: Default::default(),
         }
     }
 
@@ -101,12 +120,22 @@ impl HeraldActivities {
                 .await
                 .map_err(to_activity_error)?,
         );
-        let mut cache = self.campaigns.lock().expect("never poisoned");
-        if cache.len() >= 1_024 {
-            cache.clear();
-        }
-        cache.insert(id, c.clone());
+        keep(&self.campaigns, id, c.clone());
         Ok(c)
+    }
+
+    /// The campaign's audience, as SQL for its pages.
+    async fn audience(&self, id: i64) -> Result<Arc<Compiled>, ActivityError> {
+        if let Some(a) = self.audiences.lock().expect("never poisoned").get(&id) {
+            return Ok(a.clone());
+        }
+        let compiled = async {
+            let mut conn = self.pool.acquire().await?;
+            filter::of_campaign(&mut conn, id, pages::AUDIENCE_PARAMS).await
+        };
+        let a = Arc::new(compiled.await.map_err(to_activity_error)?);
+        keep(&self.audiences, id, a.clone());
+        Ok(a)
     }
 
     /// Send one page of an external channel.
@@ -119,12 +148,14 @@ impl HeraldActivities {
             return Err(permanent(problem.to_owned()));
         }
         let campaign = self.campaign(input.campaign_id).await?;
+        let audience = self.audience(input.campaign_id).await?;
         let run = outbound::PageRun {
             ctx,
             campaign_id: input.campaign_id,
             pool: &self.pool,
             pages: &self.pages,
             campaign: &campaign,
+            audience: &audience,
             settings: &self.channels.settings,
             stopping: &self.stopping,
             metrics: &self.metrics,
@@ -184,7 +215,8 @@ impl HeraldActivities {
             if input.channel.is_external() {
                 self.send_page(&ctx, &input).await
             } else {
-                channels::deliver_page(&self.pages, &input, budget)
+                let audience = self.audience(input.campaign_id).await?;
+                channels::deliver_page(&self.pages, &input, &audience, budget)
                     .await
                     .map_err(page_error)
             }

@@ -20,7 +20,7 @@ use herald_control::{
 };
 use herald_wire::{
     Attempts, CampaignKey, CampaignSpec, CampaignStatus, Channel, Content, Lanes, PageExecution,
-    PageSize, Rate, Segment, Tuning, WebhookUrl, parse_send_at,
+    PageSize, Rate, Segment, Tuning, WebhookUrl, audience::Filter, parse_send_at,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -179,12 +179,24 @@ pub(crate) fn launch_request(headers: &HeaderMap, body: LaunchBody) -> ApiResult
         }
         tuning.auto_pause_window = window;
     }
+    let audience = match (body.segment.as_deref(), body.audience) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "send segment or audience, not both: a segment is short for {\"segment\": S}",
+            ));
+        }
+        (Some(s), None) => Some(Filter::Segment(Segment::parse(s)?)),
+        (None, Some(json)) => {
+            Some(Filter::parse(&json).map_err(|e| ApiError::invalid(format!("audience: {e}")))?)
+        }
+        (None, None) => None,
+    };
     Ok(LaunchRequest {
         key,
         spec: CampaignSpec {
             content: Content::new(&body.title, &body.body)?,
             channel,
-            segment: body.segment.as_deref().map(Segment::parse).transpose()?,
+            audience,
             send_at,
             page_size: body
                 .page_size

@@ -39,7 +39,11 @@ pub struct Campaign {
     /// progress that moves while the pages of a sparse audience find nobody.
     pub scanned: f64,
     pub title: String,
+    /// The segment of a campaign whose audience is exactly one segment.
     pub segment: Option<String>,
+    /// The audience filter it was launched with, relative times fixed; absent: every user.
+    #[schema(value_type = Option<Object>)]
+    pub audience: Option<serde_json::Value>,
     #[schema(example = "inbox")]
     pub channel: String,
     pub page_size: i32,
@@ -75,6 +79,7 @@ impl From<CampaignView> for Campaign {
             scanned: v.scanned,
             title: v.title,
             segment: v.segment,
+            audience: v.audience.map(|f| serde_json::Value::from(f.0)),
             channel: v.channel.name().to_owned(),
             page_size: v.page_size,
             lanes: v.lanes,
@@ -121,9 +126,14 @@ pub struct LaunchBody {
         max_length = 32768
     )]
     pub body: String,
-    /// Only users carrying this segment; every user when absent.
+    /// Only users carrying this segment; every user when absent (and no `audience`). Short
+    /// for `"audience": {"segment": S}`.
     #[schema(example = "beta", min_length = 1, max_length = 64)]
     pub segment: Option<String>,
+    /// Only the users this filter holds: `all`, `any` and `not` over `{"segment": S}` and
+    /// attribute tests such as `{"attr": "plan", "eq": "pro"}` (docs/audiences.md).
+    #[schema(value_type = Option<Object>, example = json!({"all": [{"attr": "plan", "eq": "pro"}, {"attr": "last_seen", "after": "-30d"}]}))]
+    pub audience: Option<serde_json::Value>,
     /// When to start (RFC 3339 with an offset, within a year); at once when absent.
     pub send_at: Option<String>,
     /// Recipients per page, 1–10,000 (500).

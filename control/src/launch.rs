@@ -5,7 +5,9 @@ use herald_store::{
     StoreError,
     campaigns::{self, Created},
 };
-use herald_wire::{CampaignInput, CampaignKey, CampaignSpec, CampaignStatus, Tuning, names};
+use herald_wire::{
+    CampaignInput, CampaignKey, CampaignSpec, CampaignStatus, Tuning, audience::Filter, names,
+};
 use herald_workflows::CampaignWorkflow;
 use temporalio_client::{
     Client, WorkflowDescribeOptions, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
@@ -35,12 +37,13 @@ pub struct Launched {
     pub already: Option<CampaignStatus>,
 }
 
-fn empty_audience(segment: Option<&herald_wire::Segment>) -> ControlError {
-    ControlError::Refused(match segment {
-        Some(s) => format!(
+fn empty_audience(audience: Option<&Filter>) -> ControlError {
+    ControlError::Refused(match audience {
+        Some(Filter::Segment(s)) => format!(
             "the audience is empty: no user carries segment {:?}",
             s.as_str()
         ),
+        Some(filter) => format!("the audience is empty: no user matches {filter}"),
         None => {
             "the audience is empty: there are no users; add some with `herald users seed --count N`"
                 .into()
@@ -81,7 +84,7 @@ impl Control {
         };
         if registered.total == 0 {
             campaigns::delete_unstarted(&self.db, &key).await?;
-            return Err(empty_audience(spec.segment.as_ref()));
+            return Err(empty_audience(spec.audience.as_ref()));
         }
         if let Err(e) = self
             .start_workflow(
@@ -138,9 +141,9 @@ impl Control {
     pub async fn dry_run(&self, request: &LaunchRequest) -> Result<i64> {
         request.spec.check()?;
         self.config.check_channel(request.spec.channel)?;
-        let segment = request.spec.segment.as_ref();
-        match herald_store::audience::size(&self.db, segment).await? {
-            0 => Err(empty_audience(segment)),
+        let audience = request.spec.audience.as_ref();
+        match herald_store::audience::size(&self.db, audience).await? {
+            0 => Err(empty_audience(audience)),
             n => Ok(n),
         }
     }

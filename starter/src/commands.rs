@@ -9,7 +9,8 @@ use herald_control::{
     page::Limit,
 };
 use herald_wire::{
-    CampaignKey, CampaignSpec, Content, Intent, PageExecution, Rate, Segment, Tuning, parse_send_at,
+    CampaignKey, CampaignSpec, Content, Intent, PageExecution, Rate, Segment, Tuning,
+    audience::Filter, parse_send_at,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -94,7 +95,7 @@ fn launch_request(args: LaunchArgs) -> Result<LaunchRequest, ControlError> {
         spec: CampaignSpec {
             content,
             channel: args.channel,
-            segment: args.segment,
+            audience: args.audience.or(args.segment.map(Filter::Segment)),
             send_at,
             page_size: args.page_size,
             lanes: args.lanes,
@@ -397,10 +398,11 @@ fn print_view(v: &CampaignView) {
     println!(
         "audience  {} ({}) via {}, {} per page, {} lanes{}",
         v.total,
-        v.segment
-            .as_deref()
-            .map(|s| format!("segment {s}"))
-            .unwrap_or_else(|| "all users".into()),
+        match (&v.segment, &v.audience) {
+            (Some(s), _) => format!("segment {s}"),
+            (None, Some(filter)) => format!("filter {}", filter.0),
+            (None, None) => "all users".into(),
+        },
         v.channel,
         v.page_size,
         v.lanes,

@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use herald_control::{ControlError, Fault, config::CliConfig};
 use herald_wire::{
     Attempts, CampaignKey, Channel, Lanes, PageExecution, PageSize, Rate, Segment, WebhookUrl,
+    audience::Filter,
 };
 
 #[derive(Parser)]
@@ -140,9 +141,14 @@ struct LaunchArgs {
     /// starts nothing; a different campaign under an existing key is refused.
     #[arg(long, value_parser = parse_key)]
     key: Option<CampaignKey>,
-    /// Only users carrying this segment; every user when omitted.
-    #[arg(long, value_parser = parse_segment)]
+    /// Only users carrying this segment; every user when omitted. Short for
+    /// `--audience '{"segment": S}'`.
+    #[arg(long, value_parser = parse_segment, conflicts_with = "audience")]
     segment: Option<Segment>,
+    /// Only the users this filter holds, as JSON or `@file.json`: e.g. `{"all": [{"attr":
+    /// "plan", "eq": "pro"}, {"attr": "last_seen", "after": "-30d"}]}` (docs/audiences.md).
+    #[arg(long, value_parser = parse_audience)]
+    audience: Option<Filter>,
     /// When to start, RFC 3339 (e.g. 2026-12-01T09:00:00Z); at once when omitted.
     #[arg(long)]
     send_at: Option<String>,
@@ -225,6 +231,17 @@ fn parse_webhook_url(s: &str) -> Result<WebhookUrl, String> {
 
 fn parse_segment(s: &str) -> Result<Segment, String> {
     Segment::parse(s).map_err(|e| e.to_string())
+}
+
+/// A filter as JSON, or `@path` to a file holding it.
+fn parse_audience(s: &str) -> Result<Filter, String> {
+    let text = match s.strip_prefix('@') {
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?
+        }
+        None => s.to_owned(),
+    };
+    Filter::parse_str(&text).map_err(|e| e.to_string())
 }
 
 #[tokio::main]

@@ -1,9 +1,10 @@
 //! The users a campaign goes to: counting an audience, and adding users.
 
-use herald_wire::Segment;
+use chrono::Utc;
+use herald_wire::{InvalidInput, Segment, audience::Filter};
 use sqlx::{FromRow, PgConnection, PgPool};
 
-use crate::{Result, partitions};
+use crate::{Result, StoreError, filter::Compiled, partitions};
 
 /// An audience as fixed at launch: how many, and the id range they lie in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromRow)]
@@ -13,8 +14,9 @@ pub struct Audience {
     pub max_id: Option<i64>,
 }
 
-/// Count the users carrying `segment` (every user when `None`).
-pub(crate) async fn count(conn: &mut PgConnection, segment: Option<&str>) -> Result<Audience> {
+/// Count the users `filter` holds (every user when `None`). Its relative times must have
+/// been fixed (a stored campaign's are).
+pub(crate) async fn count(conn: &mut PgConnection, filter: Option<&Filter>) -> Result<Audience> {
     // Counting ten million users takes a moment, longer than the worker's statement limit;
     // a small segment is counted from its GIN index, which only bitmap scans can use (see
     // `PoolSettings::bitmap_scans`). Both settings last until the transaction ends.
@@ -24,20 +26,30 @@ pub(crate) async fn count(conn: &mut PgConnection, segment: Option<&str>) -> Res
     ] {
         sqlx::query(setting).execute(&mut *conn).await?;
     }
-    Ok(sqlx::query_as(
-        "SELECT count(*) AS total, min(id) AS min_id, max(id) AS max_id
-         FROM users WHERE $1::text IS NULL OR segments @> ARRAY[$1::text]",
-    )
-    .bind(segment)
-    .fetch_one(conn)
-    .await?)
+    let compiled = compiled(&mut *conn, filter).await?;
+    let sql = format!(
+        "SELECT count(*) AS total, min(id) AS min_id, max(id) AS max_id FROM users u WHERE {}",
+        compiled.sql
+    );
+    Ok(compiled.bind(sqlx::query_as(&sql)).fetch_one(conn).await?)
 }
 
-/// How many users a campaign for `segment` would reach if launched now: the count a launch
-/// fixes, without fixing it (a dry run).
-pub async fn size(pool: &PgPool, segment: Option<&Segment>) -> Result<i64> {
+/// `filter` as SQL over `users u`, parameters from $1, checked against the attributes users
+/// have now. An invalid filter is [`StoreError::Invalid`], its path named.
+pub(crate) async fn compiled(conn: &mut PgConnection, filter: Option<&Filter>) -> Result<Compiled> {
+    let Some(filter) = filter else {
+        return Ok(Compiled::everyone());
+    };
+    let types = crate::filter::attribute_types(conn).await?;
+    crate::filter::compile(filter, &types, 1, Utc::now())
+        .map_err(|e| StoreError::Invalid(InvalidInput(format!("audience: {e}"))))
+}
+
+/// How many users `filter` holds now: the count a launch fixes, without fixing it (a dry
+/// run).
+pub async fn size(pool: &PgPool, filter: Option<&Filter>) -> Result<i64> {
     let mut tx = pool.begin().await?;
-    let audience = count(&mut tx, segment.map(Segment::as_str)).await?;
+    let audience = count(&mut tx, filter).await?;
     tx.rollback().await?;
     Ok(audience.total)
 }

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use herald_wire::{
-    CampaignKey, CampaignSpec, CampaignStatus, Channel, Intent, LedgerRequests, Registered,
-    Requested, Segment, Tuning,
+    CampaignKey, CampaignSpec, CampaignStatus, Channel, Intent, InvalidInput, LedgerRequests,
+    Registered, Requested, Tuning, audience::Filter,
 };
 use serde::Serialize;
 use sqlx::{FromRow, PgPool, Postgres, Transaction};
@@ -110,23 +110,42 @@ async fn insert(
     spec: &CampaignSpec,
     tuning: Option<&Tuning>,
 ) -> Result<bool> {
+    // The spec keeps the filter as given (a repeat of the launch compares equal); the row's
+    // audience has its relative times fixed now, and is what the campaign's pages select.
+    let audience = match &spec.audience {
+        None => None,
+        Some(filter) => {
+            let types = crate::filter::attribute_types(&mut **tx).await?;
+            let lookup = |name: &str| types.get(name).copied();
+            filter
+                .check(&lookup)
+                .map_err(|e| StoreError::Invalid(InvalidInput(format!("audience: {e}"))))?;
+            let mut fixed = filter.clone();
+            fixed.resolve(Utc::now(), &lookup);
+            Some(fixed.to_string())
+        }
+    };
     let inserted = sqlx::query(
         "INSERT INTO messages (key, title, body, channel, segment, send_at, page_size, lanes, rate,
-                               spec, tuning)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb)
+                               spec, tuning, audience)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12::jsonb)
          ON CONFLICT (key) DO NOTHING",
     )
     .bind(key.as_str())
     .bind(spec.content.title())
     .bind(spec.content.body())
     .bind(spec.channel.name())
-    .bind(spec.segment.as_ref().map(Segment::as_str))
+    .bind(match &spec.audience {
+        Some(Filter::Segment(s)) => Some(s.as_str()),
+        _ => None,
+    })
     .bind(spec.send_at)
     .bind(spec.page_size.get() as i32)
     .bind(spec.lanes.get() as i32)
     .bind(spec.rate.map(|r| r.get() as i32))
     .bind(serde_json::to_string(spec).expect("a spec is plain data"))
     .bind(tuning.map(|t| serde_json::to_string(t).expect("tuning is plain data")))
+    .bind(audience)
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -146,7 +165,7 @@ struct Stored {
     rate: Option<i32>,
     rate_seq: i64,
     intent_token: Option<i64>,
-    segment: Option<String>,
+    audience: Option<sqlx::types::Json<Filter>>,
     total: Option<i64>,
     min_user_id: Option<i64>,
     max_user_id: Option<i64>,
@@ -158,7 +177,7 @@ struct Stored {
 async fn fix_audience(tx: &mut Transaction<'_, Postgres>, key: &CampaignKey) -> Result<Registered> {
     let row: Stored = sqlx::query_as(
         "SELECT id, status, intent, intent_seq, intent_reason, rate, rate_seq, intent_token,
-                segment, total,
+                audience, total,
                 min_user_id, max_user_id, started_at IS NOT NULL AS started
          FROM messages WHERE key = $1 FOR UPDATE",
     )
@@ -193,7 +212,7 @@ async fn fix_audience(tx: &mut Transaction<'_, Postgres>, key: &CampaignKey) -> 
     if let Some(total) = row.total {
         return Ok(registered(total, row.min_user_id, row.max_user_id));
     }
-    let audience = audience::count(tx, row.segment.as_deref()).await?;
+    let audience = audience::count(tx, row.audience.as_ref().map(|f| &f.0)).await?;
     sqlx::query(
         "UPDATE messages SET total = $2, min_user_id = $3, max_user_id = $4, updated_at = now()
          WHERE id = $1",
@@ -246,7 +265,10 @@ pub struct CampaignView {
     pub min_user_id: Option<i64>,
     pub max_user_id: Option<i64>,
     pub title: String,
+    /// The segment of a campaign whose audience is exactly one segment.
     pub segment: Option<String>,
+    /// The audience filter it was launched with, relative times fixed (`None`: every user).
+    pub audience: Option<sqlx::types::Json<Filter>>,
     #[sqlx(try_from = "String")]
     pub channel: Channel,
     pub page_size: i32,
@@ -295,7 +317,7 @@ SELECT m.id, m.key, m.status, m.intent, coalesce(m.total, 0) AS total, p.sent, p
             THEN least(p.spans / (m.max_user_id - m.min_user_id + 1), 1)
             ELSE 0 END::float8 AS scanned,
        m.min_user_id, m.max_user_id,
-       m.title, m.segment, m.channel, m.page_size, m.lanes, m.rate, m.status_reason AS reason,
+       m.title, m.segment, m.audience, m.channel, m.page_size, m.lanes, m.rate, m.status_reason AS reason,
        m.send_at, m.created_at, m.started_at, m.paused_at, m.finished_at, m.requested_at
 FROM messages m
 LEFT JOIN LATERAL (

@@ -10,9 +10,11 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use herald_wire::audience::{AttrType, Column, Field, Filter, FilterError, Test, TimeRef, Value};
-use sqlx::{PgPool, Postgres, postgres::PgArguments, query::QueryAs};
+use sqlx::{Postgres, postgres::PgArguments, query::QueryAs};
 
-use crate::Result;
+use herald_wire::InvalidInput;
+
+use crate::{Result, StoreError};
 
 /// A value bound to a compiled filter's parameter.
 #[derive(Clone, Debug, PartialEq)]
@@ -70,14 +72,34 @@ impl Compiled {
 }
 
 /// The attributes users have, and their types.
-pub async fn attribute_types(pool: &PgPool) -> Result<HashMap<String, AttrType>> {
+pub async fn attribute_types(conn: impl sqlx::PgExecutor<'_>) -> Result<HashMap<String, AttrType>> {
     let rows: Vec<(String, String)> = sqlx::query_as("SELECT name, type FROM user_attributes")
-        .fetch_all(pool)
+        .fetch_all(conn)
         .await?;
     Ok(rows
         .into_iter()
         .filter_map(|(name, kind)| Some((name, AttrType::parse(&kind)?)))
         .collect())
+}
+
+/// A campaign's audience as it was launched, compiled for its pages: parameters from
+/// `first`. Attribute types never change once users have them, so the worker keeps it.
+pub async fn of_campaign(
+    conn: &mut sqlx::PgConnection,
+    campaign_id: i64,
+    first: usize,
+) -> Result<Compiled> {
+    let stored: Option<Option<sqlx::types::Json<Filter>>> =
+        sqlx::query_scalar("SELECT audience FROM messages WHERE id = $1")
+            .bind(campaign_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some(audience) = stored.ok_or(StoreError::UnknownCampaignId(campaign_id))? else {
+        return Ok(Compiled::everyone());
+    };
+    let types = attribute_types(&mut *conn).await?;
+    compile(&audience.0, &types, first, Utc::now())
+        .map_err(|e| StoreError::Invalid(InvalidInput(format!("the campaign's audience: {e}"))))
 }
 
 /// Compile `filter`, checked against `types`, with its parameters numbered from `first`.

@@ -13,14 +13,14 @@
 //! request, a new page writes nothing and reports the row instead, even if the signal has
 //! not reached the workflow yet.
 
-use std::{sync::LazyLock, time::Instant};
+use std::time::Instant;
 
 use herald_wire::{
-    CampaignStatus, Intent, ItemStatus, LaneProgress, PageInput, PageOutcome, Requested, Segment,
+    CampaignStatus, Intent, ItemStatus, LaneProgress, PageInput, PageOutcome, Requested,
 };
 use sqlx::{FromRow, PgConnection, PgPool, Postgres, postgres::PgArguments, query::QueryAs};
 
-use crate::{Result, StoreError, status};
+use crate::{Result, StoreError, filter::Compiled, status};
 
 /// How a page inserts and counts its items.
 #[derive(Clone, Copy)]
@@ -34,10 +34,10 @@ enum ItemInsert {
 }
 
 /// Parameters: $1 campaign id, $2 the lane's cursor, $3 the end of the page's scan, $4 the
-/// page size, $5 the segment, $6 the lane, $7 the status a campaign must have to take a page,
-/// $8 the status of a written item, $9 the intent a campaign must have to take a page, $10
-/// the lane's bound. (See [`bind`].)
-fn page_sql(items: ItemInsert) -> String {
+/// page size, $5 the lane, $6 the status a campaign must have to take a page, $7 the status
+/// of a written item, $8 the intent a campaign must have to take a page, $9 the lane's
+/// bound, and from [`AUDIENCE_PARAMS`] on, the audience's (see [`bind`]).
+fn page_sql(items: ItemInsert, audience: &str) -> String {
     let (on_conflict, returning, sent) = match items {
         ItemInsert::Plain => ("", "", "page"),
         ItemInsert::SkipExisting => ("ON CONFLICT DO NOTHING", "RETURNING 1", "ins"),
@@ -49,22 +49,22 @@ WITH gate AS (
 ),
 done AS (
     SELECT last_user_id, recipients, page_limit, sent, failed, scanned_to FROM message_pages
-    WHERE message_id = $1 AND lane = $6 AND after_user_id = $2
+    WHERE message_id = $1 AND lane = $5 AND after_user_id = $2
 ),
 go AS (
-    SELECT coalesce((SELECT status = $7 AND intent = $9 FROM gate), false)
+    SELECT coalesce((SELECT status = $6 AND intent = $8 FROM gate), false)
            AND NOT EXISTS (SELECT 1 FROM done) AS ok
 ),
 page AS (
     SELECT u.id FROM users u
     WHERE (SELECT ok FROM go) AND u.id > $2 AND u.id <= $3
-      AND ($5::text IS NULL OR u.segments @> ARRAY[$5::text])
+      AND {audience}
     ORDER BY u.id
     LIMIT $4
 ),
 ins AS (
     INSERT INTO message_items (message_id, user_id, status)
-    SELECT $1, id, $8 FROM page
+    SELECT $1, id, $7 FROM page
     {on_conflict} {returning}
 ),
 cut AS (
@@ -73,7 +73,7 @@ cut AS (
 mark AS (
     INSERT INTO message_pages (message_id, lane, after_user_id, last_user_id, recipients,
                                page_limit, sent, scanned_to, ends_lane)
-    SELECT $1, $6, $2, cut.last, cut.n, $4, (SELECT count(*) FROM {sent}), s.to, s.to >= $10
+    SELECT $1, $5, $2, cut.last, cut.n, $4, (SELECT count(*) FROM {sent}), s.to, s.to >= $9
     FROM cut CROSS JOIN LATERAL (SELECT CASE WHEN cut.n >= $4 THEN cut.last ELSE $3 END AS to) s
     WHERE (SELECT ok FROM go)
     {on_conflict}
@@ -99,9 +99,8 @@ SELECT (SELECT status FROM gate) AS status,
     )
 }
 
-static PAGE_SQL: LazyLock<String> = LazyLock::new(|| page_sql(ItemInsert::Plain));
-static PAGE_SQL_ON_CONFLICT: LazyLock<String> =
-    LazyLock::new(|| page_sql(ItemInsert::SkipExisting));
+/// The first parameter of a page's audience filter ([`crate::filter::of_campaign`]).
+pub const AUDIENCE_PARAMS: usize = 10;
 
 /// What the page statement returns: the campaign's status, the page row found from an earlier
 /// run (`done_*`), and the page row written now (`new_*`).
@@ -160,25 +159,31 @@ pub fn scan_end(page: &PageInput) -> i64 {
 fn bind<'q, O>(
     query: QueryAs<'q, Postgres, O, PgArguments>,
     page: &'q PageInput,
+    audience: &'q Compiled,
 ) -> QueryAs<'q, Postgres, O, PgArguments> {
-    query
+    let query = query
         .bind(page.campaign_id)
         .bind(page.after)
         .bind(scan_end(page))
         .bind(page.limit as i64)
-        .bind(page.segment.as_ref().map(Segment::as_str))
         .bind(page.lane as i32)
         .bind(CampaignStatus::InProgress.code())
         .bind(ItemStatus::Sent.code())
         .bind(Intent::Run.code())
-        .bind(page.until)
+        .bind(page.until);
+    audience.bind(query)
 }
 
 /// Deliver a page to the in-app inbox: the ledger row is the delivery.
-/// The outcome says how long the statement took (see [`PageOutcome::Written`]).
-pub async fn write_inbox_page(conn: &mut PgConnection, page: &PageInput) -> Result<PageOutcome> {
+/// `audience` is the campaign's filter, with its parameters from [`AUDIENCE_PARAMS`]. The
+/// outcome says how long the statement took (see [`PageOutcome::Written`]).
+pub async fn write_inbox_page(
+    conn: &mut PgConnection,
+    page: &PageInput,
+    audience: &Compiled,
+) -> Result<PageOutcome> {
     let started = Instant::now();
-    let mut outcome = write(conn, page).await?;
+    let mut outcome = write(conn, page, audience).await?;
     if let PageOutcome::Written { took_ms, .. } = &mut outcome {
         *took_ms = Some(elapsed_ms(started));
     }
@@ -190,8 +195,12 @@ pub(crate) fn elapsed_ms(started: Instant) -> u32 {
     started.elapsed().as_millis().min(u128::from(u32::MAX)) as u32
 }
 
-async fn write(conn: &mut PgConnection, page: &PageInput) -> Result<PageOutcome> {
-    match run(conn, page, &PAGE_SQL).await {
+async fn write(
+    conn: &mut PgConnection,
+    page: &PageInput,
+    audience: &Compiled,
+) -> Result<PageOutcome> {
+    match run(conn, page, audience, ItemInsert::Plain).await {
         Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_unique_violation() => {
             // Another attempt of this page committed first, or (never expected) two pages
             // overlap. The tolerant form resolves both without duplicating anyone.
@@ -200,14 +209,22 @@ async fn write(conn: &mut PgConnection, page: &PageInput) -> Result<PageOutcome>
                 page.after = page.after,
                 "page met existing rows; retrying with ON CONFLICT"
             );
-            run(conn, page, &PAGE_SQL_ON_CONFLICT).await
+            run(conn, page, audience, ItemInsert::SkipExisting).await
         }
         other => other,
     }
 }
 
-async fn run(conn: &mut PgConnection, page: &PageInput, sql: &str) -> Result<PageOutcome> {
-    let row: PageRow = bind(sqlx::query_as(sql), page).fetch_one(conn).await?;
+async fn run(
+    conn: &mut PgConnection,
+    page: &PageInput,
+    audience: &Compiled,
+    items: ItemInsert,
+) -> Result<PageOutcome> {
+    let sql = page_sql(items, &audience.sql);
+    let row: PageRow = bind(sqlx::query_as(&sql), page, audience)
+        .fetch_one(conn)
+        .await?;
     let status = row
         .status
         .ok_or(StoreError::UnknownCampaignId(page.campaign_id))?;
@@ -249,10 +266,12 @@ async fn run(conn: &mut PgConnection, page: &PageInput, sql: &str) -> Result<Pag
 
 /// The plan PostgreSQL picks for the page statement on this pool, as `EXPLAIN` text: how the
 /// tests check that a page walks `users` along its primary key.
-pub async fn explain(pool: &PgPool, page: &PageInput) -> Result<String> {
+pub async fn explain(pool: &PgPool, page: &PageInput, audience: &Compiled) -> Result<String> {
     // EXPLAIN without ANALYZE plans the statement without running it.
-    let sql = format!("EXPLAIN {}", *PAGE_SQL);
-    let lines: Vec<(String,)> = bind(sqlx::query_as(&sql), page).fetch_all(pool).await?;
+    let sql = format!("EXPLAIN {}", page_sql(ItemInsert::Plain, &audience.sql));
+    let lines: Vec<(String,)> = bind(sqlx::query_as(&sql), page, audience)
+        .fetch_all(pool)
+        .await?;
     Ok(lines
         .into_iter()
         .map(|(line,)| line)

@@ -18,15 +18,13 @@
 //! sent again with the same idempotency id: at least once, never recorded sent unless
 //! accepted (docs/architecture.md, "External channels").
 
-use std::sync::LazyLock;
-
 use herald_wire::{
     CampaignKey, CampaignSpec, CampaignStatus, Content, Intent, ItemStatus, PageInput, Requested,
-    Segment, Tuning,
+    Tuning,
 };
 use sqlx::{FromRow, PgConnection, PgPool};
 
-use crate::{Result, StoreError, campaigns, status};
+use crate::{Result, StoreError, campaigns, filter::Compiled, status};
 
 /// A recipient of a claimed page who has not been reached yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,31 +64,32 @@ pub enum Claim {
 }
 
 /// Parameters as in `pages`: $1 campaign id, $2 the lane's cursor, $3 the end of the page's
-/// scan, $4 the page size, $5 the segment, $6 the lane, $7 status in progress, $8 item
-/// status pending, $9 intent run, $10 the lane's bound.
-static CLAIM_SQL: LazyLock<String> = LazyLock::new(|| {
-    "
+/// scan, $4 the page size, $5 the lane, $6 status in progress, $7 item status pending, $8
+/// intent run, $9 the lane's bound, then the audience's.
+fn claim_sql(audience: &str) -> String {
+    format!(
+        "
 WITH gate AS (
     SELECT status, intent, intent_seq, intent_reason FROM messages WHERE id = $1
 ),
 go AS (
-    SELECT coalesce((SELECT status = $7 AND intent = $9 FROM gate), false) AS ok
+    SELECT coalesce((SELECT status = $6 AND intent = $8 FROM gate), false) AS ok
 ),
 done AS (
     SELECT last_user_id, recipients, page_limit, sent, failed, scanned_to FROM message_pages
-    WHERE message_id = $1 AND lane = $6 AND after_user_id = $2
+    WHERE message_id = $1 AND lane = $5 AND after_user_id = $2
 ),
 page AS (
     SELECT u.id, u.email FROM users u
     WHERE (SELECT ok FROM go) AND NOT EXISTS (SELECT 1 FROM done)
       AND u.id > $2 AND u.id <= $3
-      AND ($5::text IS NULL OR u.segments @> ARRAY[$5::text])
+      AND {audience}
     ORDER BY u.id
     LIMIT $4
 ),
 ins AS (
     INSERT INTO message_items (message_id, user_id, status, attempts, sent_at)
-    SELECT $1, id, $8, 0, NULL FROM page
+    SELECT $1, id, $7, 0, NULL FROM page
 ),
 cut AS (
     SELECT max(id) AS last, count(*) AS n FROM page
@@ -98,7 +97,7 @@ cut AS (
 mark AS (
     INSERT INTO message_pages (message_id, lane, after_user_id, last_user_id, recipients,
                                page_limit, sent, scanned_to, ends_lane)
-    SELECT $1, $6, $2, cut.last, cut.n, $4, 0, s.to, s.to >= $10
+    SELECT $1, $5, $2, cut.last, cut.n, $4, 0, s.to, s.to >= $9
     FROM cut CROSS JOIN LATERAL (SELECT CASE WHEN cut.n >= $4 THEN cut.last ELSE $3 END AS to) s
     WHERE (SELECT ok FROM go) AND NOT EXISTS (SELECT 1 FROM done)
     RETURNING last_user_id, recipients, page_limit, sent, failed, scanned_to
@@ -114,11 +113,11 @@ SELECT (SELECT status FROM gate) AS status,
        coalesce((SELECT failed FROM mark), (SELECT failed FROM done)) AS failed,
        coalesce((SELECT scanned_to FROM mark), (SELECT scanned_to FROM done)) AS scanned_to,
        EXISTS (SELECT 1 FROM mark) AS claimed_now,
-       coalesce((SELECT array_agg(id ORDER BY id) FROM page), '{}') AS ids,
-       coalesce((SELECT array_agg(email ORDER BY id) FROM page), '{}') AS emails
+       coalesce((SELECT array_agg(id ORDER BY id) FROM page), '{{}}') AS ids,
+       coalesce((SELECT array_agg(email ORDER BY id) FROM page), '{{}}') AS emails
 "
-    .to_owned()
-});
+    )
+}
 
 #[derive(FromRow)]
 struct ClaimRow {
@@ -138,21 +137,25 @@ struct ClaimRow {
 }
 
 /// Claim the next page of a lane for an external channel (step 1 above).
-pub async fn claim(conn: &mut PgConnection, page: &PageInput) -> Result<Claim> {
+/// `audience` as for [`crate::pages::write_inbox_page`].
+pub async fn claim(
+    conn: &mut PgConnection,
+    page: &PageInput,
+    audience: &Compiled,
+) -> Result<Claim> {
     let started = std::time::Instant::now();
-    let row: ClaimRow = sqlx::query_as(&CLAIM_SQL)
+    let sql = claim_sql(&audience.sql);
+    let query = sqlx::query_as(&sql)
         .bind(page.campaign_id)
         .bind(page.after)
         .bind(crate::pages::scan_end(page))
         .bind(page.limit as i64)
-        .bind(page.segment.as_ref().map(Segment::as_str))
         .bind(page.lane as i32)
         .bind(CampaignStatus::InProgress.code())
         .bind(ItemStatus::Pending.code())
         .bind(Intent::Run.code())
-        .bind(page.until)
-        .fetch_one(&mut *conn)
-        .await?;
+        .bind(page.until);
+    let row: ClaimRow = audience.bind(query).fetch_one(&mut *conn).await?;
     let status = status::decode(
         row.status
             .ok_or(StoreError::UnknownCampaignId(page.campaign_id))?,

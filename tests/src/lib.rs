@@ -392,6 +392,22 @@ impl TestApp {
         }
     }
 
+    /// A campaign to the users an audience filter (JSON) holds, with a unique key.
+    pub fn campaign_to(&self, audience: &str) -> Launch<'_> {
+        Launch {
+            app: self,
+            key: unique("k"),
+            args: vec![
+                "--title".into(),
+                "Hello".into(),
+                "--body".into(),
+                "A message".into(),
+                "--audience".into(),
+                audience.into(),
+            ],
+        }
+    }
+
     /// `herald status --json`.
     pub fn status(&self, key: &str) -> Value {
         serde_json::from_str(&self.herald_ok(&["status", key, "--json"])).expect("status JSON")

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Attempts, BareRequest, CampaignKey, CampaignStatus, Carried, Channel, Content, InvalidInput,
-    Lanes, PageExecution, PageSize, Rate, Requested, Segment, WebhookUrl,
+    Lanes, PageExecution, PageSize, Rate, Requested, WebhookUrl, audience::Filter,
 };
 
 /// What an operator asked for at launch. Immutable for the life of the campaign.
@@ -15,9 +15,9 @@ pub struct CampaignSpec {
     pub content: Content,
     #[serde(default)]
     pub channel: Channel,
-    /// `None` means every user.
-    #[serde(default)]
-    pub segment: Option<Segment>,
+    /// Which users: `None` means every user. Relative times in it are fixed at launch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<Filter>,
     /// `None` means at once.
     #[serde(default)]
     pub send_at: Option<DateTime<Utc>>,
@@ -221,8 +221,6 @@ pub struct PageInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scan: Option<u64>,
     pub limit: u32,
-    #[serde(default)]
-    pub segment: Option<Segment>,
     #[serde(default)]
     pub channel: Channel,
     /// Wait this long before starting: a paced lane's short wait for its next turn.

@@ -14,7 +14,9 @@ pub mod webhook;
 
 use std::{future::Future, time::Duration};
 
-use herald_store::{Result, StoreError, page_connections::PageConnections, sends::Delivery};
+use herald_store::{
+    Result, StoreError, filter::Compiled, page_connections::PageConnections, sends::Delivery,
+};
 use herald_wire::{Channel, PageInput, PageOutcome};
 use herald_workflows::options::PAGE_STATEMENT_TIMEOUT;
 
@@ -139,11 +141,12 @@ impl Channels {
 pub async fn deliver_page(
     pages: &PageConnections,
     page: &PageInput,
+    audience: &Compiled,
     budget: Option<Duration>,
 ) -> Result<PageOutcome> {
     let mut conn = lease(pages, page, budget).await?;
     let outcome = match page.channel {
-        Channel::Inbox => inbox::deliver(&mut conn, page).await,
+        Channel::Inbox => inbox::deliver(&mut conn, page, audience).await,
         channel => unreachable!("{channel} pages go through outbound::deliver_page"),
     };
     conn.finish(&outcome);

@@ -20,6 +20,7 @@ use std::{
 use futures::StreamExt;
 use herald_store::{
     PgPool, Result,
+    filter::Compiled,
     page_connections::PageConnections,
     sends::{self, Claim, Claimed, Delivery, Outcome, Pending},
 };
@@ -69,6 +70,8 @@ pub struct PageRun<'a> {
     pub pool: &'a PgPool,
     pub pages: &'a PageConnections,
     pub campaign: &'a Delivery,
+    /// The campaign's audience, as SQL for its pages.
+    pub audience: &'a Compiled,
     pub settings: &'a Settings,
     pub stopping: &'a Stopping,
     pub metrics: &'a Metrics,
@@ -89,7 +92,7 @@ pub async fn deliver_page<D: Deliver>(
 ) -> Result<PageOutcome> {
     let claimed = {
         let mut conn = lease(run.pages, page, None).await?;
-        let claim = sends::claim(&mut conn, page).await;
+        let claim = sends::claim(&mut conn, page, run.audience).await;
         conn.finish(&claim);
         claim?
     };

@@ -136,6 +136,7 @@ impl LaunchForm {
             title: self.title.clone(),
             body: self.body.clone(),
             segment: blank(&self.segment).map(str::to_owned),
+            audience: None,
             send_at: blank(&self.send_at).map(str::to_owned),
             page_size: number(&self.page_size),
             lanes: None,

@@ -384,7 +384,7 @@ pub fn detail(
                 dl.details {
                     div { dt { "Key" } dd { code { (c.key) } } }
                     div { dt { "Channel" } dd { (c.channel) } }
-                    div { dt { "Audience" } dd { (c.segment.as_deref().map(|s| format!("segment {s}")).unwrap_or_else(|| "every user".into())) } }
+                    div { dt { "Audience" } dd { (match (&c.segment, &c.audience) { (Some(s), _) => format!("segment {s}"), (None, Some(f)) => format!("filter {f}"), (None, None) => "every user".into() }) } }
                     div { dt { "Pages" } dd { (c.page_size) " recipients, " (c.lanes) " in flight" } }
                     div { dt { "Rate limit" } dd { (c.rate.map(|r| format!("{} /s", number(r.into()))).unwrap_or_else(|| "none".into())) } }
                 }

@@ -188,3 +188,79 @@ async fn a_filter_cannot_change_the_statement() {
     let e = filter::compile(&f, &types, 1, Utc::now()).unwrap_err();
     assert_eq!(e.path, "not");
 }
+
+/// A campaign launched with a filter reaches exactly the users plain SQL selects, once each;
+/// a filter that cannot be valid is refused at launch with the path of its offending node,
+/// and nothing is written.
+#[tokio::test]
+async fn a_campaign_to_a_filter_reaches_exactly_the_users_it_holds() {
+    let app = TestApp::spawn().await.unwrap();
+    let segment = herald_tests::unique("filtered");
+    app.seed(6_000, &segment);
+    sqlx::raw_sql(
+        "INSERT INTO user_attributes (name, type) VALUES ('plan', 'text'), ('age', 'int')
+             ON CONFLICT DO NOTHING;
+         UPDATE users SET attrs = jsonb_build_object(
+             'plan', CASE WHEN id % 3 = 0 THEN 'pro' ELSE 'free' END, 'age', id % 90)",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let filter = json!({"all": [
+        {"segment": segment},
+        {"attr": "plan", "eq": "pro"},
+        {"not": {"attr": "age", "lt": 30}},
+    ]});
+    let selected = format!(
+        "SELECT id FROM users WHERE '{segment}' = ANY (segments)
+           AND attrs->>'plan' = 'pro' AND (attrs->>'age')::int >= 30"
+    );
+
+    // Refused at launch: an attribute no user has, with its path; nothing is written.
+    let bad = json!({"all": [{"segment": segment}, {"not": {"attr": "tier", "eq": "gold"}}]});
+    let out = app.campaign_to(&bad.to_string()).run();
+    assert!(!out.status.success());
+    let err = herald_tests::stderr(&out);
+    assert!(
+        err.contains("all[1].not") && err.contains("\"tier\""),
+        "{err}"
+    );
+    let (rows,): (i64,) = sqlx::query_as("SELECT count(*) FROM messages")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "a refused launch writes nothing");
+
+    let key = app
+        .campaign_to(&filter.to_string())
+        .page_size(100)
+        .lanes(3)
+        .launch();
+    app.wait_status(
+        &key,
+        herald_wire::CampaignStatus::Completed,
+        herald_tests::LONG,
+    )
+    .await
+    .unwrap();
+    let expected = independent(&app.pool, &format!("id IN ({selected})")).await;
+    assert!(expected > 1_000 && expected < 6_000, "{expected}");
+    let (items, outsiders, missing): (i64, i64, i64) = sqlx::query_as(&format!(
+        "WITH m AS (SELECT id FROM messages WHERE key = $1),
+              items AS (SELECT i.user_id FROM message_items i, m WHERE i.message_id = m.id)
+         SELECT (SELECT count(*) FROM items),
+                (SELECT count(*) FROM items WHERE user_id NOT IN ({selected})),
+                (SELECT count(*) FROM ({selected}) s WHERE s.id NOT IN (SELECT user_id FROM items))"
+    ))
+    .bind(&key)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((items, outsiders, missing), (expected, 0, 0));
+    let s = app.status(&key);
+    assert_eq!(
+        (&s["total"], &s["sent"]),
+        (&expected.into(), &expected.into()),
+        "{s}"
+    );
+}

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use herald_store::campaigns;
 use herald_tests::{LONG, TestApp, stderr};
-use herald_wire::{CampaignKey, CampaignSpec, CampaignStatus, Content, Segment};
+use herald_wire::{CampaignKey, CampaignSpec, CampaignStatus, Content, Segment, audience::Filter};
 
 #[tokio::test]
 async fn a_campaign_delivers_exactly_one_item_per_recipient() {
@@ -193,7 +193,7 @@ async fn an_interrupted_launch_is_finished_by_launching_again() {
     let spec = CampaignSpec {
         content: Content::new("Hello", "A message").unwrap(),
         channel: Default::default(),
-        segment: Some(Segment::parse("cut").unwrap()),
+        audience: Some(Filter::Segment(Segment::parse("cut").unwrap())),
         send_at: None,
         page_size: Default::default(),
         lanes: Default::default(),

@@ -5,11 +5,16 @@ use herald_activities::channels;
 use herald_store::{
     Fault, StoreError,
     connect::{self, PoolSettings},
+    filter,
     page_connections::PageConnections,
+    pages::AUDIENCE_PARAMS,
     status,
 };
 use herald_tests::TestApp;
-use herald_wire::{CampaignStatus, Intent, ItemStatus, PageInput, PageOutcome, Requested, Segment};
+use herald_wire::{
+    CampaignStatus, Intent, ItemStatus, PageInput, PageOutcome, Requested, Segment,
+    audience::Filter,
+};
 use herald_workflows::options::PAGE_STATEMENT_TIMEOUT;
 use sqlx::PgPool;
 
@@ -52,7 +57,6 @@ fn page(campaign_id: i64, after: i64) -> PageInput {
         until: 1200,
         scan: None,
         limit: 500,
-        segment: Some(Segment::parse("p").unwrap()),
         channel: Default::default(),
         delay_millis: 0,
     }
@@ -82,9 +86,17 @@ fn written(last: i64, recipients: u32, sent: u32) -> PageOutcome {
     }
 }
 
-/// Deliver a page as the worker does; its outcome without the time it took, which varies.
+/// Deliver a page to segment `p` as the worker does; its outcome without the time it took,
+/// which varies.
 async fn deliver(pages: &PageConnections, page: &PageInput) -> herald_store::Result<PageOutcome> {
-    let mut outcome = channels::deliver_page(pages, page, None).await?;
+    let audience = filter::compile(
+        &Filter::Segment(Segment::parse("p").unwrap()),
+        &Default::default(),
+        AUDIENCE_PARAMS,
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    let mut outcome = channels::deliver_page(pages, page, &audience, None).await?;
     if let PageOutcome::Written { took_ms, .. } = &mut outcome {
         assert!(took_ms.is_some(), "a page says how long it took");
         *took_ms = None;

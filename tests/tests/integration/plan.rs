@@ -2,10 +2,10 @@
 
 use herald_store::{
     connect::{self, PoolSettings},
-    pages,
+    filter, pages,
 };
 use herald_tests::TestApp;
-use herald_wire::{PageInput, Segment};
+use herald_wire::{PageInput, Segment, audience::Filter};
 use herald_workflows::options::PAGE_STATEMENT_TIMEOUT;
 
 /// A `users` table loaded in bulk and never analyzed (what a fresh import looks like until
@@ -34,7 +34,6 @@ async fn pages_walk_the_primary_key_even_without_statistics() {
         until: 200_000,
         scan: None,
         limit: 500,
-        segment: Some(Segment::parse("p").unwrap()),
         channel: Default::default(),
         delay_millis: 0,
     };
@@ -48,8 +47,16 @@ async fn pages_walk_the_primary_key_even_without_statistics() {
     )
     .await
     .unwrap();
-    let unguarded = pages::explain(&cli, &page).await.unwrap();
-    let guarded = pages::explain(&worker, &page).await.unwrap();
+    let segment = Filter::Segment(Segment::parse("p").unwrap());
+    let audience = filter::compile(
+        &segment,
+        &Default::default(),
+        pages::AUDIENCE_PARAMS,
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    let unguarded = pages::explain(&cli, &page, &audience).await.unwrap();
+    let guarded = pages::explain(&worker, &page, &audience).await.unwrap();
 
     // Without the guard the planner does pick the bitmap plan here, so this test can fail.
     assert!(

@@ -75,7 +75,6 @@ impl CampaignState {
                     until: lane.cursor.until,
                     scan: Some(lane.scan),
                     limit: pace.limit,
-                    segment: self.spec.segment.clone(),
                     channel: self.spec.channel,
                     delay_millis: delay_ms as u32,
                 },

@@ -26,7 +26,7 @@ fn input(tuning: Tuning) -> CampaignInput {
         spec: CampaignSpec {
             content: Content::new("T", "B").unwrap(),
             channel: Default::default(),
-            segment: None,
+            audience: None,
             send_at: None,
             page_size: Default::default(),
             lanes: 2.try_into().unwrap(),

@@ -22,3 +22,5 @@ CREATE TABLE user_attributes (
 -- its relative times fixed at launch); NULL: every user. `segment` still names the segment
 -- of a campaign whose filter is exactly one segment, for older readers.
 ALTER TABLE messages ADD COLUMN audience jsonb;
+UPDATE messages SET audience = jsonb_build_object('segment', segment)
+ WHERE segment IS NOT NULL AND audience IS NULL;

@@ -25,20 +25,19 @@ pub fn to_activity_error(err: StoreError) -> ActivityError {
     }
 }
 
-/// A page's error: as [`to_activity_error`], except that a statement cancelled at its time
-/// limit (SQLSTATE 57014) is given back to the workflow at once, which tries the page again
-/// over fewer user ids instead of retrying the same scan.
+/// A page's error: as [`to_activity_error`], except that the statement selecting its
+/// recipients cancelled at its time limit ([`StoreError::ScanTimedOut`]) is given back to
+/// the workflow at once, which tries the page again over fewer user ids instead of retrying
+/// the same scan. A timeout of any other statement (recording an external page's sends) is
+/// transient.
 pub fn page_error(err: StoreError) -> ActivityError {
-    if err.sqlstate().as_deref() != Some(QUERY_CANCELED) {
+    if !matches!(err, StoreError::ScanTimedOut(_)) {
         return to_activity_error(err);
     }
-    let message = format!("{err} (SQLSTATE {QUERY_CANCELED})");
+    let message = format!("{err} (SQLSTATE 57014)");
     warn!(error = %message, "page statement ran past its time limit; the page will scan less");
     failure(message, names::FAILURE_TOO_SLOW, true)
 }
-
-/// PostgreSQL's `query_canceled`: a statement timeout, or a cancel request.
-const QUERY_CANCELED: &str = "57014";
 
 /// The worker is shutting down and did not start the activity: nothing was written.
 pub fn worker_stopping() -> ActivityError {

@@ -177,7 +177,8 @@ struct Stored {
 async fn fix_audience(tx: &mut Transaction<'_, Postgres>, key: &CampaignKey) -> Result<Registered> {
     let row: Stored = sqlx::query_as(
         "SELECT id, status, intent, intent_seq, intent_reason, rate, rate_seq, intent_token,
-                audience, total,
+                coalesce(audience, CASE WHEN segment IS NOT NULL
+                         THEN jsonb_build_object('segment', segment) END) AS audience, total,
                 min_user_id, max_user_id, started_at IS NOT NULL AS started
          FROM messages WHERE key = $1 FOR UPDATE",
     )

@@ -55,6 +55,10 @@ pub enum StoreError {
     /// after the page's timeout; the page gave up without writing.
     #[error("no page connection came free in time for the page to finish inside its timeout")]
     Busy,
+    /// The statement that selects a page's recipients ran past its time limit (SQLSTATE
+    /// 57014): the page should scan fewer users (see `herald_workflows::scan`).
+    #[error("database error: {0}")]
+    ScanTimedOut(sqlx::Error),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -71,7 +75,7 @@ impl StoreError {
             | Self::NothingToRetry(_)
             | Self::Invalid(_) => Fault::Refused,
             Self::UnknownCampaignId(_) => Fault::Internal,
-            Self::PageRace | Self::Busy => Fault::Transient,
+            Self::PageRace | Self::Busy | Self::ScanTimedOut(_) => Fault::Transient,
             Self::Database(e) => database_fault(e),
         }
     }
@@ -79,8 +83,21 @@ impl StoreError {
     /// The SQLSTATE of a database error, if PostgreSQL sent one.
     pub fn sqlstate(&self) -> Option<String> {
         match self {
-            Self::Database(sqlx::Error::Database(db)) => db.code().map(|c| c.into_owned()),
+            Self::Database(sqlx::Error::Database(db))
+            | Self::ScanTimedOut(sqlx::Error::Database(db)) => db.code().map(|c| c.into_owned()),
             _ => None,
+        }
+    }
+
+    /// A page's scanning statement's error: a timeout is [`StoreError::ScanTimedOut`].
+    pub(crate) fn of_scan(self) -> Self {
+        match self {
+            Self::Database(e)
+                if matches!(&e, sqlx::Error::Database(db) if db.code().as_deref() == Some("57014")) =>
+            {
+                Self::ScanTimedOut(e)
+            }
+            other => other,
         }
     }
 }

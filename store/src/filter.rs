@@ -90,7 +90,12 @@ pub async fn of_campaign(
     first: usize,
 ) -> Result<Compiled> {
     let stored: Option<Option<sqlx::types::Json<Filter>>> =
-        sqlx::query_scalar("SELECT audience FROM messages WHERE id = $1")
+        // A row written before filters has only its segment.
+        sqlx::query_scalar(
+            "SELECT coalesce(audience, CASE WHEN segment IS NOT NULL
+                         THEN jsonb_build_object('segment', segment) END)
+             FROM messages WHERE id = $1",
+        )
             .bind(campaign_id)
             .fetch_optional(&mut *conn)
             .await?;
@@ -167,17 +172,11 @@ impl<T: Fn(&str) -> Option<AttrType>> Compiler<'_, T> {
                 Target::of((self.types)(a).expect("checked: every attribute has a type"))
             }
         };
+        let value = self.value_expr(field, target);
         if let Test::Exists(want) = test {
-            let has = match field {
-                Field::Column(c) => format!("(u.{} IS NOT NULL)", c.name()),
-                Field::Attr(a) => {
-                    let k = self.param(Param::Text(a.clone()), "text");
-                    format!("(u.attrs ? {k})")
-                }
-            };
+            let has = format!("({value} IS NOT NULL)");
             return if *want { has } else { format!("(NOT {has})") };
         }
-        let value = self.value_expr(field, target);
         let leaf = |sql: String| format!("coalesce({sql}, false)");
         match test {
             Test::Eq(v) => {
@@ -200,7 +199,8 @@ impl<T: Fn(&str) -> Option<AttrType>> Compiler<'_, T> {
         }
     }
 
-    /// Each user's value of the field, in SQL.
+    /// Each user's value of the field, in SQL: NULL when the user has none. An attribute's
+    /// value that is not of its type (written by hand) is no value.
     fn value_expr(&mut self, field: &Field, target: Target) -> String {
         let attr = match field {
             Field::Column(c) => return format!("u.{}", c.name()),
@@ -208,16 +208,20 @@ impl<T: Fn(&str) -> Option<AttrType>> Compiler<'_, T> {
         };
         let k = self.param(Param::Text(attr.clone()), "text");
         match target {
-            Target::Text => format!("(u.attrs ->> {k})"),
-            // Only a JSON number is read as one (a value of another type is no value).
+            Target::Text => format!(
+                "(CASE WHEN jsonb_typeof(u.attrs -> {k}) = 'string' THEN u.attrs ->> {k} END)"
+            ),
             Target::Int | Target::Float => format!(
                 "(CASE WHEN jsonb_typeof(u.attrs -> {k}) = 'number' THEN (u.attrs ->> {k})::numeric END)"
             ),
             Target::Bool => format!(
                 "(CASE WHEN jsonb_typeof(u.attrs -> {k}) = 'boolean' THEN (u.attrs ->> {k})::boolean END)"
             ),
-            // Canonical RFC 3339 text: compared byte by byte, its order is the time order.
-            Target::TimeText | Target::Timestamp => format!("((u.attrs ->> {k}) COLLATE \"C\")"),
+            // Canonical RFC 3339 text (`TimeRef::canonical`): compared byte by byte, its
+            // order is the time order. Text in any other form is no value.
+            Target::TimeText | Target::Timestamp => format!(
+                "((CASE WHEN u.attrs ->> {k} ~ '{CANONICAL_TIME}' THEN u.attrs ->> {k} END) COLLATE \"C\")"
+            ),
         }
     }
 
@@ -283,6 +287,9 @@ fn text(v: &Value) -> &str {
         v => unreachable!("checked: {v:?} is a string"),
     }
 }
+
+/// The form time attributes are stored in, as a regular expression.
+const CANONICAL_TIME: &str = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$";
 
 /// How a field's values are compared in SQL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

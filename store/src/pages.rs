@@ -184,8 +184,14 @@ pub async fn write_inbox_page(
 ) -> Result<PageOutcome> {
     let started = Instant::now();
     let mut outcome = write(conn, page, audience).await?;
-    if let PageOutcome::Written { took_ms, .. } = &mut outcome {
-        *took_ms = Some(elapsed_ms(started));
+    // Only a page written now says how long its scan took; one found written before took
+    // no scan.
+    if let PageOutcome::Written {
+        took_ms: took @ Some(_),
+        ..
+    } = &mut outcome
+    {
+        *took = Some(elapsed_ms(started));
     }
     Ok(outcome)
 }
@@ -224,7 +230,8 @@ async fn run(
     let sql = page_sql(items, &audience.sql);
     let row: PageRow = bind(sqlx::query_as(&sql), page, audience)
         .fetch_one(conn)
-        .await?;
+        .await
+        .map_err(|e| StoreError::from(e).of_scan())?;
     let status = row
         .status
         .ok_or(StoreError::UnknownCampaignId(page.campaign_id))?;
@@ -253,7 +260,7 @@ async fn run(
     }
     // The tolerant form lost a race with a concurrent attempt of the same page: retrying
     // finds that attempt's page row.
-    written(
+    let mut new = written(
         row.new_recipients,
         row.new_last,
         row.new_limit,
@@ -261,7 +268,11 @@ async fn run(
         row.new_failed,
         row.new_scanned,
     )
-    .ok_or(StoreError::PageRace)
+    .ok_or(StoreError::PageRace)?;
+    if let PageOutcome::Written { took_ms, .. } = &mut new {
+        *took_ms = Some(0); // written now: [`write_inbox_page`] times it
+    }
+    Ok(new)
 }
 
 /// The plan PostgreSQL picks for the page statement on this pool, as `EXPLAIN` text: how the

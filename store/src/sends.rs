@@ -43,7 +43,8 @@ pub struct Claimed {
     /// The lane's cursor after the page, and how long the claim took (see
     /// `PageOutcome::Written`).
     pub scanned_to: Option<i64>,
-    pub took_ms: u32,
+    /// `None` for a page claimed before, which took no scan now.
+    pub took_ms: Option<u32>,
     pub recipients: u32,
     /// The page size it was claimed with.
     pub limit: u32,
@@ -155,7 +156,11 @@ pub async fn claim(
         .bind(ItemStatus::Pending.code())
         .bind(Intent::Run.code())
         .bind(page.until);
-    let row: ClaimRow = audience.bind(query).fetch_one(&mut *conn).await?;
+    let row: ClaimRow = audience
+        .bind(query)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| StoreError::from(e).of_scan())?;
     let status = status::decode(
         row.status
             .ok_or(StoreError::UnknownCampaignId(page.campaign_id))?,
@@ -194,7 +199,9 @@ pub async fn claim(
     Ok(Claim::Page(Claimed {
         last: row.last,
         scanned_to: row.scanned_to,
-        took_ms: crate::pages::elapsed_ms(started),
+        took_ms: row
+            .claimed_now
+            .then(|| crate::pages::elapsed_ms(started)),
         recipients,
         limit: row.page_limit.unwrap_or(page.limit as i32) as u32,
         sent,

@@ -294,8 +294,12 @@ impl TimeRef {
                 'w' => 604_800,
                 _ => return Err(bad()),
             };
-            let n: i64 = rest[..rest.len() - 1].parse().map_err(|_| bad())?;
+            let digits = &rest[..rest.len() - unit.len_utf8()];
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
             // At most about a century either way.
+            let n: i64 = digits.parse().map_err(|_| bad())?;
             if n > 36_500 * 86_400 / secs {
                 return Err(bad());
             }
@@ -358,8 +362,14 @@ impl Filter {
         Self::parse(&json)
     }
 
-    /// Read a filter from JSON, within the limits on depth, nodes and values.
+    /// Read a filter from JSON, within the limits on size, depth, nodes and values.
     pub fn parse(json: &Json) -> Result<Self, FilterError> {
+        if json.to_string().len() > MAX_JSON_BYTES {
+            return Err(err(
+                "",
+                format!("a filter is at most {MAX_JSON_BYTES} bytes of JSON"),
+            ));
+        }
         let mut budget = Budget::default();
         parse_node(json, "", 1, &mut budget)
     }

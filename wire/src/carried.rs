@@ -90,7 +90,7 @@ pub struct Lane {
     #[serde(flatten)]
     pub cursor: LaneCursor,
     /// How many user ids the lane's next page may scan past its cursor (0: not sized yet;
-    /// see `herald_workflows::plan::scan`). It bounds a page's work whatever the audience's
+    /// see `herald_workflows::scan`). It bounds a page's work whatever the audience's
     /// density: a page that finds fewer recipients than its limit in the ids it scanned
     /// moves the cursor to the end of them.
     #[serde(default, skip_serializing_if = "is_zero")]

@@ -266,7 +266,7 @@ fn written(
         sent,
         failed,
         scanned_to: claimed.scanned_to,
-        took_ms: Some(claimed.took_ms),
+        took_ms: claimed.took_ms,
         deliveries,
     }
 }

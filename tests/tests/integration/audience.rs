@@ -264,3 +264,35 @@ async fn a_campaign_to_a_filter_reaches_exactly_the_users_it_holds() {
         "{s}"
     );
 }
+
+/// A value that is not of its attribute's type (written by hand) is no value: it neither
+/// exists nor passes a test, and it never makes a statement fail.
+#[tokio::test]
+async fn a_value_not_of_its_type_is_no_value() {
+    let app = TestApp::without_worker().await.unwrap();
+    sqlx::raw_sql(
+        r#"INSERT INTO user_attributes (name, type) VALUES ('phone', 'text'), ('age', 'int'),
+               ('last_seen', 'time');
+           INSERT INTO users (id, email, attrs) VALUES
+             (1, 'a@example.com', '{"phone": null, "age": "old", "last_seen": "2026-11-30T00:00:00+00:00"}'),
+             (2, 'b@example.com', '{"phone": 5, "age": 40.5, "last_seen": "yesterday"}'),
+             (3, 'c@example.com', '{"phone": "+49 30 1", "age": 40, "last_seen": "2026-11-30T00:00:00.000000Z"}');"#,
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let types = filter::attribute_types(&app.pool).await.unwrap();
+    let now = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+    for (f, n) in [
+        (json!({"attr": "phone", "exists": true}), 1),
+        (json!({"attr": "phone", "exists": false}), 2),
+        (json!({"attr": "age", "gte": 18}), 2), // 40.5 is a number, if not a whole one
+        (json!({"attr": "age", "exists": true}), 2),
+        (json!({"attr": "last_seen", "after": "-7d"}), 1),
+        (json!({"attr": "last_seen", "exists": true}), 1),
+        (json!({"attr": "phone", "ne": "+49 30 1"}), 2),
+    ] {
+        let compiled = filter::compile(&Filter::parse(&f).unwrap(), &types, 1, now).unwrap();
+        assert_eq!(count(&app.pool, &compiled).await, n, "{f}");
+    }
+}

@@ -86,8 +86,8 @@ fn written(last: i64, recipients: u32, sent: u32) -> PageOutcome {
     }
 }
 
-/// Deliver a page to segment `p` as the worker does; its outcome without the time it took,
-/// which varies.
+/// Deliver a page to segment `p` as the worker does; its outcome without the time its scan
+/// took, which varies.
 async fn deliver(pages: &PageConnections, page: &PageInput) -> herald_store::Result<PageOutcome> {
     let audience = filter::compile(
         &Filter::Segment(Segment::parse("p").unwrap()),
@@ -98,7 +98,6 @@ async fn deliver(pages: &PageConnections, page: &PageInput) -> herald_store::Res
     .unwrap();
     let mut outcome = channels::deliver_page(pages, page, &audience, None).await?;
     if let PageOutcome::Written { took_ms, .. } = &mut outcome {
-        assert!(took_ms.is_some(), "a page says how long it took");
         *took_ms = None;
     }
     Ok(outcome)

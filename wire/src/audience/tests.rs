@@ -198,6 +198,8 @@ fn limits_keep_a_filter_small() {
             .message
             .contains("at most 10000 values")
     );
+    let long = json!({"any": [{"attr": "plan", "in": ["x".repeat(MAX_JSON_BYTES)]}]});
+    assert!(parse(long).unwrap_err().message.contains("bytes"));
     let long = format!("{{\"segment\": \"{}\"}}", "a".repeat(MAX_JSON_BYTES));
     assert!(
         Filter::parse_str(&long)
@@ -243,7 +245,19 @@ fn relative_times_read_as_people_write_them() {
     assert_eq!(TimeRef::parse("+2w"), Ok(TimeRef::FromNow(2 * 604_800)));
     assert_eq!(TimeRef::parse("-90m"), Ok(TimeRef::FromNow(-5_400)));
     assert_eq!(TimeRef::parse("now"), Ok(TimeRef::FromNow(0)));
-    for bad in ["30d", "-d", "-3y", "-99999999999d", "yesterday", ""] {
+    for bad in [
+        "30d",
+        "-d",
+        "-3y",
+        "-99999999999d",
+        "+-99999999999999d",
+        "--9999999999999999w",
+        "-+1d",
+        "- 1d",
+        "-1é",
+        "yesterday",
+        "",
+    ] {
         assert!(TimeRef::parse(bad).is_err(), "{bad}");
     }
 }

@@ -91,12 +91,9 @@ impl StoreError {
 
     /// A page's scanning statement's error: a timeout is [`StoreError::ScanTimedOut`].
     pub(crate) fn of_scan(self) -> Self {
+        let timed_out = self.sqlstate().as_deref() == Some("57014");
         match self {
-            Self::Database(e)
-                if matches!(&e, sqlx::Error::Database(db) if db.code().as_deref() == Some("57014")) =>
-            {
-                Self::ScanTimedOut(e)
-            }
+            Self::Database(e) if timed_out => Self::ScanTimedOut(e),
             other => other,
         }
     }

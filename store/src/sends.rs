@@ -199,9 +199,7 @@ pub async fn claim(
     Ok(Claim::Page(Claimed {
         last: row.last,
         scanned_to: row.scanned_to,
-        took_ms: row
-            .claimed_now
-            .then(|| crate::pages::elapsed_ms(started)),
+        took_ms: row.claimed_now.then(|| crate::pages::elapsed_ms(started)),
         recipients,
         limit: row.page_limit.unwrap_or(page.limit as i32) as u32,
         sent,

@@ -378,22 +378,15 @@ impl TestApp {
 
     /// A campaign to `segment` with a unique key, to be launched with [`Launch::launch`].
     pub fn campaign(&self, segment: &str) -> Launch<'_> {
-        Launch {
-            app: self,
-            key: unique("k"),
-            args: vec![
-                "--title".into(),
-                "Hello".into(),
-                "--body".into(),
-                "A message".into(),
-                "--segment".into(),
-                segment.into(),
-            ],
-        }
+        self.launch_to("--segment", segment)
     }
 
     /// A campaign to the users an audience filter (JSON) holds, with a unique key.
     pub fn campaign_to(&self, audience: &str) -> Launch<'_> {
+        self.launch_to("--audience", audience)
+    }
+
+    fn launch_to(&self, flag: &str, value: &str) -> Launch<'_> {
         Launch {
             app: self,
             key: unique("k"),
@@ -402,8 +395,8 @@ impl TestApp {
                 "Hello".into(),
                 "--body".into(),
                 "A message".into(),
-                "--audience".into(),
-                audience.into(),
+                flag.into(),
+                value.into(),
             ],
         }
     }

@@ -268,7 +268,7 @@ fn session_may(state: &AppState, parts: &Parts, session: &str) -> ApiResult<()> 
 }
 
 /// A user id from a path: a positive whole number.
-fn parse_user(raw: &str) -> ApiResult<i64> {
+pub(crate) fn parse_user(raw: &str) -> ApiResult<i64> {
     raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
         let shown: String = raw.chars().take(40).collect();
         ApiError::invalid(format!("user id {shown:?} is not a positive whole number"))

@@ -19,6 +19,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The request's field at fault, as the API names it.
+    pub field: Option<String>,
 }
 
 /// The body of every error answer.
@@ -37,6 +39,11 @@ pub struct ErrorDetail {
     /// For people: what is wrong, in one line.
     #[schema(example = "no campaign with key \"spring-sale\"")]
     message: String,
+    /// For a field that cannot be valid, which one: `email`, `attrs.age`, `users[3].timezone`,
+    /// `audience.all[1].in`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "attrs.age")]
+    field: Option<String>,
 }
 
 impl ApiError {
@@ -45,6 +52,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            field: None,
         }
     }
 
@@ -82,6 +90,11 @@ impl From<ControlError> for ApiError {
             Some(&e as &(dyn std::error::Error + 'static)),
             |e| e.source(),
         ));
+        if let ControlError::Field { field, .. } = &e {
+            let mut error = Self::invalid(message);
+            error.field = Some(field.clone()).filter(|f| !f.is_empty());
+            return error;
+        }
         match e.fault() {
             Fault::Refused => {
                 let (status, code) = match &e {
@@ -121,6 +134,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code.to_owned(),
                 message: self.message,
+                field: self.field,
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();

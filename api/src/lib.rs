@@ -23,6 +23,7 @@ pub mod error;
 pub mod inbox;
 pub mod ops;
 pub mod schema;
+pub mod users;
 
 use std::{sync::Arc, sync::LazyLock, time::Duration};
 
@@ -81,6 +82,7 @@ pub struct AppState {
     tags(
         (name = "campaigns", description = "Launch, follow, pause, resume and cancel campaigns (services)"),
         (name = "inbox", description = "A user's in-app inbox (apps and services)"),
+        (name = "users", description = "Users and their attributes (services)"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -112,6 +114,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(campaigns::routes())
         .merge(deliveries::routes())
         .merge(inbox::routes())
+        .merge(users::routes())
         .merge(ops::routes())
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();

@@ -465,3 +465,75 @@ pub struct RetryAnswer {
     pub retrying: Option<i64>,
     pub campaign: Campaign,
 }
+
+/// A user as stored.
+#[derive(Serialize, ToSchema)]
+pub struct User {
+    #[schema(minimum = 1)]
+    pub id: i64,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    /// A BCP 47 tag: `de-AT`.
+    pub locale: Option<String>,
+    /// An IANA time zone: `Europe/Vienna`.
+    pub timezone: Option<String>,
+    pub segments: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    /// Attributes by name, each of its attribute's type (times as RFC 3339 in UTC).
+    #[schema(value_type = Object)]
+    pub attrs: serde_json::Value,
+}
+
+impl From<herald_control::users::User> for User {
+    fn from(u: herald_control::users::User) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            name: u.name,
+            locale: u.locale,
+            timezone: u.timezone,
+            segments: u.segments,
+            created_at: u.created_at,
+            attrs: u.attrs.0,
+        }
+    }
+}
+
+/// A user to create or replace. Every field is optional; one not given is cleared.
+#[derive(Deserialize, ToSchema)]
+#[allow(dead_code)] // read as JSON by herald_wire::users, for its errors' field names
+pub struct UserBody {
+    /// The same as the path's, if given.
+    #[schema(minimum = 1)]
+    id: Option<i64>,
+    #[schema(example = "ada@example.com")]
+    email: Option<String>,
+    name: Option<String>,
+    #[schema(example = "de-AT")]
+    locale: Option<String>,
+    #[schema(example = "Europe/Vienna")]
+    timezone: Option<String>,
+    segments: Option<Vec<String>>,
+    created_at: Option<DateTime<Utc>>,
+    /// Attributes by name (`a-z 0-9 _`): strings, numbers, booleans, RFC 3339 times; `null`
+    /// for none.
+    #[schema(value_type = Option<Object>, example = json!({"plan": "pro", "age": 31}))]
+    attrs: Option<serde_json::Value>,
+}
+
+/// Up to 1,000 users, each as `PUT /v1/users/{id}` takes one, with its `id`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserBatch {
+    #[schema(value_type = Vec<UserBody>, min_items = 1, max_items = 1000)]
+    pub users: Vec<serde_json::Value>,
+}
+
+/// What a batch did.
+#[derive(Serialize, ToSchema)]
+pub struct UsersWritten {
+    pub inserted: u64,
+    pub updated: u64,
+    /// Users given exactly as they were stored.
+    pub unchanged: u64,
+}

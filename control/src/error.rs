@@ -9,6 +9,11 @@ pub enum ControlError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
+    /// One field of a request that cannot be valid: which (as the wire names it, `email`,
+    /// `attrs.age`, `audience.all[2]`), and why. Front ends show it at their own name for
+    /// the field.
+    #[error("{}{message}", if field.is_empty() { String::new() } else { format!("{field}: ") })]
+    Field { field: String, message: String },
     /// A request that the campaign's state or the data refuses (an empty audience, say).
     #[error("{0}")]
     Refused(String),
@@ -37,15 +42,26 @@ impl ControlError {
     pub fn fault(&self) -> Fault {
         match self {
             Self::Store(e) => e.fault(),
-            Self::Invalid(_) | Self::Refused(_) | Self::Conflict(_) | Self::Config(_) => {
-                Fault::Refused
-            }
+            Self::Invalid(_)
+            | Self::Field { .. }
+            | Self::Refused(_)
+            | Self::Conflict(_)
+            | Self::Config(_) => Fault::Refused,
             Self::DatabaseUnreachable { .. }
             | Self::TemporalUnreachable { .. }
             | Self::Temporal { .. } => Fault::Transient,
             Self::Schema(SchemaError::Missing | SchemaError::Behind(_)) => Fault::Refused,
             Self::Schema(SchemaError::Database(_)) => Fault::Transient,
             Self::Schema(_) => Fault::Internal,
+        }
+    }
+}
+
+impl From<herald_wire::users::UserError> for ControlError {
+    fn from(e: herald_wire::users::UserError) -> Self {
+        Self::Field {
+            field: e.field,
+            message: e.message,
         }
     }
 }

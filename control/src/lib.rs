@@ -18,6 +18,7 @@ pub mod campaigns;
 pub mod config;
 pub mod deliveries;
 pub mod error;
+pub mod import;
 pub mod inbox;
 pub mod launch;
 pub mod page;
@@ -69,6 +70,8 @@ pub struct Control {
     temporal: OnceCell<Client>,
     /// Status changes, shared by every watch (`campaigns`).
     changes: Mutex<Option<broadcast::Sender<std::sync::Arc<str>>>>,
+    /// The database's time zone names, read when users are first checked.
+    time_zones: OnceCell<std::sync::Arc<std::collections::HashSet<String>>>,
 }
 
 impl Control {
@@ -92,6 +95,7 @@ impl Control {
             db,
             temporal: OnceCell::new(),
             changes: Mutex::new(None),
+            time_zones: OnceCell::new(),
         })
     }
 

@@ -1,20 +1,18 @@
 //! One function per subcommand: build the request, call the control layer, print the result.
 
-use std::time::Instant;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::Utc;
 use herald_control::{
     CampaignView, Config, Control, ControlError, ReadFilter, Request, launch::LaunchRequest,
     page::Limit,
 };
 use herald_wire::{
-    CampaignKey, CampaignSpec, Content, Intent, PageExecution, Rate, Segment, Tuning,
-    audience::Filter, parse_send_at,
+    CampaignKey, CampaignSpec, Content, Intent, PageExecution, Rate, Tuning, audience::Filter,
+    parse_send_at,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::{Command, LaunchArgs, RequestArgs, UsersCommand, watch};
+use crate::{Command, LaunchArgs, RequestArgs, watch};
 
 pub async fn run(config: Config, command: Command) -> Result<()> {
     match command {
@@ -24,17 +22,7 @@ pub async fn run(config: Config, command: Command) -> Result<()> {
             let request = launch_request(args)?;
             launch(&connect(config, 1).await?, request).await
         }
-        Command::Users {
-            command:
-                UsersCommand::Seed {
-                    count,
-                    segment,
-                    allow_remote,
-                },
-        } => {
-            herald_control::users::seed_target_allowed(&config.database_url, allow_remote)?;
-            seed(&connect(config, 1).await?, count, segment, allow_remote).await
-        }
+        Command::Users { command } => crate::users::run(config, command).await,
         Command::Pause(args) => request(&connect(config, 1).await?, Request::Pause, args).await,
         Command::Resume(args) => request(&connect(config, 1).await?, Request::Resume, args).await,
         Command::Cancel(args) => request(&connect(config, 1).await?, Request::Cancel, args).await,
@@ -63,7 +51,7 @@ pub async fn run(config: Config, command: Command) -> Result<()> {
 }
 
 /// Reach the database (checking its schema) with up to `sessions` connections.
-async fn connect(config: Config, sessions: u32) -> Result<Control> {
+pub async fn connect(config: Config, sessions: u32) -> Result<Control> {
     Ok(Control::connect(config, sessions).await?)
 }
 
@@ -132,34 +120,6 @@ async fn launch(control: &Control, request: LaunchRequest) -> Result<()> {
         send_at
             .map(|t| format!(", starting at {}", t.to_rfc3339()))
             .unwrap_or_default(),
-    );
-    Ok(())
-}
-
-async fn seed(
-    control: &Control,
-    count: i64,
-    segment: Option<Segment>,
-    allow_remote: bool,
-) -> Result<()> {
-    let bar = progress_bar(count.max(0) as u64, "users");
-    let started = Instant::now();
-    let seeded = control
-        .seed_users(count, segment.as_ref(), allow_remote, |done| {
-            bar.set_position(done as u64)
-        })
-        .await
-        .context("adding users")?;
-    bar.finish_and_clear();
-    let seconds = started.elapsed().as_secs_f64();
-    println!(
-        "added {count} users (ids {}..={}{}) in {seconds:.1}s ({:.0}/s)",
-        seeded.first_id,
-        seeded.last_id,
-        segment
-            .map(|s| format!(", segment {s}"))
-            .unwrap_or_default(),
-        count as f64 / seconds
     );
     Ok(())
 }

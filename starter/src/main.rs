@@ -3,12 +3,14 @@
 //!
 //! - `main.rs`: arguments, and turning any failure into one line on stderr and an exit code.
 //! - `commands.rs`: one function per subcommand, printing its result.
+//! - `users.rs`: seeding, importing and showing users.
 //! - `watch.rs`: the live progress bar.
 //!
 //! Exit codes: 0 success, 2 the request was refused as it stands (bad input, unknown
 //! campaign, wrong status; nothing changed), 1 anything else (a service is down, ours).
 
 mod commands;
+mod users;
 mod watch;
 
 use clap::{Args, Parser, Subcommand};
@@ -17,6 +19,9 @@ use herald_wire::{
     Attempts, CampaignKey, Channel, Lanes, PageExecution, PageSize, Rate, Segment, WebhookUrl,
     audience::Filter,
 };
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -124,10 +129,36 @@ enum UsersCommand {
         count: i64,
         #[arg(long, value_parser = parse_segment)]
         segment: Option<Segment>,
+        /// Give each user a locale, a time zone and the demo attributes, chosen by id: plan
+        /// (free, pro, team by id mod 3), country (8 codes by id mod 8), age (18 + id mod
+        /// 60), bucket (id mod 100), last_seen (id mod 90 days ago).
+        #[arg(long)]
+        attrs: bool,
         /// Seed a database on another machine anyway.
         #[arg(long)]
         allow_remote: bool,
     },
+    /// Import users from a CSV file with a header row (id required; email, name, locale,
+    /// timezone, segments (space-separated) and created_at by name; every other column an
+    /// attribute) or NDJSON (one {"id": …, "email": …, "attrs": {…}} per line). Upserts by
+    /// id: a column the file has replaces the stored value, an empty cell or null clears it.
+    /// A refused row is reported with its line and the others go on.
+    Import {
+        file: std::path::PathBuf,
+        /// csv or ndjson; by default from the file's extension.
+        #[arg(long, value_parser = parse_format)]
+        format: Option<herald_control::import::Format>,
+        /// Types of attributes new to Herald: plan=text,age=int,last_seen=time (text, int,
+        /// number, bool, time). Untyped ones take the type their values in the first 1,000
+        /// rows look like, and the import says so.
+        #[arg(long, value_parser = parse_types)]
+        types: Option<std::collections::BTreeMap<String, herald_wire::audience::AttrType>>,
+        /// Check the whole file first, and import nothing if any row is refused.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// One user as stored, as JSON.
+    Show { id: i64 },
 }
 
 #[derive(Args)]
@@ -231,6 +262,21 @@ fn parse_webhook_url(s: &str) -> Result<WebhookUrl, String> {
 
 fn parse_segment(s: &str) -> Result<Segment, String> {
     Segment::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_format(s: &str) -> Result<herald_control::import::Format, String> {
+    use herald_control::import::Format;
+    match s {
+        "csv" => Ok(Format::Csv),
+        "ndjson" | "jsonl" => Ok(Format::Ndjson),
+        _ => Err(format!("{s:?} is not a format: csv or ndjson")),
+    }
+}
+
+fn parse_types(
+    s: &str,
+) -> Result<std::collections::BTreeMap<String, herald_wire::audience::AttrType>, String> {
+    herald_control::import::parse_types(s).map_err(|e| e.to_string())
 }
 
 /// A filter as JSON, or `@path` to a file holding it.

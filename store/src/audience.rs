@@ -1,7 +1,10 @@
 //! The users a campaign goes to: counting an audience, and adding users.
 
 use chrono::Utc;
-use herald_wire::{InvalidInput, Segment, audience::Filter};
+use herald_wire::{
+    InvalidInput, Segment,
+    audience::{AttrType, Filter},
+};
 use sqlx::{FromRow, PgConnection, PgPool};
 
 use crate::{Result, StoreError, filter::Compiled, partitions};
@@ -71,30 +74,79 @@ pub struct Added {
     pub last: i64,
 }
 
-/// Add `count` test users carrying `segment`, in one statement. After a load, call
-/// [`settle_users`] once.
-pub async fn seed_users(pool: &PgPool, count: i64, segment: Option<&Segment>) -> Result<Added> {
+/// Add `count` test users carrying `segment`, in one statement; with `attrs`, each also
+/// gets a locale, a time zone and the demo attributes [`DEMO_ATTRIBUTES`], chosen by id so
+/// that a filter's count can be told in advance. After a load, call [`settle_users`] once.
+pub async fn seed_users(
+    pool: &PgPool,
+    count: i64,
+    segment: Option<&Segment>,
+    attrs: bool,
+) -> Result<Added> {
     let segments: Vec<&str> = segment.map(Segment::as_str).into_iter().collect();
+    if attrs {
+        let demo = DEMO_ATTRIBUTES
+            .iter()
+            .map(|(n, t)| (n.to_string(), *t))
+            .collect();
+        let types = crate::users::register_types(pool, &demo).await?;
+        for (name, kind) in DEMO_ATTRIBUTES {
+            if types.get(name) != Some(&kind) {
+                return Err(StoreError::Invalid(InvalidInput(format!(
+                    "the demo attribute {name:?} is another type here already; seed without --attrs"
+                ))));
+            }
+        }
+    }
     Ok(sqlx::query_as(
         "WITH base AS (SELECT coalesce(max(id), 0) AS n FROM users),
          ins AS (
-            INSERT INTO users (email, segments)
-            SELECT 'user' || (base.n + g) || '@example.com', $2::text[]
-            FROM base, generate_series(1, $1) AS g
+            INSERT INTO users (id, email, segments, locale, timezone, attrs)
+            SELECT i, 'user' || i || '@example.com', $2::text[],
+                   CASE WHEN $3 THEN (ARRAY['en', 'de-DE', 'de-AT', 'fr-FR', 'ja-JP'])[1 + i % 5] END,
+                   CASE WHEN $3 THEN (ARRAY['UTC', 'Europe/Berlin', 'Europe/Vienna',
+                                            'America/New_York', 'Asia/Tokyo'])[1 + i % 5] END,
+                   CASE WHEN $3 THEN jsonb_build_object(
+                       'plan', (ARRAY['free', 'pro', 'team'])[1 + i % 3],
+                       'country', (ARRAY['DE', 'AT', 'CH', 'FR', 'US', 'GB', 'NL', 'JP'])[1 + i % 8],
+                       'age', 18 + i % 60,
+                       'bucket', i % 100,
+                       'last_seen', to_char(now() AT TIME ZONE 'UTC' - (i % 90) * interval '1 day',
+                                            'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))
+                   ELSE '{}' END
+            FROM base, generate_series(base.n + 1, base.n + $1) AS i
             RETURNING id
          )
          SELECT coalesce(min(id), 0) AS first, coalesce(max(id), 0) AS last FROM ins",
     )
     .bind(count)
     .bind(&segments)
+    .bind(attrs)
     .fetch_one(pool)
     .await?)
 }
+
+/// The attributes `herald users seed --attrs` gives user `i` (its id, when ids start at 1):
+/// `plan` free/pro/team by `i % 3`, `country` one of eight by `i % 8`, `age` `18 + i % 60`,
+/// `bucket` `i % 100`, and `last_seen` `i % 90` days before the seed.
+pub const DEMO_ATTRIBUTES: [(&str, AttrType); 5] = [
+    ("plan", AttrType::Text),
+    ("country", AttrType::Text),
+    ("age", AttrType::Int),
+    ("bucket", AttrType::Int),
+    ("last_seen", AttrType::Time),
+];
 
 /// After a bulk load of users up to `last_id`: make their ledger partitions now rather than
 /// at the next launch, and give the planner statistics and the table its visibility map at
 /// once, as a restore would, rather than leaving the first campaign to autovacuum's timing.
 pub async fn settle_users(pool: &PgPool, last_id: i64) -> Result<()> {
+    // Users given their ids take none from the sequence: new ones start above them all.
+    sqlx::query(
+        "SELECT setval(pg_get_serial_sequence('users', 'id'), max(id)) FROM users HAVING max(id) > 0",
+    )
+    .execute(pool)
+    .await?;
     partitions::cover(pool, Some(last_id)).await?;
     sqlx::raw_sql("VACUUM (ANALYZE) users")
         .execute(pool)

@@ -158,7 +158,7 @@ impl<T: Fn(&str) -> Option<AttrType>> Compiler<'_, T> {
             Filter::Not(x) => format!("(NOT {})", self.node(x)),
             Filter::Segment(s) => {
                 let p = self.param(Param::Text(s.as_str().to_owned()), "text");
-                format!("(u.segments @> ARRAY[{p}])")
+                format!("(u.segments @> ARRAY[{p}] AND u.segments <> '{{}}')")
             }
             Filter::Test { field, test } => self.test(field, test),
         }

@@ -15,7 +15,8 @@
 //! - [`sends`]: the ledger of an external channel: claim, send, record.
 //! - [`inbox`]: a user's messages and read tracking.
 //! - [`items`]: a campaign's items, found through its pages (the failure listing).
-//! - [`audience`]: counting an audience, adding users.
+//! - [`audience`]: counting an audience, adding test users.
+//! - [`users`]: users written by imports and the API, and their attributes' types.
 //! - [`filter`]: audience filters compiled to parameterized SQL.
 //! - [`partitions`]: the ledger's partitions by user id.
 //! - [`error`]: [`StoreError`] and [`Fault`], whose fault an error is.
@@ -33,6 +34,7 @@ pub mod partitions;
 pub mod report;
 pub mod sends;
 pub mod status;
+pub mod users;
 
 pub use error::{Fault, Result, StoreError};
 /// The connection pool type, so that callers need not depend on sqlx themselves.

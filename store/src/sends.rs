@@ -81,7 +81,7 @@ done AS (
     WHERE message_id = $1 AND lane = $5 AND after_user_id = $2
 ),
 page AS (
-    SELECT u.id, u.email FROM users u
+    SELECT u.id, coalesce(u.email, '') AS email FROM users u
     WHERE (SELECT ok FROM go) AND NOT EXISTS (SELECT 1 FROM done)
       AND u.id > $2 AND u.id <= $3
       AND {audience}
@@ -235,7 +235,7 @@ async fn pending_of(
         return Ok(Vec::new());
     };
     let rows: Vec<(i64, String, i16)> = sqlx::query_as(
-        "SELECT i.user_id, u.email, i.attempts FROM message_items i JOIN users u ON u.id = i.user_id
+        "SELECT i.user_id, coalesce(u.email, ''), i.attempts FROM message_items i JOIN users u ON u.id = i.user_id
          WHERE i.message_id = $1 AND i.user_id > $2 AND i.user_id <= $3 AND i.status = $4
          ORDER BY i.user_id",
     )

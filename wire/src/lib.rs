@@ -13,6 +13,7 @@
 //! - [`carried`]: the campaign workflow's durable state, carried from run to run.
 //! - [`messages`]: workflow input, activity inputs and outcomes, progress, signal payloads.
 //! - [`audience`]: audience filters, the JSON expression trees that choose a campaign's users.
+//! - [`users`]: users as imports and the API give them, checked field by field.
 //!
 //! After the first release, every field added to a struct that crosses the wire gets
 //! `#[serde(default)]`, so running workflows' histories keep decoding (docs/operations.md).
@@ -23,6 +24,7 @@ pub mod messages;
 pub mod names;
 pub mod status;
 pub mod types;
+pub mod users;
 
 pub use carried::*;
 pub use messages::*;

@@ -54,6 +54,9 @@ impl Email {
 
 impl Deliver for Email {
     async fn send(&self, message: Message<'_>) -> Attempt {
+        if message.email.is_empty() {
+            return Attempt::fail("address", "the user has no e-mail address");
+        }
         let to: Mailbox = match message.email.parse() {
             Ok(to) => to,
             Err(e) => {

@@ -38,7 +38,8 @@ struct Body<'a> {
 #[derive(Serialize)]
 struct Recipient<'a> {
     id: i64,
-    email: &'a str,
+    /// `null` for a user without an address.
+    email: Option<&'a str>,
 }
 
 impl Webhook {
@@ -103,7 +104,7 @@ impl Deliver for Webhook {
             campaign: message.campaign.key.as_str(),
             recipient: Recipient {
                 id: message.user_id,
-                email: message.email,
+                email: Some(message.email).filter(|e| !e.is_empty()),
             },
             title: message.campaign.content.title(),
             body: message.campaign.content.body(),

@@ -18,6 +18,7 @@
 //! - `requests`: pause, resume and cancel from every side at once, in any order.
 //! - `recovery`: campaigns whose workflow was terminated, resumed from the ledger's cursors.
 //! - `scans`: sparse audiences in pages of bounded work; pages that run past their time.
+//! - `users`: users imported from CSV and NDJSON, and written through the API.
 //! - `replay`: saved histories replay against the current workflow.
 
 mod api;
@@ -36,3 +37,4 @@ mod replay;
 mod requests;
 mod scans;
 mod signals;
+mod users;

@@ -1,0 +1,525 @@
+//! Users written by imports and the API: checked changes ([`UserChange`]) upserted by id in
+//! chunks through `COPY`, the attributes' types, and one user read back.
+//!
+//! A chunk of users all new and above every id the table holds (an import of a fresh or
+//! growing user base, in id order) is copied straight into `users`. Any other chunk is
+//! copied into a temporary table and merged, each field set, cleared or kept as its change
+//! says. Either way a chunk is one transaction, so a chunk is written whole or not at all.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use herald_wire::audience::AttrType;
+use herald_wire::audience::TimeRef;
+use herald_wire::users::{AttrValue, Change, UserChange};
+use serde_json::Value as Json;
+use sqlx::{FromRow, PgConnection, PgPool};
+
+use crate::{Result, StoreError};
+
+pub use crate::filter::attribute_types;
+
+/// The time zones a user may have: PostgreSQL's IANA names, the ones its `AT TIME ZONE`
+/// reads (without the `posix/` and `right/` copies).
+pub async fn time_zones(pool: &PgPool) -> Result<HashSet<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT name FROM pg_timezone_names
+         WHERE name !~ '^(posix|right)/' AND name NOT IN ('posixrules', 'Factory', 'localtime')",
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .collect())
+}
+
+/// Give attributes their types, where they have none yet, and answer every attribute's type.
+/// An attribute that has a type keeps it: the caller compares.
+pub async fn register_types(
+    pool: &PgPool,
+    types: &BTreeMap<String, AttrType>,
+) -> Result<HashMap<String, AttrType>> {
+    if !types.is_empty() {
+        let (names, kinds): (Vec<&str>, Vec<&str>) =
+            types.iter().map(|(n, t)| (n.as_str(), t.name())).unzip();
+        sqlx::query(
+            "INSERT INTO user_attributes (name, type)
+             SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&names)
+        .bind(&kinds)
+        .execute(pool)
+        .await?;
+    }
+    attribute_types(pool).await
+}
+
+/// What writing a chunk did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    pub inserted: u64,
+    pub updated: u64,
+    /// Users the change left exactly as they were: not written.
+    pub unchanged: u64,
+}
+
+impl std::ops::AddAssign for Written {
+    fn add_assign(&mut self, other: Self) {
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+    }
+}
+
+/// Which fields of a change are given, as the merge's bit mask reads them.
+const EMAIL: i32 = 1;
+const NAME: i32 = 2;
+const LOCALE: i32 = 4;
+const TIMEZONE: i32 = 8;
+const SEGMENTS: i32 = 16;
+const CREATED_AT: i32 = 32;
+const REPLACE_ATTRS: i32 = 64;
+
+/// Upsert one chunk of users, in one transaction. Changes to the same id merge in order (a
+/// later one wins for the fields it gives) and count once. `now` is the creation time of
+/// new users that give none.
+/// `changes` is left merged (the caller may reuse its room).
+pub async fn write(
+    pool: &PgPool,
+    changes: &mut Vec<UserChange>,
+    now: DateTime<Utc>,
+) -> Result<Written> {
+    merge_repeats(changes);
+    let changes = &changes[..];
+    if changes.is_empty() {
+        return Ok(Written::default());
+    }
+    // Another writer's new ids (an import writes two chunks at once) make a statement here
+    // a unique violation; written again, the chunk sees them committed and updates them.
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match write_once(pool, changes, now).await {
+            Err(StoreError::Database(sqlx::Error::Database(e)))
+                if e.is_unique_violation() && tries < 5 => {}
+            written => return written,
+        }
+    }
+}
+
+async fn write_once(pool: &PgPool, changes: &[UserChange], now: DateTime<Utc>) -> Result<Written> {
+    let mut tx = pool.begin().await?;
+    let top: i64 = sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM users")
+        .fetch_one(&mut *tx)
+        .await?;
+    if changes[0].id > top {
+        // All new: straight in.
+        let n = copy(&mut tx, changes, now, true).await?;
+        tx.commit().await?;
+        return Ok(Written {
+            inserted: n,
+            ..Written::default()
+        });
+    }
+    sqlx::query(
+        "CREATE TEMP TABLE IF NOT EXISTS import_users (
+            id bigint NOT NULL, given int NOT NULL, email text, name text, locale text,
+            timezone text, segments text[], created_at timestamptz, attrs jsonb NOT NULL
+         ) ON COMMIT DELETE ROWS",
+    )
+    .execute(&mut *tx)
+    .await?;
+    copy(&mut tx, changes, now, false).await?;
+    // Each column as the change leaves it; a user it leaves as it was is not written.
+    let new = format!(
+        "CASE WHEN i.given & {EMAIL} <> 0 THEN i.email ELSE u.email END,
+         CASE WHEN i.given & {NAME} <> 0 THEN i.name ELSE u.name END,
+         CASE WHEN i.given & {LOCALE} <> 0 THEN i.locale ELSE u.locale END,
+         CASE WHEN i.given & {TIMEZONE} <> 0 THEN i.timezone ELSE u.timezone END,
+         CASE WHEN i.given & {SEGMENTS} <> 0 THEN i.segments ELSE u.segments END,
+         coalesce(i.created_at, u.created_at),
+         jsonb_strip_nulls(CASE WHEN i.given & {REPLACE_ATTRS} <> 0 THEN i.attrs
+                                ELSE u.attrs || i.attrs END)"
+    );
+    let columns = "email, name, locale, timezone, segments, created_at, attrs";
+    let update = format!(
+        "UPDATE users u SET ({columns}) = ROW({new}) FROM import_users i
+         WHERE u.id = i.id
+           AND (u.email, u.name, u.locale, u.timezone, u.segments, u.created_at, u.attrs)
+               IS DISTINCT FROM ({new})"
+    );
+    let updated = sqlx::query(&update)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    let insert = format!(
+        "INSERT INTO users (id, {columns})
+         SELECT id, email, name, locale, timezone, coalesce(segments, '{{}}'),
+                coalesce(created_at, now()), jsonb_strip_nulls(attrs)
+         FROM import_users i WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = i.id)"
+    );
+    let inserted = sqlx::query(&insert)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(Written {
+        inserted,
+        updated,
+        unchanged: changes.len() as u64 - inserted - updated,
+    })
+}
+
+/// After writing users: new users take ids above every one there is, their ledger
+/// partitions are made, and the planner learns the table anew. Vacuuming is left to
+/// autovacuum, whose inserted-rows threshold a large import crosses.
+pub async fn settle(pool: &PgPool) -> Result<()> {
+    settle_new(pool).await?;
+    sqlx::raw_sql("ANALYZE users").execute(pool).await?;
+    Ok(())
+}
+
+/// After writing a few users (the API): new users take ids above them, and the ledger has
+/// partitions for them.
+pub async fn settle_new(pool: &PgPool) -> Result<()> {
+    let top: Option<i64> = sqlx::query_scalar(
+        "SELECT setval(pg_get_serial_sequence('users', 'id'), max(id)) FROM users HAVING max(id) > 0",
+    )
+    .fetch_optional(pool)
+    .await?;
+    crate::partitions::cover(pool, top).await?;
+    Ok(())
+}
+
+/// Put the changes in id order, one per id.
+fn merge_repeats(changes: &mut Vec<UserChange>) {
+    changes.sort_by_key(|c| c.id); // stable: a later change stays after an earlier one
+    changes.dedup_by(|later, earlier| {
+        let same = later.id == earlier.id;
+        if same {
+            merge(earlier, std::mem::take(later));
+        }
+        same
+    });
+}
+
+fn merge(into: &mut UserChange, later: UserChange) {
+    fn take<T>(into: &mut Change<T>, later: Change<T>) {
+        if later.is_given() {
+            *into = later;
+        }
+    }
+    take(&mut into.email, later.email);
+    take(&mut into.name, later.name);
+    take(&mut into.locale, later.locale);
+    take(&mut into.timezone, later.timezone);
+    take(&mut into.segments, later.segments);
+    take(&mut into.created_at, later.created_at);
+    if later.replace_attrs {
+        into.attrs.clear();
+        into.replace_attrs = true;
+    }
+    into.attrs.extend(later.attrs);
+}
+
+/// The user columns a `COPY` carries besides `id` (and, to the merge's table, the mask).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Col {
+    Email,
+    Name,
+    Locale,
+    Timezone,
+    Segments,
+    CreatedAt,
+    Attrs,
+}
+
+impl Col {
+    const ALL: [Col; 7] = [
+        Self::Email,
+        Self::Name,
+        Self::Locale,
+        Self::Timezone,
+        Self::Segments,
+        Self::CreatedAt,
+        Self::Attrs,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Name => "name",
+            Self::Locale => "locale",
+            Self::Timezone => "timezone",
+            Self::Segments => "segments",
+            Self::CreatedAt => "created_at",
+            Self::Attrs => "attrs",
+        }
+    }
+
+    fn given(self, c: &UserChange) -> bool {
+        match self {
+            Self::Email => c.email.is_given(),
+            Self::Name => c.name.is_given(),
+            Self::Locale => c.locale.is_given(),
+            Self::Timezone => c.timezone.is_given(),
+            Self::Segments => c.segments.is_given(),
+            Self::CreatedAt => c.created_at.is_given(),
+            Self::Attrs => !c.attrs.is_empty(),
+        }
+    }
+}
+
+/// `COPY` the changes in text format: new users straight into `users` (`fresh`: only the
+/// columns some change gives, the others left to their defaults; cleared attributes left
+/// out), or every column and the mask into the merge's table.
+async fn copy(
+    conn: &mut PgConnection,
+    changes: &[UserChange],
+    now: DateTime<Utc>,
+    fresh: bool,
+) -> Result<u64> {
+    let cols: Vec<Col> = Col::ALL
+        .into_iter()
+        .filter(|col| !fresh || changes.iter().any(|c| col.given(c)))
+        .collect();
+    let names: Vec<&str> = cols.iter().map(|c| c.name()).collect();
+    let statement = if fresh {
+        format!("COPY users (id, {}) FROM STDIN", names.join(", "))
+    } else {
+        format!(
+            "COPY import_users (id, given, {}) FROM STDIN",
+            names.join(", ")
+        )
+    };
+    let now = now.to_rfc3339();
+    let mut copy = conn.copy_in_raw(&statement).await?;
+    let (mut buf, mut scratch) = (String::with_capacity(1 << 20), String::new());
+    for c in changes {
+        encode(&mut buf, &mut scratch, c, &cols, &now, fresh);
+        if buf.len() >= 1 << 20 {
+            copy.send(buf.as_bytes()).await?;
+            buf.clear();
+        }
+    }
+    if !buf.is_empty() {
+        copy.send(buf.as_bytes()).await?;
+    }
+    Ok(copy.finish().await?)
+}
+
+fn encode(
+    buf: &mut String,
+    scratch: &mut String,
+    c: &UserChange,
+    cols: &[Col],
+    now: &str,
+    fresh: bool,
+) {
+    use std::fmt::Write;
+    let _ = write!(buf, "{}", c.id);
+    if !fresh {
+        let mask = [
+            (c.email.is_given(), EMAIL),
+            (c.name.is_given(), NAME),
+            (c.locale.is_given(), LOCALE),
+            (c.timezone.is_given(), TIMEZONE),
+            (c.segments.is_given(), SEGMENTS),
+            (c.created_at.is_given(), CREATED_AT),
+            (c.replace_attrs, REPLACE_ATTRS),
+        ]
+        .into_iter()
+        .filter(|(given, _)| *given)
+        .fold(0, |m, (_, bit)| m | bit);
+        let _ = write!(buf, "\t{mask}");
+    }
+    for col in cols {
+        buf.push('\t');
+        match col {
+            Col::Email => field(buf, c.email.value().map(String::as_str)),
+            Col::Name => field(buf, c.name.value().map(String::as_str)),
+            Col::Locale => field(buf, c.locale.value().map(String::as_str)),
+            Col::Timezone => field(buf, c.timezone.value().map(String::as_str)),
+            Col::Segments => match (c.segments.value(), fresh) {
+                (Some(list), _) => {
+                    scratch.clear();
+                    scratch.push('{');
+                    for (i, s) in list.iter().enumerate() {
+                        if i > 0 {
+                            scratch.push(',');
+                        }
+                        scratch.push('"');
+                        for ch in s.as_str().chars() {
+                            if ch == '"' || ch == '\\' {
+                                scratch.push('\\');
+                            }
+                            scratch.push(ch);
+                        }
+                        scratch.push('"');
+                    }
+                    scratch.push('}');
+                    field(buf, Some(scratch));
+                }
+                (None, true) => buf.push_str("{}"),
+                (None, false) => field(buf, None),
+            },
+            Col::CreatedAt => match (c.created_at.value(), fresh) {
+                (Some(t), _) => field(buf, Some(&t.to_rfc3339())),
+                (None, true) => field(buf, Some(now)),
+                (None, false) => field(buf, None),
+            },
+            Col::Attrs => {
+                scratch.clear();
+                attrs_json(scratch, c, fresh);
+                field(buf, Some(scratch));
+            }
+        }
+    }
+    buf.push('\n');
+}
+
+/// The change's attributes as a JSON object, written without building one: cleared ones as
+/// `null`, or left out when `fresh`.
+fn attrs_json(out: &mut String, c: &UserChange, fresh: bool) {
+    use std::fmt::Write;
+    out.push('{');
+    let mut first = true;
+    for (name, value) in &c.attrs {
+        if fresh && value.is_none() {
+            continue;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        // Attribute names are `a-z 0-9 _`: nothing to escape.
+        let _ = write!(out, "\"{name}\":");
+        match value {
+            None => out.push_str("null"),
+            Some(AttrValue::Int(i)) => {
+                let _ = write!(out, "{i}");
+            }
+            Some(AttrValue::Bool(b)) => {
+                let _ = write!(out, "{b}");
+            }
+            Some(AttrValue::Time(t)) => {
+                let _ = write!(out, "\"{}\"", TimeRef::canonical(*t));
+            }
+            Some(v) => out.push_str(&v.to_json().to_string()),
+        }
+    }
+    out.push('}');
+}
+
+/// One field of `COPY`'s text format.
+fn field(buf: &mut String, value: Option<&str>) {
+    let Some(mut value) = value else {
+        buf.push_str("\\N");
+        return;
+    };
+    while let Some(at) = value
+        .bytes()
+        .position(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r'))
+    {
+        buf.push_str(&value[..at]);
+        buf.push_str(match value.as_bytes()[at] {
+            b'\\' => "\\\\",
+            b'\t' => "\\t",
+            b'\n' => "\\n",
+            _ => "\\r",
+        });
+        value = &value[at + 1..];
+    }
+    buf.push_str(value);
+}
+
+/// A user as stored.
+#[derive(Clone, Debug, PartialEq, FromRow)]
+pub struct User {
+    pub id: i64,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub locale: Option<String>,
+    pub timezone: Option<String>,
+    pub segments: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub attrs: sqlx::types::Json<Json>,
+}
+
+impl User {
+    /// As the API and `herald users show` give it.
+    pub fn to_json(&self) -> Json {
+        serde_json::json!({
+            "id": self.id,
+            "email": self.email,
+            "name": self.name,
+            "locale": self.locale,
+            "timezone": self.timezone,
+            "segments": self.segments,
+            "created_at": self.created_at,
+            "attrs": self.attrs.0,
+        })
+    }
+}
+
+pub async fn get(pool: &PgPool, id: i64) -> Result<Option<User>> {
+    Ok(sqlx::query_as(
+        "SELECT id, email, name, locale, timezone, segments, created_at, attrs FROM users WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use herald_wire::Segment;
+
+    use super::*;
+
+    /// The API's handlers need `write`'s future to be `Send` (`raw_sql` would make it not).
+    #[allow(dead_code)]
+    fn write_is_send(pool: &PgPool) {
+        fn is_send<T: Send>(_: T) {}
+        is_send(write(pool, &mut Vec::new(), Utc::now()));
+    }
+
+    #[test]
+    fn copy_text_escapes_what_it_must() {
+        let mut buf = String::new();
+        field(&mut buf, Some("a\tb\\c\nd"));
+        assert_eq!(buf, "a\\tb\\\\c\\nd");
+        let c = UserChange {
+            id: 5,
+            email: Change::Clear,
+            segments: Change::Set(vec![Segment::parse("x\"y").unwrap()]),
+            ..Default::default()
+        };
+        let mut buf = String::new();
+        encode(&mut buf, &mut String::new(), &c, &Col::ALL, "never", false);
+        assert_eq!(buf, "5\t17\t\\N\t\\N\t\\N\t\\N\t{\"x\\\\\"y\"}\t\\N\t{}\n");
+    }
+
+    #[test]
+    fn repeated_ids_merge_in_order() {
+        let first = UserChange {
+            id: 2,
+            email: Change::Set("a@x".into()),
+            name: Change::Set("A".into()),
+            ..Default::default()
+        };
+        let later = UserChange {
+            id: 2,
+            name: Change::Clear,
+            ..Default::default()
+        };
+        let one = UserChange {
+            id: 1,
+            ..Default::default()
+        };
+        let mut out = vec![first, one, later];
+        merge_repeats(&mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].email, Change::Set("a@x".into()));
+        assert_eq!(out[1].name, Change::Clear);
+    }
+}

@@ -9,8 +9,6 @@
 //! their values in the first [`SAMPLE`] rows look like; the outcome says which.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use chrono::Utc;
@@ -18,10 +16,13 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use herald_store::users;
 use herald_wire::audience::AttrType;
 use herald_wire::users::{self as wire_users, UserChange, UserError, UserRules};
-use serde_json::Value as Json;
 use tokio::sync::mpsc;
 
 use crate::{Control, ControlError, Result};
+
+mod rows;
+
+use rows::Rows;
 
 /// Rows whose values infer the types of untyped attributes.
 pub const SAMPLE: usize = 1_000;
@@ -168,10 +169,11 @@ impl Control {
             let (path_buf, rules) = (path.to_owned(), known.clone());
             let first_bad = blocking(move || {
                 let mut rows = Rows::open(&path_buf, format)?;
-                while let Some(row) = rows.next_row()? {
-                    if let Err(error) = row.change(rows.header(), &rules) {
+                rows.set_types(&rules);
+                while rows.advance()? {
+                    if let Err(error) = rows.change(&rules) {
                         return Ok(Some(Refusal {
-                            line: row.line,
+                            line: rows.line,
                             error,
                         }));
                     }
@@ -329,6 +331,7 @@ fn read_chunks(
     spare: std::sync::mpsc::Receiver<Vec<UserChange>>,
 ) -> Result<()> {
     let mut rows = Rows::open(path, format)?;
+    rows.set_types(rules);
     loop {
         let mut chunk = Chunk {
             changes: spare
@@ -342,18 +345,18 @@ fn read_chunks(
         };
         let mut more = true;
         while chunk.changes.len() + chunk.refused.len() < CHUNK {
-            let Some(row) = rows.next_row()? else {
+            if !rows.advance()? {
                 more = false;
                 break;
-            };
-            match row.change(rows.header(), rules) {
+            }
+            match rows.change(rules) {
                 Ok(change) => {
                     chunk.span = (chunk.span.0.min(change.id), chunk.span.1.max(change.id));
                     chunk.changes.push(change);
                     chunk.rows += 1;
                 }
                 Err(error) => chunk.refused.push(Refusal {
-                    line: row.line,
+                    line: rows.line,
                     error,
                 }),
             }
@@ -390,9 +393,11 @@ fn plan_types(
         .collect();
     let mut sample = 0;
     while sample < SAMPLE {
-        let Some(row) = rows.next_row()? else { break };
+        if !rows.advance()? {
+            break;
+        }
         sample += 1;
-        row.look(rows.header(), &mut |name, kind| {
+        rows.look(&mut |name, kind| {
             let slot = seen.entry(name.to_owned()).or_default();
             *slot = Some(slot.map_or(kind, |k| wire_users::widen(k, kind)));
         });
@@ -411,245 +416,6 @@ fn plan_types(
         out.insert(name, planned);
     }
     Ok(out)
-}
-
-/// The rows of a file, one at a time.
-struct Rows {
-    source: Source,
-    total: u64,
-}
-
-enum Source {
-    Csv {
-        reader: csv::Reader<Counted>,
-        header: Vec<String>,
-    },
-    Ndjson {
-        reader: BufReader<Counted>,
-        line: u64,
-        text: String,
-    },
-}
-
-/// A file that counts the bytes read from it.
-struct Counted {
-    file: File,
-    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Read for Counted {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.file.read(buf)?;
-        self.read
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
-struct Row {
-    line: u64,
-    data: RowData,
-}
-
-enum RowData {
-    Csv(csv::StringRecord),
-    Json(std::result::Result<Json, String>),
-}
-
-fn io_error(path: &Path, e: impl std::fmt::Display) -> ControlError {
-    ControlError::Refused(format!("{}: {e}", path.display()))
-}
-
-const COLUMNS: [&str; 6] = [
-    "email",
-    "name",
-    "locale",
-    "timezone",
-    "segments",
-    "created_at",
-];
-
-impl Rows {
-    fn open(path: &Path, format: Format) -> Result<Self> {
-        let file = File::open(path).map_err(|e| io_error(path, e))?;
-        let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let counted = Counted { file, read };
-        let source = match format {
-            Format::Csv => {
-                let mut reader = csv::ReaderBuilder::new()
-                    .flexible(true)
-                    .buffer_capacity(1 << 20)
-                    .from_reader(counted);
-                let header: Vec<String> = reader
-                    .headers()
-                    .map_err(|e| io_error(path, format!("the header row: {e}")))?
-                    .iter()
-                    .map(|h| h.trim().to_owned())
-                    .collect();
-                check_header(&header).map_err(|m| io_error(path, m))?;
-                Source::Csv { reader, header }
-            }
-            Format::Ndjson => Source::Ndjson {
-                reader: BufReader::with_capacity(1 << 20, counted),
-                line: 0,
-                text: String::new(),
-            },
-        };
-        Ok(Self { source, total })
-    }
-
-    fn position(&self) -> u64 {
-        let counted = match &self.source {
-            Source::Csv { reader, .. } => reader.get_ref(),
-            Source::Ndjson { reader, .. } => reader.get_ref(),
-        };
-        counted.read.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// The attribute columns of a CSV file's header.
-    fn header(&self) -> &[String] {
-        match &self.source {
-            Source::Csv { header, .. } => header,
-            Source::Ndjson { .. } => &[],
-        }
-    }
-
-    fn header_attrs(&self) -> Vec<String> {
-        match &self.source {
-            Source::Csv { header, .. } => header
-                .iter()
-                .filter(|h| *h != "id" && !COLUMNS.contains(&h.as_str()))
-                .cloned()
-                .collect(),
-            Source::Ndjson { .. } => Vec::new(),
-        }
-    }
-
-    fn next_row(&mut self) -> Result<Option<Row>> {
-        match &mut self.source {
-            Source::Csv { reader, header } => loop {
-                let mut record = csv::StringRecord::with_capacity(256, header.len());
-                match reader.read_record(&mut record) {
-                    Ok(false) => return Ok(None),
-                    Ok(true) => {
-                        let line = record.position().map_or(0, |p| p.line());
-                        if record.len() == 1 && record[0].trim().is_empty() {
-                            continue;
-                        }
-                        let data = if record.len() != header.len() {
-                            RowData::Json(Err(format!(
-                                "has {} fields where the header has {}",
-                                record.len(),
-                                header.len()
-                            )))
-                        } else {
-                            RowData::Csv(record)
-                        };
-                        return Ok(Some(Row { line, data }));
-                    }
-                    Err(e) => {
-                        let line = e.position().map_or(0, |p| p.line());
-                        if let csv::ErrorKind::Io(io) = e.kind() {
-                            return Err(ControlError::Refused(format!("reading the file: {io}")));
-                        }
-                        return Ok(Some(Row {
-                            line,
-                            data: RowData::Json(Err(e.to_string())),
-                        }));
-                    }
-                }
-            },
-            Source::Ndjson { reader, line, text } => loop {
-                text.clear();
-                let n = reader
-                    .read_line(text)
-                    .map_err(|e| ControlError::Refused(format!("reading the file: {e}")))?;
-                if n == 0 {
-                    return Ok(None);
-                }
-                *line += 1;
-                if text.trim().is_empty() {
-                    continue;
-                }
-                let json = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"));
-                return Ok(Some(Row {
-                    line: *line,
-                    data: RowData::Json(json),
-                }));
-            },
-        }
-    }
-}
-
-fn check_header(header: &[String]) -> std::result::Result<(), String> {
-    if !header.iter().any(|h| h == "id") {
-        return Err("the header row has no id column (the users' ids)".into());
-    }
-    let mut seen = HashSet::new();
-    for h in header {
-        if !seen.insert(h) {
-            return Err(format!("the header row names {h:?} twice"));
-        }
-        if h != "id" && !COLUMNS.contains(&h.as_str()) {
-            wire_users::check_new_attr_name(h).map_err(|m| format!("column {h:?}: {m}"))?;
-        }
-    }
-    Ok(())
-}
-
-impl Row {
-    /// Report the type each attribute value of the row looks like.
-    fn look(&self, header: &[String], see: &mut impl FnMut(&str, AttrType)) {
-        match &self.data {
-            RowData::Csv(cells) => {
-                for (name, cell) in header.iter().zip(cells) {
-                    if name != "id" && !COLUMNS.contains(&name.as_str()) && !cell.trim().is_empty()
-                    {
-                        see(name, wire_users::looks_like_text(cell));
-                    }
-                }
-            }
-            RowData::Json(Ok(json)) => {
-                if let Some(attrs) = json.get("attrs").and_then(Json::as_object) {
-                    for (name, v) in attrs {
-                        if let Some(kind) = wire_users::looks_like_json(v) {
-                            see(name, kind);
-                        }
-                    }
-                }
-            }
-            RowData::Json(Err(_)) => {}
-        }
-    }
-
-    fn change(
-        &self,
-        header: &[String],
-        rules: &Known,
-    ) -> std::result::Result<UserChange, UserError> {
-        match &self.data {
-            RowData::Csv(cells) => {
-                let mut change = UserChange::default();
-                for (name, cell) in header.iter().zip(cells) {
-                    if name == "id" {
-                        change.id = wire_users::parse_id(cell)?;
-                    } else if COLUMNS.contains(&name.as_str()) {
-                        change.set_column(name, cell, rules)?;
-                    } else {
-                        let kind = rules.attr_type(name).unwrap_or(AttrType::Text);
-                        change.set_attr_text(name, kind, cell.trim())?;
-                    }
-                }
-                Ok(change)
-            }
-            RowData::Json(Ok(json)) => UserChange::from_json(json, None, false, rules),
-            RowData::Json(Err(message)) => Err(UserError {
-                field: "row".into(),
-                message: message.clone(),
-            }),
-        }
-    }
 }
 
 /// Parse `--types plan=text,age=int`.

@@ -209,8 +209,9 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
                 format!(
-                    "the body is over the limit of {} KiB",
-                    crate::BODY_LIMIT / 1024
+                    "the body is over the limit of {} KiB ({} KiB for a batch of users)",
+                    crate::BODY_LIMIT / 1024,
+                    crate::BATCH_BODY_LIMIT / 1024
                 ),
             )
         }

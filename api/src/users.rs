@@ -18,7 +18,9 @@ use crate::{
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(put_user, get_user))
-        .routes(routes!(put_users))
+        .merge(OpenApiRouter::new().routes(routes!(put_users)).layer(
+            axum::extract::DefaultBodyLimit::max(crate::BATCH_BODY_LIMIT),
+        ))
 }
 
 /// A user id from the path.

@@ -355,6 +355,18 @@ async fn the_api_puts_gets_and_batches_users_with_errors_at_their_field() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
     assert_eq!(bad.body["error"]["field"], "users[2].email");
     assert_eq!(rows(&app).await, before);
+    // 1,000 users of a few hundred bytes each fit; 1,001 do not.
+    let name = "n".repeat(300);
+    let most: Vec<Value> = (1_000..2_000)
+        .map(|i| json!({"id": i, "name": name}))
+        .collect();
+    let fits = batch(json!(most)).await;
+    assert_eq!(fits.status, StatusCode::OK, "{}", fits.text);
+    assert_eq!(fits.body["inserted"], 1_000);
+    sqlx::query("DELETE FROM users WHERE id >= 1000")
+        .execute(&app.pool)
+        .await
+        .unwrap();
     let too_many: Vec<Value> = (1..=1_001).map(|i| json!({"id": i})).collect();
     let big = batch(json!(too_many)).await;
     assert_eq!(big.status, StatusCode::BAD_REQUEST);

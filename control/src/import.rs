@@ -267,7 +267,11 @@ impl Control {
                     if let Some(at) = spans.iter().position(|s| *s == done.span) {
                         spans.swap_remove(at);
                     }
-                    absorb(done, &mut out, &mut on)?;
+                    if let Err(e) = absorb(done, &mut out, &mut on) {
+                        // The chunks written stay: their users get their ids and partitions.
+                        let _ = users::settle(&self.db).await;
+                        return Err(e);
+                    }
                 }
             }
         }
@@ -386,10 +390,12 @@ fn plan_types(
             )));
         }
     }
+    // Every given type counts, whether or not the sample shows its attribute.
     let mut seen: BTreeMap<String, Option<AttrType>> = rows
         .header_attrs()
-        .iter()
-        .map(|n| (n.clone(), None))
+        .into_iter()
+        .chain(given.keys().cloned())
+        .map(|n| (n, None))
         .collect();
     let mut sample = 0;
     while sample < SAMPLE {

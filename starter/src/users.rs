@@ -48,7 +48,7 @@ pub async fn run(config: Config, command: UsersCommand) -> Result<()> {
         UsersCommand::Show { id } => {
             let control = connect(config, 1).await?;
             let user = control.user(id).await?;
-            println!("{}", serde_json::to_string_pretty(&user.to_json())?);
+            println!("{}", serde_json::to_string_pretty(&user)?);
             Ok(())
         }
     }

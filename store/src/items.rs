@@ -55,7 +55,8 @@ pub async fn failures(
             break;
         }
         let rows: Vec<FailedItem> = sqlx::query_as(
-            "SELECT i.user_id, u.email, i.attempts, i.error_class, i.error, i.sent_at
+            // A user without an address (a failure of its own) lists with an empty one.
+            "SELECT i.user_id, coalesce(u.email, '') AS email, i.attempts, i.error_class, i.error, i.sent_at
              FROM message_items i JOIN users u ON u.id = i.user_id
              WHERE i.message_id = $1 AND i.user_id > $2 AND i.user_id <= $3 AND i.status = $4
              ORDER BY i.user_id LIMIT $5",

@@ -120,6 +120,12 @@ async fn write_once(pool: &PgPool, changes: &[UserChange], now: DateTime<Utc>) -
             ..Written::default()
         });
     }
+    // Other writers of users (the API, another import) wait for this chunk: between its
+    // update and its insert, none can add an id the update missed and the insert then skips.
+    // Readers (campaigns' pages, inboxes) do not wait.
+    sqlx::query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(
         "CREATE TEMP TABLE IF NOT EXISTS import_users (
             id bigint NOT NULL, given int NOT NULL, email text, name text, locale text,
@@ -432,8 +438,8 @@ fn field(buf: &mut String, value: Option<&str>) {
     buf.push_str(value);
 }
 
-/// A user as stored.
-#[derive(Clone, Debug, PartialEq, FromRow)]
+/// A user as stored; as JSON, what `herald users show` prints.
+#[derive(Clone, Debug, PartialEq, FromRow, serde::Serialize)]
 pub struct User {
     pub id: i64,
     pub email: Option<String>,
@@ -443,22 +449,6 @@ pub struct User {
     pub segments: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub attrs: sqlx::types::Json<Json>,
-}
-
-impl User {
-    /// As the API and `herald users show` give it.
-    pub fn to_json(&self) -> Json {
-        serde_json::json!({
-            "id": self.id,
-            "email": self.email,
-            "name": self.name,
-            "locale": self.locale,
-            "timezone": self.timezone,
-            "segments": self.segments,
-            "created_at": self.created_at,
-            "attrs": self.attrs.0,
-        })
-    }
 }
 
 pub async fn get(pool: &PgPool, id: i64) -> Result<Option<User>> {

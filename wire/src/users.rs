@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde_json::{Map, Value as Json};
 
 use crate::Segment;
@@ -19,6 +19,15 @@ use crate::audience::{AttrType, Column, TimeRef, check_attr_name};
 pub const MAX_TEXT: usize = 4_096;
 /// How many attributes one user may carry.
 pub const MAX_ATTRS: usize = 256;
+/// A user's own fields beside `id`, as imports and the API name them.
+pub const OWN_FIELDS: [&str; 6] = [
+    "email",
+    "name",
+    "locale",
+    "timezone",
+    "segments",
+    "created_at",
+];
 
 /// What to do with one field of a stored user.
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -107,21 +116,33 @@ impl AttrValue {
     }
 }
 
-/// A time as users give one: RFC 3339, or a date (midnight UTC).
+/// A time as users give one: RFC 3339, or a date (midnight UTC), in the years 1–9999 (UTC)
+/// that PostgreSQL and the canonical text form both hold.
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
-    }
-    let day = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
-    Some(day.and_hms_opt(0, 0, 0)?.and_utc())
+    let t = match DateTime::parse_from_rfc3339(s) {
+        Ok(t) => t.with_timezone(&Utc),
+        Err(_) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()?
+            .and_hms_opt(0, 0, 0)?
+            .and_utc(),
+    };
+    (1..=9999).contains(&t.year()).then_some(t)
 }
 
 /// The type a value read from a file looks like, for an attribute whose type nobody gave.
+/// Text that reads as a number only when nothing is lost: `01234` (a postcode), `+49…` (a
+/// phone number) and digits past an int's range are text.
 pub fn looks_like_text(s: &str) -> AttrType {
     let s = s.trim();
-    if s.parse::<i64>().is_ok() {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let plain = !digits.starts_with('+')
+        && !(digits.len() > 1 && digits.starts_with('0') && digits.as_bytes()[1].is_ascii_digit());
+    if plain && s.parse::<i64>().is_ok() {
         AttrType::Int
-    } else if s.parse::<f64>().is_ok_and(f64::is_finite) {
+    } else if plain
+        && !digits.bytes().all(|b| b.is_ascii_digit())
+        && s.parse::<f64>().is_ok_and(f64::is_finite)
+    {
         AttrType::Number
     } else if ["true", "false"].contains(&s.to_ascii_lowercase().as_str()) {
         AttrType::Bool
@@ -323,18 +344,7 @@ impl UserChange {
             return Err(field_err("", "a user is a JSON object"));
         };
         for key in obj.keys() {
-            if ![
-                "id",
-                "email",
-                "name",
-                "locale",
-                "timezone",
-                "segments",
-                "created_at",
-                "attrs",
-            ]
-            .contains(&key.as_str())
-            {
+            if !(["id", "attrs"].contains(&key.as_str()) || OWN_FIELDS.contains(&key.as_str())) {
                 return Err(field_err(
                     key,
                     "is not a field of a user (id, email, name, locale, timezone, segments, \
@@ -378,9 +388,8 @@ impl UserChange {
             match obj.get(column) {
                 None => {}
                 Some(Json::Null) => user.set_column(column, "", rules)?,
-                Some(Json::String(s)) if !s.trim().is_empty() => {
-                    user.set_column(column, s, rules)?
-                }
+                // An empty string clears, as an empty CSV cell does.
+                Some(Json::String(s)) => user.set_column(column, s, rules)?,
                 Some(other) => return Err(field_err(column, format!("{other} is not a string"))),
             }
         }

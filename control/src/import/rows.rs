@@ -17,16 +17,6 @@ use serde_json::Value as Json;
 use super::{Format, Known};
 use crate::{ControlError, Result};
 
-/// The columns of a CSV file that are a user's own fields, beside `id`.
-const COLUMNS: [&str; 6] = [
-    "email",
-    "name",
-    "locale",
-    "timezone",
-    "segments",
-    "created_at",
-];
-
 pub(super) struct Rows {
     source: Source,
     /// The file's size in bytes.
@@ -47,7 +37,7 @@ enum Source {
     },
     Ndjson {
         reader: BufReader<Counted>,
-        text: String,
+        text: Vec<u8>,
         json: std::result::Result<Json, String>,
     },
 }
@@ -114,7 +104,7 @@ impl Rows {
             }
             Format::Ndjson => Source::Ndjson {
                 reader: BufReader::with_capacity(1 << 20, counted),
-                text: String::new(),
+                text: Vec::new(),
                 json: Ok(Json::Null),
             },
         };
@@ -194,14 +184,18 @@ impl Rows {
             },
             Source::Ndjson { reader, text, json } => loop {
                 text.clear();
-                if reader.read_line(text).map_err(reading)? == 0 {
+                if reader.read_until(b'\n', text).map_err(reading)? == 0 {
                     return Ok(false);
                 }
                 self.line += 1;
-                if text.trim().is_empty() {
+                if text.trim_ascii().is_empty() {
                     continue;
                 }
-                *json = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"));
+                // A line that is not UTF-8 is one bad row, not a bad file.
+                *json = match std::str::from_utf8(text) {
+                    Ok(line) => serde_json::from_str(line).map_err(|e| format!("not JSON: {e}")),
+                    Err(e) => Err(format!("not UTF-8: {e}")),
+                };
                 return Ok(true);
             },
         }
@@ -283,7 +277,7 @@ fn plan(header: &[String]) -> std::result::Result<Vec<Cell>, String> {
         }
         cells.push(if h == "id" {
             Cell::Id
-        } else if let Some(column) = COLUMNS.iter().find(|c| **c == h) {
+        } else if let Some(column) = wire_users::OWN_FIELDS.iter().find(|c| **c == h) {
             Cell::Column(column)
         } else {
             wire_users::check_new_attr_name(h).map_err(|m| format!("column {h:?}: {m}"))?;

@@ -72,6 +72,12 @@ fn a_json_user_is_checked_field_by_field() {
         bad(json!({"id": 1, "segments": ["a b"]})).field,
         "segments[0]"
     );
+    assert_eq!(
+        bad(json!({"id": 1, "created_at": "0000-06-01"})).field,
+        "created_at"
+    );
+    let cleared = UserChange::from_json(&json!({"id": 1, "email": ""}), None, false, &rules());
+    assert_eq!(cleared.unwrap().email, Change::Clear);
 }
 
 #[test]
@@ -114,6 +120,16 @@ fn types_are_inferred_and_widened() {
     assert_eq!(looks_like_text("TRUE"), AttrType::Bool);
     assert_eq!(looks_like_text("2026-01-02T03:04:05Z"), AttrType::Time);
     assert_eq!(looks_like_text("NaN"), AttrType::Text);
+    for text in ["01234", "+4930123", "123456789012345678901234"] {
+        assert_eq!(looks_like_text(text), AttrType::Text, "{text}");
+    }
+    assert_eq!(looks_like_text("-0.5"), AttrType::Number);
+    assert!(parse_time("0000-01-01").is_none());
+    assert!(
+        parse_time("0001-01-01T00:30:00+01:00").is_none(),
+        "year 0 in UTC"
+    );
+    assert!(parse_time("9999-12-31").is_some());
     assert_eq!(widen(AttrType::Int, AttrType::Number), AttrType::Number);
     assert_eq!(widen(AttrType::Int, AttrType::Bool), AttrType::Text);
     let users = [

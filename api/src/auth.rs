@@ -269,10 +269,16 @@ fn session_may(state: &AppState, parts: &Parts, session: &str) -> ApiResult<()> 
 
 /// A user id from a path: a positive whole number.
 pub(crate) fn parse_user(raw: &str) -> ApiResult<i64> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
-        let shown: String = raw.chars().take(40).collect();
-        ApiError::invalid(format!("user id {shown:?} is not a positive whole number"))
-    })
+    use herald_wire::users::{MAX_USER_ID, is_user_id};
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| is_user_id(*id))
+        .ok_or_else(|| {
+            let shown: String = raw.chars().take(40).collect();
+            ApiError::invalid(format!(
+                "user id {shown:?} is not a whole number from 1 to {MAX_USER_ID}"
+            ))
+        })
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// item, whatever campaigns arrive meanwhile (their items appear on the first page).
 #[utoipa::path(
     get, path = "/v1/users/{id}/inbox", tag = "inbox",
-    params(("id" = i64, Path, minimum = 1, description = "The user id"), InboxQuery),
+    params(("id" = i64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "The user id"), InboxQuery),
     responses(
         (status = 200, body = InboxPage),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -71,7 +71,7 @@ async fn list(
 /// The unread badge: the count the list's `unread_count` gives.
 #[utoipa::path(
     get, path = "/v1/users/{id}/inbox/unread-count", tag = "inbox",
-    params(("id" = i64, Path, minimum = 1, description = "The user id")),
+    params(("id" = i64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "The user id")),
     responses(
         (status = 200, body = UnreadCount),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
@@ -94,7 +94,7 @@ async fn unread_count(
 #[utoipa::path(
     post, path = "/v1/users/{id}/inbox/{key}/read", tag = "inbox",
     params(
-        ("id" = i64, Path, minimum = 1, description = "The user id"),
+        ("id" = i64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "The user id"),
         ("key" = String, Path, description = "The campaign key"),
     ),
     responses(
@@ -121,7 +121,7 @@ async fn read(
 /// Mark everything in a user's inbox read. Idempotent: a second call changes nothing.
 #[utoipa::path(
     post, path = "/v1/users/{id}/inbox/read-all", tag = "inbox",
-    params(("id" = i64, Path, minimum = 1, description = "The user id")),
+    params(("id" = i64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "The user id")),
     responses(
         (status = 200, body = Marked),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),

@@ -469,7 +469,7 @@ pub struct RetryAnswer {
 /// A user as stored.
 #[derive(Serialize, ToSchema)]
 pub struct User {
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 9007199254740991_i64)]
     pub id: i64,
     pub email: Option<String>,
     pub name: Option<String>,
@@ -504,7 +504,7 @@ impl From<herald_control::users::User> for User {
 #[allow(dead_code)] // read as JSON by herald_wire::users, for its errors' field names
 pub struct UserBody {
     /// The same as the path's, if given.
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 9007199254740991_i64)]
     id: Option<i64>,
     #[schema(example = "ada@example.com")]
     email: Option<String>,

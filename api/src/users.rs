@@ -41,7 +41,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdPath {
 /// after that, every user's value of it must have that type.
 #[utoipa::path(
     put, path = "/v1/users/{id}", tag = "users",
-    params(("id" = i64, Path, minimum = 1, description = "The user id")),
+    params(("id" = i64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "The user id")),
     request_body = UserBody,
     responses(
         (status = 200, description = "Replaced", body = User),
@@ -75,7 +75,7 @@ async fn put_user(
 /// A user as stored.
 #[utoipa::path(
     get, path = "/v1/users/{id}", tag = "users",
-    params(("id" = i64, Path, minimum = 1, description = "The user id")),
+    params(("id" = i64, Path, minimum = 1, maximum = 9007199254740991_i64, description = "The user id")),
     responses(
         (status = 200, body = User),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),

@@ -4,6 +4,7 @@ use chrono::Utc;
 use herald_wire::{
     InvalidInput, Segment,
     audience::{AttrType, Filter},
+    users::MAX_USER_ID,
 };
 use sqlx::{FromRow, PgConnection, PgPool};
 
@@ -84,6 +85,14 @@ pub async fn seed_users(
     attrs: bool,
 ) -> Result<Added> {
     let segments: Vec<&str> = segment.map(Segment::as_str).into_iter().collect();
+    let top: i64 = sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM users")
+        .fetch_one(pool)
+        .await?;
+    if count > MAX_USER_ID - top {
+        return Err(StoreError::Invalid(InvalidInput(format!(
+            "{count} more users would pass the largest user id, {MAX_USER_ID} (the highest now is {top})"
+        ))));
+    }
     if attrs {
         let demo = DEMO_ATTRIBUTES
             .iter()

@@ -57,8 +57,13 @@ pub async fn create(
     }
     let registered = fix_audience(&mut tx, key).await?;
     tx.commit().await?;
-    if registered.total > 0 {
-        partitions::cover(pool, Some(registered.max_id)).await?;
+    if registered.total > 0
+        && let Err(e) = partitions::cover(pool, Some(registered.max_id)).await
+    {
+        // Its pages could not record a send: take the campaign back rather than leave a row
+        // that no workflow runs.
+        delete_unstarted(pool, key).await.ok();
+        return Err(e);
     }
     Ok(Created::New(registered))
 }

@@ -15,6 +15,9 @@ use serde_json::{Map, Value as Json};
 use crate::Segment;
 use crate::audience::{AttrType, Column, TimeRef, check_attr_name};
 
+/// The largest user id: 2^53 − 1, the largest whole number that every JSON reader (a
+/// browser's among them) keeps exactly. The table refuses larger ids too.
+pub const MAX_USER_ID: i64 = (1 << 53) - 1;
 /// The longest text Herald keeps in a user's column or text attribute.
 pub const MAX_TEXT: usize = 4_096;
 /// How many attributes one user may carry.
@@ -257,14 +260,23 @@ fn field_err(field: &str, message: impl Into<String>) -> UserError {
     }
 }
 
+/// Whether `id` may name a user: a whole number from 1 to [`MAX_USER_ID`].
+pub fn is_user_id(id: i64) -> bool {
+    (1..=MAX_USER_ID).contains(&id)
+}
+
+fn not_an_id(given: impl std::fmt::Display) -> UserError {
+    field_err(
+        "id",
+        format!("{given} is not a user id (a whole number from 1 to {MAX_USER_ID})"),
+    )
+}
+
 /// Check a user id as given in text.
 pub fn parse_id(s: &str) -> Result<i64, UserError> {
     match s.trim().parse::<i64>() {
-        Ok(id) if id > 0 => Ok(id),
-        _ => Err(field_err(
-            "id",
-            format!("{s:?} is not a user id (a whole number from 1)"),
-        )),
+        Ok(id) if is_user_id(id) => Ok(id),
+        _ => Err(not_an_id(format_args!("{s:?}"))),
     }
 }
 
@@ -355,12 +367,10 @@ impl UserChange {
         let id = match (obj.get("id"), id) {
             (None, Some(id)) => id,
             (Some(Json::Number(n)), path) => {
-                let given = n.as_i64().filter(|id| *id > 0).ok_or_else(|| {
-                    field_err(
-                        "id",
-                        format!("{n} is not a user id (a whole number from 1)"),
-                    )
-                })?;
+                let given = n
+                    .as_i64()
+                    .filter(|id| is_user_id(*id))
+                    .ok_or_else(|| not_an_id(n))?;
                 if path.is_some_and(|p| p != given) {
                     return Err(field_err(
                         "id",
@@ -369,7 +379,7 @@ impl UserChange {
                 }
                 given
             }
-            (Some(other), _) => return Err(field_err("id", format!("{other} is not a user id"))),
+            (Some(other), _) => return Err(not_an_id(other)),
             (None, None) => return Err(field_err("id", "is required")),
         };
         let mut user = UserChange {

@@ -49,6 +49,15 @@ fn a_json_user_is_checked_field_by_field() {
     let bad = |j: serde_json::Value| UserChange::from_json(&j, None, false, &rules()).unwrap_err();
     assert_eq!(bad(json!({"email": "a@b"})).field, "id");
     assert_eq!(bad(json!({"id": 0})).field, "id");
+    // Past 2^53 - 1 a browser would read another number: refused, as in text.
+    assert_eq!(bad(json!({"id": MAX_USER_ID + 1})).field, "id");
+    assert_eq!(
+        bad(json!({"id": MAX_USER_ID, "email": "nobody"})).field,
+        "email"
+    );
+    assert!(parse_id("9007199254740991").is_ok());
+    assert!(parse_id("9007199254740992").is_err());
+    assert!(parse_id("9223372036854775806").is_err());
     assert_eq!(bad(json!({"id": 1, "email": "nobody"})).field, "email");
     assert_eq!(bad(json!({"id": 1, "timezone": "CEST"})).field, "timezone");
     assert_eq!(

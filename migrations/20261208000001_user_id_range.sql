@@ -1,0 +1,7 @@
+-- A user id is a whole number from 1 to 2^53 - 1 (herald_wire::users::MAX_USER_ID): past it a
+-- browser, or any JSON reader that keeps numbers as doubles, reads another id, and the
+-- ledger's partitions (herald_ledger_partition_of) would need bounds beyond bigint. Imports
+-- and the API check this with a message that names the field; the table holds to it for
+-- everything else (hand-written SQL, a restore).
+ALTER TABLE users ALTER COLUMN id SET MAXVALUE 9007199254740991;
+ALTER TABLE users ADD CONSTRAINT users_id_range CHECK (id BETWEEN 1 AND 9007199254740991);

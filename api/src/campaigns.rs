@@ -13,15 +13,12 @@ use axum::{
 use chrono::Utc;
 use futures::{Stream, StreamExt};
 use herald_control::{
-    Request,
+    ControlError, Request,
     campaigns::Watch,
     launch::LaunchRequest,
     page::{Cursor, Limit},
 };
-use herald_wire::{
-    Attempts, CampaignKey, CampaignSpec, CampaignStatus, Channel, Content, Lanes, PageExecution,
-    PageSize, Rate, Segment, Tuning, WebhookUrl, audience::Filter, parse_send_at,
-};
+use herald_wire::{CampaignKey, CampaignStatus};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
@@ -125,11 +122,10 @@ async fn dry_run(
     Body(body): Body<LaunchBody>,
 ) -> ApiResult<axum::Json<DryRun>> {
     let request = launch_request(&headers, body)?;
-    Ok(axum::Json(DryRun {
-        recipients: state.control.dry_run(&request).await?,
-    }))
+    Ok(axum::Json(state.control.dry_run(request).await?.into()))
 }
 
+/// The launch in a request: the body's fields, and its key or the `Idempotency-Key` header.
 pub(crate) fn launch_request(headers: &HeaderMap, body: LaunchBody) -> ApiResult<LaunchRequest> {
     let header_key = match headers.get("idempotency-key") {
         None => None,
@@ -139,7 +135,8 @@ pub(crate) fn launch_request(headers: &HeaderMap, body: LaunchBody) -> ApiResult
                 .to_owned(),
         ),
     };
-    let key = match (body.key, header_key) {
+    let mut fields = body.fields();
+    fields.key = match (fields.key, header_key) {
         (Some(a), Some(b)) if a != b => {
             return Err(ApiError::invalid(format!(
                 "the body's key {a:?} and the Idempotency-Key header {b:?} differ; send one"
@@ -147,74 +144,7 @@ pub(crate) fn launch_request(headers: &HeaderMap, body: LaunchBody) -> ApiResult
         }
         (key, header) => key.or(header),
     };
-    let key = key.as_deref().map(CampaignKey::parse).transpose()?;
-    let send_at = body
-        .send_at
-        .as_deref()
-        .map(|s| parse_send_at(s, Utc::now()))
-        .transpose()
-        .map_err(|e| ApiError::invalid(e.0.replace("--send-at", "send_at")))?;
-    let channel = match body.channel.as_deref() {
-        None => Channel::Inbox,
-        Some(c) => c.parse()?,
-    };
-    let execution = match body.execution.as_deref() {
-        None => PageExecution::default_for(channel),
-        Some(e) => e.parse()?,
-    };
-    let mut tuning = Tuning::default();
-    if let Some(percent) = body.auto_pause {
-        if percent > 100 {
-            return Err(ApiError::invalid(format!(
-                "auto_pause is a percentage, 0–100, got {percent}"
-            )));
-        }
-        tuning.auto_pause_percent = percent;
-    }
-    if let Some(window) = body.auto_pause_window {
-        if !(1..=1_000_000).contains(&window) {
-            return Err(ApiError::invalid(format!(
-                "auto_pause_window must be 1–1000000, got {window}"
-            )));
-        }
-        tuning.auto_pause_window = window;
-    }
-    let audience = match (body.segment.as_deref(), body.audience) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::invalid(
-                "send segment or audience, not both: a segment is short for {\"segment\": S}",
-            ));
-        }
-        (Some(s), None) => Some(Filter::Segment(Segment::parse(s)?)),
-        (None, Some(json)) => {
-            Some(Filter::parse(&json).map_err(|e| ApiError::invalid(format!("audience: {e}")))?)
-        }
-        (None, None) => None,
-    };
-    Ok(LaunchRequest {
-        key,
-        spec: CampaignSpec {
-            content: Content::new(&body.title, &body.body)?,
-            channel,
-            audience,
-            send_at,
-            page_size: body
-                .page_size
-                .map(PageSize::new)
-                .transpose()?
-                .unwrap_or_default(),
-            lanes: body.lanes.map(Lanes::new).transpose()?.unwrap_or_default(),
-            execution,
-            rate: body.rate.map(Rate::new).transpose()?,
-            webhook_url: body
-                .webhook_url
-                .as_deref()
-                .map(WebhookUrl::parse)
-                .transpose()?,
-            attempts: body.attempts.map(Attempts::new).transpose()?,
-        },
-        tuning,
-    })
+    Ok(fields.check(Utc::now()).map_err(ControlError::from)?)
 }
 
 /// List campaigns, newest first.

@@ -90,9 +90,15 @@ impl From<ControlError> for ApiError {
             Some(&e as &(dyn std::error::Error + 'static)),
             |e| e.source(),
         ));
-        if let ControlError::Field { field, .. } = &e {
+        let field = e.field().map(str::to_owned);
+        if let ControlError::Field { .. } = &e {
             let mut error = Self::invalid(message);
-            error.field = Some(field.clone()).filter(|f| !f.is_empty());
+            error.field = field;
+            return error;
+        }
+        if let ControlError::Unmet { .. } = &e {
+            let mut error = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", message);
+            error.field = field;
             return error;
         }
         match e.fault() {

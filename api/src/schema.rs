@@ -134,6 +134,10 @@ pub struct LaunchBody {
     /// attribute tests such as `{"attr": "plan", "eq": "pro"}` (docs/audiences.md).
     #[schema(value_type = Option<Object>, example = json!({"all": [{"attr": "plan", "eq": "pro"}, {"attr": "last_seen", "after": "-30d"}]}))]
     pub audience: Option<serde_json::Value>,
+    /// Only the users of the audience saved under this name (`herald audience save`); the
+    /// launch copies its filter, so a later save changes no campaign.
+    #[schema(example = "active-pros", min_length = 1, max_length = 64)]
+    pub audience_name: Option<String>,
     /// When to start (RFC 3339 with an offset, within a year); at once when absent.
     pub send_at: Option<String>,
     /// Recipients per page, 1–10,000 (500).
@@ -166,6 +170,34 @@ pub struct LaunchBody {
     /// e-mail's).
     #[schema(example = "local")]
     pub execution: Option<String>,
+}
+
+impl LaunchBody {
+    /// The launch's fields as the control layer checks them: numbers as text, the filter as
+    /// JSON.
+    pub fn fields(self) -> herald_control::launch::LaunchFields {
+        let text = |n: Option<u32>| n.map(|n| n.to_string());
+        herald_control::launch::LaunchFields {
+            key: self.key,
+            title: self.title,
+            body: self.body,
+            channel: self.channel,
+            segment: self.segment,
+            audience: self
+                .audience
+                .map(herald_control::launch::AudienceGiven::Json),
+            audience_name: self.audience_name,
+            send_at: self.send_at,
+            page_size: text(self.page_size),
+            lanes: text(self.lanes),
+            rate: text(self.rate),
+            webhook_url: self.webhook_url,
+            attempts: text(self.attempts),
+            auto_pause: text(self.auto_pause),
+            auto_pause_window: text(self.auto_pause_window),
+            execution: self.execution,
+        }
+    }
 }
 
 /// An operator's request.
@@ -310,11 +342,42 @@ pub struct Timeline {
     pub changes: Vec<StatusChange>,
 }
 
-/// What a launch would reach, counted without launching.
+/// What a launch would reach, counted without launching, from one snapshot.
 #[derive(Serialize, ToSchema)]
 pub struct DryRun {
     /// Recipients the campaign would go to if launched now (the launch fixes its own count).
     pub recipients: i64,
+    /// Each top-level clause of the audience (the members of its `all` or `any`) and the
+    /// users it holds by itself; empty when the audience is one clause.
+    pub clauses: Vec<ClauseCount>,
+    /// The audience's first members by id, up to ten.
+    #[schema(example = json!([3, 17, 42]))]
+    pub sample: Vec<i64>,
+}
+
+/// One clause of an audience and how many users it holds by itself.
+#[derive(Serialize, ToSchema)]
+pub struct ClauseCount {
+    #[schema(value_type = Object, example = json!({"attr": "plan", "eq": "pro"}))]
+    pub clause: serde_json::Value,
+    pub recipients: i64,
+}
+
+impl From<herald_control::audience::Preview> for DryRun {
+    fn from(p: herald_control::audience::Preview) -> Self {
+        Self {
+            recipients: p.total,
+            clauses: p
+                .clauses
+                .into_iter()
+                .map(|(clause, recipients)| ClauseCount {
+                    clause: clause.into(),
+                    recipients,
+                })
+                .collect(),
+            sample: p.sample,
+        }
+    }
 }
 
 /// Which campaigns the list's event stream follows.

@@ -17,6 +17,10 @@ pub enum ControlError {
     /// A request that the campaign's state or the data refuses (an empty audience, say).
     #[error("{0}")]
     Refused(String),
+    /// A well-formed field that the data refuses: an audience nobody is in, a saved
+    /// audience that does not exist, a channel this installation has no settings for.
+    #[error("{}{message}", if field.is_empty() { String::new() } else { format!("{field}: ") })]
+    Unmet { field: String, message: String },
     /// A request that contradicts what exists (a different campaign under a key in use).
     #[error("{0}")]
     Conflict(String),
@@ -45,6 +49,7 @@ impl ControlError {
             Self::Invalid(_)
             | Self::Field { .. }
             | Self::Refused(_)
+            | Self::Unmet { .. }
             | Self::Conflict(_)
             | Self::Config(_) => Fault::Refused,
             Self::DatabaseUnreachable { .. }
@@ -57,8 +62,37 @@ impl ControlError {
     }
 }
 
-impl From<herald_wire::users::UserError> for ControlError {
-    fn from(e: herald_wire::users::UserError) -> Self {
+impl ControlError {
+    /// The request's field this error is about, as the API names it.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::Field { field, .. } | Self::Unmet { field, .. } if !field.is_empty() => {
+                Some(field)
+            }
+            _ => None,
+        }
+    }
+
+    /// The same error, about `field`: input that cannot be valid becomes a [`Self::Field`],
+    /// a refusal by the data or the settings a [`Self::Unmet`]; others stay as they are.
+    pub fn at(self, field: &str) -> Self {
+        match self {
+            Self::Invalid(InvalidInput(message))
+            | Self::Store(StoreError::Invalid(InvalidInput(message))) => Self::Field {
+                field: field.to_owned(),
+                message,
+            },
+            Self::Refused(message) | Self::Config(message) => Self::Unmet {
+                field: field.to_owned(),
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
+impl From<herald_wire::FieldError> for ControlError {
+    fn from(e: herald_wire::FieldError) -> Self {
         Self::Field {
             field: e.field,
             message: e.message,

@@ -15,7 +15,10 @@ use chrono::Utc;
 use futures::stream::{FuturesUnordered, StreamExt};
 use herald_store::users;
 use herald_wire::audience::AttrType;
-use herald_wire::users::{self as wire_users, UserChange, UserError, UserRules};
+use herald_wire::{
+    FieldError,
+    users::{self as wire_users, UserChange, UserRules},
+};
 use tokio::sync::mpsc;
 
 use crate::{Control, ControlError, Result};
@@ -68,7 +71,7 @@ pub enum TypeSource {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
     pub line: u64,
-    pub error: UserError,
+    pub error: FieldError,
 }
 
 impl std::fmt::Display for Refusal {

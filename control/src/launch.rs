@@ -1,12 +1,21 @@
-//! Launching a campaign: the row and its audience first, then the workflow.
+//! Launching a campaign: the row and its audience first, then the workflow. Every front end
+//! builds its launch through [`LaunchFields`], which checks each field once.
+
+mod fields;
+
+pub use fields::{AudienceGiven, FieldErrors, LaunchFields, filter_error};
 
 use chrono::Utc;
 use herald_store::{
     StoreError,
+    audience::Preview,
     campaigns::{self, Created},
+    saved_audiences,
 };
 use herald_wire::{
-    CampaignInput, CampaignKey, CampaignSpec, CampaignStatus, Tuning, audience::Filter, names,
+    CampaignInput, CampaignKey, CampaignSpec, CampaignStatus, Tuning,
+    audience::{AudienceName, Filter},
+    names,
 };
 use herald_workflows::CampaignWorkflow;
 use temporalio_client::{
@@ -17,13 +26,16 @@ use temporalio_client::{
 
 use crate::{Control, ControlError, Result};
 
-/// What an operator asks to launch.
+/// What an operator asks to launch, checked field by field ([`LaunchFields::check`]).
 #[derive(Clone, Debug)]
 pub struct LaunchRequest {
     /// Generated when `None`.
     pub key: Option<CampaignKey>,
     pub spec: CampaignSpec,
     pub tuning: Tuning,
+    /// A saved audience to launch to; its filter is copied into the spec at launch (the
+    /// spec's own audience is then `None`).
+    pub audience_name: Option<AudienceName>,
 }
 
 /// A campaign that has been launched.
@@ -37,18 +49,21 @@ pub struct Launched {
     pub already: Option<CampaignStatus>,
 }
 
-fn empty_audience(audience: Option<&Filter>) -> ControlError {
-    ControlError::Refused(match audience {
+fn empty_audience(field: &str, audience: Option<&Filter>) -> ControlError {
+    let message = match audience {
         Some(Filter::Segment(s)) => format!(
             "the audience is empty: no user carries segment {:?}",
             s.as_str()
         ),
         Some(filter) => format!("the audience is empty: no user matches {filter}"),
-        None => {
-            "the audience is empty: there are no users; add some with `herald users seed --count N`"
-                .into()
-        }
-    })
+        None => "the audience is empty: there are no users; add some with `herald users import` \
+                 or `herald users seed`"
+            .into(),
+    };
+    ControlError::Unmet {
+        field: field.to_owned(),
+        message,
+    }
 }
 
 /// Whether Temporal has a workflow for a campaign.
@@ -68,11 +83,10 @@ impl Control {
     /// one); the same key with a different spec is refused. When starting the workflow fails
     /// in a way that leaves its fate unknown (a timeout, a dropped reply), Temporal is asked
     /// before anything is cleaned up, so an operator is never told a running campaign failed.
-    pub async fn launch(&self, request: LaunchRequest) -> Result<Launched> {
+    pub async fn launch(&self, mut request: LaunchRequest) -> Result<Launched> {
+        let field = self.settle_audience(&mut request).await?;
         let key = request.key.unwrap_or_else(generate_key);
         let spec = request.spec;
-        spec.check()?;
-        self.config.check_channel(spec.channel)?;
         let client = self.temporal().await?;
         let registered = match campaigns::create(&self.db, &key, &spec, &request.tuning).await? {
             Created::Existing(stored) => {
@@ -84,7 +98,7 @@ impl Control {
         };
         if registered.total == 0 {
             campaigns::delete_unstarted(&self.db, &key).await?;
-            return Err(empty_audience(spec.audience.as_ref()));
+            return Err(empty_audience(field, spec.audience.as_ref()));
         }
         if let Err(e) = self
             .start_workflow(
@@ -136,16 +150,50 @@ impl Control {
     }
 
     /// What [`Control::launch`] would do, without doing it: checks the request as a launch
-    /// does and counts the recipients it would reach now. Writes nothing and needs only
-    /// PostgreSQL. An empty audience is refused as a launch refuses it.
-    pub async fn dry_run(&self, request: &LaunchRequest) -> Result<i64> {
-        request.spec.check()?;
-        self.config.check_channel(request.spec.channel)?;
+    /// does, and counts the recipients it would reach now, each top-level clause's share,
+    /// and its first members. Writes nothing and needs only PostgreSQL. An empty audience is
+    /// refused as a launch refuses it.
+    pub async fn dry_run(&self, mut request: LaunchRequest) -> Result<Preview> {
+        let field = self.settle_audience(&mut request).await?;
         let audience = request.spec.audience.as_ref();
-        match herald_store::audience::size(&self.db, audience).await? {
-            0 => Err(empty_audience(audience)),
-            n => Ok(n),
+        let preview = herald_store::audience::preview(&self.db, audience).await?;
+        if preview.total == 0 {
+            return Err(empty_audience(field, audience));
         }
+        Ok(preview)
+    }
+
+    /// Check what needs the database and the settings: the channel is configured, a saved
+    /// audience is copied in, and the filter fits the attributes users have. Returns the
+    /// field the audience came from, for its errors.
+    async fn settle_audience(&self, request: &mut LaunchRequest) -> Result<&'static str> {
+        request.spec.check()?;
+        self.config
+            .check_channel(request.spec.channel)
+            .map_err(|e| e.at("channel"))?;
+        let field = match (&request.audience_name, &request.spec.audience) {
+            (Some(name), _) => {
+                let filter = saved_audiences::get(&self.db, name).await?.ok_or_else(|| {
+                    ControlError::Unmet {
+                        field: "audience_name".into(),
+                        message: format!(
+                            "no audience is saved as {:?}; `herald audience list` shows them",
+                            name.as_str()
+                        ),
+                    }
+                })?;
+                request.spec.audience = Some(filter);
+                "audience_name"
+            }
+            (None, Some(Filter::Segment(_))) => "segment",
+            (None, _) => "audience",
+        };
+        if let Some(filter) = &request.spec.audience {
+            herald_store::audience::check(&self.db, filter)
+                .await?
+                .map_err(|e| ControlError::from(filter_error(field, e)))?;
+        }
+        Ok(field)
     }
 
     /// A key that exists: the same launch again, or a different campaign under its key.

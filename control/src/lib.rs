@@ -5,15 +5,18 @@
 //!
 //! - [`config`]: the one configuration of every binary, with its environment variables.
 //! - [`temporal`]: connecting to Temporal.
-//! - [`launch`]: launching a campaign.
+//! - [`launch`]: launching a campaign, its fields checked once for every front end.
+//! - [`audiences`]: saved audiences.
 //! - [`requests`]: pause, resume and cancel (recorded in the campaign's row, then signalled).
 //! - [`deliveries`]: an external campaign's report, and retrying its failed deliveries.
 //! - [`campaigns`]: a campaign's status, the list, and watching one live.
 //! - [`inbox`]: a user's inbox, its unread badge, and marking messages read.
 //! - [`page`]: keyset pagination of lists.
-//! - [`users`]: adding test users.
+//! - [`users`]: users from the API, and test users.
+//! - [`import`]: importing users from CSV or NDJSON.
 //! - [`error`]: the errors ([`ControlError`]).
 
+pub mod audiences;
 pub mod campaigns;
 pub mod config;
 pub mod deliveries;
@@ -31,6 +34,7 @@ pub use config::Config;
 pub use error::{ControlError, Result};
 pub use herald_store::{
     Fault, StoreError,
+    audience::{self, Preview},
     campaigns::{CampaignView, StatusChange},
     inbox::{InboxItem, ReadFilter},
     report::Report,

@@ -1,27 +1,20 @@
 //! One function per subcommand: build the request, call the control layer, print the result.
 
 use anyhow::Result;
-use chrono::Utc;
 use herald_control::{
-    CampaignView, Config, Control, ControlError, ReadFilter, Request, launch::LaunchRequest,
-    page::Limit,
+    CampaignView, Config, Control, ControlError, ReadFilter, Request, page::Limit,
 };
-use herald_wire::{
-    CampaignKey, CampaignSpec, Content, Intent, PageExecution, Rate, Tuning, audience::Filter,
-    parse_send_at,
-};
+use herald_wire::{CampaignKey, Intent, Rate};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::{Command, LaunchArgs, RequestArgs, watch};
+use crate::{Command, RequestArgs, watch};
 
 pub async fn run(config: Config, command: Command) -> Result<()> {
     match command {
         // Parsed before anything is reached, so bad input is refused even with the services
         // down, and changes nothing.
-        Command::Launch(args) => {
-            let request = launch_request(args)?;
-            launch(&connect(config, 1).await?, request).await
-        }
+        Command::Launch(args) => crate::launch::launch(config, args).await,
+        Command::Audience { command } => crate::launch::audience(config, command).await,
         Command::Users { command } => crate::users::run(config, command).await,
         Command::Pause(args) => request(&connect(config, 1).await?, Request::Pause, args).await,
         Command::Resume(args) => request(&connect(config, 1).await?, Request::Resume, args).await,
@@ -53,75 +46,6 @@ pub async fn run(config: Config, command: Command) -> Result<()> {
 /// Reach the database (checking its schema) with up to `sessions` connections.
 pub async fn connect(config: Config, sessions: u32) -> Result<Control> {
     Ok(Control::connect(config, sessions).await?)
-}
-
-fn launch_request(args: LaunchArgs) -> Result<LaunchRequest, ControlError> {
-    let content = Content::new(&args.title, &args.body)?;
-    let send_at = args
-        .send_at
-        .as_deref()
-        .map(|s| parse_send_at(s, Utc::now()))
-        .transpose()?;
-    let mut tuning = Tuning::default();
-    if let Some(n) = args.pages_per_run {
-        tuning.pages_per_run = n.max(1);
-    }
-    if let Some(secs) = args.failure_grace {
-        tuning.failure_grace_secs = secs;
-    }
-    if let Some(events) = args.history_events {
-        tuning.history_events = events.max(1);
-    }
-    if let Some(percent) = args.auto_pause {
-        tuning.auto_pause_percent = percent;
-    }
-    if let Some(window) = args.auto_pause_window {
-        tuning.auto_pause_window = window;
-    }
-    Ok(LaunchRequest {
-        key: args.key,
-        spec: CampaignSpec {
-            content,
-            channel: args.channel,
-            audience: args.audience.or(args.segment.map(Filter::Segment)),
-            send_at,
-            page_size: args.page_size,
-            lanes: args.lanes,
-            execution: args
-                .execution
-                .unwrap_or(PageExecution::default_for(args.channel)),
-            rate: args.rate,
-            webhook_url: args.webhook_url,
-            attempts: args.attempts,
-        },
-        tuning,
-    })
-}
-
-async fn launch(control: &Control, request: LaunchRequest) -> Result<()> {
-    let (page_size, lanes, send_at) = (
-        request.spec.page_size,
-        request.spec.lanes,
-        request.spec.send_at,
-    );
-    let launched = control.launch(request).await?;
-    let key = &launched.key;
-    println!("{key}");
-    if let Some(status) = launched.already {
-        eprintln!(
-            "campaign {key} was already launched with this spec and is {status} ({} recipients); nothing new was started",
-            launched.total
-        );
-        return Ok(());
-    }
-    eprintln!(
-        "launched {key}: {} recipients, {page_size} per page, up to {lanes} lanes{}; follow it with `herald watch {key}`",
-        launched.total,
-        send_at
-            .map(|t| format!(", starting at {}", t.to_rfc3339()))
-            .unwrap_or_default(),
-    );
-    Ok(())
 }
 
 async fn request(control: &Control, request: Request, args: RequestArgs) -> Result<()> {

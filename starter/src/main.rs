@@ -3,6 +3,7 @@
 //!
 //! - `main.rs`: arguments, and turning any failure into one line on stderr and an exit code.
 //! - `commands.rs`: one function per subcommand, printing its result.
+//! - `launch.rs`: launching, dry runs and saved audiences.
 //! - `users.rs`: seeding, importing and showing users.
 //! - `watch.rs`: the live progress bar.
 //!
@@ -10,15 +11,13 @@
 //! campaign, wrong status; nothing changed), 1 anything else (a service is down, ours).
 
 mod commands;
+mod launch;
 mod users;
 mod watch;
 
 use clap::{Args, Parser, Subcommand};
 use herald_control::{ControlError, Fault, config::CliConfig};
-use herald_wire::{
-    Attempts, CampaignKey, Channel, Lanes, PageExecution, PageSize, Rate, Segment, WebhookUrl,
-    audience::Filter,
-};
+use herald_wire::{CampaignKey, Rate, Segment};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -43,8 +42,13 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
-    /// Launch a campaign and print its key.
-    Launch(LaunchArgs),
+    /// Launch a campaign and print its key (or, with --dry-run, count its audience).
+    Launch(launch::LaunchArgs),
+    /// Save, list and delete named audience filters.
+    Audience {
+        #[command(subcommand)]
+        command: launch::AudienceCommand,
+    },
     /// Pause a campaign before its next page; it can be resumed later.
     Pause(RequestArgs),
     /// Resume a paused campaign from the next unprocessed recipient.
@@ -162,74 +166,6 @@ enum UsersCommand {
 }
 
 #[derive(Args)]
-struct LaunchArgs {
-    #[arg(long)]
-    title: String,
-    /// Message body (at most 32 KiB).
-    #[arg(long)]
-    body: String,
-    /// Campaign key; generated when omitted. The same launch again reports the campaign and
-    /// starts nothing; a different campaign under an existing key is refused.
-    #[arg(long, value_parser = parse_key)]
-    key: Option<CampaignKey>,
-    /// Only users carrying this segment; every user when omitted. Short for
-    /// `--audience '{"segment": S}'`.
-    #[arg(long, value_parser = parse_segment, conflicts_with = "audience")]
-    segment: Option<Segment>,
-    /// Only the users this filter holds, as JSON or `@file.json`: e.g. `{"all": [{"attr":
-    /// "plan", "eq": "pro"}, {"attr": "last_seen", "after": "-30d"}]}` (docs/audiences.md).
-    #[arg(long, value_parser = parse_audience)]
-    audience: Option<Filter>,
-    /// When to start, RFC 3339 (e.g. 2026-12-01T09:00:00Z); at once when omitted.
-    #[arg(long)]
-    send_at: Option<String>,
-    /// Recipients per page.
-    #[arg(long, default_value_t = PageSize::DEFAULT)]
-    page_size: PageSize,
-    /// Pages in flight at once, each over its own range of users.
-    #[arg(long, default_value_t = Lanes::DEFAULT)]
-    lanes: Lanes,
-    /// Where to deliver: "inbox" (in-app), "webhook" (a signed POST per recipient to
-    /// --webhook-url) or "email" (through HERALD_SMTP_URL, from HERALD_EMAIL_FROM).
-    #[arg(long, default_value = "inbox")]
-    channel: Channel,
-    /// The webhook channel's endpoint, http(s); requests are signed with
-    /// HERALD_WEBHOOK_SECRET.
-    #[arg(long, value_parser = parse_webhook_url)]
-    webhook_url: Option<WebhookUrl>,
-    /// Webhook or e-mail tries per recipient before it is recorded failed, 1–20 (default 5).
-    #[arg(long)]
-    attempts: Option<Attempts>,
-    /// Pause the campaign by itself when more than this percentage of its latest
-    /// --auto-pause-window deliveries failed (default 20; 0: never).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100))]
-    auto_pause: Option<u32>,
-    /// How many of the latest deliveries --auto-pause looks at (default 1000).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    auto_pause_window: Option<u32>,
-    /// Page activities: "local" (fast: run inside the workflow task; the inbox's default) or
-    /// "regular" (the webhook's and e-mail's).
-    #[arg(long)]
-    execution: Option<PageExecution>,
-    /// At most this many recipients per second, 1–10000000 (default: as fast as the
-    /// database allows); slow rates send smaller pages, about one per lane per second.
-    #[arg(long)]
-    rate: Option<Rate>,
-    /// Continue-as-new after this many pages (bounds each workflow run's history; tests set
-    /// it low to cross run boundaries with small audiences).
-    #[arg(long, hide = true)]
-    pages_per_run: Option<u32>,
-    /// Seconds an error that retrying cannot fix is retried before the campaign is marked
-    /// failed (default 30; tests set it low).
-    #[arg(long, hide = true)]
-    failure_grace: Option<u32>,
-    /// Continue-as-new once a run's history holds this many events (default 8000; tests set
-    /// it low to prove that every wait stays bounded).
-    #[arg(long, hide = true)]
-    history_events: Option<u32>,
-}
-
-#[derive(Args)]
 struct RequestArgs {
     #[arg(value_parser = parse_key)]
     key: CampaignKey,
@@ -256,10 +192,6 @@ fn parse_rate(s: &str) -> Result<RateLimit, String> {
     }
 }
 
-fn parse_webhook_url(s: &str) -> Result<WebhookUrl, String> {
-    WebhookUrl::parse(s).map_err(|e| e.to_string())
-}
-
 fn parse_segment(s: &str) -> Result<Segment, String> {
     Segment::parse(s).map_err(|e| e.to_string())
 }
@@ -277,17 +209,6 @@ fn parse_types(
     s: &str,
 ) -> Result<std::collections::BTreeMap<String, herald_wire::audience::AttrType>, String> {
     herald_control::import::parse_types(s).map_err(|e| e.to_string())
-}
-
-/// A filter as JSON, or `@path` to a file holding it.
-fn parse_audience(s: &str) -> Result<Filter, String> {
-    let text = match s.strip_prefix('@') {
-        Some(path) => {
-            std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?
-        }
-        None => s.to_owned(),
-    };
-    Filter::parse_str(&text).map_err(|e| e.to_string())
 }
 
 #[tokio::main]

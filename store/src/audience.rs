@@ -49,13 +49,60 @@ pub(crate) async fn compiled(conn: &mut PgConnection, filter: Option<&Filter>) -
         .map_err(|e| StoreError::Invalid(InvalidInput(format!("audience: {e}"))))
 }
 
-/// How many users `filter` holds now: the count a launch fixes, without fixing it (a dry
-/// run).
-pub async fn size(pool: &PgPool, filter: Option<&Filter>) -> Result<i64> {
+/// What a dry run shows of an audience, all from one snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Preview {
+    /// Users the filter holds now: the count a launch would fix.
+    pub total: i64,
+    /// Each top-level clause and the users it holds by itself, in the filter's order;
+    /// empty when the filter is one clause.
+    pub clauses: Vec<(Filter, i64)>,
+    /// The first [`SAMPLE`] members, by id.
+    pub sample: Vec<i64>,
+}
+
+/// How many members a dry run shows.
+pub const SAMPLE: i64 = 10;
+
+/// Count `filter` now, and each of its top-level clauses, and take its first members,
+/// without fixing anything (a dry run).
+pub async fn preview(pool: &PgPool, filter: Option<&Filter>) -> Result<Preview> {
     let mut tx = pool.begin().await?;
-    let audience = count(&mut tx, filter).await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let total = count(&mut tx, filter).await?.total;
+    let mut clauses = Vec::new();
+    if let Some(parts) = filter.map(Filter::clauses).filter(|parts| parts.len() > 1) {
+        for part in parts {
+            clauses.push((part.clone(), count(&mut tx, Some(part)).await?.total));
+        }
+    }
+    let compiled = compiled(&mut tx, filter).await?;
+    let sql = format!(
+        "SELECT id FROM users u WHERE {} ORDER BY id LIMIT {SAMPLE}",
+        compiled.sql
+    );
+    let sample: Vec<(i64,)> = compiled
+        .bind(sqlx::query_as(&sql))
+        .fetch_all(&mut *tx)
+        .await?;
     tx.rollback().await?;
-    Ok(audience.total)
+    Ok(Preview {
+        total,
+        clauses,
+        sample: sample.into_iter().map(|(id,)| id).collect(),
+    })
+}
+
+/// Check `filter` against the attributes users have now (their names and types). The
+/// outer `Err` is the database's; the inner says what is wrong with the filter, and where.
+pub async fn check(
+    pool: &PgPool,
+    filter: &Filter,
+) -> Result<std::result::Result<(), herald_wire::audience::FilterError>> {
+    let types = crate::filter::attribute_types(pool).await?;
+    Ok(filter.check(&|name: &str| types.get(name).copied()))
 }
 
 /// Whether a user exists (for clear errors on inbox and read).

@@ -18,6 +18,7 @@
 //! - [`audience`]: counting an audience, adding test users.
 //! - [`users`]: users written by imports and the API, and their attributes' types.
 //! - [`filter`]: audience filters compiled to parameterized SQL.
+//! - [`saved_audiences`]: filters kept under a name.
 //! - [`partitions`]: the ledger's partitions by user id.
 //! - [`error`]: [`StoreError`] and [`Fault`], whose fault an error is.
 
@@ -32,6 +33,7 @@ pub mod page_connections;
 pub mod pages;
 pub mod partitions;
 pub mod report;
+pub mod saved_audiences;
 pub mod sends;
 pub mod status;
 pub mod users;

@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use crate::Segment;
+use crate::{InvalidInput, Segment};
 
 mod json;
 mod time;
@@ -269,6 +269,35 @@ impl Value {
     }
 }
 
+/// A saved audience's name: 1–64 characters of `A-Z a-z 0-9 . _ -`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AudienceName(String);
+
+impl AudienceName {
+    pub const MAX_LEN: usize = 64;
+
+    pub fn parse(s: &str) -> Result<Self, InvalidInput> {
+        let fits = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+        if s.is_empty() || s.len() > Self::MAX_LEN || !s.chars().all(fits) {
+            let shown: String = s.chars().take(70).collect();
+            return Err(InvalidInput(format!(
+                "{shown:?} is not an audience name (1 to 64 of A-Z a-z 0-9 . _ -)"
+            )));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for AudienceName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A filter that cannot be valid: where (`all[2].in`, empty for the whole filter), and why.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{}{message}", if path.is_empty() { String::new() } else { format!("{path}: ") })]
@@ -368,10 +397,11 @@ impl Filter {
         Self::Segment(segment)
     }
 
-    /// The top-level clauses: an `all`'s members, or the filter itself (for dry-run counts).
+    /// The top-level clauses: an `all`'s or an `any`'s members, or the filter itself (for
+    /// dry-run counts).
     pub fn clauses(&self) -> Vec<&Filter> {
         match self {
-            Self::All(members) => members.iter().collect(),
+            Self::All(members) | Self::Any(members) => members.iter().collect(),
             other => vec![other],
         }
     }

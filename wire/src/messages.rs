@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Attempts, BareRequest, CampaignKey, CampaignStatus, Carried, Channel, Content, InvalidInput,
+    Attempts, BareRequest, CampaignKey, CampaignStatus, Carried, Channel, Content, FieldError,
     Lanes, PageExecution, PageSize, Rate, Requested, WebhookUrl, audience::Filter,
 };
 
@@ -44,28 +44,30 @@ impl CampaignSpec {
     /// number of attempts on a channel that has no use for them, and an external channel on
     /// local activities (its pages wait on receivers, longer than a workflow task should be
     /// held).
-    pub fn check(&self) -> Result<(), InvalidInput> {
-        let fail = |m: &str| Err(InvalidInput(m.to_owned()));
+    pub fn check(&self) -> Result<(), FieldError> {
+        let fail = |field: &str, m: &str| Err(FieldError::new(field, m));
         match (self.channel, &self.webhook_url) {
             (Channel::Webhook, None) => {
-                return fail("a webhook campaign needs its endpoint: --webhook-url URL");
+                return fail("webhook_url", "a webhook campaign needs its endpoint URL");
             }
             (Channel::Webhook, Some(_)) => {}
             (_, Some(_)) => {
-                return fail("a webhook URL is for the webhook channel only (--channel webhook)");
+                return fail("webhook_url", "is for the webhook channel only");
             }
             _ => {}
         }
         if self.channel.is_external() {
             if self.execution == PageExecution::Local {
                 return fail(
-                    "webhook and e-mail pages run as regular activities (they wait on receivers); \
-                     drop --execution local",
+                    "execution",
+                    "webhook and e-mail pages run as regular activities (they wait on \
+                     receivers), not local ones",
                 );
             }
         } else if self.attempts.is_some() {
             return fail(
-                "attempts are for the webhook and e-mail channels; an inbox delivery cannot fail",
+                "attempts",
+                "are for the webhook and e-mail channels; an inbox delivery cannot fail",
             );
         }
         Ok(())

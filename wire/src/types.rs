@@ -9,6 +9,30 @@ use serde::{Deserialize, Serialize};
 #[error("{0}")]
 pub struct InvalidInput(pub String);
 
+/// One field of a request that cannot be valid: which, as the API names it (`send_at`,
+/// `attrs.age`, `users[2].email`; empty for the whole request), and why. A front end shows
+/// it at its own name for the field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", if field.is_empty() { String::new() } else { format!("{field}: ") })]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// The same error at `field` (an [`InvalidInput`] names no field).
+    pub fn at(field: &str, e: InvalidInput) -> Self {
+        Self::new(field, e.0)
+    }
+}
+
 fn invalid(msg: impl Into<String>) -> InvalidInput {
     InvalidInput(msg.into())
 }
@@ -464,18 +488,18 @@ impl std::str::FromStr for PageExecution {
     }
 }
 
-/// Parse an operator's `--send-at`: RFC 3339 with an explicit offset, not absurdly far away.
+/// Parse a launch's start time: RFC 3339 with an explicit offset, not absurdly far away.
 pub fn parse_send_at(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, InvalidInput> {
     let at = DateTime::parse_from_rfc3339(s.trim())
         .map_err(|e| {
             invalid(format!(
-                "--send-at {s:?} is not an RFC 3339 time ({e}); example: 2026-12-01T09:00:00Z"
+                "{s:?} is not an RFC 3339 time ({e}); example: 2026-12-01T09:00:00Z"
             ))
         })?
         .with_timezone(&Utc);
     if at > now + chrono::Duration::days(366) {
         return Err(invalid(format!(
-            "--send-at {s:?} is more than a year away; schedule it closer to the date"
+            "{s:?} is more than a year away; schedule it closer to the date"
         )));
     }
     Ok(at)

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde_json::{Map, Value as Json};
 
-use crate::Segment;
 use crate::audience::{AttrType, Column, TimeRef, check_attr_name};
+use crate::{FieldError, Segment};
 
 /// The largest user id: 2^53 − 1, the largest whole number that every JSON reader (a
 /// browser's among them) keeps exactly. The table refuses larger ids too.
@@ -245,19 +245,8 @@ pub trait UserRules {
     fn is_time_zone(&self, name: &str) -> bool;
 }
 
-/// One field of a user that cannot be stored: which (`email`, `attrs.age`), and why.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{}{message}", if field.is_empty() { String::new() } else { format!("{field}: ") })]
-pub struct UserError {
-    pub field: String,
-    pub message: String,
-}
-
-fn field_err(field: &str, message: impl Into<String>) -> UserError {
-    UserError {
-        field: field.to_owned(),
-        message: message.into(),
-    }
+fn field_err(field: &str, message: impl Into<String>) -> FieldError {
+    FieldError::new(field, message)
 }
 
 /// Whether `id` may name a user: a whole number from 1 to [`MAX_USER_ID`].
@@ -265,7 +254,7 @@ pub fn is_user_id(id: i64) -> bool {
     (1..=MAX_USER_ID).contains(&id)
 }
 
-fn not_an_id(given: impl std::fmt::Display) -> UserError {
+fn not_an_id(given: impl std::fmt::Display) -> FieldError {
     field_err(
         "id",
         format!("{given} is not a user id (a whole number from 1 to {MAX_USER_ID})"),
@@ -273,7 +262,7 @@ fn not_an_id(given: impl std::fmt::Display) -> UserError {
 }
 
 /// Check a user id as given in text.
-pub fn parse_id(s: &str) -> Result<i64, UserError> {
+pub fn parse_id(s: &str) -> Result<i64, FieldError> {
     match s.trim().parse::<i64>() {
         Ok(id) if is_user_id(id) => Ok(id),
         _ => Err(not_an_id(format_args!("{s:?}"))),
@@ -287,7 +276,7 @@ impl UserChange {
         column: &str,
         text: &str,
         rules: &impl UserRules,
-    ) -> Result<(), UserError> {
+    ) -> Result<(), FieldError> {
         let text = text.trim();
         let clear = text.is_empty();
         let fail = |m: String| field_err(column, m);
@@ -332,7 +321,7 @@ impl UserChange {
         name: &str,
         kind: AttrType,
         text: &str,
-    ) -> Result<(), UserError> {
+    ) -> Result<(), FieldError> {
         let value = if text.is_empty() {
             None
         } else {
@@ -351,7 +340,7 @@ impl UserChange {
         id: Option<i64>,
         replace: bool,
         rules: &impl UserRules,
-    ) -> Result<Self, UserError> {
+    ) -> Result<Self, FieldError> {
         let Json::Object(obj) = json else {
             return Err(field_err("", "a user is a JSON object"));
         };
@@ -435,7 +424,7 @@ impl UserChange {
         &mut self,
         attrs: &Map<String, Json>,
         rules: &impl UserRules,
-    ) -> Result<(), UserError> {
+    ) -> Result<(), FieldError> {
         if attrs.len() > MAX_ATTRS {
             return Err(field_err(
                 "attrs",
@@ -479,8 +468,8 @@ fn attr_path(name: &str) -> String {
 
 fn given<T>(
     clear: bool,
-    value: impl FnOnce() -> Result<T, UserError>,
-) -> Result<Change<T>, UserError> {
+    value: impl FnOnce() -> Result<T, FieldError>,
+) -> Result<Change<T>, FieldError> {
     if clear {
         Ok(Change::Clear)
     } else {

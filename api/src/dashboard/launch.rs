@@ -1,7 +1,7 @@
 //! Launching from the dashboard: a form, then a confirmation that shows how many would
-//! receive it (the API's dry run), then the launch. Each field is checked with the parser the
-//! API uses for it, so its error shows at that field; what only the whole request can tell
-//! (a missing channel setting, an empty audience) is placed at the field it is about.
+//! receive it (the dry run: the count, each clause's, the first members), then the launch.
+//! The form's fields go to the control layer as typed ([`LaunchFields`]), which checks them
+//! once for every front end; each error names its field, and shows at that field's input.
 
 use axum::{
     Form,
@@ -10,15 +10,15 @@ use axum::{
     response::{Html, IntoResponse, Redirect, Response},
 };
 use chrono::Utc;
-use herald_control::launch::generate_key;
-use herald_wire::{
-    CampaignKey, Channel, Content, PageSize, Rate, Segment, WebhookUrl, parse_send_at,
+use herald_control::{
+    ControlError, Preview,
+    launch::{AudienceGiven, LaunchFields, generate_key},
 };
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{Operator, views};
-use crate::{AppState, campaigns::launch_request, error::ApiError, schema::LaunchBody};
+use crate::{AppState, error::ApiError};
 
 /// The form as typed: every field text, empty when left blank.
 #[derive(Default, Deserialize)]
@@ -31,6 +31,8 @@ pub struct LaunchForm {
     title: String,
     body: String,
     segment: String,
+    audience: String,
+    audience_name: String,
     send_at: String,
     page_size: String,
     rate: String,
@@ -38,139 +40,93 @@ pub struct LaunchForm {
     webhook_url: String,
 }
 
-/// An error at one field (or, with `field` empty, about the whole form).
+/// The form's inputs, by the names the control layer gives their fields.
+const INPUTS: [&str; 11] = [
+    "title",
+    "body",
+    "segment",
+    "audience",
+    "audience_name",
+    "send_at",
+    "page_size",
+    "rate",
+    "channel",
+    "webhook_url",
+    "key",
+];
+
+/// An error at one input (or, with `field` empty, about the whole form).
 struct FieldError {
     field: &'static str,
     message: String,
+}
+
+impl FieldError {
+    /// An error at the input for `field` (`audience.all[2]` is the audience's input, the
+    /// path inside the filter kept in the message); one the form has no input for is about
+    /// the whole form, named.
+    fn new(field: &str, message: String) -> Self {
+        let cut = field.find(['.', '[']).unwrap_or(field.len());
+        let (head, rest) = field.split_at(cut);
+        let rest = rest.trim_start_matches('.');
+        match INPUTS.into_iter().find(|input| *input == head) {
+            Some(input) if rest.is_empty() => Self {
+                field: input,
+                message,
+            },
+            Some(input) => Self {
+                field: input,
+                message: format!("{rest}: {message}"),
+            },
+            None if field.is_empty() => Self { field: "", message },
+            None => Self {
+                field: "",
+                message: format!("{field}: {message}"),
+            },
+        }
+    }
+
+    fn of(e: ControlError) -> (Self, StatusCode) {
+        let field = e.field().unwrap_or_default().to_owned();
+        let message = match &e {
+            ControlError::Field { message, .. } | ControlError::Unmet { message, .. } => {
+                message.clone()
+            }
+            _ => String::new(),
+        };
+        let api = ApiError::from(e);
+        let message = if message.is_empty() {
+            api.message
+        } else {
+            message
+        };
+        (Self::new(&field, message), api.status)
+    }
 }
 
 fn blank(s: &str) -> Option<&str> {
     Some(s.trim()).filter(|s| !s.is_empty())
 }
 
-fn whole(field: &'static str, what: &str, s: &str) -> Result<Option<u32>, FieldError> {
-    blank(s)
-        .map(|t| {
-            t.parse::<u32>().map_err(|_| FieldError {
-                field,
-                message: format!("{what} must be a whole number, got {t:?}"),
-            })
-        })
-        .transpose()
-}
-
 impl LaunchForm {
-    /// Check each field with the API's parser for it.
-    fn field_errors(&self) -> Vec<FieldError> {
-        let mut errors = Vec::new();
-        let mut check = |field: &'static str, r: Result<(), String>| {
-            if let Err(message) = r {
-                errors.push(FieldError { field, message });
-            }
-        };
-        if let Some(k) = blank(&self.key) {
-            check("key", CampaignKey::parse(k).map(drop).map_err(|e| e.0));
-        }
-        // Title and body are one `Content`; each is checked beside a valid other half.
-        check(
-            "title",
-            if self.title.trim().is_empty() {
-                Err("a title is required".into())
-            } else {
-                Content::new(&self.title, "x").map(drop).map_err(|e| e.0)
-            },
-        );
-        check(
-            "body",
-            if self.body.trim().is_empty() {
-                Err("a body is required".into())
-            } else {
-                Content::new("x", &self.body).map(drop).map_err(|e| e.0)
-            },
-        );
-        if let Some(s) = blank(&self.segment) {
-            check("segment", Segment::parse(s).map(drop).map_err(|e| e.0));
-        }
-        if let Some(s) = blank(&self.send_at) {
-            check(
-                "send_at",
-                parse_send_at(s, Utc::now())
-                    .map(drop)
-                    .map_err(|e| e.0.replace("--send-at", "the send time")),
-            );
-        }
-        match whole("page_size", "the page size", &self.page_size) {
-            Ok(Some(n)) => check("page_size", PageSize::new(n).map(drop).map_err(|e| e.0)),
-            Ok(None) => {}
-            Err(e) => errors.push(e),
-        }
-        match whole("rate", "the rate", &self.rate) {
-            Ok(Some(n)) => errors.extend(Rate::new(n).err().map(|e| FieldError {
-                field: "rate",
-                message: e.0,
-            })),
-            Ok(None) => {}
-            Err(e) => errors.push(e),
-        }
-        let channel = blank(&self.channel).unwrap_or("inbox");
-        if let Err(e) = channel.parse::<Channel>() {
-            errors.push(FieldError {
-                field: "channel",
-                message: e.0,
-            });
-        }
-        if let Some(u) = blank(&self.webhook_url) {
-            errors.extend(WebhookUrl::parse(u).err().map(|e| FieldError {
-                field: "webhook_url",
-                message: e.0,
-            }));
-        }
-        errors
-    }
-
-    /// The same launch as JSON to `POST /v1/campaigns`.
-    fn body(&self) -> LaunchBody {
-        let number = |s: &str| blank(s).and_then(|t| t.parse().ok());
-        LaunchBody {
-            key: blank(&self.key).map(str::to_owned),
+    /// The form's fields as the control layer checks them: a blank field is one not given.
+    fn fields(&self) -> LaunchFields {
+        let given = |s: &str| blank(s).map(str::to_owned);
+        LaunchFields {
+            key: given(&self.key),
             title: self.title.clone(),
             body: self.body.clone(),
-            segment: blank(&self.segment).map(str::to_owned),
-            audience: None,
-            send_at: blank(&self.send_at).map(str::to_owned),
-            page_size: number(&self.page_size),
-            lanes: None,
-            rate: number(&self.rate),
-            channel: blank(&self.channel).map(str::to_owned),
-            webhook_url: blank(&self.webhook_url).map(str::to_owned),
-            attempts: None,
-            auto_pause: None,
-            auto_pause_window: None,
-            execution: None,
+            channel: given(&self.channel),
+            segment: given(&self.segment),
+            audience: given(&self.audience).map(AudienceGiven::Text),
+            audience_name: given(&self.audience_name),
+            send_at: given(&self.send_at),
+            page_size: given(&self.page_size),
+            rate: given(&self.rate),
+            webhook_url: given(&self.webhook_url),
+            ..LaunchFields::default()
         }
     }
-}
-
-/// Where an error of the whole request belongs, from what it is about.
-fn place(message: String) -> FieldError {
-    let m = message.to_lowercase();
-    let field = if m.contains("audience") || m.contains("segment") {
-        "segment"
-    } else if m.contains("webhook_url") || m.contains("webhook url") || m.contains("--webhook-url")
-    {
-        "webhook_url"
-    } else if m.contains("channel")
-        || m.contains("herald_webhook_secret")
-        || m.contains("herald_smtp")
-        || m.contains("herald_email")
-    {
-        "channel"
-    } else if m.contains("key") {
-        "key"
-    } else {
-        ""
-    };
-    FieldError { field, message }
 }
 
 pub async fn form_page(op: Operator) -> Response {
@@ -189,36 +145,36 @@ pub async fn submit(
     if form.step == "edit" {
         return render_form(&op, &form, &[], StatusCode::OK);
     }
-    let errors = form.field_errors();
-    if !errors.is_empty() {
-        return render_form(&op, &form, &errors, StatusCode::BAD_REQUEST);
-    }
     if blank(&form.key).is_none() {
         // Fixed now, so that confirming twice launches once.
         form.key = generate_key().to_string();
     }
-    let request = match launch_request(&HeaderMap::new(), form.body()) {
-        Ok(r) => r,
-        Err(e) => return render_form(&op, &form, &[place(e.message)], e.status),
+    let request = match form.fields().check(Utc::now()) {
+        Ok(request) => request,
+        Err(errors) => {
+            let errors: Vec<FieldError> = errors
+                .0
+                .into_iter()
+                .map(|e| FieldError::new(&e.field, e.message))
+                .collect();
+            return render_form(&op, &form, &errors, StatusCode::BAD_REQUEST);
+        }
     };
-    if form.step != "launch" {
-        return match state.control.dry_run(&request).await {
-            Ok(recipients) => confirm(&op, &form, recipients),
-            Err(e) => {
-                let e = ApiError::from(e);
-                render_form(&op, &form, &[place(e.message)], e.status)
-            }
-        };
-    }
-    match state.control.launch(request).await {
-        Ok(launched) => {
+    let result = if form.step == "launch" {
+        state.control.launch(request).await.map(|launched| {
             Redirect::to(&format!("/campaigns/{}?done=launched", launched.key)).into_response()
-        }
-        Err(e) => {
-            let e = ApiError::from(e);
-            render_form(&op, &form, &[place(e.message)], e.status)
-        }
-    }
+        })
+    } else {
+        state
+            .control
+            .dry_run(request)
+            .await
+            .map(|preview| confirm(&op, &form, &preview))
+    };
+    result.unwrap_or_else(|e| {
+        let (error, status) = FieldError::of(e);
+        render_form(&op, &form, &[error], status)
+    })
 }
 
 fn hidden(form: &LaunchForm) -> Markup {
@@ -227,6 +183,8 @@ fn hidden(form: &LaunchForm) -> Markup {
         input type="hidden" name="title" value=(form.title);
         input type="hidden" name="body" value=(form.body);
         input type="hidden" name="segment" value=(form.segment);
+        input type="hidden" name="audience" value=(form.audience);
+        input type="hidden" name="audience_name" value=(form.audience_name);
         input type="hidden" name="send_at" value=(form.send_at);
         input type="hidden" name="page_size" value=(form.page_size);
         input type="hidden" name="rate" value=(form.rate);
@@ -235,7 +193,8 @@ fn hidden(form: &LaunchForm) -> Markup {
     }
 }
 
-fn confirm(op: &Operator, form: &LaunchForm, recipients: i64) -> Response {
+fn confirm(op: &Operator, form: &LaunchForm, preview: &Preview) -> Response {
+    let recipients = preview.total;
     let count = views::number(recipients);
     let channel = blank(&form.channel).unwrap_or("inbox");
     let body = html! {
@@ -243,8 +202,31 @@ fn confirm(op: &Operator, form: &LaunchForm, recipients: i64) -> Response {
         div.card {
             p #audience-count .count role="status" {
                 "It would go to " strong data-recipients=(recipients) { (count) } " recipients"
-                @if let Some(s) = blank(&form.segment) { " carrying segment " code { (s) } } @else { ", every user" }
+                @if let Some(s) = blank(&form.segment) { " carrying segment " code { (s) } }
+                @else if let Some(n) = blank(&form.audience_name) { " of the saved audience " code { (n) } }
+                @else if blank(&form.audience).is_some() { " matching the filter" }
+                @else { ", every user" }
                 ", counted now; the launch fixes its own count."
+            }
+            @if !preview.clauses.is_empty() {
+                table #clause-counts {
+                    caption { "Each clause by itself" }
+                    thead { tr { th scope="col" { "Clause" } th scope="col" { "Users" } } }
+                    tbody {
+                        @for (clause, n) in &preview.clauses {
+                            tr { td { code { (clause) } } td.num { (views::number(*n)) } }
+                        }
+                    }
+                }
+            }
+            @if !preview.sample.is_empty() {
+                p #audience-sample {
+                    "First members by id: "
+                    @for (i, id) in preview.sample.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        code { (id) }
+                    }
+                }
             }
             dl.details {
                 div { dt { "Title" } dd #confirm-title { (form.title) } }
@@ -273,6 +255,8 @@ fn field_label(field: &str) -> &str {
         "title" => "Title",
         "body" => "Body",
         "segment" => "Segment",
+        "audience" => "Audience filter",
+        "audience_name" => "Saved audience",
         "send_at" => "Send time",
         "page_size" => "Page size",
         "rate" => "Rate limit",
@@ -352,6 +336,14 @@ fn render_form(
             (field("segment", "Segment", "Only users carrying this segment; leave empty for every user.", html! {
                 input #segment type="text" name="segment" value=(form.segment)
                     aria-invalid=(invalid("segment")) aria-describedby=(described("segment", true));
+            }))
+            (field("audience", "Audience filter", "Instead of a segment: JSON, e.g. {\"all\": [{\"attr\": \"plan\", \"eq\": \"pro\"}, {\"attr\": \"last_seen\", \"after\": \"-30d\"}]} (docs/audiences.md).", html! {
+                textarea #audience name="audience" rows="3" spellcheck="false"
+                    aria-invalid=(invalid("audience")) aria-describedby=(described("audience", true)) { (form.audience) }
+            }))
+            (field("audience_name", "Saved audience", "Or the name of an audience saved with `herald audience save`.", html! {
+                input #audience_name type="text" name="audience_name" value=(form.audience_name)
+                    aria-invalid=(invalid("audience_name")) aria-describedby=(described("audience_name", true));
             }))
             (field("send_at", "Send time", "RFC 3339 with an offset, e.g. 2026-12-24T09:00:00Z; empty: at once.", html! {
                 input #send_at type="text" name="send_at" value=(form.send_at) placeholder="at once"

@@ -11,7 +11,10 @@ use std::sync::{
 };
 
 use herald_wire::audience::AttrType;
-use herald_wire::users::{self as wire_users, UserChange, UserError, UserRules};
+use herald_wire::{
+    FieldError,
+    users::{self as wire_users, UserChange, UserRules},
+};
 use serde_json::Value as Json;
 
 use super::{Format, Known};
@@ -232,8 +235,8 @@ impl Rows {
     }
 
     /// The current row as a change to its user.
-    pub fn change(&self, rules: &Known) -> std::result::Result<UserChange, UserError> {
-        let broken = |message: &str| UserError {
+    pub fn change(&self, rules: &Known) -> std::result::Result<UserChange, FieldError> {
+        let broken = |message: &str| FieldError {
             field: "row".into(),
             message: message.to_owned(),
         };

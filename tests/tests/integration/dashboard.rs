@@ -19,7 +19,7 @@ use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn signed_in(api: &ApiServer, width: u32, height: u32) -> Browser {
+pub(crate) async fn signed_in(api: &ApiServer, width: u32, height: u32) -> Browser {
     let browser = Browser::start(&api.base, width, height).await.unwrap();
     browser.open("/campaigns").await.unwrap();
     browser.wait_for("#token", WAIT).await.unwrap();

@@ -1,0 +1,368 @@
+//! A launch as a front end receives it, checked once for all of them. The CLI, the API and
+//! the dashboard each fill [`LaunchFields`] from their own input, as given, and show each
+//! [`FieldError`] at their own name for its field. Fields are named as the API names them
+//! (`send_at`, `webhook_url`); a filter's errors add the path inside it (`audience.all[2]`).
+
+use chrono::{DateTime, Utc};
+use herald_wire::{
+    Attempts, CampaignKey, CampaignSpec, Channel, Content, FieldError, InvalidInput, Lanes,
+    PageExecution, PageSize, Rate, Segment, Tuning, WebhookUrl,
+    audience::{AudienceName, Filter, FilterError},
+    parse_send_at,
+};
+
+use super::LaunchRequest;
+use crate::ControlError;
+
+/// A filter as given: JSON (the API), or its text (the CLI, the dashboard).
+#[derive(Clone, Debug)]
+pub enum AudienceGiven {
+    Json(serde_json::Value),
+    Text(String),
+}
+
+/// Every field of a launch as a front end took it in, unchecked. `None` is "not given":
+/// the default applies. Numbers are text, so that a front end that reads text passes it on
+/// and the one check below says what is wrong with it.
+#[derive(Clone, Debug, Default)]
+pub struct LaunchFields {
+    pub key: Option<String>,
+    pub title: String,
+    pub body: String,
+    pub channel: Option<String>,
+    pub segment: Option<String>,
+    pub audience: Option<AudienceGiven>,
+    pub audience_name: Option<String>,
+    pub send_at: Option<String>,
+    pub page_size: Option<String>,
+    pub lanes: Option<String>,
+    pub rate: Option<String>,
+    pub webhook_url: Option<String>,
+    pub attempts: Option<String>,
+    pub auto_pause: Option<String>,
+    pub auto_pause_window: Option<String>,
+    pub execution: Option<String>,
+}
+
+/// What is wrong with a launch, field by field, in the order of the fields; never empty.
+#[derive(Clone, Debug)]
+pub struct FieldErrors(pub Vec<FieldError>);
+
+impl From<FieldErrors> for ControlError {
+    /// The first: a CLI and an API answer say one thing.
+    fn from(errors: FieldErrors) -> Self {
+        let first = errors.0.into_iter().next().unwrap_or_else(|| {
+            FieldError::new(
+                "",
+                "the launch was refused without a reason (a bug in Herald)",
+            )
+        });
+        first.into()
+    }
+}
+
+/// A filter's error at `field`, its path inside the filter appended.
+pub fn filter_error(field: &str, e: FilterError) -> FieldError {
+    let field = match e.path.as_str() {
+        "" => field.to_owned(),
+        path if path.starts_with('[') => format!("{field}{path}"),
+        path => format!("{field}.{path}"),
+    };
+    FieldError {
+        field,
+        message: e.message,
+    }
+}
+
+/// Collects each field's error while the others are still checked.
+#[derive(Default)]
+struct Check(Vec<FieldError>);
+
+impl Check {
+    fn field<T>(&mut self, field: &str, r: Result<T, InvalidInput>) -> Option<T> {
+        r.map_err(|e| self.0.push(FieldError::at(field, e))).ok()
+    }
+
+    /// An optional number: `Ok(None)` when not given, `Err(())` when wrong (recorded).
+    fn number<T>(
+        &mut self,
+        field: &str,
+        text: Option<&str>,
+        make: impl FnOnce(u32) -> Result<T, InvalidInput>,
+    ) -> Result<Option<T>, ()> {
+        let Some(text) = text else { return Ok(None) };
+        let n = match text.trim().parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => {
+                self.0.push(FieldError::new(
+                    field,
+                    format!("{text:?} is not a whole number"),
+                ));
+                return Err(());
+            }
+        };
+        self.field(field, make(n)).map(Some).ok_or(())
+    }
+}
+
+fn within(what: &str, n: u32, range: std::ops::RangeInclusive<u32>) -> Result<u32, InvalidInput> {
+    if range.contains(&n) {
+        Ok(n)
+    } else {
+        Err(InvalidInput(format!(
+            "{what} must be between {} and {}, got {n}",
+            range.start(),
+            range.end()
+        )))
+    }
+}
+
+impl LaunchFields {
+    /// Check every field, and the fields against each other. `now` dates a relative
+    /// `send_at` check (a time more than a year away is refused).
+    pub fn check(self, now: DateTime<Utc>) -> Result<LaunchRequest, FieldErrors> {
+        let mut check = Check::default();
+        let key = self
+            .key
+            .as_deref()
+            .map(|k| check.field("key", CampaignKey::parse(k)).ok_or(()))
+            .transpose();
+        // Title and body are one `Content`; each is checked beside a valid other half, so
+        // that both can be wrong at once.
+        check.field("title", Content::new(&self.title, "x"));
+        check.field("body", Content::new("x", &self.body));
+        let channel = match self.channel.as_deref() {
+            None => Ok(Channel::Inbox),
+            Some(c) => check.field("channel", c.trim().parse()).ok_or(()),
+        };
+        let audience = self.audience(&mut check);
+        let send_at = self
+            .send_at
+            .as_deref()
+            .map(|s| check.field("send_at", parse_send_at(s, now)).ok_or(()))
+            .transpose();
+        let page_size = check.number("page_size", self.page_size.as_deref(), PageSize::new);
+        let lanes = check.number("lanes", self.lanes.as_deref(), Lanes::new);
+        let rate = check.number("rate", self.rate.as_deref(), Rate::new);
+        let webhook_url = self
+            .webhook_url
+            .as_deref()
+            .map(|u| {
+                check
+                    .field("webhook_url", WebhookUrl::parse(u.trim()))
+                    .ok_or(())
+            })
+            .transpose();
+        let attempts = check.number("attempts", self.attempts.as_deref(), Attempts::new);
+        let auto_pause = check.number("auto_pause", self.auto_pause.as_deref(), |n| {
+            within("auto_pause is a percentage and", n, 0..=100)
+        });
+        let window = check.number(
+            "auto_pause_window",
+            self.auto_pause_window.as_deref(),
+            |n| within("auto_pause_window", n, 1..=1_000_000),
+        );
+        let execution = self
+            .execution
+            .as_deref()
+            .map(|e| {
+                check
+                    .field("execution", e.trim().parse::<PageExecution>())
+                    .ok_or(())
+            })
+            .transpose();
+        let content = Content::new(&self.title, &self.body);
+        let (
+            Ok(key),
+            Ok(content),
+            Ok(channel),
+            Ok((audience, audience_name)),
+            Ok(send_at),
+            Ok(page_size),
+            Ok(lanes),
+            Ok(rate),
+            Ok(webhook_url),
+            Ok(attempts),
+            Ok(auto_pause),
+            Ok(window),
+            Ok(execution),
+        ) = (
+            key,
+            content,
+            channel,
+            audience,
+            send_at,
+            page_size,
+            lanes,
+            rate,
+            webhook_url,
+            attempts,
+            auto_pause,
+            window,
+            execution,
+        )
+        else {
+            return Err(FieldErrors(check.0));
+        };
+        let spec = CampaignSpec {
+            content,
+            channel,
+            audience,
+            send_at,
+            page_size: page_size.unwrap_or_default(),
+            lanes: lanes.unwrap_or_default(),
+            execution: execution.unwrap_or(PageExecution::default_for(channel)),
+            rate,
+            webhook_url,
+            attempts,
+        };
+        spec.check().map_err(|e| FieldErrors(vec![e]))?;
+        let mut tuning = Tuning::default();
+        if let Some(percent) = auto_pause {
+            tuning.auto_pause_percent = percent;
+        }
+        if let Some(window) = window {
+            tuning.auto_pause_window = window;
+        }
+        Ok(LaunchRequest {
+            key,
+            spec,
+            tuning,
+            audience_name,
+        })
+    }
+
+    /// The audience: at most one of `segment`, `audience` and `audience_name`.
+    fn audience(&self, check: &mut Check) -> Result<(Option<Filter>, Option<AudienceName>), ()> {
+        let given: Vec<&str> = [
+            ("segment", self.segment.is_some()),
+            ("audience", self.audience.is_some()),
+            ("audience_name", self.audience_name.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect();
+        if let [_, second, ..] = given[..] {
+            check.0.push(FieldError::new(
+                second,
+                format!(
+                    "give one of segment, audience and audience_name, not {}: a segment S is \
+                     short for the audience {{\"segment\": S}}",
+                    given.join(" and ")
+                ),
+            ));
+            return Err(());
+        }
+        if let Some(s) = &self.segment {
+            let segment = check.field("segment", Segment::parse(s.trim())).ok_or(())?;
+            return Ok((Some(Filter::Segment(segment)), None));
+        }
+        if let Some(name) = &self.audience_name {
+            let name = check.field("audience_name", AudienceName::parse(name.trim()));
+            return name.map(|n| (None, Some(n))).ok_or(());
+        }
+        let parsed = match &self.audience {
+            None => return Ok((None, None)),
+            Some(AudienceGiven::Json(json)) => Filter::parse(json),
+            Some(AudienceGiven::Text(text)) => Filter::parse_str(text),
+        };
+        match parsed {
+            Ok(filter) => Ok((Some(filter), None)),
+            Err(e) => {
+                check.0.push(filter_error("audience", e));
+                Err(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields() -> LaunchFields {
+        LaunchFields {
+            title: "Hello".into(),
+            body: "World".into(),
+            ..LaunchFields::default()
+        }
+    }
+
+    fn errors(f: LaunchFields) -> Vec<(String, String)> {
+        f.check(Utc::now())
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| (e.field, e.message))
+            .collect()
+    }
+
+    #[test]
+    fn every_wrong_field_is_named_at_once() {
+        let wrong = LaunchFields {
+            key: Some("no spaces".into()),
+            title: String::new(),
+            send_at: Some("tomorrow".into()),
+            page_size: Some("many".into()),
+            lanes: Some("0".into()),
+            audience: Some(AudienceGiven::Text(
+                r#"{"all": [{"attr": "x", "gte": "a"}]}"#.into(),
+            )),
+            ..fields()
+        };
+        let named: Vec<String> = errors(wrong).into_iter().map(|(f, _)| f).collect();
+        assert_eq!(
+            named,
+            [
+                "key",
+                "title",
+                "audience.all[0]",
+                "send_at",
+                "page_size",
+                "lanes"
+            ]
+        );
+    }
+
+    #[test]
+    fn messages_name_no_front_end() {
+        let wrong = LaunchFields {
+            channel: Some("webhook".into()),
+            ..fields()
+        };
+        let found = errors(wrong);
+        assert_eq!(found[0].0, "webhook_url");
+        let late = LaunchFields {
+            send_at: Some("2999-01-01T00:00:00Z".into()),
+            ..fields()
+        };
+        for (_, message) in errors(late).into_iter().chain(found) {
+            assert!(!message.contains("--"), "{message}");
+        }
+    }
+
+    #[test]
+    fn one_audience_at_most() {
+        let both = LaunchFields {
+            segment: Some("beta".into()),
+            audience_name: Some("pros".into()),
+            ..fields()
+        };
+        assert_eq!(errors(both)[0].0, "audience_name");
+        let named = LaunchFields {
+            audience_name: Some("pros".into()),
+            ..fields()
+        };
+        let request = named.check(Utc::now()).unwrap();
+        assert_eq!(request.audience_name.unwrap().as_str(), "pros");
+        assert_eq!(request.spec.audience, None);
+    }
+
+    #[test]
+    fn defaults_fill_what_is_not_given() {
+        let request = fields().check(Utc::now()).unwrap();
+        assert_eq!(request.spec.channel, Channel::Inbox);
+        assert_eq!(request.spec.page_size, PageSize::default());
+        assert_eq!(request.key, None);
+    }
+}

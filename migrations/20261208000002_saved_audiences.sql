@@ -1,0 +1,9 @@
+-- Filters kept under a name (`herald audience save`), to launch with `--audience-name` or the
+-- API's `audience_name`. A launch copies the filter into its campaign's spec: editing a saved
+-- audience never changes a campaign already launched with it.
+CREATE TABLE saved_audiences (
+    name        text PRIMARY KEY,
+    filter      jsonb NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);

@@ -306,7 +306,7 @@ mod tests {
             page_size: Some("many".into()),
             lanes: Some("0".into()),
             audience: Some(AudienceGiven::Text(
-                r#"{"all": [{"attr": "x", "gte": "a"}]}"#.into(),
+                r#"{"all": [{"attr": "x", "near": 1}]}"#.into(),
             )),
             ..fields()
         };
@@ -316,7 +316,7 @@ mod tests {
             [
                 "key",
                 "title",
-                "audience.all[0]",
+                "audience.all[0].near",
                 "send_at",
                 "page_size",
                 "lanes"

@@ -313,10 +313,16 @@ fn print_view(v: &CampaignView) {
             -n, v.total
         ),
     }
-    if let (Some(min), Some(max), false) = (v.min_user_id, v.max_user_id, v.status.is_terminal()) {
+    if let (Some(min), Some(max)) = (v.min_user_id, v.max_user_id) {
+        if !v.status.is_terminal() {
+            println!(
+                "scanned   {:.1}% of the audience's user ids ({min}–{max})",
+                100.0 * v.scanned
+            );
+        }
         println!(
-            "scanned   {:.1}% of the audience's user ids ({min}–{max})",
-            100.0 * v.scanned
+            "members   read as each page reaches them, among the ids the audience spanned at \
+             launch ({min}–{max}); each user at most once"
         );
     }
     println!("read      {} ({:.1}% of sent)", v.read, 100.0 * v.read_rate);

@@ -67,7 +67,7 @@ impl CampaignSpec {
         } else if self.attempts.is_some() {
             return fail(
                 "attempts",
-                "are for the webhook and e-mail channels; an inbox delivery cannot fail",
+                "is for the webhook and e-mail channels; an inbox delivery cannot fail",
             );
         }
         Ok(())

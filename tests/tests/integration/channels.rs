@@ -378,7 +378,7 @@ async fn a_launch_without_what_its_channel_needs_is_refused_and_changes_nothing(
         ),
         (
             vec!["--attempts", "3"],
-            "attempts are for the webhook and e-mail",
+            "--attempts: is for the webhook and e-mail",
         ),
         (
             vec![

@@ -71,7 +71,7 @@ impl<S: Send + Sync> FromRequestParts<S> for KeyPath {
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, description = "The key is used by a different campaign", body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-        (status = 422, description = "Refused: an empty audience", body = ErrorBody),
+        (status = 422, description = "Refused at its field: an empty audience, an unknown saved audience, a channel without its settings", body = ErrorBody),
         (status = 503, body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -110,7 +110,7 @@ async fn launch(
         (status = 400, description = "Invalid input", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-        (status = 422, description = "Refused: an empty audience", body = ErrorBody),
+        (status = 422, description = "Refused at its field: an empty audience, an unknown saved audience, a channel without its settings", body = ErrorBody),
         (status = 503, body = ErrorBody),
     ),
     security(("bearer" = []))

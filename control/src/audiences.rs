@@ -20,7 +20,7 @@ pub struct SavedNow {
 }
 
 fn name_of(name: &str) -> Result<AudienceName> {
-    AudienceName::parse(name.trim()).map_err(|e| FieldError::at("name", e).into())
+    AudienceName::parse(name).map_err(|e| FieldError::at("name", e).into())
 }
 
 impl Control {

@@ -56,8 +56,8 @@ fn empty_audience(field: &str, audience: Option<&Filter>) -> ControlError {
             s.as_str()
         ),
         Some(filter) => format!("the audience is empty: no user matches {filter}"),
-        None => "the audience is empty: there are no users; add some with `herald users import` \
-                 or `herald users seed`"
+        None => "the audience is empty: there are no users yet; import some first \
+                 (docs/audiences.md)"
             .into(),
     };
     ControlError::Unmet {
@@ -176,17 +176,16 @@ impl Control {
                 let filter = saved_audiences::get(&self.db, name).await?.ok_or_else(|| {
                     ControlError::Unmet {
                         field: "audience_name".into(),
-                        message: format!(
-                            "no audience is saved as {:?}; `herald audience list` shows them",
-                            name.as_str()
-                        ),
+                        message: format!("no audience is saved as {:?}", name.as_str()),
                     }
                 })?;
                 request.spec.audience = Some(filter);
                 "audience_name"
             }
             (None, Some(Filter::Segment(_))) => "segment",
-            (None, _) => "audience",
+            (None, Some(_)) => "audience",
+            // Every user: no field chose it.
+            (None, None) => "",
         };
         if let Some(filter) = &request.spec.audience {
             herald_store::audience::check(&self.db, filter)

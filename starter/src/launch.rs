@@ -154,7 +154,7 @@ impl LaunchArgs {
         let audience = self
             .audience
             .as_deref()
-            .map(|a| filter_text(a, "--audience").map(AudienceGiven::Text))
+            .map(|a| filter_text(a, "audience").map(AudienceGiven::Text))
             .transpose()?;
         Ok(LaunchFields {
             key: self.key.clone(),
@@ -257,8 +257,14 @@ pub async fn audience(config: herald_control::Config, command: AudienceCommand) 
         "filter" => "FILTER".to_owned(),
         other => other.to_owned(),
     };
+    // The name is checked before anything is reached, as a launch's flags are.
+    let checked = |name: &str| {
+        herald_wire::audience::AudienceName::parse(name)
+            .map_err(|e| at_flag(herald_wire::FieldError::at("name", e).into(), argument))
+    };
     match command {
         AudienceCommand::Save { name, filter } => {
+            checked(&name)?;
             let text = filter_text(&filter, "filter").map_err(|e| at_flag(e, argument))?;
             let control = connect(config, 1).await?;
             let saved = control
@@ -302,6 +308,7 @@ pub async fn audience(config: herald_control::Config, command: AudienceCommand) 
             }
         }
         AudienceCommand::Delete { name } => {
+            checked(&name)?;
             connect(config, 1)
                 .await?
                 .delete_audience(&name)

@@ -54,8 +54,8 @@ pub(crate) async fn compiled(conn: &mut PgConnection, filter: Option<&Filter>) -
 pub struct Preview {
     /// Users the filter holds now: the count a launch would fix.
     pub total: i64,
-    /// Each top-level clause and the users it holds by itself, in the filter's order;
-    /// empty when the filter is one clause.
+    /// Each top-level clause and the users it holds by itself, in the filter's order (the
+    /// first [`MAX_CLAUSES`]); empty when the filter is one clause.
     pub clauses: Vec<(Filter, i64)>,
     /// The first [`SAMPLE`] members, by id.
     pub sample: Vec<i64>,
@@ -63,6 +63,8 @@ pub struct Preview {
 
 /// How many members a dry run shows.
 pub const SAMPLE: i64 = 10;
+/// How many top-level clauses a dry run counts (the first ones).
+pub const MAX_CLAUSES: usize = 32;
 
 /// Count `filter` now, and each of its top-level clauses, and take its first members,
 /// without fixing anything (a dry run).
@@ -74,9 +76,23 @@ pub async fn preview(pool: &PgPool, filter: Option<&Filter>) -> Result<Preview> 
     let total = count(&mut tx, filter).await?.total;
     let mut clauses = Vec::new();
     if let Some(parts) = filter.map(Filter::clauses).filter(|parts| parts.len() > 1) {
-        for part in parts {
-            clauses.push((part.clone(), count(&mut tx, Some(part)).await?.total));
+        // Every clause in one scan of the users, however many there are.
+        let parts: Vec<&Filter> = parts.into_iter().take(MAX_CLAUSES).collect();
+        let types = crate::filter::attribute_types(&mut *tx).await?;
+        let (mut counts, mut params) = (Vec::new(), Vec::new());
+        for part in &parts {
+            let c = crate::filter::compile(part, &types, params.len() + 1, Utc::now())
+                .map_err(|e| StoreError::Invalid(InvalidInput(format!("audience: {e}"))))?;
+            counts.push(format!("count(*) FILTER (WHERE {})", c.sql));
+            params.extend(c.params);
         }
+        let all = Compiled {
+            sql: counts.join(", "),
+            params,
+        };
+        let sql = format!("SELECT ARRAY[{}] FROM users u", all.sql);
+        let (n,): (Vec<i64>,) = all.bind(sqlx::query_as(&sql)).fetch_one(&mut *tx).await?;
+        clauses = parts.into_iter().cloned().zip(n).collect();
     }
     let compiled = compiled(&mut tx, filter).await?;
     let sql = format!(

@@ -87,11 +87,15 @@ impl FieldError {
     }
 
     fn of(e: ControlError) -> (Self, StatusCode) {
-        let field = e.field().unwrap_or_default().to_owned();
+        // A key taken by a different campaign is the only conflict a launch meets.
+        let field = match &e {
+            ControlError::Conflict(_) => "key".to_owned(),
+            e => e.field().unwrap_or_default().to_owned(),
+        };
         let message = match &e {
-            ControlError::Field { message, .. } | ControlError::Unmet { message, .. } => {
-                message.clone()
-            }
+            ControlError::Field { message, .. }
+            | ControlError::Unmet { message, .. }
+            | ControlError::Conflict(message) => message.clone(),
             _ => String::new(),
         };
         let api = ApiError::from(e);

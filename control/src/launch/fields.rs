@@ -133,7 +133,7 @@ impl LaunchFields {
         check.field("body", Content::new("x", &self.body));
         let channel = match self.channel.as_deref() {
             None => Ok(Channel::Inbox),
-            Some(c) => check.field("channel", c.trim().parse()).ok_or(()),
+            Some(c) => check.field("channel", c.parse()).ok_or(()),
         };
         let audience = self.audience(&mut check);
         let send_at = self
@@ -147,27 +147,23 @@ impl LaunchFields {
         let webhook_url = self
             .webhook_url
             .as_deref()
-            .map(|u| {
-                check
-                    .field("webhook_url", WebhookUrl::parse(u.trim()))
-                    .ok_or(())
-            })
+            .map(|u| check.field("webhook_url", WebhookUrl::parse(u)).ok_or(()))
             .transpose();
         let attempts = check.number("attempts", self.attempts.as_deref(), Attempts::new);
         let auto_pause = check.number("auto_pause", self.auto_pause.as_deref(), |n| {
-            within("auto_pause is a percentage and", n, 0..=100)
+            within("a percentage", n, 0..=100)
         });
         let window = check.number(
             "auto_pause_window",
             self.auto_pause_window.as_deref(),
-            |n| within("auto_pause_window", n, 1..=1_000_000),
+            |n| within("the window", n, 1..=1_000_000),
         );
         let execution = self
             .execution
             .as_deref()
             .map(|e| {
                 check
-                    .field("execution", e.trim().parse::<PageExecution>())
+                    .field("execution", e.parse::<PageExecution>())
                     .ok_or(())
             })
             .transpose();
@@ -254,11 +250,11 @@ impl LaunchFields {
             return Err(());
         }
         if let Some(s) = &self.segment {
-            let segment = check.field("segment", Segment::parse(s.trim())).ok_or(())?;
+            let segment = check.field("segment", Segment::parse(s)).ok_or(())?;
             return Ok((Some(Filter::Segment(segment)), None));
         }
         if let Some(name) = &self.audience_name {
-            let name = check.field("audience_name", AudienceName::parse(name.trim()));
+            let name = check.field("audience_name", AudienceName::parse(name));
             return name.map(|n| (None, Some(n))).ok_or(());
         }
         let parsed = match &self.audience {

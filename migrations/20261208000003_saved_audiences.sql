@@ -7,3 +7,7 @@ CREATE TABLE saved_audiences (
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- The name a campaign's filter was copied from: the same launch repeated by name (a retry
+-- with its key) compares with what was copied then, not with what the name holds now.
+ALTER TABLE messages ADD COLUMN audience_name text;

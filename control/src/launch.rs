@@ -84,11 +84,23 @@ impl Control {
     /// in a way that leaves its fate unknown (a timeout, a dropped reply), Temporal is asked
     /// before anything is cleaned up, so an operator is never told a running campaign failed.
     pub async fn launch(&self, mut request: LaunchRequest) -> Result<Launched> {
+        let named = request.audience_name.clone();
+        // The same launch by name again (a retry with its key) is compared with the filter
+        // copied the first time, whatever the name holds now.
+        if let (Some(key), Some(name)) = (&request.key, &named)
+            && let Some((launched, copied)) = campaigns::launched_from(&self.db, key).await?
+            && &launched == name
+        {
+            request.spec.audience = copied;
+            request.audience_name = None;
+        }
         let field = self.settle_audience(&mut request).await?;
         let key = request.key.unwrap_or_else(generate_key);
         let spec = request.spec;
         let client = self.temporal().await?;
-        let registered = match campaigns::create(&self.db, &key, &spec, &request.tuning).await? {
+        let created =
+            campaigns::create(&self.db, &key, &spec, &request.tuning, named.as_ref()).await?;
+        let registered = match created {
             Created::Existing(stored) => {
                 return self
                     .relaunch(client, key, &spec, &stored, request.tuning)

@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use herald_wire::{
     CampaignKey, CampaignSpec, CampaignStatus, Channel, Intent, InvalidInput, LedgerRequests,
-    Registered, Requested, Tuning, audience::Filter,
+    Registered, Requested, Tuning,
+    audience::{AudienceName, Filter},
 };
 use serde::Serialize;
 use sqlx::{FromRow, PgPool, Postgres, Transaction};
@@ -35,12 +36,14 @@ pub enum Created {
 /// An operator's launch: like [`register`], but when the key already exists nothing is
 /// written and the stored spec is returned, so the caller can tell a repeated launch from a
 /// different campaign under the same key. `tuning` is kept beside the spec, for the runs
-/// that `herald retry-failed` starts later.
+/// that `herald retry-failed` starts later; `audience_name`, the saved audience the spec's
+/// filter was copied from, for a repeat of the launch ([`launched_from`]).
 pub async fn create(
     pool: &PgPool,
     key: &CampaignKey,
     spec: &CampaignSpec,
     tuning: &Tuning,
+    audience_name: Option<&AudienceName>,
 ) -> Result<Created> {
     let mut tx = pool.begin().await?;
     if !insert(&mut tx, key, spec, Some(tuning)).await? {
@@ -55,6 +58,13 @@ pub async fn create(
         })?;
         return Ok(Created::Existing(Box::new(stored)));
     }
+    if let Some(name) = audience_name {
+        sqlx::query("UPDATE messages SET audience_name = $2 WHERE key = $1")
+            .bind(key.as_str())
+            .bind(name.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
     let registered = fix_audience(&mut tx, key).await?;
     tx.commit().await?;
     if registered.total > 0
@@ -66,6 +76,33 @@ pub async fn create(
         return Err(e);
     }
     Ok(Created::New(registered))
+}
+
+/// The saved audience a campaign was launched from, and the filter it copied then: what a
+/// repeat of the same launch by name compares with, whatever the name holds now.
+pub async fn launched_from(
+    pool: &PgPool,
+    key: &CampaignKey,
+) -> Result<Option<(AudienceName, Option<Filter>)>> {
+    let row: Option<(Option<String>, String)> =
+        sqlx::query_as("SELECT audience_name, spec::text FROM messages WHERE key = $1")
+            .bind(key.as_str())
+            .fetch_optional(pool)
+            .await?;
+    let Some((Some(name), spec)) = row else {
+        return Ok(None);
+    };
+    let spec: CampaignSpec = serde_json::from_str(&spec).map_err(|e| {
+        StoreError::Database(sqlx::Error::Decode(
+            format!("campaign {key}'s stored spec: {e}").into(),
+        ))
+    })?;
+    let name = AudienceName::parse(&name).map_err(|e| {
+        StoreError::Database(sqlx::Error::Decode(
+            format!("campaign {key}'s audience name: {e}").into(),
+        ))
+    })?;
+    Ok(Some((name, spec.audience)))
 }
 
 /// The campaign as launched and its tuning at launch (the defaults for a row that has none):

@@ -207,6 +207,7 @@ async fn an_interrupted_launch_is_finished_by_launching_again() {
         &CampaignKey::parse(&key).unwrap(),
         &spec,
         &Default::default(),
+        None,
     )
     .await
     .unwrap();

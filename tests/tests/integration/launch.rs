@@ -280,4 +280,14 @@ async fn saved_audiences_and_the_dry_run_count_what_sql_counts() {
     assert_eq!((items, outside), (members, 0));
     app.herald_ok(&["audience", "delete", &name]);
     assert_eq!(app.herald_ok(&["audience", "list", "--json"]).trim(), "[]");
+    // The same launch by name again (an API retry with its key) is the same campaign, though
+    // the name now holds nothing: it compares with the filter copied at launch.
+    let again = api
+        .post(
+            "/v1/campaigns",
+            json!({"key": key, "title": "t", "body": "b", "audience_name": name}),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.body["total"], members);
 }

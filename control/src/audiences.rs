@@ -28,11 +28,7 @@ impl Control {
     /// checked against the attributes users have now, as a launch would check it.
     pub async fn save_audience(&self, name: &str, filter: AudienceGiven) -> Result<SavedNow> {
         let name = name_of(name)?;
-        let filter = match &filter {
-            AudienceGiven::Json(json) => herald_wire::audience::Filter::parse(json),
-            AudienceGiven::Text(text) => herald_wire::audience::Filter::parse_str(text),
-        }
-        .map_err(|e| filter_error("filter", e))?;
+        let filter = filter.parse().map_err(|e| filter_error("filter", e))?;
         herald_store::audience::check(&self.db, &filter)
             .await?
             .map_err(|e| filter_error("filter", e))?;

@@ -3,7 +3,7 @@
 
 mod fields;
 
-pub use fields::{AudienceGiven, FieldErrors, LaunchFields, filter_error};
+pub use fields::{AudienceGiven, FieldErrors, LaunchFields, filter_error, split_field};
 
 use chrono::Utc;
 use herald_store::{

@@ -6,7 +6,7 @@ use chrono::Utc;
 use clap::{Args, Subcommand};
 use herald_control::{
     ControlError, Preview,
-    launch::{AudienceGiven, LaunchFields},
+    launch::{AudienceGiven, LaunchFields, split_field},
 };
 
 use crate::commands::connect;
@@ -114,11 +114,9 @@ fn at_flag(e: ControlError, flag: impl Fn(&str) -> String) -> ControlError {
         if field.is_empty() {
             return field;
         }
-        let cut = field.find(['.', '[']).unwrap_or(field.len());
-        let (head, rest) = field.split_at(cut);
-        match rest.trim_start_matches('.') {
-            "" => flag(head),
-            rest => format!("{} at {rest}", flag(head)),
+        match split_field(&field) {
+            (head, "") => flag(head),
+            (head, rest) => format!("{} at {rest}", flag(head)),
         }
     };
     match e {

@@ -12,7 +12,7 @@ use axum::{
 use chrono::Utc;
 use herald_control::{
     ControlError, Preview,
-    launch::{AudienceGiven, LaunchFields, generate_key},
+    launch::{AudienceGiven, LaunchFields, generate_key, split_field},
 };
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -66,9 +66,7 @@ impl FieldError {
     /// path inside the filter kept in the message); one the form has no input for is about
     /// the whole form, named.
     fn new(field: &str, message: String) -> Self {
-        let cut = field.find(['.', '[']).unwrap_or(field.len());
-        let (head, rest) = field.split_at(cut);
-        let rest = rest.trim_start_matches('.');
+        let (head, rest) = split_field(field);
         match INPUTS.into_iter().find(|input| *input == head) {
             Some(input) if rest.is_empty() => Self {
                 field: input,

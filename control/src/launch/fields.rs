@@ -74,6 +74,16 @@ pub fn filter_error(field: &str, e: FilterError) -> FieldError {
     }
 }
 
+/// A field as errors name it, split into the request's field and the path inside it:
+/// `audience.all[1].not` is `("audience", "all[1].not")`; `send_at` is `("send_at", "")`.
+/// The inverse of [`filter_error`]'s naming, for front ends that show an error at their own
+/// name for the field.
+pub fn split_field(field: &str) -> (&str, &str) {
+    let cut = field.find(['.', '[']).unwrap_or(field.len());
+    let (head, rest) = field.split_at(cut);
+    (head, rest.trim_start_matches('.'))
+}
+
 /// Collects each field's error while the others are still checked.
 #[derive(Default)]
 struct Check(Vec<FieldError>);
@@ -114,6 +124,17 @@ fn within(what: &str, n: u32, range: std::ops::RangeInclusive<u32>) -> Result<u3
             range.start(),
             range.end()
         )))
+    }
+}
+
+impl AudienceGiven {
+    /// The filter it holds, within the limits on size and shape (not yet checked against
+    /// the attributes users have).
+    pub fn parse(&self) -> Result<Filter, FilterError> {
+        match self {
+            Self::Json(json) => Filter::parse(json),
+            Self::Text(text) => Filter::parse_str(text),
+        }
     }
 }
 
@@ -257,12 +278,10 @@ impl LaunchFields {
             let name = check.field("audience_name", AudienceName::parse(name));
             return name.map(|n| (None, Some(n))).ok_or(());
         }
-        let parsed = match &self.audience {
-            None => return Ok((None, None)),
-            Some(AudienceGiven::Json(json)) => Filter::parse(json),
-            Some(AudienceGiven::Text(text)) => Filter::parse_str(text),
+        let Some(given) = &self.audience else {
+            return Ok((None, None));
         };
-        match parsed {
+        match given.parse() {
             Ok(filter) => Ok((Some(filter), None)),
             Err(e) => {
                 check.0.push(filter_error("audience", e));
@@ -335,6 +354,17 @@ mod tests {
         for (_, message) in errors(late).into_iter().chain(found) {
             assert!(!message.contains("--"), "{message}");
         }
+    }
+
+    #[test]
+    fn a_field_splits_into_the_request_field_and_the_path_inside_it() {
+        assert_eq!(
+            split_field("audience.all[1].not"),
+            ("audience", "all[1].not")
+        );
+        assert_eq!(split_field("users[2].email"), ("users", "[2].email"));
+        assert_eq!(split_field("send_at"), ("send_at", ""));
+        assert_eq!(split_field(""), ("", ""));
     }
 
     #[test]

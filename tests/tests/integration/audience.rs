@@ -168,21 +168,30 @@ async fn every_operator_counts_what_plain_sql_counts() {
 async fn a_filter_cannot_change_the_statement() {
     let app = TestApp::without_worker().await.unwrap();
     let types = users(&app.pool).await;
-    let hostile = "pro' OR true; DROP TABLE users; --";
-    let f = Filter::parse(&json!({"attr": "plan", "eq": hostile})).unwrap();
-    let compiled = filter::compile(&f, &types, 3, Utc::now()).unwrap();
-    assert!(!compiled.sql.contains("DROP"), "{}", compiled.sql);
-    assert!(compiled.sql.contains("$3::text") && compiled.sql.contains("$4::text"));
-    let shifted = format!(
-        "SELECT count(*) FROM users u WHERE $1::int = $2::int AND {}",
-        compiled.sql
-    );
-    let (n,): (i64,) = compiled
-        .bind(sqlx::query_as(&shifted).bind(1).bind(1))
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(n, 0);
+    // Neither SQL nor the JSON path an attribute's test becomes can be escaped from.
+    for hostile in [
+        json!({"attr": "plan", "eq": "pro' OR true; DROP TABLE users; --"}),
+        json!({"attr": "plan", "in": ["x\" || @ != \"x", "y\\"]}),
+        json!({"attr": "plan", "ne": "pro\" || true || \"'"}),
+    ] {
+        let f = Filter::parse(&hostile).unwrap();
+        let compiled = filter::compile(&f, &types, 3, Utc::now()).unwrap();
+        assert!(!compiled.sql.contains("DROP"), "{}", compiled.sql);
+        assert!(!compiled.sql.contains("@ !="), "{}", compiled.sql);
+        assert!(compiled.sql.contains("$3::"), "{}", compiled.sql);
+        let shifted = format!(
+            "SELECT count(*) FROM users u WHERE $1::int = $2::int AND {}",
+            compiled.sql
+        );
+        let (n,): (i64,) = compiled
+            .bind(sqlx::query_as(&shifted).bind(1).bind(1))
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        // `ne` a value nobody has: everyone.
+        let expected = if hostile.get("ne").is_some() { 1000 } else { 0 };
+        assert_eq!(n, expected, "{hostile}");
+    }
     // An attribute no user has is refused with its path, before any SQL.
     let f = Filter::parse(&json!({"not": {"attr": "plna", "eq": "pro"}})).unwrap();
     let e = filter::compile(&f, &types, 1, Utc::now()).unwrap_err();

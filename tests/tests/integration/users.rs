@@ -391,3 +391,35 @@ async fn the_api_puts_gets_and_batches_users_with_errors_at_their_field() {
     );
     let _ = TOKEN;
 }
+
+/// Imports reach PostgreSQL in its binary form: a creation time is kept to the microsecond
+/// (before its epoch of 2000 too), and segments whole, on a new user and on an update.
+#[tokio::test]
+async fn times_and_segments_arrive_exactly() {
+    let app = TestApp::without_worker().await.unwrap();
+    let new = file(
+        "new.ndjson",
+        "{\"id\": 1, \"created_at\": \"2020-02-29T23:59:59.123456+02:00\"}\n\
+         {\"id\": 2, \"segments\": []}\n",
+    );
+    app.herald_ok(&["users", "import", new.to_str().unwrap()]);
+    let update = file(
+        "update.ndjson",
+        "{\"id\": 2, \"created_at\": \"1999-12-31T23:59:59.999999Z\", \"segments\": [\"a\", \"b-c\"]}\n",
+    );
+    app.herald_ok(&["users", "import", update.to_str().unwrap()]);
+    let got: Vec<(i64, String, Vec<String>)> = sqlx::query_as(
+        "SELECT id, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), segments
+         FROM users ORDER BY id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            (1, "2020-02-29 21:59:59.123456".into(), vec![]),
+            (2, "1999-12-31 23:59:59.999999".into(), vec!["a".into(), "b-c".into()]),
+        ]
+    );
+}

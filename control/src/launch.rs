@@ -148,8 +148,8 @@ impl Control {
                     action: format!("starting campaign {key}'s workflow"),
                     reason: format!(
                         "{e}; whether it started is unknown ({why}). The campaign is kept: \
-                         run the same `herald launch --key {key} …` again, which starts it only \
-                         if it did not start, and never sends twice"
+                         launch it again with the same key, {key}, which starts it only if it \
+                         did not start, and never sends twice"
                     ),
                 },
             });

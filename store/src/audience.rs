@@ -94,15 +94,20 @@ pub async fn preview(pool: &PgPool, filter: Option<&Filter>) -> Result<Preview> 
         let (n,): (Vec<i64>,) = all.bind(sqlx::query_as(&sql)).fetch_one(&mut *tx).await?;
         clauses = parts.into_iter().cloned().zip(n).collect();
     }
-    let compiled = compiled(&mut tx, filter).await?;
-    let sql = format!(
-        "SELECT id FROM users u WHERE {} ORDER BY id LIMIT {SAMPLE}",
-        compiled.sql
-    );
-    let sample: Vec<(i64,)> = compiled
-        .bind(sqlx::query_as(&sql))
-        .fetch_all(&mut *tx)
-        .await?;
+    // No member: no walk of every user in id order looking for one.
+    let sample: Vec<(i64,)> = if total == 0 {
+        Vec::new()
+    } else {
+        let compiled = compiled(&mut tx, filter).await?;
+        let sql = format!(
+            "SELECT id FROM users u WHERE {} ORDER BY id LIMIT {SAMPLE}",
+            compiled.sql
+        );
+        compiled
+            .bind(sqlx::query_as(&sql))
+            .fetch_all(&mut *tx)
+            .await?
+    };
     tx.rollback().await?;
     Ok(Preview {
         total,

@@ -253,11 +253,15 @@ impl<T: Fn(&str) -> Option<AttrType>> Compiler<'_, T> {
                     .iter()
                     .map(|v| Some(format!("@ == {}", literal(v)?)))
                     .collect();
-                (format!("strict exists($.{key} ? ({}))", any?.join(" || ")), false)
+                (
+                    format!("strict exists($.{key} ? ({}))", any?.join(" || ")),
+                    false,
+                )
             }
-            Test::Cmp(cmp, v) if matches!(target, Target::Int | Target::Float) => {
-                (format!("strict $.{key} {} {}", cmp.sql(), literal(v)?), false)
-            }
+            Test::Cmp(cmp, v) if matches!(target, Target::Int | Target::Float) => (
+                format!("strict $.{key} {} {}", cmp.sql(), literal(v)?),
+                false,
+            ),
             _ => return None,
         };
         let p = self.param(Param::Path(JsonPath(path)), "jsonpath");

@@ -9,9 +9,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use herald_wire::Segment;
 use herald_wire::audience::AttrType;
 use herald_wire::audience::TimeRef;
-use herald_wire::Segment;
 use herald_wire::users::{AttrValue, Change, UserChange};
 use serde_json::Value as Json;
 use sqlx::{FromRow, PgConnection, PgPool};
@@ -504,7 +504,9 @@ mod tests {
         want.extend([0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 5]);
         want.extend([0, 0, 0, 4, 0, 0, 0, (EMAIL | SEGMENTS) as u8]);
         want.extend([0xff; 4]); // email: NULL
-        want.extend([0, 0, 0, 27, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 25, 0, 0, 0, 1, 0, 0, 0, 1]);
+        want.extend([
+            0, 0, 0, 27, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 25, 0, 0, 0, 1, 0, 0, 0, 1,
+        ]);
         want.extend([0, 0, 0, 3, b'x', b'"', b'y']);
         want.extend([0, 0, 0, 3, 1, b'{', b'}']);
         assert_eq!(buf, want);

@@ -419,7 +419,11 @@ async fn times_and_segments_arrive_exactly() {
         got,
         vec![
             (1, "2020-02-29 21:59:59.123456".into(), vec![]),
-            (2, "1999-12-31 23:59:59.999999".into(), vec!["a".into(), "b-c".into()]),
+            (
+                2,
+                "1999-12-31 23:59:59.999999".into(),
+                vec!["a".into(), "b-c".into()]
+            ),
         ]
     );
 }

@@ -248,7 +248,9 @@ impl<T: Fn(&str) -> Option<AttrType>> Compiler<'_, T> {
         let (path, negate) = match test {
             Test::Eq(v) => (format!("strict $.{key} == {}", literal(v)?), false),
             Test::Ne(v) => (format!("strict $.{key} == {}", literal(v)?), true),
-            Test::In(vs) if !vs.is_empty() => {
+            // A path's `||` nests once per value, and PostgreSQL walks it recursively for
+            // every row: a long list is left to `= ANY`.
+            Test::In(vs) if !vs.is_empty() && vs.len() <= PATH_IN_VALUES => {
                 let any: Option<Vec<String>> = vs
                     .iter()
                     .map(|v| Some(format!("@ == {}", literal(v)?)))
@@ -361,6 +363,9 @@ fn text(v: &Value) -> &str {
         v => unreachable!("checked: {v:?} is a string"),
     }
 }
+
+/// The most values an `in` is tested with as a path.
+const PATH_IN_VALUES: usize = 16;
 
 /// `s` as a string literal of an SQL/JSON path: JSON's escapes are the path's too.
 fn json_string(s: &str) -> String {

@@ -290,18 +290,17 @@ async fn copy(
         .into_iter()
         .filter(|col| !fresh || changes.iter().any(|c| col.given(c)))
         .collect();
-    let names: Vec<&str> = cols.iter().map(|c| c.name()).collect();
-    let statement = if fresh {
-        format!(
-            "COPY users (id, {}) FROM STDIN WITH (FORMAT binary)",
-            names.join(", ")
-        )
+    let (table, mut names) = if fresh {
+        ("users", vec!["id"])
     } else {
-        format!(
-            "COPY import_users (id, given, {}) FROM STDIN WITH (FORMAT binary)",
-            names.join(", ")
-        )
+        ("import_users", vec!["id", "given"])
     };
+    // A chunk whose rows give only ids copies only ids.
+    names.extend(cols.iter().map(|c| c.name()));
+    let statement = format!(
+        "COPY {table} ({}) FROM STDIN WITH (FORMAT binary)",
+        names.join(", ")
+    );
     let mut copy = conn.copy_in_raw(&statement).await?;
     let (mut buf, mut scratch) = (Vec::with_capacity(1 << 20), String::new());
     buf.extend_from_slice(COPY_HEADER);

@@ -109,6 +109,14 @@ async fn every_operator_counts_what_plain_sql_counts() {
             json!({"attr": "last_seen", "before": "2026-10-01T02:00:00+02:00"}),
             "(attrs->>'last_seen')::timestamptz < timestamptz '2026-10-01 00:00:00+00'",
         ),
+        (
+            json!({"attr": "score", "in": [0.25, 0.5]}),
+            "(attrs->>'score')::numeric IN (0.25, 0.5)",
+        ),
+        (
+            json!({"attr": "beta", "in": [true]}),
+            "(attrs->>'beta')::boolean",
+        ),
         (json!({"attr": "phone", "exists": true}), "attrs ? 'phone'"),
         (
             json!({"attr": "phone", "exists": false}),
@@ -303,5 +311,37 @@ async fn a_value_not_of_its_type_is_no_value() {
     ] {
         let compiled = filter::compile(&Filter::parse(&f).unwrap(), &types, 1, now).unwrap();
         assert_eq!(count(&app.pool, &compiled).await, n, "{f}");
+    }
+}
+
+/// Long `in` lists are as exact as short ones (a path would nest once per value), and
+/// negative numbers compare as numbers.
+#[tokio::test]
+async fn long_lists_and_negative_numbers_count_what_plain_sql_counts() {
+    let app = TestApp::without_worker().await.unwrap();
+    let types = users(&app.pool).await;
+    let now = Utc::now();
+    let ages: Vec<i64> = (-4_000..4_000).collect();
+    let mut countries: Vec<String> = (0..5_000).map(|i| format!("X{i}")).collect();
+    countries.push("DE".into());
+    for (filter, condition) in [
+        (json!({"attr": "age", "in": ages}), "attrs ? 'age'"),
+        (
+            json!({"attr": "country", "in": countries}),
+            "attrs->>'country' = 'DE'",
+        ),
+        (
+            json!({"attr": "score", "gt": -0.5}),
+            "(attrs->>'score')::numeric > -0.5",
+        ),
+        (json!({"attr": "age", "lt": -1}), "false"),
+    ] {
+        let parsed = Filter::parse(&filter).unwrap();
+        let compiled = filter::compile(&parsed, &types, 1, now).unwrap();
+        assert_eq!(
+            count(&app.pool, &compiled).await,
+            independent(&app.pool, condition).await,
+            "{condition}"
+        );
     }
 }

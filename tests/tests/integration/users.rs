@@ -427,3 +427,26 @@ async fn times_and_segments_arrive_exactly() {
         ]
     );
 }
+
+/// A file of ids alone adds users with nothing but their ids, and adds each once.
+#[tokio::test]
+async fn a_file_of_ids_alone_imports() {
+    let app = TestApp::without_worker().await.unwrap();
+    let first = file("ids.csv", "id\n1\n2\n");
+    let out = app.herald_ok(&["users", "import", first.to_str().unwrap()]);
+    assert!(
+        out.contains("2 rows, 2 inserted, 0 updated, 0 unchanged"),
+        "{out}"
+    );
+    let again = file("ids.csv", "id\n2\n3\n");
+    let out = app.herald_ok(&["users", "import", again.to_str().unwrap()]);
+    assert!(
+        out.contains("2 rows, 1 inserted, 0 updated, 1 unchanged"),
+        "{out}"
+    );
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM users ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(ids, [1, 2, 3]);
+}

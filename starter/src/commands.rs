@@ -305,7 +305,7 @@ fn print_view(v: &CampaignView) {
         0 => {}
         n if n > 0 => println!(
             "audience  changed during the run: {n} more recipients than the {} counted at launch \
-             (users added while it counted, with explicit ids, or into the segment)",
+             (users added while it counted, with explicit ids, or who came to match its audience)",
             v.total
         ),
         n => println!(

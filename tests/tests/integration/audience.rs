@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use chrono::{TimeZone, Utc};
 use herald_store::filter::{self, Compiled};
 use herald_tests::TestApp;
+use herald_wire::CampaignStatus;
 use herald_wire::audience::{AttrType, Filter};
 use serde_json::json;
 use sqlx::PgPool;
@@ -344,4 +345,86 @@ async fn long_lists_and_negative_numbers_count_what_plain_sql_counts() {
             "{condition}"
         );
     }
+}
+
+/// Attributes that change while a campaign runs, back and forth, ahead of its pages and
+/// behind them: each user is sent to at most once, the campaign ends with nothing pending,
+/// and the difference from the launch's count is reported, never past 100%.
+#[tokio::test]
+async fn attributes_changed_during_the_run_reach_each_user_at_most_once() {
+    let app = TestApp::spawn().await.unwrap();
+    let segment = herald_tests::unique("shifting");
+    app.seed(3_000, &segment);
+    sqlx::raw_sql(
+        "INSERT INTO user_attributes (name, type) VALUES ('plan', 'text') ON CONFLICT DO NOTHING;
+         UPDATE users SET attrs = jsonb_build_object(
+             'plan', CASE WHEN id % 2 = 0 THEN 'pro' ELSE 'free' END)",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let filter = json!({"all": [{"segment": segment}, {"attr": "plan", "eq": "pro"}]});
+    let counted: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM users WHERE '{segment}' = ANY (segments) AND attrs->>'plan' = 'pro'"
+    ))
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let key = app
+        .campaign_to(&filter.to_string())
+        .lanes(1)
+        .page_size(100)
+        .rate(500)
+        .send_at(Utc::now() + chrono::Duration::seconds(1))
+        .launch();
+    // Every user's plan flips, again and again, until the pages have been through them all
+    // (at a period that no page interval divides).
+    let mut round = 0_i64;
+    while app.db_status(&key).await != Some(CampaignStatus::Completed) {
+        round += 1;
+        assert!(round < 2_000, "the campaign did not complete");
+        sqlx::query(
+            "UPDATE users SET attrs = jsonb_set(attrs, '{plan}',
+                 to_jsonb(CASE WHEN (id + $1) % 2 = 0 THEN 'pro' ELSE 'free' END))",
+        )
+        .bind(round)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(130)).await;
+    }
+    let (items, people): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT user_id) FROM message_items
+         WHERE message_id = (SELECT id FROM messages WHERE key = $1)",
+    )
+    .bind(&key)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(items, people, "no user twice");
+    // Users who matched only after the launch were reached, and some who matched at launch
+    // had left before their page: the changes took effect.
+    let (even, odd): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE user_id % 2 = 0), count(*) FILTER (WHERE user_id % 2 = 1)
+         FROM message_items WHERE message_id = (SELECT id FROM messages WHERE key = $1)",
+    )
+    .bind(&key)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(odd > 0 && even < counted, "{even} {odd} of {counted}");
+    let s = app.status(&key);
+    let sent = s["sent"].as_i64().unwrap();
+    assert_eq!(sent, items, "{s}");
+    assert!(sent > 0 && sent <= 3_000, "{s}");
+    assert_eq!(s["total"], counted, "{s}");
+    assert_eq!(s["pending"], 0, "{s}");
+    assert_eq!(s["audience_change"], sent - counted, "{s}");
+    let text = app.herald_ok(&["status", &key]);
+    let shown: f64 = text
+        .split_once("sent (")
+        .and_then(|(_, rest)| rest.split_once("%)"))
+        .map(|(pct, _)| pct.parse().unwrap())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(shown <= 100.0, "{text}");
 }

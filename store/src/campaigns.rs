@@ -293,9 +293,10 @@ pub struct CampaignView {
     /// Recipients not yet processed: never below 0, and 0 once the campaign has completed.
     pub pending: i64,
     /// Recipients processed beyond the audience counted at launch (positive), or, for a
-    /// completed campaign, short of it (negative: users who left the segment or were
+    /// completed campaign, short of it (negative: users who left the audience or were
     /// removed before their page); 0 when the audience held. Users added while a launch
-    /// counts, with explicit ids, or who come to match the audience during the run make it positive.
+    /// counts, with explicit ids, or who come to match the audience during the run make it
+    /// positive.
     pub audience_change: i64,
     pub read: i64,
     /// read / sent, 0 when nothing is sent yet.

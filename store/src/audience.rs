@@ -1,5 +1,7 @@
 //! The users a campaign goes to: counting an audience, and adding users.
 
+use std::collections::HashMap;
+
 use chrono::Utc;
 use herald_wire::{
     InvalidInput, Segment,
@@ -21,6 +23,11 @@ pub struct Audience {
 /// Count the users `filter` holds (every user when `None`). Its relative times must have
 /// been fixed (a stored campaign's are).
 pub(crate) async fn count(conn: &mut PgConnection, filter: Option<&Filter>) -> Result<Audience> {
+    let compiled = compiled(&mut *conn, filter).await?;
+    count_compiled(conn, &compiled).await
+}
+
+async fn count_compiled(conn: &mut PgConnection, compiled: &Compiled) -> Result<Audience> {
     // Counting ten million users takes a moment, longer than the worker's statement limit;
     // a small segment is counted from its GIN index, which only bitmap scans can use (see
     // `PoolSettings::bitmap_scans`). Both settings last until the transaction ends.
@@ -30,7 +37,6 @@ pub(crate) async fn count(conn: &mut PgConnection, filter: Option<&Filter>) -> R
     ] {
         sqlx::query(setting).execute(&mut *conn).await?;
     }
-    let compiled = compiled(&mut *conn, filter).await?;
     let sql = format!(
         "SELECT count(*) AS total, min(id) AS min_id, max(id) AS max_id FROM users u WHERE {}",
         compiled.sql
@@ -45,7 +51,12 @@ pub(crate) async fn compiled(conn: &mut PgConnection, filter: Option<&Filter>) -
         return Ok(Compiled::everyone());
     };
     let types = crate::filter::attribute_types(conn).await?;
-    crate::filter::compile(filter, &types, 1, Utc::now())
+    compile(filter, &types, 1)
+}
+
+/// `filter` compiled against `types`, its parameters numbered from `first`.
+fn compile(filter: &Filter, types: &HashMap<String, AttrType>, first: usize) -> Result<Compiled> {
+    crate::filter::compile(filter, types, first, Utc::now())
         .map_err(|e| StoreError::Invalid(InvalidInput(format!("audience: {e}"))))
 }
 
@@ -73,16 +84,20 @@ pub async fn preview(pool: &PgPool, filter: Option<&Filter>) -> Result<Preview> 
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let total = count(&mut tx, filter).await?.total;
+    // The attributes' types are read once: the whole filter and its clauses compile from them.
+    let types = crate::filter::attribute_types(&mut *tx).await?;
+    let whole = match filter {
+        Some(filter) => compile(filter, &types, 1)?,
+        None => Compiled::everyone(),
+    };
+    let total = count_compiled(&mut tx, &whole).await?.total;
     let mut clauses = Vec::new();
     if let Some(parts) = filter.map(Filter::clauses).filter(|parts| parts.len() > 1) {
         // Every clause in one scan of the users, however many there are.
         let parts: Vec<&Filter> = parts.into_iter().take(MAX_CLAUSES).collect();
-        let types = crate::filter::attribute_types(&mut *tx).await?;
         let (mut counts, mut params) = (Vec::new(), Vec::new());
         for part in &parts {
-            let c = crate::filter::compile(part, &types, params.len() + 1, Utc::now())
-                .map_err(|e| StoreError::Invalid(InvalidInput(format!("audience: {e}"))))?;
+            let c = compile(part, &types, params.len() + 1)?;
             counts.push(format!("count(*) FILTER (WHERE {})", c.sql));
             params.extend(c.params);
         }
@@ -98,15 +113,11 @@ pub async fn preview(pool: &PgPool, filter: Option<&Filter>) -> Result<Preview> 
     let sample: Vec<(i64,)> = if total == 0 {
         Vec::new()
     } else {
-        let compiled = compiled(&mut tx, filter).await?;
         let sql = format!(
             "SELECT id FROM users u WHERE {} ORDER BY id LIMIT {SAMPLE}",
-            compiled.sql
+            whole.sql
         );
-        compiled
-            .bind(sqlx::query_as(&sql))
-            .fetch_all(&mut *tx)
-            .await?
+        whole.bind(sqlx::query_as(&sql)).fetch_all(&mut *tx).await?
     };
     tx.rollback().await?;
     Ok(Preview {

@@ -17,7 +17,7 @@ use crate::{Result, StoreError, audience, pages, partitions, status};
 /// after the first.
 pub async fn register(pool: &PgPool, key: &CampaignKey, spec: &CampaignSpec) -> Result<Registered> {
     let mut tx = pool.begin().await?;
-    insert(&mut tx, key, spec, None).await?;
+    insert(&mut tx, key, spec, None, None).await?;
     let registered = fix_audience(&mut tx, key).await?;
     tx.commit().await?;
     partitions::cover(pool, Some(registered.max_id)).await?;
@@ -46,24 +46,12 @@ pub async fn create(
     audience_name: Option<&AudienceName>,
 ) -> Result<Created> {
     let mut tx = pool.begin().await?;
-    if !insert(&mut tx, key, spec, Some(tuning)).await? {
+    if !insert(&mut tx, key, spec, Some(tuning), audience_name).await? {
         let stored: String = sqlx::query_scalar("SELECT spec::text FROM messages WHERE key = $1")
             .bind(key.as_str())
             .fetch_one(&mut *tx)
             .await?;
-        let stored = serde_json::from_str(&stored).map_err(|e| {
-            StoreError::Database(sqlx::Error::Decode(
-                format!("campaign {key}'s stored spec: {e}").into(),
-            ))
-        })?;
-        return Ok(Created::Existing(Box::new(stored)));
-    }
-    if let Some(name) = audience_name {
-        sqlx::query("UPDATE messages SET audience_name = $2 WHERE key = $1")
-            .bind(key.as_str())
-            .bind(name.as_str())
-            .execute(&mut *tx)
-            .await?;
+        return Ok(Created::Existing(decode_spec(key, &stored)?));
     }
     let registered = fix_audience(&mut tx, key).await?;
     tx.commit().await?;
@@ -92,17 +80,8 @@ pub async fn launched_from(
     let Some((Some(name), spec)) = row else {
         return Ok(None);
     };
-    let spec: CampaignSpec = serde_json::from_str(&spec).map_err(|e| {
-        StoreError::Database(sqlx::Error::Decode(
-            format!("campaign {key}'s stored spec: {e}").into(),
-        ))
-    })?;
-    let name = AudienceName::parse(&name).map_err(|e| {
-        StoreError::Database(sqlx::Error::Decode(
-            format!("campaign {key}'s audience name: {e}").into(),
-        ))
-    })?;
-    Ok(Some((name, spec.audience)))
+    let name = AudienceName::parse(&name).map_err(|e| corrupt(key, "audience name", e))?;
+    Ok(Some((name, decode_spec(key, &spec)?.audience)))
 }
 
 /// The campaign as launched and its tuning at launch (the defaults for a row that has none):
@@ -122,17 +101,22 @@ pub(crate) fn decode_launch(
     spec: &str,
     tuning: Option<&str>,
 ) -> Result<(Box<CampaignSpec>, Tuning)> {
-    let corrupt = |what: &str, e: serde_json::Error| {
-        StoreError::Database(sqlx::Error::Decode(
-            format!("campaign {key}'s stored {what}: {e}").into(),
-        ))
-    };
-    let spec = Box::new(serde_json::from_str(spec).map_err(|e| corrupt("spec", e))?);
     let tuning = match tuning {
-        Some(t) => serde_json::from_str(t).map_err(|e| corrupt("tuning", e))?,
+        Some(t) => serde_json::from_str(t).map_err(|e| corrupt(key, "tuning", e))?,
         None => Tuning::default(),
     };
-    Ok((spec, tuning))
+    Ok((decode_spec(key, spec)?, tuning))
+}
+
+fn decode_spec(key: &CampaignKey, spec: &str) -> Result<Box<CampaignSpec>> {
+    serde_json::from_str(spec).map_err(|e| corrupt(key, "spec", e))
+}
+
+/// A stored value of a campaign's row that does not read back.
+fn corrupt(key: &CampaignKey, what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Database(sqlx::Error::Decode(
+        format!("campaign {key}'s stored {what}: {e}").into(),
+    ))
 }
 
 /// Undo [`create`] when the workflow was not started. Only a row that never started is
@@ -151,6 +135,7 @@ async fn insert(
     key: &CampaignKey,
     spec: &CampaignSpec,
     tuning: Option<&Tuning>,
+    audience_name: Option<&AudienceName>,
 ) -> Result<bool> {
     // The spec keeps the filter as given (a repeat of the launch compares equal); the row's
     // audience has its relative times fixed now, and is what the campaign's pages select.
@@ -169,8 +154,8 @@ async fn insert(
     };
     let inserted = sqlx::query(
         "INSERT INTO messages (key, title, body, channel, segment, send_at, page_size, lanes, rate,
-                               spec, tuning, audience)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12::jsonb)
+                               spec, tuning, audience, audience_name)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12::jsonb, $13)
          ON CONFLICT (key) DO NOTHING",
     )
     .bind(key.as_str())
@@ -188,6 +173,7 @@ async fn insert(
     .bind(serde_json::to_string(spec).expect("a spec is plain data"))
     .bind(tuning.map(|t| serde_json::to_string(t).expect("tuning is plain data")))
     .bind(audience)
+    .bind(audience_name.map(AudienceName::as_str))
     .execute(&mut **tx)
     .await?
     .rows_affected();

@@ -361,8 +361,8 @@ fn encode(
             Col::Locale => text(buf, c.locale.value()),
             Col::Timezone => text(buf, c.timezone.value()),
             Col::Segments => match (c.segments.value(), fresh) {
-                (Some(list), _) => text_array(buf, list.iter().map(Segment::as_str)),
-                (None, true) => text_array(buf, std::iter::empty()),
+                (Some(list), _) => text_array(buf, list),
+                (None, true) => text_array(buf, &[]),
                 (None, false) => null(buf),
             },
             Col::CreatedAt => match (c.created_at.value(), fresh) {
@@ -395,31 +395,22 @@ fn pg_micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros() - PG_EPOCH_MICROS
 }
 
-/// A one-dimensional `text[]` in binary form, with no NULL element.
-fn text_array<'a>(buf: &mut Vec<u8>, items: impl Iterator<Item = &'a str>) {
-    let at = buf.len();
-    buf.extend_from_slice(&[0; 4]); // the field's length, known at the end
-    let (mut n, count_at) = (0i32, at + 4 + 12);
-    buf.extend_from_slice(&1i32.to_be_bytes()); // dimensions
-    buf.extend_from_slice(&0i32.to_be_bytes()); // no NULL element
-    buf.extend_from_slice(&TEXT_OID.to_be_bytes());
-    buf.extend_from_slice(&[0; 4]); // the elements, counted below
-    buf.extend_from_slice(&1i32.to_be_bytes()); // the lower bound
-    for item in items {
-        put(buf, item.as_bytes());
-        n += 1;
-    }
-    if n == 0 {
-        // An empty array has no dimension.
-        buf.truncate(at + 4);
-        buf.extend_from_slice(&0i32.to_be_bytes());
-        buf.extend_from_slice(&0i32.to_be_bytes());
-        buf.extend_from_slice(&TEXT_OID.to_be_bytes());
+/// Segments as a `text[]` in binary form: its dimensions (none when empty), no NULL element,
+/// the element type, then each element.
+fn text_array(buf: &mut Vec<u8>, items: &[Segment]) {
+    let dims: &[i32] = if items.is_empty() {
+        &[]
     } else {
-        buf[count_at..count_at + 4].copy_from_slice(&n.to_be_bytes());
+        &[items.len() as i32, 1] // length and lower bound
+    };
+    let len = 12 + 4 * dims.len() + items.iter().map(|s| 4 + s.as_str().len()).sum::<usize>();
+    buf.extend_from_slice(&(len as i32).to_be_bytes());
+    for n in [(dims.len() / 2) as i32, 0, TEXT_OID].iter().chain(dims) {
+        buf.extend_from_slice(&n.to_be_bytes());
     }
-    let len = (buf.len() - at - 4) as i32;
-    buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    for item in items {
+        put(buf, item.as_str().as_bytes());
+    }
 }
 
 /// The change's attributes as a JSON object, written without building one: cleared ones as
@@ -511,7 +502,7 @@ mod tests {
         assert_eq!(buf, want);
         // No segments: an array of no dimension.
         let mut buf = Vec::new();
-        text_array(&mut buf, std::iter::empty());
+        text_array(&mut buf, &[]);
         assert_eq!(buf, [0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 25]);
         assert_eq!(COPY_HEADER.len(), 19);
     }

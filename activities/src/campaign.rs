@@ -13,6 +13,7 @@ use std::{
 use herald_store::{
     PgPool, campaigns,
     filter::{self, Compiled},
+    gates::Gates,
     page_connections::PageConnections,
     pages,
     sends::{self, Delivery},
@@ -63,6 +64,8 @@ pub struct HeraldActivities {
     pool: PgPool,
     /// For pages: see [`PageConnections`].
     pages: PageConnections,
+    /// The gates of the campaigns with pages sending, on a connection of their own.
+    gates: Gates,
     stats: PageStats,
     faults: Faults,
     stopping: Stopping,
@@ -100,6 +103,7 @@ impl HeraldActivities {
     ) -> Self {
         Self {
             pages: PageConnections::new(&pool, pages),
+            gates: Gates::new(&pool),
             pool,
             stats: PageStats::default(),
             faults,
@@ -151,9 +155,8 @@ impl HeraldActivities {
         let audience = self.audience(input.campaign_id).await?;
         let run = outbound::PageRun {
             ctx,
-            campaign_id: input.campaign_id,
-            pool: &self.pool,
             pages: &self.pages,
+            gates: &self.gates,
             campaign: &campaign,
             audience: &audience,
             settings: &self.channels.settings,

@@ -2,10 +2,13 @@
 //! and default, as clap arguments, so that `--help` documents it and the README's table is
 //! generated from it ([`reference_table`]; a test keeps the README in step).
 
-use std::time::Duration;
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    time::Duration,
+};
 
 use clap::{Args, CommandFactory, Parser, ValueEnum};
-use herald_wire::names;
+use herald_wire::{Destinations, WebhookSecret, names, webhooks::Host};
 
 use crate::ControlError;
 
@@ -47,8 +50,10 @@ pub struct Config {
     /// across the network; 1s suits a Temporal server on the same machine
     #[arg(long, global = true, env = "HERALD_WORKFLOW_TASK_TIMEOUT", default_value = "5s", value_parser = parse_task_timeout)]
     pub workflow_task_timeout: Duration,
-    /// The key that signs webhook requests: a Standard Webhooks `whsec_…` secret (base64) or
-    /// any string of 16 or more characters; webhook campaigns are refused at launch without it
+    /// The key that signs webhook requests: `whsec_` and the base64 of 24 to 64 random bytes,
+    /// as the Standard Webhooks libraries read it (make one with
+    /// `echo "whsec_$(openssl rand -base64 32)"`); webhook campaigns are refused at launch
+    /// without it
     #[arg(
         long,
         global = true,
@@ -56,6 +61,17 @@ pub struct Config {
         hide_env_values = true
     )]
     pub webhook_secret: Option<String>,
+    /// Where webhooks may go: host names (`*.example.com`), addresses, CIDR ranges and the
+    /// words `public`, `private`, `loopback` and `*`, comma-separated; checked at launch and
+    /// on every connection. Herald's own database and Temporal are always refused
+    #[arg(
+        long,
+        global = true,
+        env = "HERALD_WEBHOOK_ALLOW",
+        default_value = "public",
+        value_parser = parse_destinations
+    )]
+    pub webhook_allow: Destinations,
     /// The SMTP relay of e-mail campaigns: `smtp://host:port`, `?tls=required` for STARTTLS,
     /// `smtps://` for TLS, `user:password@` for credentials
     #[arg(long, global = true, env = "HERALD_SMTP_URL", hide_env_values = true)]
@@ -73,17 +89,11 @@ impl Config {
         let missing = |what: &str| Err(ControlError::Config(what.to_owned()));
         match channel {
             Channel::Inbox => Ok(()),
-            Channel::Webhook => match self.webhook_secret.as_deref() {
-                None => missing(
-                    "HERALD_WEBHOOK_SECRET is not set: webhook requests are signed with it (e.g. `openssl rand -hex 32`)",
-                ),
-                Some(s) if !s.starts_with("whsec_") && s.chars().count() < MIN_SECRET_LEN => {
-                    missing(
-                        "HERALD_WEBHOOK_SECRET is under 16 characters; use a longer one (e.g. `openssl rand -hex 32`)",
-                    )
-                }
-                Some(_) => Ok(()),
-            },
+            Channel::Webhook if self.signing_secret()?.is_none() => missing(&format!(
+                "HERALD_WEBHOOK_SECRET is not set: webhook requests are signed with it (make one with `{}`)",
+                WebhookSecret::MAKE
+            )),
+            Channel::Webhook => Ok(()),
             Channel::Email => match (self.smtp_url.as_deref(), self.email_from.as_deref()) {
                 (None, _) => missing(
                     "HERALD_SMTP_URL is not set: e-mail goes through that relay (e.g. smtp://127.0.0.1:2525)",
@@ -103,6 +113,75 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Check the settings clap cannot check without echoing them: every binary calls this
+    /// as it connects, so a bad secret stops it at start.
+    pub fn check(&self) -> Result<(), ControlError> {
+        self.signing_secret().map(|_| ())
+    }
+
+    /// `HERALD_WEBHOOK_SECRET`, parsed (`None`: unset or empty).
+    pub fn signing_secret(&self) -> Result<Option<WebhookSecret>, ControlError> {
+        match self.webhook_secret.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(s) => WebhookSecret::parse(s)
+                .map(Some)
+                .map_err(|e| ControlError::Config(e.0)),
+        }
+    }
+
+    /// Where webhooks may go: `HERALD_WEBHOOK_ALLOW`, refusing also the database's and
+    /// Temporal's own `host:port`.
+    pub fn destinations(&self) -> Destinations {
+        let services = [
+            (self.database_url.as_str(), 5432),
+            (self.temporal_address.as_str(), 7233),
+        ];
+        services
+            .into_iter()
+            .flat_map(|(address, default_port)| service_hosts(address, default_port))
+            .fold(self.webhook_allow.clone(), |d, (host, port)| {
+                d.with_service(host, port)
+            })
+    }
+}
+
+/// The host and port of a service's address (`postgres://u@host:port/db`, `host:port`);
+/// `localhost` as both its loopback addresses.
+fn service_hosts(address: &str, default_port: u16) -> Vec<(Host, u16)> {
+    let with_scheme = if address.contains("://") {
+        address.to_owned()
+    } else {
+        format!("http://{address}")
+    };
+    let Ok(url) = url::Url::parse(&with_scheme) else {
+        return Vec::new();
+    };
+    let port = url.port().unwrap_or(default_port);
+    // A `postgres://` URL's host is opaque to the URL parser: an address stays text.
+    let opaque_ip = match url.host() {
+        Some(url::Host::Domain(d)) => d
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .ok(),
+        _ => None,
+    };
+    if let Some(ip) = opaque_ip {
+        return vec![(Host::Ip(ip), port)];
+    }
+    match url.host() {
+        Some(url::Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") => vec![
+            (Host::Ip(Ipv4Addr::LOCALHOST.into()), port),
+            (Host::Ip(Ipv6Addr::LOCALHOST.into()), port),
+        ],
+        Some(url::Host::Domain(d)) => vec![(Host::Name(d.to_ascii_lowercase()), port)],
+        Some(url::Host::Ipv4(a)) => vec![(Host::Ip(a.into()), port)],
+        Some(url::Host::Ipv6(a)) => vec![(Host::Ip(a.into()), port)],
+        None => Vec::new(),
+    }
+}
+
 /// A duration as `5s`, `1500ms` or a bare number of seconds.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -118,6 +197,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("{s:?} is not a duration like 5s or 1500ms"))?;
     Ok(Duration::from_millis(n.saturating_mul(unit_ms)))
+}
+
+fn parse_destinations(s: &str) -> Result<Destinations, String> {
+    Destinations::parse(s).map_err(|e| e.0)
 }
 
 fn parse_task_timeout(s: &str) -> Result<Duration, String> {
@@ -178,7 +261,7 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     /// The longest one webhook request or SMTP exchange may take (`10s`) before it counts as
     /// a failure worth retrying
-    #[arg(long, env = "HERALD_SEND_TIMEOUT", default_value = "10s", value_parser = parse_request_timeout)]
+    #[arg(long, env = "HERALD_SEND_TIMEOUT", default_value = "10s", value_parser = parse_send_timeout)]
     pub send_timeout: Duration,
     /// Webhook requests or e-mails in flight at once in one page (a campaign sends up to its
     /// lanes times this at once)
@@ -247,6 +330,19 @@ pub struct ApiConfig {
     /// the API stops accepting connections and ends its event streams
     #[arg(long, env = "HERALD_SHUTDOWN_GRACE", default_value = "15s", value_parser = parse_shutdown_grace)]
     pub shutdown_grace: Duration,
+}
+
+/// At most `SEND_TIMEOUT_MAX`, so that a page's last send ends inside its attempt's timeout.
+fn parse_send_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    let max = herald_workflows::options::SEND_TIMEOUT_MAX;
+    if d < Duration::from_secs(1) || d > max {
+        return Err(format!(
+            "{s:?} is outside 1s–{}s: a page's last send must end inside its attempt's timeout",
+            max.as_secs()
+        ));
+    }
+    Ok(d)
 }
 
 fn parse_request_timeout(s: &str) -> Result<Duration, String> {
@@ -413,6 +509,34 @@ mod tests {
         assert!(
             readme.contains(&table),
             "README.md's configuration table is out of date; it should read:\n{table}"
+        );
+    }
+
+    #[test]
+    fn herald_refuses_webhooks_to_its_own_services() {
+        let config = WorkerConfig::try_parse_from([
+            "herald-worker",
+            "--database-url",
+            "postgres://u:p@127.0.0.1:55432/herald",
+            "--temporal-address",
+            "localhost:7233",
+        ])
+        .unwrap()
+        .services;
+        let d = config.destinations();
+        let everywhere = Destinations::parse("*").unwrap();
+        assert!(
+            everywhere
+                .check(&Host::Ip("127.0.0.1".parse().unwrap()), 55432, &[])
+                .is_ok()
+        );
+        for (ip, port) in [("127.0.0.1", 55432), ("127.0.0.1", 7233), ("::1", 7233)] {
+            let host = Host::Ip(ip.parse().unwrap());
+            assert!(d.refuse_service(&host, port).is_err(), "{ip}:{port}");
+        }
+        assert!(
+            d.refuse_service(&Host::Ip("127.0.0.1".parse().unwrap()), 8080)
+                .is_ok()
         );
     }
 

@@ -13,9 +13,10 @@ use herald_store::{
     saved_audiences,
 };
 use herald_wire::{
-    CampaignInput, CampaignKey, CampaignSpec, CampaignStatus, Tuning,
+    CampaignInput, CampaignKey, CampaignSpec, CampaignStatus, Tuning, WebhookUrl,
     audience::{AudienceName, Filter},
     names,
+    webhooks::{Host, Refused},
 };
 use herald_workflows::CampaignWorkflow;
 use temporalio_client::{
@@ -25,6 +26,9 @@ use temporalio_client::{
 };
 
 use crate::{Control, ControlError, Result};
+
+/// How long a launch waits for a webhook URL's host to resolve.
+const RESOLVE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What an operator asks to launch, checked field by field ([`LaunchFields::check`]).
 #[derive(Clone, Debug)]
@@ -183,6 +187,9 @@ impl Control {
         self.config
             .check_channel(request.spec.channel)
             .map_err(|e| e.at("channel"))?;
+        if let Some(url) = &request.spec.webhook_url {
+            self.check_destination(url).await?;
+        }
         let field = match (&request.audience_name, &request.spec.audience) {
             (Some(name), _) => {
                 let filter = saved_audiences::get(&self.db, name).await?.ok_or_else(|| {
@@ -205,6 +212,35 @@ impl Control {
                 .map_err(|e| ControlError::from(filter_error(field, e)))?;
         }
         Ok(field)
+    }
+
+    /// Refuse a webhook URL that `HERALD_WEBHOOK_ALLOW` does not allow, by its host and by
+    /// the addresses the host resolves to now (the worker checks again on every connection).
+    async fn check_destination(&self, url: &WebhookUrl) -> Result<()> {
+        let refuse = |why: String| ControlError::Field {
+            field: "webhook_url".into(),
+            message: format!("{url} is refused: {why}"),
+        };
+        let policy = self.config.destinations();
+        let (host, port) = url.host_port();
+        let resolved = match &host {
+            Host::Name(name) => {
+                let lookup = tokio::net::lookup_host((name.as_str(), port));
+                match tokio::time::timeout(RESOLVE_WAIT, lookup).await {
+                    Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
+                    Ok(Err(e)) => return Err(refuse(format!("its host does not resolve ({e})"))),
+                    Err(_) => {
+                        return Err(refuse(format!(
+                            "its host did not resolve within {RESOLVE_WAIT:?}"
+                        )));
+                    }
+                }
+            }
+            Host::Ip(_) => Vec::new(),
+        };
+        policy
+            .check(&host, port, &resolved)
+            .map_err(|Refused(why)| refuse(why))
     }
 
     /// A key that exists: the same launch again, or a different campaign under its key.

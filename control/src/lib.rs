@@ -51,6 +51,7 @@ use tokio::sync::{Mutex, OnceCell, broadcast};
 /// Connect to PostgreSQL and check its schema (or migrate it, if `settings` say so), failing
 /// with a hint when the server is not there or the schema is not this binary's.
 pub async fn connect_database(config: &Config, settings: &PoolSettings) -> Result<PgPool> {
+    config.check()?;
     let url = error::redact(&config.database_url);
     let pool = connect::connect(&config.database_url, settings)
         .await

@@ -9,12 +9,13 @@
 use std::time::Duration;
 
 use herald_store::StoreError;
+use herald_store::gates::GATE_STALE;
 use herald_store::status::{self, RateChanged, Recorded, Request};
 use herald_wire::{
     Applied, CampaignKey, CampaignStatus, Intent, InvalidInput, Rate, RecordedRequests, Requested,
     names,
 };
-use herald_workflows::{CampaignWorkflow, options::SEND_GATE_EVERY};
+use herald_workflows::CampaignWorkflow;
 use temporalio_client::{
     Client, RpcOptions, WorkflowSignalOptions, WorkflowStartUpdateOptions,
     errors::{WorkflowInteractionError, WorkflowUpdateError},
@@ -29,6 +30,10 @@ pub const MAX_REASON_CHARS: usize = 500;
 /// How long a front end waits for a worker to take its request in hand. A running worker
 /// does within one workflow task; past this, no worker is taken to run the campaign.
 pub const ACCEPT_WAIT: Duration = Duration::from_secs(5);
+
+/// After a gate's word expires, how long a send that looked at it just before may take to
+/// be on its way.
+const STARTING_MARGIN: Duration = Duration::from_millis(100);
 
 /// How long a front end then waits for the workflow to have taken the request. A stop waits
 /// for the pages in flight to return: an external page stops at its next look at the gate
@@ -67,6 +72,7 @@ impl Control {
         }
         let client = self.temporal().await?;
         let mut recorded = status::request(&self.db, key, request, reason).await?;
+        let committed = std::time::Instant::now();
         let asked = RecordedRequests {
             seq: recorded.requested.seq,
             rate_seq: 0,
@@ -95,10 +101,12 @@ impl Control {
         if let Told::Applied(applied) = told {
             recorded.applied = Some(applied);
         } else if recorded.channel.is_external() && request != Request::Resume {
-            // Not confirmed: a webhook or e-mail page reads its gate between sends, and once
-            // it has read this request no send starts. Return after every page has had its
-            // next look, the best that can be said without the workflow.
-            tokio::time::sleep(SEND_GATE_EVERY * 2 + SEND_GATE_EVERY / 2).await;
+            // Not confirmed: a webhook or e-mail page starts a send only on the word of a
+            // gate read sent less than `GATE_STALE` ago, so once that has passed since the
+            // request committed no send starts, whatever the workers are doing
+            // (`herald_store::gates`). The margin covers a send between its look and the wire.
+            let since = committed.elapsed();
+            tokio::time::sleep((GATE_STALE + STARTING_MARGIN).saturating_sub(since)).await;
         }
         Ok(recorded)
     }

@@ -8,6 +8,7 @@
 //!
 //! - [`connect`]: connecting, the pool's settings, and the embedded schema.
 //! - [`page_connections`]: the worker's own connections for page statements.
+//! - [`gates`]: the worker's reader of its sending campaigns' gates, on a connection of its own.
 //! - [`campaigns`]: creating and registering a campaign, fixing its audience, views.
 //! - [`status`]: the workflow's status and operators' requests, each with one writer.
 //! - [`pages`]: the page statement that writes a page's ledger rows.
@@ -27,6 +28,7 @@ pub mod campaigns;
 pub mod connect;
 pub mod error;
 pub mod filter;
+pub mod gates;
 pub mod inbox;
 pub mod items;
 pub mod page_connections;

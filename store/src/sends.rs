@@ -66,8 +66,9 @@ pub enum Claim {
 
 /// Parameters as in `pages`: $1 campaign id, $2 the lane's cursor, $3 the end of the page's
 /// scan, $4 the page size, $5 the lane, $6 status in progress, $7 item status pending, $8
-/// intent run, $9 the lane's bound, then the audience's.
-fn claim_sql(audience: &str) -> String {
+/// intent run, $9 the lane's bound, then the audience's, then `$owner`: this run's number
+/// (the page's owner from now on).
+fn claim_sql(audience: &str, owner: usize) -> String {
     format!(
         "
 WITH gate AS (
@@ -79,6 +80,10 @@ go AS (
 done AS (
     SELECT last_user_id, recipients, page_limit, sent, failed, scanned_to FROM message_pages
     WHERE message_id = $1 AND lane = $5 AND after_user_id = $2
+),
+take AS (
+    UPDATE message_pages SET owner = ${owner}
+    WHERE message_id = $1 AND lane = $5 AND after_user_id = $2 AND (SELECT ok FROM go)
 ),
 page AS (
     SELECT u.id, coalesce(u.email, '') AS email FROM users u
@@ -97,8 +102,8 @@ cut AS (
 ),
 mark AS (
     INSERT INTO message_pages (message_id, lane, after_user_id, last_user_id, recipients,
-                               page_limit, sent, scanned_to, ends_lane)
-    SELECT $1, $5, $2, cut.last, cut.n, $4, 0, s.to, s.to >= $9
+                               page_limit, sent, scanned_to, ends_lane, owner)
+    SELECT $1, $5, $2, cut.last, cut.n, $4, 0, s.to, s.to >= $9, ${owner}
     FROM cut CROSS JOIN LATERAL (SELECT CASE WHEN cut.n >= $4 THEN cut.last ELSE $3 END AS to) s
     WHERE (SELECT ok FROM go) AND NOT EXISTS (SELECT 1 FROM done)
     RETURNING last_user_id, recipients, page_limit, sent, failed, scanned_to
@@ -137,15 +142,17 @@ struct ClaimRow {
     emails: Vec<String>,
 }
 
-/// Claim the next page of a lane for an external channel (step 1 above).
-/// `audience` as for [`crate::pages::write_inbox_page`].
+/// Claim the next page of a lane for an external channel (step 1 above), as the run
+/// numbered `owner`. `audience` as for [`crate::pages::write_inbox_page`].
 pub async fn claim(
     conn: &mut PgConnection,
     page: &PageInput,
     audience: &Compiled,
+    owner: i64,
 ) -> Result<Claim> {
     let started = std::time::Instant::now();
-    let sql = claim_sql(&audience.sql);
+    let owner_param = crate::pages::AUDIENCE_PARAMS + audience.params.len();
+    let sql = claim_sql(&audience.sql, owner_param);
     let query = sqlx::query_as(&sql)
         .bind(page.campaign_id)
         .bind(page.after)
@@ -158,6 +165,7 @@ pub async fn claim(
         .bind(page.until);
     let row: ClaimRow = audience
         .bind(query)
+        .bind(owner)
         .fetch_one(&mut *conn)
         .await
         .map_err(|e| StoreError::from(e).of_scan())?;
@@ -270,16 +278,20 @@ pub struct Outcome {
     pub error: Option<(String, String)>,
 }
 
-/// The page row after [`record`]: its counters as they now stand.
+/// The page row after [`record`]: its counters as they now stand, and the run that owns
+/// it (the last to claim it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromRow)]
 pub struct Recorded {
     pub recipients: i32,
     pub sent: i32,
     pub failed: i32,
+    pub owner: Option<i64>,
 }
 
-/// Record a page's outcomes in one statement (step 3 above). Items that are no longer
-/// pending are left as they are and not counted again.
+/// Record outcomes of a page in one statement (step 3 above), as they come: a page records
+/// a batch whenever the last has committed. Items that are no longer pending are left as
+/// they are and not counted again. Outcomes are recorded whichever run sent them; the
+/// answer's `owner` tells a run that another has taken the page over.
 ///
 /// The items are also bounded by the page's lowest and highest id. Without that bound the
 /// plan depends on statistics: partitions made moments ago look empty, and a plan that joins
@@ -329,7 +341,7 @@ UPDATE message_pages
    SET sent = sent + (SELECT count(*) FROM upd WHERE status = $9),
        failed = failed + (SELECT count(*) FROM upd WHERE status = $11)
  WHERE message_id = $1 AND lane = $2 AND after_user_id = $3
-RETURNING recipients, sent, failed
+RETURNING recipients, sent, failed, owner
 ",
     )
     .bind(page.campaign_id)
@@ -375,19 +387,6 @@ pub async fn delivery(pool: &PgPool, campaign_id: i64) -> Result<Delivery> {
         content: spec.content.clone(),
         spec,
     })
-}
-
-/// Whether the campaign may start new sends: in progress and asked to run. Read by a page
-/// between its sends, so that a pause stops them within moments.
-pub async fn may_send(pool: &PgPool, campaign_id: i64) -> Result<bool> {
-    let row: Option<(i16, i16)> =
-        sqlx::query_as("SELECT status, intent FROM messages WHERE id = $1")
-            .bind(campaign_id)
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.is_some_and(|(status, intent)| {
-        status == CampaignStatus::InProgress.code() && intent == Intent::Run.code()
-    }))
 }
 
 /// What [`retry_failed`] found: the campaign as launched, its tuning at launch (the

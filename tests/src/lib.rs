@@ -108,6 +108,20 @@ fn temporal_address() -> String {
 }
 
 /// A campaign's workflow id, from its key.
+/// A test tool's path, from `scripts/services tool NAME` (which installs it when missing).
+pub fn tool(name: &str) -> PathBuf {
+    let out = Command::new(repo_root().join("scripts/services"))
+        .args(["tool", name])
+        .output()
+        .expect("running scripts/services");
+    assert!(
+        out.status.success(),
+        "scripts/services tool {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
 pub fn workflow_id(key: &str) -> String {
     names::workflow_id(&CampaignKey::parse(key).expect("a valid key"))
 }
@@ -206,6 +220,8 @@ impl TestApp {
             ("HERALD_TASK_QUEUE", self.task_queue.clone()),
             ("RUST_LOG", "warn".to_owned()),
             ("HERALD_WEBHOOK_SECRET", sinks::WEBHOOK_SECRET.to_owned()),
+            // The tests' receivers listen on loopback.
+            ("HERALD_WEBHOOK_ALLOW", "loopback".to_owned()),
             ("HERALD_EMAIL_FROM", sinks::EMAIL_FROM.to_owned()),
         ]
         .into_iter()
@@ -243,6 +259,16 @@ impl TestApp {
             .context("starting herald-worker")?;
         self.workers.push(child);
         Ok(())
+    }
+
+    /// The highest resident memory of the oldest running worker so far (`VmHWM`), in KiB.
+    pub fn worker_peak_rss_kib(&self) -> Option<u64> {
+        let pid = self.workers.first()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
     pub fn worker_count(&self) -> usize {

@@ -1,5 +1,6 @@
 //! A TCP proxy a test can cut: a worker reaches PostgreSQL through it, and an outage is every
-//! connection through it dropped and new ones refused until it is restored. It runs on a
+//! connection through it dropped and new ones refused until it is restored. It can also hold
+//! every byte for a while each way, as a database in another region does. It runs on a
 //! runtime of its own ([`crate::on_own_runtime`]).
 
 use std::{
@@ -11,7 +12,13 @@ use std::{
     time::Duration,
 };
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{
+        TcpListener, TcpStream,
+        tcp::{OwnedReadHalf, OwnedWriteHalf},
+    },
+};
 
 pub struct CutProxy {
     addr: SocketAddr,
@@ -21,6 +28,12 @@ pub struct CutProxy {
 impl CutProxy {
     /// Forward connections to `target` (host:port).
     pub fn start(target: &str) -> Self {
+        Self::with_delay(target, Duration::ZERO)
+    }
+
+    /// Forward connections to `target`, each byte arriving `delay` after it was sent, each
+    /// way (a round trip takes twice `delay`).
+    pub fn with_delay(target: &str, delay: Duration) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port for the proxy");
         listener
             .set_nonblocking(true)
@@ -37,7 +50,7 @@ impl CutProxy {
                 if is_cut.load(Ordering::SeqCst) {
                     continue; // dropped: the connection is refused
                 }
-                tokio::spawn(forward(client, target.clone(), is_cut.clone()));
+                tokio::spawn(forward(client, target.clone(), is_cut.clone(), delay));
             }
         });
         Self { addr, cut }
@@ -57,8 +70,8 @@ impl CutProxy {
     }
 }
 
-async fn forward(mut client: TcpStream, target: String, cut: Arc<AtomicBool>) {
-    let Ok(mut server) = TcpStream::connect(&target).await else {
+async fn forward(client: TcpStream, target: String, cut: Arc<AtomicBool>, delay: Duration) {
+    let Ok(server) = TcpStream::connect(&target).await else {
         return;
     };
     let _ = client.set_nodelay(true);
@@ -68,8 +81,43 @@ async fn forward(mut client: TcpStream, target: String, cut: Arc<AtomicBool>) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    let both = async {
+        tokio::join!(
+            pipe(client_read, server_write, delay),
+            pipe(server_read, client_write, delay)
+        )
+    };
     tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+        _ = both => {}
         () = watch => {}
     }
+}
+
+/// Copy `from` to `to`, each chunk written `delay` after it was read, in order.
+async fn pipe(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, delay: Duration) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let read = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = from.read(&mut buf).await {
+            if n == 0
+                || tx
+                    .send((tokio::time::Instant::now() + delay, buf[..n].to_vec()))
+                    .is_err()
+            {
+                break;
+            }
+        }
+    };
+    let write = async move {
+        while let Some((due, bytes)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(read, write);
 }

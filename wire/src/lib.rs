@@ -1,9 +1,9 @@
 //! Herald's wire types: what the CLI, the worker, the workflow and the activities say to
 //! each other through Temporal.
 //!
-//! This crate is deliberately tiny (serde, chrono, thiserror) so that both the deterministic
-//! workflow crate and the database-facing activities crate can depend on it without the
-//! workflow picking up sqlx or tokio.
+//! This crate is deliberately small (serde, chrono, thiserror; url, ipnet and base64 for
+//! webhooks) so that both the deterministic workflow crate and the database-facing
+//! activities crate can depend on it without the workflow picking up sqlx or tokio.
 //!
 //! - [`names`]: durable names (workflow type, signals, query, activities, search attributes).
 //!   These are contracts with running workflows and other services: never rename them.
@@ -14,6 +14,7 @@
 //! - [`messages`]: workflow input, activity inputs and outcomes, progress, signal payloads.
 //! - [`audience`]: audience filters, the JSON expression trees that choose a campaign's users.
 //! - [`users`]: users as imports and the API give them, checked field by field.
+//! - [`webhooks`]: webhook endpoints, the signing secret, and where webhooks may go.
 //!
 //! After the first release, every field added to a struct that crosses the wire gets
 //! `#[serde(default)]`, so running workflows' histories keep decoding (docs/operations.md).
@@ -25,8 +26,10 @@ pub mod names;
 pub mod status;
 pub mod types;
 pub mod users;
+pub mod webhooks;
 
 pub use carried::*;
 pub use messages::*;
 pub use status::{CampaignStatus, Intent, ItemStatus, Requested};
 pub use types::*;
+pub use webhooks::{Destinations, WebhookSecret, WebhookUrl};

@@ -33,7 +33,7 @@ impl FieldError {
     }
 }
 
-fn invalid(msg: impl Into<String>) -> InvalidInput {
+pub(crate) fn invalid(msg: impl Into<String>) -> InvalidInput {
     InvalidInput(msg.into())
 }
 
@@ -372,83 +372,6 @@ impl std::str::FromStr for Channel {
                     "unknown channel {s:?}; the channels are \"inbox\", \"webhook\" and \"email\""
                 ))
             })
-    }
-}
-
-/// A webhook campaign's endpoint: an absolute `http` or `https` URL with a host, at most
-/// 2,048 characters. It is part of the campaign's spec (and so of its workflow history):
-/// put no credentials in it; requests are signed with `HERALD_WEBHOOK_SECRET` instead.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct WebhookUrl(String);
-
-impl WebhookUrl {
-    pub const MAX_LEN: usize = 2_048;
-
-    pub fn parse(s: &str) -> Result<Self, InvalidInput> {
-        let s = s.trim();
-        if s.len() > Self::MAX_LEN {
-            return Err(invalid(format!(
-                "the webhook URL is {} characters; the limit is {}",
-                s.len(),
-                Self::MAX_LEN
-            )));
-        }
-        let rest = s
-            .strip_prefix("https://")
-            .or_else(|| s.strip_prefix("http://"))
-            .ok_or_else(|| {
-                invalid(format!(
-                    "the webhook URL {s:?} must start with http:// or https://"
-                ))
-            })?;
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-        if authority.contains('@') {
-            return Err(invalid(
-                "the webhook URL must not hold credentials (it is stored in the campaign); \
-                 requests are signed with HERALD_WEBHOOK_SECRET",
-            ));
-        }
-        let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
-        if host.is_empty() || host == "[" {
-            return Err(invalid(format!("the webhook URL {s:?} has no host")));
-        }
-        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(invalid(format!(
-                "the webhook URL {s:?} must not contain whitespace"
-            )));
-        }
-        Ok(Self(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for WebhookUrl {
-    type Error = InvalidInput;
-    fn try_from(s: String) -> Result<Self, InvalidInput> {
-        Self::parse(&s)
-    }
-}
-
-impl From<WebhookUrl> for String {
-    fn from(u: WebhookUrl) -> String {
-        u.0
-    }
-}
-
-impl std::fmt::Display for WebhookUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::str::FromStr for WebhookUrl {
-    type Err = InvalidInput;
-    fn from_str(s: &str) -> Result<Self, InvalidInput> {
-        Self::parse(s)
     }
 }
 

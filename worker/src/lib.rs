@@ -50,7 +50,8 @@ pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> a
         pool,
         config.page_connections as usize,
         Channels::new(Settings {
-            webhook_secret: services.webhook_secret.clone(),
+            webhook_secret: services.signing_secret()?,
+            destinations: services.destinations(),
             webhook_timeout: config.send_timeout,
             smtp_url: services.smtp_url.clone(),
             email_from: services.email_from.clone(),

@@ -118,19 +118,27 @@ pub fn page(delay: Duration) -> ActivityOptions {
         .build()
 }
 
-/// How often a page of an external channel reads its campaign's row between sends (its gate):
-/// a pause or cancel stops new sends within this, and `herald pause` waits it out before it
-/// returns.
-pub const SEND_GATE_EVERY: Duration = Duration::from_millis(100);
-
 /// How long an external channel's page may go without reporting in before Temporal runs it
-/// again elsewhere (its worker died). Generous: a page reports in every second, and a
-/// remote cluster or a busy worker can delay a report by several.
+/// again elsewhere (its worker died). Generous: a page reports in every
+/// [`SEND_HEARTBEAT_EVERY`] on a timer of its own, and a remote cluster or a busy worker can
+/// delay a report by several seconds.
 pub const SEND_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Start-to-close of an external channel's page: the page itself stops sending after 30 s
-/// (`herald_activities::channels::outbound::SEND_BUDGET`), and its last sends may take the
-/// receiver's timeout; this only bounds a page that hangs while it keeps reporting in.
+/// How often a sending page reports in, whatever its sends and the database are doing.
+pub const SEND_HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+
+/// A page stops starting sends after this long, records what it has and lets the workflow
+/// run it again: an attempt stays far inside its timeout.
+pub const SEND_BUDGET: Duration = Duration::from_secs(30);
+
+/// The longest `HERALD_SEND_TIMEOUT` the configuration accepts: a page's last send starts
+/// before [`SEND_BUDGET`] ends and lasts at most this, so every attempt ends inside
+/// [`SEND_PAGE_TIMEOUT`] (a test keeps them in step).
+pub const SEND_TIMEOUT_MAX: Duration = Duration::from_secs(60);
+
+/// Start-to-close of an external channel's page: the page stops starting sends after
+/// [`SEND_BUDGET`], and its last sends take at most [`SEND_TIMEOUT_MAX`]; this only bounds
+/// a page that hangs while it keeps reporting in.
 pub const SEND_PAGE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A page of the webhook or e-mail channel: a regular activity that reports in while it
@@ -170,6 +178,15 @@ pub fn bookkeeping() -> LocalActivityOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sending_attempt_ends_inside_its_timeout() {
+        // The budget, then the slowest send, a wait for a page connection and the last
+        // record (each statement bounded), with room to spare.
+        let longest = SEND_BUDGET + SEND_TIMEOUT_MAX + PAGE_STATEMENT_TIMEOUT * 4;
+        assert!(longest * 2 < SEND_PAGE_TIMEOUT, "{longest:?}");
+        assert!(SEND_HEARTBEAT_EVERY * 5 <= SEND_HEARTBEAT_TIMEOUT);
+    }
 
     #[test]
     fn a_stuck_statement_ends_before_its_page_times_out() {

@@ -1,9 +1,12 @@
 //! One page of an external channel: claim, send, record (see `herald_store::sends`).
 //!
 //! Sends run [`Settings::concurrency`] at a time. Before each one starts, the page checks its
-//! gate: the campaign's row, read every [`GATE_EVERY`] while the page sends, must still say
-//! in progress and run, and the worker must not be stopping. So once a pause is committed no
-//! new send starts after the next read (a send already on the wire finishes and is recorded).
+//! gate (`herald_store::gates`: the campaign's row, read on the worker's gate connection,
+//! must say in progress and run, on the word of a recent read), that Temporal has not given
+//! up on the attempt and no other run has claimed the page since, and that the worker is not
+//! stopping. So once a pause is committed no new send starts after the next read (a send
+//! already on the wire finishes and is recorded). Outcomes are recorded as they arrive, in
+//! batches, and the page reports in to Temporal on a timer of its own.
 //!
 //! A transient failure is retried inside the page when its wait (exponential with jitter, or
 //! the receiver's `Retry-After`) is short; otherwise the page records what it has and returns
@@ -12,6 +15,7 @@
 
 use std::{
     collections::HashMap,
+    future::Future,
     hash::{BuildHasher, RandomState},
     sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
@@ -19,13 +23,16 @@ use std::{
 
 use futures::StreamExt;
 use herald_store::{
-    PgPool, Result,
+    Result,
     filter::Compiled,
+    gates::{GateWatch, Gates},
     page_connections::PageConnections,
-    sends::{self, Claim, Claimed, Delivery, Outcome, Pending},
+    sends::{self, Claim, Claimed, Delivery, Outcome, Pending, Recorded},
 };
-use herald_wire::{Deliveries, ItemStatus, PageInput, PageOutcome};
+use herald_wire::{Deliveries, Destinations, ItemStatus, PageInput, PageOutcome, WebhookSecret};
+use herald_workflows::options::{SEND_BUDGET, SEND_HEARTBEAT_EVERY};
 use temporalio_sdk::activities::ActivityContext;
+use tokio::sync::{Semaphore, SemaphorePermit, mpsc};
 use tracing::debug;
 
 use super::{Attempt, Deliver, Message, lease};
@@ -35,7 +42,9 @@ use crate::{Metrics, Stopping};
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// The webhook signing secret (`HERALD_WEBHOOK_SECRET`).
-    pub webhook_secret: Option<String>,
+    pub webhook_secret: Option<WebhookSecret>,
+    /// Where webhooks may go (`HERALD_WEBHOOK_ALLOW`, Herald's own services refused).
+    pub destinations: Destinations,
     /// The longest one request or SMTP exchange may take.
     pub webhook_timeout: Duration,
     /// The SMTP relay (`HERALD_SMTP_URL`) and the sender (`HERALD_EMAIL_FROM`).
@@ -44,14 +53,6 @@ pub struct Settings {
     /// Sends in flight at once in one page.
     pub concurrency: usize,
 }
-
-/// How often a sending page reads its campaign's row (its gate) and reports to Temporal.
-pub use herald_workflows::options::SEND_GATE_EVERY as GATE_EVERY;
-
-/// A page stops starting sends after this long, records what it has and lets the workflow
-/// run it again: progress is recorded at least this often, and an attempt stays far inside
-/// its timeout.
-pub const SEND_BUDGET: Duration = Duration::from_secs(30);
 
 /// A retry whose wait is at most this is waited out inside the page; a longer one is the
 /// workflow's, on a durable timer.
@@ -66,9 +67,8 @@ const RETRY_AFTER_MAX: Duration = Duration::from_secs(600);
 /// What a page needs besides its input.
 pub struct PageRun<'a> {
     pub ctx: &'a ActivityContext,
-    pub campaign_id: i64,
-    pub pool: &'a PgPool,
     pub pages: &'a PageConnections,
+    pub gates: &'a Gates,
     pub campaign: &'a Delivery,
     /// The campaign's audience, as SQL for its pages.
     pub audience: &'a Compiled,
@@ -82,7 +82,6 @@ struct Item {
     pending: Pending,
     tries: u32,
     status: ItemStatus,
-    last: Option<Attempt>,
 }
 
 pub async fn deliver_page<D: Deliver>(
@@ -90,27 +89,32 @@ pub async fn deliver_page<D: Deliver>(
     run: &PageRun<'_>,
     page: &PageInput,
 ) -> Result<PageOutcome> {
-    let claimed = {
+    // This run's number: the page's owner once claimed (see `sends::claim`).
+    let owner = RandomState::new().hash_one((page.campaign_id, page.lane, page.after)) as i64;
+    let claimed_at = Instant::now();
+    let claimed = beating(run.ctx, async {
         let mut conn = lease(run.pages, page, None).await?;
-        let claim = sends::claim(&mut conn, page, run.audience).await;
+        let claim = sends::claim(&mut conn, page, run.audience, owner).await;
         conn.finish(&claim);
-        claim?
-    };
+        claim
+    })
+    .await?;
     let mut claimed = match claimed {
         Claim::Halted { status, requested } => {
             return Ok(PageOutcome::Halted { status, requested });
         }
         Claim::Page(c) => c,
     };
+    let mut counters = Recorded {
+        recipients: claimed.recipients as i32,
+        sent: claimed.sent as i32,
+        failed: claimed.failed as i32,
+        owner: Some(owner),
+    };
     if claimed.pending.is_empty() {
-        return Ok(written(
-            &claimed,
-            claimed.recipients,
-            claimed.sent,
-            claimed.failed,
-            Deliveries::default(),
-        ));
+        return Ok(written(&claimed, counters, Deliveries::default()));
     }
+    let gate = run.gates.watch(page.campaign_id, claimed_at);
 
     let max_tries = run.campaign.spec.attempts();
     let mut items: Vec<Item> = std::mem::take(&mut claimed.pending)
@@ -119,21 +123,32 @@ pub async fn deliver_page<D: Deliver>(
             tries: pending.attempts,
             pending,
             status: ItemStatus::Pending,
-            last: None,
         })
         .collect();
     // Recipients who used their tries in earlier runs (a crash after the last try was sent
     // but before it was recorded) are recorded failed without another.
-    for item in items.iter_mut().filter(|i| i.tries >= max_tries) {
-        item.status = ItemStatus::Failed;
-        item.last = Some(Attempt::fail(
-            "attempts",
-            format!("no answer recorded after {} tries", item.tries),
-        ));
+    let spent: Vec<Outcome> = items
+        .iter_mut()
+        .filter(|i| i.tries >= max_tries)
+        .map(|item| {
+            item.status = ItemStatus::Failed;
+            let error = format!("no answer recorded after {} tries", item.tries);
+            outcome(item, Some(("attempts".into(), error)))
+        })
+        .collect();
+    if !spent.is_empty() {
+        counters = beating(run.ctx, record(run, page, &spent)).await?;
     }
 
-    let started = Instant::now();
-    let open = AtomicBool::new(true);
+    let page_run = Round {
+        run,
+        page,
+        gate: &gate,
+        started: Instant::now(),
+        owner,
+        overtaken: AtomicBool::new(false),
+        max_tries,
+    };
     let mut deliveries = Deliveries::default();
     let mut errors: HashMap<String, u32> = HashMap::new();
     let mut retry_after = Duration::ZERO;
@@ -144,39 +159,32 @@ pub async fn deliver_page<D: Deliver>(
         if round.is_empty() {
             break;
         }
-        let results = send_round(sender, run, &items, &round, &open, started).await;
+        let (results, recorded) = beating(run.ctx, page_run.send(sender, &items, &round)).await?;
+        counters = recorded.unwrap_or(counters);
         let mut wait = Duration::ZERO;
         for (i, attempt) in results {
             let item = &mut items[i];
             item.tries += 1;
             deliveries.attempts += 1;
+            item.status = status_after(&attempt, item.tries, max_tries);
             match &attempt {
-                Attempt::Sent => item.status = ItemStatus::Sent,
-                Attempt::Fail { error, .. } => {
-                    item.status = ItemStatus::Failed;
+                Attempt::Sent => {}
+                Attempt::Fail { error, .. } | Attempt::Retry { error, .. } => {
                     deliveries.failures += 1;
                     *errors.entry(error.clone()).or_default() += 1;
-                }
-                Attempt::Retry { error, after, .. } => {
-                    deliveries.failures += 1;
-                    *errors.entry(error.clone()).or_default() += 1;
-                    if item.tries >= max_tries {
-                        item.status = ItemStatus::Failed;
-                    } else {
-                        let next = backoff(item.tries, item.pending.user_id)
-                            .max(after.unwrap_or_default().min(RETRY_AFTER_MAX));
-                        wait = wait.max(next);
-                    }
                 }
             }
-            item.last = Some(attempt);
+            if let (Attempt::Retry { after, .. }, ItemStatus::Pending) = (&attempt, item.status) {
+                let next = backoff(item.tries, item.pending.user_id)
+                    .max(after.unwrap_or_default().min(RETRY_AFTER_MAX));
+                wait = wait.max(next);
+            }
         }
-        let still_pending = items.iter().any(|i| i.status == ItemStatus::Pending);
-        if !still_pending {
+        if !items.iter().any(|i| i.status == ItemStatus::Pending) {
             break;
         }
-        let elapsed = started.elapsed();
-        if !open.load(Ordering::Relaxed) || run.stopping.is_stopping() || elapsed >= SEND_BUDGET {
+        let elapsed = page_run.started.elapsed();
+        if !page_run.may_start() {
             retry_after = Duration::ZERO;
             break;
         }
@@ -184,51 +192,14 @@ pub async fn deliver_page<D: Deliver>(
             retry_after = wait;
             break;
         }
-        tokio::time::sleep(wait).await;
-        // A pause may have come while the page waited.
-        if !sends::may_send(run.pool, page.campaign_id)
-            .await
-            .unwrap_or(true)
-        {
-            retry_after = Duration::ZERO;
-            break;
-        }
+        beating(run.ctx, tokio::time::sleep(wait)).await;
+        // A pause may have come while the page waited: the next round's sends look first.
     }
 
-    let outcomes: Vec<Outcome> = items
-        .iter()
-        .filter(|i| i.last.is_some())
-        .map(|i| Outcome {
-            user_id: i.pending.user_id,
-            status: i.status,
-            attempts: i.tries,
-            error: match &i.last {
-                Some(Attempt::Retry { class, error, .. }) if i.status == ItemStatus::Failed => {
-                    Some((class.clone(), format!("{error} ({} tries)", i.tries)))
-                }
-                Some(Attempt::Retry { class, error, .. } | Attempt::Fail { class, error }) => {
-                    Some((class.clone(), error.clone()))
-                }
-                _ => None,
-            },
-        })
-        .collect();
     deliveries.top_error = errors
         .into_iter()
         .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
         .map(|(e, _)| e);
-    let recorded = {
-        let mut conn = lease(run.pages, page, None).await?;
-        let recorded = sends::record(&mut conn, page, &outcomes).await;
-        conn.finish(&recorded);
-        recorded?
-    };
-    let count = |s: ItemStatus| outcomes.iter().filter(|o| o.status == s).count() as u64;
-    run.metrics.recorded(
-        run.campaign.spec.channel.name(),
-        count(ItemStatus::Sent),
-        count(ItemStatus::Failed),
-    );
     debug!(
         campaign.id = page.campaign_id,
         page.lane = page.lane,
@@ -237,13 +208,8 @@ pub async fn deliver_page<D: Deliver>(
         failures = deliveries.failures,
         "page sent"
     );
-    let (recipients, sent, failed) = (
-        recorded.recipients as u32,
-        recorded.sent as u32,
-        recorded.failed as u32,
-    );
-    if sent + failed >= recipients {
-        Ok(written(&claimed, recipients, sent, failed, deliveries))
+    if counters.sent + counters.failed >= counters.recipients {
+        Ok(written(&claimed, counters, deliveries))
     } else {
         Ok(PageOutcome::Unfinished {
             retry_after_millis: retry_after.as_millis().min(u128::from(u32::MAX)) as u32,
@@ -252,81 +218,192 @@ pub async fn deliver_page<D: Deliver>(
     }
 }
 
-fn written(
-    claimed: &Claimed,
-    recipients: u32,
-    sent: u32,
-    failed: u32,
-    deliveries: Deliveries,
-) -> PageOutcome {
+fn written(claimed: &Claimed, counters: Recorded, deliveries: Deliveries) -> PageOutcome {
     PageOutcome::Written {
         last: claimed.last,
-        recipients,
+        recipients: counters.recipients as u32,
         limit: Some(claimed.limit),
-        sent,
-        failed,
+        sent: counters.sent as u32,
+        failed: counters.failed as u32,
         scanned_to: claimed.scanned_to,
         took_ms: claimed.took_ms,
         deliveries,
     }
 }
 
-/// Send to the items of `round`, [`Settings::concurrency`] at a time, while the gate is open
-/// and the page's time lasts. Returns what each send that started did; one that did not
-/// start is left out (its item stays pending, its tries unspent).
-async fn send_round<D: Deliver>(
-    sender: &D,
-    run: &PageRun<'_>,
-    items: &[Item],
-    round: &[usize],
-    open: &AtomicBool,
-    started: Instant,
-) -> Vec<(usize, Attempt)> {
-    let sends = futures::stream::iter(round.iter().copied())
-        .map(|i| async move {
-            if !open.load(Ordering::Relaxed)
-                || run.stopping.is_stopping()
-                || started.elapsed() >= SEND_BUDGET
-            {
-                return None;
-            }
-            let item = &items[i].pending;
-            let started = Instant::now();
-            let attempt = sender
-                .send(Message {
-                    campaign: run.campaign,
-                    user_id: item.user_id,
-                    email: &item.email,
-                })
-                .await;
-            let channel = run.campaign.spec.channel.name();
-            run.metrics.tried(channel, started.elapsed());
-            if let Attempt::Retry { class, .. } = &attempt {
-                run.metrics.retry(channel, class);
-            }
-            Some((i, attempt))
-        })
-        .buffer_unordered(run.settings.concurrency.max(1))
-        .filter_map(|r| async move { r })
-        .collect::<Vec<_>>();
-    let gate = async {
-        let mut beats = 0u32;
-        loop {
-            tokio::time::sleep(GATE_EVERY).await;
-            if let Ok(may) = sends::may_send(run.pool, run.campaign_id).await {
-                open.store(may, Ordering::Relaxed);
-            }
-            beats += 1;
-            if beats.is_multiple_of(10) {
-                // Tells Temporal the page is alive: a killed worker's page is retried after
-                // the heartbeat timeout instead of the page's whole timeout.
-                let _ = run.ctx.record_heartbeat(()).await;
+/// Where a recipient stands after a try.
+fn status_after(attempt: &Attempt, tries: u32, max_tries: u32) -> ItemStatus {
+    match attempt {
+        Attempt::Sent => ItemStatus::Sent,
+        Attempt::Fail { .. } => ItemStatus::Failed,
+        Attempt::Retry { .. } if tries >= max_tries => ItemStatus::Failed,
+        Attempt::Retry { .. } => ItemStatus::Pending,
+    }
+}
+
+/// What is recorded of an item, with its last failure.
+fn outcome(item: &Item, error: Option<(String, String)>) -> Outcome {
+    Outcome {
+        user_id: item.pending.user_id,
+        status: item.status,
+        attempts: item.tries,
+        error,
+    }
+}
+
+/// Record outcomes on one of the page connections.
+async fn record(run: &PageRun<'_>, page: &PageInput, outcomes: &[Outcome]) -> Result<Recorded> {
+    let mut conn = lease(run.pages, page, None).await?;
+    let recorded = sends::record(&mut conn, page, outcomes).await;
+    conn.finish(&recorded);
+    let recorded = recorded?;
+    let count = |s: ItemStatus| outcomes.iter().filter(|o| o.status == s).count() as u64;
+    run.metrics.recorded(
+        run.campaign.spec.channel.name(),
+        count(ItemStatus::Sent),
+        count(ItemStatus::Failed),
+    );
+    Ok(recorded)
+}
+
+/// Run `work` while reporting in to Temporal every [`SEND_HEARTBEAT_EVERY`], whatever the
+/// work is waiting on (a receiver, a page connection, the database).
+async fn beating<T>(ctx: &ActivityContext, work: impl Future<Output = T>) -> T {
+    tokio::pin!(work);
+    let mut beat = tokio::time::interval(SEND_HEARTBEAT_EVERY);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = beat.tick() => {
+                let _ = ctx.record_heartbeat(()).await;
             }
         }
-    };
-    tokio::select! {
-        results = sends => results,
-        () = gate => unreachable!("the gate loops until the sends end"),
+    }
+}
+
+/// What the rounds of one page share.
+struct Round<'a> {
+    run: &'a PageRun<'a>,
+    page: &'a PageInput,
+    gate: &'a GateWatch,
+    started: Instant,
+    owner: i64,
+    /// Another run claimed the page since this one did (Temporal gave up on this one).
+    overtaken: AtomicBool,
+    max_tries: u32,
+}
+
+impl Round<'_> {
+    /// Whether a new send may start: the gate is open, Temporal has not given up on the
+    /// attempt (its cancellation, or another run owning the page), the worker is not
+    /// stopping and the page's time lasts.
+    fn may_start(&self) -> bool {
+        self.gate.may_send()
+            && !self.run.ctx.is_cancelled()
+            && !self.overtaken.load(Ordering::Relaxed)
+            && !self.run.stopping.is_stopping()
+            && self.started.elapsed() < SEND_BUDGET
+    }
+
+    /// Send to the items of `round`, [`Settings::concurrency`] at a time while
+    /// [`Round::may_start`], recording outcomes as they come. Returns what each send that
+    /// started did (one that did not start is left out: its item stays pending, its tries
+    /// unspent), and the page's counters after the last record.
+    ///
+    /// A send holds one of `concurrency` permits from before it starts until its outcome is
+    /// recorded, and a batch is recorded whenever the last has committed. So a crash finds
+    /// at most `concurrency` recipients of the page sent but not recorded, which is all a
+    /// re-run can send twice.
+    async fn send<D: Deliver>(
+        &self,
+        sender: &D,
+        items: &[Item],
+        round: &[usize],
+    ) -> Result<(Vec<(usize, Attempt)>, Option<Recorded>)> {
+        let concurrency = self.run.settings.concurrency.max(1);
+        let permits = Semaphore::new(concurrency);
+        let (tx, mut rx) = mpsc::unbounded_channel::<(Outcome, SemaphorePermit<'_>)>();
+        let channel = self.run.campaign.spec.channel.name();
+        let sends = async {
+            let tx = tx;
+            futures::stream::iter(round.iter().copied())
+                .map(|i| {
+                    let (tx, permits) = (&tx, &permits);
+                    async move {
+                        let permit = permits.acquire().await.ok()?;
+                        if !self.may_start() {
+                            return None;
+                        }
+                        let item = &items[i];
+                        let sending = Instant::now();
+                        let attempt = sender
+                            .send(Message {
+                                campaign: self.run.campaign,
+                                user_id: item.pending.user_id,
+                                email: &item.pending.email,
+                            })
+                            .await;
+                        self.run.metrics.tried(channel, sending.elapsed());
+                        if let Attempt::Retry { class, .. } = &attempt {
+                            self.run.metrics.retry(channel, class);
+                        }
+                        let tries = item.tries + 1;
+                        let status = status_after(&attempt, tries, self.max_tries);
+                        let error = match &attempt {
+                            Attempt::Sent => None,
+                            Attempt::Retry { class, error, .. } if status == ItemStatus::Failed => {
+                                Some((class.clone(), format!("{error} ({tries} tries)")))
+                            }
+                            Attempt::Retry { class, error, .. }
+                            | Attempt::Fail { class, error } => {
+                                Some((class.clone(), error.clone()))
+                            }
+                        };
+                        let outcome = Outcome {
+                            user_id: item.pending.user_id,
+                            status,
+                            attempts: tries,
+                            error,
+                        };
+                        let _ = tx.send((outcome, permit));
+                        Some((i, attempt))
+                    }
+                })
+                .buffer_unordered(concurrency)
+                .filter_map(|r| async move { r })
+                .collect::<Vec<_>>()
+                .await
+        };
+        let recorder = async {
+            let mut last = None;
+            let mut batch = Vec::new();
+            while let Some(first) = rx.recv().await {
+                batch.push(first);
+                while let Ok(more) = rx.try_recv() {
+                    batch.push(more);
+                }
+                let (outcomes, held): (Vec<Outcome>, Vec<SemaphorePermit<'_>>) =
+                    batch.drain(..).unzip();
+                match record(self.run, self.page, &outcomes).await {
+                    Ok(recorded) => {
+                        if recorded.owner != Some(self.owner) {
+                            self.overtaken.store(true, Ordering::Relaxed);
+                        }
+                        last = Some(recorded);
+                        drop(held);
+                    }
+                    Err(e) => {
+                        // No send starts after this; those in flight end unrecorded.
+                        permits.close();
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(last)
+        };
+        let (results, recorded) = tokio::join!(sends, recorder);
+        Ok((results, recorded?))
     }
 }
 

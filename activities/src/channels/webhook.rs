@@ -4,23 +4,42 @@
 //! Each request carries `webhook-id` (the recipient's delivery id, the same on every try: the
 //! receiver's idempotency key), `webhook-timestamp` (Unix seconds of this try) and
 //! `webhook-signature`: `v1,` and the base64 HMAC-SHA256 of `id.timestamp.body` keyed with
-//! `HERALD_WEBHOOK_SECRET` (a `whsec_…` secret is base64-decoded first, as the standard
-//! says). Connections are pooled and kept alive; redirects are not followed (a redirect is
-//! a failure that names where it pointed).
+//! the bytes of `HERALD_WEBHOOK_SECRET` (`whsec_` and base64, as the standard says).
+//! Connections are pooled and kept alive; redirects are not followed (a redirect is a
+//! failure that names where it pointed).
+//!
+//! Every connection goes only where `HERALD_WEBHOOK_ALLOW` allows: the resolver drops the
+//! addresses the policy refuses, so a name that resolves to nothing allowed fails for good,
+//! with the class `forbidden`; so does an address in the URL itself. A receiver's answer is
+//! read up to [`BODY_MAX`]; past that the connection is closed instead of read on.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+use herald_wire::{Destinations, webhooks::Host};
 use hmac::{Hmac, Mac};
-use reqwest::{StatusCode, header::HeaderMap};
+use reqwest::{
+    StatusCode,
+    dns::{Addrs, Name, Resolve, Resolving},
+    header::HeaderMap,
+};
 use serde::Serialize;
 use sha2::Sha256;
 
 use super::{Attempt, Deliver, Message, Settings};
 
+/// The most of a receiver's answer that is read. Herald needs only its status; a longer
+/// body is cut off by closing the connection.
+pub const BODY_MAX: usize = 4 * 1024;
+
 pub struct Webhook {
     client: reqwest::Client,
     key: Vec<u8>,
+    destinations: Arc<Destinations>,
 }
 
 /// The JSON body of a delivery.
@@ -44,11 +63,12 @@ struct Recipient<'a> {
 
 impl Webhook {
     pub fn new(settings: &Settings) -> Result<Self, String> {
-        let secret = settings.webhook_secret.as_deref().ok_or(
+        let secret = settings.webhook_secret.as_ref().ok_or(
             "HERALD_WEBHOOK_SECRET is not set on this worker: webhook requests cannot be signed",
         )?;
-        let key = signing_key(secret)?;
+        let destinations = Arc::new(settings.destinations.clone());
         let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(PolicyResolver(destinations.clone())))
             .redirect(reqwest::redirect::Policy::none())
             .timeout(settings.webhook_timeout)
             .connect_timeout(settings.webhook_timeout.min(Duration::from_secs(5)))
@@ -58,26 +78,16 @@ impl Webhook {
             .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the webhook client: {e}"))?;
-        Ok(Self { client, key })
+        Ok(Self {
+            client,
+            key: secret.key().to_vec(),
+            destinations,
+        })
     }
 
     /// `webhook-signature` for one request.
     pub fn sign(&self, id: &str, timestamp: u64, body: &[u8]) -> String {
         sign(&self.key, id, timestamp, body)
-    }
-}
-
-/// The HMAC key of a secret: a `whsec_` secret is base64 after its prefix; any other secret
-/// is used as its bytes.
-pub fn signing_key(secret: &str) -> Result<Vec<u8>, String> {
-    match secret.strip_prefix("whsec_") {
-        Some(b64) => BASE64.decode(b64).map_err(|e| {
-            format!("HERALD_WEBHOOK_SECRET starts with whsec_ but is not base64: {e}")
-        }),
-        None if secret.len() < 16 => {
-            Err("HERALD_WEBHOOK_SECRET is shorter than 16 characters".to_owned())
-        }
-        None => Ok(secret.as_bytes().to_vec()),
     }
 }
 
@@ -97,6 +107,15 @@ impl Deliver for Webhook {
         let Some(url) = message.campaign.spec.webhook_url.as_ref() else {
             return Attempt::fail("config", "the campaign has no webhook URL");
         };
+        // A name is checked by the resolver, on the addresses it connects to.
+        let (host, port) = url.host_port();
+        let allowed = match host {
+            Host::Ip(_) => self.destinations.check(&host, port, &[]),
+            Host::Name(_) => self.destinations.refuse_service(&host, port),
+        };
+        if let Err(refused) = allowed {
+            return Attempt::fail(FORBIDDEN, refused.0);
+        }
         let id = message.delivery_id();
         let body = serde_json::to_vec(&Body {
             kind: "herald.message",
@@ -128,9 +147,11 @@ impl Deliver for Webhook {
             Ok(response) => {
                 let status = response.status();
                 let after = retry_after(response.headers());
-                // Read the (small) body so that the connection goes back to the pool.
-                let _ = response.bytes().await;
+                drain(response).await;
                 classify(status, after)
+            }
+            Err(e) if forbidden(&e).is_some() => {
+                Attempt::fail(FORBIDDEN, forbidden(&e).unwrap_or_default())
             }
             Err(e) if e.is_timeout() => {
                 Attempt::retry("timeout", format!("no answer within the timeout: {e}"))
@@ -141,6 +162,75 @@ impl Deliver for Webhook {
             Err(e) => Attempt::retry("network", root_cause(&e)),
         }
     }
+}
+
+/// The class of a send to a destination the policy refuses: permanent.
+pub const FORBIDDEN: &str = "forbidden";
+
+/// Read a small answer to its end, so that the connection goes back to the pool; drop one
+/// longer than [`BODY_MAX`] (or endless) unread, which closes its connection.
+async fn drain(mut response: reqwest::Response) {
+    if response
+        .content_length()
+        .is_some_and(|n| n > BODY_MAX as u64)
+    {
+        return;
+    }
+    let mut read = 0;
+    while let Ok(Some(chunk)) = response.chunk().await {
+        read += chunk.len();
+        if read > BODY_MAX {
+            return;
+        }
+    }
+}
+
+/// Resolves names as the system does, keeping only the addresses the policy allows.
+struct PolicyResolver(Arc<Destinations>);
+
+/// A name that resolved only to addresses the policy refuses.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Forbidden(String);
+
+impl Resolve for PolicyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let destinations = self.0.clone();
+        Box::pin(async move {
+            let name = name.as_str().to_owned();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            if destinations.allows_name(&name) {
+                return Ok(Box::new(found.into_iter()) as Addrs);
+            }
+            let allowed: Vec<SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|a| destinations.allows_ip(a.ip()))
+                .collect();
+            if allowed.is_empty() {
+                let ips: Vec<IpAddr> = found.iter().map(SocketAddr::ip).collect();
+                let why = match destinations.check(&Host::Name(name.clone()), 0, &ips) {
+                    Err(refused) => refused.0,
+                    Ok(()) => format!("{name} resolves to no address"),
+                };
+                return Err(Box::new(Forbidden(why)) as Box<_>);
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// The policy's refusal, when that is what failed a request.
+fn forbidden(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut source = Some(e);
+    while let Some(e) = source {
+        if let Some(f) = e.downcast_ref::<Forbidden>() {
+            return Some(f.0.clone());
+        }
+        source = e.source();
+    }
+    None
 }
 
 /// 2xx is sent. 408, 425, 429 and 5xx may pass; every other answer is permanent.
@@ -199,7 +289,8 @@ mod tests {
     #[test]
     fn signs_like_the_standard_webhooks_reference() {
         // The example of the Standard Webhooks specification's reference libraries.
-        let key = signing_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let secret = herald_wire::WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        let key = secret.unwrap().key().to_vec();
         let body = br#"{"test": 2432232314}"#;
         assert_eq!(
             sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
@@ -230,15 +321,5 @@ mod tests {
         assert_eq!(class, "http_429");
         assert_eq!(error, "429 Too Many Requests");
         assert_eq!(after, Some(Duration::from_secs(2)));
-    }
-
-    #[test]
-    fn short_secrets_are_refused() {
-        assert!(signing_key("short").is_err());
-        assert!(signing_key("whsec_!!!").is_err());
-        assert_eq!(
-            signing_key("a-long-enough-secret").unwrap(),
-            b"a-long-enough-secret"
-        );
     }
 }

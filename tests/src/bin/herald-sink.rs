@@ -4,7 +4,7 @@
 //!
 //!   herald-sink webhook [--addr 127.0.0.1:9000] [--fail-500 0.1] [--fail-429 0.02]
 //!                       [--retry-after 1] [--hang 0.01] [--hang-for 15] [--drop 0.01]
-//!                       [--always 410]
+//!                       [--always 410] [--long-body huge|endless]
 //!       (verifies signatures with HERALD_WEBHOOK_SECRET)
 //!   herald-sink smtp [--addr 127.0.0.1:2525] [--fail-451 0.1] [--fail-550 0.05]
 
@@ -15,7 +15,8 @@ use herald_tests::sinks::{SmtpSink, WebhookSink, smtp, webhook};
 fn usage() -> ! {
     eprintln!(
         "usage: herald-sink webhook [--addr HOST:PORT] [--fail-500 SHARE] [--fail-429 SHARE] \
-         [--retry-after SECS] [--hang SHARE] [--hang-for SECS] [--drop SHARE] [--always STATUS]\n\
+         [--retry-after SECS] [--hang SHARE] [--hang-for SECS] [--drop SHARE] [--always STATUS] \
+         [--long-body huge|endless]\n\
          \x20      herald-sink smtp [--addr HOST:PORT] [--fail-451 SHARE] [--fail-550 SHARE]"
     );
     std::process::exit(2)
@@ -74,6 +75,12 @@ fn main() {
                     hang_for: Duration::from_secs(number("hang-for", 15)),
                     drop: share("drop"),
                     always: options.get("always").map(|_| number("always", 0) as u16),
+                    long_body: match options.get("long-body").map(String::as_str) {
+                        None => None,
+                        Some("huge") => Some(webhook::LongBody::Huge),
+                        Some("endless") => Some(webhook::LongBody::Endless),
+                        Some(_) => usage(),
+                    },
                 });
                 eprintln!("herald-sink: webhooks at {}", sink.url());
                 report(|| {

@@ -3,13 +3,15 @@
 //! record what they accept and fail on request.
 
 pub mod smtp;
+pub mod standard;
 pub mod webhook;
 
 pub use smtp::SmtpSink;
 pub use webhook::WebhookSink;
 
-/// The webhook signing secret of every test app, workers and CLI alike.
-pub const WEBHOOK_SECRET: &str = "test-webhook-secret-0123456789";
+/// The webhook signing secret of every test app, workers and CLI alike: `whsec_` and the
+/// base64 of 32 bytes, as the standard has it.
+pub const WEBHOOK_SECRET: &str = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0wMTIzNDU2Nzg5YWI=";
 
 /// The sender of every test app's e-mail.
 pub const EMAIL_FROM: &str = "Herald Tests <herald@example.test>";

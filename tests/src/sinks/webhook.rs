@@ -12,16 +12,15 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use herald_activities::channels::webhook::{sign, signing_key};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt, BufReader},
     net::{TcpListener, TcpStream},
 };
 
-use super::{Accepted, Draws, accept};
+use super::{Accepted, Draws, accept, standard::Verifier};
 
 /// Shares of requests to fail, each from 0.0 to 1.0, drawn in this order.
 #[derive(Clone, Debug, Default)]
@@ -38,7 +37,30 @@ pub struct Faults {
     pub drop: f64,
     /// Answer every request with this status (e.g. 410), after the shares above.
     pub always: Option<u16>,
+    /// Answer accepted deliveries with a body far too long to read.
+    pub long_body: Option<LongBody>,
 }
+
+/// A receiver's answer that a sender must not read whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LongBody {
+    /// `content-length: 200000000`, and that many bytes.
+    Huge,
+    /// Chunked, without end.
+    Endless,
+}
+
+/// One signed request as it came, for a verifier of another make.
+#[derive(Clone, Debug)]
+pub struct Signed {
+    pub id: String,
+    pub timestamp: String,
+    pub signature: String,
+    pub body: Vec<u8>,
+}
+
+/// How many signed requests a sink keeps whole ([`WebhookSink::signed`]).
+const SIGNED_KEPT: usize = 50;
 
 /// What one accepted delivery said.
 #[derive(Clone, Debug)]
@@ -55,12 +77,16 @@ struct State {
     bad_signatures: AtomicU64,
     failed: AtomicU64,
     draws: Draws,
+    /// When each request came in, in order.
+    arrivals: Mutex<Vec<Instant>>,
+    /// The first signed requests, whole.
+    signed: Mutex<Vec<Signed>>,
 }
 
 #[derive(Clone)]
 pub struct WebhookSink {
     pub addr: SocketAddr,
-    key: Arc<Vec<u8>>,
+    verifier: Arc<Verifier>,
     state: Arc<State>,
 }
 
@@ -70,7 +96,7 @@ impl WebhookSink {
         let listener = TcpListener::bind(addr).await?;
         let sink = Self {
             addr: listener.local_addr()?,
-            key: Arc::new(signing_key(secret).map_err(anyhow::Error::msg)?),
+            verifier: Arc::new(Verifier::new(secret).map_err(anyhow::Error::msg)?),
             state: Arc::new(State {
                 accepted: Accepted::new(),
                 faults: Mutex::default(),
@@ -78,6 +104,8 @@ impl WebhookSink {
                 bad_signatures: AtomicU64::default(),
                 failed: AtomicU64::default(),
                 draws: Draws::default(),
+                arrivals: Mutex::default(),
+                signed: Mutex::default(),
             }),
         };
         let serving = sink.clone();
@@ -129,6 +157,17 @@ impl WebhookSink {
         self.state.bad_signatures.load(Ordering::Relaxed)
     }
 
+    /// Requests that came in after `at`.
+    pub fn requests_after(&self, at: Instant) -> usize {
+        let arrivals = self.state.arrivals.lock().unwrap();
+        arrivals.len() - arrivals.partition_point(|t| *t <= at)
+    }
+
+    /// The first signed requests, whole, as they came.
+    pub fn signed(&self) -> Vec<Signed> {
+        self.state.signed.lock().unwrap().clone()
+    }
+
     /// Requests answered with a failure (or not at all) on purpose.
     pub fn failed(&self) -> u64 {
         self.state.failed.load(Ordering::Relaxed)
@@ -143,15 +182,28 @@ impl WebhookSink {
                 return Ok(());
             };
             self.state.requests.fetch_add(1, Ordering::Relaxed);
+            self.state.arrivals.lock().unwrap().push(Instant::now());
             match self.answer(&request).await {
-                Some(response) => write.write_all(response.as_bytes()).await?,
+                Some(Reply::Text(response)) => write.write_all(response.as_bytes()).await?,
+                // Written until the sender hangs up.
+                Some(Reply::Long(long)) => return write_long(&mut write, long).await,
                 None => return Ok(()), // dropped on purpose
             }
         }
     }
 
     /// The response to one request; `None` drops the connection.
-    async fn answer(&self, request: &Request) -> Option<String> {
+    async fn answer(&self, request: &Request) -> Option<Reply> {
+        let long = self.state.faults.lock().unwrap().long_body;
+        let text = self.reply(request).await?;
+        let accepted = request.header("webhook-id").is_some() && text.starts_with("HTTP/1.1 200");
+        Some(match long {
+            Some(long) if accepted => Reply::Long(long),
+            _ => Reply::Text(text),
+        })
+    }
+
+    async fn reply(&self, request: &Request) -> Option<String> {
         let (id, ts, sig) = match (
             request.header("webhook-id"),
             request.header("webhook-timestamp"),
@@ -163,20 +215,28 @@ impl WebhookSink {
                 return Some(response(200, "OK", ""));
             }
         };
-        let timestamp: u64 = ts.parse().unwrap_or_default();
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let expected = sign(&self.key, id, timestamp, &request.body);
-        // The header may carry several signatures, space-separated (a key rotation).
-        let signed = sig.split(' ').any(|s| s == expected);
-        if !signed || now.abs_diff(timestamp) > 300 {
+        let timestamp: u64 = ts.parse().unwrap_or_default();
+        if !self.verifier.verify(id, ts, sig, &request.body, now) {
             self.state.bad_signatures.fetch_add(1, Ordering::Relaxed);
             return Some(response(
                 401,
                 "Unauthorized",
                 r#"{"error":"bad signature"}"#,
             ));
+        }
+        {
+            let mut signed = self.state.signed.lock().unwrap();
+            if signed.len() < SIGNED_KEPT {
+                signed.push(Signed {
+                    id: id.to_owned(),
+                    timestamp: ts.to_owned(),
+                    signature: sig.to_owned(),
+                    body: request.body.clone(),
+                });
+            }
         }
         let faults = self.state.faults.lock().unwrap().clone();
         let draw = self.state.draws.next();
@@ -214,6 +274,39 @@ impl WebhookSink {
             .record(id.to_owned(), Received { body, timestamp });
         Some(response(200, "OK", ""))
     }
+}
+
+enum Reply {
+    Text(String),
+    Long(LongBody),
+}
+
+/// Answer 200 with a body that does not end soon, until the sender hangs up.
+async fn write_long<W: AsyncWriteExt + Unpin>(
+    write: &mut W,
+    long: LongBody,
+) -> std::io::Result<()> {
+    const HUGE: usize = 200_000_000;
+    let chunk = vec![b'x'; 64 * 1024];
+    match long {
+        LongBody::Huge => {
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {HUGE}\r\n\r\n");
+            write.write_all(head.as_bytes()).await?;
+            for _ in 0..HUGE / chunk.len() {
+                write.write_all(&chunk).await?;
+            }
+        }
+        LongBody::Endless => {
+            write
+                .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                .await?;
+            let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
+            loop {
+                write.write_all(&framed).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn response(status: u16, reason: &str, body: &str) -> String {

@@ -426,10 +426,12 @@ async fn a_launch_without_what_its_channel_needs_is_refused_and_changes_nothing(
         ],
         &[("HERALD_WEBHOOK_SECRET", "short")],
     );
+    let err = stderr(&out);
     assert!(
-        stderr(&out).contains("HERALD_WEBHOOK_SECRET is under 16 characters"),
-        "{}",
-        stderr(&out)
+        err.contains("HERALD_WEBHOOK_SECRET does not start with whsec_")
+            && err.contains("openssl rand -base64 32")
+            && !err.contains("short"),
+        "one line, with the command that makes a secret, and no secret: {err}"
     );
     let campaigns: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
         .fetch_one(&app.pool)

@@ -20,6 +20,8 @@
 //! - `scans`: sparse audiences in pages of bounded work; pages that run past their time.
 //! - `launch`: one launch request for the CLI, the API and the form; saved audiences; dry runs.
 //! - `users`: users imported from CSV and NDJSON, and written through the API.
+//! - `webhooks`: destinations by policy, answers without end, signatures checked by the
+//!   Standard Webhooks library, a pause with the database far away.
 //! - `replay`: saved histories replay against the current workflow.
 
 mod api;
@@ -40,3 +42,4 @@ mod requests;
 mod scans;
 mod signals;
 mod users;
+mod webhooks;

@@ -480,3 +480,49 @@ async fn a_bare_requests_token_is_the_workflows_and_any_other_request_clears_it(
         "a request written by hand keeps the token"
     );
 }
+
+/// An external page claimed again belongs to its last claim: the run that claimed it first
+/// still records what it sent, and learns from the answer that it must start no new send.
+#[tokio::test]
+async fn an_external_page_claimed_again_belongs_to_the_last_claim() {
+    use herald_store::sends::{self, Claim, Outcome};
+    let (_app, _pool, pages, id) = campaign().await;
+    let audience = filter::compile(
+        &Filter::Segment(Segment::parse("p").unwrap()),
+        &Default::default(),
+        AUDIENCE_PARAMS,
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    let input = PageInput {
+        channel: herald_wire::Channel::Webhook,
+        ..page(id, 0)
+    };
+    let mut conn = pages.get((id, 0)).await.unwrap();
+    let Claim::Page(first) = sends::claim(&mut conn, &input, &audience, 1).await.unwrap() else {
+        panic!("the first claim is refused");
+    };
+    assert_eq!(first.pending.len(), 500);
+    let Claim::Page(second) = sends::claim(&mut conn, &input, &audience, 2).await.unwrap() else {
+        panic!("the second claim is refused");
+    };
+    assert_eq!(
+        second.pending, first.pending,
+        "the same recipients, still pending"
+    );
+    let sent: Vec<Outcome> = first.pending[..10]
+        .iter()
+        .map(|p| Outcome {
+            user_id: p.user_id,
+            status: ItemStatus::Sent,
+            attempts: 1,
+            error: None,
+        })
+        .collect();
+    let recorded = sends::record(&mut conn, &input, &sent).await.unwrap();
+    assert_eq!((recorded.sent, recorded.owner), (10, Some(2)));
+    // Recorded once, whichever run records it again.
+    let again = sends::record(&mut conn, &input, &sent).await.unwrap();
+    assert_eq!(again.sent, 10);
+    conn.finish(&Ok::<(), ()>(()));
+}

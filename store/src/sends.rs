@@ -7,12 +7,14 @@
 //!    `message_pages` and an item per recipient as *pending*, before anything is sent. A page
 //!    that ran before finds its row and claims nothing new; either way the statement answers
 //!    with the page's recipients that are still pending (with their addresses and the tries
-//!    made so far), and none that is recorded sent or failed.
+//!    made so far), and none that is recorded sent or failed, and writes the claiming run's
+//!    number as the page's owner.
 //! 2. The channel sends to them (no database work).
-//! 3. [`record`]: one statement writes every outcome of the page, and adds the newly sent and
-//!    failed to the page row's counters, so that progress never disagrees with the items. It
-//!    only moves items that are still pending: an outcome recorded by an earlier or a
-//!    concurrent attempt is never overwritten, nor counted twice.
+//! 3. [`record`], as outcomes arrive: one statement writes a batch of them, and adds the newly
+//!    sent and failed to the page row's counters, so that progress never disagrees with the
+//!    items. It only moves items that are still pending: an outcome recorded by an earlier or
+//!    a concurrent attempt is never overwritten, nor counted twice. It answers with the
+//!    page's owner, so a run that was overtaken stops sending.
 //!
 //! A crash between a receiver accepting a message and step 3 leaves the item pending, so it is
 //! sent again with the same idempotency id: at least once, never recorded sent unless

@@ -213,6 +213,12 @@ impl TestApp {
         })
     }
 
+    /// Settings for every process of the app started from now on.
+    pub fn set_env(&mut self, env: &[(&str, &str)]) {
+        self.env
+            .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    }
+
     pub(crate) fn envs(&self) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = [
             ("DATABASE_URL", self.database_url.clone()),

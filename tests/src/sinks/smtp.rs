@@ -9,6 +9,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
+    time::Instant,
 };
 
 use tokio::{
@@ -52,6 +53,8 @@ struct State {
     faults: Mutex<Faults>,
     refused: AtomicU64,
     draws: Draws,
+    /// When each message began (its `MAIL FROM`), in order.
+    arrivals: Mutex<Vec<Instant>>,
 }
 
 #[derive(Clone)]
@@ -70,6 +73,7 @@ impl SmtpSink {
                 faults: Mutex::default(),
                 refused: AtomicU64::default(),
                 draws: Draws::default(),
+                arrivals: Mutex::default(),
             }),
         };
         let serving = sink.clone();
@@ -104,6 +108,12 @@ impl SmtpSink {
         self.state.refused.load(Ordering::Relaxed)
     }
 
+    /// Messages begun after `at`.
+    pub fn messages_after(&self, at: Instant) -> usize {
+        let arrivals = self.state.arrivals.lock().unwrap();
+        arrivals.len() - arrivals.partition_point(|t| *t <= at)
+    }
+
     pub fn mails(&self) -> Vec<Mail> {
         self.state.accepted.items()
     }
@@ -129,6 +139,7 @@ impl SmtpSink {
                 "EHLO" => "250-herald-sink\r\n250-8BITMIME\r\n250 PIPELINING\r\n",
                 "HELO" => "250 herald-sink\r\n",
                 "MAIL" => {
+                    self.state.arrivals.lock().unwrap().push(Instant::now());
                     from = address(&command);
                     to.clear();
                     "250 OK\r\n"

@@ -10,7 +10,7 @@ use herald_tests::{
     LONG, TestApp,
     proxy::CutProxy,
     sinks::{
-        WebhookSink,
+        SmtpSink, WebhookSink,
         webhook::{Faults, LongBody},
     },
     stderr, unique, wait_until,
@@ -246,11 +246,9 @@ for r in requests:
 print(f"{len(requests)} verified")
 "#;
 
-/// With 100 ms each way between the worker and PostgreSQL, once `herald pause` returns the
-/// receiver sees no new request; resumed, the campaign ends with everyone reached once.
-#[tokio::test]
-async fn a_pause_holds_at_the_receiver_with_the_database_far_away() {
-    let mut app = TestApp::without_worker().await.unwrap();
+/// A worker whose database is 100 ms away each way (a 200 ms round trip), through a proxy
+/// the returned value keeps alive.
+fn far_worker(app: &mut TestApp) -> CutProxy {
     let db = url::Url::parse(&app.database_url).unwrap();
     let target = format!("{}:{}", db.host_str().unwrap(), db.port().unwrap_or(5432));
     let proxy = CutProxy::with_delay(&target, Duration::from_millis(100));
@@ -259,35 +257,88 @@ async fn a_pause_holds_at_the_receiver_with_the_database_far_away() {
     far.set_port(Some(proxy.port())).unwrap();
     app.start_worker_with_env(&[("DATABASE_URL", far.as_str())])
         .unwrap();
+    proxy
+}
+
+/// Pause a campaign once `reached` says enough arrived, and check at the receiver's clock
+/// that nothing new arrives after `herald pause` returned (`after` counts what did).
+async fn pause_holds(
+    app: &TestApp,
+    key: &str,
+    audience: usize,
+    reached: impl Fn() -> usize,
+    after: impl Fn(Instant) -> usize,
+) {
+    wait_until(LONG, || async { reached() >= 300 })
+        .await
+        .unwrap();
+    let out = app.herald(&["pause", key]);
+    let returned = Instant::now();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reached_then = reached();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        after(returned),
+        0,
+        "sends reached the receiver after `herald pause` returned ({reached_then} by then)"
+    );
+    assert!(reached_then < audience, "the pause came too late to test");
+    app.herald_ok(&["resume", key]);
+    app.wait_status(key, CampaignStatus::Completed, Duration::from_secs(300))
+        .await
+        .unwrap();
+    app.assert_exactly_once(key, audience as i64).await;
+}
+
+/// With the database far from the worker, once `herald pause` returns the receiver sees no
+/// new request; resumed, the campaign ends with everyone reached once.
+#[tokio::test]
+async fn a_webhook_pause_holds_at_the_receiver_with_the_database_far_away() {
+    let mut app = TestApp::without_worker().await.unwrap();
+    let _proxy = far_worker(&mut app);
     let sink = sink_with(herald_tests::sinks::WEBHOOK_SECRET).await;
     const AUDIENCE: usize = 6_000;
-    let segment = unique("far");
+    let segment = unique("farw");
     app.seed(AUDIENCE as u32, &segment);
     let key = app
         .campaign(&segment)
         .webhook(&sink.url())
         .lanes(4)
-        .page_size(500)
         .launch();
-    wait_until(LONG, || async { sink.delivered() >= 500 })
-        .await
-        .unwrap();
-    let out = app.herald(&["pause", &key]);
-    let returned = Instant::now();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let delivered = sink.delivered();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(
-        sink.requests_after(returned),
-        0,
-        "requests reached the receiver after `herald pause` returned ({delivered} delivered by then)"
-    );
-    assert!(delivered < AUDIENCE, "the pause came too late to test");
-    app.herald_ok(&["resume", &key]);
-    app.wait_status(&key, CampaignStatus::Completed, Duration::from_secs(300))
-        .await
-        .unwrap();
-    app.assert_exactly_once(&key, AUDIENCE as i64).await;
+    pause_holds(
+        &app,
+        &key,
+        AUDIENCE,
+        || sink.delivered(),
+        |at| sink.requests_after(at),
+    )
+    .await;
     assert_eq!(sink.delivered(), AUDIENCE);
     assert_eq!(sink.duplicates(), 0, "no fault, no duplicate");
+}
+
+#[tokio::test]
+async fn an_email_pause_holds_at_the_relay_with_the_database_far_away() {
+    let smtp = SmtpSink::start("127.0.0.1:0").await.unwrap();
+    let mut app = TestApp::without_worker().await.unwrap();
+    app.set_env(&[("HERALD_SMTP_URL", &smtp.url())]);
+    let _proxy = far_worker(&mut app);
+    const AUDIENCE: usize = 4_000;
+    let segment = unique("farm");
+    app.seed(AUDIENCE as u32, &segment);
+    let key = app
+        .campaign(&segment)
+        .option("channel", "email")
+        .lanes(4)
+        .launch();
+    pause_holds(
+        &app,
+        &key,
+        AUDIENCE,
+        || smtp.delivered(),
+        |at| smtp.messages_after(at),
+    )
+    .await;
+    assert_eq!(smtp.delivered(), AUDIENCE);
+    assert_eq!(smtp.duplicates(), 0, "no fault, no duplicate");
 }

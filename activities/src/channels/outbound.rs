@@ -58,6 +58,9 @@ pub struct Settings {
 /// workflow's, on a durable timer.
 const IN_PAGE_WAIT_MAX: Duration = Duration::from_secs(2);
 
+/// The longest a recorded outcome waits for others to share its statement.
+const BATCH_WAIT: Duration = Duration::from_millis(10);
+
 /// Backoff between tries of one recipient: from this, doubling, up to [`BACKOFF_MAX`].
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
@@ -312,7 +315,8 @@ impl Round<'_> {
     /// unspent), and the page's counters after the last record.
     ///
     /// A send holds one of `concurrency` permits from before it starts until its outcome is
-    /// recorded, and a batch is recorded whenever the last has committed. So a crash finds
+    /// recorded, and a batch (half the permits, or what came within [`BATCH_WAIT`]) is
+    /// recorded whenever the last has committed. So a crash finds
     /// at most `concurrency` recipients of the page sent but not recorded, which is all a
     /// re-run can send twice.
     async fn send<D: Deliver>(
@@ -380,6 +384,15 @@ impl Round<'_> {
             let mut batch = Vec::new();
             while let Some(first) = rx.recv().await {
                 batch.push(first);
+                // Half the places in a batch, or what came within a short wait: a statement
+                // per few deliveries would cost the database more than the sends.
+                let until = tokio::time::Instant::now() + BATCH_WAIT;
+                while batch.len() < (concurrency / 2).max(1) {
+                    match tokio::time::timeout_at(until, rx.recv()).await {
+                        Ok(Some(more)) => batch.push(more),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
                 while let Ok(more) = rx.try_recv() {
                     batch.push(more);
                 }

@@ -63,7 +63,7 @@ pub struct Config {
     pub webhook_secret: Option<String>,
     /// Where webhooks may go: host names (`*.example.com`), addresses, CIDR ranges and the
     /// words `public`, `private`, `loopback` and `*`, comma-separated; checked at launch and
-    /// on every connection. Herald's own database and Temporal are always refused
+    /// on every connection. The `host:port` of DATABASE_URL and TEMPORAL_ADDRESS are refused
     #[arg(
         long,
         global = true,

@@ -82,6 +82,12 @@ async fn request(control: &Control, request: Request, args: RequestArgs) -> Resu
         ),
         Some(_) => {}
         None if recorded.recovered => {}
+        None if recorded.channel.is_external() && request != Request::Resume => println!(
+            "{}: its workflow has not confirmed the request yet (is a worker running?); \
+             no new send starts from now on (every worker's last look at the campaign's row \
+             has expired), and `herald status {}` shows when it has taken it",
+            args.key, args.key
+        ),
         None => println!(
             "{}: its workflow has not confirmed the request yet (is a worker running?); \
              it takes it when it runs, and `herald status {}` shows when it has",

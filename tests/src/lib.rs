@@ -107,7 +107,6 @@ fn temporal_address() -> String {
     services().temporal_address
 }
 
-/// A campaign's workflow id, from its key.
 /// A test tool's path, from `scripts/services tool NAME` (which installs it when missing).
 pub fn tool(name: &str) -> PathBuf {
     let out = Command::new(repo_root().join("scripts/services"))
@@ -122,6 +121,7 @@ pub fn tool(name: &str) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
+/// A campaign's workflow id, from its key.
 pub fn workflow_id(key: &str) -> String {
     names::workflow_id(&CampaignKey::parse(key).expect("a valid key"))
 }

@@ -176,8 +176,8 @@ impl std::str::FromStr for WebhookSecret {
 /// (anything). A destination is allowed when its host name is listed, or when every address
 /// it resolves to is. Link-local addresses (`169.254.169.254`, a cloud's metadata service),
 /// unspecified, multicast and reserved ones are in no word but `*`: list their range to
-/// allow them. Herald's own database and Temporal are refused whatever the list says
-/// ([`Destinations::refuse_service`]).
+/// allow them. The `host:port` Herald's own database and Temporal are reached at are refused
+/// whatever the list says ([`Destinations::refuse_service`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Destinations {
     any: bool,

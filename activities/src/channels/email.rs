@@ -21,6 +21,8 @@ pub struct Email {
     from: Mailbox,
     /// The domain of `Message-ID`s: the sender's.
     domain: String,
+    /// The longest one message's exchange may take (`HERALD_SEND_TIMEOUT`).
+    timeout: std::time::Duration,
 }
 
 impl Email {
@@ -48,6 +50,7 @@ impl Email {
             transport,
             from,
             domain,
+            timeout: settings.webhook_timeout,
         })
     }
 }
@@ -77,7 +80,15 @@ impl Deliver for Email {
             Ok(email) => email,
             Err(e) => return Attempt::fail("message", format!("cannot build the message: {e}")),
         };
-        match self.transport.send(email).await {
+        // lettre's own timeout covers the connection only: a relay that goes quiet
+        // mid-exchange would hold the send for ever.
+        let Ok(sent) = tokio::time::timeout(self.timeout, self.transport.send(email)).await else {
+            return Attempt::retry(
+                "timeout",
+                format!("the relay did not finish within {:?}", self.timeout),
+            );
+        };
+        match sent {
             Ok(_) => Attempt::Sent,
             Err(e) => match e.status() {
                 Some(code) if e.is_permanent() => {

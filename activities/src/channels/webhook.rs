@@ -69,6 +69,9 @@ impl Webhook {
         let destinations = Arc::new(settings.destinations.clone());
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(PolicyResolver(destinations.clone())))
+            // A proxy from the environment would resolve the destination itself, past the
+            // policy's resolver.
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(settings.webhook_timeout)
             .connect_timeout(settings.webhook_timeout.min(Duration::from_secs(5)))

@@ -250,7 +250,10 @@ async fn a_webhook_campaign_through_failures_kills_and_restarts_reaches_everyone
     const AUDIENCE: usize = 200_000;
     const LANES: usize = 8;
     const PAGE: usize = 500;
-    let mut app = TestApp::spawn().await.unwrap();
+    const CONCURRENCY: usize = 32;
+    let mut app = TestApp::without_worker().await.unwrap();
+    app.set_env(&[("HERALD_SEND_CONCURRENCY", "32")]);
+    app.start_worker().unwrap();
     let sink = WebhookSink::start("127.0.0.1:0", WEBHOOK_SECRET)
         .await
         .unwrap();
@@ -275,10 +278,6 @@ async fn a_webhook_campaign_through_failures_kills_and_restarts_reaches_everyone
             .unwrap();
         assert!(status.success(), "restarting {service}");
     };
-    const CONCURRENCY: usize = 32;
-    app.kill_worker();
-    app.start_worker_with_env(&[("HERALD_SEND_CONCURRENCY", "32")])
-        .unwrap();
     let mut faults = 0;
     // Each fault with the duplicates counted when it came.
     let mut marks: Vec<(&str, u64)> = Vec::new();
@@ -297,8 +296,7 @@ async fn a_webhook_campaign_through_failures_kills_and_restarts_reaches_everyone
             "kill" => {
                 app.kill_worker();
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                app.start_worker_with_env(&[("HERALD_SEND_CONCURRENCY", "32")])
-                    .unwrap();
+                app.start_worker().unwrap();
             }
             service => restart(service),
         }

@@ -154,6 +154,8 @@ impl Drop for GateWatch {
 /// The reader: every `GATE_EVERY`, one statement for every watched campaign.
 async fn read(inner: Arc<Inner>) {
     let mut conn: Option<PgConnection> = None;
+    // Said once when reads start failing and once when they come back, not every 100 ms.
+    let mut failing = false;
     loop {
         let ids: Vec<i64> = inner
             .watched
@@ -171,9 +173,16 @@ async fn read(inner: Arc<Inner>) {
             .await
             .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut));
         let found = match found {
-            Ok(found) => Some(found),
+            Ok(found) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("the campaigns' gates are read again");
+                }
+                Some(found)
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot read the campaigns' gates; their sends wait");
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(error = %e, "cannot read the campaigns' gates; their sends wait");
+                }
                 // Its state is unknown: the next read opens a new one.
                 conn = None;
                 None

@@ -132,11 +132,6 @@ impl GateWatch {
     pub fn may_send(&self) -> bool {
         self.claimed.latest(*self.gate.borrow()).may_send()
     }
-
-    /// Wait until the next read comes in (or the reader is gone).
-    pub async fn changed(&mut self) {
-        let _ = self.gate.changed().await;
-    }
 }
 
 impl Drop for GateWatch {

@@ -153,17 +153,22 @@ impl Deliver for Webhook {
                 drain(response).await;
                 classify(status, after)
             }
-            Err(e) if forbidden(&e).is_some() => {
-                Attempt::fail(FORBIDDEN, forbidden(&e).unwrap_or_default())
-            }
-            Err(e) if e.is_timeout() => {
-                Attempt::retry("timeout", format!("no answer within the timeout: {e}"))
-            }
-            Err(e) if e.is_connect() => {
-                Attempt::retry("connect", format!("cannot connect: {}", root_cause(&e)))
-            }
-            Err(e) => Attempt::retry("network", root_cause(&e)),
+            Err(e) => failed(&e),
         }
+    }
+}
+
+/// What a request that got no answer comes to.
+fn failed(e: &reqwest::Error) -> Attempt {
+    if let Some(refused) = forbidden(e) {
+        return Attempt::fail(FORBIDDEN, refused);
+    }
+    if e.is_timeout() {
+        Attempt::retry("timeout", format!("no answer within the timeout: {e}"))
+    } else if e.is_connect() {
+        Attempt::retry("connect", format!("cannot connect: {}", root_cause(e)))
+    } else {
+        Attempt::retry("network", root_cause(e))
     }
 }
 

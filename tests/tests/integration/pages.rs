@@ -86,17 +86,21 @@ fn written(last: i64, recipients: u32, sent: u32) -> PageOutcome {
     }
 }
 
-/// Deliver a page to segment `p` as the worker does; its outcome without the time its scan
-/// took, which varies.
-async fn deliver(pages: &PageConnections, page: &PageInput) -> herald_store::Result<PageOutcome> {
-    let audience = filter::compile(
+/// Segment `p` compiled as a page's audience.
+fn segment_p() -> filter::Compiled {
+    filter::compile(
         &Filter::Segment(Segment::parse("p").unwrap()),
         &Default::default(),
         AUDIENCE_PARAMS,
         chrono::Utc::now(),
     )
-    .unwrap();
-    let mut outcome = channels::deliver_page(pages, page, &audience, None).await?;
+    .unwrap()
+}
+
+/// Deliver a page to segment `p` as the worker does; its outcome without the time its scan
+/// took, which varies.
+async fn deliver(pages: &PageConnections, page: &PageInput) -> herald_store::Result<PageOutcome> {
+    let mut outcome = channels::deliver_page(pages, page, &segment_p(), None).await?;
     if let PageOutcome::Written { took_ms, .. } = &mut outcome {
         *took_ms = None;
     }
@@ -487,13 +491,7 @@ async fn a_bare_requests_token_is_the_workflows_and_any_other_request_clears_it(
 async fn an_external_page_claimed_again_belongs_to_the_last_claim() {
     use herald_store::sends::{self, Claim, Outcome};
     let (_app, _pool, pages, id) = campaign().await;
-    let audience = filter::compile(
-        &Filter::Segment(Segment::parse("p").unwrap()),
-        &Default::default(),
-        AUDIENCE_PARAMS,
-        chrono::Utc::now(),
-    )
-    .unwrap();
+    let audience = segment_p();
     let input = PageInput {
         channel: herald_wire::Channel::Webhook,
         ..page(id, 0)

@@ -246,19 +246,22 @@ for r in requests:
 print(f"{len(requests)} verified")
 "#;
 
-/// A worker whose database is 100 ms away each way (a 200 ms round trip), through a proxy
-/// the returned value keeps alive.
-fn far_worker(app: &mut TestApp) -> CutProxy {
+/// A worker that reaches PostgreSQL through a proxy, each byte held `delay` each way; the
+/// returned proxy (kept alive by the test) can also cut it off.
+fn worker_through_proxy(app: &mut TestApp, delay: Duration) -> CutProxy {
     let db = url::Url::parse(&app.database_url).unwrap();
     let target = format!("{}:{}", db.host_str().unwrap(), db.port().unwrap_or(5432));
-    let proxy = CutProxy::with_delay(&target, Duration::from_millis(100));
-    let mut far = db.clone();
-    far.set_host(Some("127.0.0.1")).unwrap();
-    far.set_port(Some(proxy.port())).unwrap();
-    app.start_worker_with_env(&[("DATABASE_URL", far.as_str())])
+    let proxy = CutProxy::with_delay(&target, delay);
+    let mut through = db.clone();
+    through.set_host(Some("127.0.0.1")).unwrap();
+    through.set_port(Some(proxy.port())).unwrap();
+    app.start_worker_with_env(&[("DATABASE_URL", through.as_str())])
         .unwrap();
     proxy
 }
+
+/// 100 ms each way: a 200 ms round trip to the database.
+const FAR: Duration = Duration::from_millis(100);
 
 /// Pause a campaign once `reached` says enough arrived, and check at the receiver's clock
 /// that nothing new arrives after `herald pause` returned (`after` counts what did).
@@ -295,7 +298,7 @@ async fn pause_holds(
 #[tokio::test]
 async fn a_webhook_pause_holds_at_the_receiver_with_the_database_far_away() {
     let mut app = TestApp::without_worker().await.unwrap();
-    let _proxy = far_worker(&mut app);
+    let _proxy = worker_through_proxy(&mut app, FAR);
     let sink = sink_with(herald_tests::sinks::WEBHOOK_SECRET).await;
     const AUDIENCE: usize = 6_000;
     let segment = unique("farw");
@@ -322,7 +325,7 @@ async fn an_email_pause_holds_at_the_relay_with_the_database_far_away() {
     let smtp = SmtpSink::start("127.0.0.1:0").await.unwrap();
     let mut app = TestApp::without_worker().await.unwrap();
     app.set_env(&[("HERALD_SMTP_URL", &smtp.url())]);
-    let _proxy = far_worker(&mut app);
+    let _proxy = worker_through_proxy(&mut app, FAR);
     const AUDIENCE: usize = 4_000;
     let segment = unique("farm");
     app.seed(AUDIENCE as u32, &segment);
@@ -349,14 +352,7 @@ async fn an_email_pause_holds_at_the_relay_with_the_database_far_away() {
 #[tokio::test]
 async fn sends_stop_when_the_database_cannot_be_read() {
     let mut app = TestApp::without_worker().await.unwrap();
-    let db = url::Url::parse(&app.database_url).unwrap();
-    let target = format!("{}:{}", db.host_str().unwrap(), db.port().unwrap_or(5432));
-    let proxy = CutProxy::start(&target);
-    let mut through = db.clone();
-    through.set_host(Some("127.0.0.1")).unwrap();
-    through.set_port(Some(proxy.port())).unwrap();
-    app.start_worker_with_env(&[("DATABASE_URL", through.as_str())])
-        .unwrap();
+    let proxy = worker_through_proxy(&mut app, Duration::ZERO);
     let sink = sink_with(herald_tests::sinks::WEBHOOK_SECRET).await;
     const AUDIENCE: usize = 20_000;
     let segment = unique("cut");

@@ -329,6 +329,9 @@ async fn cancel(
 /// at once, one at every status change, and one at most every 500 ms while its counters
 /// move. When it completes or is cancelled, a last `progress` event is followed by an `end`
 /// event and the stream closes. A failed campaign's stream stays open: it may be resumed.
+/// Every stream of one campaign shares one read of it per look. At most
+/// `HERALD_API_MAX_STREAMS` streams (this one and the list's) are open at once: one more is
+/// answered 503 `too_many_streams`.
 #[utoipa::path(
     get, path = "/v1/campaigns/{key}/events", tag = "campaigns",
     params(("key" = String, Path, description = "The campaign key")),
@@ -345,20 +348,28 @@ async fn events(
     _: Service,
     KeyPath(key): KeyPath,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let permit = state.stream_permit()?;
     let watch = state.control.watch(&key).await?;
-    Ok(until_shutdown(state.shutdown.clone(), progress(watch)))
+    Ok(until_shutdown(
+        state.shutdown.clone(),
+        permit,
+        progress(watch),
+    ))
 }
 
 /// An event stream that ends when the server starts shutting down, with a keep-alive
-/// comment every 15 s.
+/// comment every 15 s. It holds its `permit` (its place among the streams the server
+/// allows) until it closes.
 fn until_shutdown<S>(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
+    permit: tokio::sync::OwnedSemaphorePermit,
     events: S,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<S>>
 where
     S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
 {
     let stopping = async move {
+        let _permit = permit;
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
     Sse::new(events.take_until(Box::pin(stopping)))
@@ -459,7 +470,8 @@ fn progress_event(campaign: &Campaign) -> Event {
 /// request or counters change, looked at every second. Each event's data is the campaign, as
 /// `GET /v1/campaigns/{key}` shows it. Launched campaigns appear as they come; one that
 /// leaves the followed set (its status no longer matches, or newer campaigns pushed it out)
-/// gets one last event as it stands. The stream stays open.
+/// gets one last event as it stands. The stream stays open. It counts against
+/// `HERALD_API_MAX_STREAMS`, as a campaign's stream does.
 #[utoipa::path(
     get, path = "/v1/events", tag = "campaigns",
     params(EventsQuery),
@@ -477,6 +489,7 @@ async fn list_events(
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let status = q.status.as_deref().map(parse_status).transpose()?;
     let after = q.after.as_deref().map(Cursor::parse).transpose()?;
+    let permit = state.stream_permit()?;
     // The first look answers now, so a database that is down is a 503, not an empty stream.
     let first = state
         .control
@@ -495,7 +508,7 @@ async fn list_events(
         Some((events, looks))
     })
     .flat_map(|events| futures::stream::iter(events.into_iter().map(Ok)));
-    Ok(until_shutdown(shutdown, stream))
+    Ok(until_shutdown(shutdown, permit, stream))
 }
 
 struct ListLooks {

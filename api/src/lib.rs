@@ -69,6 +69,23 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The Temporal web UI the dashboard links campaigns' workflows to.
     pub temporal_ui: Arc<str>,
+    /// A permit per open event stream, of `max_streams` (`HERALD_API_MAX_STREAMS`).
+    pub streams: Arc<tokio::sync::Semaphore>,
+    pub max_streams: usize,
+}
+
+impl AppState {
+    /// A place for one more event stream, held until it closes; a 503 when all are taken.
+    pub fn stream_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, error::ApiError> {
+        self.streams.clone().try_acquire_owned().map_err(|_| {
+            error::ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_streams",
+                "every event stream this server allows is open (HERALD_API_MAX_STREAMS); \
+                 close one, or try again later",
+            )
+        })
+    }
 }
 
 #[derive(OpenApi)]

@@ -68,6 +68,8 @@ async fn run(config: ApiConfig) -> anyhow::Result<()> {
         request_timeout: config.api_request_timeout,
         shutdown,
         temporal_ui: config.temporal_ui.trim_end_matches('/').into(),
+        streams: Arc::new(tokio::sync::Semaphore::new(config.api_max_streams as usize)),
+        max_streams: config.api_max_streams as usize,
     };
     if config.api_token.is_none() {
         tracing::warn!("HERALD_API_DEV: serving without a token; every caller is a service");

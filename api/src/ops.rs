@@ -12,7 +12,9 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 use tracing::Instrument;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -49,12 +51,19 @@ async fn readyz(State(state): State<AppState>) -> ApiResult<axum::Json<Health>> 
     }))
 }
 
-/// Prometheus metrics: requests by route, method and status, and their latency.
+/// Prometheus metrics: requests by route, method and status, and their latency; the event
+/// streams open, and the reads of watched campaigns (one per campaign per look, however
+/// many streams follow it).
 #[utoipa::path(
     get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
 )]
 async fn metrics(State(state): State<AppState>) -> Response {
+    let m = &state.metrics;
+    m.streams
+        .set((state.max_streams - state.streams.available_permits()) as i64);
+    let looks = state.control.campaign_looks();
+    m.looks.inc_by(looks.saturating_sub(m.looks.get()));
     let mut text = Vec::new();
     prometheus::TextEncoder::new()
         .encode(&state.metrics.registry.gather(), &mut text)
@@ -74,6 +83,8 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    streams: IntGauge,
+    looks: IntCounter,
 }
 
 impl Metrics {
@@ -95,16 +106,31 @@ impl Metrics {
             &["route", "method"],
         )
         .expect("valid metric");
+        let streams =
+            IntGauge::new("herald_api_event_streams", "Event streams open").expect("valid metric");
+        let looks = IntCounter::new(
+            "herald_api_campaign_looks_total",
+            "Reads of watched campaigns: one per campaign per look, shared by its streams",
+        )
+        .expect("valid metric");
         registry
             .register(Box::new(requests.clone()))
             .expect("registered once");
         registry
             .register(Box::new(latency.clone()))
             .expect("registered once");
+        registry
+            .register(Box::new(streams.clone()))
+            .expect("registered once");
+        registry
+            .register(Box::new(looks.clone()))
+            .expect("registered once");
         Self {
             registry,
             requests,
             latency,
+            streams,
+            looks,
         }
     }
 }

@@ -1,6 +1,13 @@
 //! Reading campaigns: one, the list, and one watched live.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use herald_store::{
     PgPool,
@@ -8,7 +15,7 @@ use herald_store::{
     status::StatusChanges,
 };
 use herald_wire::{CampaignKey, CampaignStatus};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::{
     Control, Result,
@@ -44,16 +51,44 @@ impl Control {
     }
 
     /// Follow a campaign: [`Watch::next`] returns its view now, then at every change of its
-    /// status and every [`Watch::EVERY`] between them. Every watch of one `Control` shares
-    /// one listening session.
+    /// status and every [`Watch::EVERY`] between them. However many follow one campaign
+    /// through one `Control`, it is read once per look: the first watch starts a task that
+    /// reads it and hands each view to every watch, and the task ends with the last watch.
+    /// Every watch shares one listening session.
     pub async fn watch(&self, key: &CampaignKey) -> Result<Watch> {
         let first = self.campaign(key).await?;
+        let changes = self.status_changes().await;
+        let mut senders = self
+            .watched
+            .senders
+            .lock()
+            .expect("the watched campaigns' lock");
+        let views = match senders.get(key.as_str()) {
+            Some(sender) => sender.subscribe(),
+            None => {
+                let (sender, receiver) = watch::channel(Look::View(first.clone()));
+                senders.insert(key.to_string(), sender.clone());
+                tokio::spawn(looks(
+                    self.db.clone(),
+                    key.clone(),
+                    sender,
+                    changes,
+                    self.watched.clone(),
+                ));
+                receiver
+            }
+        };
         Ok(Watch {
             db: self.db.clone(),
             key: key.clone(),
-            changes: self.status_changes().await,
+            views,
             first: Some(first),
         })
+    }
+
+    /// How many times watched campaigns have been read since this `Control` was made.
+    pub fn campaign_looks(&self) -> u64 {
+        self.watched.looks.load(Ordering::Relaxed)
     }
 
     /// The shared feed of status changes (campaign keys), started by the first watch. `None`
@@ -87,8 +122,70 @@ impl Control {
 pub struct Watch {
     db: PgPool,
     key: CampaignKey,
-    changes: Option<broadcast::Receiver<Arc<str>>>,
+    views: watch::Receiver<Look>,
     first: Option<CampaignView>,
+}
+
+/// What the shared look at a watched campaign found.
+#[derive(Clone)]
+pub(crate) enum Look {
+    View(CampaignView),
+    /// The read failed; each watch reads again itself, to have the error to show.
+    Failed,
+}
+
+/// The campaigns being watched, each with the sender of its looks, and how many looks
+/// have been taken.
+#[derive(Default)]
+pub(crate) struct Watched {
+    senders: std::sync::Mutex<HashMap<String, watch::Sender<Look>>>,
+    looks: AtomicU64,
+}
+
+/// Look at a watched campaign after each change of its status and every [`Watch::EVERY`]
+/// between them, for as long as anyone watches it.
+async fn looks(
+    db: PgPool,
+    key: CampaignKey,
+    sender: watch::Sender<Look>,
+    mut changes: Option<broadcast::Receiver<Arc<str>>>,
+    watched: Arc<Watched>,
+) {
+    loop {
+        let tick = tokio::time::sleep(Watch::EVERY);
+        tokio::pin!(tick);
+        loop {
+            let Some(feed) = &mut changes else {
+                tick.await;
+                break;
+            };
+            tokio::select! {
+                change = feed.recv() => match change {
+                    Ok(changed) if *changed == *key.as_str() => break,
+                    Ok(_) => continue,
+                    // Missed some: one of them may have been ours.
+                    Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Closed) => changes = None,
+                },
+                _ = &mut tick => break,
+            }
+        }
+        {
+            // Under the lock, so that a new watch either finds this task still looking or
+            // starts another.
+            let mut senders = watched.senders.lock().expect("the watched campaigns' lock");
+            if sender.receiver_count() == 0 {
+                senders.remove(key.as_str());
+                return;
+            }
+        }
+        watched.looks.fetch_add(1, Ordering::Relaxed);
+        let look = match campaigns::find(&db, &key).await {
+            Ok(view) => Look::View(view),
+            Err(_) => Look::Failed,
+        };
+        sender.send_replace(look);
+    }
 }
 
 impl Watch {
@@ -99,23 +196,12 @@ impl Watch {
         if let Some(first) = self.first.take() {
             return Ok(first);
         }
-        let tick = tokio::time::sleep(Self::EVERY);
-        tokio::pin!(tick);
-        loop {
-            let Some(changes) = &mut self.changes else {
-                tick.await;
-                break;
-            };
-            tokio::select! {
-                change = changes.recv() => match change {
-                    Ok(key) if *key == *self.key.as_str() => break,
-                    Ok(_) => continue,
-                    // Missed some: one of them may have been ours.
-                    Err(broadcast::error::RecvError::Lagged(_)) => break,
-                    Err(broadcast::error::RecvError::Closed) => self.changes = None,
-                },
-                _ = &mut tick => break,
-            }
+        // The task that looks ends only when no watch is left, so it is there while this
+        // one is; were it gone, look here.
+        if self.views.changed().await.is_ok()
+            && let Look::View(view) = self.views.borrow_and_update().clone()
+        {
+            return Ok(view);
         }
         Ok(campaigns::find(&self.db, &self.key).await?)
     }

@@ -321,6 +321,10 @@ pub struct ApiConfig {
         default_value = "http://localhost:8233"
     )]
     pub temporal_ui: String,
+    /// Event streams (live campaigns and lists, the dashboard's included) open at once; one
+    /// more is answered 503 until another closes
+    #[arg(long, env = "HERALD_API_MAX_STREAMS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub api_max_streams: u32,
     /// The longest a request may take before it is answered 503 (`10s`); event streams are
     /// not limited
     #[arg(long, env = "HERALD_API_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_request_timeout)]

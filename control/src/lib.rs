@@ -75,6 +75,8 @@ pub struct Control {
     temporal: OnceCell<Client>,
     /// Status changes, shared by every watch (`campaigns`).
     changes: Mutex<Option<broadcast::Sender<std::sync::Arc<str>>>>,
+    /// The campaigns being watched, each read once per look for all its watches.
+    watched: std::sync::Arc<campaigns::Watched>,
     /// The database's time zone names, read when users are first checked.
     time_zones: OnceCell<std::sync::Arc<std::collections::HashSet<String>>>,
 }
@@ -100,6 +102,7 @@ impl Control {
             db,
             temporal: OnceCell::new(),
             changes: Mutex::new(None),
+            watched: Default::default(),
             time_zones: OnceCell::new(),
         })
     }

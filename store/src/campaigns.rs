@@ -351,13 +351,12 @@ SELECT m.id, m.key, m.status, m.intent, coalesce(m.total, 0) AS total, p.sent, p
        m.send_at, m.created_at, m.started_at, m.paused_at, m.finished_at, m.requested_at
 FROM messages m
 LEFT JOIN LATERAL (
-    -- Each lane's pages cover its ids from its first page's cursor to where its last scan
-    -- ended: the spans add up to what has been scanned.
-    SELECT coalesce(sum(l.sent), 0)::bigint AS sent, coalesce(sum(l.failed), 0)::bigint AS failed,
-           coalesce(sum(l.span), 0)::float8 AS spans
-    FROM (SELECT sum(sent) AS sent, sum(failed) AS failed,
-                 max(coalesce(scanned_to, last_user_id, after_user_id)) - min(after_user_id) AS span
-          FROM message_pages WHERE message_id = m.id GROUP BY lane) l
+    -- One row per lane, however many pages it has. Each lane's pages cover its ids from its
+    -- first page's cursor to where its last scan ended: the spans add up to what has been
+    -- scanned.
+    SELECT coalesce(sum(sent), 0)::bigint AS sent, coalesce(sum(failed), 0)::bigint AS failed,
+           coalesce(sum(scanned_to - first_after), 0)::float8 AS spans
+    FROM message_lanes WHERE message_id = m.id
 ) p ON true
 LEFT JOIN LATERAL (
     SELECT coalesce(sum(reads), 0)::bigint AS read FROM message_reads WHERE message_id = m.id

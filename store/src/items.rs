@@ -38,39 +38,50 @@ pub async fn failures(
         .fetch_optional(pool)
         .await?
         .ok_or_else(|| StoreError::UnknownCampaign(key.to_string()))?;
-    // Pages with failures, in id order (the pages of all lanes cover disjoint ranges).
-    let pages: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT after_user_id, last_user_id FROM message_pages
-         WHERE message_id = $1 AND failed > 0 AND last_user_id > $2
-         ORDER BY last_user_id",
-    )
-    .bind(campaign)
-    .bind(after)
-    .fetch_all(pool)
-    .await?;
+    // Pages with failures, in id order (the pages of all lanes cover disjoint ranges),
+    // through the index of pages with failures: a chunk at a time, since each holds one
+    // failure at least (unless its user has been deleted since).
     let mut out = Vec::new();
-    for (from, through) in pages {
-        let want = limit - out.len() as i64;
-        if want <= 0 {
-            break;
-        }
-        let rows: Vec<FailedItem> = sqlx::query_as(
-            // A user without an address (a failure of its own) lists with an empty one.
-            "SELECT i.user_id, coalesce(u.email, '') AS email, i.attempts, i.error_class, i.error, i.sent_at
-             FROM message_items i JOIN users u ON u.id = i.user_id
-             WHERE i.message_id = $1 AND i.user_id > $2 AND i.user_id <= $3 AND i.status = $4
-             ORDER BY i.user_id LIMIT $5",
+    let mut cursor = after;
+    'chunks: loop {
+        let pages: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT after_user_id, last_user_id FROM message_pages
+             WHERE message_id = $1 AND failed > 0 AND last_user_id > $2
+             ORDER BY last_user_id LIMIT $3",
         )
         .bind(campaign)
-        .bind(from.max(after))
-        .bind(through)
-        .bind(ItemStatus::Failed.code())
-        .bind(want)
-        // Planned with these bounds, so that only their partitions are opened.
-        .persistent(false)
+        .bind(cursor)
+        .bind(limit)
         .fetch_all(pool)
         .await?;
-        out.extend(rows);
+        let chunk = pages.len() as i64;
+        for (from, through) in pages {
+            let want = limit - out.len() as i64;
+            if want <= 0 {
+                break 'chunks;
+            }
+            let rows: Vec<FailedItem> = sqlx::query_as(
+                // A user without an address (a failure of its own) lists with an empty one.
+                "SELECT i.user_id, coalesce(u.email, '') AS email, i.attempts, i.error_class, i.error, i.sent_at
+                 FROM message_items i JOIN users u ON u.id = i.user_id
+                 WHERE i.message_id = $1 AND i.user_id > $2 AND i.user_id <= $3 AND i.status = $4
+                 ORDER BY i.user_id LIMIT $5",
+            )
+            .bind(campaign)
+            .bind(from.max(after))
+            .bind(through)
+            .bind(ItemStatus::Failed.code())
+            .bind(want)
+            // Planned with these bounds, so that only their partitions are opened.
+            .persistent(false)
+            .fetch_all(pool)
+            .await?;
+            out.extend(rows);
+            cursor = through;
+        }
+        if chunk < limit || out.len() as i64 >= limit {
+            break;
+        }
     }
     Ok(out)
 }

@@ -292,7 +292,8 @@ pub async fn explain(pool: &PgPool, page: &PageInput, audience: &Compiled) -> Re
 
 /// Where a campaign's page rows leave each of its lanes that has any: its first page that
 /// still has pending recipients (a page claimed by an external channel whose sends were cut
-/// short, or one whose failures are being retried) is where the lane goes on; a lane with
+/// short, or one with failures from before the campaign's latest retry) is where the lane
+/// goes on; a lane with
 /// none goes on from where its last page's scan ended, and is done if a page reached the
 /// lane's bound. One row per lane.
 pub async fn lane_progress(conn: &mut PgConnection, campaign_id: i64) -> Result<Vec<LaneProgress>> {
@@ -310,7 +311,11 @@ pub async fn lane_progress(conn: &mut PgConnection, campaign_id: i64) -> Result<
     let rows: Vec<Row> = sqlx::query_as(
         "WITH open AS (
              SELECT lane, min(after_user_id) AS at FROM message_pages
-             WHERE message_id = $1 AND recipients > sent + failed GROUP BY lane
+             WHERE message_id = $1
+               AND (recipients > sent + failed
+                    OR (failed > 0
+                        AND retry_seq < (SELECT retry_seq FROM messages WHERE id = $1)))
+             GROUP BY lane
          )
          SELECT p.lane, o.at AS open_at, max(coalesce(p.scanned_to, p.last_user_id)) AS scanned_to,
                 min(p.after_user_id) AS first_after,

@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::{
-    Result, StoreError,
+    Result,
     campaigns::{self, CampaignView},
     items::{self, FailedItem},
 };
@@ -24,7 +24,8 @@ pub struct OutcomeCount {
     pub retried: i64,
 }
 
-/// One error message and how many items it is the last error of.
+/// An error and how many items it is the last error of. Failed items count by class, with
+/// the class's latest message; pending ones by class and message.
 #[derive(Clone, Debug, Serialize)]
 pub struct ErrorCount {
     pub class: Option<String>,
@@ -36,45 +37,100 @@ pub struct ErrorCount {
 pub struct Report {
     pub campaign: CampaignView,
     pub outcomes: Vec<OutcomeCount>,
-    /// The most common last errors, at most ten, most common first.
+    /// The most common last errors, at most ten, most common first (see [`ErrorCount`]).
     pub top_errors: Vec<ErrorCount>,
     /// The first failed recipients in id order, at most the `failed_limit` asked for.
     pub failed: Vec<FailedItem>,
 }
 
 /// The report of campaign `key`, with up to `failed_limit` failed recipients.
+///
+/// Its work does not grow with the campaign: sent items are counted by their lanes' totals
+/// (`message_lanes`), failed ones by their lanes' counts per error class
+/// (`message_failures`, with each class's latest message), and only the items still pending
+/// are read, from the pages that hold them (at most a page per lane, or what a paused page
+/// left).
 pub async fn report(pool: &PgPool, key: &CampaignKey, failed_limit: i64) -> Result<Report> {
     let campaign = campaigns::find(pool, key).await?;
-    let rows: Vec<(i16, Option<String>, i64, i64)> = sqlx::query_as(
-        "SELECT status, error_class, count(*), count(*) FILTER (WHERE attempts > 1)
-         FROM message_items WHERE message_id = $1 GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2",
+    let (sent, retried): (i64, i64) = sqlx::query_as(
+        "SELECT coalesce(sum(sent), 0)::bigint, coalesce(sum(retried), 0)::bigint
+         FROM message_lanes WHERE message_id = $1",
+    )
+    .bind(campaign.id)
+    .fetch_one(pool)
+    .await?;
+    let failures: Vec<(String, i64, i64, Option<String>)> = sqlx::query_as(
+        "SELECT error_class, sum(items)::bigint, sum(retried)::bigint,
+                (array_agg(error ORDER BY items DESC))[1]
+         FROM message_failures WHERE message_id = $1 AND items > 0
+         GROUP BY 1 ORDER BY 2 DESC, 1",
     )
     .bind(campaign.id)
     .fetch_all(pool)
     .await?;
-    let outcomes = rows
-        .into_iter()
-        .map(|(status, class, items, retried)| {
-            let outcome = ItemStatus::try_from(status)
-                .map_err(|e| StoreError::Database(sqlx::Error::Decode(e.into())))?
-                .name();
-            Ok(OutcomeCount {
-                outcome,
-                class,
+    // The pending items, with their last error, from the pages that still hold any.
+    let pending: Vec<(Option<String>, Option<String>, i64, i64)> = sqlx::query_as(
+        "SELECT i.error_class, i.error, count(*), count(*) FILTER (WHERE i.attempts > 1)
+         FROM message_pages p JOIN message_items i
+           ON i.message_id = p.message_id AND i.user_id > p.after_user_id
+          AND i.user_id <= p.last_user_id
+         WHERE p.message_id = $1 AND p.recipients > p.sent + p.failed AND i.status = $2
+         GROUP BY 1, 2",
+    )
+    .bind(campaign.id)
+    .bind(ItemStatus::Pending.code())
+    .fetch_all(pool)
+    .await?;
+
+    let mut outcomes = Vec::new();
+    if sent > 0 {
+        outcomes.push(OutcomeCount {
+            outcome: ItemStatus::Sent.name(),
+            class: None,
+            items: sent,
+            retried,
+        });
+    }
+    let mut top_errors = Vec::new();
+    for (class, items, retried, error) in failures {
+        outcomes.push(OutcomeCount {
+            outcome: ItemStatus::Failed.name(),
+            class: Some(class.clone()),
+            items,
+            retried,
+        });
+        top_errors.push(ErrorCount {
+            class: Some(class),
+            error: error.unwrap_or_default(),
+            items,
+        });
+    }
+    let mut by_class: Vec<OutcomeCount> = Vec::new();
+    for (class, error, items, retried) in pending {
+        match by_class.iter_mut().find(|o| o.class == class) {
+            Some(o) => {
+                o.items += items;
+                o.retried += retried;
+            }
+            None => by_class.push(OutcomeCount {
+                outcome: ItemStatus::Pending.name(),
+                class: class.clone(),
                 items,
                 retried,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let top: Vec<(Option<String>, String, i64)> = sqlx::query_as(
-        "SELECT error_class, error, count(*) FROM message_items
-         WHERE message_id = $1 AND error IS NOT NULL AND status <> $2
-         GROUP BY 1, 2 ORDER BY 3 DESC, 2 LIMIT 10",
-    )
-    .bind(campaign.id)
-    .bind(ItemStatus::Sent.code())
-    .fetch_all(pool)
-    .await?;
+            }),
+        }
+        if let Some(error) = error {
+            top_errors.push(ErrorCount {
+                class,
+                error,
+                items,
+            });
+        }
+    }
+    by_class.sort_by(|a, b| b.items.cmp(&a.items).then_with(|| a.class.cmp(&b.class)));
+    outcomes.extend(by_class);
+    top_errors.sort_by(|a, b| b.items.cmp(&a.items).then_with(|| a.error.cmp(&b.error)));
+    top_errors.truncate(10);
     let failed = if failed_limit > 0 && campaign.failed > 0 {
         items::failures(pool, key, 0, failed_limit).await?
     } else {
@@ -83,14 +139,7 @@ pub async fn report(pool: &PgPool, key: &CampaignKey, failed_limit: i64) -> Resu
     Ok(Report {
         campaign,
         outcomes,
-        top_errors: top
-            .into_iter()
-            .map(|(class, error, items)| ErrorCount {
-                class,
-                error,
-                items,
-            })
-            .collect(),
+        top_errors,
         failed,
     })
 }

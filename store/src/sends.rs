@@ -8,11 +8,13 @@
 //!    that ran before finds its row and claims nothing new; either way the statement answers
 //!    with the page's recipients that are still pending (with their addresses and the tries
 //!    made so far), and none that is recorded sent or failed, and writes the claiming run's
-//!    number as the page's owner.
+//!    number as the page's owner. A page claimed before whose failures a later
+//!    `herald retry-failed` asked for makes them pending again first.
 //! 2. The channel sends to them (no database work).
 //! 3. [`record`], as outcomes arrive: one statement writes a batch of them, and adds the newly
-//!    sent and failed to the page row's counters, so that progress never disagrees with the
-//!    items. It only moves items that are still pending: an outcome recorded by an earlier or
+//!    sent and failed to the page row's counters (which a trigger adds to its lane's), and
+//!    the failures to its lane's counts by error class, so that progress and the report
+//!    never disagree with the items. It only moves items that are still pending: an outcome recorded by an earlier or
 //!    a concurrent attempt is never overwritten, nor counted twice. It answers with the
 //!    page's owner, so a run that was overtaken stops sending.
 //!
@@ -74,13 +76,14 @@ fn claim_sql(audience: &str, owner: usize) -> String {
     format!(
         "
 WITH gate AS (
-    SELECT status, intent, intent_seq, intent_reason FROM messages WHERE id = $1
+    SELECT status, intent, intent_seq, intent_reason, retry_seq FROM messages WHERE id = $1
 ),
 go AS (
     SELECT coalesce((SELECT status = $6 AND intent = $8 FROM gate), false) AS ok
 ),
 done AS (
-    SELECT last_user_id, recipients, page_limit, sent, failed, scanned_to FROM message_pages
+    SELECT last_user_id, recipients, page_limit, sent, failed, scanned_to, retry_seq
+    FROM message_pages
     WHERE message_id = $1 AND lane = $5 AND after_user_id = $2
 ),
 take AS (
@@ -121,6 +124,8 @@ SELECT (SELECT status FROM gate) AS status,
        coalesce((SELECT failed FROM mark), (SELECT failed FROM done)) AS failed,
        coalesce((SELECT scanned_to FROM mark), (SELECT scanned_to FROM done)) AS scanned_to,
        EXISTS (SELECT 1 FROM mark) AS claimed_now,
+       (SELECT retry_seq FROM gate) AS campaign_retry,
+       (SELECT retry_seq FROM done) AS page_retry,
        coalesce((SELECT array_agg(id ORDER BY id) FROM page), '{{}}') AS ids,
        coalesce((SELECT array_agg(email ORDER BY id) FROM page), '{{}}') AS emails
 "
@@ -140,6 +145,8 @@ struct ClaimRow {
     failed: Option<i32>,
     scanned_to: Option<i64>,
     claimed_now: bool,
+    campaign_retry: Option<i32>,
+    page_retry: Option<i32>,
     ids: Vec<i64>,
     emails: Vec<String>,
 }
@@ -177,7 +184,7 @@ pub async fn claim(
     )?;
     let intent = status::decode_intent(row.intent.unwrap_or_default())?;
     let recipients = row.recipients.map(|n| n as u32);
-    let (sent, failed) = (
+    let (sent, mut failed) = (
         row.sent.unwrap_or_default() as u32,
         row.failed.unwrap_or_default() as u32,
     );
@@ -186,11 +193,17 @@ pub async fn claim(
         // No page row: the gate kept it from being claimed.
         return Ok(halted(status, intent, row.intent_seq, row.intent_reason));
     };
-    let finished = sent + failed >= recipients;
-    if !runnable && !finished {
+    // Failures from before the campaign's latest `herald retry-failed`.
+    let retry = row.campaign_retry.unwrap_or_default();
+    let awaiting_retry = failed > 0 && row.page_retry.unwrap_or_default() < retry;
+    if !runnable && (awaiting_retry || sent + failed < recipients) {
         // Claimed before, not finished, and the campaign may not send now.
         return Ok(halted(status, intent, row.intent_seq, row.intent_reason));
     }
+    if awaiting_retry && let Some(last) = row.last {
+        failed -= reopen_failures(conn, page, last, retry).await?;
+    }
+    let finished = sent + failed >= recipients;
     let pending = if row.claimed_now {
         row.ids
             .into_iter()
@@ -232,6 +245,58 @@ fn halted(
             reason,
         },
     }
+}
+
+/// Make the failed items of a page claimed before pending again, for the campaign's retry
+/// numbered `retry` (see [`retry_failed`]), in one transaction with the page's counters and
+/// the lane's failure counts. Returns how many it reopened: none when another run of the
+/// page did it first.
+async fn reopen_failures(
+    conn: &mut PgConnection,
+    page: &PageInput,
+    last: i64,
+    retry: i32,
+) -> Result<u32> {
+    let reopened: i64 = sqlx::query_scalar(
+        "
+WITH old AS (
+    SELECT user_id, error_class, attempts FROM message_items
+    WHERE message_id = $1 AND user_id > $2 AND user_id <= $3 AND status = $6
+    FOR UPDATE
+),
+upd AS (
+    UPDATE message_items i SET status = $7, attempts = 0
+      FROM old
+     WHERE i.message_id = $1 AND i.user_id = old.user_id AND i.user_id > $2 AND i.user_id <= $3
+       AND i.status = $6
+    RETURNING old.error_class, old.attempts
+),
+classes AS (
+    UPDATE message_failures f SET items = f.items - d.n, retried = f.retried - d.r
+      FROM (SELECT coalesce(error_class, 'unknown') AS class, count(*) AS n,
+                   count(*) FILTER (WHERE attempts > 1) AS r
+            FROM upd GROUP BY 1) d
+     WHERE f.message_id = $1 AND f.lane = $4 AND f.error_class = d.class
+),
+mark AS (
+    UPDATE message_pages SET failed = failed - (SELECT count(*) FROM upd), retry_seq = $5
+     WHERE message_id = $1 AND lane = $4 AND after_user_id = $2 AND retry_seq < $5
+)
+SELECT count(*) FROM upd
+",
+    )
+    .bind(page.campaign_id)
+    .bind(page.after)
+    .bind(last)
+    .bind(page.lane as i32)
+    .bind(retry)
+    .bind(ItemStatus::Failed.code())
+    .bind(ItemStatus::Pending.code())
+    // Planned with these bounds, so that only their partitions are opened.
+    .persistent(false)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(reopened as u32)
 }
 
 /// The still-pending recipients of a page claimed before: ids in `(after, last]`.
@@ -337,11 +402,21 @@ upd AS (
       FROM o
      WHERE i.message_id = $1 AND i.user_id = o.user_id AND i.status = $10
        AND i.user_id BETWEEN $12 AND $13
-    RETURNING o.status
+    RETURNING o.status, o.attempts, o.error_class, o.error
+),
+failures AS (
+    INSERT INTO message_failures AS f (message_id, lane, error_class, items, retried, error)
+    SELECT $1, $2, coalesce(error_class, 'unknown'), count(*), count(*) FILTER (WHERE attempts > 1),
+           max(error)
+    FROM upd WHERE status = $11 GROUP BY 3
+    ON CONFLICT (message_id, lane, error_class) DO UPDATE SET
+        items = f.items + excluded.items, retried = f.retried + excluded.retried,
+        error = excluded.error
 )
 UPDATE message_pages
    SET sent = sent + (SELECT count(*) FROM upd WHERE status = $9),
-       failed = failed + (SELECT count(*) FROM upd WHERE status = $11)
+       failed = failed + (SELECT count(*) FROM upd WHERE status = $11),
+       retried = retried + (SELECT count(*) FROM upd WHERE status = $9 AND attempts > 1)
  WHERE message_id = $1 AND lane = $2 AND after_user_id = $3
 RETURNING recipients, sent, failed, owner
 ",
@@ -403,9 +478,12 @@ pub struct Retry {
     pub reopened: Option<i64>,
 }
 
-/// Make a completed external campaign's failed items pending again (keeping their ids, so
-/// receivers see the same idempotency ids) and put it back in progress, in one transaction.
-/// Its page rows' failed counts go back to 0 with them, so the counters stay the ledger's.
+/// Put a completed external campaign with failures back in progress, as its retry numbered
+/// one more than the last: its failed items become pending again (keeping their ids, so
+/// receivers see the same idempotency ids) page by page, as the new run reaches each page,
+/// each with its page's and lane's counters in one transaction, so the counters stay the
+/// ledger's. Until its page is reached, a failure still counts as failed. The request
+/// itself is one row, whatever the campaign's size.
 pub async fn retry_failed(pool: &PgPool, key: &CampaignKey) -> Result<Retry> {
     let mut tx = pool.begin().await?;
     let row: Option<(i64, i16, String, Option<String>)> = sqlx::query_as(
@@ -439,24 +517,20 @@ pub async fn retry_failed(pool: &PgPool, key: &CampaignKey) -> Result<Retry> {
             });
         }
     }
-    let failed = sqlx::query(
-        "UPDATE message_items SET status = $2, attempts = 0 WHERE message_id = $1 AND status = $3",
+    // The failures are counted, not touched: each page with failures makes them pending
+    // again when the retry's run reaches it (`reopen_failures`), so that a retry of a
+    // campaign of millions is one row, not a rewrite of every failed item.
+    let failed: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(failed), 0)::bigint FROM message_lanes WHERE message_id = $1",
     )
     .bind(id)
-    .bind(ItemStatus::Pending.code())
-    .bind(ItemStatus::Failed.code())
-    .execute(&mut *tx)
-    .await?
-    .rows_affected() as i64;
+    .fetch_one(&mut *tx)
+    .await?;
     if failed == 0 {
         return Err(StoreError::NothingToRetry(format!(
             "campaign {key} has no failed deliveries; there is nothing to retry"
         )));
     }
-    sqlx::query("UPDATE message_pages SET failed = 0 WHERE message_id = $1 AND failed > 0")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
     // Retrying is an operator's request to send, so it is recorded as one (run, the next
     // number): a pause that came as the campaign's last pages finished (an auto-pause among
     // them) would otherwise stop the new run before its first page.
@@ -464,7 +538,7 @@ pub async fn retry_failed(pool: &PgPool, key: &CampaignKey) -> Result<Retry> {
     sqlx::query(
         "UPDATE messages SET status = $2, status_reason = $3, finished_at = NULL, updated_at = now(),
                 intent = $4, intent_seq = intent_seq + 1, intent_reason = $3, intent_token = NULL,
-                requested_at = now()
+                requested_at = now(), retry_seq = retry_seq + 1
          WHERE id = $1",
     )
     .bind(id)

@@ -21,9 +21,11 @@ pub const STATUS_NOTIFICATIONS: &str = "herald_status";
 /// Move the campaign to `to` if its stored status is one of `from`. Returns the status stored
 /// after the call, changed or not; `None` when there is no such campaign. A campaign with a
 /// recipient still pending (one a page would send to: a recipient deleted since is not) is
-/// never completed: a run that closes as `herald retry-failed` reopens its failed deliveries
-/// (a repeated status write of its last step, say) leaves it in progress, for the retry's
-/// run. Only pages whose counters fall short of their recipients are looked into.
+/// never completed, nor is one with failures that a `herald retry-failed` asked to send again
+/// and no page has reopened yet: a run that closes as the retry is asked (a repeated status
+/// write of its last step, say) leaves it in progress, for the retry's run. Only pages whose
+/// counters fall short of their recipients, or that hold failures from before the latest
+/// retry, are looked into.
 async fn transition(
     conn: &mut PgConnection,
     campaign_id: i64,
@@ -51,6 +53,10 @@ async fn transition(
                     AND EXISTS (SELECT 1 FROM message_items i JOIN users u ON u.id = i.user_id
                                 WHERE i.message_id = $1 AND i.user_id > p.after_user_id
                                   AND i.user_id <= p.last_user_id AND i.status = $9)))
+              AND NOT ($8 AND EXISTS (
+                  SELECT 1 FROM message_pages p
+                  WHERE p.message_id = $1 AND p.failed > 0
+                    AND p.retry_seq < messages.retry_seq))
             RETURNING status
          )
          SELECT coalesce((SELECT status FROM moved), (SELECT status FROM messages WHERE id = $1))";
@@ -99,7 +105,7 @@ pub async fn record(pool: &PgPool, input: &SetStatusInput) -> Result<StatusRecor
     .ok_or(StoreError::UnknownCampaignId(input.campaign_id))?;
     let (sent, failed): (i64, i64) = sqlx::query_as(
         "SELECT coalesce(sum(sent), 0)::bigint, coalesce(sum(failed), 0)::bigint
-         FROM message_pages WHERE message_id = $1",
+         FROM message_lanes WHERE message_id = $1",
     )
     .bind(input.campaign_id)
     .fetch_one(&mut *conn)

@@ -492,7 +492,8 @@ impl TestApp {
 
     /// Check, in one snapshot (one statement), what must hold at every moment of a run: the
     /// page rows' counts equal the items they wrote (so no counter runs ahead of or behind
-    /// committed items), and no item went to anyone outside the audience. Returns the number
+    /// committed items), the lanes' totals equal the page rows, the failure counts by class
+    /// equal the failed items, and no item went to anyone outside the audience. Returns the number
     /// of items.
     pub async fn check_invariants(&self, key: &str) -> i64 {
         let l = self.ledger(key).await;
@@ -505,6 +506,15 @@ impl TestApp {
             "page rows and failed items disagree: {l:?}"
         );
         assert_eq!(
+            (l.lane_sent, l.lane_failed),
+            (l.page_sent, l.page_failed),
+            "lane totals and page rows disagree: {l:?}"
+        );
+        assert_eq!(
+            l.classes_off, 0,
+            "failure counts by class and failed items disagree: {l:?}"
+        );
+        assert_eq!(
             l.outsiders, 0,
             "items for users outside the audience: {l:?}"
         );
@@ -515,7 +525,8 @@ impl TestApp {
     /// The campaign's ledger, counted in one snapshot against its audience (the users whose
     /// ids lie in the bounds fixed at launch and who carry its segment).
     pub async fn ledger(&self, key: &str) -> Ledger {
-        let row: (i64, i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(
+        #[allow(clippy::type_complexity)]
+        let row: (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(
             "WITH m AS (SELECT * FROM messages WHERE key = $1),
              audience AS (
                 SELECT u.id FROM users u, m
@@ -530,7 +541,17 @@ impl TestApp {
                     (SELECT coalesce(sum(p.sent), 0)::bigint FROM message_pages p, m WHERE p.message_id = m.id),
                     (SELECT coalesce(sum(p.failed), 0)::bigint FROM message_pages p, m WHERE p.message_id = m.id),
                     (SELECT count(*) FROM items i WHERE NOT EXISTS (SELECT 1 FROM audience a WHERE a.id = i.user_id)),
-                    (SELECT count(*) FROM audience a WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.user_id = a.id))",
+                    (SELECT count(*) FROM audience a WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.user_id = a.id)),
+                    (SELECT coalesce(sum(l.sent), 0)::bigint FROM message_lanes l, m WHERE l.message_id = m.id),
+                    (SELECT coalesce(sum(l.failed), 0)::bigint FROM message_lanes l, m WHERE l.message_id = m.id),
+                    (SELECT count(*) FROM
+                        (SELECT coalesce(error_class, 'unknown') AS c, count(*) AS n FROM items
+                         WHERE status = $3 GROUP BY 1) a
+                        FULL JOIN
+                        (SELECT f.error_class AS c, sum(f.items) AS n FROM message_failures f, m
+                         WHERE f.message_id = m.id GROUP BY 1 HAVING sum(f.items) > 0) b
+                        USING (c)
+                     WHERE a.n IS DISTINCT FROM b.n)",
         )
         .bind(key)
         .bind(ItemStatus::Sent.code())
@@ -547,6 +568,9 @@ impl TestApp {
             page_failed: row.5,
             outsiders: row.6,
             missing: row.7,
+            lane_sent: row.8,
+            lane_failed: row.9,
+            classes_off: row.10,
         }
     }
 
@@ -691,6 +715,11 @@ pub struct Ledger {
     pub outsiders: i64,
     /// Audience members without an item.
     pub missing: i64,
+    /// The lanes' totals (`message_lanes`).
+    pub lane_sent: i64,
+    pub lane_failed: i64,
+    /// Error classes whose count in the lanes' failure counts differs from the failed items'.
+    pub classes_off: i64,
 }
 
 impl Drop for TestApp {

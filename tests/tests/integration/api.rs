@@ -953,3 +953,90 @@ async fn the_api_refuses_to_start_open_and_stops_cleanly_on_sigterm() {
     .await;
     assert!(ended.is_ok(), "the event stream ended with the server");
 }
+
+/// A metric's value in the API's Prometheus text.
+async fn metric(api: &ApiServer, name: &str) -> i64 {
+    let metrics = api.call(Method::GET, "/metrics", None, None).await;
+    metrics
+        .text
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no {name} in {}", metrics.text)) as i64
+}
+
+/// However many streams follow one campaign, it is read once per look; the server holds only
+/// as many streams as HERALD_API_MAX_STREAMS allows (a campaign's and the list's alike): one
+/// more is a 503 with a JSON error, and a stream that closes frees its place.
+#[tokio::test]
+async fn event_streams_share_their_reads_and_are_bounded() {
+    let app = TestApp::spawn().await.unwrap();
+    let segment = unique("streams");
+    app.seed(100, &segment);
+    let api = app
+        .api_with_env(&[("HERALD_API_MAX_STREAMS", "4")])
+        .await
+        .unwrap();
+    // Not started for a day: its streams stay open and are looked at every 500 ms.
+    let key = app
+        .campaign(&segment)
+        .send_at(chrono::Utc::now() + chrono::Duration::days(1))
+        .launch();
+    let path = format!("/v1/campaigns/{key}/events");
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        let mut events = api.events(&path).await;
+        let first = events.next().await.expect("a first event");
+        assert_eq!(first.data["key"], key.as_str());
+        streams.push(events);
+    }
+    let mut list = api.events("/v1/events").await;
+    assert!(list.next().await.is_some());
+    assert_eq!(metric(&api, "herald_api_event_streams").await, 4);
+
+    for full in [path.as_str(), "/v1/events"] {
+        let a = api.get(full).await;
+        assert_eq!(
+            a.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{full}: {}",
+            a.text
+        );
+        assert_eq!(a.body["error"]["code"], "too_many_streams", "{}", a.text);
+    }
+
+    // Three streams, one read per look: about 6 in 3 s, where a read per stream would be 18.
+    let before = metric(&api, "herald_api_campaign_looks_total").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let looks = metric(&api, "herald_api_campaign_looks_total").await - before;
+    assert!(
+        (2..=10).contains(&looks),
+        "{looks} reads of one campaign in 3 s for 3 streams"
+    );
+
+    // A closed stream frees its place (the server notices at its next write: a keep-alive
+    // within 15 s at the latest).
+    drop(streams.pop());
+    herald_tests::wait_until(Duration::from_secs(30), || async {
+        metric(&api, "herald_api_event_streams").await == 3
+    })
+    .await
+    .expect("the closed stream's place is freed");
+    let mut again = api.events(&path).await;
+    assert!(again.next().await.is_some());
+
+    // With no stream left, the campaign is no longer read.
+    drop(streams);
+    drop(again);
+    drop(list);
+    herald_tests::wait_until(Duration::from_secs(30), || async {
+        metric(&api, "herald_api_event_streams").await == 0
+    })
+    .await
+    .expect("every stream's place is freed");
+    let idle = metric(&api, "herald_api_campaign_looks_total").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        metric(&api, "herald_api_campaign_looks_total").await - idle <= 1,
+        "an unwatched campaign is still read"
+    );
+}

@@ -397,7 +397,7 @@ async fn a_ledger_of_a_hundred_million_ids_launches_completes_and_prunes() {
     sqlx::query(
         "SELECT coalesce(sum(sent), 0), coalesce(sum(failed), 0),
                 (SELECT coalesce(sum(reads), 0) FROM message_reads WHERE message_id = $1)
-         FROM message_pages WHERE message_id = $1",
+         FROM message_lanes WHERE message_id = $1",
     )
     .bind(id)
     .execute(&mut *tx)

@@ -334,7 +334,31 @@ fn intent_name<S: serde::Serializer>(intent: &Intent, serializer: S) -> Result<S
     serializer.serialize_str(intent.name())
 }
 
-const VIEW_SQL: &str = "
+/// The rows whose sums are a campaign's totals per lane, `lane, sent, failed, retried,
+/// first_after, scanned_to`: each lane's closed pages (one row, `message_lanes`, kept by a
+/// trigger) and its open ones (those with recipients pending: a page per running lane, or
+/// what a pause left, through their partial index), so that the work does not grow with the
+/// number of pages. `$id` is the campaign's id, as SQL.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! lane_totals {
+    ($id:literal) => {
+        concat!(
+            "SELECT lane, sent, failed, retried, first_after, scanned_to FROM message_lanes
+             WHERE message_id = ",
+            $id,
+            "
+             UNION ALL
+             SELECT lane, sent::bigint, failed::bigint, retried::bigint, after_user_id,
+                    coalesce(scanned_to, last_user_id, after_user_id)
+             FROM message_pages WHERE message_id = ",
+            $id,
+            " AND recipients > sent + failed"
+        )
+    };
+}
+
+const VIEW_SQL: &str = concat!("
 SELECT m.id, m.key, m.status, m.intent, coalesce(m.total, 0) AS total, p.sent, p.failed,
        CASE WHEN m.status = 3 THEN 0
             ELSE greatest(coalesce(m.total, 0) - p.sent - p.failed, 0) END AS pending,
@@ -351,17 +375,17 @@ SELECT m.id, m.key, m.status, m.intent, coalesce(m.total, 0) AS total, p.sent, p
        m.send_at, m.created_at, m.started_at, m.paused_at, m.finished_at, m.requested_at
 FROM messages m
 LEFT JOIN LATERAL (
-    -- One row per lane, however many pages it has. Each lane's pages cover its ids from its
-    -- first page's cursor to where its last scan ended: the spans add up to what has been
-    -- scanned.
-    SELECT coalesce(sum(sent), 0)::bigint AS sent, coalesce(sum(failed), 0)::bigint AS failed,
-           coalesce(sum(scanned_to - first_after), 0)::float8 AS spans
-    FROM message_lanes WHERE message_id = m.id
+    -- Each lane's pages cover its ids from its first page's cursor to where its last scan
+    -- ended: the spans add up to what has been scanned.
+    SELECT coalesce(sum(l.sent), 0)::bigint AS sent, coalesce(sum(l.failed), 0)::bigint AS failed,
+           coalesce(sum(l.span), 0)::float8 AS spans
+    FROM (SELECT sum(sent) AS sent, sum(failed) AS failed, max(scanned_to) - min(first_after) AS span
+          FROM (", lane_totals!("m.id"), ") t GROUP BY lane) l
 ) p ON true
 LEFT JOIN LATERAL (
     SELECT coalesce(sum(reads), 0)::bigint AS read FROM message_reads WHERE message_id = m.id
 ) r ON true
-";
+");
 
 pub async fn find(pool: &PgPool, key: &CampaignKey) -> Result<CampaignView> {
     sqlx::query_as(&format!("{VIEW_SQL} WHERE m.key = $1"))

@@ -46,16 +46,17 @@ pub struct Report {
 /// The report of campaign `key`, with up to `failed_limit` failed recipients.
 ///
 /// Its work does not grow with the campaign: sent items are counted by their lanes' totals
-/// (`message_lanes`), failed ones by their lanes' counts per error class
+/// (`lane_totals!`), failed ones by their lanes' counts per error class
 /// (`message_failures`, with each class's latest message), and only the items still pending
 /// are read, from the pages that hold them (at most a page per lane, or what a paused page
 /// left).
 pub async fn report(pool: &PgPool, key: &CampaignKey, failed_limit: i64) -> Result<Report> {
     let campaign = campaigns::find(pool, key).await?;
-    let (sent, retried): (i64, i64) = sqlx::query_as(
-        "SELECT coalesce(sum(sent), 0)::bigint, coalesce(sum(retried), 0)::bigint
-         FROM message_lanes WHERE message_id = $1",
-    )
+    let (sent, retried): (i64, i64) = sqlx::query_as(concat!(
+        "SELECT coalesce(sum(sent), 0)::bigint, coalesce(sum(retried), 0)::bigint FROM (",
+        crate::lane_totals!("$1"),
+        ") t"
+    ))
     .bind(campaign.id)
     .fetch_one(pool)
     .await?;
@@ -68,14 +69,22 @@ pub async fn report(pool: &PgPool, key: &CampaignKey, failed_limit: i64) -> Resu
     .bind(campaign.id)
     .fetch_all(pool)
     .await?;
-    // The pending items, with their last error, from the pages that still hold any.
+    // The pending recipients, from the pages that still hold any: items recorded pending,
+    // with their last error, and recipients not tried yet (no item).
     let pending: Vec<(Option<String>, Option<String>, i64, i64)> = sqlx::query_as(
-        "SELECT i.error_class, i.error, count(*), count(*) FILTER (WHERE i.attempts > 1)
-         FROM message_pages p JOIN message_items i
-           ON i.message_id = p.message_id AND i.user_id > p.after_user_id
-          AND i.user_id <= p.last_user_id
-         WHERE p.message_id = $1 AND p.recipients > p.sent + p.failed AND i.status = $2
-         GROUP BY 1, 2",
+        "WITH open AS (
+             SELECT after_user_id, last_user_id, ids FROM message_pages
+             WHERE message_id = $1 AND recipients > sent + failed
+         )
+         SELECT i.error_class, i.error, count(*), count(*) FILTER (WHERE i.attempts > 1)
+         FROM open p JOIN message_items i
+           ON i.message_id = $1 AND i.user_id > p.after_user_id AND i.user_id <= p.last_user_id
+         WHERE i.status = $2
+         GROUP BY 1, 2
+         UNION ALL
+         SELECT NULL, NULL, count(*), 0 FROM open p CROSS JOIN unnest(p.ids) x(id)
+         WHERE NOT EXISTS (SELECT 1 FROM message_items i WHERE i.message_id = $1 AND i.user_id = x.id)
+         HAVING count(*) > 0",
     )
     .bind(campaign.id)
     .bind(ItemStatus::Pending.code())

@@ -4,22 +4,23 @@
 //! A page goes in three steps, each safe to repeat:
 //!
 //! 1. [`claim`]: one statement under the same gate as an inbox page writes the page's row in
-//!    `message_pages` and an item per recipient as *pending*, before anything is sent. A page
+//!    `message_pages`, with its recipients' ids, before anything is sent; no item yet. A page
 //!    that ran before finds its row and claims nothing new; either way the statement answers
-//!    with the page's recipients that are still pending (with their addresses and the tries
-//!    made so far), and none that is recorded sent or failed, and writes the claiming run's
-//!    number as the page's owner. A page claimed before whose failures a later
+//!    with the page's recipients that are still pending (those with no item, and those
+//!    recorded pending, with their addresses and the tries made so far), and none that is
+//!    recorded sent or failed, and writes the claiming run's number as the page's owner. A page claimed before whose failures a later
 //!    `herald retry-failed` asked for makes them pending again first.
 //! 2. The channel sends to them (no database work).
-//! 3. [`record`], as outcomes arrive: one statement writes a batch of them, and adds the newly
+//! 3. [`record`], as outcomes arrive: one statement writes a batch of them (each its item's
+//!    one write, unless a try with tries left recorded it pending first), and adds the newly
 //!    sent and failed to the page row's counters (which a trigger adds to its lane's), and
 //!    the failures to its lane's counts by error class, so that progress and the report
 //!    never disagree with the items. It only moves items that are still pending: an outcome recorded by an earlier or
 //!    a concurrent attempt is never overwritten, nor counted twice. It answers with the
 //!    page's owner, so a run that was overtaken stops sending.
 //!
-//! A crash between a receiver accepting a message and step 3 leaves the item pending, so it is
-//! sent again with the same idempotency id: at least once, never recorded sent unless
+//! A crash between a receiver accepting a message and step 3 leaves the recipient pending (no
+//! item, or one recorded pending), so it is sent again with the same idempotency id: at least once, never recorded sent unless
 //! accepted (docs/architecture.md, "External channels").
 
 use herald_wire::{
@@ -82,7 +83,7 @@ go AS (
     SELECT coalesce((SELECT status = $6 AND intent = $8 FROM gate), false) AS ok
 ),
 done AS (
-    SELECT last_user_id, recipients, page_limit, sent, failed, scanned_to, retry_seq
+    SELECT last_user_id, recipients, page_limit, sent, failed, scanned_to, retry_seq, ids
     FROM message_pages
     WHERE message_id = $1 AND lane = $5 AND after_user_id = $2
 ),
@@ -98,17 +99,13 @@ page AS (
     ORDER BY u.id
     LIMIT $4
 ),
-ins AS (
-    INSERT INTO message_items (message_id, user_id, status, attempts, sent_at)
-    SELECT $1, id, $7, 0, NULL FROM page
-),
 cut AS (
-    SELECT max(id) AS last, count(*) AS n FROM page
+    SELECT max(id) AS last, count(*) AS n, array_agg(id ORDER BY id) AS ids FROM page
 ),
 mark AS (
     INSERT INTO message_pages (message_id, lane, after_user_id, last_user_id, recipients,
-                               page_limit, sent, scanned_to, ends_lane, owner)
-    SELECT $1, $5, $2, cut.last, cut.n, $4, 0, s.to, s.to >= $9, ${owner}
+                               page_limit, sent, scanned_to, ends_lane, owner, ids)
+    SELECT $1, $5, $2, cut.last, cut.n, $4, 0, s.to, s.to >= $9, ${owner}, coalesce(cut.ids, '{{}}')
     FROM cut CROSS JOIN LATERAL (SELECT CASE WHEN cut.n >= $4 THEN cut.last ELSE $3 END AS to) s
     WHERE (SELECT ok FROM go) AND NOT EXISTS (SELECT 1 FROM done)
     RETURNING last_user_id, recipients, page_limit, sent, failed, scanned_to
@@ -126,6 +123,7 @@ SELECT (SELECT status FROM gate) AS status,
        EXISTS (SELECT 1 FROM mark) AS claimed_now,
        (SELECT retry_seq FROM gate) AS campaign_retry,
        (SELECT retry_seq FROM done) AS page_retry,
+       (SELECT ids FROM done) AS done_ids,
        coalesce((SELECT array_agg(id ORDER BY id) FROM page), '{{}}') AS ids,
        coalesce((SELECT array_agg(email ORDER BY id) FROM page), '{{}}') AS emails
 "
@@ -147,6 +145,7 @@ struct ClaimRow {
     claimed_now: bool,
     campaign_retry: Option<i32>,
     page_retry: Option<i32>,
+    done_ids: Option<Vec<i64>>,
     ids: Vec<i64>,
     emails: Vec<String>,
 }
@@ -217,7 +216,7 @@ pub async fn claim(
     } else if finished {
         Vec::new()
     } else {
-        pending_of(conn, page.campaign_id, page.after, row.last).await?
+        pending_of(conn, page.campaign_id, page.after, row.last, row.done_ids).await?
     };
     Ok(Claim::Page(Claimed {
         last: row.last,
@@ -299,25 +298,37 @@ SELECT count(*) FROM upd
     Ok(reopened as u32)
 }
 
-/// The still-pending recipients of a page claimed before: ids in `(after, last]`.
+/// The still-pending recipients of a page claimed before: those of its `ids` that have no
+/// item yet, and its items in `(after, last]` recorded pending (tried, with tries left).
+/// Recipients deleted since are left out. (A page claimed before pages kept their ids has
+/// none, and all its recipients have items.)
 async fn pending_of(
     conn: &mut PgConnection,
     campaign_id: i64,
     after: i64,
     last: Option<i64>,
+    ids: Option<Vec<i64>>,
 ) -> Result<Vec<Pending>> {
     let Some(last) = last else {
         return Ok(Vec::new());
     };
     let rows: Vec<(i64, String, i16)> = sqlx::query_as(
-        "SELECT i.user_id, coalesce(u.email, ''), i.attempts FROM message_items i JOIN users u ON u.id = i.user_id
+        "SELECT i.user_id, coalesce(u.email, ''), i.attempts
+         FROM message_items i JOIN users u ON u.id = i.user_id
          WHERE i.message_id = $1 AND i.user_id > $2 AND i.user_id <= $3 AND i.status = $4
-         ORDER BY i.user_id",
+         UNION ALL
+         SELECT x.id, coalesce(u.email, ''), 0::smallint
+         FROM unnest($5::bigint[]) x(id) JOIN users u ON u.id = x.id
+         WHERE NOT EXISTS (SELECT 1 FROM message_items i
+                           WHERE i.message_id = $1 AND i.user_id = x.id
+                             AND i.user_id > $2 AND i.user_id <= $3)
+         ORDER BY 1",
     )
     .bind(campaign_id)
     .bind(after)
     .bind(last)
     .bind(ItemStatus::Pending.code())
+    .bind(ids.unwrap_or_default())
     // Planned with these bounds, so that only their partitions are opened.
     .persistent(false)
     .fetch_all(&mut *conn)
@@ -356,15 +367,11 @@ pub struct Recorded {
 }
 
 /// Record outcomes of a page in one statement (step 3 above), as they come: a page records
-/// a batch whenever the last has committed. Items that are no longer pending are left as
-/// they are and not counted again. Outcomes are recorded whichever run sent them; the
-/// answer's `owner` tells a run that another has taken the page over.
-///
-/// The items are also bounded by the page's lowest and highest id. Without that bound the
-/// plan depends on statistics: partitions made moments ago look empty, and a plan that joins
-/// the outcomes to every pending item of the campaign was measured at 0.3–0.5 s a page and
-/// most of the database's time (docs/performance.md). With it, the join never sees more than
-/// the page, and only the page's partitions are opened.
+/// a batch whenever the last has committed. An outcome is its item's first write (an
+/// `INSERT`), or the update of an item recorded pending before (a try that failed with tries
+/// left); items that are no longer pending are left as they are and not counted again.
+/// Outcomes are recorded whichever run sent them; the answer's `owner` tells a run that
+/// another has taken the page over.
 pub async fn record(
     conn: &mut PgConnection,
     page: &PageInput,
@@ -396,13 +403,13 @@ WITH o AS (
         AS o(user_id, status, attempts, error_class, error)
 ),
 upd AS (
-    UPDATE message_items i
-       SET status = o.status, attempts = o.attempts, error_class = o.error_class,
-           error = o.error, sent_at = now()
-      FROM o
-     WHERE i.message_id = $1 AND i.user_id = o.user_id AND i.status = $10
-       AND i.user_id BETWEEN $12 AND $13
-    RETURNING o.status, o.attempts, o.error_class, o.error
+    INSERT INTO message_items AS i (message_id, user_id, status, attempts, error_class, error)
+    SELECT $1, o.user_id, o.status, o.attempts, o.error_class, o.error FROM o
+    ON CONFLICT (message_id, user_id) DO UPDATE
+       SET status = excluded.status, attempts = excluded.attempts,
+           error_class = excluded.error_class, error = excluded.error, sent_at = now()
+     WHERE i.status = $10
+    RETURNING i.status, i.attempts, i.error_class, i.error
 ),
 failures AS (
     INSERT INTO message_failures AS f (message_id, lane, error_class, items, retried, error)
@@ -432,8 +439,6 @@ RETURNING recipients, sent, failed, owner
     .bind(ItemStatus::Sent.code())
     .bind(ItemStatus::Pending.code())
     .bind(ItemStatus::Failed.code())
-    .bind(ids.iter().min().copied().unwrap_or_default())
-    .bind(ids.iter().max().copied().unwrap_or_default())
     .persistent(true)
     .fetch_optional(&mut *conn)
     .await?;
@@ -520,9 +525,11 @@ pub async fn retry_failed(pool: &PgPool, key: &CampaignKey) -> Result<Retry> {
     // The failures are counted, not touched: each page with failures makes them pending
     // again when the retry's run reaches it (`reopen_failures`), so that a retry of a
     // campaign of millions is one row, not a rewrite of every failed item.
-    let failed: i64 = sqlx::query_scalar(
-        "SELECT coalesce(sum(failed), 0)::bigint FROM message_lanes WHERE message_id = $1",
-    )
+    let failed: i64 = sqlx::query_scalar(concat!(
+        "SELECT coalesce(sum(failed), 0)::bigint FROM (",
+        crate::lane_totals!("$1"),
+        ") t"
+    ))
     .bind(id)
     .fetch_one(&mut *tx)
     .await?;

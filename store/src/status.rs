@@ -20,7 +20,8 @@ pub const STATUS_NOTIFICATIONS: &str = "herald_status";
 
 /// Move the campaign to `to` if its stored status is one of `from`. Returns the status stored
 /// after the call, changed or not; `None` when there is no such campaign. A campaign with a
-/// recipient still pending (one a page would send to: a recipient deleted since is not) is
+/// recipient still pending (claimed by a page and not recorded sent or failed, and one a
+/// page would send to: a recipient deleted since is not) is
 /// never completed, nor is one with failures that a `herald retry-failed` asked to send again
 /// and no page has reopened yet: a run that closes as the retry is asked (a repeated status
 /// write of its last step, say) leaves it in progress, for the retry's run. Only pages whose
@@ -50,9 +51,13 @@ async fn transition(
               AND NOT ($8 AND EXISTS (
                   SELECT 1 FROM message_pages p
                   WHERE p.message_id = $1 AND p.recipients > p.sent + p.failed
-                    AND EXISTS (SELECT 1 FROM message_items i JOIN users u ON u.id = i.user_id
-                                WHERE i.message_id = $1 AND i.user_id > p.after_user_id
-                                  AND i.user_id <= p.last_user_id AND i.status = $9)))
+                    AND (EXISTS (SELECT 1 FROM message_items i JOIN users u ON u.id = i.user_id
+                                 WHERE i.message_id = $1 AND i.user_id > p.after_user_id
+                                   AND i.user_id <= p.last_user_id AND i.status = $9)
+                         OR EXISTS (SELECT 1 FROM unnest(p.ids) x(id) JOIN users u ON u.id = x.id
+                                    WHERE NOT EXISTS (SELECT 1 FROM message_items i
+                                                      WHERE i.message_id = $1
+                                                        AND i.user_id = x.id)))))
               AND NOT ($8 AND EXISTS (
                   SELECT 1 FROM message_pages p
                   WHERE p.message_id = $1 AND p.failed > 0
@@ -103,10 +108,11 @@ pub async fn record(pool: &PgPool, input: &SetStatusInput) -> Result<StatusRecor
     )
     .await?
     .ok_or(StoreError::UnknownCampaignId(input.campaign_id))?;
-    let (sent, failed): (i64, i64) = sqlx::query_as(
-        "SELECT coalesce(sum(sent), 0)::bigint, coalesce(sum(failed), 0)::bigint
-         FROM message_lanes WHERE message_id = $1",
-    )
+    let (sent, failed): (i64, i64) = sqlx::query_as(concat!(
+        "SELECT coalesce(sum(sent), 0)::bigint, coalesce(sum(failed), 0)::bigint FROM (",
+        crate::lane_totals!("$1"),
+        ") t"
+    ))
     .bind(input.campaign_id)
     .fetch_one(&mut *conn)
     .await?;

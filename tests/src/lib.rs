@@ -542,8 +542,12 @@ impl TestApp {
                     (SELECT coalesce(sum(p.failed), 0)::bigint FROM message_pages p, m WHERE p.message_id = m.id),
                     (SELECT count(*) FROM items i WHERE NOT EXISTS (SELECT 1 FROM audience a WHERE a.id = i.user_id)),
                     (SELECT count(*) FROM audience a WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.user_id = a.id)),
-                    (SELECT coalesce(sum(l.sent), 0)::bigint FROM message_lanes l, m WHERE l.message_id = m.id),
-                    (SELECT coalesce(sum(l.failed), 0)::bigint FROM message_lanes l, m WHERE l.message_id = m.id),
+                    (SELECT coalesce(sum(l.sent), 0)::bigint FROM message_lanes l, m WHERE l.message_id = m.id)
+                      + (SELECT coalesce(sum(p.sent), 0)::bigint FROM message_pages p, m
+                         WHERE p.message_id = m.id AND p.recipients > p.sent + p.failed),
+                    (SELECT coalesce(sum(l.failed), 0)::bigint FROM message_lanes l, m WHERE l.message_id = m.id)
+                      + (SELECT coalesce(sum(p.failed), 0)::bigint FROM message_pages p, m
+                         WHERE p.message_id = m.id AND p.recipients > p.sent + p.failed),
                     (SELECT count(*) FROM
                         (SELECT coalesce(error_class, 'unknown') AS c, count(*) AS n FROM items
                          WHERE status = $3 GROUP BY 1) a
@@ -715,7 +719,7 @@ pub struct Ledger {
     pub outsiders: i64,
     /// Audience members without an item.
     pub missing: i64,
-    /// The lanes' totals (`message_lanes`).
+    /// The lanes' totals: their closed pages' (`message_lanes`) and their open pages'.
     pub lane_sent: i64,
     pub lane_failed: i64,
     /// Error classes whose count in the lanes' failure counts differs from the failed items'.

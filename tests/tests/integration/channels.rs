@@ -49,6 +49,33 @@ async fn a_webhook_campaign_reaches_every_recipient_once_signed() {
     assert_eq!(sink.duplicates(), 0);
     assert_eq!(sink.bad_signatures(), 0);
 
+    // One row write per delivery: each item inserted once, with its outcome, never updated.
+    // (PostgreSQL's counters of the test's own database; its sessions report them within
+    // seconds of going idle.)
+    let writes = || async {
+        sqlx::query_as::<_, (i64, i64)>(
+            "SELECT coalesce(sum(n_tup_ins), 0)::bigint, coalesce(sum(n_tup_upd), 0)::bigint
+             FROM pg_stat_user_tables WHERE relname LIKE 'message\\_items\\_%'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    let reported = wait_until(Duration::from_secs(30), || async {
+        writes().await.0 >= 1_200
+    })
+    .await;
+    let (inserts, updates) = writes().await;
+    assert!(
+        reported.is_ok(),
+        "item writes never reported: {inserts} inserts"
+    );
+    assert_eq!(
+        (inserts, updates),
+        (1_200, 0),
+        "(inserts, updates) of items"
+    );
+
     // What a receiver gets: the delivery id is the webhook-id, stable per recipient.
     let id = &sink.ids()[0];
     let got = sink.received(id).unwrap();

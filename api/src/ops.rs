@@ -62,8 +62,13 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let m = &state.metrics;
     m.streams
         .set((state.max_streams - state.streams.available_permits()) as i64);
-    let looks = state.control.campaign_looks();
-    m.looks.inc_by(looks.saturating_sub(m.looks.get()));
+    {
+        // The control's count is the truth; the counter catches up with it, one scrape at a
+        // time.
+        let _one = m.catching_up.lock().expect("the metrics' lock");
+        let looks = state.control.campaign_looks();
+        m.looks.inc_by(looks.saturating_sub(m.looks.get()));
+    }
     let mut text = Vec::new();
     prometheus::TextEncoder::new()
         .encode(&state.metrics.registry.gather(), &mut text)
@@ -85,6 +90,7 @@ pub struct Metrics {
     latency: HistogramVec,
     streams: IntGauge,
     looks: IntCounter,
+    catching_up: std::sync::Mutex<()>,
 }
 
 impl Metrics {
@@ -131,6 +137,7 @@ impl Metrics {
             latency,
             streams,
             looks,
+            catching_up: std::sync::Mutex::new(()),
         }
     }
 }

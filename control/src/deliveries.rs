@@ -42,9 +42,10 @@ impl Control {
     }
 
     /// Send again to a completed campaign's failed recipients, with the same idempotency
-    /// ids: their items go back to pending and the campaign to in progress (one
-    /// transaction), then a new run of its workflow walks its pages, sending only to
-    /// pending items, and completes it again. Run again after an interruption, it starts
+    /// ids: the campaign goes back to in progress under the next retry number (one row),
+    /// then a new run of its workflow walks its pages, each making its failures pending
+    /// again as the run reaches it and sending only to pending recipients, and completes
+    /// it again. Run again after an interruption, it starts
     /// the run that did not start; it never sends to anyone twice.
     ///
     /// Asked the moment a campaign completes, its last run may still be closing (it has

@@ -70,7 +70,8 @@ pub async fn report(pool: &PgPool, key: &CampaignKey, failed_limit: i64) -> Resu
     .fetch_all(pool)
     .await?;
     // The pending recipients, from the pages that still hold any: items recorded pending,
-    // with their last error, and recipients not tried yet (no item).
+    // with their last error, and recipients not tried yet (no item; those deleted since are
+    // not waited for, so not counted).
     let pending: Vec<(Option<String>, Option<String>, i64, i64)> = sqlx::query_as(
         "WITH open AS (
              SELECT after_user_id, last_user_id, ids FROM message_pages
@@ -82,8 +83,11 @@ pub async fn report(pool: &PgPool, key: &CampaignKey, failed_limit: i64) -> Resu
          WHERE i.status = $2
          GROUP BY 1, 2
          UNION ALL
-         SELECT NULL, NULL, count(*), 0 FROM open p CROSS JOIN unnest(p.ids) x(id)
-         WHERE NOT EXISTS (SELECT 1 FROM message_items i WHERE i.message_id = $1 AND i.user_id = x.id)
+         SELECT NULL, NULL, count(*), 0
+         FROM open p CROSS JOIN unnest(p.ids) x(id) JOIN users u ON u.id = x.id
+         WHERE NOT EXISTS (SELECT 1 FROM message_items i
+                           WHERE i.message_id = $1 AND i.user_id = x.id
+                             AND i.user_id > p.after_user_id AND i.user_id <= p.last_user_id)
          HAVING count(*) > 0",
     )
     .bind(campaign.id)

@@ -70,7 +70,8 @@ pub enum Claim {
 }
 
 /// Parameters as in `pages`: $1 campaign id, $2 the lane's cursor, $3 the end of the page's
-/// scan, $4 the page size, $5 the lane, $6 status in progress, $7 item status pending, $8
+/// scan, $4 the page size, $5 the lane, $6 status in progress, $7 item status pending
+/// (unused: a claim writes no item; bound so that the numbers stay those of `pages`), $8
 /// intent run, $9 the lane's bound, then the audience's, then `$owner`: this run's number
 /// (the page's owner from now on).
 fn claim_sql(audience: &str, owner: usize) -> String {
@@ -104,8 +105,9 @@ cut AS (
 ),
 mark AS (
     INSERT INTO message_pages (message_id, lane, after_user_id, last_user_id, recipients,
-                               page_limit, sent, scanned_to, ends_lane, owner, ids)
-    SELECT $1, $5, $2, cut.last, cut.n, $4, 0, s.to, s.to >= $9, ${owner}, coalesce(cut.ids, '{{}}')
+                               page_limit, sent, scanned_to, ends_lane, owner, ids, retry_seq)
+    SELECT $1, $5, $2, cut.last, cut.n, $4, 0, s.to, s.to >= $9, ${owner}, coalesce(cut.ids, '{{}}'),
+           (SELECT retry_seq FROM gate)
     FROM cut CROSS JOIN LATERAL (SELECT CASE WHEN cut.n >= $4 THEN cut.last ELSE $3 END AS to) s
     WHERE (SELECT ok FROM go) AND NOT EXISTS (SELECT 1 FROM done)
     RETURNING last_user_id, recipients, page_limit, sent, failed, scanned_to
@@ -199,10 +201,13 @@ pub async fn claim(
         // Claimed before, not finished, and the campaign may not send now.
         return Ok(halted(status, intent, row.intent_seq, row.intent_reason));
     }
+    let (mut sent, mut reopened) = (sent, false);
     if awaiting_retry && let Some(last) = row.last {
-        failed -= reopen_failures(conn, page, last, retry).await?;
+        // The counters as they stand after the reopening, this run's or another's.
+        (sent, failed) = reopen_failures(conn, page, last, retry).await?;
+        reopened = true;
     }
-    let finished = sent + failed >= recipients;
+    let finished = !reopened && sent + failed >= recipients;
     let pending = if row.claimed_now {
         row.ids
             .into_iter()
@@ -248,15 +253,30 @@ fn halted(
 
 /// Make the failed items of a page claimed before pending again, for the campaign's retry
 /// numbered `retry` (see [`retry_failed`]), in one transaction with the page's counters and
-/// the lane's failure counts. Returns how many it reopened: none when another run of the
-/// page did it first.
+/// the lane's failure counts. The page's row is locked first and its retry number read
+/// under the lock, so that of two runs of the page only one reopens, and never failures
+/// recorded since by the retry's own run. Returns the page's sent and failed counts after.
 async fn reopen_failures(
     conn: &mut PgConnection,
     page: &PageInput,
     last: i64,
     retry: i32,
-) -> Result<u32> {
-    let reopened: i64 = sqlx::query_scalar(
+) -> Result<(u32, u32)> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let (sent, failed, page_retry): (i32, i32, i32) = sqlx::query_as(
+        "SELECT sent, failed, retry_seq FROM message_pages
+         WHERE message_id = $1 AND lane = $2 AND after_user_id = $3 FOR UPDATE",
+    )
+    .bind(page.campaign_id)
+    .bind(page.lane as i32)
+    .bind(page.after)
+    .fetch_one(&mut *tx)
+    .await?;
+    if page_retry >= retry || failed == 0 {
+        tx.commit().await?;
+        return Ok((sent as u32, failed as u32));
+    }
+    let (sent, failed): (i32, i32) = sqlx::query_as(
         "
 WITH old AS (
     SELECT user_id, error_class, attempts FROM message_items
@@ -276,12 +296,10 @@ classes AS (
                    count(*) FILTER (WHERE attempts > 1) AS r
             FROM upd GROUP BY 1) d
      WHERE f.message_id = $1 AND f.lane = $4 AND f.error_class = d.class
-),
-mark AS (
-    UPDATE message_pages SET failed = failed - (SELECT count(*) FROM upd), retry_seq = $5
-     WHERE message_id = $1 AND lane = $4 AND after_user_id = $2 AND retry_seq < $5
 )
-SELECT count(*) FROM upd
+UPDATE message_pages SET failed = failed - (SELECT count(*) FROM upd), retry_seq = $5
+ WHERE message_id = $1 AND lane = $4 AND after_user_id = $2
+RETURNING sent, failed
 ",
     )
     .bind(page.campaign_id)
@@ -293,9 +311,10 @@ SELECT count(*) FROM upd
     .bind(ItemStatus::Pending.code())
     // Planned with these bounds, so that only their partitions are opened.
     .persistent(false)
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut *tx)
     .await?;
-    Ok(reopened as u32)
+    tx.commit().await?;
+    Ok((sent as u32, failed as u32))
 }
 
 /// The still-pending recipients of a page claimed before: those of its `ids` that have no

@@ -57,10 +57,12 @@ async fn transition(
                          OR EXISTS (SELECT 1 FROM unnest(p.ids) x(id) JOIN users u ON u.id = x.id
                                     WHERE NOT EXISTS (SELECT 1 FROM message_items i
                                                       WHERE i.message_id = $1
-                                                        AND i.user_id = x.id)))))
+                                                        AND i.user_id = x.id
+                                                        AND i.user_id > p.after_user_id
+                                                        AND i.user_id <= p.last_user_id)))))
               AND NOT ($8 AND EXISTS (
                   SELECT 1 FROM message_pages p
-                  WHERE p.message_id = $1 AND p.failed > 0
+                  WHERE messages.retry_seq > 0 AND p.message_id = $1 AND p.failed > 0
                     AND p.retry_seq < messages.retry_seq))
             RETURNING status
          )

@@ -69,31 +69,46 @@ pub async fn report(pool: &PgPool, key: &CampaignKey, failed_limit: i64) -> Resu
     .bind(campaign.id)
     .fetch_all(pool)
     .await?;
-    // The pending recipients, from the pages that still hold any: items recorded pending,
-    // with their last error, and recipients not tried yet (no item; those deleted since are
-    // not waited for, so not counted).
-    let pending: Vec<(Option<String>, Option<String>, i64, i64)> = sqlx::query_as(
-        "WITH open AS (
-             SELECT after_user_id, last_user_id, ids FROM message_pages
-             WHERE message_id = $1 AND recipients > sent + failed
-         )
-         SELECT i.error_class, i.error, count(*), count(*) FILTER (WHERE i.attempts > 1)
-         FROM open p JOIN message_items i
-           ON i.message_id = $1 AND i.user_id > p.after_user_id AND i.user_id <= p.last_user_id
-         WHERE i.status = $2
-         GROUP BY 1, 2
-         UNION ALL
-         SELECT NULL, NULL, count(*), 0
-         FROM open p CROSS JOIN unnest(p.ids) x(id) JOIN users u ON u.id = x.id
-         WHERE NOT EXISTS (SELECT 1 FROM message_items i
-                           WHERE i.message_id = $1 AND i.user_id = x.id
-                             AND i.user_id > p.after_user_id AND i.user_id <= p.last_user_id)
-         HAVING count(*) > 0",
+    // The pending recipients, from the pages that still hold any (a page per running lane,
+    // or what a pause left), each read by its own id range with the bounds as constants:
+    // joined in one statement, the planner may take the campaign's items first, and read
+    // them all, where no page is open. Items recorded pending come with their last error;
+    // recipients not tried yet have no item (those deleted since are not waited for).
+    let open: Vec<(i64, Option<i64>, Vec<i64>)> = sqlx::query_as(
+        "SELECT after_user_id, last_user_id, coalesce(ids, '{}') FROM message_pages
+         WHERE message_id = $1 AND recipients > sent + failed
+         ORDER BY lane, after_user_id LIMIT 10000",
     )
     .bind(campaign.id)
-    .bind(ItemStatus::Pending.code())
     .fetch_all(pool)
     .await?;
+    let mut pending: Vec<(Option<String>, Option<String>, i64, i64)> = Vec::new();
+    for (after, last, ids) in open {
+        let Some(last) = last else { continue };
+        let rows: Vec<(Option<String>, Option<String>, i64, i64)> = sqlx::query_as(
+            "SELECT i.error_class, i.error, count(*), count(*) FILTER (WHERE i.attempts > 1)
+             FROM message_items i
+             WHERE i.message_id = $1 AND i.user_id > $2 AND i.user_id <= $3 AND i.status = $4
+             GROUP BY 1, 2
+             UNION ALL
+             SELECT NULL, NULL, count(*), 0
+             FROM unnest($5::bigint[]) x(id) JOIN users u ON u.id = x.id
+             WHERE NOT EXISTS (SELECT 1 FROM message_items i
+                               WHERE i.message_id = $1 AND i.user_id = x.id
+                                 AND i.user_id > $2 AND i.user_id <= $3)
+             HAVING count(*) > 0",
+        )
+        .bind(campaign.id)
+        .bind(after)
+        .bind(last)
+        .bind(ItemStatus::Pending.code())
+        .bind(&ids)
+        // Planned with these bounds, so that only their partitions are opened.
+        .persistent(false)
+        .fetch_all(pool)
+        .await?;
+        pending.extend(rows);
+    }
 
     let mut outcomes = Vec::new();
     if sent > 0 {
@@ -118,6 +133,7 @@ pub async fn report(pool: &PgPool, key: &CampaignKey, failed_limit: i64) -> Resu
             items,
         });
     }
+    let failed_classes = top_errors.len();
     let mut by_class: Vec<OutcomeCount> = Vec::new();
     for (class, error, items, retried) in pending {
         match by_class.iter_mut().find(|o| o.class == class) {
@@ -132,12 +148,19 @@ pub async fn report(pool: &PgPool, key: &CampaignKey, failed_limit: i64) -> Resu
                 retried,
             }),
         }
-        if let Some(error) = error {
-            top_errors.push(ErrorCount {
+        let Some(error) = error else { continue };
+        // Pending errors count by class and message, across the open pages.
+        match top_errors
+            .iter_mut()
+            .skip(failed_classes)
+            .find(|e| e.class == class && e.error == error)
+        {
+            Some(e) => e.items += items,
+            None => top_errors.push(ErrorCount {
                 class,
                 error,
                 items,
-            });
+            }),
         }
     }
     by_class.sort_by(|a, b| b.items.cmp(&a.items).then_with(|| a.class.cmp(&b.class)));

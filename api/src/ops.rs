@@ -119,18 +119,15 @@ impl Metrics {
             "Reads of watched campaigns: one per campaign per look, shared by its streams",
         )
         .expect("valid metric");
-        registry
-            .register(Box::new(requests.clone()))
-            .expect("registered once");
-        registry
-            .register(Box::new(latency.clone()))
-            .expect("registered once");
-        registry
-            .register(Box::new(streams.clone()))
-            .expect("registered once");
-        registry
-            .register(Box::new(looks.clone()))
-            .expect("registered once");
+        let collectors: [Box<dyn prometheus::core::Collector>; 4] = [
+            Box::new(requests.clone()),
+            Box::new(latency.clone()),
+            Box::new(streams.clone()),
+            Box::new(looks.clone()),
+        ];
+        for collector in collectors {
+            registry.register(collector).expect("registered once");
+        }
         Self {
             registry,
             requests,

@@ -19,7 +19,12 @@ use crate::{InvalidInput, types::invalid};
 /// requests are signed with `HERALD_WEBHOOK_SECRET` instead.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct WebhookUrl(String);
+pub struct WebhookUrl {
+    /// As the operator wrote it: what the report shows.
+    given: String,
+    /// Parsed once: a worker sends to it for every recipient.
+    url: url::Url,
+}
 
 impl WebhookUrl {
     pub const MAX_LEN: usize = 2_048;
@@ -61,25 +66,25 @@ impl WebhookUrl {
         if url.host().is_none() {
             return Err(invalid(format!("the webhook URL {s:?} has no host")));
         }
-        // Kept as given: it is what the operator wrote, and what the report shows.
-        Ok(Self(s.to_owned()))
+        Ok(Self {
+            given: s.to_owned(),
+            url,
+        })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.given
     }
 
-    /// The parsed URL (it parsed when this was made).
-    pub fn url(&self) -> url::Url {
-        url::Url::parse(&self.0).expect("a WebhookUrl parses")
+    pub fn url(&self) -> &url::Url {
+        &self.url
     }
 
     /// The host as given (a name, or an address without its brackets), and the port,
     /// explicit or the scheme's.
     pub fn host_port(&self) -> (Host, u16) {
-        let url = self.url();
-        let port = url.port_or_known_default().unwrap_or(80);
-        let host = match url.host().expect("a WebhookUrl has a host") {
+        let port = self.url.port_or_known_default().unwrap_or(80);
+        let host = match self.url.host().expect("a WebhookUrl has a host") {
             url::Host::Domain(d) => Host::Name(d.trim_end_matches('.').to_ascii_lowercase()),
             url::Host::Ipv4(a) => Host::Ip(IpAddr::V4(a)),
             url::Host::Ipv6(a) => Host::Ip(IpAddr::V6(a)),
@@ -104,13 +109,13 @@ impl TryFrom<String> for WebhookUrl {
 
 impl From<WebhookUrl> for String {
     fn from(u: WebhookUrl) -> String {
-        u.0
+        u.given
     }
 }
 
 impl std::fmt::Display for WebhookUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.given)
     }
 }
 

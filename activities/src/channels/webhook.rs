@@ -138,7 +138,7 @@ impl Deliver for Webhook {
         let signature = self.sign(&id, timestamp, &body);
         let response = self
             .client
-            .post(url.as_str())
+            .post(url.url().clone())
             .header("content-type", "application/json")
             .header("webhook-id", &id)
             .header("webhook-timestamp", timestamp.to_string())

@@ -20,8 +20,8 @@ use herald_wire::{
 };
 use herald_workflows::CampaignWorkflow;
 use temporalio_client::{
-    Client, WorkflowDescribeOptions, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
-    WorkflowStartOptions,
+    Client, WorkflowDescribeOptions, WorkflowFetchHistoryOptions, WorkflowIdConflictPolicy,
+    WorkflowIdReusePolicy, WorkflowStartOptions,
     errors::{WorkflowInteractionError, WorkflowStartError},
 };
 
@@ -127,10 +127,7 @@ impl Control {
             .await
         {
             if let WorkflowStartError::AlreadyStarted { .. } = e {
-                // Not ours (the row is new): a campaign of another ledger used this key on
-                // this Temporal namespace.
-                campaigns::delete_unstarted(&self.db, &key).await.ok();
-                return Err(ControlError::Store(StoreError::DuplicateKey(key)));
+                return self.started_by_another(client, key, &spec).await;
             }
             return Err(match self.started(client, &key).await {
                 Started::Yes => {
@@ -298,6 +295,66 @@ impl Control {
             total: view.total,
             already: Some(view.status),
         })
+    }
+
+    /// The workflow of a key this launch has just created the row for exists already. The
+    /// same launch racing this one (a double click, a client's retry) may have found the
+    /// row and started it first: then it is this campaign, and the row stays. Only a
+    /// workflow started with another spec (a campaign of another ledger on this Temporal
+    /// namespace) means the key is taken, and the new row is removed.
+    async fn started_by_another(
+        &self,
+        client: &Client,
+        key: CampaignKey,
+        spec: &CampaignSpec,
+    ) -> Result<Launched> {
+        match self.workflow_spec(client, &key).await {
+            Ok(Some(theirs)) if &theirs == spec => {
+                let view = self.campaign(&key).await?;
+                Ok(Launched {
+                    key,
+                    total: view.total,
+                    already: Some(view.status),
+                })
+            }
+            Ok(_) => {
+                campaigns::delete_unstarted(&self.db, &key).await?;
+                Err(ControlError::Store(StoreError::DuplicateKey(key)))
+            }
+            Err(why) => Err(ControlError::Temporal {
+                action: format!("checking campaign {key}'s workflow"),
+                reason: format!(
+                    "{why}; the campaign is kept: run the same launch again to find out \
+                     (it never sends twice)"
+                ),
+            }),
+        }
+    }
+
+    /// The spec the campaign's workflow was started with (its latest run's input), `None`
+    /// when its input is not a campaign's.
+    async fn workflow_spec(
+        &self,
+        client: &Client,
+        key: &CampaignKey,
+    ) -> std::result::Result<Option<CampaignSpec>, String> {
+        use futures::StreamExt;
+        use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
+        let handle = client.get_workflow_handle::<CampaignWorkflow>(names::workflow_id(key));
+        let mut history = handle.fetch_history(WorkflowFetchHistoryOptions::default());
+        let first = history
+            .next()
+            .await
+            .ok_or("the workflow has no history")?
+            .map_err(|e| format!("asking Temporal failed: {e}"))?;
+        let Some(Attributes::WorkflowExecutionStartedEventAttributes(started)) = first.attributes
+        else {
+            return Ok(None);
+        };
+        let input = started.input.and_then(|i| i.payloads.into_iter().next());
+        Ok(input
+            .and_then(|p| serde_json::from_slice::<CampaignInput>(&p.data).ok())
+            .map(|input| input.spec))
     }
 
     /// Start the campaign's workflow. A launch refuses a workflow id used before

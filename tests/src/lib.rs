@@ -103,7 +103,8 @@ fn base_database_url() -> String {
     services().database_url
 }
 
-fn temporal_address() -> String {
+/// The Temporal frontend the tests use (host:port).
+pub fn temporal_address() -> String {
     services().temporal_address
 }
 

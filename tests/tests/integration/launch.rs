@@ -291,3 +291,62 @@ async fn saved_audiences_and_the_dry_run_count_what_sql_counts() {
     assert_eq!(again.status, StatusCode::OK, "{}", again.text);
     assert_eq!(again.body["total"], members);
 }
+
+/// Two launches of one key at once (a double click on Launch, a client retrying on a short
+/// timeout) are one campaign. One API reaches Temporal 150 ms away and the other next to
+/// it, so the second often finds the first's new row and starts the workflow while the
+/// first's start is still on its way; the first must then find its own campaign running,
+/// not delete the row of a campaign that runs. Half the keys are scheduled: their row is
+/// what the workflow sends from when the time comes.
+#[tokio::test]
+async fn racing_launches_of_one_key_are_one_campaign() {
+    use herald_tests::{proxy::CutProxy, temporal_address};
+    const PAIRS: usize = 200;
+    const AT_ONCE: usize = 20;
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(3, "race");
+    let proxy = CutProxy::with_delay(&temporal_address(), Duration::from_millis(75));
+    let through = format!("127.0.0.1:{}", proxy.port());
+    let far = app
+        .api_with_env(&[("TEMPORAL_ADDRESS", &through)])
+        .await
+        .unwrap();
+    let near = app.api().await.unwrap();
+    let send_at = (chrono::Utc::now() + chrono::Duration::seconds(40)).to_rfc3339();
+    let prefix = unique("race");
+    let keys: Vec<String> = (0..PAIRS).map(|i| format!("{prefix}-{i}")).collect();
+    for chunk in keys.chunks(AT_ONCE) {
+        let pairs = chunk.iter().enumerate().map(|(i, key)| {
+            let mut body = json!({"key": key, "title": "t", "body": "b", "segment": "race"});
+            if i % 2 == 1 {
+                body["send_at"] = json!(send_at);
+            }
+            let (far, near) = (&far, &near);
+            async move {
+                let (a, b) = tokio::join!(
+                    far.post("/v1/campaigns", body.clone()),
+                    near.post("/v1/campaigns", body)
+                );
+                (key, a, b)
+            }
+        });
+        for (key, a, b) in futures::future::join_all(pairs).await {
+            for answer in [&a, &b] {
+                assert!(answer.status.is_success(), "{key}: {answer:?}");
+                assert_eq!(answer.body["key"], key.as_str(), "{key}: {answer:?}");
+            }
+        }
+    }
+    assert_eq!(campaigns(&app).await, PAIRS as i64, "a row per key");
+    // Every campaign runs, the scheduled ones too: each reaches its 3 recipients once.
+    for key in &keys {
+        app.wait_status(key, CampaignStatus::Completed, Duration::from_secs(120))
+            .await
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+    }
+    let items: i64 = sqlx::query_scalar("SELECT count(*) FROM message_items")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(items, 3 * PAIRS as i64);
+}

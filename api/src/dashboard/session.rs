@@ -91,12 +91,43 @@ pub(super) fn encode(s: &str) -> String {
         .collect()
 }
 
-/// Where to go after signing in: a path on this server only.
+/// Where to go after signing in: a path on this server only. `next` must be a relative
+/// reference made of a path (and a query) with no authority: it starts with one `/`, and
+/// holds only the characters a URL may carry unescaped, so that no browser can read it as
+/// another host. Browsers drop tabs and newlines and read `\` as `/` (WHATWG URL parsing):
+/// `/<TAB>/evil.example` would be `//evil.example`. Escapes that decode to a control
+/// character, a backslash or (in the path) a slash are refused too, for whatever decodes
+/// the path again on the way.
 pub(super) fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n) if is_local_path(n) => n,
         _ => "/campaigns",
     }
+}
+
+fn is_local_path(n: &str) -> bool {
+    const ALLOWED: &[u8] = b"-._~!$&'()*+,;=:@/?%";
+    let Some(rest) = n.strip_prefix('/') else {
+        return false;
+    };
+    if n.len() > 2_048 || rest.starts_with('/') {
+        return false;
+    }
+    let query_at = n.find('?').unwrap_or(n.len());
+    let bytes = n.as_bytes();
+    bytes.iter().enumerate().all(|(i, &b)| {
+        if b != b'%' {
+            return b.is_ascii_alphanumeric() || ALLOWED.contains(&b);
+        }
+        let escaped = bytes
+            .get(i + 1..i + 3)
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(c) => !(c.is_ascii_control() || c == b'\\' || (c == b'/' && i < query_at)),
+            None => false,
+        }
+    })
 }
 
 #[derive(Deserialize)]
@@ -200,12 +231,35 @@ mod tests {
     #[test]
     fn next_stays_on_this_server() {
         assert_eq!(safe_next(Some("/campaigns/a?x=1")), "/campaigns/a?x=1");
+        assert_eq!(
+            safe_next(Some("/campaigns?status=paused&q=a%20b")),
+            "/campaigns?status=paused&q=a%20b"
+        );
         for bad in [
             "//evil.example",
             "https://evil.example",
             "/\\evil",
             "",
             "campaigns",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r/evil.example",
+            "/\t\t//evil.example",
+            "/%2F/evil.example",
+            "/%2f/evil.example",
+            "/%5C/evil.example",
+            "/%5c%5cevil.example",
+            "/%09/evil.example",
+            "/%0A/evil.example",
+            "/%0d%0a/evil.example",
+            "/%",
+            "/%zz",
+            "/campaigns evil",
+            "/campaigns\"",
+            "/campaigns<x>",
+            "/\u{a0}/evil.example",
+            "javascript:alert(1)",
+            "/ /evil.example",
         ] {
             assert_eq!(safe_next(Some(bad)), "/campaigns", "{bad}");
         }

@@ -1133,3 +1133,92 @@ async fn the_list_pages_through_every_campaign_and_its_stream_follows_the_page()
         "the newest stay on the first page"
     );
 }
+
+/// After signing in, the dashboard sends the operator back to where they were going, and
+/// only ever to a path on this server: none of the tricks by which a browser reads a path as
+/// another host (tabs and newlines it drops, backslashes it reads as slashes, escapes that
+/// something decodes again) gets through, and none makes the sign-in fail.
+#[tokio::test]
+async fn a_sign_in_sends_back_only_to_a_path_on_this_server() {
+    let app = TestApp::spawn().await.unwrap();
+    let api = app.api().await.unwrap();
+    let http = plain();
+    let home = url::Url::parse(&format!("{}/", api.base)).unwrap();
+    let tricks = [
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/\r\n/evil.example",
+        "/\t\t/\t/evil.example",
+        "//evil.example",
+        "///evil.example",
+        "/\\evil.example",
+        "\\/evil.example",
+        "/\\/evil.example",
+        "/%2F/evil.example",
+        "/%2f%2fevil.example",
+        "/%5C/evil.example",
+        "/%09/evil.example",
+        "/%0A/evil.example",
+        "/%0d%0a/evil.example",
+        "https://evil.example/",
+        "http:evil.example",
+        "javascript:alert(1)",
+        " /campaigns",
+        "/campaigns\u{0}",
+        "/%",
+        "evil.example",
+    ];
+    for next in tricks {
+        let mut page = url::Url::parse(&api.url("/sign-in")).unwrap();
+        page.query_pairs_mut().append_pair("next", next);
+        let page = http.get(page.as_str()).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK, "sign-in page for {next:?}");
+        let signed = http
+            .post(api.url("/sign-in"))
+            .form_body(&[("token", TOKEN), ("next", next)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed.status(), StatusCode::SEE_OTHER, "{next:?}");
+        let to = signed.headers()[header::LOCATION].to_str().unwrap();
+        assert_eq!(to, "/campaigns", "{next:?}");
+    }
+    // Where an operator was going is kept, its query too; a browser reads it as this server.
+    for kept in [
+        "/campaigns/spring-sale",
+        "/campaigns?status=paused&q=a%20b",
+        "/launch",
+    ] {
+        let signed = http
+            .post(api.url("/sign-in"))
+            .form_body(&[("token", TOKEN), ("next", kept)])
+            .send()
+            .await
+            .unwrap();
+        let to = signed.headers()[header::LOCATION].to_str().unwrap();
+        assert_eq!(to, kept);
+        let resolved = home.join(to).unwrap();
+        assert_eq!(resolved.origin(), home.origin(), "{kept}");
+    }
+
+    // The same in a browser: a link to the sign-in with a tab in `next` lands on this
+    // server's campaigns after signing in.
+    let browser = Browser::start(&api.base, 1000, 700).await.unwrap();
+    for next in ["/%09/evil.example", "/%5C/evil.example", "/\\evil.example"] {
+        browser
+            .open(&format!("/sign-in?next={next}"))
+            .await
+            .unwrap();
+        browser.wait_for("#token", WAIT).await.unwrap();
+        browser.fill("#token", TOKEN).await.unwrap();
+        browser
+            .click("form.card button[type=submit]")
+            .await
+            .unwrap();
+        let arrived = herald_tests::wait_until(WAIT, || async {
+            browser.path().await.is_ok_and(|p| p == "/campaigns")
+        })
+        .await;
+        assert!(arrived.is_ok(), "{next}: at {:?}", browser.path().await);
+    }
+}

@@ -64,6 +64,8 @@ pub struct AppState {
     pub control: Arc<Control>,
     pub auth: Arc<auth::Auth>,
     pub metrics: Arc<ops::Metrics>,
+    /// The last readiness check, shared by every `/readyz`.
+    pub readiness: Arc<ops::Readiness>,
     pub request_timeout: Duration,
     /// Turns `true` when the server is shutting down: event streams end.
     pub shutdown: watch::Receiver<bool>,

@@ -65,6 +65,7 @@ async fn run(config: ApiConfig) -> anyhow::Result<()> {
             config.inbox_secret.clone(),
         )),
         metrics: Arc::new(Metrics::new()),
+        readiness: Default::default(),
         request_timeout: config.api_request_timeout,
         shutdown,
         temporal_ui: config.temporal_ui.trim_end_matches('/').into(),
@@ -73,6 +74,14 @@ async fn run(config: ApiConfig) -> anyhow::Result<()> {
     };
     if config.api_token.is_none() {
         tracing::warn!("HERALD_API_DEV: serving without a token; every caller is a service");
+    }
+    if let Some(addr) = config.api_metrics_addr {
+        let metrics = TcpListener::bind(addr).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {addr} ({e}); set HERALD_API_METRICS_ADDR")
+        })?;
+        let app = herald_api::ops::metrics_app(state.clone());
+        tokio::spawn(async move { axum::serve(metrics, app).await });
+        tracing::info!(%addr, "metrics served without a key");
     }
     tracing::info!(addr = %config.api_addr, "herald-api listening");
     let grace = config.shutdown_grace;

@@ -3,7 +3,7 @@
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use axum::{
@@ -18,8 +18,11 @@ use prometheus::{
 use tracing::Instrument;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use herald_control::Control;
+
 use crate::{
     AppState,
+    auth::Service,
     error::{ApiError, ApiResult, ErrorBody},
     schema::Health,
 };
@@ -39,26 +42,76 @@ async fn healthz() -> axum::Json<Health> {
     })
 }
 
-/// Ready: PostgreSQL and Temporal both answer now.
+/// Ready: PostgreSQL and Temporal both answered within the last second. Open to anyone, so
+/// the services are asked at most once a second however often it is called.
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, description = "A service does not answer", body = ErrorBody))
 )]
 async fn readyz(State(state): State<AppState>) -> ApiResult<axum::Json<Health>> {
-    state.control.ready().await?;
+    state.readiness.check(&state.control).await?;
     Ok(axum::Json(Health {
         status: "ready".into(),
     }))
 }
 
+/// How long one readiness check answers for.
+pub const READY_EVERY: Duration = Duration::from_secs(1);
+
+/// The last readiness check and when it ran. Callers within [`READY_EVERY`] of it get its
+/// answer; one that comes later runs the next check while the others wait for it, so a
+/// burst of callers costs one query and one Temporal call.
+#[derive(Default)]
+pub struct Readiness {
+    last: tokio::sync::Mutex<Option<(Instant, ApiResult<()>)>>,
+    checks: AtomicU64,
+}
+
+impl Readiness {
+    pub async fn check(&self, control: &Control) -> ApiResult<()> {
+        let mut last = self.last.lock().await;
+        if let Some((at, answer)) = last.as_ref()
+            && at.elapsed() < READY_EVERY
+        {
+            return answer.clone();
+        }
+        self.checks.fetch_add(1, Ordering::Relaxed);
+        let answer = control.ready().await.map_err(ApiError::from);
+        *last = Some((Instant::now(), answer.clone()));
+        answer
+    }
+
+    /// Checks run so far.
+    pub fn checks(&self) -> u64 {
+        self.checks.load(Ordering::Relaxed)
+    }
+}
+
 /// Prometheus metrics: requests by route, method and status, and their latency; the event
-/// streams open, and the reads of watched campaigns (one per campaign per look, however
-/// many streams follow it).
+/// streams open, the reads of watched campaigns (one per campaign per look, however many
+/// streams follow it) and the readiness checks run. A service's key is needed here; with
+/// `HERALD_API_METRICS_ADDR` they are also served, to anyone who can reach that address,
+/// on a listener of their own.
 #[utoipa::path(
     get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String))
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+        (status = 401, body = ErrorBody),
+    ),
+    security(("bearer" = []))
 )]
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(_: Service, State(state): State<AppState>) -> Response {
+    prometheus_text(State(state)).await
+}
+
+/// The metrics alone, for `HERALD_API_METRICS_ADDR`.
+pub fn metrics_app(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/metrics", axum::routing::get(prometheus_text))
+        .with_state(state)
+}
+
+async fn prometheus_text(State(state): State<AppState>) -> Response {
     let m = &state.metrics;
     m.streams
         .set((state.max_streams - state.streams.available_permits()) as i64);
@@ -68,6 +121,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
         let _one = m.catching_up.lock().expect("the metrics' lock");
         let looks = state.control.campaign_looks();
         m.looks.inc_by(looks.saturating_sub(m.looks.get()));
+        let checks = state.readiness.checks();
+        m.ready_checks
+            .inc_by(checks.saturating_sub(m.ready_checks.get()));
     }
     let mut text = Vec::new();
     prometheus::TextEncoder::new()
@@ -90,6 +146,7 @@ pub struct Metrics {
     latency: HistogramVec,
     streams: IntGauge,
     looks: IntCounter,
+    ready_checks: IntCounter,
     catching_up: std::sync::Mutex<()>,
 }
 
@@ -119,11 +176,17 @@ impl Metrics {
             "Reads of watched campaigns: one per campaign per look, shared by its streams",
         )
         .expect("valid metric");
-        let collectors: [Box<dyn prometheus::core::Collector>; 4] = [
+        let ready_checks = IntCounter::new(
+            "herald_api_ready_checks_total",
+            "Readiness checks that asked PostgreSQL and Temporal (at most one a second)",
+        )
+        .expect("valid metric");
+        let collectors: [Box<dyn prometheus::core::Collector>; 5] = [
             Box::new(requests.clone()),
             Box::new(latency.clone()),
             Box::new(streams.clone()),
             Box::new(looks.clone()),
+            Box::new(ready_checks.clone()),
         ];
         for collector in collectors {
             registry.register(collector).expect("registered once");
@@ -134,6 +197,7 @@ impl Metrics {
             latency,
             streams,
             looks,
+            ready_checks,
             catching_up: std::sync::Mutex::new(()),
         }
     }

@@ -1,6 +1,6 @@
 //! Herald's one configuration: every setting of every binary, with its environment variable
-//! and default, as clap arguments, so that `--help` documents it and the README's table is
-//! generated from it ([`reference_table`]; a test keeps the README in step).
+//! and default, as clap arguments, so that `--help` documents it and docs/configuration.md's
+//! table is generated from it ([`reference_table`]; a test keeps the page in step).
 
 use std::{
     net::{Ipv4Addr, Ipv6Addr},
@@ -299,6 +299,10 @@ pub struct ApiConfig {
     /// Where the HTTP API listens, `host:port`
     #[arg(long, env = "HERALD_API_ADDR", default_value = "127.0.0.1:8080")]
     pub api_addr: std::net::SocketAddr,
+    /// Where the HTTP API also serves `/metrics` to anyone, without a key, `host:port` (an
+    /// address only Prometheus reaches); unset: `/metrics` on HERALD_API_ADDR needs a key
+    #[arg(long, env = "HERALD_API_METRICS_ADDR")]
+    pub api_metrics_addr: Option<std::net::SocketAddr>,
     /// The bearer token services present to the HTTP API (at least 16 characters); required
     /// unless HERALD_API_DEV allows none
     #[arg(long, env = "HERALD_API_TOKEN", hide_env_values = true)]
@@ -507,12 +511,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_readme_shows_the_configuration_as_the_code_defines_it() {
-        let readme = include_str!("../../README.md");
+    fn the_docs_show_the_configuration_as_the_code_defines_it() {
+        let docs = include_str!("../../docs/configuration.md");
         let table = reference_table();
         assert!(
-            readme.contains(&table),
-            "README.md's configuration table is out of date; it should read:\n{table}"
+            docs.contains(&table),
+            "docs/configuration.md's table is out of date; it should read:\n{table}"
         );
     }
 

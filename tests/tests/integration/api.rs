@@ -889,7 +889,7 @@ async fn the_served_document_describes_exactly_the_routes_that_answer() {
         let a = api.call(Method::GET, undocumented, Some(TOKEN), None).await;
         assert_eq!(a.status, StatusCode::NOT_FOUND, "{undocumented}");
     }
-    let metrics = api.call(Method::GET, "/metrics", None, None).await;
+    let metrics = api.call(Method::GET, "/metrics", Some(TOKEN), None).await;
     assert!(
         metrics.text.contains("route=\"unmatched\""),
         "paths no route matched are counted under one label, never by their text: {}",
@@ -956,7 +956,7 @@ async fn the_api_refuses_to_start_open_and_stops_cleanly_on_sigterm() {
 
 /// A metric's value in the API's Prometheus text.
 async fn metric(api: &ApiServer, name: &str) -> i64 {
-    let metrics = api.call(Method::GET, "/metrics", None, None).await;
+    let metrics = api.call(Method::GET, "/metrics", Some(TOKEN), None).await;
     metrics
         .text
         .lines()
@@ -1039,4 +1039,64 @@ async fn event_streams_share_their_reads_and_are_bounded() {
         metric(&api, "herald_api_campaign_looks_total").await - idle <= 1,
         "an unwatched campaign is still read"
     );
+}
+
+/// What anyone may call costs little however often it is called: `/readyz` asks the services
+/// at most once a second, `/metrics` needs a key, or an address of its own.
+#[tokio::test]
+async fn probes_are_cheap_and_metrics_need_a_key() {
+    let app = TestApp::spawn().await.unwrap();
+    let port = herald_tests::api::free_port().unwrap();
+    let scrape = format!("127.0.0.1:{port}");
+    let api = app
+        .api_with_env(&[("HERALD_API_METRICS_ADDR", &scrape)])
+        .await
+        .unwrap();
+
+    let open = api.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(open.status, StatusCode::UNAUTHORIZED, "{}", open.text);
+    assert_eq!(open.code(), "unauthorized");
+    let user = api
+        .call(Method::GET, "/metrics", Some(&user_token(1)), None)
+        .await;
+    assert_eq!(user.status, StatusCode::FORBIDDEN, "{}", user.text);
+    let scraped = reqwest::get(format!("http://{scrape}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(scraped.status(), StatusCode::OK);
+    assert!(
+        scraped
+            .text()
+            .await
+            .unwrap()
+            .contains("herald_api_ready_checks_total"),
+        "the scrape address serves the metrics"
+    );
+    let elsewhere = reqwest::get(format!("http://{scrape}/v1/campaigns"))
+        .await
+        .unwrap();
+    assert_eq!(
+        elsewhere.status(),
+        StatusCode::NOT_FOUND,
+        "only the metrics there"
+    );
+
+    // A burst of anonymous probes: a check a second at most.
+    let before = metric(&api, "herald_api_ready_checks_total").await;
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        let probes = (0..40).map(|_| api.call(Method::GET, "/readyz", None, None));
+        for answer in futures::future::join_all(probes).await {
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+            assert_eq!(answer.body["status"], "ready");
+        }
+    }
+    let seconds = started.elapsed().as_secs() as i64;
+    let checks = metric(&api, "herald_api_ready_checks_total").await - before;
+    assert!(
+        checks <= seconds + 1,
+        "200 probes in {seconds} s made {checks} checks"
+    );
+    let alive = api.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(alive.status, StatusCode::OK);
 }

@@ -1,30 +1,38 @@
 //! Who may call what.
 //!
-//! - **Services** present `Authorization: Bearer <HERALD_API_TOKEN>` and may call everything.
+//! - **Services** present `Authorization: Bearer <key>`: a key made with `herald keys create`
+//!   (`hk_…`, with scopes: read, operate, launch, admin), or `HERALD_API_TOKEN`, the
+//!   bootstrap admin key (acting as `api-token`). A route needs one scope ([`Can`]); `admin`
+//!   allows every route.
 //! - **Apps** may call one user's inbox with that user's token: the lowercase hex of
 //!   HMAC-SHA256(key = `HERALD_INBOX_SECRET`, message = the user id in decimal), computed by
 //!   the app's backend. It opens `/v1/users/{id}/…` for that id only.
+//! - **Operators** sign in to the dashboard with a key and then carry a session cookie
+//!   (`herald_session`: HttpOnly, SameSite=Strict), a random value whose hash is a row in
+//!   `api_sessions`. Signing out ends it wherever the cookie was copied to; revoking its key
+//!   (or changing `HERALD_API_TOKEN`, for a session of that token) ends it too; it expires
+//!   after [`SESSION_HOURS`]. The cookie acts as its key, but a request that changes
+//!   something (not GET or HEAD) must also carry the session's CSRF token in `X-CSRF-Token`.
 //!
-//! - **Operators** sign in to the dashboard with the service token and then carry a session
-//!   cookie (`herald_session`: HttpOnly, SameSite=Strict), a stateless value that expires
-//!   after [`SESSION_HOURS`]: its expiry and an HMAC of it keyed by the service token, so it
-//!   holds across restarts and API instances, and changing the token ends every session. The
-//!   cookie opens the service routes like the token, but a request that changes something
-//!   (not GET or HEAD) must also carry the session's CSRF token in `X-CSRF-Token`.
-//!
-//! Answers: no token, a token that is not Bearer, or one that is neither the service token
-//! nor shaped like a user token → 401. A user token on another user's inbox, or on a service
-//! route → 403. (A token of a user token's shape that matches the path's user is accepted;
-//! one that does not cannot be told from another user's, since tokens do not say whose they
-//! are, so it gets 403 too.) Comparisons are constant-time, and tokens are never logged.
+//! Answers: no token, a token that is not Bearer, a key that is unknown or revoked → 401. A
+//! key without the route's scope → 403. A user token on another user's inbox, or on a
+//! service route → 403. (A token of a user token's shape that matches the path's user is
+//! accepted; one that does not cannot be told from another user's, since tokens do not say
+//! whose they are, so it gets 403 too.) Comparisons of secrets are constant-time or by
+//! their SHA-256, and they are never logged.
+
+use std::marker::PhantomData;
 
 use axum::{
     extract::FromRequestParts,
     http::{HeaderMap, header, request::Parts},
 };
+use herald_wire::keys::{API_TOKEN_ACTOR, Actor, DEV_ACTOR, Scope};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
+
+pub use herald_control::keys::SESSION_HOURS;
 
 use crate::{
     AppState,
@@ -33,25 +41,23 @@ use crate::{
 
 /// The name of the dashboard's session cookie.
 pub const SESSION_COOKIE: &str = "herald_session";
-/// How long a dashboard session lasts.
-pub const SESSION_HOURS: i64 = 12;
 /// The header that carries a session's CSRF token on requests that change something.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// The API's secrets.
 pub struct Auth {
-    /// `None`: development mode, every caller is a service.
+    /// `None`: development mode, every caller is an admin.
     service_token: Option<String>,
     inbox_secret: Option<String>,
-    /// Keys CSRF tokens in development mode, where there is no service token: random, per
-    /// process.
-    dev_key: String,
+    /// Keys CSRF tokens: the service token, shared by every instance of the API (a form
+    /// served by one may be posted to another); in development mode, random per process.
+    csrf_key: String,
 }
 
-enum Caller {
-    Service,
-    /// A signed-in dashboard session, by its cookie.
-    Session(String),
+pub enum Caller {
+    Key(Actor),
+    /// A signed-in dashboard session: who, and its cookie.
+    Session(Actor, String),
     /// Shaped like a user token; whose is checked against the path.
     UserToken(String),
 }
@@ -59,9 +65,11 @@ enum Caller {
 impl Auth {
     pub fn new(service_token: Option<String>, inbox_secret: Option<String>) -> Self {
         Self {
+            csrf_key: service_token
+                .clone()
+                .unwrap_or_else(|| herald_control::keys::random_hex(32)),
             service_token,
             inbox_secret,
-            dev_key: random_hex(32),
         }
     }
 
@@ -70,46 +78,36 @@ impl Auth {
         self.service_token.is_some()
     }
 
-    /// Whether `token` is the service token (what an operator signs in with).
-    pub fn is_service_token(&self, token: &str) -> bool {
-        self.service_token
-            .as_deref()
-            .is_some_and(|t| bool::from(token.trim().as_bytes().ct_eq(t.as_bytes())))
+    /// The bootstrap token, to check the sessions opened with it.
+    pub fn api_token(&self) -> Option<&str> {
+        self.service_token.as_deref()
     }
 
-    /// A new session for a signed-in operator, valid for [`SESSION_HOURS`] from `now` (unix
-    /// seconds). `None` in development mode, where nobody signs in.
-    pub fn new_session(&self, now: i64) -> Option<String> {
-        let key = self.service_token.as_deref()?;
-        let expires = now + SESSION_HOURS * 3600;
-        Some(format!(
-            "v1.{expires}.{}",
-            mac_hex(key, &format!("session|{expires}"))
-        ))
+    /// Who a presented key is: the bootstrap token, a key of `herald keys`, or nobody.
+    pub async fn key(&self, state: &AppState, token: &str) -> ApiResult<Option<Actor>> {
+        let token = token.trim();
+        match &self.service_token {
+            None => return Ok(Some(Actor::admin(DEV_ACTOR))),
+            Some(t) if bool::from(token.as_bytes().ct_eq(t.as_bytes())) => {
+                return Ok(Some(Actor::admin(API_TOKEN_ACTOR)));
+            }
+            Some(_) => {}
+        }
+        Ok(state.control.key(token).await?)
     }
 
-    /// Whether a session cookie's value is one of ours and has not expired at `now`.
-    pub fn session_valid(&self, value: &str, now: i64) -> bool {
-        let Some(key) = self.service_token.as_deref() else {
-            return false;
-        };
-        let mut parts = value.splitn(3, '.');
-        let (Some("v1"), Some(expires), Some(mac)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return false;
-        };
-        let Ok(at) = expires.parse::<i64>() else {
-            return false;
-        };
-        let expected = mac_hex(key, &format!("session|{at}"));
-        at > now && bool::from(mac.as_bytes().ct_eq(expected.as_bytes()))
+    /// Who a session cookie signs in, if its session is open.
+    pub async fn session(&self, state: &AppState, cookie: &str) -> ApiResult<Option<Actor>> {
+        Ok(state.control.session(cookie, self.api_token()).await?)
     }
 
     /// The CSRF token of a session (`None`: development mode's one anonymous session). Forms
     /// carry it in a hidden field, scripts in [`CSRF_HEADER`].
     pub fn csrf_token(&self, session: Option<&str>) -> String {
-        let key = self.service_token.as_deref().unwrap_or(&self.dev_key);
-        mac_hex(key, &format!("csrf|{}", session.unwrap_or("dev")))
+        mac_hex(
+            &self.csrf_key,
+            &format!("csrf|{}", session.unwrap_or("dev")),
+        )
     }
 
     /// Whether `token` is the CSRF token of `session`.
@@ -117,18 +115,18 @@ impl Auth {
         bool::from(token.as_bytes().ct_eq(self.csrf_token(session).as_bytes()))
     }
 
-    fn caller(&self, headers: &HeaderMap) -> ApiResult<Caller> {
+    async fn caller(&self, state: &AppState, headers: &HeaderMap) -> ApiResult<Caller> {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             if self.service_token.is_none() {
-                return Ok(Caller::Service);
+                return Ok(Caller::Key(Actor::admin(DEV_ACTOR)));
             }
-            if let Some(session) = session_cookie(headers)
-                && self.session_valid(session, chrono::Utc::now().timestamp())
+            if let Some(cookie) = session_cookie(headers)
+                && let Some(actor) = self.session(state, cookie).await?
             {
-                return Ok(Caller::Session(session.to_owned()));
+                return Ok(Caller::Session(actor, cookie.to_owned()));
             }
             return Err(ApiError::unauthorized(
-                "no credentials: send `Authorization: Bearer <token>`",
+                "no credentials: send `Authorization: Bearer <key>`",
             ));
         };
         let token = value
@@ -139,19 +137,17 @@ impl Auth {
                 scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
             })
             .ok_or_else(|| {
-                ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
+                ApiError::unauthorized("the Authorization header must be `Bearer <key>`")
             })?;
-        match &self.service_token {
-            None => return Ok(Caller::Service),
-            Some(expected) if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) => {
-                return Ok(Caller::Service);
-            }
-            Some(_) => {}
+        if let Some(actor) = self.key(state, token).await? {
+            return Ok(Caller::Key(actor));
         }
         if self.inbox_secret.is_some() && is_user_token_shaped(token) {
             return Ok(Caller::UserToken(token.to_owned()));
         }
-        Err(ApiError::unauthorized("the token is not valid"))
+        Err(ApiError::unauthorized(
+            "the key is not valid (unknown, or revoked)",
+        ))
     }
 
     /// Whether `token` is `user`'s inbox token.
@@ -187,16 +183,6 @@ fn mac_hex(key: &str, message: &str) -> String {
         .collect()
 }
 
-/// `bytes` random bytes from the kernel, in hex.
-fn random_hex(bytes: usize) -> String {
-    use std::io::Read;
-    let mut buf = vec![0u8; bytes];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .expect("/dev/urandom is readable");
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A user's inbox token: lowercase hex of HMAC-SHA256(secret, user id in decimal).
 pub fn user_token(secret: &str, user: i64) -> String {
     mac_hex(secret, &user.to_string())
@@ -209,37 +195,80 @@ fn is_user_token_shaped(token: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// A handler that only services may call.
-pub struct Service;
+/// The scope a route needs, as a type: `Can<Operate>`.
+pub trait Needs {
+    const SCOPE: Scope;
+}
 
-impl FromRequestParts<AppState> for Service {
+macro_rules! scopes {
+    ($($name:ident => $scope:expr),* $(,)?) => {$(
+        pub struct $name;
+        impl Needs for $name {
+            const SCOPE: Scope = $scope;
+        }
+    )*};
+}
+
+scopes! {
+    Read => Scope::Read,
+    Operate => Scope::Operate,
+    Launch => Scope::Launch,
+    Admin => Scope::Admin,
+}
+
+/// A handler a key (or a session) with scope `S` may call; holds who called.
+pub struct Can<S>(pub Actor, PhantomData<S>);
+
+impl<S: Needs> FromRequestParts<AppState> for Can<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        match state.auth.caller(&parts.headers)? {
-            Caller::Service => Ok(Self),
-            Caller::Session(session) => session_may(state, parts, &session).map(|()| Self),
-            Caller::UserToken(_) => Err(ApiError::forbidden(
-                "a user token opens only its user's /v1/users/{id}/inbox routes",
-            )),
-        }
+        let actor = match state.auth.caller(state, &parts.headers).await? {
+            Caller::Key(actor) => actor,
+            Caller::Session(actor, cookie) => {
+                session_may(state, parts, &cookie)?;
+                actor
+            }
+            Caller::UserToken(_) => {
+                return Err(ApiError::forbidden(
+                    "a user token opens only its user's /v1/users/{id}/inbox routes",
+                ));
+            }
+        };
+        allowed(&actor, S::SCOPE)?;
+        Ok(Self(actor, PhantomData))
     }
 }
 
-/// A handler on one user's inbox: a service, or the user's own token. Holds the user id
-/// from the path.
+/// Refuse an actor without `scope`.
+pub fn allowed(actor: &Actor, scope: Scope) -> ApiResult<()> {
+    if actor.may(scope) {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(format!(
+        "key {:?} may not do this: it needs the scope {scope}, and has {}",
+        actor.name,
+        actor.scope_list()
+    )))
+}
+
+/// A handler on one user's inbox: a key that may read, or the user's own token. Holds the
+/// user id from the path.
 pub struct UserScope(pub i64);
 
 impl FromRequestParts<AppState> for UserScope {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let caller = state.auth.caller(&parts.headers)?;
+        let caller = state.auth.caller(state, &parts.headers).await?;
         let raw = path_param(parts, "id").await?;
         let user = parse_user(&raw)?;
         match caller {
-            Caller::Service => Ok(Self(user)),
-            Caller::Session(session) => session_may(state, parts, &session).map(|()| Self(user)),
+            Caller::Key(actor) => allowed(&actor, Scope::Read).map(|()| Self(user)),
+            Caller::Session(actor, cookie) => {
+                session_may(state, parts, &cookie)?;
+                allowed(&actor, Scope::Read).map(|()| Self(user))
+            }
             Caller::UserToken(token) if state.auth.opens(&token, user) => Ok(Self(user)),
             Caller::UserToken(_) => Err(ApiError::forbidden(format!(
                 "this token does not open user {user}'s inbox"
@@ -309,30 +338,18 @@ mod tests {
     }
 
     #[test]
-    fn sessions_expire_and_belong_to_their_token() {
+    fn csrf_tokens_belong_to_their_session() {
         let auth = Auth::new(Some("a-service-token-0123".into()), None);
-        let s = auth.new_session(1_000).unwrap();
-        assert!(auth.session_valid(&s, 1_001));
-        assert!(!auth.session_valid(&s, 1_000 + SESSION_HOURS * 3600));
-        let forged = s.replacen(
-            &(1_000 + SESSION_HOURS * 3600).to_string(),
-            "99999999999",
-            1,
-        );
-        assert!(
-            !auth.session_valid(&forged, 1_001),
-            "a longer expiry breaks the MAC"
-        );
-        let other = Auth::new(Some("another-token-0123456".into()), None);
-        assert!(
-            !other.session_valid(&s, 1_001),
-            "a new token ends every session"
-        );
+        let s = "a".repeat(64);
         assert!(auth.csrf_valid(Some(&s), &auth.csrf_token(Some(&s))));
-        assert!(!auth.csrf_valid(Some(&s), &auth.csrf_token(Some("v1.1.x"))));
+        assert!(!auth.csrf_valid(Some(&s), &auth.csrf_token(Some(&"b".repeat(64)))));
         assert!(!auth.csrf_valid(Some(&s), ""));
+        let instance = Auth::new(Some("a-service-token-0123".into()), None);
+        assert!(
+            instance.csrf_valid(Some(&s), &auth.csrf_token(Some(&s))),
+            "every instance of the API takes the forms of the others"
+        );
         let dev = Auth::new(None, None);
-        assert!(dev.new_session(1).is_none());
         assert!(dev.csrf_valid(None, &dev.csrf_token(None)));
     }
 

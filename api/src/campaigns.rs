@@ -23,7 +23,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
-    auth::Service,
+    auth::{Can, Launch, Operate, Read},
     error::{ApiError, ApiResult, Body, ErrorBody, OptionalBody, Query, path_param},
     schema::{
         Campaign, CampaignList, CampaignListQuery, DryRun, EventsQuery, LaunchBody, RequestAnswer,
@@ -78,7 +78,7 @@ impl<S: Send + Sync> FromRequestParts<S> for KeyPath {
 )]
 async fn launch(
     State(state): State<AppState>,
-    _: Service,
+    _: Can<Launch>,
     headers: HeaderMap,
     Body(body): Body<LaunchBody>,
 ) -> ApiResult<Response> {
@@ -117,7 +117,7 @@ async fn launch(
 )]
 async fn dry_run(
     State(state): State<AppState>,
-    _: Service,
+    _: Can<Launch>,
     headers: HeaderMap,
     Body(body): Body<LaunchBody>,
 ) -> ApiResult<axum::Json<DryRun>> {
@@ -160,7 +160,7 @@ pub(crate) fn launch_request(headers: &HeaderMap, body: LaunchBody) -> ApiResult
 )]
 async fn list(
     State(state): State<AppState>,
-    _: Service,
+    _: Can<Read>,
     Query(q): Query<CampaignListQuery>,
 ) -> ApiResult<axum::Json<CampaignList>> {
     let status = q.status.as_deref().map(parse_status).transpose()?;
@@ -198,7 +198,7 @@ pub(crate) fn parse_status(s: &str) -> ApiResult<CampaignStatus> {
 )]
 async fn show(
     State(state): State<AppState>,
-    _: Service,
+    _: Can<Read>,
     KeyPath(key): KeyPath,
 ) -> ApiResult<axum::Json<Campaign>> {
     Ok(axum::Json(state.control.campaign(&key).await?.into()))
@@ -219,7 +219,7 @@ async fn show(
 )]
 async fn timeline(
     State(state): State<AppState>,
-    _: Service,
+    _: Can<Read>,
     KeyPath(key): KeyPath,
 ) -> ApiResult<axum::Json<Timeline>> {
     let (view, changes) = state.control.history(&key).await?;
@@ -268,7 +268,7 @@ async fn request(
 )]
 async fn pause(
     State(state): State<AppState>,
-    _: Service,
+    _: Can<Operate>,
     KeyPath(key): KeyPath,
     OptionalBody(body): OptionalBody<RequestBody>,
 ) -> ApiResult<axum::Json<RequestAnswer>> {
@@ -292,7 +292,7 @@ async fn pause(
 )]
 async fn resume(
     State(state): State<AppState>,
-    _: Service,
+    _: Can<Operate>,
     KeyPath(key): KeyPath,
     OptionalBody(body): OptionalBody<RequestBody>,
 ) -> ApiResult<axum::Json<RequestAnswer>> {
@@ -316,7 +316,7 @@ async fn resume(
 )]
 async fn cancel(
     State(state): State<AppState>,
-    _: Service,
+    _: Can<Operate>,
     KeyPath(key): KeyPath,
     OptionalBody(body): OptionalBody<RequestBody>,
 ) -> ApiResult<axum::Json<RequestAnswer>> {
@@ -345,7 +345,7 @@ async fn cancel(
 )]
 async fn events(
     State(state): State<AppState>,
-    _: Service,
+    _: Can<Read>,
     KeyPath(key): KeyPath,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let permit = state.stream_permit()?;
@@ -484,7 +484,7 @@ fn progress_event(campaign: &Campaign) -> Event {
 )]
 async fn list_events(
     State(state): State<AppState>,
-    _: Service,
+    _: Can<Read>,
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let status = q.status.as_deref().map(parse_status).transpose()?;

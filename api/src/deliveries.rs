@@ -7,7 +7,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
-    auth::Service,
+    auth::{Can, Operate, Read},
     campaigns::KeyPath,
     error::{ApiError, ApiResult, Body, ErrorBody, Query},
     schema::{RateAnswer, RateBody, Report, ReportQuery, RetryAnswer},
@@ -38,7 +38,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 )]
 async fn set_rate(
     State(state): State<AppState>,
-    _: Service,
+    _: Can<Operate>,
     KeyPath(key): KeyPath,
     Body(body): Body<RateBody>,
 ) -> ApiResult<axum::Json<RateAnswer>> {
@@ -67,7 +67,7 @@ async fn set_rate(
 )]
 async fn report(
     State(state): State<AppState>,
-    _: Service,
+    _: Can<Read>,
     KeyPath(key): KeyPath,
     Query(q): Query<ReportQuery>,
 ) -> ApiResult<axum::Json<Report>> {
@@ -97,7 +97,7 @@ async fn report(
 )]
 async fn retry_failed(
     State(state): State<AppState>,
-    _: Service,
+    _: Can<Operate>,
     KeyPath(key): KeyPath,
 ) -> ApiResult<(axum::http::StatusCode, axum::Json<RetryAnswer>)> {
     let retried = state.control.retry_failed(&key).await?;

@@ -22,7 +22,7 @@ use herald_control::Control;
 
 use crate::{
     AppState,
-    auth::Service,
+    auth::{Can, Read},
     error::{ApiError, ApiResult, ErrorBody},
     schema::Health,
 };
@@ -100,7 +100,7 @@ impl Readiness {
     ),
     security(("bearer" = []))
 )]
-async fn metrics(_: Service, State(state): State<AppState>) -> Response {
+async fn metrics(_: Can<Read>, State(state): State<AppState>) -> Response {
     prometheus_text(State(state)).await
 }
 

@@ -10,7 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
-    auth::{Service, parse_user},
+    auth::{Can, Launch, Read, parse_user},
     error::{ApiResult, Body, ErrorBody, path_param},
     schema::{User, UserBatch, UserBody, UsersWritten},
 };
@@ -54,7 +54,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdPath {
 )]
 async fn put_user(
     State(state): State<AppState>,
-    _: Service,
+    _: Can<Launch>,
     IdPath(id): IdPath,
     Body(body): Body<serde_json::Value>,
 ) -> ApiResult<Response> {
@@ -85,7 +85,7 @@ async fn put_user(
 )]
 async fn get_user(
     State(state): State<AppState>,
-    _: Service,
+    _: Can<Read>,
     IdPath(id): IdPath,
 ) -> ApiResult<axum::Json<User>> {
     Ok(axum::Json(state.control.user(id).await?.into()))
@@ -107,7 +107,7 @@ async fn get_user(
 )]
 async fn put_users(
     State(state): State<AppState>,
-    _: Service,
+    _: Can<Launch>,
     Body(body): Body<UserBatch>,
 ) -> ApiResult<axum::Json<UsersWritten>> {
     let written = state.control.put_users(&body.users).await?;

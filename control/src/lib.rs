@@ -23,6 +23,7 @@ pub mod deliveries;
 pub mod error;
 pub mod import;
 pub mod inbox;
+pub mod keys;
 pub mod launch;
 pub mod page;
 pub mod recovery;

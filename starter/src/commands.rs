@@ -7,7 +7,7 @@ use herald_control::{
 use herald_wire::{CampaignKey, Intent, Rate};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::{Command, RequestArgs, watch};
+use crate::{Command, KeysCommand, RequestArgs, watch};
 
 pub async fn run(config: Config, command: Command) -> Result<()> {
     match command {
@@ -35,6 +35,7 @@ pub async fn run(config: Config, command: Command) -> Result<()> {
             failed,
         } => report(&connect(config, 1).await?, &key, json, csv, failed).await,
         Command::RetryFailed { key } => retry_failed(&connect(config, 1).await?, &key).await,
+        Command::Keys { command } => keys(&connect(config, 1).await?, command).await,
         Command::Migrate => {
             Control::migrate(config).await?;
             println!("the database's schema is up to date");
@@ -419,4 +420,59 @@ pub fn progress_bar(len: u64, unit: &str) -> ProgressBar {
         .expect("valid template"),
     );
     bar
+}
+
+/// `herald keys …`.
+async fn keys(control: &Control, command: KeysCommand) -> Result<()> {
+    match command {
+        KeysCommand::Create { name, scopes } => {
+            let by = format!(
+                "cli:{}",
+                std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+            );
+            let key = control.create_key(&name, &scopes.0, &by).await?;
+            println!("{key}");
+            eprintln!(
+                "key {name} ({}) made; it is shown this once: keep it where its user will find it",
+                herald_wire::keys::list(&scopes.0)
+            );
+        }
+        KeysCommand::List { json } => {
+            let keys = control.keys().await?;
+            if json {
+                let rows: Vec<serde_json::Value> = keys
+                    .iter()
+                    .map(|k| {
+                        serde_json::json!({
+                            "name": k.name, "scopes": k.scopes, "created_by": k.created_by,
+                            "created_at": k.created_at, "revoked_at": k.revoked_at,
+                            "sessions": k.sessions,
+                        })
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if keys.is_empty() {
+                eprintln!("no keys yet; make one with `herald keys create NAME --scopes read`");
+            } else {
+                for k in keys {
+                    let state = match k.revoked_at {
+                        Some(at) => format!("revoked {}", at.format("%Y-%m-%d %H:%M UTC")),
+                        None => format!("{} open sessions", k.sessions),
+                    };
+                    println!(
+                        "{}  {}  made by {} {}  {state}",
+                        k.name,
+                        k.scopes.join(","),
+                        k.created_by,
+                        k.created_at.format("%Y-%m-%d %H:%M UTC")
+                    );
+                }
+            }
+        }
+        KeysCommand::Revoke { name } => {
+            let sessions = control.revoke_key(&name).await?;
+            println!("key {name} revoked; {sessions} dashboard sessions ended");
+        }
+    }
+    Ok(())
 }

@@ -118,6 +118,11 @@ enum Command {
         #[arg(value_parser = parse_key)]
         key: CampaignKey,
     },
+    /// Make, list and revoke the API's keys, each with scopes.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Create or upgrade the database's schema. Other commands and workers only check it
     /// and say when this is needed (a worker migrates only with HERALD_MIGRATE=true).
     Migrate,
@@ -163,6 +168,35 @@ enum UsersCommand {
     },
     /// One user as stored, as JSON.
     Show { id: i64 },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Make a key and print it (it is shown this once; only its hash is kept).
+    Create {
+        name: String,
+        /// What it may do, comma-separated: read (campaigns, reports, users, metrics),
+        /// operate (pause, resume, cancel, rate, retry-failed), launch (campaigns and users),
+        /// admin (everything).
+        #[arg(long, default_value = "read", value_parser = parse_scopes)]
+        scopes: Scopes,
+    },
+    /// Every key: its scopes, who made it and when, open sessions, and whether it is revoked.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refuse the key from now on, and end its dashboard sessions.
+    Revoke { name: String },
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Scopes(pub(crate) Vec<herald_wire::keys::Scope>);
+
+fn parse_scopes(s: &str) -> Result<Scopes, String> {
+    herald_wire::keys::Scope::parse_list(s)
+        .map(Scopes)
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Args)]

@@ -31,6 +31,7 @@ pub mod filter;
 pub mod gates;
 pub mod inbox;
 pub mod items;
+pub mod keys;
 pub mod page_connections;
 pub mod pages;
 pub mod partitions;

@@ -21,6 +21,7 @@
 
 pub mod audience;
 pub mod carried;
+pub mod keys;
 pub mod messages;
 pub mod names;
 pub mod status;

@@ -2,6 +2,7 @@
 //! retry-failed, each recorded as the same request to `/v1` would be.
 
 use super::*;
+use herald_wire::keys::Scope;
 
 #[derive(Deserialize)]
 pub(super) struct RequestForm {
@@ -20,7 +21,7 @@ pub(super) async fn request(
     request: Request,
     form: RequestForm,
 ) -> Response {
-    if let Err(refused) = op.check(&headers, &form.csrf) {
+    if let Err(refused) = op.check(&headers, &form.csrf, Scope::Operate) {
         return refused;
     }
     let key = match key_of(&raw, &op) {
@@ -112,7 +113,7 @@ pub(super) async fn set_rate(
     axum::extract::Path(raw): axum::extract::Path<String>,
     Form(form): Form<RateForm>,
 ) -> Response {
-    if let Err(refused) = op.check(&headers, &form.csrf) {
+    if let Err(refused) = op.check(&headers, &form.csrf, Scope::Operate) {
         return refused;
     }
     let key = match key_of(&raw, &op) {
@@ -167,7 +168,7 @@ pub(super) async fn retry_failed(
     axum::extract::Path(raw): axum::extract::Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(refused) = op.check(&headers, &form.csrf) {
+    if let Err(refused) = op.check(&headers, &form.csrf, Scope::Operate) {
         return refused;
     }
     let key = match key_of(&raw, &op) {

@@ -17,6 +17,8 @@ use herald_control::{
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use herald_wire::keys::Scope;
+
 use super::{Operator, views};
 use crate::{AppState, error::ApiError};
 
@@ -141,7 +143,7 @@ pub async fn submit(
     headers: HeaderMap,
     Form(mut form): Form<LaunchForm>,
 ) -> Response {
-    if let Err(refused) = op.check(&headers, &form.csrf) {
+    if let Err(refused) = op.check(&headers, &form.csrf, Scope::Launch) {
         return refused;
     }
     if form.step == "edit" {

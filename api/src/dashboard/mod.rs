@@ -35,7 +35,6 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
-use chrono::Utc;
 use herald_control::{
     Request,
     page::{Cursor, Limit},

@@ -3,13 +3,18 @@
 //! out.
 
 use super::*;
+use herald_wire::keys::{Actor, Scope};
 
 /// A signed-in operator (anyone, in development mode), with the CSRF token their forms
-/// carry. A request without a valid session is sent to the sign-in page and back.
+/// carry. A request without an open session is sent to the sign-in page and back.
 pub struct Operator {
     pub csrf: String,
     /// Whether there is a session to sign out of (not in development mode).
     pub signed_in: bool,
+    /// Who: the key signed in with, and what it allows.
+    pub actor: Actor,
+    /// The session's cookie, to sign out of it.
+    session: Option<String>,
 }
 
 impl FromRequestParts<AppState> for Operator {
@@ -21,14 +26,26 @@ impl FromRequestParts<AppState> for Operator {
             return Ok(Self {
                 csrf: auth.csrf_token(None),
                 signed_in: false,
+                actor: Actor::admin(herald_wire::keys::DEV_ACTOR),
+                session: None,
             });
         }
-        match session_cookie(&parts.headers) {
-            Some(s) if auth.session_valid(s, Utc::now().timestamp()) => Ok(Self {
-                csrf: auth.csrf_token(Some(s)),
+        let found = match session_cookie(&parts.headers) {
+            Some(cookie) => auth
+                .session(state, cookie)
+                .await
+                .map_err(|e| e.into_response())?
+                .map(|actor| (actor, cookie.to_owned())),
+            None => None,
+        };
+        match found {
+            Some((actor, cookie)) => Ok(Self {
+                csrf: auth.csrf_token(Some(&cookie)),
                 signed_in: true,
+                actor,
+                session: Some(cookie),
             }),
-            _ => {
+            None => {
                 let next = parts
                     .uri
                     .path_and_query()
@@ -60,9 +77,14 @@ pub(super) fn cross_origin(headers: &HeaderMap) -> bool {
 }
 
 impl Operator {
-    /// Refuse a form that does not carry this session's CSRF token, or that the browser says
-    /// comes from another site.
-    pub(super) fn check(&self, headers: &HeaderMap, shown: &str) -> Result<(), Response> {
+    /// Refuse a form that does not carry this session's CSRF token, that the browser says
+    /// comes from another site, or that asks what the operator's key does not allow.
+    pub(super) fn check(
+        &self,
+        headers: &HeaderMap,
+        shown: &str,
+        scope: Scope,
+    ) -> Result<(), Response> {
         let matches = bool::from(subtle::ConstantTimeEq::ct_eq(
             shown.as_bytes(),
             self.csrf.as_bytes(),
@@ -73,6 +95,18 @@ impl Operator {
                 Some(self),
                 "This form has expired or came from another site",
                 "Nothing was changed. Reload the page and try again.",
+            ));
+        }
+        if !self.actor.may(scope) {
+            return Err(views::error_page(
+                StatusCode::FORBIDDEN,
+                Some(self),
+                "Your key does not allow this",
+                &format!(
+                    "Nothing was changed. You signed in with key {:?} ({}); this needs the scope {scope}.",
+                    self.actor.name,
+                    self.actor.scope_list()
+                ),
             ));
         }
         Ok(())
@@ -173,22 +207,28 @@ pub(super) async fn sign_in(
             "Nothing was changed. Open the dashboard's own sign-in page and try again.",
         );
     }
-    let error = if form.token.trim().is_empty() {
-        Some("Enter the API token (HERALD_API_TOKEN).")
-    } else if !state.auth.is_service_token(&form.token) {
-        Some("That is not this server's API token.")
-    } else {
+    let actor = if form.token.trim().is_empty() {
         None
+    } else {
+        match state.auth.key(&state, &form.token).await {
+            Ok(actor) => actor,
+            Err(e) => return e.into_response(),
+        }
     };
-    if let Some(error) = error {
+    let Some(actor) = actor else {
+        let error = if form.token.trim().is_empty() {
+            "Enter an API key (one from `herald keys create`, or HERALD_API_TOKEN)."
+        } else {
+            "That is not this server's API token or one of its keys (a revoked key no longer signs in)."
+        };
         let mut page = views::sign_in(next, Some(error), None).into_response();
         *page.status_mut() = StatusCode::UNAUTHORIZED;
         return page;
-    }
-    let session = state
-        .auth
-        .new_session(Utc::now().timestamp())
-        .expect("a token is configured");
+    };
+    let session = match state.control.start_session(&actor, form.token.trim()).await {
+        Ok(session) => session,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
     // Secure whenever the browser reached us over HTTPS (directly or through a proxy).
     let https = headers
         .get(header::ORIGIN)
@@ -209,12 +249,19 @@ pub(super) struct CsrfForm {
 }
 
 pub(super) async fn sign_out(
+    State(state): State<AppState>,
     op: Operator,
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(refused) = op.check(&headers, &form.csrf) {
+    if let Err(refused) = op.check(&headers, &form.csrf, Scope::Read) {
         return refused;
+    }
+    // Ended on the server: a copy of the cookie opens nothing from now on.
+    if let Some(session) = &op.session
+        && let Err(e) = state.control.end_session(session).await
+    {
+        return ApiError::from(e).into_response();
     }
     let cookie = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     (

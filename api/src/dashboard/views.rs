@@ -197,6 +197,7 @@ pub fn page(title: &str, op: Option<&Operator>, body: Markup) -> Markup {
                             a href="/launch" { "Launch" }
                         }
                         @if op.signed_in {
+                            span.who title=(format!("scopes: {}", op.actor.scope_list())) { (op.actor.name) }
                             form.signout method="post" action="/sign-out" {
                                 input type="hidden" name="csrf" value=(op.csrf);
                                 button.link type="submit" { "Sign out" }
@@ -220,11 +221,11 @@ pub fn sign_in(next: &str, error: Option<&str>, notice: Option<&str>) -> Html<St
         form.card method="post" action="/sign-in" novalidate {
             input type="hidden" name="next" value=(next);
             div.field {
-                label for="token" { "API token" }
+                label for="token" { "API key" }
                 input #token type="password" name="token" autocomplete="current-password" required
                     autofocus aria-describedby=(if error.is_some() { "token-error token-hint" } else { "token-hint" })
                     aria-invalid=(if error.is_some() { "true" } else { "false" });
-                p #token-hint .hint { "The service token this server was started with (HERALD_API_TOKEN)." }
+                p #token-hint .hint { "A key from `herald keys create`, or the token this server was started with (HERALD_API_TOKEN)." }
                 @if let Some(e) = error { p #token-error .field-error { (e) } }
             }
             button.primary type="submit" { "Sign in" }

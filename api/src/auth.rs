@@ -252,8 +252,8 @@ pub fn allowed(actor: &Actor, scope: Scope) -> ApiResult<()> {
     )))
 }
 
-/// A handler on one user's inbox: a key that may read, or the user's own token. Holds the
-/// user id from the path.
+/// A handler on one user's inbox: a key that may read it (`read`; `operate` to mark it read),
+/// or the user's own token. Holds the user id from the path.
 pub struct UserScope(pub i64);
 
 impl FromRequestParts<AppState> for UserScope {
@@ -263,11 +263,18 @@ impl FromRequestParts<AppState> for UserScope {
         let caller = state.auth.caller(state, &parts.headers).await?;
         let raw = path_param(parts, "id").await?;
         let user = parse_user(&raw)?;
+        // A key reads any inbox with `read`; marking messages read changes the campaigns'
+        // read counts, which takes `operate`.
+        let needs = if parts.method.is_safe() {
+            Scope::Read
+        } else {
+            Scope::Operate
+        };
         match caller {
-            Caller::Key(actor) => allowed(&actor, Scope::Read).map(|()| Self(user)),
+            Caller::Key(actor) => allowed(&actor, needs).map(|()| Self(user)),
             Caller::Session(actor, cookie) => {
                 session_may(state, parts, &cookie)?;
-                allowed(&actor, Scope::Read).map(|()| Self(user))
+                allowed(&actor, needs).map(|()| Self(user))
             }
             Caller::UserToken(token) if state.auth.opens(&token, user) => Ok(Self(user)),
             Caller::UserToken(_) => Err(ApiError::forbidden(format!(

@@ -4,10 +4,10 @@
 //! as the CLI) and serializes what comes back: no SQL and no orchestration here.
 //!
 //! - [`campaigns`]: `/v1/campaigns…`, for services, with the live event streams.
-//! - [`dashboard`]: the operator's pages at `/`, signed in with the service token.
+//! - [`dashboard`]: the operator's pages at `/`, signed in with a key.
 //! - [`inbox`]: `/v1/users/{id}/inbox…`, for apps and services.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, request ids and timeouts.
-//! - [`auth`]: the service token and users' inbox tokens.
+//! - [`auth`]: keys and their scopes, dashboard sessions, users' inbox tokens.
 //! - [`error`]: every error as `{"error": {"code", "message"}}`, and the extractors that
 //!   refuse bad input that way.
 //! - [`schema`]: the JSON in and out, with its OpenAPI schemas.
@@ -95,7 +95,7 @@ impl AppState {
     info(
         title = "Herald",
         description = "Send one message to millions of users; pause and resume without skipping anyone. \
-                       Services use the service token; apps may open one user's inbox with that user's token \
+                       Services use a key (`herald keys create`, with scopes) or HERALD_API_TOKEN; apps may open one user's inbox with that user's token \
                        (docs/api.md).",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
@@ -120,7 +120,7 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "HERALD_API_TOKEN for services; for one user's inbox routes, the lowercase hex of \
+                        "A key of `herald keys create`, or HERALD_API_TOKEN, for services; for one user's inbox routes, the lowercase hex of \
                          HMAC-SHA256(HERALD_INBOX_SECRET, the user id in decimal)",
                     ))
                     .build(),

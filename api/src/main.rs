@@ -73,7 +73,7 @@ async fn run(config: ApiConfig) -> anyhow::Result<()> {
         max_streams: config.api_max_streams as usize,
     };
     if config.api_token.is_none() {
-        tracing::warn!("HERALD_API_DEV: serving without a token; every caller is a service");
+        tracing::warn!("HERALD_API_DEV: serving without a token; every caller is an admin");
     }
     if let Some(addr) = config.api_metrics_addr {
         let metrics = TcpListener::bind(addr).await.map_err(|e| {

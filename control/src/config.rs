@@ -303,15 +303,15 @@ pub struct ApiConfig {
     /// address only Prometheus reaches); unset: `/metrics` on HERALD_API_ADDR needs a key
     #[arg(long, env = "HERALD_API_METRICS_ADDR")]
     pub api_metrics_addr: Option<std::net::SocketAddr>,
-    /// The bearer token services present to the HTTP API (at least 16 characters); required
-    /// unless HERALD_API_DEV allows none
+    /// The bootstrap admin key of the HTTP API (at least 16 characters; `herald keys create`
+    /// makes named keys with scopes); required unless HERALD_API_DEV allows none
     #[arg(long, env = "HERALD_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
     /// The key of users' inbox tokens, HMAC-SHA256 of the user id (at least 16 characters);
-    /// unset: only the service token opens an inbox
+    /// unset: only keys open an inbox
     #[arg(long, env = "HERALD_INBOX_SECRET", hide_env_values = true)]
     pub inbox_secret: Option<String>,
-    /// Development only: serve without HERALD_API_TOKEN (every caller is a service), allowed
+    /// Development only: serve without HERALD_API_TOKEN (every caller is an admin), allowed
     /// on a loopback address only
     #[arg(long, env = "HERALD_API_DEV", default_value_t = false, action = clap::ArgAction::Set)]
     pub api_dev: bool,

@@ -2,7 +2,7 @@
 //! again to the recipients whose delivery failed.
 
 use herald_store::{
-    StoreError,
+    StoreError, campaigns,
     report::{self, Report},
     sends::{self, Retry},
 };
@@ -60,6 +60,7 @@ impl Control {
         } = sends::retry_failed(&self.db, key).await?;
         // The launch's tuning: a campaign launched never to auto-pause does not start
         // pausing itself when its failures are retried.
+        let launch = campaigns::launch_token(&self.db, key).await?;
         let started = self
             .start_workflow(
                 client,
@@ -67,6 +68,7 @@ impl Control {
                 &spec,
                 tuning,
                 WorkflowIdReusePolicy::AllowDuplicate,
+                &launch,
             )
             .await;
         match started {

@@ -20,12 +20,15 @@ use herald_wire::{
 };
 use herald_workflows::CampaignWorkflow;
 use temporalio_client::{
-    Client, WorkflowDescribeOptions, WorkflowFetchHistoryOptions, WorkflowIdConflictPolicy,
-    WorkflowIdReusePolicy, WorkflowStartOptions,
+    Client, WorkflowDescribeOptions, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
+    WorkflowStartOptions,
     errors::{WorkflowInteractionError, WorkflowStartError},
 };
 
 use crate::{Control, ControlError, Result};
+
+/// The memo field that carries the campaign row's launch token to its workflow.
+const LAUNCH_MEMO: &str = "herald_launch";
 
 /// How long a launch waits for a webhook URL's host to resolve.
 const RESOLVE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -116,6 +119,7 @@ impl Control {
             campaigns::delete_unstarted(&self.db, &key).await?;
             return Err(empty_audience(field, spec.audience.as_ref()));
         }
+        let launch = campaigns::launch_token(&self.db, &key).await?;
         if let Err(e) = self
             .start_workflow(
                 client,
@@ -123,11 +127,12 @@ impl Control {
                 &spec,
                 request.tuning,
                 WorkflowIdReusePolicy::RejectDuplicate,
+                &launch,
             )
             .await
         {
             if let WorkflowStartError::AlreadyStarted { .. } = e {
-                return self.started_by_another(client, key, &spec).await;
+                return self.started_by_another(client, key).await;
             }
             return Err(match self.started(client, &key).await {
                 Started::Yes => {
@@ -272,12 +277,14 @@ impl Control {
                 }
             };
         if interrupted {
+            let launch = campaigns::launch_token(&self.db, &key).await?;
             self.start_workflow(
                 client,
                 &key,
                 spec,
                 tuning,
                 WorkflowIdReusePolicy::RejectDuplicate,
+                &launch,
             )
             .await
             .or_else(|e| match e {
@@ -299,67 +306,43 @@ impl Control {
 
     /// The workflow of a key this launch has just created the row for exists already. The
     /// same launch racing this one (a double click, a client's retry) may have found the
-    /// row and started it first: then it is this campaign, and the row stays. Only a
-    /// workflow started with another spec (a campaign of another ledger on this Temporal
-    /// namespace) means the key is taken, and the new row is removed.
-    async fn started_by_another(
-        &self,
-        client: &Client,
-        key: CampaignKey,
-        spec: &CampaignSpec,
-    ) -> Result<Launched> {
-        match self.workflow_spec(client, &key).await {
-            Ok(Some(theirs)) if &theirs == spec => {
-                let view = self.campaign(&key).await?;
-                Ok(Launched {
-                    key,
-                    total: view.total,
-                    already: Some(view.status),
-                })
+    /// row and started it first: then the workflow carries this row's launch token in its
+    /// memo, it is this campaign, and the row stays. Any other workflow (a campaign of
+    /// another ledger on this Temporal namespace, whatever its spec) means the key is
+    /// taken, and the new row is removed.
+    async fn started_by_another(&self, client: &Client, key: CampaignKey) -> Result<Launched> {
+        let ours = campaigns::launch_token(&self.db, &key).await?;
+        let handle = client.get_workflow_handle::<CampaignWorkflow>(names::workflow_id(&key));
+        let theirs = match handle.describe(WorkflowDescribeOptions::default()).await {
+            Ok(described) => described.memo().get::<String>(LAUNCH_MEMO).ok().flatten(),
+            // Gone meanwhile (terminated): not this campaign's.
+            Err(WorkflowInteractionError::NotFound(_)) => None,
+            Err(e) => {
+                return Err(ControlError::Temporal {
+                    action: format!("checking campaign {key}'s workflow"),
+                    reason: format!(
+                        "asking Temporal failed: {e}; the campaign is kept: run the same \
+                         launch again to find out (it never sends twice)"
+                    ),
+                });
             }
-            Ok(_) => {
-                campaigns::delete_unstarted(&self.db, &key).await?;
-                Err(ControlError::Store(StoreError::DuplicateKey(key)))
-            }
-            Err(why) => Err(ControlError::Temporal {
-                action: format!("checking campaign {key}'s workflow"),
-                reason: format!(
-                    "{why}; the campaign is kept: run the same launch again to find out \
-                     (it never sends twice)"
-                ),
-            }),
-        }
-    }
-
-    /// The spec the campaign's workflow was started with (its latest run's input), `None`
-    /// when its input is not a campaign's.
-    async fn workflow_spec(
-        &self,
-        client: &Client,
-        key: &CampaignKey,
-    ) -> std::result::Result<Option<CampaignSpec>, String> {
-        use futures::StreamExt;
-        use temporalio_common::protos::temporal::api::history::v1::history_event::Attributes;
-        let handle = client.get_workflow_handle::<CampaignWorkflow>(names::workflow_id(key));
-        let mut history = handle.fetch_history(WorkflowFetchHistoryOptions::default());
-        let first = history
-            .next()
-            .await
-            .ok_or("the workflow has no history")?
-            .map_err(|e| format!("asking Temporal failed: {e}"))?;
-        let Some(Attributes::WorkflowExecutionStartedEventAttributes(started)) = first.attributes
-        else {
-            return Ok(None);
         };
-        let input = started.input.and_then(|i| i.payloads.into_iter().next());
-        Ok(input
-            .and_then(|p| serde_json::from_slice::<CampaignInput>(&p.data).ok())
-            .map(|input| input.spec))
+        if theirs.as_deref() == Some(ours.as_str()) {
+            let view = self.campaign(&key).await?;
+            return Ok(Launched {
+                key,
+                total: view.total,
+                already: Some(view.status),
+            });
+        }
+        campaigns::delete_unstarted(&self.db, &key).await?;
+        Err(ControlError::Store(StoreError::DuplicateKey(key)))
     }
 
     /// Start the campaign's workflow. A launch refuses a workflow id used before
     /// (`RejectDuplicate`: a key is one campaign); `herald retry-failed` starts a new run of
-    /// a completed campaign's workflow (`AllowDuplicate`).
+    /// a completed campaign's workflow (`AllowDuplicate`). `launch` is the row's launch token
+    /// ([`campaigns::launch_token`]), kept in the workflow's memo.
     pub(crate) async fn start_workflow(
         &self,
         client: &Client,
@@ -367,7 +350,10 @@ impl Control {
         spec: &CampaignSpec,
         tuning: Tuning,
         reuse: WorkflowIdReusePolicy,
+        launch: &str,
     ) -> Result<(), WorkflowStartError> {
+        let mut memo = temporalio_common::MemoValues::new();
+        memo.insert(LAUNCH_MEMO, launch.to_owned());
         let input = CampaignInput {
             key: key.clone(),
             spec: spec.clone(),
@@ -381,6 +367,7 @@ impl Control {
                 // Crash recovery against a slow link: see `herald_workflows::options`.
                 .task_timeout(self.config.workflow_task_timeout)
                 .static_summary(format!("Herald campaign {key}: {}", spec.content.title()))
+                .memo(memo)
                 .build();
         client
             .start_workflow(CampaignWorkflow::run, input, options)

@@ -69,8 +69,14 @@ impl Control {
         let (spec, tuning) = campaigns::launch_of(&self.db, key)
             .await
             .map_err(|e| e.to_string())?;
+        let launch = campaigns::launch_token(&self.db, key)
+            .await
+            .map_err(|e| e.to_string())?;
         let reuse = WorkflowIdReusePolicy::AllowDuplicate;
-        match self.start_workflow(client, key, &spec, tuning, reuse).await {
+        match self
+            .start_workflow(client, key, &spec, tuning, reuse, &launch)
+            .await
+        {
             Ok(()) => {
                 tracing::warn!(campaign.id = %key, "no workflow ran this campaign: started a new run");
                 Ok(())

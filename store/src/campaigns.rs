@@ -121,6 +121,15 @@ fn corrupt(key: &CampaignKey, what: &str, e: impl std::fmt::Display) -> StoreErr
 
 /// Undo [`create`] when the workflow was not started. Only a row that never started is
 /// removed.
+/// The random token of a campaign's row, which its workflow carries in its memo.
+pub async fn launch_token(pool: &PgPool, key: &CampaignKey) -> Result<String> {
+    sqlx::query_scalar("SELECT launch_token FROM messages WHERE key = $1")
+        .bind(key.as_str())
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| StoreError::UnknownCampaign(key.to_string()))
+}
+
 pub async fn delete_unstarted(pool: &PgPool, key: &CampaignKey) -> Result<()> {
     sqlx::query("DELETE FROM messages WHERE key = $1 AND status = $2 AND started_at IS NULL")
         .bind(key.as_str())

@@ -7,8 +7,8 @@
 //! cookie opens (`auth`). So a campaign launched, paused or retried here is refused or
 //! accepted exactly as the same request to `/v1` would be.
 //!
-//! Security: sign-in with the service token sets an HttpOnly, SameSite=Strict session
-//! cookie; every form carries the session's CSRF token and is refused without it (and when
+//! Security: sign-in with a key opens a server-side session, carried in an HttpOnly,
+//! SameSite=Strict cookie; every form carries the session's CSRF token and is refused without it (and when
 //! the browser says it came from another origin); every page has a Content-Security-Policy
 //! that allows scripts and styles from this server only, with nothing inline; and every
 //! value is HTML-escaped by the templates (`maud`).

@@ -13,8 +13,6 @@ pub struct Operator {
     pub signed_in: bool,
     /// Who: the key signed in with, and what it allows.
     pub actor: Actor,
-    /// The session's cookie, to sign out of it.
-    session: Option<String>,
 }
 
 impl FromRequestParts<AppState> for Operator {
@@ -27,7 +25,6 @@ impl FromRequestParts<AppState> for Operator {
                 csrf: auth.csrf_token(None),
                 signed_in: false,
                 actor: Actor::admin(herald_wire::keys::DEV_ACTOR),
-                session: None,
             });
         }
         let found = match session_cookie(&parts.headers) {
@@ -39,12 +36,28 @@ impl FromRequestParts<AppState> for Operator {
             None => None,
         };
         match found {
-            Some((actor, cookie)) => Ok(Self {
-                csrf: auth.csrf_token(Some(&cookie)),
-                signed_in: true,
-                actor,
-                session: Some(cookie),
-            }),
+            Some((actor, cookie)) => {
+                let op = Self {
+                    csrf: auth.csrf_token(Some(&cookie)),
+                    signed_in: true,
+                    actor,
+                };
+                // Every page shows campaigns: a key that may not read them sees none, and
+                // can still sign out.
+                if !op.actor.may(Scope::Read) {
+                    return Err(views::error_page(
+                        StatusCode::FORBIDDEN,
+                        Some(&op),
+                        "Your key does not allow reading campaigns",
+                        &format!(
+                            "You signed in with key {:?} ({}); the dashboard needs the scope read.",
+                            op.actor.name,
+                            op.actor.scope_list()
+                        ),
+                    ));
+                }
+                Ok(op)
+            }
             None => {
                 let next = parts
                     .uri
@@ -248,17 +261,23 @@ pub(super) struct CsrfForm {
     pub(super) csrf: String,
 }
 
+/// Sign out: any session may, whatever its key allows, with its CSRF token. The session
+/// ends on the server: a copy of the cookie opens nothing from now on.
 pub(super) async fn sign_out(
     State(state): State<AppState>,
-    op: Operator,
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(refused) = op.check(&headers, &form.csrf, Scope::Read) {
-        return refused;
+    let session = session_cookie(&headers);
+    if cross_origin(&headers) || !state.auth.csrf_valid(session, &form.csrf) {
+        return views::error_page(
+            StatusCode::FORBIDDEN,
+            None,
+            "This form has expired or came from another site",
+            "Nothing was changed. Reload the page and try again.",
+        );
     }
-    // Ended on the server: a copy of the cookie opens nothing from now on.
-    if let Some(session) = &op.session
+    if let Some(session) = session
         && let Err(e) = state.control.end_session(session).await
     {
         return ApiError::from(e).into_response();

@@ -80,7 +80,8 @@ pub async fn revoke(pool: &PgPool, name: &str) -> Result<Revoked> {
         "WITH k AS (UPDATE api_keys SET revoked_at = now()
                      WHERE name = $1 AND revoked_at IS NULL RETURNING hash),
               s AS (UPDATE api_sessions SET ended_at = now()
-                     WHERE key_hash IN (SELECT hash FROM k) AND ended_at IS NULL RETURNING 1)
+                     WHERE key_hash IN (SELECT hash FROM k) AND ended_at IS NULL
+                       AND expires_at > now() RETURNING 1)
          SELECT EXISTS (SELECT FROM api_keys WHERE name = $1),
                 EXISTS (SELECT FROM k), (SELECT count(*) FROM s)",
     )
@@ -107,6 +108,8 @@ pub async fn find(pool: &PgPool, secret: &str) -> Result<Option<Actor>> {
 }
 
 /// Open a session `session` (the cookie's value) for the key `secret`, signed in as `name`.
+/// Sessions that ended or expired more than a day ago are forgotten on the way, so the table
+/// holds about a day of sign-ins plus the open ones.
 pub async fn start_session(
     pool: &PgPool,
     session: &str,
@@ -115,7 +118,9 @@ pub async fn start_session(
     lasts: chrono::Duration,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO api_sessions (hash, key_name, key_hash, expires_at)
+        "WITH gone AS (DELETE FROM api_sessions
+                        WHERE least(ended_at, expires_at) < now() - interval '1 day')
+         INSERT INTO api_sessions (hash, key_name, key_hash, expires_at)
          VALUES (sha256(convert_to($1, 'UTF8')), $2, sha256(convert_to($3, 'UTF8')), now() + $4)",
     )
     .bind(session)

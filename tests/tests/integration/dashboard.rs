@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use herald_tests::{
     LONG, TestApp,
-    api::{ApiServer, Events, TOKEN},
+    api::{ApiServer, Events, FormBody, TOKEN, csrf_of, plain},
     browser::Browser,
     sinks::{WEBHOOK_SECRET, WebhookSink, webhook::Faults},
     unique,
@@ -21,7 +21,14 @@ const WAIT: Duration = Duration::from_secs(30);
 
 pub(crate) async fn signed_in(api: &ApiServer, width: u32, height: u32) -> Browser {
     let browser = Browser::start(&api.base, width, height).await.unwrap();
-    browser.open("/campaigns").await.unwrap();
+    sign_in_from(&browser, "/campaigns").await;
+    browser.wait_for("h1", WAIT).await.unwrap();
+    browser
+}
+
+/// Open `path`, sign in on the page it leads to, and see the browser land on the campaigns.
+async fn sign_in_from(browser: &Browser, path: &str) {
+    browser.open(path).await.unwrap();
     browser.wait_for("#token", WAIT).await.unwrap();
     browser.fill("#token", TOKEN).await.unwrap();
     browser
@@ -33,9 +40,11 @@ pub(crate) async fn signed_in(api: &ApiServer, width: u32, height: u32) -> Brows
         browser.path().await.is_ok_and(|p| p == "/campaigns")
     })
     .await;
-    assert!(arrived.is_ok(), "still at {:?}", browser.path().await);
-    browser.wait_for("h1", WAIT).await.unwrap();
-    browser
+    assert!(
+        arrived.is_ok(),
+        "from {path}: at {:?}",
+        browser.path().await
+    );
 }
 
 /// Items sent and failed in the ledger.
@@ -663,47 +672,6 @@ async fn the_failure_report_shows_top_errors_and_retries_the_failed_from_the_bro
     assert!(out.status.success());
 }
 
-/// A client that keeps the session cookie by hand and does not follow redirects.
-fn plain() -> reqwest::Client {
-    herald_activities::channels::install_crypto();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-/// An HTML form's body, `application/x-www-form-urlencoded`.
-trait FormBody {
-    fn form_body(self, fields: &[(&str, &str)]) -> Self;
-}
-
-impl FormBody for reqwest::RequestBuilder {
-    fn form_body(self, fields: &[(&str, &str)]) -> Self {
-        let encode = |s: &str| -> String {
-            s.bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                        (b as char).to_string()
-                    }
-                    _ => format!("%{b:02X}"),
-                })
-                .collect()
-        };
-        let body: Vec<String> = fields
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-            .collect();
-        self.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(body.join("&"))
-    }
-}
-
-fn csrf_of(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
-    html[at..at + 64].to_owned()
-}
-
 #[tokio::test]
 async fn the_dashboard_refuses_forged_forms_and_strangers_and_escapes_what_it_shows() {
     let app = TestApp::spawn().await.unwrap();
@@ -1205,20 +1173,6 @@ async fn a_sign_in_sends_back_only_to_a_path_on_this_server() {
     // server's campaigns after signing in.
     let browser = Browser::start(&api.base, 1000, 700).await.unwrap();
     for next in ["/%09/evil.example", "/%5C/evil.example", "/\\evil.example"] {
-        browser
-            .open(&format!("/sign-in?next={next}"))
-            .await
-            .unwrap();
-        browser.wait_for("#token", WAIT).await.unwrap();
-        browser.fill("#token", TOKEN).await.unwrap();
-        browser
-            .click("form.card button[type=submit]")
-            .await
-            .unwrap();
-        let arrived = herald_tests::wait_until(WAIT, || async {
-            browser.path().await.is_ok_and(|p| p == "/campaigns")
-        })
-        .await;
-        assert!(arrived.is_ok(), "{next}: at {:?}", browser.path().await);
+        sign_in_from(&browser, &format!("/sign-in?next={next}")).await;
     }
 }

@@ -3,7 +3,7 @@
 
 use herald_tests::{
     TestApp,
-    api::{ApiServer, TOKEN},
+    api::{ApiServer, FormBody, TOKEN, csrf_of, plain},
     stderr, unique,
 };
 use reqwest::{Method, StatusCode, header};
@@ -18,52 +18,45 @@ fn key(app: &TestApp, name: &str, scopes: &str) -> String {
     key
 }
 
-/// A client that does not follow redirects.
-fn plain() -> reqwest::Client {
-    herald_activities::channels::install_crypto();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+/// Post a dashboard form, with the session's cookie when there is one.
+async fn post_form(
+    api: &ApiServer,
+    path: &str,
+    cookie: Option<&str>,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = plain().post(api.url(path)).form_body(fields);
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    request.send().await.unwrap()
 }
 
 /// Sign in to the dashboard with `key`; the session's cookie (`name=value`).
 async fn sign_in(api: &ApiServer, key: &str) -> String {
-    let signed = plain()
-        .post(api.url("/sign-in"))
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(format!("token={key}"))
-        .send()
-        .await
-        .unwrap();
+    let signed = post_form(api, "/sign-in", None, &[("token", key)]).await;
     assert_eq!(signed.status(), StatusCode::SEE_OTHER);
     let set = signed.headers()[header::SET_COOKIE].to_str().unwrap();
     set.split(';').next().unwrap().to_owned()
 }
 
-async fn with_cookie(api: &ApiServer, cookie: &str, path: &str) -> StatusCode {
+/// A dashboard page, as the session sees it.
+async fn page(api: &ApiServer, cookie: &str, path: &str) -> reqwest::Response {
     plain()
         .get(api.url(path))
         .header(header::COOKIE, cookie)
         .send()
         .await
         .unwrap()
-        .status()
+}
+
+async fn with_cookie(api: &ApiServer, cookie: &str, path: &str) -> StatusCode {
+    page(api, cookie, path).await.status()
 }
 
 /// The CSRF token on a page of the dashboard.
 async fn csrf(api: &ApiServer, cookie: &str) -> String {
-    let html = plain()
-        .get(api.url("/campaigns"))
-        .header(header::COOKIE, cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
-    html[at..at + 64].to_owned()
+    csrf_of(&page(api, cookie, "/campaigns").await.text().await.unwrap())
 }
 
 #[tokio::test]
@@ -194,14 +187,7 @@ async fn signing_out_or_revoking_the_key_ends_a_session_everywhere() {
         StatusCode::OK
     );
     let token = csrf(&api, &cookie).await;
-    let out = plain()
-        .post(api.url("/sign-out"))
-        .header(header::COOKIE, &cookie)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(format!("csrf={token}"))
-        .send()
-        .await
-        .unwrap();
+    let out = post_form(&api, "/sign-out", Some(&cookie), &[("csrf", &token)]).await;
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         with_cookie(&api, &copy, "/v1/campaigns").await,
@@ -219,25 +205,15 @@ async fn signing_out_or_revoking_the_key_ends_a_session_everywhere() {
         with_cookie(&api, &cookie, "/campaigns").await,
         StatusCode::OK
     );
-    let page = plain()
-        .get(api.url("/campaigns"))
-        .header(header::COOKIE, &cookie)
-        .send()
+    let html = page(&api, &cookie, "/campaigns")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
-    assert!(page.contains("viewer"), "the page names who is signed in");
+    assert!(html.contains("viewer"), "the page names who is signed in");
     let token = csrf(&api, &cookie).await;
-    let launch = plain()
-        .post(api.url("/launch"))
-        .header(header::COOKIE, &cookie)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(format!("csrf={token}&step=launch&title=t&body=b&segment=s"))
-        .send()
-        .await
-        .unwrap();
+    let fields = [("csrf", token.as_str()), ("step", "launch"), ("title", "t")];
+    let launch = post_form(&api, "/launch", Some(&cookie), &fields).await;
     assert_eq!(launch.status(), StatusCode::FORBIDDEN);
     assert!(
         launch
@@ -261,13 +237,7 @@ async fn signing_out_or_revoking_the_key_ends_a_session_everywhere() {
     );
 
     // A revoked key cannot sign in again.
-    let again = plain()
-        .post(api.url("/sign-in"))
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(format!("token={viewer}"))
-        .send()
-        .await
-        .unwrap();
+    let again = post_form(&api, "/sign-in", None, &[("token", &viewer)]).await;
     assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
     assert!(again.headers().get(header::SET_COOKIE).is_none());
 

@@ -95,7 +95,8 @@ pub async fn deliver_page<D: Deliver>(
     // This run's number: the page's owner once claimed (see `sends::claim`).
     let owner = RandomState::new().hash_one((page.campaign_id, page.lane, page.after)) as i64;
     let mut claimed_at = Instant::now();
-    let claimed = beating(run.ctx, async {
+    let pulse = Pulse::new(run.ctx);
+    let claimed = pulse.during(async {
         let mut conn = lease(run.pages, page, None).await?;
         // The claim reads the gate as it is sent: a wait for the connection must not count.
         claimed_at = Instant::now();
@@ -142,7 +143,7 @@ pub async fn deliver_page<D: Deliver>(
         })
         .collect();
     if !spent.is_empty() {
-        counters = beating(run.ctx, record(run, page, &spent)).await?;
+        counters = pulse.during(record(run, page, &spent)).await?;
     }
 
     let page_run = Round {
@@ -164,7 +165,7 @@ pub async fn deliver_page<D: Deliver>(
         if round.is_empty() {
             break;
         }
-        let (results, recorded) = beating(run.ctx, page_run.send(sender, &items, &round)).await?;
+        let (results, recorded) = pulse.during(page_run.send(sender, &items, &round)).await?;
         counters = recorded.unwrap_or(counters);
         let mut wait = Duration::ZERO;
         for (i, attempt) in results {
@@ -197,7 +198,7 @@ pub async fn deliver_page<D: Deliver>(
             retry_after = wait;
             break;
         }
-        beating(run.ctx, tokio::time::sleep(wait)).await;
+        pulse.during(tokio::time::sleep(wait)).await;
         // A pause may have come while the page waited: the next round's sends look first.
     }
 
@@ -271,17 +272,32 @@ async fn record(run: &PageRun<'_>, page: &PageInput, outcomes: &[Outcome]) -> Re
     Ok(recorded)
 }
 
-/// Run `work` while reporting in to Temporal every [`SEND_HEARTBEAT_EVERY`], whatever the
-/// work is waiting on (a receiver, a page connection, the database).
-async fn beating<T>(ctx: &ActivityContext, work: impl Future<Output = T>) -> T {
-    tokio::pin!(work);
-    let mut beat = tokio::time::interval(SEND_HEARTBEAT_EVERY);
-    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            out = &mut work => return out,
-            _ = beat.tick() => {
-                let _ = ctx.record_heartbeat(()).await;
+/// A page's reports to Temporal: one every [`SEND_HEARTBEAT_EVERY`] on one clock for the
+/// whole page, whatever the page is waiting on (a receiver, a page connection, the database).
+/// The first is one interval in, so a page that ends sooner costs Temporal no heartbeat.
+struct Pulse<'a> {
+    ctx: &'a ActivityContext,
+    next: std::sync::Mutex<tokio::time::Instant>,
+}
+
+impl<'a> Pulse<'a> {
+    fn new(ctx: &'a ActivityContext) -> Self {
+        let next = tokio::time::Instant::now() + SEND_HEARTBEAT_EVERY;
+        Self { ctx, next: std::sync::Mutex::new(next) }
+    }
+
+    /// Run `work`, reporting in whenever the page's clock says so.
+    async fn during<T>(&self, work: impl Future<Output = T>) -> T {
+        tokio::pin!(work);
+        loop {
+            let due = *self.next.lock().expect("the pulse's clock");
+            tokio::select! {
+                out = &mut work => return out,
+                _ = tokio::time::sleep_until(due) => {
+                    *self.next.lock().expect("the pulse's clock") =
+                        tokio::time::Instant::now() + SEND_HEARTBEAT_EVERY;
+                    let _ = self.ctx.record_heartbeat(()).await;
+                }
             }
         }
     }

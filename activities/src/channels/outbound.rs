@@ -96,15 +96,16 @@ pub async fn deliver_page<D: Deliver>(
     let owner = RandomState::new().hash_one((page.campaign_id, page.lane, page.after)) as i64;
     let mut claimed_at = Instant::now();
     let pulse = Pulse::new(run.ctx);
-    let claimed = pulse.during(async {
-        let mut conn = lease(run.pages, page, None).await?;
-        // The claim reads the gate as it is sent: a wait for the connection must not count.
-        claimed_at = Instant::now();
-        let claim = sends::claim(&mut conn, page, run.audience, owner).await;
-        conn.finish(&claim);
-        claim
-    })
-    .await?;
+    let claimed = pulse
+        .during(async {
+            let mut conn = lease(run.pages, page, None).await?;
+            // The claim reads the gate as it is sent: a wait for the connection must not count.
+            claimed_at = Instant::now();
+            let claim = sends::claim(&mut conn, page, run.audience, owner).await;
+            conn.finish(&claim);
+            claim
+        })
+        .await?;
     let mut claimed = match claimed {
         Claim::Halted { status, requested } => {
             return Ok(PageOutcome::Halted { status, requested });
@@ -283,7 +284,10 @@ struct Pulse<'a> {
 impl<'a> Pulse<'a> {
     fn new(ctx: &'a ActivityContext) -> Self {
         let next = tokio::time::Instant::now() + SEND_HEARTBEAT_EVERY;
-        Self { ctx, next: std::sync::Mutex::new(next) }
+        Self {
+            ctx,
+            next: std::sync::Mutex::new(next),
+        }
     }
 
     /// Run `work`, reporting in whenever the page's clock says so.

@@ -55,7 +55,8 @@ pub struct Auth {
 }
 
 pub enum Caller {
-    Key(Actor),
+    /// A key: who, and the key itself when it is one of `herald keys` (which can be revoked).
+    Key(Actor, Option<String>),
     /// A signed-in dashboard session: who, and its cookie.
     Session(Actor, String),
     /// Shaped like a user token; whose is checked against the path.
@@ -118,7 +119,7 @@ impl Auth {
     async fn caller(&self, state: &AppState, headers: &HeaderMap) -> ApiResult<Caller> {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             if self.service_token.is_none() {
-                return Ok(Caller::Key(Actor::admin(DEV_ACTOR)));
+                return Ok(Caller::Key(Actor::admin(DEV_ACTOR), None));
             }
             if let Some(cookie) = session_cookie(headers)
                 && let Some(actor) = self.session(state, cookie).await?
@@ -140,7 +141,8 @@ impl Auth {
                 ApiError::unauthorized("the Authorization header must be `Bearer <key>`")
             })?;
         if let Some(actor) = self.key(state, token).await? {
-            return Ok(Caller::Key(actor));
+            let revocable = ![API_TOKEN_ACTOR, DEV_ACTOR].contains(&actor.name.as_str());
+            return Ok(Caller::Key(actor, revocable.then(|| token.to_owned())));
         }
         if self.inbox_secret.is_some() && is_user_token_shaped(token) {
             return Ok(Caller::UserToken(token.to_owned()));
@@ -216,18 +218,53 @@ scopes! {
     Admin => Scope::Admin,
 }
 
-/// A handler a key (or a session) with scope `S` may call; holds who called.
-pub struct Can<S>(pub Actor, PhantomData<S>);
+/// A handler a key (or a session) with scope `S` may call; holds who called, and with what.
+pub struct Can<S>(pub Actor, Credential, PhantomData<S>);
+
+/// What a caller presented, to ask again later whether it still opens anything.
+#[derive(Clone)]
+pub enum Credential {
+    /// `HERALD_API_TOKEN`, or none in development mode: good while the server runs.
+    Lasting,
+    Key(String),
+    /// A dashboard session's cookie.
+    Session(String),
+}
+
+impl<S> Can<S> {
+    /// The caller's name, recorded as the actor of what it does.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// What the caller presented.
+    pub fn credential(&self) -> Credential {
+        self.1.clone()
+    }
+}
+
+impl Credential {
+    /// Whether it still opens the API: a key not revoked, a session not ended. A database
+    /// that cannot be asked is taken as a yes (a stream is not cut for a blip).
+    pub async fn still_good(&self, state: &AppState) -> bool {
+        let found = match self {
+            Self::Lasting => return true,
+            Self::Key(key) => state.auth.key(state, key).await.map(|a| a.is_some()),
+            Self::Session(cookie) => state.auth.session(state, cookie).await.map(|a| a.is_some()),
+        };
+        found.unwrap_or(true)
+    }
+}
 
 impl<S: Needs> FromRequestParts<AppState> for Can<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let actor = match state.auth.caller(state, &parts.headers).await? {
-            Caller::Key(actor) => actor,
+        let (actor, credential) = match state.auth.caller(state, &parts.headers).await? {
+            Caller::Key(actor, key) => (actor, key.map_or(Credential::Lasting, Credential::Key)),
             Caller::Session(actor, cookie) => {
                 session_may(state, parts, &cookie)?;
-                actor
+                (actor, Credential::Session(cookie))
             }
             Caller::UserToken(_) => {
                 return Err(ApiError::forbidden(
@@ -236,7 +273,7 @@ impl<S: Needs> FromRequestParts<AppState> for Can<S> {
             }
         };
         allowed(&actor, S::SCOPE)?;
-        Ok(Self(actor, PhantomData))
+        Ok(Self(actor, credential, PhantomData))
     }
 }
 
@@ -271,7 +308,7 @@ impl FromRequestParts<AppState> for UserScope {
             Scope::Operate
         };
         match caller {
-            Caller::Key(actor) => allowed(&actor, needs).map(|()| Self(user)),
+            Caller::Key(actor, _) => allowed(&actor, needs).map(|()| Self(user)),
             Caller::Session(actor, cookie) => {
                 session_may(state, parts, &cookie)?;
                 allowed(&actor, needs).map(|()| Self(user))

@@ -23,12 +23,13 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
-    auth::{Can, Launch, Operate, Read},
+    auth::{Can, Credential, Launch, Operate, Read},
     error::{ApiError, ApiResult, Body, ErrorBody, OptionalBody, Query, path_param},
     schema::{
         Campaign, CampaignList, CampaignListQuery, DryRun, EventsQuery, LaunchBody, RequestAnswer,
         RequestBody, StreamEvent, Timeline,
     },
+    streams::{self, StreamPlace},
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -78,12 +79,12 @@ impl<S: Send + Sync> FromRequestParts<S> for KeyPath {
 )]
 async fn launch(
     State(state): State<AppState>,
-    _: Can<Launch>,
+    caller: Can<Launch>,
     headers: HeaderMap,
     Body(body): Body<LaunchBody>,
 ) -> ApiResult<Response> {
     let request = launch_request(&headers, body)?;
-    let launched = state.control.launch(request).await?;
+    let launched = state.control.launch(request, caller.name()).await?;
     let campaign: Campaign = state.control.campaign(&launched.key).await?.into();
     if launched.already.is_some() {
         return Ok((StatusCode::OK, axum::Json(campaign)).into_response());
@@ -222,11 +223,7 @@ async fn timeline(
     _: Can<Read>,
     KeyPath(key): KeyPath,
 ) -> ApiResult<axum::Json<Timeline>> {
-    let (view, changes) = state.control.history(&key).await?;
-    Ok(axum::Json(Timeline {
-        campaign: view.into(),
-        changes: changes.into_iter().map(Into::into).collect(),
-    }))
+    Ok(axum::Json(state.control.history(&key).await?.into()))
 }
 
 async fn request(
@@ -234,10 +231,11 @@ async fn request(
     key: CampaignKey,
     request: Request,
     body: RequestBody,
+    by: &str,
 ) -> ApiResult<axum::Json<RequestAnswer>> {
     let recorded = state
         .control
-        .request(&key, request, body.reason.as_deref())
+        .request(&key, request, body.reason.as_deref(), by)
         .await?;
     Ok(axum::Json(RequestAnswer {
         request: request.verb().to_owned(),
@@ -268,11 +266,11 @@ async fn request(
 )]
 async fn pause(
     State(state): State<AppState>,
-    _: Can<Operate>,
+    caller: Can<Operate>,
     KeyPath(key): KeyPath,
     OptionalBody(body): OptionalBody<RequestBody>,
 ) -> ApiResult<axum::Json<RequestAnswer>> {
-    request(state, key, Request::Pause, body).await
+    request(state, key, Request::Pause, body, caller.name()).await
 }
 
 /// Resume a paused or failed campaign from the next unprocessed recipient.
@@ -292,11 +290,11 @@ async fn pause(
 )]
 async fn resume(
     State(state): State<AppState>,
-    _: Can<Operate>,
+    caller: Can<Operate>,
     KeyPath(key): KeyPath,
     OptionalBody(body): OptionalBody<RequestBody>,
 ) -> ApiResult<axum::Json<RequestAnswer>> {
-    request(state, key, Request::Resume, body).await
+    request(state, key, Request::Resume, body, caller.name()).await
 }
 
 /// Cancel a campaign for good (status 4).
@@ -316,11 +314,11 @@ async fn resume(
 )]
 async fn cancel(
     State(state): State<AppState>,
-    _: Can<Operate>,
+    caller: Can<Operate>,
     KeyPath(key): KeyPath,
     OptionalBody(body): OptionalBody<RequestBody>,
 ) -> ApiResult<axum::Json<RequestAnswer>> {
-    request(state, key, Request::Cancel, body).await
+    request(state, key, Request::Cancel, body, caller.name()).await
 }
 
 /// Follow a campaign live (Server-Sent Events).
@@ -331,7 +329,9 @@ async fn cancel(
 /// event and the stream closes. A failed campaign's stream stays open: it may be resumed.
 /// Every stream of one campaign shares one read of it per look. At most
 /// `HERALD_API_MAX_STREAMS` streams (this one and the list's) are open at once: one more is
-/// answered 503 `too_many_streams`.
+/// answered 503 `too_many_streams`; and at most `HERALD_API_MAX_STREAMS_PER_KEY` for one key
+/// (its dashboard sessions included): one more is 429. A stream ends within seconds of its
+/// key being revoked or its session ended.
 #[utoipa::path(
     get, path = "/v1/campaigns/{key}/events", tag = "campaigns",
     params(("key" = String, Path, description = "The campaign key")),
@@ -339,40 +339,54 @@ async fn cancel(
         (status = 200, description = "An event stream of `progress` events, then `end`", content_type = "text/event-stream", body = StreamEvent),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 503, body = ErrorBody),
+        (status = 429, description = "This key holds as many event streams as it may", body = ErrorBody), (status = 503, body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
 async fn events(
     State(state): State<AppState>,
-    _: Can<Read>,
+    caller: Can<Read>,
     KeyPath(key): KeyPath,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let permit = state.stream_permit()?;
+    let place = state.streams.place(caller.name())?;
     let watch = state.control.watch(&key).await?;
-    Ok(until_shutdown(
-        state.shutdown.clone(),
-        permit,
+    Ok(while_allowed(
+        state,
+        caller.credential(),
+        place,
         progress(watch),
     ))
 }
 
-/// An event stream that ends when the server starts shutting down, with a keep-alive
-/// comment every 15 s. It holds its `permit` (its place among the streams the server
-/// allows) until it closes.
-fn until_shutdown<S>(
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-    permit: tokio::sync::OwnedSemaphorePermit,
+/// An event stream that ends when the server starts shutting down or when what it was opened
+/// with no longer opens the API (the key revoked, the session ended), with a keep-alive
+/// comment every 15 s. It holds its `place` among the streams until it closes.
+fn while_allowed<S>(
+    state: AppState,
+    credential: Credential,
+    place: StreamPlace,
     events: S,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<S>>
 where
     S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
 {
-    let stopping = async move {
-        let _permit = permit;
-        let _ = shutdown.wait_for(|stop| *stop).await;
+    let mut shutdown = state.shutdown.clone();
+    let ended = async move {
+        let _place = place;
+        let revoked = async {
+            loop {
+                tokio::time::sleep(streams::RECHECK_EVERY).await;
+                if !credential.still_good(&state).await {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => {}
+            () = revoked => {}
+        }
     };
-    Sse::new(events.take_until(Box::pin(stopping)))
+    Sse::new(events.take_until(Box::pin(ended)))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
@@ -471,33 +485,33 @@ fn progress_event(campaign: &Campaign) -> Event {
 /// `GET /v1/campaigns/{key}` shows it. Launched campaigns appear as they come; one that
 /// leaves the followed set (its status no longer matches, or newer campaigns pushed it out)
 /// gets one last event as it stands. The stream stays open. It counts against
-/// `HERALD_API_MAX_STREAMS`, as a campaign's stream does.
+/// `HERALD_API_MAX_STREAMS` and `HERALD_API_MAX_STREAMS_PER_KEY`, and ends with its key or
+/// session, as a campaign's stream does.
 #[utoipa::path(
     get, path = "/v1/events", tag = "campaigns",
     params(EventsQuery),
     responses(
         (status = 200, description = "An event stream of `progress` events", content_type = "text/event-stream", body = StreamEvent),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 503, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 429, description = "This key holds as many event streams as it may", body = ErrorBody), (status = 503, body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
 async fn list_events(
     State(state): State<AppState>,
-    _: Can<Read>,
+    caller: Can<Read>,
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let status = q.status.as_deref().map(parse_status).transpose()?;
     let after = q.after.as_deref().map(Cursor::parse).transpose()?;
-    let permit = state.stream_permit()?;
+    let place = state.streams.place(caller.name())?;
     // The first look answers now, so a database that is down is a 503, not an empty stream.
     let first = state
         .control
         .campaigns(status, Limit::new(Limit::MAX)?, after)
         .await?;
-    let shutdown = state.shutdown.clone();
     let looks = ListLooks {
-        state,
+        state: state.clone(),
         status,
         after,
         first: Some(first.items),
@@ -508,7 +522,7 @@ async fn list_events(
         Some((events, looks))
     })
     .flat_map(|events| futures::stream::iter(events.into_iter().map(Ok)));
-    Ok(until_shutdown(shutdown, permit, stream))
+    Ok(while_allowed(state, caller.credential(), place, stream))
 }
 
 struct ListLooks {

@@ -38,12 +38,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
 )]
 async fn set_rate(
     State(state): State<AppState>,
-    _: Can<Operate>,
+    caller: Can<Operate>,
     KeyPath(key): KeyPath,
     Body(body): Body<RateBody>,
 ) -> ApiResult<axum::Json<RateAnswer>> {
     let rate = body.rate.map(Rate::new).transpose()?;
-    let changed = state.control.set_rate(&key, rate).await?;
+    let changed = state.control.set_rate(&key, rate, caller.name()).await?;
     Ok(axum::Json(RateAnswer {
         number: changed.seq,
         before: changed.before,
@@ -97,10 +97,10 @@ async fn report(
 )]
 async fn retry_failed(
     State(state): State<AppState>,
-    _: Can<Operate>,
+    caller: Can<Operate>,
     KeyPath(key): KeyPath,
 ) -> ApiResult<(axum::http::StatusCode, axum::Json<RetryAnswer>)> {
-    let retried = state.control.retry_failed(&key).await?;
+    let retried = state.control.retry_failed(&key, caller.name()).await?;
     Ok((
         axum::http::StatusCode::ACCEPTED,
         axum::Json(RetryAnswer {

@@ -8,6 +8,7 @@
 //! - [`inbox`]: `/v1/users/{id}/inbox…`, for apps and services.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, request ids and timeouts.
 //! - [`auth`]: keys and their scopes, dashboard sessions, users' inbox tokens.
+//! - [`streams`]: places for event streams, per server and per key.
 //! - [`error`]: every error as `{"error": {"code", "message"}}`, and the extractors that
 //!   refuse bad input that way.
 //! - [`schema`]: the JSON in and out, with its OpenAPI schemas.
@@ -23,6 +24,7 @@ pub mod error;
 pub mod inbox;
 pub mod ops;
 pub mod schema;
+pub mod streams;
 pub mod users;
 
 use std::{sync::Arc, sync::LazyLock, time::Duration};
@@ -71,23 +73,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The Temporal web UI the dashboard links campaigns' workflows to.
     pub temporal_ui: Arc<str>,
-    /// A permit per open event stream, of `max_streams` (`HERALD_API_MAX_STREAMS`).
-    pub streams: Arc<tokio::sync::Semaphore>,
-    pub max_streams: usize,
-}
-
-impl AppState {
-    /// A place for one more event stream, held until it closes; a 503 when all are taken.
-    pub fn stream_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, error::ApiError> {
-        self.streams.clone().try_acquire_owned().map_err(|_| {
-            error::ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "too_many_streams",
-                "every event stream this server allows is open (HERALD_API_MAX_STREAMS); \
-                 close one, or try again later",
-            )
-        })
-    }
+    /// The places for event streams (`HERALD_API_MAX_STREAMS`, and per key).
+    pub streams: Arc<streams::Streams>,
 }
 
 #[derive(OpenApi)]

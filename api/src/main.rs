@@ -69,8 +69,10 @@ async fn run(config: ApiConfig) -> anyhow::Result<()> {
         request_timeout: config.api_request_timeout,
         shutdown,
         temporal_ui: config.temporal_ui.trim_end_matches('/').into(),
-        streams: Arc::new(tokio::sync::Semaphore::new(config.api_max_streams as usize)),
-        max_streams: config.api_max_streams as usize,
+        streams: herald_api::streams::Streams::new(
+            config.api_max_streams as usize,
+            config.api_max_streams_per_key as usize,
+        ),
     };
     if config.api_token.is_none() {
         tracing::warn!("HERALD_API_DEV: serving without a token; every caller is an admin");

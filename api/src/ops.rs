@@ -113,8 +113,7 @@ pub fn metrics_app(state: AppState) -> axum::Router {
 
 async fn prometheus_text(State(state): State<AppState>) -> Response {
     let m = &state.metrics;
-    m.streams
-        .set((state.max_streams - state.streams.available_permits()) as i64);
+    m.streams.set(state.streams.open() as i64);
     {
         // The control's count is the truth; the counter catches up with it, one scrape at a
         // time.

@@ -59,6 +59,13 @@ pub struct Campaign {
     pub finished_at: Option<DateTime<Utc>>,
     /// When the newest operator request was made.
     pub requested_at: Option<DateTime<Utc>>,
+    /// Who launched it: an API key's name, `cli:<OS user>`, or `temporal` for a workflow
+    /// started there; `null` for a campaign from before actors were recorded.
+    #[schema(example = "ops-team")]
+    pub created_by: Option<String>,
+    /// Who made the newest pause, resume, cancel or retry: as `created_by`, or `temporal`
+    /// for a bare signal, `herald` for the campaign's own pause.
+    pub requested_by: Option<String>,
 }
 
 impl From<CampaignView> for Campaign {
@@ -91,6 +98,8 @@ impl From<CampaignView> for Campaign {
             paused_at: v.paused_at,
             finished_at: v.finished_at,
             requested_at: v.requested_at,
+            created_by: v.created_by,
+            requested_by: v.requested_by,
         }
     }
 }
@@ -322,6 +331,11 @@ pub struct StatusChange {
     /// Why, when one was given (a pause's reason, an auto-pause's cause, a failure).
     pub reason: Option<String>,
     pub at: DateTime<Utc>,
+    /// Whose doing: the actor of the request it carried out (an API key's name,
+    /// `cli:<OS user>`, `temporal`), the launch's for its start, or `herald` for what the
+    /// campaign did by itself (completed, failed, paused itself).
+    #[schema(example = "ops-team")]
+    pub actor: Option<String>,
 }
 
 impl From<herald_control::StatusChange> for StatusChange {
@@ -331,15 +345,54 @@ impl From<herald_control::StatusChange> for StatusChange {
             status_name: c.status.name().to_owned(),
             reason: c.reason,
             at: c.at,
+            actor: c.actor,
         }
     }
 }
 
-/// A campaign's timeline: every status it has had, oldest first.
+/// One request made of a campaign.
+#[derive(Serialize, ToSchema)]
+pub struct RequestMade {
+    /// `launch`, `pause`, `resume`, `cancel`, `retry-failed` or `rate`.
+    #[schema(example = "pause")]
+    pub request: String,
+    /// The reason given, or the new rate (`250/s`, `unlimited`).
+    pub detail: Option<String>,
+    /// Who asked: an API key's name, `cli:<OS user>`, `temporal` (a bare signal) or `herald`
+    /// (the campaign's own pause).
+    #[schema(example = "ops-team")]
+    pub actor: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl From<herald_control::RequestMade> for RequestMade {
+    fn from(r: herald_control::RequestMade) -> Self {
+        Self {
+            request: r.request,
+            detail: r.detail,
+            actor: r.actor,
+            at: r.at,
+        }
+    }
+}
+
+/// A campaign's timeline: every status it has had and every request made of it, oldest
+/// first, each with its actor.
 #[derive(Serialize, ToSchema)]
 pub struct Timeline {
     pub campaign: Campaign,
     pub changes: Vec<StatusChange>,
+    pub requests: Vec<RequestMade>,
+}
+
+impl From<herald_control::History> for Timeline {
+    fn from(h: herald_control::History) -> Self {
+        Self {
+            campaign: h.campaign.into(),
+            changes: h.changes.into_iter().map(Into::into).collect(),
+            requests: h.requests.into_iter().map(Into::into).collect(),
+        }
+    }
 }
 
 /// What a launch would reach, counted without launching, from one snapshot.

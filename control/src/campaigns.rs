@@ -11,7 +11,7 @@ use std::{
 
 use herald_store::{
     PgPool,
-    campaigns::{self, CampaignView},
+    campaigns::{self, CampaignView, RequestMade, StatusChange},
     status::StatusChanges,
 };
 use herald_wire::{CampaignKey, CampaignStatus};
@@ -22,20 +22,31 @@ use crate::{
     page::{Cursor, Limit, Page},
 };
 
+/// A campaign's timeline: the campaign as it stands, every status it has had and every
+/// request made of it, oldest first, each with its actor.
+#[derive(Clone, Debug)]
+pub struct History {
+    pub campaign: CampaignView,
+    pub changes: Vec<StatusChange>,
+    pub requests: Vec<RequestMade>,
+}
+
 impl Control {
     pub async fn campaign(&self, key: &CampaignKey) -> Result<CampaignView> {
         Ok(campaigns::find(&self.db, key).await?)
     }
 
-    /// The campaign and every status it has had, oldest first, with its reasons. (The view
-    /// comes along because finding the campaign is how an unknown key becomes a 404 rather
-    /// than an empty history.)
-    pub async fn history(
-        &self,
-        key: &CampaignKey,
-    ) -> Result<(CampaignView, Vec<campaigns::StatusChange>)> {
-        let view = self.campaign(key).await?;
-        Ok((view, campaigns::history(&self.db, key).await?))
+    /// The campaign, every status it has had and every request made of it, oldest first,
+    /// with reasons and actors. (The view comes along because finding the campaign is how an
+    /// unknown key becomes a 404 rather than an empty history.)
+    pub async fn history(&self, key: &CampaignKey) -> Result<History> {
+        let campaign = self.campaign(key).await?;
+        let (changes, requests) = campaigns::history(&self.db, key).await?;
+        Ok(History {
+            campaign,
+            changes,
+            requests,
+        })
     }
 
     /// A page of campaigns, newest first, only those with `status` when it is given.

@@ -329,6 +329,10 @@ pub struct ApiConfig {
     /// more is answered 503 until another closes
     #[arg(long, env = "HERALD_API_MAX_STREAMS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub api_max_streams: u32,
+    /// Event streams one key (with the dashboard sessions signed in with it) may hold open
+    /// at once; one more is answered 429
+    #[arg(long, env = "HERALD_API_MAX_STREAMS_PER_KEY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub api_max_streams_per_key: u32,
     /// The longest a request may take before it is answered 503 (`10s`); event streams are
     /// not limited
     #[arg(long, env = "HERALD_API_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_request_timeout)]

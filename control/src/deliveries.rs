@@ -50,14 +50,14 @@ impl Control {
     ///
     /// Asked the moment a campaign completes, its last run may still be closing (it has
     /// written "completed" and not yet ended): the retry waits for it to close, then starts
-    /// its own run.
-    pub async fn retry_failed(&self, key: &CampaignKey) -> Result<Retried> {
+    /// its own run. `by` is the actor.
+    pub async fn retry_failed(&self, key: &CampaignKey, by: &str) -> Result<Retried> {
         let client = self.temporal().await?;
         let Retry {
             spec,
             tuning,
             reopened: failed,
-        } = sends::retry_failed(&self.db, key).await?;
+        } = sends::retry_failed(&self.db, key, by).await?;
         // The launch's tuning: a campaign launched never to auto-pause does not start
         // pausing itself when its failures are retried.
         let launch = campaigns::launch_token(&self.db, key).await?;

@@ -90,7 +90,8 @@ impl Control {
     /// one); the same key with a different spec is refused. When starting the workflow fails
     /// in a way that leaves its fate unknown (a timeout, a dropped reply), Temporal is asked
     /// before anything is cleaned up, so an operator is never told a running campaign failed.
-    pub async fn launch(&self, mut request: LaunchRequest) -> Result<Launched> {
+    /// `by` is the actor, recorded with the campaign.
+    pub async fn launch(&self, mut request: LaunchRequest, by: &str) -> Result<Launched> {
         let named = request.audience_name.clone();
         // The same launch by name again (a retry with its key) is compared with the filter
         // copied the first time, whatever the name holds now.
@@ -106,7 +107,7 @@ impl Control {
         let spec = request.spec;
         let client = self.temporal().await?;
         let created =
-            campaigns::create(&self.db, &key, &spec, &request.tuning, named.as_ref()).await?;
+            campaigns::create(&self.db, &key, &spec, &request.tuning, named.as_ref(), by).await?;
         let registered = match created {
             Created::Existing(stored) => {
                 return self

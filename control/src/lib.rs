@@ -31,12 +31,13 @@ pub mod requests;
 pub mod temporal;
 pub mod users;
 
+pub use campaigns::History;
 pub use config::Config;
 pub use error::{ControlError, Result};
 pub use herald_store::{
     Fault, StoreError,
     audience::{self, Preview},
-    campaigns::{CampaignView, StatusChange},
+    campaigns::{CampaignView, RequestMade, StatusChange},
     inbox::{InboxItem, ReadFilter},
     report::Report,
     status::Request,

@@ -48,11 +48,13 @@ impl Control {
     /// is never undone: when the signal cannot be delivered, the error says what holds and
     /// that the same command, run again, delivers it (a repeated request keeps its number).
     /// `Recorded::recovered` says a new run was started because no workflow ran the campaign.
+    /// `by` is the actor, recorded with the request (see `herald_store::campaigns::StatusChange`).
     pub async fn request(
         &self,
         key: &CampaignKey,
         request: Request,
         reason: Option<&str>,
+        by: &str,
     ) -> Result<Recorded> {
         let reason = reason.map(str::trim).filter(|r| !r.is_empty());
         if let Some(r) = reason
@@ -71,7 +73,7 @@ impl Control {
             .into());
         }
         let client = self.temporal().await?;
-        let mut recorded = status::request(&self.db, key, request, reason).await?;
+        let mut recorded = status::request(&self.db, key, request, reason, by).await?;
         let committed = std::time::Instant::now();
         let asked = RecordedRequests {
             seq: recorded.requested.seq,
@@ -115,10 +117,15 @@ impl Control {
 impl Control {
     /// Change a running campaign's speed limit (`None`: none). Recorded in the campaign's
     /// row, then the workflow is told by the `rate` signal; it paces its next pages by the
-    /// new rate within a second, whichever workers run them.
-    pub async fn set_rate(&self, key: &CampaignKey, rate: Option<Rate>) -> Result<RateChanged> {
+    /// new rate within a second, whichever workers run them. `by` is the actor.
+    pub async fn set_rate(
+        &self,
+        key: &CampaignKey,
+        rate: Option<Rate>,
+        by: &str,
+    ) -> Result<RateChanged> {
         let client = self.temporal().await?;
-        let mut changed = status::set_rate(&self.db, key, rate).await?;
+        let mut changed = status::set_rate(&self.db, key, rate, by).await?;
         let asked = RecordedRequests {
             seq: 0,
             rate_seq: changed.seq,

@@ -44,6 +44,17 @@ pub async fn run(config: Config, command: Command) -> Result<()> {
     }
 }
 
+/// The actor the command line records with what it does: `cli:` and the OS user it runs as.
+pub fn actor() -> String {
+    let user = ["USER", "LOGNAME"]
+        .into_iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.trim().is_empty()));
+    format!(
+        "cli:{}",
+        user.as_deref().map(str::trim).unwrap_or("unknown")
+    )
+}
+
 /// Reach the database (checking its schema) with up to `sessions` connections.
 pub async fn connect(config: Config, sessions: u32) -> Result<Control> {
     Ok(Control::connect(config, sessions).await?)
@@ -51,7 +62,7 @@ pub async fn connect(config: Config, sessions: u32) -> Result<Control> {
 
 async fn request(control: &Control, request: Request, args: RequestArgs) -> Result<()> {
     let recorded = control
-        .request(&args.key, request, args.reason.as_deref())
+        .request(&args.key, request, args.reason.as_deref(), &actor())
         .await?;
     let done = match request {
         Request::Pause => "paused: no new page starts; a page already in flight finishes",
@@ -99,7 +110,7 @@ async fn request(control: &Control, request: Request, args: RequestArgs) -> Resu
 }
 
 async fn set_rate(control: &Control, key: &CampaignKey, rate: Option<Rate>) -> Result<()> {
-    let changed = control.set_rate(key, rate).await?;
+    let changed = control.set_rate(key, rate, &actor()).await?;
     let was = changed
         .before
         .map(|r| format!("{r}/s"))
@@ -235,7 +246,7 @@ fn csv_field(s: &str) -> String {
 }
 
 async fn retry_failed(control: &Control, key: &CampaignKey) -> Result<()> {
-    match control.retry_failed(key).await?.failed {
+    match control.retry_failed(key, &actor()).await?.failed {
         Some(n) => println!(
             "campaign {key}: retrying {n} failed deliveries (same idempotency ids); follow it with `herald watch {key}`"
         ),
@@ -336,6 +347,16 @@ fn print_view(v: &CampaignView) {
     if let Some(r) = &v.reason {
         println!("reason    {r}");
     }
+    let by = |who: &Option<String>| {
+        who.as_deref()
+            .map(|w| format!("  by {w}"))
+            .unwrap_or_default()
+    };
+    println!(
+        "launched  {}{}",
+        v.created_at.to_rfc3339(),
+        by(&v.created_by)
+    );
     for (label, t) in [
         ("send at", v.send_at),
         ("started", v.started_at),
@@ -345,6 +366,15 @@ fn print_view(v: &CampaignView) {
         if let Some(t) = t {
             println!("{label:<9} {}", t.to_rfc3339());
         }
+    }
+    if let Some(t) = v.requested_at {
+        // The newest pause, resume (intent run), cancel or retry, and who made it.
+        println!(
+            "asked     {} {}{}",
+            v.intent.name(),
+            t.to_rfc3339(),
+            by(&v.requested_by)
+        );
     }
 }
 

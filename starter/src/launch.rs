@@ -9,7 +9,7 @@ use herald_control::{
     launch::{AudienceGiven, LaunchFields, split_field},
 };
 
-use crate::commands::connect;
+use crate::commands::{actor, connect};
 
 #[derive(Args)]
 pub struct LaunchArgs {
@@ -206,7 +206,7 @@ pub async fn launch(config: herald_control::Config, args: LaunchArgs) -> Result<
         request.spec.send_at,
     );
     let launched = control
-        .launch(request)
+        .launch(request, &actor())
         .await
         .map_err(|e| at_flag(e, launch_flag))?;
     let key = &launched.key;

@@ -17,7 +17,8 @@ use crate::{Result, StoreError, audience, pages, partitions, status};
 /// after the first.
 pub async fn register(pool: &PgPool, key: &CampaignKey, spec: &CampaignSpec) -> Result<Registered> {
     let mut tx = pool.begin().await?;
-    insert(&mut tx, key, spec, None, None).await?;
+    // Only a workflow started through Temporal, with no launch before it, inserts here.
+    insert(&mut tx, key, spec, None, None, "temporal").await?;
     let registered = fix_audience(&mut tx, key).await?;
     tx.commit().await?;
     partitions::cover(pool, Some(registered.max_id)).await?;
@@ -37,16 +38,18 @@ pub enum Created {
 /// written and the stored spec is returned, so the caller can tell a repeated launch from a
 /// different campaign under the same key. `tuning` is kept beside the spec, for the runs
 /// that `herald retry-failed` starts later; `audience_name`, the saved audience the spec's
-/// filter was copied from, for a repeat of the launch ([`launched_from`]).
+/// filter was copied from, for a repeat of the launch ([`launched_from`]); `by`, the actor
+/// who launched it.
 pub async fn create(
     pool: &PgPool,
     key: &CampaignKey,
     spec: &CampaignSpec,
     tuning: &Tuning,
     audience_name: Option<&AudienceName>,
+    by: &str,
 ) -> Result<Created> {
     let mut tx = pool.begin().await?;
-    if !insert(&mut tx, key, spec, Some(tuning), audience_name).await? {
+    if !insert(&mut tx, key, spec, Some(tuning), audience_name, by).await? {
         let stored: String = sqlx::query_scalar("SELECT spec::text FROM messages WHERE key = $1")
             .bind(key.as_str())
             .fetch_one(&mut *tx)
@@ -119,8 +122,6 @@ fn corrupt(key: &CampaignKey, what: &str, e: impl std::fmt::Display) -> StoreErr
     ))
 }
 
-/// Undo [`create`] when the workflow was not started. Only a row that never started is
-/// removed.
 /// The random token of a campaign's row, which its workflow carries in its memo.
 pub async fn launch_token(pool: &PgPool, key: &CampaignKey) -> Result<String> {
     sqlx::query_scalar("SELECT launch_token FROM messages WHERE key = $1")
@@ -130,6 +131,8 @@ pub async fn launch_token(pool: &PgPool, key: &CampaignKey) -> Result<String> {
         .ok_or_else(|| StoreError::UnknownCampaign(key.to_string()))
 }
 
+/// Undo [`create`] when the workflow was not started. Only a row that never started is
+/// removed.
 pub async fn delete_unstarted(pool: &PgPool, key: &CampaignKey) -> Result<()> {
     sqlx::query("DELETE FROM messages WHERE key = $1 AND status = $2 AND started_at IS NULL")
         .bind(key.as_str())
@@ -145,6 +148,7 @@ async fn insert(
     spec: &CampaignSpec,
     tuning: Option<&Tuning>,
     audience_name: Option<&AudienceName>,
+    by: &str,
 ) -> Result<bool> {
     // The spec keeps the filter as given (a repeat of the launch compares equal); the row's
     // audience has its relative times fixed now, and is what the campaign's pages select.
@@ -163,8 +167,8 @@ async fn insert(
     };
     let inserted = sqlx::query(
         "INSERT INTO messages (key, title, body, channel, segment, send_at, page_size, lanes, rate,
-                               spec, tuning, audience, audience_name)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12::jsonb, $13)
+                               spec, tuning, audience, audience_name, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12::jsonb, $13, $14)
          ON CONFLICT (key) DO NOTHING",
     )
     .bind(key.as_str())
@@ -183,6 +187,7 @@ async fn insert(
     .bind(tuning.map(|t| serde_json::to_string(t).expect("tuning is plain data")))
     .bind(audience)
     .bind(audience_name.map(AudienceName::as_str))
+    .bind(by)
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -322,6 +327,10 @@ pub struct CampaignView {
     pub finished_at: Option<DateTime<Utc>>,
     /// When the newest operator request was made.
     pub requested_at: Option<DateTime<Utc>>,
+    /// Who launched it (see [`StatusChange::actor`]).
+    pub created_by: Option<String>,
+    /// Who made the newest pause, resume, cancel or retry.
+    pub requested_by: Option<String>,
 }
 
 impl CampaignView {
@@ -381,7 +390,8 @@ SELECT m.id, m.key, m.status, m.intent, coalesce(m.total, 0) AS total, p.sent, p
             ELSE 0 END::float8 AS scanned,
        m.min_user_id, m.max_user_id,
        m.title, m.segment, m.audience, m.channel, m.page_size, m.lanes, m.rate, m.status_reason AS reason,
-       m.send_at, m.created_at, m.started_at, m.paused_at, m.finished_at, m.requested_at
+       m.send_at, m.created_at, m.started_at, m.paused_at, m.finished_at, m.requested_at,
+       m.created_by, m.requested_by
 FROM messages m
 LEFT JOIN LATERAL (
     -- Each lane's pages cover its ids from its first page's cursor to where its last scan
@@ -411,12 +421,32 @@ pub struct StatusChange {
     pub status: CampaignStatus,
     pub reason: Option<String>,
     pub at: DateTime<Utc>,
+    /// Whose doing it was: an API key's name, `cli:<OS user>`, `temporal` (a bare signal),
+    /// `herald` (the campaign's own: it started at its time, completed, failed, paused
+    /// itself); `None` from before actors were recorded.
+    pub actor: Option<String>,
 }
 
-/// Every status the campaign has had, oldest first (at most the last 200).
-pub async fn history(pool: &PgPool, key: &CampaignKey) -> Result<Vec<StatusChange>> {
+/// One request a campaign had, from the request log: its launch, each pause, resume,
+/// cancel and retry, and each change of rate.
+#[derive(Clone, Debug, FromRow)]
+pub struct RequestMade {
+    /// `launch`, `pause`, `resume`, `cancel`, `retry-failed` or `rate`.
+    pub request: String,
+    /// The reason given, or the new rate (`250/s`, `unlimited`).
+    pub detail: Option<String>,
+    pub actor: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// Every status the campaign has had and every request made of it, oldest first (at most
+/// the last 200 of each).
+pub async fn history(
+    pool: &PgPool,
+    key: &CampaignKey,
+) -> Result<(Vec<StatusChange>, Vec<RequestMade>)> {
     let mut changes: Vec<StatusChange> = sqlx::query_as(
-        "SELECT l.status, l.reason, l.at FROM message_status_log l
+        "SELECT l.status, l.reason, l.at, l.actor FROM message_status_log l
          JOIN messages m ON m.id = l.message_id
          WHERE m.key = $1 ORDER BY l.id DESC LIMIT 200",
     )
@@ -424,7 +454,16 @@ pub async fn history(pool: &PgPool, key: &CampaignKey) -> Result<Vec<StatusChang
     .fetch_all(pool)
     .await?;
     changes.reverse();
-    Ok(changes)
+    let mut requests: Vec<RequestMade> = sqlx::query_as(
+        "SELECT r.request, r.detail, r.actor, r.at FROM message_requests r
+         JOIN messages m ON m.id = r.message_id
+         WHERE m.key = $1 ORDER BY r.id DESC LIMIT 200",
+    )
+    .bind(key.as_str())
+    .fetch_all(pool)
+    .await?;
+    requests.reverse();
+    Ok((changes, requests))
 }
 
 /// Newest first: up to `limit` campaigns created before the one with id `before` (the

@@ -508,7 +508,7 @@ pub struct Retry {
 /// each with its page's and lane's counters in one transaction, so the counters stay the
 /// ledger's. Until its page is reached, a failure still counts as failed. The request
 /// itself is one row, whatever the campaign's size.
-pub async fn retry_failed(pool: &PgPool, key: &CampaignKey) -> Result<Retry> {
+pub async fn retry_failed(pool: &PgPool, key: &CampaignKey, by: &str) -> Result<Retry> {
     let mut tx = pool.begin().await?;
     let row: Option<(i64, i16, String, Option<String>)> = sqlx::query_as(
         "SELECT id, status, spec::text, tuning::text FROM messages WHERE key = $1 FOR UPDATE",
@@ -564,13 +564,14 @@ pub async fn retry_failed(pool: &PgPool, key: &CampaignKey) -> Result<Retry> {
     sqlx::query(
         "UPDATE messages SET status = $2, status_reason = $3, finished_at = NULL, updated_at = now(),
                 intent = $4, intent_seq = intent_seq + 1, intent_reason = $3, intent_token = NULL,
-                requested_at = now(), retry_seq = retry_seq + 1
+                requested_at = now(), retry_seq = retry_seq + 1, requested_by = $5
          WHERE id = $1",
     )
     .bind(id)
     .bind(CampaignStatus::InProgress.code())
     .bind(&reason)
     .bind(Intent::Run.code())
+    .bind(by)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -247,7 +247,12 @@ pub struct RateChanged {
 
 /// Record a new speed limit (`None`: none) for a campaign that has not finished. The
 /// workflow is told next, and reads the limit from the row.
-pub async fn set_rate(pool: &PgPool, key: &CampaignKey, rate: Option<Rate>) -> Result<RateChanged> {
+pub async fn set_rate(
+    pool: &PgPool,
+    key: &CampaignKey,
+    rate: Option<Rate>,
+    by: &str,
+) -> Result<RateChanged> {
     let mut tx = pool.begin().await?;
     let row: Option<(i16, Option<i32>)> =
         sqlx::query_as("SELECT status, rate FROM messages WHERE key = $1 FOR UPDATE")
@@ -264,11 +269,12 @@ pub async fn set_rate(pool: &PgPool, key: &CampaignKey, rate: Option<Rate>) -> R
         });
     }
     let seq = sqlx::query_scalar(
-        "UPDATE messages SET rate = $2, rate_seq = rate_seq + 1, updated_at = now()
+        "UPDATE messages SET rate = $2, rate_seq = rate_seq + 1, rate_by = $3, updated_at = now()
          WHERE key = $1 RETURNING rate_seq",
     )
     .bind(key.as_str())
     .bind(rate.map(|r| r.get() as i32))
+    .bind(by)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -288,6 +294,7 @@ pub async fn request(
     key: &CampaignKey,
     request: Request,
     reason: Option<&str>,
+    by: &str,
 ) -> Result<Recorded> {
     let mut tx = pool.begin().await?;
     let standing: Standing =
@@ -316,13 +323,15 @@ pub async fn request(
     let seq = sqlx::query_scalar(
         "UPDATE messages SET intent = $2, intent_seq = intent_seq + CASE WHEN $3 THEN 0 ELSE 1 END,
              intent_reason = CASE WHEN $3 AND $4::text IS NULL THEN intent_reason ELSE $4 END,
-             intent_token = NULL, requested_at = now(), updated_at = now()
+             intent_token = NULL, requested_at = now(), updated_at = now(),
+             requested_by = $5
          WHERE key = $1 RETURNING intent_seq",
     )
     .bind(key.as_str())
     .bind(request.intent().code())
     .bind(repeated)
     .bind(reason)
+    .bind(by)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -387,8 +396,10 @@ pub async fn sync_requests(pool: &PgPool, input: &SyncRequestsInput) -> Result<L
                  intent_reason = CASE WHEN append THEN $3 ELSE intent_reason END,
                  requested_at = CASE WHEN append THEN now() ELSE requested_at END,
                  intent_token = CASE WHEN append THEN $7 ELSE intent_token END,
+                 requested_by = CASE WHEN append THEN $8 ELSE requested_by END,
                  rate = CASE WHEN $4 THEN $5 ELSE rate END,
                  rate_seq = rate_seq + CASE WHEN $4 THEN 1 ELSE 0 END,
+                 rate_by = CASE WHEN $4 THEN 'temporal' ELSE rate_by END,
                  updated_at = now()
              FROM (SELECT $2::smallint IS NOT NULL AND (m.intent_seq = $6 OR $2 = 2)
                           AND (m.intent <> 2 OR $2 = 2) AS append
@@ -403,6 +414,11 @@ pub async fn sync_requests(pool: &PgPool, input: &SyncRequestsInput) -> Result<L
         .bind(input.rate.flatten().map(|r| r.get() as i32))
         .bind(input.intent.as_ref().map_or(0, |b| b.seen_seq))
         .bind(input.intent.as_ref().map(|b| b.token))
+        .bind(match &input.intent {
+            // The campaign paused itself, or someone signalled its workflow directly.
+            Some(bare) if bare.own => "herald",
+            _ => "temporal",
+        })
         .fetch_optional(pool)
         .await?
     };

@@ -202,10 +202,17 @@ pub struct Event {
 impl ApiServer {
     /// Open an event stream with the service token, requiring 200.
     pub async fn events(&self, path: &str) -> Events {
-        let response = self
-            .client
-            .get(self.url(path))
-            .bearer_auth(TOKEN)
+        self.events_with(path, |r| r.bearer_auth(TOKEN)).await
+    }
+
+    /// Open an event stream with the credentials `auth` adds to the request, requiring 200.
+    pub async fn events_with(
+        &self,
+        path: &str,
+        auth: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Events {
+        let request = self.client.get(self.url(path));
+        let response = auth(request)
             .timeout(Duration::from_secs(3600))
             .send()
             .await

@@ -215,6 +215,10 @@ pub struct BareRequest {
     /// bare request knew of, and that one is the workflow's own, not a front end's.
     #[serde(default)]
     pub token: i64,
+    /// The campaign asked it of itself (it paused itself on failures), rather than someone
+    /// signalling its workflow: the row records it as `herald`'s, not `temporal`'s.
+    #[serde(default)]
+    pub own: bool,
     /// The token of the first bare request this one replaced before any was appended (its own
     /// if none): a row whose newest request holds a token from here up to this one's was
     /// written by a look whose task was lost, and this one is appended over it.

@@ -33,7 +33,11 @@ pub(super) async fn request(
         .as_deref()
         .map(str::trim)
         .filter(|r| !r.is_empty());
-    match state.control.request(&key, request, reason).await {
+    match state
+        .control
+        .request(&key, request, reason, &op.actor.name)
+        .await
+    {
         Ok(recorded) => {
             let done = match recorded.applied {
                 Some(_) => request.verb(),
@@ -91,7 +95,7 @@ pub(super) async fn cancel_page(
         Err(r) => return r,
     };
     match load(&state, &op, &key).await {
-        Ok((campaign, _, _)) => views::cancel_confirm(&op, &campaign).into_response(),
+        Ok((timeline, _)) => views::cancel_confirm(&op, &timeline.campaign).into_response(),
         Err(r) => r,
     }
 }
@@ -133,7 +137,7 @@ pub(super) async fn set_rate(
     let outcome = match rate {
         Ok(rate) => state
             .control
-            .set_rate(&key, rate)
+            .set_rate(&key, rate, &op.actor.name)
             .await
             .map_err(ApiError::from),
         Err(message) => Err(ApiError::invalid(message)),
@@ -175,7 +179,7 @@ pub(super) async fn retry_failed(
         Ok(k) => k,
         Err(r) => return r,
     };
-    match state.control.retry_failed(&key).await {
+    match state.control.retry_failed(&key, &op.actor.name).await {
         Ok(_) => Redirect::to(&format!("/campaigns/{key}?done=retry")).into_response(),
         Err(e) => {
             let e = ApiError::from(e);

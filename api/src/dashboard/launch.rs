@@ -165,9 +165,13 @@ pub async fn submit(
         }
     };
     let result = if form.step == "launch" {
-        state.control.launch(request).await.map(|launched| {
-            Redirect::to(&format!("/campaigns/{}?done=launched", launched.key)).into_response()
-        })
+        state
+            .control
+            .launch(request, &op.actor.name)
+            .await
+            .map(|launched| {
+                Redirect::to(&format!("/campaigns/{}?done=launched", launched.key)).into_response()
+            })
     } else {
         state
             .control

@@ -47,7 +47,7 @@ use crate::{
     auth::{SESSION_COOKIE, SESSION_HOURS, session_cookie},
     campaigns::parse_status,
     error::ApiError,
-    schema::{Campaign, Report, StatusChange},
+    schema::{Campaign, Report, Timeline},
 };
 
 use views::Notice;
@@ -178,16 +178,15 @@ fn key_of(raw: &str, op: &Operator) -> Result<CampaignKey, Response> {
         .map_err(|e| views::error_page(StatusCode::NOT_FOUND, Some(op), "No such campaign", &e.0))
 }
 
-/// A campaign, its history of statuses and, for channels that can fail, its delivery
-/// report: what its page shows.
+/// A campaign, its timeline and, for channels that can fail, its delivery report: what its
+/// page shows.
 async fn load(
     state: &AppState,
     op: &Operator,
     key: &CampaignKey,
-) -> Result<(Campaign, Vec<StatusChange>, Option<Report>), Response> {
-    let (campaign, changes): (Campaign, Vec<StatusChange>) = match state.control.history(key).await
-    {
-        Ok((view, changes)) => (view.into(), changes.into_iter().map(Into::into).collect()),
+) -> Result<(Timeline, Option<Report>), Response> {
+    let timeline = match state.control.history(key).await {
+        Ok(history) => Timeline::from(history),
         Err(e) => {
             let e = ApiError::from(e);
             return Err(if e.status == StatusCode::NOT_FOUND {
@@ -202,6 +201,7 @@ async fn load(
             });
         }
     };
+    let campaign = &timeline.campaign;
     let report = if campaign.channel != "inbox" || campaign.failed > 0 {
         match state.control.report(key, 20).await {
             Ok(r) => Some(r.into()),
@@ -210,7 +210,7 @@ async fn load(
     } else {
         None
     };
-    Ok((campaign, changes, report))
+    Ok((timeline, report))
 }
 
 #[derive(Deserialize)]
@@ -240,10 +240,10 @@ async fn show(
         Err(r) => return r,
     };
     match load(state, op, &key).await {
-        Ok((campaign, changes, report)) => {
+        Ok((timeline, report)) => {
             let link = workflow_link(state, &key);
-            let mut page = views::detail(op, &campaign, &changes, report.as_ref(), notice, &link)
-                .into_response();
+            let mut page =
+                views::detail(op, &timeline, report.as_ref(), notice, &link).into_response();
             *page.status_mut() = status;
             page
         }
@@ -287,10 +287,7 @@ async fn panel(
         Err(r) => return r,
     };
     match state.control.history(&key).await {
-        Ok((view, changes)) => {
-            let changes: Vec<StatusChange> = changes.into_iter().map(Into::into).collect();
-            views::panel(&op, &Campaign::from(view), &changes).into_response()
-        }
+        Ok(history) => views::panel(&op, &Timeline::from(history)).into_response(),
         Err(e) => ApiError::from(e).into_response(),
     }
 }
@@ -306,8 +303,8 @@ async fn failures(
         Err(r) => return r,
     };
     match load(&state, &op, &key).await {
-        Ok((_, _, Some(report))) => views::report(&op, &report).into_response(),
-        Ok((_, _, None)) => StatusCode::NO_CONTENT.into_response(),
+        Ok((_, Some(report))) => views::report(&op, &report).into_response(),
+        Ok((_, None)) => StatusCode::NO_CONTENT.into_response(),
         Err(r) => r,
     }
 }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
 
 use super::Operator;
-use crate::schema::{Campaign, Report, StatusChange};
+use crate::schema::{Campaign, Report, RequestMade, StatusChange, Timeline};
 
 /// The statuses, in the specification's order: code and name.
 pub const STATUSES: [(i16, &str); 6] = [
@@ -344,12 +344,12 @@ pub fn row(c: &Campaign) -> Html<String> {
 
 pub fn detail(
     op: &Operator,
-    c: &Campaign,
-    history: &[StatusChange],
+    t: &Timeline,
     report: Option<&Report>,
     notice: Option<Notice>,
     workflow: &str,
 ) -> Html<String> {
+    let c = &t.campaign;
     let rate_error = notice
         .as_ref()
         .filter(|n| n.at_rate)
@@ -375,7 +375,7 @@ pub fn detail(
                     div { dt { "Read" } dd { span data-f="read" { (number(c.read)) } " (" span data-f="read_rate" { (percent((c.read_rate * 10_000.0) as i64, 10_000)) } ")" } }
                 }
             }
-            div #panel { (panel_markup(op, c, history)) }
+            div #panel { (panel_markup(op, t)) }
             (rate_markup(op, c, rate_error.as_deref()))
             div #failures {
                 @if let Some(r) = report { (report_markup(op, r)) }
@@ -397,7 +397,8 @@ pub fn detail(
 }
 
 /// What changes with the status: the actions and the timeline.
-fn panel_markup(op: &Operator, c: &Campaign, history: &[StatusChange]) -> Markup {
+fn panel_markup(op: &Operator, t: &Timeline) -> Markup {
+    let (c, history) = (&t.campaign, &t.changes[..]);
     let terminal = matches!(c.status, 3 | 4);
     let cancelling = c.intent == "cancel";
     let can_pause = !terminal && !cancelling && c.intent != "pause" && c.status != 5;
@@ -441,19 +442,26 @@ fn panel_markup(op: &Operator, c: &Campaign, history: &[StatusChange]) -> Markup
         section.card aria-labelledby="timeline-h" {
             h2 #timeline-h { "Timeline" }
             ol.timeline {
-                li { span.what { "Created" } (time(c.created_at)) }
+                li { span.what { "Created" } (time(c.created_at)) (by(c.created_by.as_deref())) }
                 @if let Some(t) = c.send_at { li { span.what { "Scheduled for" } (time(t)) } }
-                @for (i, change) in history.iter().enumerate() {
-                    @if change.status != 0 {
-                        li {
+                @for entry in entries(t) {
+                    @match entry {
+                        Entry::Change(i) => li {
                             span.what { (step(history, i)) }
-                            (time(change.at))
-                            @if let Some(r) = &change.reason { span.why { (r) } }
-                        }
+                            (time(history[i].at))
+                            (by(history[i].actor.as_deref()))
+                            @if let Some(r) = &history[i].reason { span.why { (r) } }
+                        },
+                        Entry::Request(r) => li.request {
+                            span.what { (asked(r)) }
+                            (time(r.at))
+                            (by(r.actor.as_deref()))
+                            @if let Some(d) = r.detail.as_ref().filter(|_| r.request != "rate") { span.why { (d) } }
+                        },
                     }
                 }
                 @if let (Some(p), Some(t)) = (&c.pending_request, c.requested_at) {
-                    li.pending { span.what { "Requested: " (c.intent) } (time(t)) span.why { (p) } }
+                    li.pending { span.what { "Waiting: " (p) } (time(t)) (by(c.requested_by.as_deref())) }
                 }
             }
         }
@@ -488,6 +496,51 @@ fn rate_markup(op: &Operator, c: &Campaign, rate_error: Option<&str>) -> Markup 
     }
 }
 
+/// One line of the timeline: a status change (by its index) or a request.
+enum Entry<'a> {
+    Change(usize),
+    Request(&'a RequestMade),
+}
+
+/// The status changes (but the first, "not started", which "Created" stands for) and the
+/// requests (but the launch, likewise), by time; a request before the change it caused.
+fn entries(t: &Timeline) -> Vec<Entry<'_>> {
+    let mut entries: Vec<(DateTime<Utc>, u8, Entry<'_>)> = t
+        .changes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.status != 0)
+        .map(|(i, c)| (c.at, 1, Entry::Change(i)))
+        .chain(
+            t.requests
+                .iter()
+                .filter(|r| r.request != "launch")
+                .map(|r| (r.at, 0, Entry::Request(r))),
+        )
+        .collect();
+    entries.sort_by_key(|(at, order, _)| (*at, *order));
+    entries.into_iter().map(|(_, _, e)| e).collect()
+}
+
+/// What a request asked, as the timeline says it.
+fn asked(r: &RequestMade) -> String {
+    match r.request.as_str() {
+        "rate" => format!("Rate set to {}", r.detail.as_deref().unwrap_or("unlimited")),
+        "retry-failed" => "Retry of the failed asked".into(),
+        "pause" => "Pause asked".into(),
+        "resume" => "Resume asked".into(),
+        "cancel" => "Cancel asked".into(),
+        other => format!("{other} asked"),
+    }
+}
+
+/// Who did it, when known.
+fn by(actor: Option<&str>) -> Markup {
+    html! {
+        @if let Some(a) = actor { span.by { "by " (a) } }
+    }
+}
+
 /// What the `i`-th status change was: "Started" the first time it runs, "Resumed" after.
 fn step(history: &[StatusChange], i: usize) -> String {
     let change = &history[i];
@@ -504,8 +557,8 @@ fn step(history: &[StatusChange], i: usize) -> String {
     }
 }
 
-pub fn panel(op: &Operator, c: &Campaign, history: &[StatusChange]) -> Html<String> {
-    Html(panel_markup(op, c, history).into_string())
+pub fn panel(op: &Operator, t: &Timeline) -> Html<String> {
+    Html(panel_markup(op, t).into_string())
 }
 
 fn report_markup(op: &Operator, r: &Report) -> Markup {

@@ -113,7 +113,7 @@ async fn run(
             } else {
                 Request::Resume
             };
-            match status::request(pool, key, request, None).await {
+            match status::request(pool, key, request, None, "bench").await {
                 Ok(_) | Err(herald_store::StoreError::WrongStatus { .. }) => {}
                 Err(e) => return Err(e.into()),
             }

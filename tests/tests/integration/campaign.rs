@@ -208,6 +208,7 @@ async fn an_interrupted_launch_is_finished_by_launching_again() {
         &spec,
         &Default::default(),
         None,
+        "test",
     )
     .await
     .unwrap();

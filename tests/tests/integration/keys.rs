@@ -252,3 +252,206 @@ async fn signing_out_or_revoking_the_key_ends_a_session_everywhere() {
         );
     }
 }
+
+/// Every launch, request and status change names who made it: an API key by its name, the
+/// command line with its OS user, a bare signal through Temporal as `temporal`. The API's
+/// timeline, `herald status` and the dashboard's timeline all say so.
+#[tokio::test]
+async fn every_launch_request_and_status_change_names_its_actor() {
+    use herald_wire::CampaignStatus::{self, *};
+    let app = TestApp::spawn().await.unwrap();
+    let segment = unique("actors");
+    app.seed(3_000, &segment);
+    let api = app.api().await.unwrap();
+    let ops = key(&app, "ops", "launch,operate,read");
+    let as_tester = |args: &[&str]| {
+        let out = app.herald_with_env(args, &[("USER", "tester")]);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let reached = |key: &str, status: CampaignStatus| {
+        let (app, key) = (&app, key.to_owned());
+        async move {
+            app.wait_status(&key, status, std::time::Duration::from_secs(60))
+                .await
+                .unwrap()
+        }
+    };
+
+    // Paced (20 recipients a second on one lane) so that it is still sending at the end.
+    let body = json!({"title": "t", "body": "b", "segment": segment, "lanes": 1,
+                      "page_size": 10, "rate": 20});
+    let launched = api
+        .call(Method::POST, "/v1/campaigns", Some(&ops), Some(body))
+        .await;
+    assert_eq!(launched.status, StatusCode::CREATED, "{}", launched.text);
+    assert_eq!(launched.body["created_by"], "ops");
+    let campaign = launched.body["key"].as_str().unwrap().to_owned();
+    reached(&campaign, InProgress).await;
+
+    as_tester(&["pause", &campaign, "--reason", "lunch"]);
+    reached(&campaign, Paused).await;
+    let path = |what: &str| format!("/v1/campaigns/{campaign}/{what}");
+    let resumed = api
+        .call(Method::POST, &path("resume"), Some(&ops), Some(json!({})))
+        .await;
+    assert_eq!(resumed.status, StatusCode::OK, "{}", resumed.text);
+    assert_eq!(resumed.body["campaign"]["requested_by"], "ops");
+    reached(&campaign, InProgress).await;
+    let rate = api
+        .call(
+            Method::POST,
+            &path("rate"),
+            Some(&ops),
+            Some(json!({"rate": 30})),
+        )
+        .await;
+    assert_eq!(rate.status, StatusCode::OK, "{}", rate.text);
+    app.signal(&campaign, "pause", &[]);
+    reached(&campaign, Paused).await;
+    as_tester(&["cancel", &campaign]);
+    reached(&campaign, Cancelled).await;
+
+    let timeline = api
+        .call(Method::GET, &path("timeline"), Some(&ops), None)
+        .await;
+    assert_eq!(timeline.status, StatusCode::OK, "{}", timeline.text);
+    let requests: Vec<(String, String, String)> = timeline.body["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let s = |f: &str| r[f].as_str().unwrap_or_default().to_owned();
+            (s("request"), s("actor"), s("detail"))
+        })
+        .collect();
+    let want = [
+        ("launch", "ops", ""),
+        ("pause", "cli:tester", "lunch"),
+        ("resume", "ops", ""),
+        ("rate", "ops", "30/s"),
+        ("pause", "temporal", ""),
+        ("cancel", "cli:tester", ""),
+    ];
+    let want: Vec<(String, String, String)> = want
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(requests, want, "{}", timeline.text);
+    let changes: Vec<(i64, String)> = timeline.body["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["status"].as_i64().unwrap(),
+                c["actor"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want: Vec<(i64, String)> = [
+        (0, "ops"),
+        (1, "ops"),
+        (2, "cli:tester"),
+        (1, "ops"),
+        (2, "temporal"),
+        (4, "cli:tester"),
+    ]
+    .iter()
+    .map(|(s, a)| (*s, a.to_string()))
+    .collect();
+    assert_eq!(changes, want, "{}", timeline.text);
+
+    // `herald status` says who launched it and who asked last.
+    let status = as_tester(&["status", &campaign]);
+    assert!(status.contains("  by ops\n"), "{status}");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("asked     cancel ") && l.ends_with("by cli:tester")),
+        "{status}"
+    );
+
+    // The dashboard's timeline, as the operator signed in with the key sees it.
+    let cookie = sign_in(&api, &ops).await;
+    let html = page(&api, &cookie, &format!("/campaigns/{campaign}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "by ops",
+        "by cli:tester",
+        "by temporal",
+        "Rate set to 30/s",
+        "lunch",
+    ] {
+        assert!(html.contains(line), "{line:?} is not on the page");
+    }
+}
+
+/// One key holds at most HERALD_API_MAX_STREAMS_PER_KEY event streams (its dashboard
+/// sessions' included): one more is a 429 while other keys still open theirs. A stream ends
+/// within seconds of its key being revoked or its session signed out.
+#[tokio::test]
+async fn a_keys_streams_are_bounded_and_end_with_the_key() {
+    use std::time::Duration;
+    let app = TestApp::spawn().await.unwrap();
+    let api = app
+        .api_with_env(&[("HERALD_API_MAX_STREAMS_PER_KEY", "2")])
+        .await
+        .unwrap();
+    let watcher = key(&app, "watcher", "read");
+    let other = key(&app, "other", "read");
+    let bearer = |k: &str| {
+        let k = k.to_owned();
+        move |r: reqwest::RequestBuilder| r.bearer_auth(k)
+    };
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        // No campaign: the stream holds its place and stays quiet.
+        held.push(api.events_with("/v1/events", bearer(&watcher)).await);
+    }
+    let refused = api
+        .call(Method::GET, "/v1/events", Some(&watcher), None)
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.text
+    );
+    assert_eq!(refused.code(), "too_many_streams", "{}", refused.text);
+    assert!(refused.text.contains("watcher"), "{}", refused.text);
+
+    // Another key, signed in to the dashboard: its session's streams are its key's.
+    let cookie = sign_in(&api, &other).await;
+    let with_cookie = |r: reqwest::RequestBuilder| r.header(header::COOKIE, cookie.clone());
+    let mut session_stream = api.events_with("/v1/events", with_cookie).await;
+
+    // Revoked: the key's streams end, the session's stays.
+    let out = app.herald(&["keys", "revoke", "watcher"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for mut events in held {
+        let ended = tokio::time::timeout(Duration::from_secs(20), async {
+            while events.next().await.is_some() {}
+        })
+        .await;
+        assert!(ended.is_ok(), "a stream outlived its key's revocation");
+    }
+    let still = tokio::time::timeout(Duration::from_secs(1), session_stream.next()).await;
+    assert!(
+        !matches!(still, Ok(None)),
+        "the other key's session stream ended"
+    );
+
+    // Signed out: the session's stream ends too.
+    let token = csrf(&api, &cookie).await;
+    let out = post_form(&api, "/sign-out", Some(&cookie), &[("csrf", &token)]).await;
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        while session_stream.next().await.is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "a stream outlived its session");
+}

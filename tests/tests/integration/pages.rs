@@ -225,7 +225,7 @@ async fn a_paused_campaign_writes_no_new_page() {
     let (_app, pool, pages, id) = campaign().await;
     let first = deliver(&pages, &page(id, 0)).await.unwrap();
     let key = herald_wire::CampaignKey::parse("pages").unwrap();
-    let recorded = status::request(&pool, &key, status::Request::Pause, None)
+    let recorded = status::request(&pool, &key, status::Request::Pause, None, "test")
         .await
         .unwrap();
     assert_eq!(
@@ -245,7 +245,7 @@ async fn a_paused_campaign_writes_no_new_page() {
         }
     );
     // Resumed in the row, but the status says paused (as the workflow left it).
-    status::request(&pool, &key, status::Request::Resume, None)
+    status::request(&pool, &key, status::Request::Resume, None, "test")
         .await
         .unwrap();
     sqlx::query("UPDATE messages SET status = $2 WHERE id = $1")
@@ -430,6 +430,7 @@ async fn a_bare_requests_token_is_the_workflows_and_any_other_request_clears_it(
             seen_seq,
             after_look: false,
             token,
+            own: false,
             replaces_from: token,
         }),
         rate: None,
@@ -456,9 +457,15 @@ async fn a_bare_requests_token_is_the_workflows_and_any_other_request_clears_it(
     assert_eq!(read, appended);
 
     let key = CampaignKey::parse("pages").unwrap();
-    status::request(&pool, &key, status::Request::Resume, Some("operator"))
-        .await
-        .unwrap();
+    status::request(
+        &pool,
+        &key,
+        status::Request::Resume,
+        Some("operator"),
+        "test",
+    )
+    .await
+    .unwrap();
     let token = || async {
         sqlx::query_scalar::<_, Option<i64>>("SELECT intent_token FROM messages WHERE id = $1")
             .bind(id)

@@ -167,7 +167,7 @@ impl CampaignState {
     /// The campaign pauses itself: applied at once, and appended to the row like a bare pause,
     /// so that pages obey it and an operator's resume continues.
     fn pause_itself(&mut self, reason: String) {
-        self.hold_bare(Intent::Pause, Some(reason.clone()));
+        self.hold_bare(Intent::Pause, Some(reason.clone()), true);
         self.carried.lifecycle = Lifecycle::Paused { started: true };
         self.carried.reason = Some(reason);
         self.reason_changed = true;

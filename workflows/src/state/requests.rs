@@ -24,7 +24,7 @@ impl CampaignState {
         if !self.accepts(intent) || self.repeats(intent, &request) {
             return;
         }
-        self.hold_bare(intent, request.reason.clone());
+        self.hold_bare(intent, request.reason.clone(), false);
         self.apply_intent(intent, request.reason);
     }
 
@@ -32,7 +32,7 @@ impl CampaignState {
     /// that arrives while the workflow still has to read the row, or while a look is on its
     /// way (which may have read the row before a front end's request now in it), waits for a
     /// look that starts after it.
-    pub(super) fn hold_bare(&mut self, intent: Intent, reason: Option<String>) {
+    pub(super) fn hold_bare(&mut self, intent: Intent, reason: Option<String>, own: bool) {
         self.bare_arrived += 1;
         let r = &mut self.carried.requests;
         let token = r.next_token;
@@ -44,6 +44,7 @@ impl CampaignState {
             seen_seq: r.applied.seq,
             after_look: r.look_due || self.syncing,
             token,
+            own,
             replaces_from,
         });
         self.look_for_bare = false;

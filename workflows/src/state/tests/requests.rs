@@ -294,6 +294,7 @@ fn a_bare_request_is_recorded_with_its_reason() {
             seen_seq: 2,
             after_look: false,
             token: 0,
+            own: false,
             replaces_from: 0,
         })
     );

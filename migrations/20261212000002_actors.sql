@@ -2,8 +2,9 @@
 -- name of the API key a front end was called with (`api-token` for HERALD_API_TOKEN, `dev`
 -- when the API serves without one), `cli:<OS user>` for the command line, `temporal` for a
 -- bare signal sent to the workflow through Temporal, and `herald` for what a campaign does
--- by itself (it starts at its time, completes, fails, pauses itself). NULL: before actors
--- were recorded, or hand-written SQL that named none.
+-- by itself (it completes, fails, pauses itself). NULL: before actors were recorded. A
+-- writer that names no actor (hand-written SQL) leaves the previous one in the row, and its
+-- request is logged under that name.
 ALTER TABLE messages
     ADD COLUMN created_by text,
     -- Who made the newest pause, resume, cancel or retry (the request `intent_seq` numbers).
@@ -64,9 +65,11 @@ CREATE TRIGGER messages_request_log_update
     EXECUTE FUNCTION herald_log_request();
 
 -- A status change is the doing of whoever asked for it: the launch's actor when a campaign
--- first starts, the newest request's when the status is what that request asked for (a
--- pause, a resume or retry, a cancel), and the campaign's own otherwise (it completed,
--- failed, or paused itself before its own request reached the row).
+-- starts (at once, or at its send time), the newest request's when the status is what that
+-- request asked for (a pause, a resume or retry, a cancel), and the campaign's own
+-- otherwise (it completed, failed, or paused itself). A status written after a newer
+-- request of another kind reached the row (a resume committed while a pause was still being
+-- applied) is credited to `herald`.
 CREATE OR REPLACE FUNCTION herald_log_status() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -74,8 +77,9 @@ BEGIN
     VALUES (NEW.id, NEW.status, NEW.status_reason,
             CASE
                 WHEN TG_OP = 'INSERT' THEN NEW.created_by
-                WHEN OLD.status = 0 AND NEW.status = 1 AND NEW.intent_seq = 0 THEN NEW.created_by
-                WHEN NEW.status = 1 AND NEW.intent = 0 AND NEW.intent_seq > 0 THEN NEW.requested_by
+                WHEN OLD.status = 0 AND NEW.status = 1 THEN NEW.created_by
+                WHEN NEW.status IN (0, 1) AND NEW.intent = 0 AND NEW.intent_seq > 0
+                    THEN NEW.requested_by
                 WHEN NEW.status = 2 AND NEW.intent = 1 THEN NEW.requested_by
                 WHEN NEW.status = 4 AND NEW.intent = 2 THEN NEW.requested_by
                 ELSE 'herald'

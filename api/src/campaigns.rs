@@ -205,8 +205,9 @@ async fn show(
     Ok(axum::Json(state.control.campaign(&key).await?.into()))
 }
 
-/// A campaign's timeline: every status it has had (each pause and resume), oldest first,
-/// with the reasons given.
+/// A campaign's timeline: every status it has had (each pause and resume) and every request
+/// made of it (launch, pause, resume, cancel, retry-failed, rate), oldest first, with the
+/// reasons given and who made each.
 #[utoipa::path(
     get, path = "/v1/campaigns/{key}/timeline", tag = "campaigns",
     params(("key" = String, Path, description = "The campaign key")),

@@ -368,10 +368,13 @@ fn print_view(v: &CampaignView) {
         }
     }
     if let Some(t) = v.requested_at {
-        // The newest pause, resume (intent run), cancel or retry, and who made it.
+        // The newest pause, resume, cancel or retry, and who made it.
         println!(
             "asked     {} {}{}",
-            v.intent.name(),
+            match v.intent {
+                Intent::Run => "resume or retry",
+                other => other.name(),
+            },
             t.to_rfc3339(),
             by(&v.requested_by)
         );

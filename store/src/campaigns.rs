@@ -421,9 +421,10 @@ pub struct StatusChange {
     pub status: CampaignStatus,
     pub reason: Option<String>,
     pub at: DateTime<Utc>,
-    /// Whose doing it was: an API key's name, `cli:<OS user>`, `temporal` (a bare signal),
-    /// `herald` (the campaign's own: it started at its time, completed, failed, paused
-    /// itself); `None` from before actors were recorded.
+    /// Whose doing it was: the actor of the request it carried out (an API key's name,
+    /// `cli:<OS user>`, `temporal` for a bare signal), the launch's for its start, or
+    /// `herald` (the campaign's own: it completed, failed, paused itself); `None` from before
+    /// actors were recorded.
     pub actor: Option<String>,
 }
 

@@ -324,7 +324,7 @@ pub async fn request(
         "UPDATE messages SET intent = $2, intent_seq = intent_seq + CASE WHEN $3 THEN 0 ELSE 1 END,
              intent_reason = CASE WHEN $3 AND $4::text IS NULL THEN intent_reason ELSE $4 END,
              intent_token = NULL, requested_at = now(), updated_at = now(),
-             requested_by = $5
+             requested_by = CASE WHEN $3 THEN requested_by ELSE $5 END
          WHERE key = $1 RETURNING intent_seq",
     )
     .bind(key.as_str())

@@ -113,7 +113,7 @@ pub fn check_key_name(name: &str) -> Result<(), InvalidInput> {
              starting with a letter or digit"
         )));
     }
-    if [API_TOKEN_ACTOR, DEV_ACTOR, "temporal", "cli"].contains(&name) {
+    if [API_TOKEN_ACTOR, DEV_ACTOR, "temporal", "cli", "herald"].contains(&name) {
         return Err(invalid(format!(
             "{name:?} is a name Herald acts under itself; pick another"
         )));
@@ -147,7 +147,16 @@ mod tests {
         for good in ["ci", "grafana.prod", "ops-team_2"] {
             check_key_name(good).unwrap();
         }
-        for bad in ["", "Ops", "-x", "a b", "api-token", "dev", &"x".repeat(64)] {
+        for bad in [
+            "",
+            "Ops",
+            "-x",
+            "a b",
+            "api-token",
+            "dev",
+            "herald",
+            &"x".repeat(64),
+        ] {
             assert!(check_key_name(bad).is_err(), "{bad:?}");
         }
     }

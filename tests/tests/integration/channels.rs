@@ -246,6 +246,52 @@ async fn a_failing_endpoint_pauses_the_campaign_and_a_resume_finishes_it() {
         "{s}"
     );
     assert_eq!(sink.delivered(), 500);
+
+    // The pause was the campaign's own; the launch and the resume the command line's.
+    let changes: Vec<(i16, Option<String>)> = sqlx::query_as(
+        "SELECT l.status, l.actor FROM message_status_log l JOIN messages m ON m.id = l.message_id
+         WHERE m.key = $1 ORDER BY l.id",
+    )
+    .bind(&key)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let requests: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT r.request, r.actor FROM message_requests r JOIN messages m ON m.id = r.message_id
+         WHERE m.key = $1 ORDER BY r.id",
+    )
+    .bind(&key)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let cli = |a: &Option<String>| a.as_deref().is_some_and(|a| a.starts_with("cli:"));
+    let herald = |a: &Option<String>| a.as_deref() == Some("herald");
+    let shape: Vec<(i16, bool)> = changes
+        .iter()
+        .map(|(s, a)| {
+            (
+                *s,
+                if cli(a) {
+                    true
+                } else {
+                    assert!(herald(a), "{changes:?}");
+                    false
+                },
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [(0, true), (1, true), (2, false), (1, true), (3, false)],
+        "{changes:?}"
+    );
+    let asked: Vec<(&str, bool)> = requests.iter().map(|(r, a)| (r.as_str(), cli(a))).collect();
+    assert_eq!(
+        asked,
+        [("launch", true), ("pause", false), ("resume", true)],
+        "{requests:?}"
+    );
+    assert!(herald(&requests[1].1), "{requests:?}");
 }
 
 #[tokio::test]

@@ -455,3 +455,95 @@ async fn a_keys_streams_are_bounded_and_end_with_the_key() {
     .await;
     assert!(ended.is_ok(), "a stream outlived its session");
 }
+
+/// A scheduled campaign's start is its launch's doing, whoever paused and resumed it while it
+/// waited; a repeated request leaves the first one's actor.
+#[tokio::test]
+async fn a_scheduled_start_is_the_launchers_and_a_repeat_keeps_the_first_actor() {
+    use herald_wire::CampaignStatus::*;
+    use std::time::Duration;
+    let app = TestApp::spawn().await.unwrap();
+    let segment = unique("sched");
+    app.seed(50, &segment);
+    let api = app.api().await.unwrap();
+    let ops = key(&app, "ops", "operate,read");
+    let send_at = (chrono::Utc::now() + chrono::Duration::seconds(8)).to_rfc3339();
+    let body = json!({"title": "t", "body": "b", "segment": segment, "send_at": send_at});
+    let launched = api
+        .call(Method::POST, "/v1/campaigns", Some(TOKEN), Some(body))
+        .await;
+    assert_eq!(launched.status, StatusCode::CREATED, "{}", launched.text);
+    let campaign = launched.body["key"].as_str().unwrap().to_owned();
+    let path = |what: &str| format!("/v1/campaigns/{campaign}/{what}");
+    let ask = |what: &'static str| {
+        let (api, ops, path) = (&api, &ops, path(what));
+        async move {
+            let a = api
+                .call(Method::POST, &path, Some(ops), Some(json!({})))
+                .await;
+            assert_eq!(a.status, StatusCode::OK, "{what}: {}", a.text);
+            a
+        }
+    };
+    ask("pause").await;
+    app.wait_status(&campaign, Paused, Duration::from_secs(5))
+        .await
+        .unwrap();
+    // The same pause again, by another caller: still the first one's.
+    let out = app.herald_with_env(&["pause", &campaign], &[("USER", "late")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let again = api
+        .call(
+            Method::GET,
+            &format!("/v1/campaigns/{campaign}"),
+            Some(&ops),
+            None,
+        )
+        .await;
+    assert_eq!(again.body["requested_by"], "ops", "{}", again.text);
+    ask("resume").await;
+    app.wait_status(&campaign, Completed, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+
+    let timeline = api
+        .call(Method::GET, &path("timeline"), Some(&ops), None)
+        .await;
+    let changes: Vec<(i64, String)> = timeline.body["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["status"].as_i64().unwrap(),
+                c["actor"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want: Vec<(i64, String)> = [
+        (0, "api-token"),
+        (2, "ops"),
+        (0, "ops"),
+        (1, "api-token"),
+        (3, "herald"),
+    ]
+    .iter()
+    .map(|(s, a)| (*s, a.to_string()))
+    .collect();
+    assert_eq!(changes, want, "{}", timeline.text);
+    let requests: Vec<(String, String)> = timeline.body["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let s = |f: &str| r[f].as_str().unwrap_or_default().to_owned();
+            (s("request"), s("actor"))
+        })
+        .collect();
+    let want: Vec<(String, String)> =
+        [("launch", "api-token"), ("pause", "ops"), ("resume", "ops")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+    assert_eq!(requests, want, "{}", timeline.text);
+}

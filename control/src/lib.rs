@@ -1,5 +1,5 @@
-//! Herald's control layer: the use cases every front end calls (the `herald` CLI today, the
-//! HTTP API and the dashboard next). Each returns typed results and a [`ControlError`] whose
+//! Herald's control layer: the use cases every front end calls (the `herald` CLI, the HTTP
+//! API and its dashboard). Each returns typed results and a [`ControlError`] whose
 //! [`Fault`] says whose fault it is; front ends parse their input and print or serialize the
 //! result, and hold no orchestration and no SQL.
 //!
@@ -14,6 +14,8 @@
 //! - [`page`]: keyset pagination of lists.
 //! - [`users`]: users from the API, and test users.
 //! - [`import`]: importing users from CSV or NDJSON.
+//! - [`keys`]: named API keys with scopes, and the dashboard's server-side sessions.
+//! - [`recovery`]: a new run for a campaign whose workflow is gone.
 //! - [`error`]: the errors ([`ControlError`]).
 
 pub mod audiences;

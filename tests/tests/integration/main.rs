@@ -18,7 +18,8 @@
 //! - `requests`: pause, resume and cancel from every side at once, in any order.
 //! - `recovery`: campaigns whose workflow was terminated, resumed from the ledger's cursors.
 //! - `scans`: sparse audiences in pages of bounded work; pages that run past their time.
-//! - `keys`: API keys with scopes, dashboard sessions that end when signed out of or revoked.
+//! - `keys`: API keys with scopes, dashboard sessions that end when signed out of or revoked,
+//!   actors in the timeline, event streams per key.
 //! - `launch`: one launch request for the CLI, the API and the form; saved audiences; dry runs.
 //! - `users`: users imported from CSV and NDJSON, and written through the API.
 //! - `webhooks`: destinations by policy, answers without end, signatures checked by the

@@ -27,14 +27,10 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     if let Err(e) = run(config).await {
-        let code = match e
-            .downcast_ref::<herald_control::ControlError>()
-            .map(|e| e.fault())
-        {
-            Some(herald_control::Fault::Refused) => 2,
-            _ => 1,
-        };
-        fail(&one_line(e.chain()), code);
+        fail(
+            &one_line(e.chain()),
+            herald_control::error::exit_code(e.chain()),
+        );
     }
 }
 

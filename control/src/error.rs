@@ -102,6 +102,21 @@ impl From<herald_wire::FieldError> for ControlError {
 
 pub type Result<T, E = ControlError> = std::result::Result<T, E>;
 
+/// The exit code of a binary that failed with `chain` (an error and its causes): 2 when a
+/// request was refused as it stands (bad input, a state that forbids it), 1 for everything
+/// else (a service down, Herald's own fault). Every binary maps its failures here.
+pub fn exit_code<'a>(
+    chain: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>,
+) -> i32 {
+    let fault = chain
+        .into_iter()
+        .find_map(|c| c.downcast_ref::<ControlError>().map(ControlError::fault));
+    match fault {
+        Some(Fault::Refused) => 2,
+        _ => 1,
+    }
+}
+
 /// An error and its causes on one line, each cause once: many errors already print their
 /// source in their own message (sqlx's do), and repeating it would say the same thing
 /// several times.

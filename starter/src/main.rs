@@ -16,7 +16,7 @@ mod users;
 mod watch;
 
 use clap::{Args, Parser, Subcommand};
-use herald_control::{ControlError, Fault, config::CliConfig};
+use herald_control::config::CliConfig;
 use herald_wire::{CampaignKey, Rate, Segment};
 
 #[global_allocator]
@@ -279,17 +279,6 @@ async fn main() {
         .init();
     if let Err(e) = commands::run(cli.config.services, cli.command).await {
         eprintln!("herald: {}", herald_control::error::one_line(e.chain()));
-        std::process::exit(exit_code(&e));
-    }
-}
-
-/// 2 when the request was refused as it stands, 1 otherwise.
-fn exit_code(e: &anyhow::Error) -> i32 {
-    let fault = e
-        .chain()
-        .find_map(|c| c.downcast_ref::<ControlError>().map(ControlError::fault));
-    match fault {
-        Some(Fault::Refused) => 2,
-        _ => 1,
+        std::process::exit(herald_control::error::exit_code(e.chain()));
     }
 }

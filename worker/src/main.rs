@@ -41,7 +41,7 @@ async fn main() {
             "herald-worker: {}",
             herald_control::error::one_line(e.chain())
         );
-        std::process::exit(1);
+        std::process::exit(herald_control::error::exit_code(e.chain()));
     }
 }
 

@@ -16,9 +16,9 @@ async fn main() {
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => fail(&herald_control::config::first_line(&e.to_string()), 2),
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|e| {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.server.log).unwrap_or_else(|e| {
         fail(
-            &format!("RUST_LOG {:?} is not a log filter ({e})", config.log),
+            &format!("RUST_LOG {:?} is not a log filter ({e})", config.server.log),
             2,
         )
     });
@@ -82,7 +82,7 @@ async fn run(config: ApiConfig) -> anyhow::Result<()> {
         tracing::info!(%addr, "metrics served without a key");
     }
     tracing::info!(addr = %config.api_addr, "herald-api listening");
-    let grace = config.shutdown_grace;
+    let grace = config.server.shutdown_grace;
     axum::serve(listener, herald_api::app(state))
         .with_graceful_shutdown(async move {
             terminated().await;

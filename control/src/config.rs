@@ -237,6 +237,19 @@ pub enum Compression {
     None,
 }
 
+/// What the long-running servers (the worker and the API) share.
+#[derive(Clone, Debug, Args)]
+pub struct ServerConfig {
+    /// Log filter (tracing's `EnvFilter` syntax)
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log: String,
+    /// On SIGTERM, how long in-flight work may take to finish before the process exits
+    /// anyway (`15s`): a worker refuses new pages at once and hands them to another worker;
+    /// the API stops accepting connections and ends its event streams
+    #[arg(long, env = "HERALD_SHUTDOWN_GRACE", default_value = "15s", value_parser = parse_shutdown_grace)]
+    pub shutdown_grace: Duration,
+}
+
 /// The worker's configuration.
 #[derive(Clone, Debug, Parser)]
 #[command(
@@ -247,18 +260,12 @@ pub enum Compression {
 pub struct WorkerConfig {
     #[command(flatten)]
     pub services: Config,
-    /// Log filter (tracing's `EnvFilter` syntax)
-    #[arg(long, env = "RUST_LOG", default_value = "info")]
-    pub log: String,
+    #[command(flatten)]
+    pub server: ServerConfig,
     /// Page statements one worker runs at once, across all its campaigns (two campaigns'
     /// worth at the default of 8 lanes; more wait their turn)
     #[arg(long, env = "HERALD_PAGE_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub page_connections: u32,
-    /// On SIGTERM, how long in-flight work may take to finish before the process exits
-    /// anyway (`15s`): a worker refuses new pages at once and hands them to another worker;
-    /// the API stops accepting connections and ends its event streams
-    #[arg(long, env = "HERALD_SHUTDOWN_GRACE", default_value = "15s", value_parser = parse_shutdown_grace)]
-    pub shutdown_grace: Duration,
     /// The longest one webhook request or SMTP exchange may take (`10s`) before it counts as
     /// a failure worth retrying
     #[arg(long, env = "HERALD_SEND_TIMEOUT", default_value = "10s", value_parser = parse_send_timeout)]
@@ -293,9 +300,8 @@ pub struct WorkerConfig {
 pub struct ApiConfig {
     #[command(flatten)]
     pub services: Config,
-    /// Log filter (tracing's `EnvFilter` syntax)
-    #[arg(long, env = "RUST_LOG", default_value = "info")]
-    pub log: String,
+    #[command(flatten)]
+    pub server: ServerConfig,
     /// Where the HTTP API listens, `host:port`
     #[arg(long, env = "HERALD_API_ADDR", default_value = "127.0.0.1:8080")]
     pub api_addr: std::net::SocketAddr,
@@ -337,11 +343,6 @@ pub struct ApiConfig {
     /// not limited
     #[arg(long, env = "HERALD_API_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_request_timeout)]
     pub api_request_timeout: Duration,
-    /// On SIGTERM, how long in-flight work may take to finish before the process exits
-    /// anyway (`15s`): a worker refuses new pages at once and hands them to another worker;
-    /// the API stops accepting connections and ends its event streams
-    #[arg(long, env = "HERALD_SHUTDOWN_GRACE", default_value = "15s", value_parser = parse_shutdown_grace)]
-    pub shutdown_grace: Duration,
 }
 
 /// At most `SEND_TIMEOUT_MAX`, so that a page's last send ends inside its attempt's timeout.

@@ -23,7 +23,7 @@ const BOOKKEEPING_CONNECTIONS: u32 = 4;
 ///
 /// Then it hands its campaigns over: activities refuse new work at once (each campaign's
 /// workflow waits a second on a durable timer, which another worker picks up), in-flight
-/// pages finish, and it returns. Whatever is still running after `config.shutdown_grace` is
+/// pages finish, and it returns. Whatever is still running after `config.server.shutdown_grace` is
 /// abandoned; another worker runs it again, and the ledger makes that harmless.
 pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let services = &config.services;
@@ -71,7 +71,7 @@ pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> a
         // worker may take it; the default (10 s) would be most of the stall after a crash.
         .sticky_queue_schedule_to_start_timeout(Duration::from_secs(2))
         // Regular activities still running this long after the stop are cancelled.
-        .graceful_shutdown_period(config.shutdown_grace.mul_f64(0.8))
+        .graceful_shutdown_period(config.server.shutdown_grace.mul_f64(0.8))
         .build();
     let mut worker = Worker::new(&runtime, client, options).context("creating the worker")?;
     let stop = worker.shutdown_handle();
@@ -81,18 +81,18 @@ pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> a
     tokio::select! {
         result = &mut run => return result.context("worker stopped"),
         () = shutdown => {
-            info!(grace = ?config.shutdown_grace, "shutting down: refusing new pages, finishing the ones in flight");
+            info!(grace = ?config.server.shutdown_grace, "shutting down: refusing new pages, finishing the ones in flight");
             stopping.stop();
             stop();
         }
     }
-    match tokio::time::timeout(config.shutdown_grace, run).await {
+    match tokio::time::timeout(config.server.shutdown_grace, run).await {
         Ok(result) => {
             result.context("worker shutdown")?;
             info!("worker stopped");
         }
         Err(_) => warn!(
-            grace = ?config.shutdown_grace,
+            grace = ?config.server.shutdown_grace,
             "worker stopped with tasks still running; another worker runs them again"
         ),
     }

@@ -24,10 +24,10 @@ async fn main() {
         );
         std::process::exit(2);
     });
-    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|e| {
+    let filter = EnvFilter::try_new(&config.server.log).unwrap_or_else(|e| {
         eprintln!(
             "herald-worker: RUST_LOG {:?} is not a log filter ({e})",
-            config.log
+            config.server.log
         );
         std::process::exit(2);
     });

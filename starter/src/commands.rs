@@ -5,9 +5,12 @@ use herald_control::{
     CampaignView, Config, Control, ControlError, ReadFilter, Request, page::Limit,
 };
 use herald_wire::{CampaignKey, Intent, Rate};
-use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::{Command, KeysCommand, RequestArgs, watch};
+use crate::{
+    Command, KeysCommand, RequestArgs,
+    shared::{actor, connect},
+    watch,
+};
 
 pub async fn run(config: Config, command: Command) -> Result<()> {
     match command {
@@ -42,22 +45,6 @@ pub async fn run(config: Config, command: Command) -> Result<()> {
             Ok(())
         }
     }
-}
-
-/// The actor the command line records with what it does: `cli:` and the OS user it runs as.
-pub fn actor() -> String {
-    let user = ["USER", "LOGNAME"]
-        .into_iter()
-        .find_map(|v| std::env::var(v).ok().filter(|u| !u.trim().is_empty()));
-    format!(
-        "cli:{}",
-        user.as_deref().map(str::trim).unwrap_or("unknown")
-    )
-}
-
-/// Reach the database (checking its schema) with up to `sessions` connections.
-pub async fn connect(config: Config, sessions: u32) -> Result<Control> {
-    Ok(Control::connect(config, sessions).await?)
 }
 
 async fn request(control: &Control, request: Request, args: RequestArgs) -> Result<()> {
@@ -444,26 +431,11 @@ async fn read(control: &Control, user: i64, key: &CampaignKey) -> Result<()> {
     Ok(())
 }
 
-pub fn progress_bar(len: u64, unit: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "{{bar:40.cyan/blue}} {{pos}}/{{len}} {unit} {{per_sec}} eta {{eta}} {{msg}}"
-        ))
-        .expect("valid template"),
-    );
-    bar
-}
-
 /// `herald keys …`.
 async fn keys(control: &Control, command: KeysCommand) -> Result<()> {
     match command {
         KeysCommand::Create { name, scopes } => {
-            let by = format!(
-                "cli:{}",
-                std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-            );
-            let key = control.create_key(&name, &scopes.0, &by).await?;
+            let key = control.create_key(&name, &scopes.0, &actor()).await?;
             println!("{key}");
             eprintln!(
                 "key {name} ({}) made; it is shown this once: keep it where its user will find it",

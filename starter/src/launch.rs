@@ -9,7 +9,7 @@ use herald_control::{
     launch::{AudienceGiven, LaunchFields, split_field},
 };
 
-use crate::commands::{actor, connect};
+use crate::shared::{actor, connect};
 
 #[derive(Args)]
 pub struct LaunchArgs {

@@ -1,17 +1,20 @@
 //! `herald`: the operator's command line. It parses arguments, calls the control layer
 //! (`herald_control`) and prints what comes back.
 //!
-//! - `main.rs`: arguments, and turning any failure into one line on stderr and an exit code.
+//! - `main.rs`: arguments, and turning any failure into one line on stderr and an exit code
+//!   (`herald_control::error::exit_code`).
 //! - `commands.rs`: one function per subcommand, printing its result.
 //! - `launch.rs`: launching, dry runs and saved audiences.
 //! - `users.rs`: seeding, importing and showing users.
 //! - `watch.rs`: the live progress bar.
+//! - `shared.rs`: what every subcommand uses (connecting, the actor, the progress bar).
 //!
 //! Exit codes: 0 success, 2 the request was refused as it stands (bad input, unknown
 //! campaign, wrong status; nothing changed), 1 anything else (a service is down, ours).
 
 mod commands;
 mod launch;
+mod shared;
 mod users;
 mod watch;
 

@@ -8,7 +8,7 @@ use herald_control::{Config, Control};
 use herald_wire::Segment;
 
 use crate::UsersCommand;
-use crate::commands::{connect, progress_bar};
+use crate::shared::{connect, progress_bar};
 
 /// Refused rows printed one by one; past this, only counted.
 const SHOWN_REFUSALS: u64 = 100;

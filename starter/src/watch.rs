@@ -13,7 +13,7 @@ use anyhow::Result;
 use herald_control::Control;
 use herald_wire::{CampaignKey, CampaignStatus};
 
-use crate::commands::progress_bar;
+use crate::shared::progress_bar;
 
 pub async fn watch(control: &Control, key: &CampaignKey) -> Result<()> {
     let mut watch = control.watch(key).await?;

@@ -46,8 +46,8 @@ async fn main() {
 }
 
 /// mimalloc reserves its arenas in large aligned regions. Backed by transparent huge pages,
-/// a page activity's few kilobytes of scratch cost 2 MiB each: an inbox campaign took the
-/// worker from 35 MB to 82 MB of RSS, for no gain in speed (docs/performance.md). The crate is
+/// a page activity's few kilobytes of scratch cost 2 MiB each: an inbox campaign's RSS more
+/// than doubled, for no gain in speed (docs/performance.md has the figures). The crate is
 /// built without its `madvise(MADV_HUGEPAGE)` (feature `no_thp`); this also opts the process
 /// out where the kernel's THP setting is `always`.
 fn no_huge_pages() {

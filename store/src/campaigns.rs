@@ -467,6 +467,21 @@ pub async fn history(
     Ok((changes, requests))
 }
 
+/// How many campaigns the ledger holds in each status (every status, zeros included).
+pub async fn counts_by_status(pool: &PgPool) -> Result<Vec<(CampaignStatus, i64)>> {
+    let rows: Vec<(i16, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM messages GROUP BY status")
+            .fetch_all(pool)
+            .await?;
+    Ok(CampaignStatus::ALL
+        .into_iter()
+        .map(|status| {
+            let n = rows.iter().find(|(code, _)| *code == status.code());
+            (status, n.map_or(0, |(_, n)| *n))
+        })
+        .collect())
+}
+
 /// Newest first: up to `limit` campaigns created before the one with id `before` (the
 /// cursor), with the given status when one is given.
 pub async fn list(

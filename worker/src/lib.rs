@@ -10,7 +10,6 @@ use herald_activities::{
 };
 use herald_control::{config::WorkerConfig, connect_database, temporal};
 use herald_store::connect::PoolSettings;
-use herald_wire::CampaignStatus;
 use herald_workflows::{CampaignWorkflow, options};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tracing::{info, warn};
@@ -115,18 +114,9 @@ async fn serve_metrics(
     let scrape = move || {
         let (metrics, campaigns, pool) = (metrics.clone(), campaigns.clone(), pool.clone());
         async move {
-            if let Ok(rows) = sqlx::query_as::<_, (i16, i64)>(
-                "SELECT status, count(*) FROM messages GROUP BY status",
-            )
-            .fetch_all(&pool)
-            .await
-            {
-                for status in CampaignStatus::ALL {
-                    campaigns.with_label_values(&[status.name()]).set(
-                        rows.iter()
-                            .find(|(code, _)| *code == status.code())
-                            .map_or(0, |(_, n)| *n),
-                    );
+            if let Ok(counts) = herald_store::campaigns::counts_by_status(&pool).await {
+                for (status, n) in counts {
+                    campaigns.with_label_values(&[status.name()]).set(n);
                 }
             }
             let mut text = Vec::new();

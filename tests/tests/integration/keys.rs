@@ -59,6 +59,25 @@ async fn csrf(api: &ApiServer, cookie: &str) -> String {
     csrf_of(&page(api, cookie, "/campaigns").await.text().await.unwrap())
 }
 
+/// A timeline's status changes as (status, actor) and its requests as (request, actor,
+/// detail), oldest first, from `GET /v1/campaigns/{key}/timeline`.
+#[allow(clippy::type_complexity)]
+fn actors(timeline: &serde_json::Value) -> (Vec<(i64, String)>, Vec<(String, String, String)>) {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    let changes = timeline["changes"].as_array().expect("changes");
+    let requests = timeline["requests"].as_array().expect("requests");
+    (
+        changes
+            .iter()
+            .map(|c| (c["status"].as_i64().expect("a status"), text(&c["actor"])))
+            .collect(),
+        requests
+            .iter()
+            .map(|r| (text(&r["request"]), text(&r["actor"]), text(&r["detail"])))
+            .collect(),
+    )
+}
+
 #[tokio::test]
 async fn each_scope_allows_its_routes_and_a_revoked_key_nothing() {
     let app = TestApp::spawn().await.unwrap();
@@ -316,51 +335,35 @@ async fn every_launch_request_and_status_change_names_its_actor() {
         .call(Method::GET, &path("timeline"), Some(&ops), None)
         .await;
     assert_eq!(timeline.status, StatusCode::OK, "{}", timeline.text);
-    let requests: Vec<(String, String, String)> = timeline.body["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let s = |f: &str| r[f].as_str().unwrap_or_default().to_owned();
-            (s("request"), s("actor"), s("detail"))
-        })
-        .collect();
-    let want = [
-        ("launch", "ops", ""),
-        ("pause", "cli:tester", "lunch"),
-        ("resume", "ops", ""),
-        ("rate", "ops", "30/s"),
-        ("pause", "temporal", ""),
-        ("cancel", "cli:tester", ""),
-    ];
-    let want: Vec<(String, String, String)> = want
-        .iter()
-        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
-        .collect();
-    assert_eq!(requests, want, "{}", timeline.text);
-    let changes: Vec<(i64, String)> = timeline.body["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["status"].as_i64().unwrap(),
-                c["actor"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    let want: Vec<(i64, String)> = [
-        (0, "ops"),
-        (1, "ops"),
-        (2, "cli:tester"),
-        (1, "ops"),
-        (2, "temporal"),
-        (4, "cli:tester"),
-    ]
-    .iter()
-    .map(|(s, a)| (*s, a.to_string()))
-    .collect();
-    assert_eq!(changes, want, "{}", timeline.text);
+    let (changes, requests) = actors(&timeline.body);
+    assert_eq!(
+        requests,
+        [
+            ("launch", "ops", ""),
+            ("pause", "cli:tester", "lunch"),
+            ("resume", "ops", ""),
+            ("rate", "ops", "30/s"),
+            ("pause", "temporal", ""),
+            ("cancel", "cli:tester", ""),
+        ]
+        .map(|(r, a, d)| (r.to_owned(), a.to_owned(), d.to_owned())),
+        "{}",
+        timeline.text
+    );
+    assert_eq!(
+        changes,
+        [
+            (0, "ops"),
+            (1, "ops"),
+            (2, "cli:tester"),
+            (1, "ops"),
+            (2, "temporal"),
+            (4, "cli:tester"),
+        ]
+        .map(|(s, a)| (s, a.to_owned())),
+        "{}",
+        timeline.text
+    );
 
     // `herald status` says who launched it and who asked last.
     let status = as_tester(&["status", &campaign]);
@@ -509,41 +512,29 @@ async fn a_scheduled_start_is_the_launchers_and_a_repeat_keeps_the_first_actor()
     let timeline = api
         .call(Method::GET, &path("timeline"), Some(&ops), None)
         .await;
-    let changes: Vec<(i64, String)> = timeline.body["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["status"].as_i64().unwrap(),
-                c["actor"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    let want: Vec<(i64, String)> = [
-        (0, "api-token"),
-        (2, "ops"),
-        (0, "ops"),
-        (1, "api-token"),
-        (3, "herald"),
-    ]
-    .iter()
-    .map(|(s, a)| (*s, a.to_string()))
-    .collect();
-    assert_eq!(changes, want, "{}", timeline.text);
-    let requests: Vec<(String, String)> = timeline.body["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let s = |f: &str| r[f].as_str().unwrap_or_default().to_owned();
-            (s("request"), s("actor"))
-        })
-        .collect();
-    let want: Vec<(String, String)> =
-        [("launch", "api-token"), ("pause", "ops"), ("resume", "ops")]
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
-    assert_eq!(requests, want, "{}", timeline.text);
+    let (changes, requests) = actors(&timeline.body);
+    assert_eq!(
+        changes,
+        [
+            (0, "api-token"),
+            (2, "ops"),
+            (0, "ops"),
+            (1, "api-token"),
+            (3, "herald"),
+        ]
+        .map(|(s, a)| (s, a.to_owned())),
+        "{}",
+        timeline.text
+    );
+    assert_eq!(
+        requests,
+        [
+            ("launch", "api-token", ""),
+            ("pause", "ops", ""),
+            ("resume", "ops", "")
+        ]
+        .map(|(r, a, d)| (r.to_owned(), a.to_owned(), d.to_owned())),
+        "{}",
+        timeline.text
+    );
 }

@@ -8,6 +8,7 @@
 //!   and a case in [`Channels::sender`].
 
 pub mod email;
+mod http;
 pub mod inbox;
 pub mod outbound;
 pub mod webhook;
@@ -87,9 +88,9 @@ pub trait Deliver: Sync {
     fn send(&self, message: Message<'_>) -> impl Future<Output = Attempt> + Send;
 }
 
-/// Make rustls use ring's primitives, process-wide: reqwest and lettre need a provider
-/// before their first client. Safe to call any number of times (in any program that builds
-/// a reqwest client beside these crates: their features are unified).
+/// Make rustls use ring's primitives, process-wide: the webhook client and lettre need a
+/// provider before their first connection. Safe to call any number of times (in any program
+/// that builds another rustls client beside these crates: their features are unified).
 pub fn install_crypto() {
     // Fails only when a provider is installed already, which is as good.
     let _ = rustls::crypto::ring::default_provider().install_default();

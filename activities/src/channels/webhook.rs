@@ -5,41 +5,35 @@
 //! receiver's idempotency key), `webhook-timestamp` (Unix seconds of this try) and
 //! `webhook-signature`: `v1,` and the base64 HMAC-SHA256 of `id.timestamp.body` keyed with
 //! the bytes of `HERALD_WEBHOOK_SECRET` (`whsec_` and base64, as the standard says).
-//! Connections are pooled and kept alive; redirects are not followed (a redirect is a
-//! failure that names where it pointed).
+//! Connections are kept alive ([`super::http`]); redirects are not followed (a redirect is a
+//! permanent failure).
 //!
-//! Every connection goes only where `HERALD_WEBHOOK_ALLOW` allows: the resolver drops the
+//! Every connection goes only where `HERALD_WEBHOOK_ALLOW` allows: the client drops the
 //! addresses the policy refuses, so a name that resolves to nothing allowed fails for good,
 //! with the class `forbidden`; so does an address in the URL itself. A receiver's answer is
 //! read up to [`BODY_MAX`]; past that the connection is closed instead of read on.
 
-use std::{
-    net::{IpAddr, SocketAddr},
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
-use herald_wire::{Destinations, webhooks::Host};
 use hmac::{Hmac, Mac};
-use reqwest::{
+use hyper::{
     StatusCode,
-    dns::{Addrs, Name, Resolve, Resolving},
-    header::HeaderMap,
+    header::{HeaderMap, HeaderValue},
 };
 use serde::Serialize;
 use sha2::Sha256;
 
-use super::{Attempt, Deliver, Message, Settings};
+use super::{
+    Attempt, Deliver, Message, Settings,
+    http::{Client, Failure},
+};
 
-/// The most of a receiver's answer that is read. Herald needs only its status; a longer
-/// body is cut off by closing the connection.
-pub const BODY_MAX: usize = 4 * 1024;
+pub use super::http::BODY_MAX;
 
 pub struct Webhook {
-    client: reqwest::Client,
+    client: Client,
     key: Vec<u8>,
-    destinations: Arc<Destinations>,
 }
 
 /// The JSON body of a delivery.
@@ -66,25 +60,14 @@ impl Webhook {
         let secret = settings.webhook_secret.as_ref().ok_or(
             "HERALD_WEBHOOK_SECRET is not set on this worker: webhook requests cannot be signed",
         )?;
-        let destinations = Arc::new(settings.destinations.clone());
-        let client = reqwest::Client::builder()
-            .dns_resolver(Arc::new(PolicyResolver(destinations.clone())))
-            // A proxy from the environment would resolve the destination itself, past the
-            // policy's resolver.
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(settings.webhook_timeout)
-            .connect_timeout(settings.webhook_timeout.min(Duration::from_secs(5)))
-            .pool_max_idle_per_host(settings.concurrency.max(1) * 16)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .user_agent(concat!("herald/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the webhook client: {e}"))?;
+        let client = Client::new(
+            std::sync::Arc::new(settings.destinations.clone()),
+            settings.webhook_timeout,
+            settings.concurrency.max(1) * 16,
+        )?;
         Ok(Self {
             client,
             key: secret.key().to_vec(),
-            destinations,
         })
     }
 
@@ -110,15 +93,6 @@ impl Deliver for Webhook {
         let Some(url) = message.campaign.spec.webhook_url.as_ref() else {
             return Attempt::fail("config", "the campaign has no webhook URL");
         };
-        // A name is checked by the resolver, on the addresses it connects to.
-        let (host, port) = url.host_port();
-        let allowed = match host {
-            Host::Ip(_) => self.destinations.check(&host, port, &[]),
-            Host::Name(_) => self.destinations.refuse_service(&host, port),
-        };
-        if let Err(refused) = allowed {
-            return Attempt::fail(FORBIDDEN, refused.0);
-        }
         let id = message.delivery_id();
         let body = serde_json::to_vec(&Body {
             kind: "herald.message",
@@ -136,110 +110,39 @@ impl Deliver for Webhook {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let signature = self.sign(&id, timestamp, &body);
-        let response = self
-            .client
-            .post(url.url().clone())
-            .header("content-type", "application/json")
-            .header("webhook-id", &id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .body(body)
-            .send()
-            .await;
-        match response {
-            Ok(response) => {
-                let status = response.status();
-                let after = retry_after(response.headers());
-                drain(response).await;
-                classify(status, after)
-            }
-            Err(e) => failed(&e),
+        let mut headers = HeaderMap::with_capacity(8);
+        headers.insert(
+            hyper::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        for (name, value) in [
+            ("webhook-id", id),
+            ("webhook-timestamp", timestamp.to_string()),
+            ("webhook-signature", signature),
+        ] {
+            let value = HeaderValue::try_from(value).expect("ids, numbers and base64 are ASCII");
+            headers.insert(name, value);
+        }
+        match self.client.post(url, headers, body).await {
+            Ok(answer) => classify(answer.status, retry_after(&answer.headers)),
+            Err(failure) => failed(failure),
         }
     }
 }
 
 /// What a request that got no answer comes to.
-fn failed(e: &reqwest::Error) -> Attempt {
-    if let Some(refused) = forbidden(e) {
-        return Attempt::fail(FORBIDDEN, refused);
-    }
-    if e.is_timeout() {
-        Attempt::retry("timeout", format!("no answer within the timeout: {e}"))
-    } else if e.is_connect() {
-        Attempt::retry("connect", format!("cannot connect: {}", root_cause(e)))
-    } else {
-        Attempt::retry("network", root_cause(e))
+fn failed(failure: Failure) -> Attempt {
+    let error = failure.to_string();
+    match failure {
+        Failure::Forbidden(_) => Attempt::fail(FORBIDDEN, error),
+        Failure::Timeout(_) => Attempt::retry("timeout", error),
+        Failure::Connect(_) => Attempt::retry("connect", error),
+        Failure::Network(_) => Attempt::retry("network", error),
     }
 }
 
 /// The class of a send to a destination the policy refuses: permanent.
 pub const FORBIDDEN: &str = "forbidden";
-
-/// Read a small answer to its end, so that the connection goes back to the pool; drop one
-/// longer than [`BODY_MAX`] (or endless) unread, which closes its connection.
-async fn drain(mut response: reqwest::Response) {
-    if response
-        .content_length()
-        .is_some_and(|n| n > BODY_MAX as u64)
-    {
-        return;
-    }
-    let mut read = 0;
-    while let Ok(Some(chunk)) = response.chunk().await {
-        read += chunk.len();
-        if read > BODY_MAX {
-            return;
-        }
-    }
-}
-
-/// Resolves names as the system does, keeping only the addresses the policy allows.
-struct PolicyResolver(Arc<Destinations>);
-
-/// A name that resolved only to addresses the policy refuses.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct Forbidden(String);
-
-impl Resolve for PolicyResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let destinations = self.0.clone();
-        Box::pin(async move {
-            let name = name.as_str().to_owned();
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
-            if destinations.allows_name(&name) {
-                return Ok(Box::new(found.into_iter()) as Addrs);
-            }
-            let allowed: Vec<SocketAddr> = found
-                .iter()
-                .copied()
-                .filter(|a| destinations.allows_ip(a.ip()))
-                .collect();
-            if allowed.is_empty() {
-                let ips: Vec<IpAddr> = found.iter().map(SocketAddr::ip).collect();
-                let why = match destinations.check(&Host::Name(name.clone()), 0, &ips) {
-                    Err(refused) => refused.0,
-                    Ok(()) => format!("{name} resolves to no address"),
-                };
-                return Err(Box::new(Forbidden(why)) as Box<_>);
-            }
-            Ok(Box::new(allowed.into_iter()) as Addrs)
-        })
-    }
-}
-
-/// The policy's refusal, when that is what failed a request.
-fn forbidden(e: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut source = Some(e);
-    while let Some(e) = source {
-        if let Some(f) = e.downcast_ref::<Forbidden>() {
-            return Some(f.0.clone());
-        }
-        source = e.source();
-    }
-    None
-}
 
 /// 2xx is sent. 408, 425, 429 and 5xx may pass; every other answer is permanent.
 pub fn classify(status: StatusCode, retry_after: Option<Duration>) -> Attempt {
@@ -268,7 +171,7 @@ pub fn classify(status: StatusCode, retry_after: Option<Duration>) -> Attempt {
 /// `Retry-After` as seconds or an HTTP date.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers
-        .get(reqwest::header::RETRY_AFTER)?
+        .get(hyper::header::RETRY_AFTER)?
         .to_str()
         .ok()?
         .trim();
@@ -279,15 +182,6 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
         .to_std()
         .ok()
-}
-
-/// The innermost error: reqwest's own message is only "error sending request".
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut source = e;
-    while let Some(next) = source.source() {
-        source = next;
-    }
-    source.to_string()
 }
 
 #[cfg(test)]

@@ -337,10 +337,10 @@ impl Round<'_> {
     /// unspent), and the page's counters after the last record.
     ///
     /// A send holds one of `concurrency` permits from before it starts until its outcome is
-    /// recorded, and a batch (half the permits, or what came within [`BATCH_WAIT`]) is
-    /// recorded whenever the last has committed. So a crash finds
-    /// at most `concurrency` recipients of the page sent but not recorded, which is all a
-    /// re-run can send twice.
+    /// recorded, and a batch (three quarters of the permits, or what came within
+    /// [`BATCH_WAIT`]) is recorded whenever the last has committed. So a crash finds at most
+    /// `concurrency` recipients of the page sent but not recorded, which is all a re-run can
+    /// send twice.
     async fn send<D: Deliver>(
         &self,
         sender: &D,
@@ -406,10 +406,11 @@ impl Round<'_> {
             let mut batch = Vec::new();
             while let Some(first) = rx.recv().await {
                 batch.push(first);
-                // Half the places in a batch, or what came within a short wait: a statement
-                // per few deliveries would cost the database more than the sends.
+                // Three quarters of the places in a batch, or what came within a short wait:
+                // a statement costs the database as much as some twenty rows do, and the
+                // quarter left keeps sends on the wire while the batch commits.
                 let until = tokio::time::Instant::now() + BATCH_WAIT;
-                while batch.len() < (concurrency / 2).max(1) {
+                while batch.len() < (concurrency * 3 / 4).max(1) {
                     match tokio::time::timeout_at(until, rx.recv()).await {
                         Ok(Some(more)) => batch.push(more),
                         Ok(None) | Err(_) => break,

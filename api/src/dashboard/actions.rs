@@ -2,7 +2,7 @@
 //! retry-failed, each recorded as the same request to `/v1` would be.
 
 use super::*;
-use herald_wire::keys::Scope;
+use pages::{show, timeline};
 
 #[derive(Deserialize)]
 pub(super) struct RequestForm {
@@ -11,23 +11,22 @@ pub(super) struct RequestForm {
     reason: Option<String>,
 }
 
+impl ChangeForm for RequestForm {
+    const SCOPE: Scope = Scope::Operate;
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// Record an operator's request as `POST /v1/campaigns/{key}/<verb>` would, then show the
 /// campaign again (with the API's refusal, if it refused).
-pub(super) async fn request(
-    state: AppState,
-    op: Operator,
-    headers: HeaderMap,
-    raw: String,
+async fn request(
+    state: &AppState,
+    op: &Operator,
+    key: &CampaignKey,
     request: Request,
     form: RequestForm,
-) -> Response {
-    if let Err(refused) = op.check(&headers, &form.csrf, Scope::Operate) {
-        return refused;
-    }
-    let key = match key_of(&raw, &op) {
-        Ok(k) => k,
-        Err(r) => return r,
-    };
+) -> Result<Response, Refused> {
     let reason = form
         .reason
         .as_deref()
@@ -35,7 +34,7 @@ pub(super) async fn request(
         .filter(|r| !r.is_empty());
     match state
         .control
-        .request(&key, request, reason, &op.actor.name)
+        .request(key, request, reason, &op.actor.name)
         .await
     {
         Ok(recorded) => {
@@ -44,12 +43,11 @@ pub(super) async fn request(
                 None if recorded.recovered => "recovered",
                 None => "unconfirmed",
             };
-            Redirect::to(&format!("/campaigns/{key}?done={done}")).into_response()
+            Ok(Redirect::to(&format!("/campaigns/{key}?done={done}")).into_response())
         }
         Err(e) => {
             let e = ApiError::from(e);
-            let status = e.status;
-            show(&state, &op, &raw, Some(Notice::refused(e.message)), status).await
+            show(state, op, key, Some(Notice::refused(e.message)), e.status).await
         }
     }
 }
@@ -57,47 +55,38 @@ pub(super) async fn request(
 pub(super) async fn pause(
     State(state): State<AppState>,
     op: Operator,
-    headers: HeaderMap,
-    axum::extract::Path(raw): axum::extract::Path<String>,
-    Form(form): Form<RequestForm>,
-) -> Response {
-    request(state, op, headers, raw, Request::Pause, form).await
+    KeyPath(key): KeyPath,
+    Checked(form): Checked<RequestForm>,
+) -> Result<Response, Refused> {
+    request(&state, &op, &key, Request::Pause, form).await
 }
 
 pub(super) async fn resume(
     State(state): State<AppState>,
     op: Operator,
-    headers: HeaderMap,
-    axum::extract::Path(raw): axum::extract::Path<String>,
-    Form(form): Form<RequestForm>,
-) -> Response {
-    request(state, op, headers, raw, Request::Resume, form).await
+    KeyPath(key): KeyPath,
+    Checked(form): Checked<RequestForm>,
+) -> Result<Response, Refused> {
+    request(&state, &op, &key, Request::Resume, form).await
 }
 
 pub(super) async fn cancel(
     State(state): State<AppState>,
     op: Operator,
-    headers: HeaderMap,
-    axum::extract::Path(raw): axum::extract::Path<String>,
-    Form(form): Form<RequestForm>,
-) -> Response {
-    request(state, op, headers, raw, Request::Cancel, form).await
+    KeyPath(key): KeyPath,
+    Checked(form): Checked<RequestForm>,
+) -> Result<Response, Refused> {
+    request(&state, &op, &key, Request::Cancel, form).await
 }
 
 /// Cancelling cannot be undone: ask first.
 pub(super) async fn cancel_page(
     State(state): State<AppState>,
     op: Operator,
-    axum::extract::Path(raw): axum::extract::Path<String>,
-) -> Response {
-    let key = match key_of(&raw, &op) {
-        Ok(k) => k,
-        Err(r) => return r,
-    };
-    match load(&state, &op, &key).await {
-        Ok((timeline, _)) => views::cancel_confirm(&op, &timeline.campaign).into_response(),
-        Err(r) => r,
-    }
+    KeyPath(key): KeyPath,
+) -> Result<Response, Refused> {
+    let timeline = timeline(&state, &op, &key).await?;
+    Ok(views::cancel_confirm(&op, &timeline.campaign).into_response())
 }
 
 #[derive(Deserialize)]
@@ -110,20 +99,19 @@ pub(super) struct RateForm {
     unlimited: Option<String>,
 }
 
+impl ChangeForm for RateForm {
+    const SCOPE: Scope = Scope::Operate;
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub(super) async fn set_rate(
     State(state): State<AppState>,
     op: Operator,
-    headers: HeaderMap,
-    axum::extract::Path(raw): axum::extract::Path<String>,
-    Form(form): Form<RateForm>,
-) -> Response {
-    if let Err(refused) = op.check(&headers, &form.csrf, Scope::Operate) {
-        return refused;
-    }
-    let key = match key_of(&raw, &op) {
-        Ok(k) => k,
-        Err(r) => return r,
-    };
+    KeyPath(key): KeyPath,
+    Checked(form): Checked<RateForm>,
+) -> Result<Response, Refused> {
     let rate = if form.unlimited.is_some() {
         Ok(None)
     } else {
@@ -149,42 +137,46 @@ pub(super) async fn set_rate(
             } else {
                 "unconfirmed"
             };
-            Redirect::to(&format!("/campaigns/{key}?done={done}")).into_response()
+            Ok(Redirect::to(&format!("/campaigns/{key}?done={done}")).into_response())
         }
         Err(e) => {
-            let status = e.status;
-            show(
-                &state,
-                &op,
-                &raw,
-                Some(Notice::rate_refused(e.message)),
-                status,
-            )
-            .await
+            let notice = Notice::rate_refused(e.message);
+            show(&state, &op, &key, Some(notice), e.status).await
         }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct RetryForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+impl ChangeForm for RetryForm {
+    const SCOPE: Scope = Scope::Operate;
+    fn csrf(&self) -> &str {
+        &self.csrf
     }
 }
 
 pub(super) async fn retry_failed(
     State(state): State<AppState>,
     op: Operator,
-    headers: HeaderMap,
-    axum::extract::Path(raw): axum::extract::Path<String>,
-    Form(form): Form<CsrfForm>,
-) -> Response {
-    if let Err(refused) = op.check(&headers, &form.csrf, Scope::Operate) {
-        return refused;
-    }
-    let key = match key_of(&raw, &op) {
-        Ok(k) => k,
-        Err(r) => return r,
-    };
+    KeyPath(key): KeyPath,
+    Checked(_): Checked<RetryForm>,
+) -> Result<Response, Refused> {
     match state.control.retry_failed(&key, &op.actor.name).await {
-        Ok(_) => Redirect::to(&format!("/campaigns/{key}?done=retry")).into_response(),
+        Ok(_) => Ok(Redirect::to(&format!("/campaigns/{key}?done=retry")).into_response()),
         Err(e) => {
             let e = ApiError::from(e);
-            let status = e.status;
-            show(&state, &op, &raw, Some(Notice::refused(e.message)), status).await
+            show(
+                &state,
+                &op,
+                &key,
+                Some(Notice::refused(e.message)),
+                e.status,
+            )
+            .await
         }
     }
 }

@@ -4,9 +4,8 @@
 //! once for every front end; each error names its field, and shows at that field's input.
 
 use axum::{
-    Form,
     extract::State,
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     response::{Html, IntoResponse, Redirect, Response},
 };
 use chrono::Utc;
@@ -19,7 +18,7 @@ use serde::Deserialize;
 
 use herald_wire::keys::Scope;
 
-use super::{Operator, views};
+use super::{ChangeForm, Checked, Operator, views};
 use crate::{AppState, error::ApiError};
 
 /// The form as typed: every field text, empty when left blank.
@@ -137,15 +136,18 @@ pub async fn form_page(op: Operator) -> Response {
     render_form(&op, &LaunchForm::default(), &[], StatusCode::OK)
 }
 
+impl ChangeForm for LaunchForm {
+    const SCOPE: Scope = Scope::Launch;
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub async fn submit(
     State(state): State<AppState>,
     op: Operator,
-    headers: HeaderMap,
-    Form(mut form): Form<LaunchForm>,
+    Checked(mut form): Checked<LaunchForm>,
 ) -> Response {
-    if let Err(refused) = op.check(&headers, &form.csrf, Scope::Launch) {
-        return refused;
-    }
     if form.step == "edit" {
         return render_form(&op, &form, &[], StatusCode::OK);
     }

@@ -13,23 +13,30 @@
 //! that allows scripts and styles from this server only, with nothing inline; and every
 //! value is HTML-escaped by the templates (`maud`).
 //!
-//! - [`views`]: the pages and the fragments the script swaps in.
+//! - [`pages`]: the campaign list, a campaign's page and the fragments the script swaps in.
+//! - [`views`]: their HTML.
 //! - [`launch`]: the launch form, its field errors and the dry run before launching.
 //! - [`session`]: the signed-in operator, signing in and out.
 //! - [`actions`]: pause, resume, cancel, rate and retry-failed from the forms.
+//!
+//! Handlers end in `?`: what is not the page asked for is a [`Refused`], already rendered,
+//! and the extractors here refuse before a handler runs: [`KeyPath`] a path that cannot name
+//! a campaign, [`Checked`] a form without the session's CSRF token or beyond its key.
 
 mod actions;
 mod launch;
+mod pages;
 mod session;
 mod views;
 
 use actions::{cancel, cancel_page, pause, resume, retry_failed, set_rate};
+use pages::{detail, failures, list, panel, row};
 pub use session::Operator;
-use session::{CsrfForm, encode, sign_in, sign_in_page, sign_out};
+use session::{encode, sign_in, sign_in_page, sign_out};
 
 use axum::{
     Form, Router,
-    extract::{FromRequestParts, Query, State},
+    extract::{FromRequest, FromRequestParts, Path, Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, Uri, header, request::Parts},
     middleware::{self, Next},
     response::{IntoResponse, Redirect, Response},
@@ -39,8 +46,8 @@ use herald_control::{
     Request,
     page::{Cursor, Limit},
 };
-use herald_wire::{CampaignKey, Rate};
-use serde::Deserialize;
+use herald_wire::{CampaignKey, Rate, keys::Scope};
+use serde::{Deserialize, de::DeserializeOwned};
 
 use crate::{
     AppState,
@@ -116,196 +123,84 @@ async fn style() -> impl IntoResponse {
     )
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
-    status: Option<String>,
-    /// Where this page starts: the `next` of the page before (none: the newest).
-    after: Option<String>,
-}
+/// A dashboard answer that is not the page asked for, rendered for the operator: an error
+/// page, or the way to sign in.
+pub struct Refused(Response);
 
-/// Campaigns, newest first, a hundred to a page.
-async fn list(State(state): State<AppState>, op: Operator, Query(q): Query<ListQuery>) -> Response {
-    let filter = q.status.as_deref().filter(|s| !s.is_empty());
-    let status = match filter.map(parse_status).transpose() {
-        Ok(s) => s,
-        Err(e) => {
-            return views::error_page(
-                StatusCode::BAD_REQUEST,
-                Some(&op),
-                "No such status",
-                &e.message,
-            );
-        }
-    };
-    let after = match q
-        .after
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .map(Cursor::parse)
-    {
-        None => None,
-        Some(Ok(cursor)) => Some(cursor),
-        Some(Err(e)) => {
-            return views::error_page(StatusCode::BAD_REQUEST, Some(&op), "No such page", &e.0);
-        }
-    };
-    let limit = Limit::new(Limit::MAX).expect("MAX is a limit");
-    match state.control.campaigns(status, limit, after).await {
-        Ok(page) => {
-            let items: Vec<Campaign> = page.items.into_iter().map(Campaign::from).collect();
-            let pages = views::Pages {
-                after: after.map(|c| c.to_string()),
-                next: page.next.map(|c| c.to_string()),
-            };
-            views::list(&op, status.map(|s| s.name()), &items, &pages).into_response()
-        }
-        Err(e) => unreachable_page(&op, e.into()),
+impl Refused {
+    /// The dashboard's error page, with the operator's header.
+    pub(super) fn page(status: StatusCode, op: &Operator, title: &str, message: &str) -> Self {
+        Self(views::error_page(status, Some(op), title, message))
+    }
+
+    /// The ledger or Temporal cannot be reached (or another fault): say so, plainly.
+    pub(super) fn unreachable(op: &Operator, e: ApiError) -> Self {
+        let title = if e.status == StatusCode::SERVICE_UNAVAILABLE {
+            "The API cannot reach its services"
+        } else {
+            "Something went wrong"
+        };
+        Self::page(e.status, op, title, &e.message)
     }
 }
 
-/// The ledger or Temporal cannot be reached (or another fault): say so, plainly.
-fn unreachable_page(op: &Operator, e: ApiError) -> Response {
-    let title = if e.status == StatusCode::SERVICE_UNAVAILABLE {
-        "The API cannot reach its services"
-    } else {
-        "Something went wrong"
-    };
-    views::error_page(e.status, Some(op), title, &e.message)
-}
-
-fn key_of(raw: &str, op: &Operator) -> Result<CampaignKey, Response> {
-    CampaignKey::parse(raw)
-        .map_err(|e| views::error_page(StatusCode::NOT_FOUND, Some(op), "No such campaign", &e.0))
-}
-
-/// A campaign, its timeline and, for channels that can fail, its delivery report: what its
-/// page shows.
-async fn load(
-    state: &AppState,
-    op: &Operator,
-    key: &CampaignKey,
-) -> Result<(Timeline, Option<Report>), Response> {
-    let timeline = match state.control.history(key).await {
-        Ok(history) => Timeline::from(history),
-        Err(e) => {
-            let e = ApiError::from(e);
-            return Err(if e.status == StatusCode::NOT_FOUND {
-                views::error_page(
-                    StatusCode::NOT_FOUND,
-                    Some(op),
-                    "No such campaign",
-                    &e.message,
-                )
-            } else {
-                unreachable_page(op, e)
-            });
-        }
-    };
-    let campaign = &timeline.campaign;
-    let report = if campaign.channel != "inbox" || campaign.failed > 0 {
-        match state.control.report(key, 20).await {
-            Ok(r) => Some(r.into()),
-            Err(e) => return Err(unreachable_page(op, e.into())),
-        }
-    } else {
-        None
-    };
-    Ok((timeline, report))
-}
-
-#[derive(Deserialize)]
-struct DetailQuery {
-    done: Option<String>,
-}
-
-async fn detail(
-    State(state): State<AppState>,
-    op: Operator,
-    axum::extract::Path(raw): axum::extract::Path<String>,
-    Query(q): Query<DetailQuery>,
-) -> Response {
-    let notice = q.done.as_deref().and_then(Notice::done);
-    show(&state, &op, &raw, notice, StatusCode::OK).await
-}
-
-async fn show(
-    state: &AppState,
-    op: &Operator,
-    raw: &str,
-    notice: Option<Notice>,
-    status: StatusCode,
-) -> Response {
-    let key = match key_of(raw, op) {
-        Ok(k) => k,
-        Err(r) => return r,
-    };
-    match load(state, op, &key).await {
-        Ok((timeline, report)) => {
-            let link = workflow_link(state, &key);
-            let mut page =
-                views::detail(op, &timeline, report.as_ref(), notice, &link).into_response();
-            *page.status_mut() = status;
-            page
-        }
-        Err(r) => r,
+impl From<Response> for Refused {
+    fn from(response: Response) -> Self {
+        Self(response)
     }
 }
 
-fn workflow_link(state: &AppState, key: &CampaignKey) -> String {
-    format!(
-        "{}/namespaces/{}/workflows/{}",
-        state.temporal_ui,
-        encode(&state.control.config().temporal_namespace),
-        encode(&herald_wire::names::workflow_id(key))
-    )
-}
-
-/// One row of the list, for the script to add a campaign that appeared.
-async fn row(
-    State(state): State<AppState>,
-    op: Operator,
-    axum::extract::Path(raw): axum::extract::Path<String>,
-) -> Response {
-    let key = match key_of(&raw, &op) {
-        Ok(k) => k,
-        Err(r) => return r,
-    };
-    match state.control.campaign(&key).await {
-        Ok(view) => views::row(&Campaign::from(view)).into_response(),
-        Err(e) => ApiError::from(e).into_response(),
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        self.0
     }
 }
 
-/// The parts of a campaign's page that change with its status, for the script to swap in.
-async fn panel(
-    State(state): State<AppState>,
-    op: Operator,
-    axum::extract::Path(raw): axum::extract::Path<String>,
-) -> Response {
-    let key = match key_of(&raw, &op) {
-        Ok(k) => k,
-        Err(r) => return r,
-    };
-    match state.control.history(&key).await {
-        Ok(history) => views::panel(&op, &Timeline::from(history)).into_response(),
-        Err(e) => ApiError::from(e).into_response(),
+/// The campaign key in a page's path (`/campaigns/{key}/…`): one that cannot be a key is
+/// that page's 404.
+pub(super) struct KeyPath(pub CampaignKey);
+
+impl FromRequestParts<AppState> for KeyPath {
+    type Rejection = Refused;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Refused> {
+        let op = Operator::from_request_parts(parts, state).await?;
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        CampaignKey::parse(&raw)
+            .map(Self)
+            .map_err(|e| Refused::page(StatusCode::NOT_FOUND, &op, "No such campaign", &e.0))
     }
 }
 
-/// The failure report, for the script to refresh as failures come in.
-async fn failures(
-    State(state): State<AppState>,
-    op: Operator,
-    axum::extract::Path(raw): axum::extract::Path<String>,
-) -> Response {
-    let key = match key_of(&raw, &op) {
-        Ok(k) => k,
-        Err(r) => return r,
-    };
-    match load(&state, &op, &key).await {
-        Ok((_, Some(report))) => views::report(&op, &report).into_response(),
-        Ok((_, None)) => StatusCode::NO_CONTENT.into_response(),
-        Err(r) => r,
+/// A form that changes something: it carries the session's CSRF token, and what it asks
+/// needs a scope of the operator's key.
+pub(super) trait ChangeForm: DeserializeOwned {
+    const SCOPE: Scope;
+    fn csrf(&self) -> &str;
+}
+
+/// A [`ChangeForm`] that passed [`Operator::check`]: its token, where the browser says it
+/// came from, and the key's scope. Anything else is refused before the handler runs.
+pub(super) struct Checked<F>(pub F);
+
+impl<F: ChangeForm + Send> FromRequest<AppState> for Checked<F> {
+    type Rejection = Refused;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &AppState,
+    ) -> Result<Self, Refused> {
+        let (mut parts, body) = request.into_parts();
+        let op = Operator::from_request_parts(&mut parts, state).await?;
+        let headers = parts.headers.clone();
+        let request = axum::extract::Request::from_parts(parts, body);
+        let Form(form) = Form::<F>::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        op.check(&headers, form.csrf(), F::SCOPE)?;
+        Ok(Self(form))
     }
 }
 

@@ -7,6 +7,10 @@ use herald_wire::keys::{Actor, Scope};
 
 /// A signed-in operator (anyone, in development mode), with the CSRF token their forms
 /// carry. A request without an open session is sent to the sign-in page and back.
+///
+/// Found once per request: the extractors that need it too ([`KeyPath`], [`Checked`]) take
+/// the one the request keeps.
+#[derive(Clone)]
 pub struct Operator {
     pub csrf: String,
     /// Whether there is a session to sign out of (not in development mode).
@@ -16,9 +20,20 @@ pub struct Operator {
 }
 
 impl FromRequestParts<AppState> for Operator {
-    type Rejection = Response;
+    type Rejection = Refused;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Refused> {
+        if let Some(op) = parts.extensions.get::<Operator>() {
+            return Ok(op.clone());
+        }
+        let op = Self::find(parts, state).await?;
+        parts.extensions.insert(op.clone());
+        Ok(op)
+    }
+}
+
+impl Operator {
+    async fn find(parts: &Parts, state: &AppState) -> Result<Self, Response> {
         let auth = &state.auth;
         if !auth.required() {
             return Ok(Self {
@@ -97,23 +112,23 @@ impl Operator {
         headers: &HeaderMap,
         shown: &str,
         scope: Scope,
-    ) -> Result<(), Response> {
+    ) -> Result<(), Refused> {
         let matches = bool::from(subtle::ConstantTimeEq::ct_eq(
             shown.as_bytes(),
             self.csrf.as_bytes(),
         ));
         if cross_origin(headers) || !matches {
-            return Err(views::error_page(
+            return Err(Refused::page(
                 StatusCode::FORBIDDEN,
-                Some(self),
+                self,
                 "This form has expired or came from another site",
                 "Nothing was changed. Reload the page and try again.",
             ));
         }
         if !self.actor.may(scope) {
-            return Err(views::error_page(
+            return Err(Refused::page(
                 StatusCode::FORBIDDEN,
-                Some(self),
+                self,
                 "Your key does not allow this",
                 &format!(
                     "Nothing was changed. You signed in with key {:?} ({}); this needs the scope {scope}.",

@@ -18,7 +18,7 @@ pub fn to_activity_error(err: StoreError) -> ActivityError {
             warn!(error = %message, "activity failed; it will be retried");
             failure(message, names::FAILURE_TRANSIENT, false)
         }
-        Fault::Refused | Fault::Internal => {
+        _ => {
             warn!(error = %message, "activity failed on an error that retrying cannot fix");
             failure(message, names::FAILURE_PERMANENT, true)
         }

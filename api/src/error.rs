@@ -85,7 +85,6 @@ impl From<InvalidInput> for ApiError {
 
 impl From<ControlError> for ApiError {
     fn from(e: ControlError) -> Self {
-        use herald_control::StoreError as S;
         let message = herald_control::error::one_line(std::iter::successors(
             Some(&e as &(dyn std::error::Error + 'static)),
             |e| e.source(),
@@ -102,22 +101,10 @@ impl From<ControlError> for ApiError {
             return error;
         }
         match e.fault() {
-            Fault::Refused => {
-                let (status, code) = match &e {
-                    ControlError::Invalid(_) | ControlError::Store(S::Invalid(_)) => {
-                        (StatusCode::BAD_REQUEST, "invalid_input")
-                    }
-                    ControlError::Store(
-                        S::UnknownCampaign(_) | S::UnknownUser(_) | S::NotARecipient { .. },
-                    ) => (StatusCode::NOT_FOUND, "not_found"),
-                    ControlError::Conflict(_)
-                    | ControlError::Store(
-                        S::WrongStatus { .. } | S::Cancelling { .. } | S::DuplicateKey(_),
-                    ) => (StatusCode::CONFLICT, "conflict"),
-                    _ => (StatusCode::UNPROCESSABLE_ENTITY, "refused"),
-                };
-                Self::new(status, code, message)
-            }
+            Fault::Invalid => Self::invalid(message),
+            Fault::NotFound => Self::not_found(message),
+            Fault::Conflict | Fault::State => Self::new(StatusCode::CONFLICT, "conflict", message),
+            Fault::Unmet => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", message),
             Fault::Transient => {
                 tracing::warn!(error = %message, "answered 503");
                 Self::unavailable(message)

@@ -46,16 +46,13 @@ impl ControlError {
     pub fn fault(&self) -> Fault {
         match self {
             Self::Store(e) => e.fault(),
-            Self::Invalid(_)
-            | Self::Field { .. }
-            | Self::Refused(_)
-            | Self::Unmet { .. }
-            | Self::Conflict(_)
-            | Self::Config(_) => Fault::Refused,
+            Self::Invalid(_) | Self::Field { .. } => Fault::Invalid,
+            Self::Refused(_) | Self::Unmet { .. } | Self::Config(_) => Fault::Unmet,
+            Self::Conflict(_) => Fault::Conflict,
             Self::DatabaseUnreachable { .. }
             | Self::TemporalUnreachable { .. }
             | Self::Temporal { .. } => Fault::Transient,
-            Self::Schema(SchemaError::Missing | SchemaError::Behind(_)) => Fault::Refused,
+            Self::Schema(SchemaError::Missing | SchemaError::Behind(_)) => Fault::Unmet,
             Self::Schema(SchemaError::Database(_)) => Fault::Transient,
             Self::Schema(_) => Fault::Internal,
         }
@@ -112,7 +109,7 @@ pub fn exit_code<'a>(
         .into_iter()
         .find_map(|c| c.downcast_ref::<ControlError>().map(ControlError::fault));
     match fault {
-        Some(Fault::Refused) => 2,
+        Some(fault) if fault.is_refusal() => 2,
         _ => 1,
     }
 }

@@ -5,11 +5,23 @@ use herald_wire::{CampaignKey, CampaignStatus, InvalidInput};
 /// Whose fault an error is, and so what may be done about it. Every front end maps this in
 /// one place: the CLI to its exit code, the activities to retryable or not, the HTTP API to a
 /// status code.
+///
+/// The first five are refusals ([`Fault::is_refusal`]): nothing was changed, and asking again
+/// the same way gets the same answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
-    /// The caller's input, or the campaign's state, does not allow the request. Nothing was
-    /// changed; asking again the same way gets the same answer.
-    Refused,
+    /// The input cannot be valid, whatever the ledger holds.
+    Invalid,
+    /// What the request names is not there: a campaign, a user, a delivery.
+    NotFound,
+    /// The request contradicts what exists: a key already used by another campaign.
+    Conflict,
+    /// The campaign's state does not allow the request now (it has finished, it is being
+    /// cancelled).
+    State,
+    /// A well-formed request that the data or the settings refuse: an audience nobody is
+    /// in, nothing to retry, a setting that cannot work.
+    Unmet,
     /// A service is down or busy (a dropped connection, a restart, a timeout): the same
     /// request may succeed later.
     Transient,
@@ -63,17 +75,23 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
+impl Fault {
+    /// The request was refused as it stands (the caller's to change), rather than failed.
+    pub const fn is_refusal(self) -> bool {
+        !matches!(self, Self::Transient | Self::Internal)
+    }
+}
+
 impl StoreError {
     pub fn fault(&self) -> Fault {
         match self {
-            Self::UnknownCampaign(_)
-            | Self::WrongStatus { .. }
-            | Self::Cancelling { .. }
-            | Self::DuplicateKey(_)
-            | Self::UnknownUser(_)
-            | Self::NotARecipient { .. }
-            | Self::NothingToRetry(_)
-            | Self::Invalid(_) => Fault::Refused,
+            Self::UnknownCampaign(_) | Self::UnknownUser(_) | Self::NotARecipient { .. } => {
+                Fault::NotFound
+            }
+            Self::WrongStatus { .. } | Self::Cancelling { .. } => Fault::State,
+            Self::DuplicateKey(_) => Fault::Conflict,
+            Self::NothingToRetry(_) => Fault::Unmet,
+            Self::Invalid(_) => Fault::Invalid,
             Self::UnknownCampaignId(_) => Fault::Internal,
             Self::PageRace | Self::Busy | Self::ScanTimedOut(_) => Fault::Transient,
             Self::Database(e) => database_fault(e),
@@ -177,10 +195,9 @@ mod tests {
             std::io::ErrorKind::ConnectionReset,
         )));
         assert_eq!(lost.fault(), Fault::Transient);
-        assert_eq!(
-            StoreError::UnknownCampaign("k".into()).fault(),
-            Fault::Refused
-        );
+        let unknown = StoreError::UnknownCampaign("k".into());
+        assert_eq!(unknown.fault(), Fault::NotFound);
+        assert!(unknown.fault().is_refusal() && !lost.fault().is_refusal());
     }
 }
 

@@ -42,7 +42,8 @@ pub use herald_store::{
     campaigns::{CampaignView, RequestMade, StatusChange},
     inbox::{InboxItem, ReadFilter},
     report::Report,
-    status::Request,
+    sends::retry_offered,
+    status::{Request, offers},
 };
 
 use herald_store::{

@@ -24,19 +24,20 @@
 //! accepted (docs/architecture.md, "External channels").
 
 use herald_wire::{
-    CampaignKey, CampaignSpec, CampaignStatus, Content, Intent, ItemStatus, PageInput, Requested,
-    Tuning,
+    CampaignKey, CampaignSpec, CampaignStatus, Channel, Content, Intent, ItemStatus, PageInput,
+    Requested, Tuning,
 };
 use sqlx::{FromRow, PgConnection, PgPool};
 
 use crate::{Result, StoreError, campaigns, filter::Compiled, status};
 
 /// A recipient of a claimed page who has not been reached yet.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
 pub struct Pending {
     pub user_id: i64,
     pub email: String,
     /// Tries already made (by earlier runs of the page).
+    #[sqlx(try_from = "i16")]
     pub attempts: u32,
 }
 
@@ -251,6 +252,14 @@ fn halted(
     }
 }
 
+/// A page's counters and the retry it last reopened for.
+#[derive(FromRow)]
+struct PageCounts {
+    sent: i32,
+    failed: i32,
+    retry_seq: i32,
+}
+
 /// Make the failed items of a page claimed before pending again, for the campaign's retry
 /// numbered `retry` (see [`retry_failed`]), in one transaction with the page's counters and
 /// the lane's failure counts. The page's row is locked first and its retry number read
@@ -263,7 +272,11 @@ async fn reopen_failures(
     retry: i32,
 ) -> Result<(u32, u32)> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    let (sent, failed, page_retry): (i32, i32, i32) = sqlx::query_as(
+    let PageCounts {
+        sent,
+        failed,
+        retry_seq: page_retry,
+    } = sqlx::query_as(
         "SELECT sent, failed, retry_seq FROM message_pages
          WHERE message_id = $1 AND lane = $2 AND after_user_id = $3 FOR UPDATE",
     )
@@ -331,8 +344,8 @@ async fn pending_of(
     let Some(last) = last else {
         return Ok(Vec::new());
     };
-    let rows: Vec<(i64, String, i16)> = sqlx::query_as(
-        "SELECT i.user_id, coalesce(u.email, ''), i.attempts
+    let pending = sqlx::query_as(
+        "SELECT i.user_id, coalesce(u.email, '') AS email, i.attempts
          FROM message_items i JOIN users u ON u.id = i.user_id
          WHERE i.message_id = $1 AND i.user_id > $2 AND i.user_id <= $3 AND i.status = $4
          UNION ALL
@@ -352,14 +365,7 @@ async fn pending_of(
     .persistent(false)
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(user_id, email, attempts)| Pending {
-            user_id,
-            email,
-            attempts: attempts.max(0) as u32,
-        })
-        .collect())
+    Ok(pending)
 }
 
 /// What happened to one recipient in a run of a page.
@@ -472,14 +478,27 @@ pub struct Delivery {
     pub spec: CampaignSpec,
 }
 
+/// A campaign's launch, as stored: what a delivery and a retry start from.
+#[derive(FromRow)]
+struct Stored {
+    id: i64,
+    key: String,
+    #[sqlx(try_from = "i16")]
+    status: CampaignStatus,
+    spec: String,
+    tuning: Option<String>,
+}
+
 /// The campaign's key, content and spec, by row id.
 pub async fn delivery(pool: &PgPool, campaign_id: i64) -> Result<Delivery> {
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT key, spec::text FROM messages WHERE id = $1")
-            .bind(campaign_id)
-            .fetch_optional(pool)
-            .await?;
-    let (key, spec) = row.ok_or(StoreError::UnknownCampaignId(campaign_id))?;
+    let row: Option<Stored> = sqlx::query_as(
+        "SELECT id, key, status, spec::text AS spec, tuning::text AS tuning
+         FROM messages WHERE id = $1",
+    )
+    .bind(campaign_id)
+    .fetch_optional(pool)
+    .await?;
+    let Stored { key, spec, .. } = row.ok_or(StoreError::UnknownCampaignId(campaign_id))?;
     let corrupt = |what: String| StoreError::Database(sqlx::Error::Decode(what.into()));
     let spec: CampaignSpec = serde_json::from_str(&spec)
         .map_err(|e| corrupt(format!("campaign {key}'s stored spec: {e}")))?;
@@ -502,6 +521,12 @@ pub struct Retry {
     pub reopened: Option<i64>,
 }
 
+/// Whether [`retry_failed`] has work for a campaign standing so: it went out through an
+/// external channel and completed with failures (the dashboard offers it only then).
+pub fn retry_offered(status: CampaignStatus, channel: Channel, failed: i64) -> bool {
+    channel.is_external() && status == CampaignStatus::Completed && failed > 0
+}
+
 /// Put a completed external campaign with failures back in progress, as its retry numbered
 /// one more than the last: its failed items become pending again (keeping their ids, so
 /// receivers see the same idempotency ids) page by page, as the new run reaches each page,
@@ -510,21 +535,27 @@ pub struct Retry {
 /// itself is one row, whatever the campaign's size.
 pub async fn retry_failed(pool: &PgPool, key: &CampaignKey, by: &str) -> Result<Retry> {
     let mut tx = pool.begin().await?;
-    let row: Option<(i64, i16, String, Option<String>)> = sqlx::query_as(
-        "SELECT id, status, spec::text, tuning::text FROM messages WHERE key = $1 FOR UPDATE",
+    let row: Option<Stored> = sqlx::query_as(
+        "SELECT id, key, status, spec::text AS spec, tuning::text AS tuning
+         FROM messages WHERE key = $1 FOR UPDATE",
     )
     .bind(key.as_str())
     .fetch_optional(&mut *tx)
     .await?;
-    let (id, status, spec, tuning) =
-        row.ok_or_else(|| StoreError::UnknownCampaign(key.to_string()))?;
+    let Stored {
+        id,
+        status,
+        spec,
+        tuning,
+        ..
+    } = row.ok_or_else(|| StoreError::UnknownCampaign(key.to_string()))?;
     let (spec, tuning) = campaigns::decode_launch(key, &spec, tuning.as_deref())?;
     if !spec.channel.is_external() {
         return Err(StoreError::NothingToRetry(format!(
             "campaign {key} went to the inbox, where no delivery fails; there is nothing to retry"
         )));
     }
-    match status::decode(status)? {
+    match status {
         CampaignStatus::Completed => {}
         CampaignStatus::InProgress => {
             return Ok(Retry {
@@ -561,19 +592,7 @@ pub async fn retry_failed(pool: &PgPool, key: &CampaignKey, by: &str) -> Result<
     // number): a pause that came as the campaign's last pages finished (an auto-pause among
     // them) would otherwise stop the new run before its first page.
     let reason = format!("retrying {failed} failed deliveries");
-    sqlx::query(
-        "UPDATE messages SET status = $2, status_reason = $3, finished_at = NULL, updated_at = now(),
-                intent = $4, intent_seq = intent_seq + 1, intent_reason = $3, intent_token = NULL,
-                requested_at = now(), retry_seq = retry_seq + 1, requested_by = $5
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(CampaignStatus::InProgress.code())
-    .bind(&reason)
-    .bind(Intent::Run.code())
-    .bind(by)
-    .execute(&mut *tx)
-    .await?;
+    status::reopen(&mut tx, id, &reason, by).await?;
     tx.commit().await?;
     Ok(Retry {
         spec,

@@ -3,7 +3,10 @@
 //! also stamps the times that belong to it: started when it first goes in progress, paused
 //! while it is paused, finished when it ends; a finished campaign is never moved. Operators
 //! write the intent (what they asked) through [`request`], each request numbered; the
-//! workflow writes it only to append a bare signal as the next request ([`sync_requests`]). Docs: docs/architecture.md, "Operator requests".
+//! workflow writes it only to append a bare signal as the next request ([`sync_requests`]).
+//! One request moves the status too: retry-failed reopens a completed campaign
+//! ([`reopen`], called by `sends::retry_failed` with the row it has locked), since its new
+//! run starts from there. Docs: docs/architecture.md, "Operator requests".
 
 use herald_wire::{
     CampaignKey, CampaignStatus, Channel, Intent, ItemStatus, LedgerRequests, Rate, Requested,
@@ -228,10 +231,48 @@ fn judge(
     }
 }
 
+/// Whether `request` is worth offering an operator for a campaign standing so (the
+/// dashboard shows the buttons this allows): [`request`] accepts it, and it asks something
+/// new. A pause or cancel already asked is not offered again, nor a resume of a campaign
+/// that runs and was not asked to pause (which [`request`] records, for a bare pause that
+/// may be on its way).
+pub fn offers(request: Request, status: CampaignStatus, intent: Intent) -> bool {
+    match judge(request, status, intent) {
+        Err(_) => false,
+        Ok(repeat) => match request {
+            Request::Pause | Request::Cancel => !repeat,
+            Request::Resume => {
+                intent == Intent::Pause
+                    || matches!(status, CampaignStatus::Paused | CampaignStatus::Failed)
+            }
+        },
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Refusal {
     Status,
     Cancelling,
+}
+
+/// Put a completed campaign back in progress for a retry of its failures, as an operator's
+/// request to run (the next request number, and the next retry's), by `by`. The caller holds
+/// the row locked and has checked that the campaign completed with failures.
+pub(crate) async fn reopen(conn: &mut PgConnection, id: i64, reason: &str, by: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE messages SET status = $2, status_reason = $3, finished_at = NULL, updated_at = now(),
+                intent = $4, intent_seq = intent_seq + 1, intent_reason = $3, intent_token = NULL,
+                requested_at = now(), retry_seq = retry_seq + 1, requested_by = $5
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(CampaignStatus::InProgress.code())
+    .bind(reason)
+    .bind(Intent::Run.code())
+    .bind(by)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// A change of a campaign's speed limit, recorded.
@@ -456,6 +497,25 @@ impl StatusChanges {
 mod tests {
     use super::*;
     use CampaignStatus::*;
+
+    #[test]
+    fn the_offered_requests_are_those_accepted_that_ask_something_new() {
+        for status in CampaignStatus::ALL {
+            for intent in Intent::ALL {
+                let open = !status.is_terminal() && intent != Intent::Cancel;
+                let still = intent == Intent::Pause || matches!(status, Paused | Failed);
+                let case = format!("{status} asked to {intent}");
+                let pause = open && intent != Intent::Pause && status != Failed;
+                assert_eq!(offers(Request::Pause, status, intent), pause, "{case}");
+                assert_eq!(
+                    offers(Request::Resume, status, intent),
+                    open && still,
+                    "{case}"
+                );
+                assert_eq!(offers(Request::Cancel, status, intent), open, "{case}");
+            }
+        }
+    }
 
     #[test]
     fn requests_are_judged_on_status_and_intent() {

@@ -9,18 +9,41 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
 
+use herald_control::{Request, offers, retry_offered};
+use herald_wire::{CampaignStatus, Channel, Intent};
+
 use super::Operator;
 use crate::schema::{Campaign, Report, RequestMade, StatusChange, Timeline};
 
-/// The statuses, in the specification's order: code and name.
-pub const STATUSES: [(i16, &str); 6] = [
-    (0, "not_started"),
-    (1, "in_progress"),
-    (2, "paused"),
-    (3, "completed"),
-    (4, "cancelled"),
-    (5, "failed"),
-];
+/// A campaign's status, what it was asked and its channel, typed again from the API's view
+/// of it, for the rules (`offers`, `retry_offered`) to judge.
+struct Standing {
+    status: CampaignStatus,
+    intent: Intent,
+    channel: Channel,
+}
+
+impl Standing {
+    fn of(c: &Campaign) -> Self {
+        Self {
+            status: status(c.status),
+            intent: Intent::ALL
+                .into_iter()
+                .find(|i| i.name() == c.intent)
+                .expect("the API names the intent"),
+            channel: c.channel.parse().expect("the API names the channel"),
+        }
+    }
+
+    fn offers(&self, request: Request) -> bool {
+        offers(request, self.status, self.intent)
+    }
+}
+
+/// A status from its code, as the API's views carry it.
+fn status(code: i16) -> CampaignStatus {
+    CampaignStatus::from_code(code).expect("the API's status codes are statuses")
+}
 
 /// A message shown at the top of a campaign's page.
 pub struct Notice {
@@ -106,7 +129,7 @@ fn time(t: DateTime<Utc>) -> Markup {
 /// speed it measures).
 fn speed(c: &Campaign) -> Option<f64> {
     let started = c.started_at?;
-    if c.status != 1 {
+    if status(c.status) != CampaignStatus::InProgress {
         return None;
     }
     let secs = (Utc::now() - started).num_milliseconds() as f64 / 1000.0;
@@ -131,7 +154,7 @@ fn eta_text(c: &Campaign) -> String {
     };
     let done = c.scanned.max(processed).min(1.0);
     match (speed(c), c.started_at) {
-        _ if c.status == 3 => "done".into(),
+        _ if status(c.status) == CampaignStatus::Completed => "done".into(),
         (Some(s), Some(started)) if s > 0.0 && c.pending > 0 && done > 0.0 => {
             let secs = (Utc::now() - started).num_milliseconds() as f64 / 1000.0;
             duration(secs * (1.0 - done) / done)
@@ -284,8 +307,9 @@ pub fn list(
             label for="status" { "Status" }
             select #status name="status" data-autosubmit {
                 option value="" selected[status.is_none()] { "all" }
-                @for (code, name) in STATUSES {
-                    option value=(name) selected[status == Some(name)] { (code) " · " (label(name)) }
+                @for s in CampaignStatus::ALL {
+                    @let name = s.name();
+                    option value=(name) selected[status == Some(name)] { (s.code()) " · " (label(name)) }
                 }
             }
             button type="submit" { "Filter" }
@@ -399,11 +423,11 @@ pub fn detail(
 /// What changes with the status: the actions and the timeline.
 fn panel_markup(op: &Operator, t: &Timeline) -> Markup {
     let (c, history) = (&t.campaign, &t.changes[..]);
-    let terminal = matches!(c.status, 3 | 4);
-    let cancelling = c.intent == "cancel";
-    let can_pause = !terminal && !cancelling && c.intent != "pause" && c.status != 5;
-    let can_resume =
-        !terminal && !cancelling && (c.intent == "pause" || c.status == 2 || c.status == 5);
+    let standing = Standing::of(c);
+    let terminal = standing.status.is_terminal();
+    let cancelling = standing.intent == Intent::Cancel;
+    let can_pause = standing.offers(Request::Pause);
+    let can_resume = standing.offers(Request::Resume);
     let state = format!(
         "{}/{}/{}",
         c.status,
@@ -414,9 +438,9 @@ fn panel_markup(op: &Operator, t: &Timeline) -> Markup {
         section.card aria-labelledby="actions-h" data-state=(state) {
             h2 #actions-h { "Actions" }
             @if terminal || cancelling {
-                @let what = match c.status_name.as_str() {
-                    "completed" => "It has completed",
-                    "cancelled" => "It was cancelled",
+                @let what = match standing.status {
+                    CampaignStatus::Completed => "It has completed",
+                    CampaignStatus::Cancelled => "It was cancelled",
                     _ => "It has been asked to cancel",
                 };
                 p.hint { (what) "; there is nothing to pause or resume." }
@@ -472,8 +496,9 @@ fn panel_markup(op: &Operator, t: &Timeline) -> Markup {
 /// status change never replaces what the operator is typing; the script hides it once the
 /// campaign has finished.
 fn rate_markup(op: &Operator, c: &Campaign, rate_error: Option<&str>) -> Markup {
-    let terminal = matches!(c.status, 3 | 4);
-    let external = c.channel != "inbox";
+    let standing = Standing::of(c);
+    let terminal = standing.status.is_terminal();
+    let external = standing.channel.is_external();
     html! {
         @if external && !terminal {
             section.card #rate-card aria-labelledby="rate-h" {
@@ -509,7 +534,7 @@ fn entries(t: &Timeline) -> Vec<Entry<'_>> {
         .changes
         .iter()
         .enumerate()
-        .filter(|(_, c)| c.status != 0)
+        .filter(|(_, c)| status(c.status) != CampaignStatus::NotStarted)
         .map(|(i, c)| (c.at, 1, Entry::Change(i)))
         .chain(
             t.requests
@@ -544,16 +569,20 @@ fn by(actor: Option<&str>) -> Markup {
 /// What the `i`-th status change was: "Started" the first time it runs, "Resumed" after.
 fn step(history: &[StatusChange], i: usize) -> String {
     let change = &history[i];
-    let ran_before = history[..i].iter().any(|c| c.status == 1);
-    match change.status {
-        1 if history[..i].last().is_some_and(|c| c.status == 3) => "Sending again".into(),
-        1 if ran_before => "Resumed".into(),
-        1 => "Started".into(),
-        2 => "Paused".into(),
-        3 => "Completed".into(),
-        4 => "Cancelled".into(),
-        5 => "Failed".into(),
-        _ => label(&change.status_name),
+    use CampaignStatus::*;
+    let before = |s: CampaignStatus| history[..i].iter().any(|c| status(c.status) == s);
+    let after_completion = history[..i]
+        .last()
+        .is_some_and(|c| status(c.status) == Completed);
+    match status(change.status) {
+        InProgress if after_completion => "Sending again".into(),
+        InProgress if before(InProgress) => "Resumed".into(),
+        InProgress => "Started".into(),
+        Paused => "Paused".into(),
+        Completed => "Completed".into(),
+        Cancelled => "Cancelled".into(),
+        Failed => "Failed".into(),
+        NotStarted => label(&change.status_name),
     }
 }
 
@@ -563,7 +592,8 @@ pub fn panel(op: &Operator, t: &Timeline) -> Html<String> {
 
 fn report_markup(op: &Operator, r: &Report) -> Markup {
     let c = &r.campaign;
-    let can_retry = c.status == 3 && c.failed > 0 && c.channel != "inbox";
+    let standing = Standing::of(c);
+    let can_retry = retry_offered(standing.status, standing.channel, c.failed);
     html! {
         section.card aria-labelledby="failures-h" data-failed=(c.failed) {
             h2 #failures-h { "Deliveries" }

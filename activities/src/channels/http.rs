@@ -21,7 +21,7 @@ use bytes::Bytes;
 use herald_wire::{Destinations, WebhookUrl, webhooks::Host};
 use http_body_util::{BodyExt, Full};
 use hyper::{
-    Request, StatusCode,
+    Request, Response, StatusCode,
     body::Incoming,
     client::conn::http1::{self, SendRequest},
     header::{HeaderMap, HeaderValue},
@@ -87,8 +87,24 @@ pub struct Client {
     timeout: Duration,
     connect_timeout: Duration,
     max_idle: usize,
-    /// Idle connections by scheme (http, https) and authority, newest last.
-    idle: Mutex<[HashMap<String, Vec<Idle>>; 2]>,
+    idle: Arc<Mutex<Pool>>,
+}
+
+/// Idle connections by scheme (http, https) and authority, newest last.
+#[derive(Default)]
+struct Pool([HashMap<String, Vec<Idle>>; 2]);
+
+impl Pool {
+    /// Close the connections idle for longer than [`IDLE_MAX`], and forget origins left
+    /// with none.
+    fn sweep(&mut self) {
+        for origins in &mut self.0 {
+            origins.retain(|_, stack| {
+                stack.retain(|idle| idle.since.elapsed() < IDLE_MAX);
+                !stack.is_empty()
+            });
+        }
+    }
 }
 
 struct Idle {
@@ -106,18 +122,37 @@ impl Client {
         let mut tls = rustls::ClientConfig::with_platform_verifier()
             .map_err(|e| format!("cannot load the system's TLS roots: {e}"))?;
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let idle = Arc::new(Mutex::new(Pool::default()));
+        // Connections left idle when sends stop are closed after a while, not kept open
+        // for as long as the receiver keeps them.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let pool = Arc::downgrade(&idle);
+            runtime.spawn(async move {
+                let mut every = tokio::time::interval(IDLE_MAX / 2);
+                loop {
+                    every.tick().await;
+                    let Some(pool) = pool.upgrade() else { return };
+                    pool.lock().expect("the connection pool").sweep();
+                }
+            });
+        }
         Ok(Self {
             destinations,
             tls: TlsConnector::from(Arc::new(tls)),
             timeout,
             connect_timeout: timeout.min(Duration::from_secs(5)),
             max_idle,
-            idle: Mutex::default(),
+            idle,
         })
     }
 
     /// POST `body` with `headers` (besides `host`, `content-length` and `user-agent`, which
     /// are added here) and read the answer, all within the client's timeout.
+    ///
+    /// The answer is its status line and headers: once they are in, the request counts as
+    /// answered, whatever becomes of the body. The body is read in the time left, to reuse
+    /// the connection; a body that does not end in time only costs the connection, never
+    /// the answer (which would send the message again).
     pub async fn post(
         &self,
         url: &WebhookUrl,
@@ -125,18 +160,28 @@ impl Client {
         body: Vec<u8>,
     ) -> Result<Answer, Failure> {
         let target = Target::new(url);
-        match tokio::time::timeout(self.timeout, self.exchange(&target, headers, body)).await {
-            Ok(answer) => answer,
-            Err(_) => Err(Failure::Timeout(self.timeout)),
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let exchange = self.exchange(&target, headers, body);
+        let (sender, response) = tokio::time::timeout_at(deadline, exchange)
+            .await
+            .map_err(|_| Failure::Timeout(self.timeout))??;
+        let (parts, body) = response.into_parts();
+        if let Ok(true) = tokio::time::timeout_at(deadline, read_to_end(body)).await {
+            self.checkin(&target, sender);
         }
+        Ok(Answer {
+            status: parts.status,
+            headers: parts.headers,
+        })
     }
 
+    /// Send the request on a pooled or new connection, up to the answer's head.
     async fn exchange(
         &self,
         target: &Target<'_>,
         mut headers: HeaderMap,
         body: Vec<u8>,
-    ) -> Result<Answer, Failure> {
+    ) -> Result<(SendRequest<Full<Bytes>>, Response<Incoming>), Failure> {
         let host = HeaderValue::from_str(target.authority)
             .map_err(|_| Failure::Network(format!("bad host {:?}", target.authority)))?;
         headers.insert(hyper::header::HOST, host);
@@ -161,14 +206,7 @@ impl Client {
                 _ => return Err(network(e.into_error())),
             },
         };
-        let (parts, body) = response.into_parts();
-        if read_to_end(body).await {
-            self.checkin(target, sender);
-        }
-        Ok(Answer {
-            status: parts.status,
-            headers: parts.headers,
-        })
+        Ok((sender, response))
     }
 
     /// An idle connection to the target's origin that still works, or a new one.
@@ -179,7 +217,7 @@ impl Client {
         loop {
             let idle = {
                 let mut pool = self.idle.lock().expect("the connection pool");
-                pool[usize::from(target.https)]
+                pool.0[usize::from(target.https)]
                     .get_mut(target.authority)
                     .and_then(Vec::pop)
             };
@@ -201,7 +239,7 @@ impl Client {
             since: Instant::now(),
         };
         let mut pool = self.idle.lock().expect("the connection pool");
-        let pool = &mut pool[usize::from(target.https)];
+        let pool = &mut pool.0[usize::from(target.https)];
         match pool.get_mut(target.authority) {
             Some(stack) if stack.len() < self.max_idle => stack.push(idle),
             Some(_) => {}
@@ -217,10 +255,7 @@ impl Client {
     ) -> Result<(SendRequest<Full<Bytes>>, bool), Failure> {
         let (host, port) = target.url.host_port();
         let addrs = self.resolve(&host, port).await?;
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&addrs[..]))
-            .await
-            .map_err(|_| Failure::Timeout(self.connect_timeout))?
-            .map_err(|e| Failure::Connect(e.to_string()))?;
+        let stream = self.connect_any(&addrs).await?;
         let _ = stream.set_nodelay(true);
         let sender = if target.https {
             let name = match host {
@@ -237,6 +272,22 @@ impl Client {
             handshake(TokioIo::new(stream)).await?
         };
         Ok((sender, false))
+    }
+
+    /// A TCP connection to the first of `addrs` that answers. Each address has its share of
+    /// the connect timeout (at least a second), so that one that drops packets (an IPv6
+    /// route that goes nowhere) leaves time for the next.
+    async fn connect_any(&self, addrs: &[SocketAddr]) -> Result<TcpStream, Failure> {
+        let share = (self.connect_timeout / addrs.len().max(1) as u32).max(Duration::from_secs(1));
+        let mut failure = Failure::Connect("no address to connect to".into());
+        for addr in addrs {
+            failure = match tokio::time::timeout(share, TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => return Ok(stream),
+                Ok(Err(e)) => Failure::Connect(e.to_string()),
+                Err(_) => Failure::Timeout(share),
+            };
+        }
+        Err(failure)
     }
 
     /// The addresses of the destination the policy allows; a name that resolves to none
@@ -259,13 +310,11 @@ impl Client {
             .await
             .map_err(|e| Failure::Connect(format!("{name}: {e}")))?
             .collect();
-        if policy.allows_name(name) {
-            return Ok(found);
-        }
+        let service = |a: &SocketAddr| policy.refuse_service(&Host::Ip(a.ip()), port).is_err();
         let allowed: Vec<SocketAddr> = found
             .iter()
             .copied()
-            .filter(|a| policy.allows_ip(a.ip()))
+            .filter(|a| !service(a) && (policy.allows_name(name) || policy.allows_ip(a.ip())))
             .collect();
         if allowed.is_empty() {
             let ips: Vec<IpAddr> = found.iter().map(SocketAddr::ip).collect();
@@ -418,9 +467,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_answer_whose_body_stalls_is_still_the_answer() {
+        // The head says 200, and the body never comes: the message was delivered, and a
+        // retry would deliver it twice.
+        let (port, accepted) = receiver(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhal").await;
+        super::super::install_crypto();
+        let policy = Arc::new(Destinations::parse("loopback").unwrap());
+        let client = Client::new(policy, Duration::from_millis(300), 4).unwrap();
+        for _ in 0..2 {
+            let answer = post(&client, &format!("http://127.0.0.1:{port}/")).await;
+            assert_eq!(answer.unwrap().status, StatusCode::OK);
+        }
+        // Its connection, with the rest of the body owed, is not used again.
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
     async fn what_the_policy_refuses_is_forbidden_before_connecting() {
         let (port, accepted) = receiver(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
         let client = client("public");
+        for url in [
+            format!("http://127.0.0.1:{port}/"),
+            format!("http://localhost:{port}/"),
+        ] {
+            let failure = post(&client, &url).await.err().unwrap();
+            assert!(matches!(failure, Failure::Forbidden(_)), "{url}: {failure}");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 0);
+
+        // Herald's own services stay out of reach when the policy allows their network,
+        // by a name that resolves to them as by their address.
+        super::super::install_crypto();
+        let policy = Destinations::parse("loopback").unwrap();
+        let policy = policy
+            .with_service(Host::Ip("127.0.0.1".parse().unwrap()), port)
+            .with_service(Host::Ip("::1".parse().unwrap()), port);
+        let client = Client::new(Arc::new(policy), Duration::from_secs(5), 4).unwrap();
         for url in [
             format!("http://127.0.0.1:{port}/"),
             format!("http://localhost:{port}/"),

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use herald_control::{
-    CampaignView, Config, Control, ControlError, ReadFilter, Request, page::Limit,
+    CampaignView, Config, Control, ControlError, ReadFilter, Request, RequestMade, page::Limit,
 };
 use herald_wire::{CampaignKey, Intent, Rate};
 
@@ -249,7 +249,14 @@ async fn status(control: &Control, key: &CampaignKey, json: bool) -> Result<()> 
     if json {
         println!("{}", serde_json::to_string_pretty(&view)?);
     } else {
-        print_view(&view);
+        // The newest pause, resume, cancel or retry, as the request log names it.
+        let history = control.history(key).await?;
+        let asked = history
+            .requests
+            .iter()
+            .rev()
+            .find(|r| !matches!(r.request.as_str(), "launch" | "rate"));
+        print_view(&view, asked);
         if !view.status.is_terminal() {
             let state = control.workflow_state(key).await;
             // A campaign that ended between the two looks has no workflow for good reason.
@@ -265,7 +272,7 @@ async fn status(control: &Control, key: &CampaignKey, json: bool) -> Result<()> 
     Ok(())
 }
 
-fn print_view(v: &CampaignView) {
+fn print_view(v: &CampaignView, asked: Option<&RequestMade>) {
     let of = v.total.max(v.sent + v.failed);
     let pct = |n: i64| {
         if of > 0 {
@@ -354,16 +361,12 @@ fn print_view(v: &CampaignView) {
             println!("{label:<9} {}", t.to_rfc3339());
         }
     }
-    if let Some(t) = v.requested_at {
-        // The newest pause, resume, cancel or retry, and who made it.
+    if let Some(asked) = asked {
         println!(
             "asked     {} {}{}",
-            match v.intent {
-                Intent::Run => "resume or retry",
-                other => other.name(),
-            },
-            t.to_rfc3339(),
-            by(&v.requested_by)
+            asked.request,
+            asked.at.to_rfc3339(),
+            by(&asked.actor)
         );
     }
 }

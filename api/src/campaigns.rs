@@ -14,7 +14,7 @@ use chrono::Utc;
 use futures::{Stream, StreamExt};
 use herald_control::{
     ControlError, Request,
-    campaigns::Watch,
+    campaigns::{Shown, Watch},
     launch::LaunchRequest,
     page::{Cursor, Limit},
 };
@@ -409,28 +409,6 @@ fn progress(watch: Watch) -> impl Stream<Item = Result<Event, Infallible>> {
     .flat_map(|events| futures::stream::iter(events.into_iter().map(Ok)))
 }
 
-/// What an event shows of a campaign, to tell whether there is anything new: its status,
-/// request, counters, and how far its pages have scanned (in thousandths, so that the pages
-/// of a sparse audience that find nobody still move it).
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Shown {
-    status: i16,
-    intent: i16,
-    counters: [i64; 3],
-    scanned: i64,
-}
-
-impl Shown {
-    fn of(view: &herald_control::CampaignView) -> Self {
-        Self {
-            status: view.status.code(),
-            intent: view.intent.code(),
-            counters: [view.sent, view.failed, view.read],
-            scanned: (view.scanned * 1_000.0) as i64,
-        }
-    }
-}
-
 struct Follow {
     watch: Watch,
     /// What the last event showed.
@@ -507,97 +485,16 @@ async fn list_events(
     let after = q.after.as_deref().map(Cursor::parse).transpose()?;
     let place = state.streams.place(caller.name())?;
     // The first look answers now, so a database that is down is a 503, not an empty stream.
-    let first = state
-        .control
-        .campaigns(status, Limit::new(Limit::MAX)?, after)
-        .await?;
-    let looks = ListLooks {
-        state: state.clone(),
-        status,
-        after,
-        first: Some(first.items),
-        shown: std::collections::HashMap::new(),
-    };
-    let stream = futures::stream::unfold(looks, |mut looks| async move {
-        let events = looks.step().await;
-        Some((events, looks))
+    let watch = state.control.watch_list(status, after).await?;
+    let stream = futures::stream::unfold(watch, |mut watch| async move {
+        let changed = watch.next().await;
+        Some((changed, watch))
     })
-    .flat_map(|events| futures::stream::iter(events.into_iter().map(Ok)));
+    .flat_map(|changed| {
+        let events = changed
+            .into_iter()
+            .map(|view| Ok(progress_event(&Campaign::from(view))));
+        futures::stream::iter(events)
+    });
     Ok(while_allowed(state, caller.credential(), place, stream))
-}
-
-struct ListLooks {
-    state: AppState,
-    status: Option<CampaignStatus>,
-    after: Option<Cursor>,
-    first: Option<Vec<herald_control::CampaignView>>,
-    /// What was last sent of each campaign: status, intent and counters.
-    shown: std::collections::HashMap<String, Shown>,
-}
-
-impl ListLooks {
-    const EVERY: Duration = Duration::from_secs(1);
-
-    async fn step(&mut self) -> Vec<Event> {
-        loop {
-            let views = match self.first.take() {
-                Some(views) => views,
-                None => {
-                    tokio::time::sleep(Self::EVERY).await;
-                    match self
-                        .state
-                        .control
-                        .campaigns(
-                            self.status,
-                            Limit::new(Limit::MAX).expect("MAX is a limit"),
-                            self.after,
-                        )
-                        .await
-                    {
-                        Ok(page) => page.items,
-                        // The ledger is away for a moment: look again; the client keeps
-                        // what it last showed.
-                        Err(_) => continue,
-                    }
-                }
-            };
-            let mut events = self.departed(&views).await;
-            // Oldest first, so a client that adds rows at the top ends newest first.
-            for view in views.into_iter().rev() {
-                let shown = Shown::of(&view);
-                if self.shown.insert(view.key.to_string(), shown) == Some(shown) {
-                    continue;
-                }
-                events.push(progress_event(&Campaign::from(view)));
-            }
-            if !events.is_empty() {
-                return events;
-            }
-        }
-    }
-
-    /// The last event of each campaign shown before that is not among `views` any more, so
-    /// a client never keeps a stale row (a campaign filtered as running that has completed).
-    async fn departed(&mut self, views: &[herald_control::CampaignView]) -> Vec<Event> {
-        let here: std::collections::HashSet<String> =
-            views.iter().map(|v| v.key.to_string()).collect();
-        let gone: Vec<String> = self
-            .shown
-            .keys()
-            .filter(|k| !here.contains(*k))
-            .cloned()
-            .collect();
-        let mut events = Vec::new();
-        for key in gone {
-            self.shown.remove(&key);
-            let Ok(key) = CampaignKey::parse(&key) else {
-                continue;
-            };
-            // Not found: it cannot be; unreachable: the client keeps what it showed.
-            if let Ok(view) = self.state.control.campaign(&key).await {
-                events.push(progress_event(&Campaign::from(view)));
-            }
-        }
-        events
-    }
 }

@@ -1,7 +1,8 @@
-//! Reading campaigns: one, the list, and one watched live.
+//! Reading campaigns: one, the list, one watched live ([`Watch`]) and the list watched live
+//! ([`ListWatch`]).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -127,6 +128,127 @@ impl Control {
         });
         *feed = Some(sender);
         Some(receiver)
+    }
+}
+
+/// What a watcher has been shown of a campaign, to tell whether a new view has anything new:
+/// its status, request, counters, and how far its pages have scanned (in thousandths, so that
+/// the pages of a sparse audience that find nobody still move it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shown {
+    status: i16,
+    intent: i16,
+    counters: [i64; 3],
+    scanned: i64,
+}
+
+impl Shown {
+    pub fn of(view: &CampaignView) -> Self {
+        Self {
+            status: view.status.code(),
+            intent: view.intent.code(),
+            counters: [view.sent, view.failed, view.read],
+            scanned: (view.scanned * 1_000.0) as i64,
+        }
+    }
+}
+
+impl Control {
+    /// Follow one page of the campaign list (`status` and `after` as [`Control::campaigns`]
+    /// takes them, [`Limit::MAX`] to the page). The first look is taken now, so that a
+    /// ledger that cannot be read is an error here rather than an empty feed.
+    pub async fn watch_list(
+        &self,
+        status: Option<CampaignStatus>,
+        after: Option<Cursor>,
+    ) -> Result<ListWatch> {
+        let first = list_page(&self.db, status, after).await?;
+        Ok(ListWatch {
+            db: self.db.clone(),
+            status,
+            after,
+            first: Some(first),
+            shown: HashMap::new(),
+        })
+    }
+}
+
+/// One page of the list, of [`Limit::MAX`] campaigns.
+async fn list_page(
+    db: &PgPool,
+    status: Option<CampaignStatus>,
+    after: Option<Cursor>,
+) -> Result<Vec<CampaignView>> {
+    let limit = Limit::new(Limit::MAX).expect("MAX is a limit");
+    let rows = campaigns::list(db, status, after.map(Cursor::id), limit.get() + 1).await?;
+    Ok(Page::of(rows, limit, |c| c.id).items)
+}
+
+/// The campaign list, watched: see [`Control::watch_list`].
+pub struct ListWatch {
+    db: PgPool,
+    status: Option<CampaignStatus>,
+    after: Option<Cursor>,
+    first: Option<Vec<CampaignView>>,
+    /// What was last shown of each campaign on the page.
+    shown: HashMap<String, Shown>,
+}
+
+impl ListWatch {
+    pub const EVERY: Duration = Duration::from_secs(1);
+
+    /// The campaigns that changed since the last call (all of them, the first time), oldest
+    /// first, so that a client adding rows at the top ends newest first; and, as they are
+    /// now, those shown before that left the page (a campaign filtered as running that has
+    /// completed), so that a client never keeps a stale row. Waits, looking every
+    /// [`Self::EVERY`], until there is one; a look that fails is taken again (the client
+    /// keeps what it last showed).
+    pub async fn next(&mut self) -> Vec<CampaignView> {
+        loop {
+            let views = match self.first.take() {
+                Some(views) => views,
+                None => {
+                    tokio::time::sleep(Self::EVERY).await;
+                    match list_page(&self.db, self.status, self.after).await {
+                        Ok(views) => views,
+                        Err(_) => continue,
+                    }
+                }
+            };
+            let mut changed = self.departed(&views).await;
+            for view in views.into_iter().rev() {
+                let shown = Shown::of(&view);
+                if self.shown.insert(view.key.to_string(), shown) != Some(shown) {
+                    changed.push(view);
+                }
+            }
+            if !changed.is_empty() {
+                return changed;
+            }
+        }
+    }
+
+    /// The campaigns shown before that are not among `views`, as they are now.
+    async fn departed(&mut self, views: &[CampaignView]) -> Vec<CampaignView> {
+        let here: HashSet<&str> = views.iter().map(|v| v.key.as_str()).collect();
+        let gone: Vec<String> = self
+            .shown
+            .keys()
+            .filter(|k| !here.contains(k.as_str()))
+            .cloned()
+            .collect();
+        let mut departed = Vec::new();
+        for key in gone {
+            self.shown.remove(&key);
+            let Ok(key) = CampaignKey::parse(&key) else {
+                continue;
+            };
+            // Not found: it cannot be; unreachable: the client keeps what it showed.
+            if let Ok(view) = campaigns::find(&self.db, &key).await {
+                departed.push(view);
+            }
+        }
+        departed
     }
 }
 

@@ -425,9 +425,23 @@ mod tests {
     }
 
     fn client(allow: &str) -> Client {
+        client_with(Destinations::parse(allow).unwrap(), Duration::from_secs(5))
+    }
+
+    fn client_with(policy: Destinations, timeout: Duration) -> Client {
         super::super::install_crypto();
-        let policy = Arc::new(Destinations::parse(allow).unwrap());
-        Client::new(policy, Duration::from_secs(5), 4).unwrap()
+        Client::new(Arc::new(policy), timeout, 4).unwrap()
+    }
+
+    /// Posts to the receiver on `port`, by address and by name, are refused by the policy.
+    async fn forbidden(client: &Client, port: u16) {
+        for url in [
+            format!("http://127.0.0.1:{port}/"),
+            format!("http://localhost:{port}/"),
+        ] {
+            let failure = post(client, &url).await.err().unwrap();
+            assert!(matches!(failure, Failure::Forbidden(_)), "{url}: {failure}");
+        }
     }
 
     async fn post(client: &Client, url: &str) -> Result<Answer, Failure> {
@@ -471,9 +485,8 @@ mod tests {
         // The head says 200, and the body never comes: the message was delivered, and a
         // retry would deliver it twice.
         let (port, accepted) = receiver(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhal").await;
-        super::super::install_crypto();
-        let policy = Arc::new(Destinations::parse("loopback").unwrap());
-        let client = Client::new(policy, Duration::from_millis(300), 4).unwrap();
+        let policy = Destinations::parse("loopback").unwrap();
+        let client = client_with(policy, Duration::from_millis(300));
         for _ in 0..2 {
             let answer = post(&client, &format!("http://127.0.0.1:{port}/")).await;
             assert_eq!(answer.unwrap().status, StatusCode::OK);
@@ -485,31 +498,16 @@ mod tests {
     #[tokio::test]
     async fn what_the_policy_refuses_is_forbidden_before_connecting() {
         let (port, accepted) = receiver(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
-        let client = client("public");
-        for url in [
-            format!("http://127.0.0.1:{port}/"),
-            format!("http://localhost:{port}/"),
-        ] {
-            let failure = post(&client, &url).await.err().unwrap();
-            assert!(matches!(failure, Failure::Forbidden(_)), "{url}: {failure}");
-        }
+        forbidden(&client("public"), port).await;
         assert_eq!(accepted.load(Ordering::SeqCst), 0);
 
         // Herald's own services stay out of reach when the policy allows their network,
         // by a name that resolves to them as by their address.
-        super::super::install_crypto();
-        let policy = Destinations::parse("loopback").unwrap();
-        let policy = policy
+        let policy = Destinations::parse("loopback")
+            .unwrap()
             .with_service(Host::Ip("127.0.0.1".parse().unwrap()), port)
             .with_service(Host::Ip("::1".parse().unwrap()), port);
-        let client = Client::new(Arc::new(policy), Duration::from_secs(5), 4).unwrap();
-        for url in [
-            format!("http://127.0.0.1:{port}/"),
-            format!("http://localhost:{port}/"),
-        ] {
-            let failure = post(&client, &url).await.err().unwrap();
-            assert!(matches!(failure, Failure::Forbidden(_)), "{url}: {failure}");
-        }
+        forbidden(&client_with(policy, Duration::from_secs(5)), port).await;
         assert_eq!(accepted.load(Ordering::SeqCst), 0);
     }
 

@@ -9,6 +9,11 @@ use herald_api::{AppState, auth::Auth, ops::Metrics};
 use herald_control::{Control, config::ApiConfig, error::one_line};
 use tokio::{net::TcpListener, sync::watch};
 
+/// Each request allocates its rows, its JSON and its headers, from many tasks at once:
+/// mimalloc takes a tenth less CPU a request than glibc's allocator (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let config = match ApiConfig::try_parse() {

@@ -30,6 +30,14 @@ pub struct PoolSettings {
     /// that died is found by the request's own statement (a transient error, retried by the
     /// caller) and dropped from the pool.
     pub ping_before_use: bool,
+    /// Whether every statement is planned for the values it is run with
+    /// (`plan_cache_mode = force_custom_plan`), even when it is prepared once and kept. A
+    /// statement on `message_items` that names one user (the inbox) then opens and locks only
+    /// that user's partition: a plan kept for any user would lock all of them at each use.
+    /// The sessions that answer requests keep their statements prepared (one round trip a
+    /// request, no parsing) and plan them each time; the worker's page statements keep
+    /// PostgreSQL's own choice.
+    pub custom_plans: bool,
 }
 
 /// How a process treats the database's schema when it connects.
@@ -53,6 +61,7 @@ impl PoolSettings {
             statement_timeout: Some(statement_timeout),
             bitmap_scans: false,
             ping_before_use: true,
+            custom_plans: false,
             migrations: if migrate {
                 MigrationCheck::Apply
             } else {
@@ -70,6 +79,7 @@ impl PoolSettings {
             bitmap_scans: true,
             migrations: MigrationCheck::Require,
             ping_before_use: false,
+            custom_plans: true,
         }
     }
 
@@ -83,6 +93,7 @@ impl PoolSettings {
             bitmap_scans: true,
             migrations: MigrationCheck::Require,
             ping_before_use: true,
+            custom_plans: true,
         }
     }
 }
@@ -102,6 +113,9 @@ pub async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool, sqlx:
     }
     if !settings.bitmap_scans {
         options = options.options([("enable_bitmapscan", "off")]);
+    }
+    if settings.custom_plans {
+        options = options.options([("plan_cache_mode", "force_custom_plan")]);
     }
     PgPoolOptions::new()
         .max_connections(settings.max_connections)

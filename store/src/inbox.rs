@@ -3,6 +3,11 @@
 //! What a user sees is defined once, in [`DELIVERED`]: the items of inbox campaigns that were
 //! delivered to them. The list, the unread badge and "read all" all use it, so the badge
 //! never counts an item the list does not show.
+//!
+//! Each statement names one user, so PostgreSQL opens only that user's partition of
+//! `message_items`, provided the statement is planned for the user: the sessions that run
+//! them plan every statement for its values (`PoolSettings::custom_plans`), while keeping it
+//! prepared.
 
 use chrono::{DateTime, Utc};
 use herald_wire::{CampaignKey, ItemStatus};
@@ -90,9 +95,6 @@ pub async fn page(
         .bind(before)
         .bind(filter.code())
         .bind(limit)
-        // Planned for this user each time, so that only their partition is opened and locked
-        // (a plan kept for any user would lock every partition at each use).
-        .persistent(false)
         .fetch_all(pool)
         .await?;
     let first = rows.first();
@@ -164,7 +166,6 @@ pub async fn unread_count(pool: &PgPool, user_id: i64) -> Result<i64> {
          WHERE {DELIVERED} AND i.read_at IS NULL"
     ))
     .bind(user_id)
-    .persistent(false)
     .fetch_one(pool)
     .await?)
 }
@@ -206,7 +207,6 @@ pub async fn mark_read(pool: &PgPool, user_id: i64, key: &CampaignKey) -> Result
     ))
     .bind(user_id)
     .bind(key.as_str())
-    .persistent(false)
     .fetch_one(pool)
     .await?;
     if row.campaign_id.is_none() {
@@ -241,7 +241,6 @@ pub async fn mark_all_read(pool: &PgPool, user_id: i64) -> Result<i64> {
          SELECT count(*) FROM upd"
     ))
     .bind(user_id)
-    .persistent(false)
     .fetch_one(pool)
     .await?)
 }

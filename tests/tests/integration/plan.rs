@@ -68,3 +68,52 @@ async fn pages_walk_the_primary_key_even_without_statistics() {
         "the page does not walk users_pkey:\n{guarded}"
     );
 }
+
+/// The inbox's statements are prepared once per session and kept, and still planned for the
+/// user they are run with: a plan kept for any user would open and lock every partition of
+/// `message_items` at each use. Read from PostgreSQL's own count of the session's plans.
+/// (PostgreSQL 15's own choice keeps custom plans here too, because a generic plan's cost
+/// counts every partition; the sessions' `plan_cache_mode` makes it a rule, not an estimate.)
+#[tokio::test]
+async fn the_inbox_is_planned_for_each_user_though_its_statement_is_kept() {
+    use herald_store::{inbox, partitions};
+    let app = TestApp::without_worker().await.unwrap();
+    sqlx::query(
+        "INSERT INTO users (email) SELECT 'u' || g || '@example.com' FROM generate_series(1, 100) g",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    // Partitions far beyond the users, as a ledger that has grown has them.
+    partitions::cover(&app.pool, Some(40_000_000))
+        .await
+        .unwrap();
+    let server = connect::connect(
+        &app.database_url,
+        &PoolSettings::server(1, std::time::Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode")
+        .fetch_one(&server)
+        .await
+        .unwrap();
+    assert_eq!(mode, "force_custom_plan");
+    for user in 1..=12 {
+        inbox::page(&server, user, Default::default(), None, 21)
+            .await
+            .unwrap();
+    }
+    let (custom, generic): (i64, i64) = sqlx::query_as(
+        "SELECT custom_plans, generic_plans FROM pg_prepared_statements
+         WHERE statement LIKE 'WITH unread AS%'",
+    )
+    .fetch_one(&server)
+    .await
+    .unwrap();
+    assert_eq!(
+        (custom, generic),
+        (12, 0),
+        "the inbox statement's plans (custom, generic)"
+    );
+}

@@ -181,7 +181,7 @@ pub async fn seed_users(
         for (name, kind) in DEMO_ATTRIBUTES {
             if types.get(name) != Some(&kind) {
                 return Err(StoreError::Invalid(InvalidInput(format!(
-                    "the demo attribute {name:?} is another type here already; seed without --attrs"
+                    "the demo attribute {name:?} is another type here already; seed without the demo attributes"
                 ))));
             }
         }

@@ -440,7 +440,7 @@ impl UserChange {
                     let kind = rules.attr_type(name).ok_or_else(|| {
                         field_err(
                             &path,
-                            "has no type yet: an import gives it one with --types NAME=TYPE",
+                            "has no type yet: an import of users gives attributes their types",
                         )
                     })?;
                     Some(AttrValue::from_json(kind, v).map_err(|m| field_err(&path, m))?)

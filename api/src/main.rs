@@ -10,12 +10,14 @@ use herald_control::{Control, config::ApiConfig, error::one_line};
 use tokio::{net::TcpListener, sync::watch};
 
 /// Each request allocates its rows, its JSON and its headers, from many tasks at once:
-/// mimalloc takes a tenth less CPU a request than glibc's allocator (docs/performance.md).
+/// mimalloc takes about a third less of the API's own CPU a request than glibc's allocator
+/// (docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() {
+    herald_control::process::no_huge_pages();
     let config = match ApiConfig::try_parse() {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => e.exit(),

@@ -28,6 +28,7 @@ pub mod inbox;
 pub mod keys;
 pub mod launch;
 pub mod page;
+pub mod process;
 pub mod recovery;
 pub mod requests;
 pub mod temporal;

@@ -34,9 +34,9 @@ pub struct PoolSettings {
     /// (`plan_cache_mode = force_custom_plan`), even when it is prepared once and kept. A
     /// statement on `message_items` that names one user (the inbox) then opens and locks only
     /// that user's partition: a plan kept for any user would lock all of them at each use.
-    /// The sessions that answer requests keep their statements prepared (one round trip a
-    /// request, no parsing) and plan them each time; the worker's page statements keep
-    /// PostgreSQL's own choice.
+    /// The HTTP API's sessions keep their statements prepared (one round trip a request, no
+    /// parsing) and plan them each time. A command runs each statement once or twice, and
+    /// the worker's page statements want PostgreSQL's own choice: both leave it.
     pub custom_plans: bool,
 }
 
@@ -93,7 +93,7 @@ impl PoolSettings {
             bitmap_scans: true,
             migrations: MigrationCheck::Require,
             ping_before_use: true,
-            custom_plans: true,
+            custom_plans: false,
         }
     }
 }

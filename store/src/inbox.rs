@@ -5,9 +5,10 @@
 //! never counts an item the list does not show.
 //!
 //! Each statement names one user, so PostgreSQL opens only that user's partition of
-//! `message_items`, provided the statement is planned for the user: the sessions that run
-//! them plan every statement for its values (`PoolSettings::custom_plans`), while keeping it
-//! prepared.
+//! `message_items`, provided the statement is planned for the user: the API's sessions keep
+//! it prepared and plan it for its values at every use (`PoolSettings::custom_plans`); a
+//! command runs it once, and PostgreSQL plans a statement's first uses for their values
+//! anyway.
 
 use chrono::{DateTime, Utc};
 use herald_wire::{CampaignKey, ItemStatus};
@@ -83,8 +84,8 @@ struct Row {
 /// campaign id, the cursor), newest first, with the user's unread count, in one statement.
 /// Keyset pagination: a page starts below the last item of the one before, so items that
 /// arrive from new campaigns meanwhile never shift a walk through the pages.
-pub async fn page(
-    pool: &PgPool,
+pub async fn page<'e>(
+    db: impl sqlx::PgExecutor<'e>,
     user_id: i64,
     filter: ReadFilter,
     before: Option<i64>,
@@ -95,7 +96,7 @@ pub async fn page(
         .bind(before)
         .bind(filter.code())
         .bind(limit)
-        .fetch_all(pool)
+        .fetch_all(db)
         .await?;
     let first = rows.first();
     let known_user = first.is_some_and(|r| r.known_user);

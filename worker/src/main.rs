@@ -13,7 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() {
-    no_huge_pages();
+    herald_control::process::no_huge_pages();
     let config = WorkerConfig::try_parse().unwrap_or_else(|e| {
         if !e.use_stderr() {
             e.exit(); // --help, --version
@@ -43,16 +43,6 @@ async fn main() {
         );
         std::process::exit(herald_control::error::exit_code(e.chain()));
     }
-}
-
-/// mimalloc reserves its arenas in large aligned regions. Backed by transparent huge pages,
-/// a page activity's few kilobytes of scratch cost 2 MiB each: an inbox campaign's RSS more
-/// than doubled, for no gain in speed (docs/performance.md has the figures). The crate is
-/// built without its `madvise(MADV_HUGEPAGE)` (feature `no_thp`); this also opts the process
-/// out where the kernel's THP setting is `always`.
-fn no_huge_pages() {
-    // SAFETY: PR_SET_THP_DISABLE takes plain integers and only sets a flag of this process.
-    unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
 }
 
 async fn run(config: &WorkerConfig) -> anyhow::Result<()> {

@@ -9,7 +9,7 @@
 //! - `cli`: bad input refused with one line; unreachable services named.
 //! - `dashboard`: the operator's dashboard in a real headless Chromium, and its security.
 //! - `pages`: the page statement and the page connections on their own.
-//! - `plan`: the page statement's plan without statistics.
+//! - `plan`: the page statement's plan without statistics; the inbox's per user.
 //! - `history`: every wait continues as new when its history grows (a lowered threshold).
 //! - `long`: campaigns that run for hours: slow rates, rolling restarts, several workers,
 //!   errors that retrying cannot fix, a long database outage (`#[ignore]`d, serial).

@@ -1,4 +1,5 @@
-//! The page statement's plan must not depend on the planner's statistics of `users`.
+//! Plans that must not depend on the planner's choice: the page statement's on the
+//! statistics of `users`, the inbox's on which user it was first prepared for.
 
 use herald_store::{
     connect::{self, PoolSettings},
@@ -99,8 +100,10 @@ async fn the_inbox_is_planned_for_each_user_though_its_statement_is_kept() {
         .await
         .unwrap();
     assert_eq!(mode, "force_custom_plan");
+    // In one transaction, so that every relation a use opened stays locked until the count.
+    let mut tx = server.begin().await.unwrap();
     for user in 1..=12 {
-        inbox::page(&server, user, Default::default(), None, 21)
+        inbox::page(&mut *tx, user, Default::default(), None, 21)
             .await
             .unwrap();
     }
@@ -108,12 +111,26 @@ async fn the_inbox_is_planned_for_each_user_though_its_statement_is_kept() {
         "SELECT custom_plans, generic_plans FROM pg_prepared_statements
          WHERE statement LIKE 'WITH unread AS%'",
     )
-    .fetch_one(&server)
+    .fetch_one(&mut *tx)
     .await
     .unwrap();
     assert_eq!(
         (custom, generic),
         (12, 0),
         "the inbox statement's plans (custom, generic)"
+    );
+    let (partitions, locked): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM pg_inherits WHERE inhparent = 'message_items'::regclass),
+                (SELECT count(DISTINCT l.relation) FROM pg_locks l
+                 JOIN pg_inherits i ON i.inhrelid = l.relation
+                 WHERE l.pid = pg_backend_pid() AND i.inhparent = 'message_items'::regclass)",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert!(partitions > 50, "{partitions} partitions");
+    assert_eq!(
+        locked, 1,
+        "partitions locked by 12 users' inboxes, all in the first"
     );
 }

@@ -50,6 +50,11 @@ impl Control {
         })
     }
 
+    /// The newest pause, resume, cancel or retry-failed the campaign had, if any.
+    pub async fn last_request(&self, key: &CampaignKey) -> Result<Option<RequestMade>> {
+        Ok(campaigns::last_request(&self.db, key).await?)
+    }
+
     /// A page of campaigns, newest first, only those with `status` when it is given.
     pub async fn campaigns(
         &self,
@@ -57,9 +62,7 @@ impl Control {
         limit: Limit,
         after: Option<Cursor>,
     ) -> Result<Page<CampaignView>> {
-        let rows =
-            campaigns::list(&self.db, status, after.map(Cursor::id), limit.get() + 1).await?;
-        Ok(Page::of(rows, limit, |c| c.id))
+        list_page(&self.db, status, limit, after).await
     }
 
     /// Follow a campaign: [`Watch::next`] returns its view now, then at every change of its
@@ -162,7 +165,9 @@ impl Control {
         status: Option<CampaignStatus>,
         after: Option<Cursor>,
     ) -> Result<ListWatch> {
-        let first = list_page(&self.db, status, after).await?;
+        let first = list_page(&self.db, status, Limit::LARGEST, after)
+            .await?
+            .items;
         Ok(ListWatch {
             db: self.db.clone(),
             status,
@@ -173,15 +178,15 @@ impl Control {
     }
 }
 
-/// One page of the list, of [`Limit::MAX`] campaigns.
+/// A page of the campaign list: see [`Control::campaigns`].
 async fn list_page(
     db: &PgPool,
     status: Option<CampaignStatus>,
+    limit: Limit,
     after: Option<Cursor>,
-) -> Result<Vec<CampaignView>> {
-    let limit = Limit::new(Limit::MAX).expect("MAX is a limit");
+) -> Result<Page<CampaignView>> {
     let rows = campaigns::list(db, status, after.map(Cursor::id), limit.get() + 1).await?;
-    Ok(Page::of(rows, limit, |c| c.id).items)
+    Ok(Page::of(rows, limit, |c| c.id))
 }
 
 /// The campaign list, watched: see [`Control::watch_list`].
@@ -191,7 +196,7 @@ pub struct ListWatch {
     after: Option<Cursor>,
     first: Option<Vec<CampaignView>>,
     /// What was last shown of each campaign on the page.
-    shown: HashMap<String, Shown>,
+    shown: HashMap<CampaignKey, Shown>,
 }
 
 impl ListWatch {
@@ -209,8 +214,8 @@ impl ListWatch {
                 Some(views) => views,
                 None => {
                     tokio::time::sleep(Self::EVERY).await;
-                    match list_page(&self.db, self.status, self.after).await {
-                        Ok(views) => views,
+                    match list_page(&self.db, self.status, Limit::LARGEST, self.after).await {
+                        Ok(page) => page.items,
                         Err(_) => continue,
                     }
                 }
@@ -218,7 +223,7 @@ impl ListWatch {
             let mut changed = self.departed(&views).await;
             for view in views.into_iter().rev() {
                 let shown = Shown::of(&view);
-                if self.shown.insert(view.key.to_string(), shown) != Some(shown) {
+                if self.shown.insert(view.key.clone(), shown) != Some(shown) {
                     changed.push(view);
                 }
             }
@@ -230,19 +235,16 @@ impl ListWatch {
 
     /// The campaigns shown before that are not among `views`, as they are now.
     async fn departed(&mut self, views: &[CampaignView]) -> Vec<CampaignView> {
-        let here: HashSet<&str> = views.iter().map(|v| v.key.as_str()).collect();
-        let gone: Vec<String> = self
+        let here: HashSet<&CampaignKey> = views.iter().map(|v| &v.key).collect();
+        let gone: Vec<CampaignKey> = self
             .shown
             .keys()
-            .filter(|k| !here.contains(k.as_str()))
+            .filter(|k| !here.contains(k))
             .cloned()
             .collect();
         let mut departed = Vec::new();
         for key in gone {
             self.shown.remove(&key);
-            let Ok(key) = CampaignKey::parse(&key) else {
-                continue;
-            };
             // Not found: it cannot be; unreachable: the client keeps what it showed.
             if let Ok(view) = campaigns::find(&self.db, &key).await {
                 departed.push(view);

@@ -44,6 +44,8 @@ pub struct Limit(i64);
 impl Limit {
     pub const MAX: i64 = 100;
     pub const DEFAULT: Self = Self(20);
+    /// The largest page, [`Limit::MAX`] items.
+    pub const LARGEST: Self = Self(Self::MAX);
 
     pub fn new(n: i64) -> Result<Self, InvalidInput> {
         if (1..=Self::MAX).contains(&n) {

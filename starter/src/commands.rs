@@ -249,14 +249,8 @@ async fn status(control: &Control, key: &CampaignKey, json: bool) -> Result<()> 
     if json {
         println!("{}", serde_json::to_string_pretty(&view)?);
     } else {
-        // The newest pause, resume, cancel or retry, as the request log names it.
-        let history = control.history(key).await?;
-        let asked = history
-            .requests
-            .iter()
-            .rev()
-            .find(|r| !matches!(r.request.as_str(), "launch" | "rate"));
-        print_view(&view, asked);
+        let asked = control.last_request(key).await?;
+        print_view(&view, asked.as_ref());
         if !view.status.is_terminal() {
             let state = control.workflow_state(key).await;
             // A campaign that ended between the two looks has no workflow for good reason.

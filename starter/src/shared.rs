@@ -17,38 +17,15 @@ pub fn actor() -> String {
     format!("cli:{}", name.unwrap_or_else(effective_account))
 }
 
-/// The account of the effective uid, or `uid-N` when the system's user database has none.
+/// The account of the effective uid (from the system's user database: files, LDAP, …), or
+/// `uid-N` when it has none.
 fn effective_account() -> String {
-    // SAFETY: geteuid takes nothing and cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    account_name(uid).unwrap_or_else(|| format!("uid-{uid}"))
-}
-
-/// The name of the account `uid`, from the system's user database (files, LDAP, …).
-fn account_name(uid: libc::uid_t) -> Option<String> {
-    let mut len = 1024;
-    loop {
-        // SAFETY: a passwd of plain integers and pointers, all zero, is a valid value; it is
-        // only read after getpwuid_r has filled it in.
-        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::passwd = std::ptr::null_mut();
-        let mut buf = vec![0 as libc::c_char; len];
-        // SAFETY: getpwuid_r writes only into `entry` and `buf`, whose length it is given, and
-        // sets `found` to `&entry` or null.
-        let rc =
-            unsafe { libc::getpwuid_r(uid, &mut entry, buf.as_mut_ptr(), buf.len(), &mut found) };
-        match rc {
-            0 if !found.is_null() && !entry.pw_name.is_null() => {
-                // SAFETY: `pw_name` points into `buf`, alive here, at a NUL-terminated string.
-                let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
-                let name = name.to_string_lossy().trim().to_owned();
-                return (!name.is_empty()).then_some(name);
-            }
-            libc::ERANGE if len < 1 << 20 => len *= 4, // a large entry: a larger buffer
-            libc::EINTR => {}
-            _ => return None,
-        }
-    }
+    whoami::fallible::username()
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        // SAFETY: geteuid takes nothing and cannot fail.
+        .unwrap_or_else(|| format!("uid-{}", unsafe { libc::geteuid() }))
 }
 
 /// Reach the database (checking its schema) with up to `sessions` connections.

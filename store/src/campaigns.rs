@@ -440,6 +440,10 @@ pub struct RequestMade {
     pub at: DateTime<Utc>,
 }
 
+/// A campaign's requests (`$1`: its key), as [`RequestMade`]s.
+const REQUESTS_SQL: &str = "SELECT r.request, r.detail, r.actor, r.at FROM message_requests r
+     JOIN messages m ON m.id = r.message_id WHERE m.key = $1";
+
 /// Every status the campaign has had and every request made of it, oldest first (at most
 /// the last 200 of each).
 pub async fn history(
@@ -455,16 +459,24 @@ pub async fn history(
     .fetch_all(pool)
     .await?;
     changes.reverse();
-    let mut requests: Vec<RequestMade> = sqlx::query_as(
-        "SELECT r.request, r.detail, r.actor, r.at FROM message_requests r
-         JOIN messages m ON m.id = r.message_id
-         WHERE m.key = $1 ORDER BY r.id DESC LIMIT 200",
-    )
-    .bind(key.as_str())
-    .fetch_all(pool)
-    .await?;
+    let mut requests: Vec<RequestMade> =
+        sqlx::query_as(&format!("{REQUESTS_SQL} ORDER BY r.id DESC LIMIT 200"))
+            .bind(key.as_str())
+            .fetch_all(pool)
+            .await?;
     requests.reverse();
     Ok((changes, requests))
+}
+
+/// The newest pause, resume, cancel or retry-failed a campaign had (not its launch, not a
+/// change of rate): the request its `intent` follows, named as the request log names it.
+pub async fn last_request(pool: &PgPool, key: &CampaignKey) -> Result<Option<RequestMade>> {
+    Ok(sqlx::query_as(&format!(
+        "{REQUESTS_SQL} AND r.request NOT IN ('launch', 'rate') ORDER BY r.id DESC LIMIT 1"
+    ))
+    .bind(key.as_str())
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// How many campaigns the ledger holds in each status (every status, zeros included).

@@ -311,10 +311,11 @@ impl Client {
             .map_err(|e| Failure::Connect(format!("{name}: {e}")))?
             .collect();
         let service = |a: &SocketAddr| policy.refuse_service(&Host::Ip(a.ip()), port).is_err();
+        let by_name = policy.allows_name(name);
         let allowed: Vec<SocketAddr> = found
             .iter()
             .copied()
-            .filter(|a| !service(a) && (policy.allows_name(name) || policy.allows_ip(a.ip())))
+            .filter(|a| !service(a) && (by_name || policy.allows_ip(a.ip())))
             .collect();
         if allowed.is_empty() {
             let ips: Vec<IpAddr> = found.iter().map(SocketAddr::ip).collect();

@@ -28,7 +28,7 @@ pub(super) async fn list(
         .map(Cursor::parse)
         .transpose()
         .map_err(|e| Refused::page(StatusCode::BAD_REQUEST, &op, "No such page", &e.0))?;
-    let limit = Limit::new(Limit::MAX).expect("MAX is a limit");
+    let limit = Limit::LARGEST;
     let page = state
         .control
         .campaigns(status, limit, after)

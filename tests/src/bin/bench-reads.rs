@@ -38,7 +38,12 @@ async fn main() -> Result<()> {
         bail!("give one spread key per session ({sessions})");
     }
     let url = std::env::var("DATABASE_URL").context("DATABASE_URL")?;
-    let pool = connect::connect(&url, &PoolSettings::cli(sessions as u32 + 2)).await?;
+    // The API's sessions: the statements kept prepared, and planned for each reader.
+    let pool = connect::connect(
+        &url,
+        &PoolSettings::server(sessions as u32 + 2, Duration::from_secs(30)),
+    )
+    .await?;
     let first: i64 = sqlx::query_scalar("SELECT min(id) FROM users")
         .fetch_one(&pool)
         .await?;

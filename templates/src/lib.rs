@@ -1,0 +1,451 @@
+//! Message templates: a campaign's title and body may speak to each recipient.
+//!
+//! Each field is a [MiniJinja](https://docs.rs/minijinja) template over two variables:
+//!
+//! - `user`: the recipient as the ledger holds them when their page runs: `id`, `email`,
+//!   `name`, `locale`, `timezone`, `segments` and `attrs` (every attribute declared in
+//!   `user_attributes`, typed as declared). A field the user has no value for is undefined,
+//!   so `{{ user.name | default("there") }}` works and `{{ user.name }}` prints nothing.
+//! - `campaign`: `key` and `channel`.
+//!
+//! A template is compiled and checked at launch ([`Templates::compile`] for its syntax,
+//! [`Templates::check_names`] for the variables, filters and tests it names), so an error
+//! is refused at its field with its line and column instead of failing every recipient.
+//! A rendering is bounded twice: by fuel (MiniJinja's count of the work done, about one
+//! unit an instruction) and by its output ([`OUTPUT_MAX`] bytes a field), so no recipient's
+//! data can stall a page. A field with no template syntax in it is its own rendering and
+//! costs nothing.
+//!
+//! What is printed is HTML-escaped (`&`, `<`, `>`, quotes and `/`) in the fields that reach
+//! apps or browsers, the inbox's and webhooks' title and body, unless the template says
+//! `| safe`; an e-mail's subject and plain-text body are text and are printed as they are.
+//! Blocks take their own line: `{% if %}` alone on a line leaves no blank line behind.
+
+use std::{borrow::Cow, collections::BTreeMap, fmt, io};
+
+use herald_wire::{Channel, Content, FieldError};
+use minijinja::{
+    AutoEscape, Environment, ErrorKind, Value,
+    machinery::{Instruction, get_compiled_template},
+    syntax::SyntaxConfig,
+};
+
+/// The most one field's rendering may hold.
+pub const OUTPUT_MAX: usize = 64 * 1024;
+
+/// The work one field's rendering may do, in MiniJinja's fuel: ample for any message (a
+/// loop over a few hundred items), and a bound on a template that would loop for ever.
+pub const FUEL: u64 = 100_000;
+
+/// The fields of a user a template may read.
+pub const USER_FIELDS: [&str; 7] = [
+    "id", "email", "name", "locale", "timezone", "segments", "attrs",
+];
+
+/// The fields of a campaign a template may read.
+pub const CAMPAIGN_FIELDS: [&str; 2] = ["key", "channel"];
+
+/// A content field that is a template.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Field {
+    Title,
+    Body,
+}
+
+impl Field {
+    pub const ALL: [Self; 2] = [Self::Title, Self::Body];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Title => "title",
+            Self::Body => "body",
+        }
+    }
+
+    fn source(self, content: &Content) -> &str {
+        match self {
+            Self::Title => content.title(),
+            Self::Body => content.body(),
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One recipient, as a template sees them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Profile {
+    pub id: i64,
+    /// Empty when the user has none.
+    pub email: String,
+    pub name: Option<String>,
+    pub locale: Option<String>,
+    pub timezone: Option<String>,
+    pub segments: Vec<String>,
+    pub attrs: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A campaign's content, compiled.
+pub struct Templates {
+    env: Environment<'static>,
+    /// The fields that hold template syntax; the others are their own rendering.
+    templated: Vec<Field>,
+    content: Content,
+    campaign: Value,
+}
+
+/// The content for one recipient.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rendered<'a> {
+    pub title: Cow<'a, str>,
+    pub body: Cow<'a, str>,
+}
+
+/// Why a recipient's rendering failed: the field and MiniJinja's account of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenderError {
+    pub field: Field,
+    pub message: String,
+}
+
+impl fmt::Display for RenderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for RenderError {}
+
+/// Whether `source` holds any template syntax at all.
+fn is_template(source: &str) -> bool {
+    source.contains("{{") || source.contains("{%") || source.contains("{#")
+}
+
+impl Templates {
+    /// Compile `content` for a campaign of `channel` keyed `key`. A syntax error is refused
+    /// at its field, with its line and column.
+    pub fn compile(key: &str, content: &Content, channel: Channel) -> Result<Self, FieldError> {
+        let mut env = Environment::new();
+        env.set_syntax(
+            SyntaxConfig::builder()
+                .trim_blocks(true)
+                .lstrip_blocks(true)
+                .keep_trailing_newline(true)
+                .build()
+                .expect("the default delimiters are valid"),
+        );
+        env.set_fuel(Some(FUEL));
+        // Errors name their line, not the template's state (which would hold user data).
+        env.set_debug(false);
+        env.set_auto_escape_callback(move |_| match channel {
+            Channel::Email => AutoEscape::None,
+            Channel::Inbox | Channel::Webhook => AutoEscape::Html,
+        });
+        let mut templated = Vec::new();
+        for field in Field::ALL {
+            let source = field.source(content);
+            if !is_template(source) {
+                continue;
+            }
+            env.add_template_owned(field.name(), source.to_owned())
+                .map_err(|e| syntax_error(field, source, &e))?;
+            templated.push(field);
+        }
+        let campaign = Value::from_pairs([
+            ("key", Value::from(key)),
+            ("channel", Value::from(channel.name())),
+        ]);
+        Ok(Self {
+            env,
+            templated,
+            content: content.clone(),
+            campaign,
+        })
+    }
+
+    /// Whether any field is a template (otherwise every recipient gets the same text).
+    pub fn is_personal(&self) -> bool {
+        !self.templated.is_empty()
+    }
+
+    /// Check the names the templates use: every variable is a field of `user` or
+    /// `campaign` (a user attribute one that `declared` says exists), every filter and test
+    /// is one MiniJinja has. Refused at its field, line and column.
+    pub fn check_names(&self, declared: impl Fn(&str) -> bool) -> Result<(), FieldError> {
+        let globals: Vec<&str> = self.env.globals().map(|(name, _)| name).collect();
+        for &field in &self.templated {
+            let template = self.template(field);
+            let source = template.source();
+            let mut names: Vec<String> = template.undeclared_variables(true).into_iter().collect();
+            names.sort();
+            for name in names {
+                if let Err(message) = check_variable(&name, &globals, &declared) {
+                    let offset = find_variable(source, &name);
+                    return Err(position(field, source, offset, message));
+                }
+            }
+            let compiled = get_compiled_template(&template);
+            let streams = std::iter::once(&compiled.instructions).chain(compiled.blocks.values());
+            for instructions in streams {
+                let mut i = 0;
+                while let Some(instruction) = instructions.get(i) {
+                    let unknown = match instruction {
+                        Instruction::ApplyFilter(name, ..) if !self.has_filter(name) => {
+                            Some(format!("no filter is called {name:?}"))
+                        }
+                        Instruction::PerformTest(name, ..) if !self.has_test(name) => {
+                            Some(format!("no test is called {name:?}"))
+                        }
+                        _ => None,
+                    };
+                    if let Some(message) = unknown {
+                        let offset = instructions.get_span(i).map(|s| s.start_offset as usize);
+                        return Err(position(field, source, offset, message));
+                    }
+                    i += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn template(&self, field: Field) -> minijinja::Template<'_, '_> {
+        self.env
+            .get_template(field.name())
+            .expect("every templated field was added")
+    }
+
+    fn has_filter(&self, name: &str) -> bool {
+        // A filter's own errors (its arguments) mean it exists.
+        match self.env.render_str(&format!("{{{{ none | {name} }}}}"), ()) {
+            Ok(_) => true,
+            Err(e) => e.kind() != ErrorKind::UnknownFilter,
+        }
+    }
+
+    fn has_test(&self, name: &str) -> bool {
+        match self
+            .env
+            .render_str(&format!("{{{{ none is {name} }}}}"), ())
+        {
+            Ok(_) => true,
+            Err(e) => e.kind() != ErrorKind::UnknownTest,
+        }
+    }
+
+    /// The content for `user`.
+    pub fn render(&self, user: &Profile) -> Result<Rendered<'_>, RenderError> {
+        let mut rendered = Rendered {
+            title: Cow::Borrowed(self.content.title()),
+            body: Cow::Borrowed(self.content.body()),
+        };
+        if self.templated.is_empty() {
+            return Ok(rendered);
+        }
+        let context = Value::from_pairs([
+            ("user", user_value(user)),
+            ("campaign", self.campaign.clone()),
+        ]);
+        for &field in &self.templated {
+            let text = self.render_field(field, &context)?;
+            match field {
+                Field::Title => rendered.title = Cow::Owned(text),
+                Field::Body => rendered.body = Cow::Owned(text),
+            }
+        }
+        Ok(rendered)
+    }
+
+    fn render_field(&self, field: Field, context: &Value) -> Result<String, RenderError> {
+        let mut out = Bounded(Vec::new());
+        let failed = |message: String| RenderError { field, message };
+        match self.template(field).render_captured_to(context, &mut out) {
+            Ok(_) => String::from_utf8(out.0).map_err(|_| failed("not UTF-8".into())),
+            Err(e) if e.kind() == ErrorKind::WriteFailure => Err(failed(format!(
+                "the rendering is longer than {} KiB",
+                OUTPUT_MAX / 1024
+            ))),
+            Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(failed(
+                "the template did too much work for one recipient (out of fuel)".into(),
+            )),
+            Err(e) => Err(failed(describe(&e))),
+        }
+    }
+}
+
+/// A writer that refuses to hold more than [`OUTPUT_MAX`] bytes.
+struct Bounded(Vec<u8>);
+
+impl io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.0.len() + buf.len() > OUTPUT_MAX {
+            return Err(io::Error::other("the rendering is too long"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// MiniJinja's error in one line, without the template's name (the field says it).
+fn describe(e: &minijinja::Error) -> String {
+    let detail = e.detail().map(|d| format!(": {d}")).unwrap_or_default();
+    let line = e.line().map(|l| format!(" (line {l})")).unwrap_or_default();
+    format!("{}{detail}{line}", e.kind())
+}
+
+/// The error of `field` at byte `offset` of its source (the start when unknown).
+fn position(field: Field, source: &str, offset: Option<usize>, message: String) -> FieldError {
+    let offset = offset.unwrap_or(0).min(source.len());
+    let before = &source[..source.floor_char_boundary(offset)];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    FieldError::new(
+        field.name(),
+        format!("line {line}, column {column}: {message}"),
+    )
+}
+
+/// A template that does not compile, at the place MiniJinja names (its line when it names
+/// no place).
+fn syntax_error(field: Field, source: &str, e: &minijinja::Error) -> FieldError {
+    let offset = e.range().map(|r| r.start).or_else(|| {
+        let line = e.line()?;
+        Some(
+            source
+                .split_inclusive('\n')
+                .take(line - 1)
+                .map(str::len)
+                .sum(),
+        )
+    });
+    let detail = e.detail().unwrap_or("cannot be read");
+    position(field, source, offset, format!("{}: {detail}", e.kind()))
+}
+
+/// Where `name` (a dotted path) first appears in `source`: as written, else its first part.
+fn find_variable(source: &str, name: &str) -> Option<usize> {
+    let word = |needle: &str| {
+        source.match_indices(needle).map(|(i, _)| i).find(|&i| {
+            let before = source[..i].chars().next_back();
+            let after = source[i + needle.len()..].chars().next();
+            let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+            !ident(before) && before != Some('.') && !ident(after)
+        })
+    };
+    word(name).or_else(|| word(name.split('.').next().unwrap_or(name)))
+}
+
+/// Whether `name`, a variable a template reads (`user.attrs.plan`), can exist.
+fn check_variable(
+    name: &str,
+    globals: &[&str],
+    declared: &impl Fn(&str) -> bool,
+) -> Result<(), String> {
+    let parts: Vec<&str> = name.split('.').collect();
+    let list = |names: &[&str]| names.join(", ");
+    match parts.as_slice() {
+        ["user"] | ["campaign"] => Ok(()),
+        ["user", "attrs", rest @ ..] => match rest {
+            [] => Ok(()),
+            [attr] if declared(attr) => Ok(()),
+            [attr] => Err(format!(
+                "no user attribute is called {attr:?} (`herald users attributes` lists them)"
+            )),
+            [attr, ..] => Err(format!("user.attrs.{attr} is one value; it has no fields")),
+        },
+        ["user", field, rest @ ..] => {
+            if !USER_FIELDS.contains(field) {
+                Err(format!(
+                    "a user has no field {field:?}; templates may read {}, and attributes \
+                     as user.attrs.NAME",
+                    list(&USER_FIELDS)
+                ))
+            } else if rest.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("user.{field} is one value; it has no fields"))
+            }
+        }
+        ["campaign", field, rest @ ..] => {
+            if !CAMPAIGN_FIELDS.contains(field) {
+                Err(format!(
+                    "a campaign has no field {field:?}; templates may read {}",
+                    list(&CAMPAIGN_FIELDS)
+                ))
+            } else if rest.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("campaign.{field} is one value; it has no fields"))
+            }
+        }
+        [top, ..] if globals.contains(top) => Ok(()),
+        [top, ..] => Err(format!(
+            "{top:?} is not a variable here; templates read user and campaign \
+             (user.name, user.attrs.plan, campaign.key)"
+        )),
+        [] => Ok(()),
+    }
+}
+
+/// The `user` variable: only the fields the user has a value for.
+fn user_value(user: &Profile) -> Value {
+    let mut map: BTreeMap<&'static str, Value> = BTreeMap::new();
+    map.insert("id", Value::from(user.id));
+    if !user.email.is_empty() {
+        map.insert("email", Value::from(user.email.as_str()));
+    }
+    for (key, value) in [
+        ("name", &user.name),
+        ("locale", &user.locale),
+        ("timezone", &user.timezone),
+    ] {
+        if let Some(value) = value {
+            map.insert(key, Value::from(value.as_str()));
+        }
+    }
+    map.insert(
+        "segments",
+        user.segments
+            .iter()
+            .map(|s| Value::from(s.as_str()))
+            .collect(),
+    );
+    let attrs: BTreeMap<&str, Value> = user
+        .attrs
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (k.as_str(), json_value(v)))
+        .collect();
+    map.insert("attrs", Value::from(attrs));
+    Value::from(map)
+}
+
+fn json_value(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::from(()),
+        serde_json::Value::Bool(b) => Value::from(*b),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Value::from(i),
+            (None, Some(f)) => Value::from(f),
+            _ => Value::from(n.to_string()),
+        },
+        serde_json::Value::String(s) => Value::from(s.as_str()),
+        serde_json::Value::Array(a) => a.iter().map(json_value).collect(),
+        serde_json::Value::Object(o) => Value::from(
+            o.iter()
+                .map(|(k, v)| (k.as_str(), json_value(v)))
+                .collect::<BTreeMap<_, _>>(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;

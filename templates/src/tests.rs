@@ -1,0 +1,200 @@
+use super::*;
+
+fn content(title: &str, body: &str) -> Content {
+    Content::new(title, body).unwrap()
+}
+
+fn compile(title: &str, body: &str) -> Templates {
+    Templates::compile("spring", &content(title, body), Channel::Inbox).unwrap()
+}
+
+fn ada() -> Profile {
+    Profile {
+        id: 7,
+        email: "ada@example.com".into(),
+        name: Some("Ada".into()),
+        locale: Some("en".into()),
+        timezone: None,
+        segments: vec!["beta".into()],
+        attrs:
+            serde_json::json!({"plan": "pro", "age": 36, "score": 1.5, "vip": true, "gone": null})
+                .as_object()
+                .unwrap()
+                .clone(),
+    }
+}
+
+fn declared(name: &str) -> bool {
+    ["plan", "age", "score", "vip", "gone", "last_seen"].contains(&name)
+}
+
+#[test]
+fn static_text_is_its_own_rendering() {
+    let t = compile("Hello", "No syntax & <tags> here\n");
+    assert!(!t.is_personal());
+    let r = t.render(&ada()).unwrap();
+    assert!(matches!(r.title, Cow::Borrowed("Hello")));
+    assert_eq!(r.body, "No syntax & <tags> here\n");
+}
+
+#[test]
+fn renders_the_user_and_the_campaign() {
+    let t = compile(
+        "Hi {{ user.name | default(\"there\") }}",
+        "{% if user.attrs.plan == \"pro\" %}\nThanks, pro #{{ user.id }} of {{ campaign.key }}.\n{% endif %}\nAge {{ user.attrs.age + 1 }}, {{ user.segments | join(\",\") }}\n",
+    );
+    assert!(t.is_personal());
+    t.check_names(declared).unwrap();
+    let r = t.render(&ada()).unwrap();
+    assert_eq!(r.title, "Hi Ada");
+    // Blocks take their own lines; the trailing newline stays.
+    assert_eq!(r.body, "Thanks, pro #7 of spring.\nAge 37, beta\n");
+    let nobody = Profile {
+        id: 8,
+        ..Profile::default()
+    };
+    // Arithmetic on a value the user lacks fails them (and only them).
+    assert!(
+        t.render(&nobody)
+            .unwrap_err()
+            .message
+            .contains("undefined and number")
+    );
+    let t = compile("Hi {{ user.name | default(\"there\") }}", "b");
+    assert_eq!(t.render(&nobody).unwrap().title, "Hi there");
+}
+
+#[test]
+fn missing_values_print_nothing_and_default_replaces_them() {
+    let t = compile(
+        "{{ user.timezone }}|{{ user.attrs.gone }}|{{ user.attrs.last_seen | default(\"never\") }}",
+        "x",
+    );
+    t.check_names(declared).unwrap();
+    assert_eq!(t.render(&ada()).unwrap().title, "||never");
+}
+
+#[test]
+fn output_is_escaped_for_apps_but_not_in_e_mail() {
+    let mut user = ada();
+    user.name = Some("<b>Tom & Jerry</b>".into());
+    let inbox = compile("{{ user.name }}", "{{ user.name | safe }}");
+    let r = inbox.render(&user).unwrap();
+    assert_eq!(r.title, "&lt;b&gt;Tom &amp; Jerry&lt;&#x2f;b&gt;");
+    assert_eq!(r.body, "<b>Tom & Jerry</b>");
+    let email = Templates::compile("k", &content("{{ user.name }}", "b"), Channel::Email).unwrap();
+    assert_eq!(email.render(&user).unwrap().title, "<b>Tom & Jerry</b>");
+}
+
+#[test]
+fn syntax_errors_are_refused_at_their_field_line_and_column() {
+    let e = Templates::compile(
+        "k",
+        &content("Hi", "line one\nHi {{ user.name "),
+        Channel::Inbox,
+    )
+    .err()
+    .unwrap();
+    assert_eq!(e.field, "body");
+    assert!(e.message.starts_with("line 2, column "), "{}", e.message);
+    assert!(e.message.contains("syntax error"), "{}", e.message);
+    let e = Templates::compile("k", &content("{% if %}", "b"), Channel::Inbox)
+        .err()
+        .unwrap();
+    assert_eq!(e.field, "title");
+    // No other templates exist to include or extend.
+    assert!(Templates::compile("k", &content("t", "{% include \"x\" %}"), Channel::Inbox).is_err());
+}
+
+#[test]
+fn names_that_cannot_exist_are_refused_where_they_are() {
+    let check = |title: &str, body: &str| compile(title, body).check_names(declared);
+    let e = check("Hi", "ok\n  {{ user.attrs.plam }}").unwrap_err();
+    assert_eq!(e.field, "body");
+    assert!(
+        e.message
+            .starts_with("line 2, column 6: no user attribute is called \"plam\""),
+        "{}",
+        e.message
+    );
+    let e = check("{{ usr.name }}", "b").unwrap_err();
+    assert!(
+        e.message
+            .starts_with("line 1, column 4: \"usr\" is not a variable"),
+        "{}",
+        e.message
+    );
+    let e = check("{{ user.nmae }}", "b").unwrap_err();
+    assert!(
+        e.message.contains("a user has no field \"nmae\""),
+        "{}",
+        e.message
+    );
+    let e = check("{{ user.name.first }}", "b").unwrap_err();
+    assert!(
+        e.message.contains("user.name is one value"),
+        "{}",
+        e.message
+    );
+    let e = check("{{ campaign.title }}", "b").unwrap_err();
+    assert!(
+        e.message.contains("a campaign has no field \"title\""),
+        "{}",
+        e.message
+    );
+    let e = check("Hi", "{{ user.name | shout }}").unwrap_err();
+    assert_eq!(e.field, "body");
+    assert!(
+        e.message.contains("no filter is called \"shout\""),
+        "{}",
+        e.message
+    );
+    assert!(e.message.starts_with("line 1, column "), "{}", e.message);
+    let e = check("{% if user.attrs.age is big %}x{% endif %}", "b").unwrap_err();
+    assert!(
+        e.message.contains("no test is called \"big\""),
+        "{}",
+        e.message
+    );
+    // Loop variables, macros, sets and built-in functions are the template's own.
+    check(
+        "{% for i in range(3) %}{{ loop.index }}{{ i }}{% endfor %}",
+        "{% set n = user.attrs.age %}{% macro m(x) %}{{ x | upper }}{% endmacro %}{{ m(n) }}{{ user.attrs.age is number }}",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_rendering_is_bounded_in_work_and_size() {
+    let t = compile(
+        "t",
+        "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+    );
+    let e = t.render(&ada()).unwrap_err();
+    assert_eq!(e.field, Field::Body);
+    assert!(
+        e.message.contains("out of fuel") || e.message.contains("longer than"),
+        "{e}"
+    );
+    let t = compile("t", "{{ \"x\" * 70000 }}");
+    let e = t.render(&ada()).unwrap_err();
+    assert!(e.message.contains("longer than 64 KiB"), "{e}");
+    let t = compile(
+        "t",
+        "{% for i in range(50000) %}{% endfor %}{% for i in range(60000) %}{% endfor %}",
+    );
+    let e = t.render(&ada()).unwrap_err();
+    assert!(e.message.contains("out of fuel"), "{e}");
+}
+
+#[test]
+fn a_type_error_fails_the_recipient_not_the_template() {
+    let t = compile("t", "{{ user.attrs.plan + 1 }}");
+    t.check_names(declared).unwrap();
+    let e = t.render(&ada()).unwrap_err();
+    assert_eq!(e.field, Field::Body);
+    assert!(e.message.contains("invalid operation"), "{e}");
+    let mut other = ada();
+    other.attrs.insert("plan".into(), serde_json::json!(2));
+    assert_eq!(t.render(&other).unwrap().body, "3");
+}

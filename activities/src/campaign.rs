@@ -23,6 +23,7 @@ use herald_wire::{
     Channel, LedgerRequests, PageInput, PageOutcome, RegisterInput, Registered, SetStatusInput,
     StatusRecorded, SyncRequestsInput,
 };
+use herald_templates::Templates;
 use herald_workflows::activities::definitions;
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
@@ -75,6 +76,8 @@ pub struct HeraldActivities {
     campaigns: std::sync::Mutex<std::collections::HashMap<i64, Arc<Delivery>>>,
     /// Each campaign's audience as SQL for its pages (fixed at launch), by row id.
     audiences: std::sync::Mutex<std::collections::HashMap<i64, Arc<Compiled>>>,
+    /// Each campaign's title and body, compiled (fixed at launch), by row id.
+    templates: std::sync::Mutex<std::collections::HashMap<i64, Arc<Templates>>>,
 }
 
 /// Keep `value` for `id` in a cache of what campaigns fixed at launch, which never grows
@@ -112,6 +115,7 @@ impl HeraldActivities {
             metrics,
             campaigns: Default::default(),
             audiences: Default::default(),
+            templates: Default::default(),
         }
     }
 
@@ -142,6 +146,19 @@ impl HeraldActivities {
         Ok(a)
     }
 
+    /// The campaign's title and body, compiled. Launch checked them, so a failure here is a
+    /// campaign whose stored content no longer compiles: no page of it can send.
+    fn templates(&self, id: i64, campaign: &Delivery) -> Result<Arc<Templates>, ActivityError> {
+        if let Some(t) = self.templates.lock().expect("never poisoned").get(&id) {
+            return Ok(t.clone());
+        }
+        let t = Templates::compile(campaign.key.as_str(), &campaign.content, campaign.spec.channel)
+            .map_err(|e| permanent(format!("campaign {}'s {}: {}", campaign.key, e.field, e.message)))?;
+        let t = Arc::new(t);
+        keep(&self.templates, id, t.clone());
+        Ok(t)
+    }
+
     /// Send one page of an external channel.
     async fn send_page(
         &self,
@@ -153,12 +170,14 @@ impl HeraldActivities {
         }
         let campaign = self.campaign(input.campaign_id).await?;
         let audience = self.audience(input.campaign_id).await?;
+        let templates = self.templates(input.campaign_id, &campaign)?;
         let run = outbound::PageRun {
             ctx,
             pages: &self.pages,
             gates: &self.gates,
             campaign: &campaign,
             audience: &audience,
+            templates: &templates,
             settings: &self.channels.settings,
             stopping: &self.stopping,
             metrics: &self.metrics,

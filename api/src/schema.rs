@@ -275,6 +275,10 @@ pub struct InboxEntry {
     pub delivered_at: Option<DateTime<Utc>>,
     /// `null` while unread.
     pub read_at: Option<DateTime<Utc>>,
+    /// Present only when the campaign's title or body could not be rendered for this user
+    /// (they are then empty): why, as `field: reason`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub render_error: Option<String>,
 }
 
 impl From<InboxItem> for InboxEntry {
@@ -285,6 +289,7 @@ impl From<InboxItem> for InboxEntry {
             body: i.body,
             delivered_at: i.sent_at,
             read_at: i.read_at,
+            render_error: i.render_error,
         }
     }
 }

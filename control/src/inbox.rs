@@ -1,10 +1,20 @@
 //! A user's in-app inbox and read tracking.
+//!
+//! An inbox campaign's items hold no text: its title and body are rendered for the user
+//! when their inbox is read, from the campaign's templates and the user's data as it is
+//! then (docs/templates.md). Text with no template syntax is served as it is stored.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 use herald_store::{
     StoreError,
     inbox::{self, InboxItem, ReadFilter},
 };
-use herald_wire::CampaignKey;
+use herald_templates::{Profile, Templates, is_template};
+use herald_wire::{CampaignKey, Channel, Content};
 
 use crate::{
     Control, Result,
@@ -39,10 +49,49 @@ impl Control {
         if !found.known_user {
             return Err(StoreError::UnknownUser(user).into());
         }
+        let mut items = found.items;
+        self.render(user, &mut items).await?;
         Ok(Inbox {
-            page: Page::of(found.items, limit, |i| i.campaign_id),
+            page: Page::of(items, limit, |i| i.campaign_id),
             unread: found.unread,
         })
+    }
+
+    /// Render the items whose campaign's title or body is a template, for `user` as they
+    /// are now. An item whose rendering fails keeps empty text and says why in
+    /// `render_error`; the others are unaffected.
+    async fn render(&self, user: i64, items: &mut [InboxItem]) -> Result<()> {
+        let mut compiled = Vec::new();
+        for item in items.iter() {
+            compiled.push(self.templates.get(item));
+        }
+        if compiled.iter().all(|t| t.as_ref().is_none_or(|t| !t.is_personal())) {
+            return Ok(());
+        }
+        let mut conn = self.db.acquire().await.map_err(StoreError::from)?;
+        let profile = herald_store::users::profiles(&mut conn, &[user])
+            .await?
+            .pop()
+            .unwrap_or(Profile {
+                id: user,
+                ..Profile::default()
+            });
+        for (item, templates) in items.iter_mut().zip(compiled) {
+            let Some(templates) = templates.filter(|t| t.is_personal()) else {
+                continue;
+            };
+            match templates.render(&profile) {
+                Ok(r) => {
+                    let (title, body) = (r.title.into_owned(), r.body.into_owned());
+                    (item.title, item.body) = (title, body);
+                }
+                Err(e) => {
+                    item.render_error = Some(e.to_string());
+                    (item.title, item.body) = (String::new(), String::new());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The unread badge.
@@ -76,5 +125,33 @@ impl Control {
         } else {
             Err(StoreError::UnknownUser(user).into())
         }
+    }
+}
+
+/// Compiled inbox templates by campaign, kept for the campaigns inboxes show (a campaign's
+/// content never changes once launched). Bounded: cleared when it holds 1,024.
+#[derive(Default)]
+pub(crate) struct TemplateCache(Mutex<HashMap<i64, Option<Arc<Templates>>>>);
+
+impl TemplateCache {
+    /// The compiled content of `item`'s campaign; `None` for text that is not a template, or
+    /// that no longer compiles (served as stored, since launch checked it).
+    fn get(&self, item: &InboxItem) -> Option<Arc<Templates>> {
+        if !is_template(&item.title) && !is_template(&item.body) {
+            return None;
+        }
+        if let Some(t) = self.0.lock().expect("never poisoned").get(&item.campaign_id) {
+            return t.clone();
+        }
+        let compiled = Content::new(&item.title, &item.body)
+            .ok()
+            .and_then(|c| Templates::compile(item.key.as_str(), &c, Channel::Inbox).ok())
+            .map(Arc::new);
+        let mut cache = self.0.lock().expect("never poisoned");
+        if cache.len() >= 1_024 {
+            cache.clear();
+        }
+        cache.insert(item.campaign_id, compiled.clone());
+        compiled
     }
 }

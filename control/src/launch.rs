@@ -18,6 +18,7 @@ use herald_wire::{
     names,
     webhooks::{Host, Refused},
 };
+use herald_templates::Templates;
 use herald_workflows::CampaignWorkflow;
 use temporalio_client::{
     Client, WorkflowDescribeOptions, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
@@ -183,7 +184,8 @@ impl Control {
     }
 
     /// Check what needs the database and the settings: the channel is configured, a saved
-    /// audience is copied in, and the filter fits the attributes users have. Returns the
+    /// audience is copied in, and the filter and the templates fit the attributes users
+    /// have. Returns the
     /// field the audience came from, for its errors.
     async fn settle_audience(&self, request: &mut LaunchRequest) -> Result<&'static str> {
         request.spec.check()?;
@@ -209,11 +211,14 @@ impl Control {
             // Every user: no field chose it.
             (None, None) => "",
         };
+        let attributes = herald_store::filter::attribute_types(&self.db).await?;
         if let Some(filter) = &request.spec.audience {
-            herald_store::audience::check(&self.db, filter)
-                .await?
+            filter
+                .check(&|name: &str| attributes.get(name).copied())
                 .map_err(|e| ControlError::from(filter_error(field, e)))?;
         }
+        Templates::compile("", &request.spec.content, request.spec.channel)?
+            .check_names(|name| attributes.contains_key(name))?;
         Ok(field)
     }
 

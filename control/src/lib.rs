@@ -85,6 +85,8 @@ pub struct Control {
     watched: std::sync::Arc<campaigns::Watched>,
     /// The database's time zone names, read when users are first checked.
     time_zones: OnceCell<std::sync::Arc<std::collections::HashSet<String>>>,
+    /// Inbox campaigns' content, compiled, for rendering inboxes (`inbox`).
+    templates: inbox::TemplateCache,
 }
 
 impl Control {
@@ -110,6 +112,7 @@ impl Control {
             changes: Mutex::new(None),
             watched: Default::default(),
             time_zones: OnceCell::new(),
+            templates: Default::default(),
         })
     }
 

@@ -35,6 +35,10 @@ pub struct InboxItem {
     pub status: ItemStatus,
     pub sent_at: Option<DateTime<Utc>>,
     pub read_at: Option<DateTime<Utc>>,
+    /// Why the title and body could not be rendered for this user (they are then empty).
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub render_error: Option<String>,
 }
 
 /// Which of a user's items to list.
@@ -127,6 +131,7 @@ pub async fn page<'e>(
                     status: ItemStatus::try_from(status).map_err(|e| decode("status", e))?,
                     sent_at,
                     read_at,
+                    render_error: None,
                 })
             },
         )

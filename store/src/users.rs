@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use herald_templates::Profile;
 use herald_wire::Segment;
 use herald_wire::audience::AttrType;
 use herald_wire::audience::TimeRef;
@@ -466,6 +467,47 @@ pub async fn get(pool: &PgPool, id: i64) -> Result<Option<User>> {
     .bind(id)
     .fetch_optional(pool)
     .await?)
+}
+
+/// The users `ids` as templates see them (`herald_templates::Profile`), in id order; ids of
+/// users deleted since are left out. A page's recipients get their data as of their page.
+pub async fn profiles(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<Profile>> {
+    #[derive(FromRow)]
+    struct Row {
+        id: i64,
+        email: String,
+        name: Option<String>,
+        locale: Option<String>,
+        timezone: Option<String>,
+        segments: Vec<String>,
+        attrs: String,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, coalesce(email, '') AS email, name, locale, timezone, segments,
+                attrs::text AS attrs
+         FROM users WHERE id = ANY($1) ORDER BY id",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let attrs = serde_json::from_str(&r.attrs).map_err(|e| {
+                StoreError::Database(sqlx::Error::Decode(
+                    format!("user {}'s attributes: {e}", r.id).into(),
+                ))
+            })?;
+            Ok(Profile {
+                id: r.id,
+                email: r.email,
+                name: r.name,
+                locale: r.locale,
+                timezone: r.timezone,
+                segments: r.segments,
+                attrs,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -120,8 +120,8 @@ impl fmt::Display for RenderError {
 
 impl std::error::Error for RenderError {}
 
-/// Whether `source` holds any template syntax at all.
-fn is_template(source: &str) -> bool {
+/// Whether `source` holds any template syntax at all (otherwise it is its own rendering).
+pub fn is_template(source: &str) -> bool {
     source.contains("{{") || source.contains("{%") || source.contains("{#")
 }
 

@@ -72,10 +72,10 @@ impl Deliver for Email {
         let email = lettre::Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(message.campaign.content.title())
+            .subject(message.title)
             .message_id(Some(format!("<{}@{}>", message.delivery_id(), self.domain)))
             .header(ContentType::TEXT_PLAIN)
-            .body(message.campaign.content.body().to_owned());
+            .body(message.body.to_owned());
         let email = match email {
             Ok(email) => email,
             Err(e) => return Attempt::fail("message", format!("cannot build the message: {e}")),

@@ -23,12 +23,14 @@ use herald_workflows::options::PAGE_STATEMENT_TIMEOUT;
 
 pub use outbound::Settings;
 
-/// One message to one recipient.
+/// One message to one recipient, its content rendered for them.
 #[derive(Clone, Copy, Debug)]
 pub struct Message<'a> {
     pub campaign: &'a Delivery,
     pub user_id: i64,
     pub email: &'a str,
+    pub title: &'a str,
+    pub body: &'a str,
 }
 
 impl Message<'_> {

@@ -28,7 +28,9 @@ use herald_store::{
     gates::{GateWatch, Gates},
     page_connections::PageConnections,
     sends::{self, Claim, Claimed, Delivery, Outcome, Pending, Recorded},
+    users,
 };
+use herald_templates::{Profile, Templates};
 use herald_wire::{Deliveries, Destinations, ItemStatus, PageInput, PageOutcome, WebhookSecret};
 use herald_workflows::options::{SEND_BUDGET, SEND_HEARTBEAT_EVERY};
 use temporalio_sdk::activities::ActivityContext;
@@ -75,6 +77,8 @@ pub struct PageRun<'a> {
     pub campaign: &'a Delivery,
     /// The campaign's audience, as SQL for its pages.
     pub audience: &'a Compiled,
+    /// The campaign's title and body, compiled.
+    pub templates: &'a Templates,
     pub settings: &'a Settings,
     pub stopping: &'a Stopping,
     pub metrics: &'a Metrics,
@@ -83,6 +87,8 @@ pub struct PageRun<'a> {
 /// One recipient's progress through the page.
 struct Item {
     pending: Pending,
+    /// Their data as of this run of the page, when the content is a template.
+    profile: Option<Profile>,
     tries: u32,
     status: ItemStatus,
 }
@@ -129,9 +135,13 @@ pub async fn deliver_page<D: Deliver>(
         .map(|pending| Item {
             tries: pending.attempts,
             pending,
+            profile: None,
             status: ItemStatus::Pending,
         })
         .collect();
+    if run.templates.is_personal() {
+        pulse.during(read_profiles(run, page, &mut items)).await?;
+    }
     // Recipients who used their tries in earlier runs (a crash after the last try was sent
     // but before it was recorded) are recorded failed without another.
     let spent: Vec<Outcome> = items
@@ -155,6 +165,7 @@ pub async fn deliver_page<D: Deliver>(
         owner,
         overtaken: AtomicBool::new(false),
         max_tries,
+        nobody: Profile::default(),
     };
     let mut deliveries = Deliveries::default();
     let mut errors: HashMap<String, u32> = HashMap::new();
@@ -258,6 +269,22 @@ fn outcome(item: &Item, error: Option<(String, String)>) -> Outcome {
     }
 }
 
+/// Read the recipients' data for their templates, on one of the page connections. A user
+/// deleted since the claim keeps only their id and address.
+async fn read_profiles(run: &PageRun<'_>, page: &PageInput, items: &mut [Item]) -> Result<()> {
+    let ids: Vec<i64> = items.iter().map(|i| i.pending.user_id).collect();
+    let mut conn = lease(run.pages, page, None).await?;
+    let profiles = users::profiles(&mut conn, &ids).await;
+    conn.finish(&profiles);
+    let mut profiles = profiles?.into_iter().peekable();
+    // Both in id order.
+    for item in items {
+        while profiles.next_if(|p| p.id < item.pending.user_id).is_some() {}
+        item.profile = profiles.next_if(|p| p.id == item.pending.user_id);
+    }
+    Ok(())
+}
+
 /// Record outcomes on one of the page connections.
 async fn record(run: &PageRun<'_>, page: &PageInput, outcomes: &[Outcome]) -> Result<Recorded> {
     let mut conn = lease(run.pages, page, None).await?;
@@ -317,9 +344,32 @@ struct Round<'a> {
     /// Another run claimed the page since this one did (Temporal gave up on this one).
     overtaken: AtomicBool,
     max_tries: u32,
+    /// The profile of a recipient of text that is not a template.
+    nobody: Profile,
 }
 
+/// The class of a recipient whose content could not be rendered (their data did not fit
+/// the template): failed without a send, and sent by `herald retry-failed` once fixed.
+pub const RENDER: &str = "render";
+
 impl Round<'_> {
+    /// The content for `item`'s recipient.
+    fn render<'t>(
+        &'t self,
+        item: &Item,
+    ) -> std::result::Result<herald_templates::Rendered<'t>, herald_templates::RenderError> {
+        match &item.profile {
+            Some(profile) => self.run.templates.render(profile),
+            // The same text for everyone: nobody's data is read.
+            None if !self.run.templates.is_personal() => self.run.templates.render(&self.nobody),
+            None => self.run.templates.render(&Profile {
+                id: item.pending.user_id,
+                email: item.pending.email.clone(),
+                ..Profile::default()
+            }),
+        }
+    }
+
     /// Whether a new send may start: the gate is open, Temporal has not given up on the
     /// attempt (its cancellation, or another run owning the page), the worker is not
     /// stopping and the page's time lasts.
@@ -363,13 +413,20 @@ impl Round<'_> {
                         }
                         let item = &items[i];
                         let sending = Instant::now();
-                        let attempt = sender
-                            .send(Message {
-                                campaign: self.run.campaign,
-                                user_id: item.pending.user_id,
-                                email: &item.pending.email,
-                            })
-                            .await;
+                        let attempt = match self.render(item) {
+                            Ok(content) => {
+                                sender
+                                    .send(Message {
+                                        campaign: self.run.campaign,
+                                        user_id: item.pending.user_id,
+                                        email: &item.pending.email,
+                                        title: &content.title,
+                                        body: &content.body,
+                                    })
+                                    .await
+                            }
+                            Err(e) => Attempt::fail(RENDER, e.to_string()),
+                        };
                         self.run.metrics.tried(channel, sending.elapsed());
                         if let Attempt::Retry { class, .. } = &attempt {
                             self.run.metrics.retry(channel, class);

@@ -102,8 +102,8 @@ impl Deliver for Webhook {
                 id: message.user_id,
                 email: Some(message.email).filter(|e| !e.is_empty()),
             },
-            title: message.campaign.content.title(),
-            body: message.campaign.content.body(),
+            title: message.title,
+            body: message.body,
         })
         .expect("the body serializes");
         let timestamp = SystemTime::now()

@@ -4,6 +4,7 @@
 //! (`send_at`, `webhook_url`); a filter's errors add the path inside it (`audience.all[2]`).
 
 use chrono::{DateTime, Utc};
+use herald_templates::Templates;
 use herald_wire::{
     Attempts, CampaignKey, CampaignSpec, Channel, Content, FieldError, InvalidInput, Lanes,
     PageExecution, PageSize, Rate, Segment, Tuning, WebhookUrl,
@@ -234,6 +235,9 @@ impl LaunchFields {
             attempts,
         };
         spec.check().map_err(|e| FieldErrors(vec![e]))?;
+        // The templates' syntax; the names they use are checked against the users'
+        // attributes at launch (`Control::settle_audience`).
+        Templates::compile("", &spec.content, spec.channel).map_err(|e| FieldErrors(vec![e]))?;
         let mut tuning = Tuning::default();
         if let Some(percent) = auto_pause {
             tuning.auto_pause_percent = percent;

@@ -19,11 +19,11 @@ use herald_store::{
     sends::{self, Delivery},
     status,
 };
+use herald_templates::Templates;
 use herald_wire::{
     Channel, LedgerRequests, PageInput, PageOutcome, RegisterInput, Registered, SetStatusInput,
     StatusRecorded, SyncRequestsInput,
 };
-use herald_templates::Templates;
 use herald_workflows::activities::definitions;
 use temporalio_common::error::ApplicationFailure;
 use temporalio_macros::activities;
@@ -152,8 +152,17 @@ impl HeraldActivities {
         if let Some(t) = self.templates.lock().expect("never poisoned").get(&id) {
             return Ok(t.clone());
         }
-        let t = Templates::compile(campaign.key.as_str(), &campaign.content, campaign.spec.channel)
-            .map_err(|e| permanent(format!("campaign {}'s {}: {}", campaign.key, e.field, e.message)))?;
+        let t = Templates::compile(
+            campaign.key.as_str(),
+            &campaign.content,
+            campaign.spec.channel,
+        )
+        .map_err(|e| {
+            permanent(format!(
+                "campaign {}'s {}: {}",
+                campaign.key, e.field, e.message
+            ))
+        })?;
         let t = Arc::new(t);
         keep(&self.templates, id, t.clone());
         Ok(t)

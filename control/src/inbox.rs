@@ -65,7 +65,10 @@ impl Control {
         for item in items.iter() {
             compiled.push(self.templates.get(item));
         }
-        if compiled.iter().all(|t| t.as_ref().is_none_or(|t| !t.is_personal())) {
+        if compiled
+            .iter()
+            .all(|t| t.as_ref().is_none_or(|t| !t.is_personal()))
+        {
             return Ok(());
         }
         let mut conn = self.db.acquire().await.map_err(StoreError::from)?;
@@ -140,7 +143,12 @@ impl TemplateCache {
         if !is_template(&item.title) && !is_template(&item.body) {
             return None;
         }
-        if let Some(t) = self.0.lock().expect("never poisoned").get(&item.campaign_id) {
+        if let Some(t) = self
+            .0
+            .lock()
+            .expect("never poisoned")
+            .get(&item.campaign_id)
+        {
             return t.clone();
         }
         let compiled = Content::new(&item.title, &item.body)

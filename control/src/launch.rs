@@ -12,13 +12,13 @@ use herald_store::{
     campaigns::{self, Created},
     saved_audiences,
 };
+use herald_templates::Templates;
 use herald_wire::{
     CampaignInput, CampaignKey, CampaignSpec, CampaignStatus, Tuning, WebhookUrl,
     audience::{AudienceName, Filter},
     names,
     webhooks::{Host, Refused},
 };
-use herald_templates::Templates;
 use herald_workflows::CampaignWorkflow;
 use temporalio_client::{
     Client, WorkflowDescribeOptions, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,

@@ -750,6 +750,13 @@ impl Launch<'_> {
         self
     }
 
+    /// This title and body instead of the defaults.
+    pub fn content(mut self, title: &str, body: &str) -> Self {
+        self.args[1] = title.to_owned();
+        self.args[3] = body.to_owned();
+        self
+    }
+
     /// Launch under this key instead of a new one.
     pub fn key(mut self, key: &str) -> Self {
         self.key = key.to_owned();

@@ -44,5 +44,6 @@ mod replay;
 mod requests;
 mod scans;
 mod signals;
+mod templates;
 mod users;
 mod webhooks;

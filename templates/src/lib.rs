@@ -356,9 +356,7 @@ fn check_variable(
         ["user", "attrs", rest @ ..] => match rest {
             [] => Ok(()),
             [attr] if declared(attr) => Ok(()),
-            [attr] => Err(format!(
-                "no user attribute is called {attr:?} (`herald users attributes` lists them)"
-            )),
+            [attr] => Err(format!("no user has an attribute {attr:?}")),
             [attr, ..] => Err(format!("user.attrs.{attr} is one value; it has no fields")),
         },
         ["user", field, rest @ ..] => {

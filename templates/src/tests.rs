@@ -113,7 +113,7 @@ fn names_that_cannot_exist_are_refused_where_they_are() {
     assert_eq!(e.field, "body");
     assert!(
         e.message
-            .starts_with("line 2, column 6: no user attribute is called \"plam\""),
+            .starts_with("line 2, column 6: no user has an attribute \"plam\""),
         "{}",
         e.message
     );

@@ -103,12 +103,38 @@ async fn the_same_bad_launch_is_refused_at_its_field_by_cli_api_and_form() {
             input: "segment",
             says: "audience is empty",
         },
+        // Templates (docs/templates.md): their syntax, and a name no user has.
+        Case {
+            cli: vec!["--body".into(), "Hi\n{{ user.name ".into()],
+            api: json!({"body": "Hi\n{{ user.name "}),
+            form: vec![("#body", "Hi\n{{ user.name ".into())],
+            flag: "--body: line 2, column ",
+            field: "body",
+            status: StatusCode::BAD_REQUEST,
+            input: "body",
+            says: "syntax error",
+        },
+        Case {
+            cli: vec!["--title".into(), "Hi {{ user.attrs.tier }}".into()],
+            api: json!({"title": "Hi {{ user.attrs.tier }}"}),
+            form: vec![("#title", "Hi {{ user.attrs.tier }}".into())],
+            flag: "--title: line 1, column 7: ",
+            field: "title",
+            status: StatusCode::BAD_REQUEST,
+            input: "title",
+            says: "no user has an attribute \"tier\"",
+        },
     ];
 
     let browser = crate::dashboard::signed_in(&api, 1280, 900).await;
 
     for case in &cases {
-        let mut args = vec!["launch", "--title", "Hello", "--body", "World"];
+        let mut args = vec!["launch"];
+        for (flag, default) in [("--title", "Hello"), ("--body", "World")] {
+            if !case.cli.iter().any(|a| a == flag) {
+                args.extend([flag, default]);
+            }
+        }
         args.extend(case.cli.iter().map(String::as_str));
         let out = app.herald(&args);
         let err = stderr(&out);

@@ -200,7 +200,7 @@ async fn template_errors_are_refused_at_their_field_and_launch_nothing() {
     assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
     let e = refused("Hi {{ user.attrs.plann }}", "b");
     assert!(
-        e.contains("--title: line 1, column 7: no user attribute is called \"plann\""),
+        e.contains("--title: line 1, column 7: no user has an attribute \"plann\""),
         "{e}"
     );
     let e = refused("Hi", "{{ user.name | shout }}");

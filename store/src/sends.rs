@@ -27,6 +27,7 @@ use herald_wire::{
     CampaignKey, CampaignSpec, CampaignStatus, Channel, Content, Intent, ItemStatus, PageInput,
     Requested, Tuning,
 };
+use herald_templates::Profile;
 use sqlx::{FromRow, PgConnection, PgPool};
 
 use crate::{Result, StoreError, campaigns, filter::Compiled, status};
@@ -39,6 +40,10 @@ pub struct Pending {
     /// Tries already made (by earlier runs of the page).
     #[sqlx(try_from = "i16")]
     pub attempts: u32,
+    /// Their data for the campaign's templates, as of this claim, when the claim asked for
+    /// it; `None` for a user deleted since the page was first claimed.
+    #[sqlx(skip)]
+    pub profile: Option<Profile>,
 }
 
 /// A claimed page: its row, as recorded, and who in it is still pending.
@@ -75,7 +80,17 @@ pub enum Claim {
 /// (unused: a claim writes no item; bound so that the numbers stay those of `pages`), $8
 /// intent run, $9 the lane's bound, then the audience's, then `$owner`: this run's number
 /// (the page's owner from now on).
-fn claim_sql(audience: &str, owner: usize) -> String {
+/// With `profiles`, the page's users' data for templates too, read with the page.
+fn claim_sql(audience: &str, owner: usize, profiles: bool) -> String {
+    let (profile, profile_list) = if profiles {
+        (
+            ", jsonb_build_object('name', u.name, 'locale', u.locale, 'timezone', u.timezone,
+                                  'segments', u.segments, 'attrs', u.attrs)::text AS profile",
+            "coalesce((SELECT array_agg(profile ORDER BY id) FROM page), '{}')",
+        )
+    } else {
+        ("", "'{}'::text[]")
+    };
     format!(
         "
 WITH gate AS (
@@ -94,7 +109,7 @@ take AS (
     WHERE message_id = $1 AND lane = $5 AND after_user_id = $2 AND (SELECT ok FROM go)
 ),
 page AS (
-    SELECT u.id, coalesce(u.email, '') AS email FROM users u
+    SELECT u.id, coalesce(u.email, '') AS email{profile} FROM users u
     WHERE (SELECT ok FROM go) AND NOT EXISTS (SELECT 1 FROM done)
       AND u.id > $2 AND u.id <= $3
       AND {audience}
@@ -128,7 +143,8 @@ SELECT (SELECT status FROM gate) AS status,
        (SELECT retry_seq FROM done) AS page_retry,
        (SELECT ids FROM done) AS done_ids,
        coalesce((SELECT array_agg(id ORDER BY id) FROM page), '{{}}') AS ids,
-       coalesce((SELECT array_agg(email ORDER BY id) FROM page), '{{}}') AS emails
+       coalesce((SELECT array_agg(email ORDER BY id) FROM page), '{{}}') AS emails,
+       {profile_list} AS profiles
 "
     )
 }
@@ -151,19 +167,22 @@ struct ClaimRow {
     done_ids: Option<Vec<i64>>,
     ids: Vec<i64>,
     emails: Vec<String>,
+    profiles: Vec<String>,
 }
 
 /// Claim the next page of a lane for an external channel (step 1 above), as the run
-/// numbered `owner`. `audience` as for [`crate::pages::write_inbox_page`].
+/// numbered `owner`. `audience` as for [`crate::pages::write_inbox_page`]. With `profiles`
+/// (a campaign whose content is a template), each pending recipient comes with their data.
 pub async fn claim(
     conn: &mut PgConnection,
     page: &PageInput,
     audience: &Compiled,
     owner: i64,
+    profiles: bool,
 ) -> Result<Claim> {
     let started = std::time::Instant::now();
     let owner_param = crate::pages::AUDIENCE_PARAMS + audience.params.len();
-    let sql = claim_sql(&audience.sql, owner_param);
+    let sql = claim_sql(&audience.sql, owner_param, profiles);
     let query = sqlx::query_as(&sql)
         .bind(page.campaign_id)
         .bind(page.after)
@@ -210,19 +229,38 @@ pub async fn claim(
     }
     let finished = !reopened && sent + failed >= recipients;
     let pending = if row.claimed_now {
+        let mut profiles = row.profiles.into_iter();
         row.ids
             .into_iter()
             .zip(row.emails)
-            .map(|(user_id, email)| Pending {
-                user_id,
-                email,
-                attempts: 0,
+            .map(|(user_id, email)| {
+                let profile = profiles
+                    .next()
+                    .map(|json| crate::users::profile_from_json(user_id, &email, &json))
+                    .transpose()?;
+                Ok(Pending {
+                    user_id,
+                    email,
+                    attempts: 0,
+                    profile,
+                })
             })
-            .collect()
+            .collect::<Result<_>>()?
     } else if finished {
         Vec::new()
     } else {
-        pending_of(conn, page.campaign_id, page.after, row.last, row.done_ids).await?
+        let mut pending =
+            pending_of(conn, page.campaign_id, page.after, row.last, row.done_ids).await?;
+        if profiles {
+            let ids: Vec<i64> = pending.iter().map(|p| p.user_id).collect();
+            let mut found = crate::users::profiles(conn, &ids).await?.into_iter().peekable();
+            // Both in id order.
+            for p in &mut pending {
+                while found.next_if(|f| f.id < p.user_id).is_some() {}
+                p.profile = found.next_if(|f| f.id == p.user_id);
+            }
+        }
+        pending
     };
     Ok(Claim::Page(Claimed {
         last: row.last,

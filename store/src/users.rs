@@ -469,6 +469,33 @@ pub async fn get(pool: &PgPool, id: i64) -> Result<Option<User>> {
     .await?)
 }
 
+/// A user as templates see them, from the claim's JSON of their fields
+/// (`herald_store::sends::claim`).
+pub(crate) fn profile_from_json(id: i64, email: &str, json: &str) -> Result<Profile> {
+    #[derive(serde::Deserialize)]
+    struct Fields {
+        name: Option<String>,
+        locale: Option<String>,
+        timezone: Option<String>,
+        segments: Vec<String>,
+        attrs: serde_json::Map<String, Json>,
+    }
+    let f: Fields = serde_json::from_str(json).map_err(|e| {
+        StoreError::Database(sqlx::Error::Decode(
+            format!("user {id}'s fields: {e}").into(),
+        ))
+    })?;
+    Ok(Profile {
+        id,
+        email: email.to_owned(),
+        name: f.name,
+        locale: f.locale,
+        timezone: f.timezone,
+        segments: f.segments,
+        attrs: f.attrs,
+    })
+}
+
 /// The users `ids` as templates see them (`herald_templates::Profile`), in id order; ids of
 /// users deleted since are left out. A page's recipients get their data as of their page.
 pub async fn profiles(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<Profile>> {

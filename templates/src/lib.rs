@@ -77,7 +77,7 @@ impl fmt::Display for Field {
 }
 
 /// One recipient, as a template sees them.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Profile {
     pub id: i64,
     /// Empty when the user has none.

@@ -28,7 +28,6 @@ use herald_store::{
     gates::{GateWatch, Gates},
     page_connections::PageConnections,
     sends::{self, Claim, Claimed, Delivery, Outcome, Pending, Recorded},
-    users,
 };
 use herald_templates::{Profile, Templates};
 use herald_wire::{Deliveries, Destinations, ItemStatus, PageInput, PageOutcome, WebhookSecret};
@@ -107,7 +106,8 @@ pub async fn deliver_page<D: Deliver>(
             let mut conn = lease(run.pages, page, None).await?;
             // The claim reads the gate as it is sent: a wait for the connection must not count.
             claimed_at = Instant::now();
-            let claim = sends::claim(&mut conn, page, run.audience, owner).await;
+            let profiles = run.templates.is_personal();
+            let claim = sends::claim(&mut conn, page, run.audience, owner, profiles).await;
             conn.finish(&claim);
             claim
         })
@@ -132,16 +132,13 @@ pub async fn deliver_page<D: Deliver>(
     let max_tries = run.campaign.spec.attempts();
     let mut items: Vec<Item> = std::mem::take(&mut claimed.pending)
         .into_iter()
-        .map(|pending| Item {
+        .map(|mut pending| Item {
             tries: pending.attempts,
+            profile: pending.profile.take(),
             pending,
-            profile: None,
             status: ItemStatus::Pending,
         })
         .collect();
-    if run.templates.is_personal() {
-        pulse.during(read_profiles(run, page, &mut items)).await?;
-    }
     // Recipients who used their tries in earlier runs (a crash after the last try was sent
     // but before it was recorded) are recorded failed without another.
     let spent: Vec<Outcome> = items
@@ -267,22 +264,6 @@ fn outcome(item: &Item, error: Option<(String, String)>) -> Outcome {
         attempts: item.tries,
         error,
     }
-}
-
-/// Read the recipients' data for their templates, on one of the page connections. A user
-/// deleted since the claim keeps only their id and address.
-async fn read_profiles(run: &PageRun<'_>, page: &PageInput, items: &mut [Item]) -> Result<()> {
-    let ids: Vec<i64> = items.iter().map(|i| i.pending.user_id).collect();
-    let mut conn = lease(run.pages, page, None).await?;
-    let profiles = users::profiles(&mut conn, &ids).await;
-    conn.finish(&profiles);
-    let mut profiles = profiles?.into_iter().peekable();
-    // Both in id order.
-    for item in items {
-        while profiles.next_if(|p| p.id < item.pending.user_id).is_some() {}
-        item.profile = profiles.next_if(|p| p.id == item.pending.user_id);
-    }
-    Ok(())
 }
 
 /// Record outcomes on one of the page connections.

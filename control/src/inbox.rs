@@ -79,6 +79,7 @@ impl Control {
                 id: user,
                 ..Profile::default()
             });
+        let profile = Arc::new(profile);
         for (item, templates) in items.iter_mut().zip(compiled) {
             let Some(templates) = templates.filter(|t| t.is_personal()) else {
                 continue;

@@ -23,11 +23,11 @@
 //! item, or one recorded pending), so it is sent again with the same idempotency id: at least once, never recorded sent unless
 //! accepted (docs/architecture.md, "External channels").
 
+use herald_templates::Profile;
 use herald_wire::{
     CampaignKey, CampaignSpec, CampaignStatus, Channel, Content, Intent, ItemStatus, PageInput,
     Requested, Tuning,
 };
-use herald_templates::Profile;
 use sqlx::{FromRow, PgConnection, PgPool};
 
 use crate::{Result, StoreError, campaigns, filter::Compiled, status};
@@ -253,7 +253,10 @@ pub async fn claim(
             pending_of(conn, page.campaign_id, page.after, row.last, row.done_ids).await?;
         if profiles {
             let ids: Vec<i64> = pending.iter().map(|p| p.user_id).collect();
-            let mut found = crate::users::profiles(conn, &ids).await?.into_iter().peekable();
+            let mut found = crate::users::profiles(conn, &ids)
+                .await?
+                .into_iter()
+                .peekable();
             // Both in id order.
             for p in &mut pending {
                 while found.next_if(|f| f.id < p.user_id).is_some() {}

@@ -21,13 +21,14 @@
 //! `| safe`; an e-mail's subject and plain-text body are text and are printed as they are.
 //! Blocks take their own line: `{% if %}` alone on a line leaves no blank line behind.
 
-use std::{borrow::Cow, collections::BTreeMap, fmt, io};
+use std::{borrow::Cow, collections::BTreeMap, fmt, io, sync::Arc};
 
 use herald_wire::{Channel, Content, FieldError};
 use minijinja::{
     AutoEscape, Environment, ErrorKind, Value,
     machinery::{Instruction, get_compiled_template},
     syntax::SyntaxConfig,
+    value::{Enumerator, Object},
 };
 
 /// The most one field's rendering may hold.
@@ -238,7 +239,7 @@ impl Templates {
     }
 
     /// The content for `user`.
-    pub fn render(&self, user: &Profile) -> Result<Rendered<'_>, RenderError> {
+    pub fn render(&self, user: &Arc<Profile>) -> Result<Rendered<'_>, RenderError> {
         let mut rendered = Rendered {
             title: Cow::Borrowed(self.content.title()),
             body: Cow::Borrowed(self.content.body()),
@@ -247,7 +248,7 @@ impl Templates {
             return Ok(rendered);
         }
         let context = Value::from_pairs([
-            ("user", user_value(user)),
+            ("user", Value::from_object(User(user.clone()))),
             ("campaign", self.campaign.clone()),
         ]);
         for &field in &self.templated {
@@ -393,37 +394,52 @@ fn check_variable(
     }
 }
 
-/// The `user` variable: only the fields the user has a value for.
-fn user_value(user: &Profile) -> Value {
-    let mut map: BTreeMap<&'static str, Value> = BTreeMap::new();
-    map.insert("id", Value::from(user.id));
-    if !user.email.is_empty() {
-        map.insert("email", Value::from(user.email.as_str()));
-    }
-    for (key, value) in [
-        ("name", &user.name),
-        ("locale", &user.locale),
-        ("timezone", &user.timezone),
-    ] {
-        if let Some(value) = value {
-            map.insert(key, Value::from(value.as_str()));
+/// The `user` variable, read field by field as the template asks (a rendering touches a
+/// few of a user's values; building all of them would cost more than the rendering). A
+/// field the user has no value for is undefined.
+#[derive(Debug)]
+struct User(Arc<Profile>);
+
+impl Object for User {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let user = &self.0;
+        let text = |v: &Option<String>| v.as_deref().map(Value::from);
+        match key.as_str()? {
+            "id" => Some(Value::from(user.id)),
+            "email" => (!user.email.is_empty()).then(|| Value::from(user.email.as_str())),
+            "name" => text(&user.name),
+            "locale" => text(&user.locale),
+            "timezone" => text(&user.timezone),
+            "segments" => Some(
+                user.segments
+                    .iter()
+                    .map(|s| Value::from(s.as_str()))
+                    .collect(),
+            ),
+            "attrs" => Some(Value::from_object(Attrs(user.clone()))),
+            _ => None,
         }
     }
-    map.insert(
-        "segments",
-        user.segments
-            .iter()
-            .map(|s| Value::from(s.as_str()))
-            .collect(),
-    );
-    let attrs: BTreeMap<&str, Value> = user
-        .attrs
-        .iter()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, v)| (k.as_str(), json_value(v)))
-        .collect();
-    map.insert("attrs", Value::from(attrs));
-    Value::from(map)
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&USER_FIELDS)
+    }
+}
+
+/// `user.attrs`: the user's attributes, each converted when read.
+#[derive(Debug)]
+struct Attrs(Arc<Profile>);
+
+impl Object for Attrs {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let value = self.0.attrs.get(key.as_str()?)?;
+        (!value.is_null()).then(|| json_value(value))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let names = self.0.attrs.iter().filter(|(_, v)| !v.is_null());
+        Enumerator::Values(names.map(|(k, _)| Value::from(k.as_str())).collect())
+    }
 }
 
 fn json_value(v: &serde_json::Value) -> Value {

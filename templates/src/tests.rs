@@ -8,8 +8,8 @@ fn compile(title: &str, body: &str) -> Templates {
     Templates::compile("spring", &content(title, body), Channel::Inbox).unwrap()
 }
 
-fn ada() -> Profile {
-    Profile {
+fn ada() -> Arc<Profile> {
+    Arc::new(Profile {
         id: 7,
         email: "ada@example.com".into(),
         name: Some("Ada".into()),
@@ -21,7 +21,7 @@ fn ada() -> Profile {
                 .as_object()
                 .unwrap()
                 .clone(),
-    }
+    })
 }
 
 fn declared(name: &str) -> bool {
@@ -49,10 +49,10 @@ fn renders_the_user_and_the_campaign() {
     assert_eq!(r.title, "Hi Ada");
     // Blocks take their own lines; the trailing newline stays.
     assert_eq!(r.body, "Thanks, pro #7 of spring.\nAge 37, beta\n");
-    let nobody = Profile {
+    let nobody = Arc::new(Profile {
         id: 8,
         ..Profile::default()
-    };
+    });
     // Arithmetic on a value the user lacks fails them (and only them).
     assert!(
         t.render(&nobody)
@@ -77,7 +77,7 @@ fn missing_values_print_nothing_and_default_replaces_them() {
 #[test]
 fn output_is_escaped_for_apps_but_not_in_e_mail() {
     let mut user = ada();
-    user.name = Some("<b>Tom & Jerry</b>".into());
+    Arc::make_mut(&mut user).name = Some("<b>Tom & Jerry</b>".into());
     let inbox = compile("{{ user.name }}", "{{ user.name | safe }}");
     let r = inbox.render(&user).unwrap();
     assert_eq!(r.title, "&lt;b&gt;Tom &amp; Jerry&lt;&#x2f;b&gt;");
@@ -195,6 +195,8 @@ fn a_type_error_fails_the_recipient_not_the_template() {
     assert_eq!(e.field, Field::Body);
     assert!(e.message.contains("invalid operation"), "{e}");
     let mut other = ada();
-    other.attrs.insert("plan".into(), serde_json::json!(2));
+    Arc::make_mut(&mut other)
+        .attrs
+        .insert("plan".into(), serde_json::json!(2));
     assert_eq!(t.render(&other).unwrap().body, "3");
 }

@@ -17,7 +17,10 @@ use std::{
     collections::HashMap,
     future::Future,
     hash::{BuildHasher, RandomState},
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -87,7 +90,7 @@ pub struct PageRun<'a> {
 struct Item {
     pending: Pending,
     /// Their data as of this run of the page, when the content is a template.
-    profile: Option<Profile>,
+    profile: Option<Arc<Profile>>,
     tries: u32,
     status: ItemStatus,
 }
@@ -134,7 +137,7 @@ pub async fn deliver_page<D: Deliver>(
         .into_iter()
         .map(|mut pending| Item {
             tries: pending.attempts,
-            profile: pending.profile.take(),
+            profile: pending.profile.take().map(Arc::new),
             pending,
             status: ItemStatus::Pending,
         })
@@ -162,7 +165,7 @@ pub async fn deliver_page<D: Deliver>(
         owner,
         overtaken: AtomicBool::new(false),
         max_tries,
-        nobody: Profile::default(),
+        nobody: Arc::default(),
     };
     let mut deliveries = Deliveries::default();
     let mut errors: HashMap<String, u32> = HashMap::new();
@@ -326,7 +329,7 @@ struct Round<'a> {
     overtaken: AtomicBool,
     max_tries: u32,
     /// The profile of a recipient of text that is not a template.
-    nobody: Profile,
+    nobody: Arc<Profile>,
 }
 
 /// The class of a recipient whose content could not be rendered (their data did not fit
@@ -343,11 +346,11 @@ impl Round<'_> {
             Some(profile) => self.run.templates.render(profile),
             // The same text for everyone: nobody's data is read.
             None if !self.run.templates.is_personal() => self.run.templates.render(&self.nobody),
-            None => self.run.templates.render(&Profile {
+            None => self.run.templates.render(&Arc::new(Profile {
                 id: item.pending.user_id,
                 email: item.pending.email.clone(),
                 ..Profile::default()
-            }),
+            })),
         }
     }
 

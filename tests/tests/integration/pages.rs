@@ -504,11 +504,17 @@ async fn an_external_page_claimed_again_belongs_to_the_last_claim() {
         ..page(id, 0)
     };
     let mut conn = pages.get((id, 0)).await.unwrap();
-    let Claim::Page(first) = sends::claim(&mut conn, &input, &audience, 1, false).await.unwrap() else {
+    let Claim::Page(first) = sends::claim(&mut conn, &input, &audience, 1, false)
+        .await
+        .unwrap()
+    else {
         panic!("the first claim is refused");
     };
     assert_eq!(first.pending.len(), 500);
-    let Claim::Page(second) = sends::claim(&mut conn, &input, &audience, 2, false).await.unwrap() else {
+    let Claim::Page(second) = sends::claim(&mut conn, &input, &audience, 2, false)
+        .await
+        .unwrap()
+    else {
         panic!("the second claim is refused");
     };
     assert_eq!(

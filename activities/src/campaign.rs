@@ -146,23 +146,24 @@ impl HeraldActivities {
         Ok(a)
     }
 
-    /// The campaign's title and body, compiled. Launch checked them, so a failure here is a
-    /// campaign whose stored content no longer compiles: no page of it can send.
+    /// The campaign's title and body, compiled.
     fn templates(&self, id: i64, campaign: &Delivery) -> Result<Arc<Templates>, ActivityError> {
         if let Some(t) = self.templates.lock().expect("never poisoned").get(&id) {
             return Ok(t.clone());
         }
-        let t = Templates::compile(
-            campaign.key.as_str(),
-            &campaign.content,
-            campaign.spec.channel,
-        )
-        .map_err(|e| {
-            permanent(format!(
-                "campaign {}'s {}: {}",
-                campaign.key, e.field, e.message
-            ))
-        })?;
+        let key = campaign.key.as_str();
+        let (content, channel) = (&campaign.content, campaign.spec.channel);
+        let t = Templates::compile(key, content, channel).unwrap_or_else(|e| {
+            // Launch refuses such text since templates came in; a campaign launched before
+            // them is sent as it was written.
+            warn!(
+                campaign = key,
+                field = e.field,
+                error = e.message,
+                "content sent verbatim"
+            );
+            Templates::verbatim(key, content, channel)
+        });
         let t = Arc::new(t);
         keep(&self.templates, id, t.clone());
         Ok(t)

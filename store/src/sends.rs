@@ -82,14 +82,14 @@ pub enum Claim {
 /// (the page's owner from now on).
 /// With `profiles`, the page's users' data for templates too, read with the page.
 fn claim_sql(audience: &str, owner: usize, profiles: bool) -> String {
-    let (profile, profile_list) = if profiles {
-        (
-            ", jsonb_build_object('name', u.name, 'locale', u.locale, 'timezone', u.timezone,
-                                  'segments', u.segments, 'attrs', u.attrs)::text AS profile",
-            "coalesce((SELECT array_agg(profile ORDER BY id) FROM page), '{}')",
-        )
+    // Built for the page's users only, after its LIMIT.
+    let profile_list = if profiles {
+        "coalesce((SELECT array_agg(jsonb_build_object('name', u.name, 'locale', u.locale,
+                                      'timezone', u.timezone, 'segments', u.segments,
+                                      'attrs', u.attrs)::text ORDER BY p.id)
+                   FROM page p JOIN users u ON u.id = p.id), '{}')"
     } else {
-        ("", "'{}'::text[]")
+        "'{}'::text[]"
     };
     format!(
         "
@@ -109,7 +109,7 @@ take AS (
     WHERE message_id = $1 AND lane = $5 AND after_user_id = $2 AND (SELECT ok FROM go)
 ),
 page AS (
-    SELECT u.id, coalesce(u.email, '') AS email{profile} FROM users u
+    SELECT u.id, coalesce(u.email, '') AS email FROM users u
     WHERE (SELECT ok FROM go) AND NOT EXISTS (SELECT 1 FROM done)
       AND u.id > $2 AND u.id <= $3
       AND {audience}

@@ -168,6 +168,15 @@ impl Templates {
         })
     }
 
+    /// `content` as written, for everyone, whatever it holds (text stored before templates
+    /// came in that does not compile as one).
+    pub fn verbatim(key: &str, content: &Content, channel: Channel) -> Self {
+        let mut t = Self::compile(key, &Content::new("x", "x").expect("valid"), channel)
+            .expect("plain text compiles");
+        t.content = content.clone();
+        t
+    }
+
     /// Whether any field is a template (otherwise every recipient gets the same text).
     pub fn is_personal(&self) -> bool {
         !self.templated.is_empty()
@@ -181,10 +190,14 @@ impl Templates {
         for &field in &self.templated {
             let template = self.template(field);
             let source = template.source();
+            // MiniJinja's analysis scopes a `set` inside `if` to the block, where rendering
+            // does not: a name set anywhere is the template's own.
+            let mut known = globals.clone();
+            known.extend(set_targets(source));
             let mut names: Vec<String> = template.undeclared_variables(true).into_iter().collect();
             names.sort();
             for name in names {
-                if let Err(message) = check_variable(&name, &globals, &declared) {
+                if let Err(message) = check_variable(&name, &known, &declared) {
                     let offset = find_variable(source, &name);
                     return Err(position(field, source, offset, message));
                 }
@@ -248,7 +261,10 @@ impl Templates {
             return Ok(rendered);
         }
         let context = Value::from_pairs([
-            ("user", Value::from_object(User(user.clone()))),
+            (
+                "user",
+                Value::from_object(User(user.clone(), Default::default())),
+            ),
             ("campaign", self.campaign.clone()),
         ]);
         for &field in &self.templated {
@@ -331,6 +347,28 @@ fn syntax_error(field: Field, source: &str, e: &minijinja::Error) -> FieldError 
     position(field, source, offset, format!("{}: {detail}", e.kind()))
 }
 
+/// The names `{% set a = … %}` and `{% set a, b = … %}` assign anywhere in `source`.
+fn set_targets(source: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    for (at, _) in source.match_indices("{%") {
+        let rest = source[at + 2..].trim_start_matches(['-', '+']).trim_start();
+        let Some(rest) = rest.strip_prefix("set") else {
+            continue;
+        };
+        if !rest.starts_with(char::is_whitespace) {
+            continue;
+        }
+        let targets = rest.split(['=', '%']).next().unwrap_or("");
+        names.extend(
+            targets
+                .split(',')
+                .map(|t| t.trim().trim_matches(['(', ')']).trim())
+                .filter(|t| !t.is_empty() && t.chars().all(|c| c.is_alphanumeric() || c == '_')),
+        );
+    }
+    names
+}
+
 /// Where `name` (a dotted path) first appears in `source`: as written, else its first part.
 fn find_variable(source: &str, name: &str) -> Option<usize> {
     let word = |needle: &str| {
@@ -398,7 +436,7 @@ fn check_variable(
 /// few of a user's values; building all of them would cost more than the rendering). A
 /// field the user has no value for is undefined.
 #[derive(Debug)]
-struct User(Arc<Profile>);
+struct User(Arc<Profile>, std::sync::OnceLock<Value>);
 
 impl Object for User {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
@@ -410,11 +448,16 @@ impl Object for User {
             "name" => text(&user.name),
             "locale" => text(&user.locale),
             "timezone" => text(&user.timezone),
+            // Built once: reading an object's field costs no fuel.
             "segments" => Some(
-                user.segments
-                    .iter()
-                    .map(|s| Value::from(s.as_str()))
-                    .collect(),
+                self.1
+                    .get_or_init(|| {
+                        user.segments
+                            .iter()
+                            .map(|s| Value::from(s.as_str()))
+                            .collect()
+                    })
+                    .clone(),
             ),
             "attrs" => Some(Value::from_object(Attrs(user.clone()))),
             _ => None,

@@ -156,6 +156,13 @@ fn names_that_cannot_exist_are_refused_where_they_are() {
         "{}",
         e.message
     );
+    // A name set in a block is seen after it, as rendering sees it.
+    let t = compile(
+        "{% if user.name %}{% set n = user.name %}{% else %}{% set n = \"friend\" %}{% endif %}Hi {{ n }}",
+        "b",
+    );
+    t.check_names(declared).unwrap();
+    assert_eq!(t.render(&ada()).unwrap().title, "Hi Ada");
     // Loop variables, macros, sets and built-in functions are the template's own.
     check(
         "{% for i in range(3) %}{{ loop.index }}{{ i }}{% endfor %}",

@@ -183,8 +183,13 @@ pub async fn deliver_page<D: Deliver>(
         for (i, attempt) in results {
             let item = &mut items[i];
             item.tries += 1;
-            deliveries.attempts += 1;
             item.status = status_after(&attempt, item.tries, max_tries);
+            // A recipient whose data does not fit the template was not sent to: no delivery
+            // the receiver failed, so nothing for auto-pause to weigh (the report has it).
+            if matches!(&attempt, Attempt::Fail { class, .. } if class == RENDER) {
+                continue;
+            }
+            deliveries.attempts += 1;
             match &attempt {
                 Attempt::Sent => {}
                 Attempt::Fail { error, .. } | Attempt::Retry { error, .. } => {
@@ -346,11 +351,11 @@ impl Round<'_> {
             Some(profile) => self.run.templates.render(profile),
             // The same text for everyone: nobody's data is read.
             None if !self.run.templates.is_personal() => self.run.templates.render(&self.nobody),
-            None => self.run.templates.render(&Arc::new(Profile {
-                id: item.pending.user_id,
-                email: item.pending.email.clone(),
-                ..Profile::default()
-            })),
+            // Deleted between the claim and the read of their data: not rendered from nothing.
+            None => Err(herald_templates::RenderError {
+                field: herald_templates::Field::Body,
+                message: "the user's data could not be read (deleted?)".into(),
+            }),
         }
     }
 
@@ -399,7 +404,7 @@ impl Round<'_> {
                         let sending = Instant::now();
                         let attempt = match self.render(item) {
                             Ok(content) => {
-                                sender
+                                let attempt = sender
                                     .send(Message {
                                         campaign: self.run.campaign,
                                         user_id: item.pending.user_id,
@@ -407,11 +412,12 @@ impl Round<'_> {
                                         title: &content.title,
                                         body: &content.body,
                                     })
-                                    .await
+                                    .await;
+                                self.run.metrics.tried(channel, sending.elapsed());
+                                attempt
                             }
                             Err(e) => Attempt::fail(RENDER, e.to_string()),
                         };
-                        self.run.metrics.tried(channel, sending.elapsed());
                         if let Attempt::Retry { class, .. } = &attempt {
                             self.run.metrics.retry(channel, class);
                         }

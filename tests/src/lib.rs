@@ -690,17 +690,29 @@ impl TestApp {
     }
 
     /// The workflow's `progress` query (it answers after the workflow has closed too).
+    /// Temporal answers "Workflow is busy" while a flood of signals keeps its tasks coming;
+    /// that is asked again, a few times.
     pub fn progress(&self, key: &str) -> Value {
-        let out = self.temporal(&[
-            "workflow",
-            "query",
-            "--workflow-id",
-            &workflow_id(key),
-            "--name",
-            "progress",
-            "-o",
-            "json",
-        ]);
+        let query = || {
+            self.temporal(&[
+                "workflow",
+                "query",
+                "--workflow-id",
+                &workflow_id(key),
+                "--name",
+                "progress",
+                "-o",
+                "json",
+            ])
+        };
+        let mut out = query();
+        for _ in 0..20 {
+            if out.status.success() || !stderr(&out).contains("Workflow is busy") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+            out = query();
+        }
         assert!(out.status.success(), "progress query: {}", stderr(&out));
         let answer: Value = serde_json::from_slice(&out.stdout).expect("query JSON");
         answer["queryResult"][0].clone()

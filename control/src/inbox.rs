@@ -49,10 +49,11 @@ impl Control {
         if !found.known_user {
             return Err(StoreError::UnknownUser(user).into());
         }
-        let mut items = found.items;
-        self.render(user, &mut items).await?;
+        // Rendered once the page is cut: the row fetched to see a next page is not shown.
+        let mut page = Page::of(found.items, limit, |i| i.campaign_id);
+        self.render(user, &mut page.items).await?;
         Ok(Inbox {
-            page: Page::of(items, limit, |i| i.campaign_id),
+            page,
             unread: found.unread,
         })
     }

@@ -84,12 +84,13 @@ pub enum Claim {
 fn claim_sql(audience: &str, owner: usize, profiles: bool) -> String {
     // Built for the page's users only, after its LIMIT.
     let profile_list = if profiles {
-        "coalesce((SELECT array_agg(jsonb_build_object('name', u.name, 'locale', u.locale,
-                                      'timezone', u.timezone, 'segments', u.segments,
-                                      'attrs', u.attrs)::text ORDER BY p.id)
-                   FROM page p JOIN users u ON u.id = p.id), '{}')"
+        format!(
+            "coalesce((SELECT array_agg({} ORDER BY p.id) FROM page p JOIN users u ON u.id = p.id),
+                      '{{}}')",
+            crate::users::PROFILE_JSON
+        )
     } else {
-        "'{}'::text[]"
+        "'{}'::text[]".to_owned()
     };
     format!(
         "

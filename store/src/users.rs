@@ -469,8 +469,12 @@ pub async fn get(pool: &PgPool, id: i64) -> Result<Option<User>> {
     .await?)
 }
 
-/// A user as templates see them, from the claim's JSON of their fields
-/// (`herald_store::sends::claim`).
+/// A user's fields that templates read besides id and e-mail, as JSON text, over `users u`:
+/// what [`profile_from_json`] decodes (the claim of a templated page selects it too).
+pub(crate) const PROFILE_JSON: &str = "jsonb_build_object('name', u.name, 'locale', u.locale,
+    'timezone', u.timezone, 'segments', u.segments, 'attrs', u.attrs)::text";
+
+/// A user as templates see them, from [`PROFILE_JSON`].
 pub(crate) fn profile_from_json(id: i64, email: &str, json: &str) -> Result<Profile> {
     #[derive(serde::Deserialize)]
     struct Fields {
@@ -499,41 +503,15 @@ pub(crate) fn profile_from_json(id: i64, email: &str, json: &str) -> Result<Prof
 /// The users `ids` as templates see them (`herald_templates::Profile`), in id order; ids of
 /// users deleted since are left out. A page's recipients get their data as of their page.
 pub async fn profiles(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<Profile>> {
-    #[derive(FromRow)]
-    struct Row {
-        id: i64,
-        email: String,
-        name: Option<String>,
-        locale: Option<String>,
-        timezone: Option<String>,
-        segments: Vec<String>,
-        attrs: String,
-    }
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, coalesce(email, '') AS email, name, locale, timezone, segments,
-                attrs::text AS attrs
-         FROM users WHERE id = ANY($1) ORDER BY id",
-    )
+    let rows: Vec<(i64, String, String)> = sqlx::query_as(&format!(
+        "SELECT u.id, coalesce(u.email, ''), {PROFILE_JSON}
+         FROM users u WHERE u.id = ANY($1) ORDER BY u.id"
+    ))
     .bind(ids)
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter()
-        .map(|r| {
-            let attrs = serde_json::from_str(&r.attrs).map_err(|e| {
-                StoreError::Database(sqlx::Error::Decode(
-                    format!("user {}'s attributes: {e}", r.id).into(),
-                ))
-            })?;
-            Ok(Profile {
-                id: r.id,
-                email: r.email,
-                name: r.name,
-                locale: r.locale,
-                timezone: r.timezone,
-                segments: r.segments,
-                attrs,
-            })
-        })
+        .map(|(id, email, json)| profile_from_json(id, &email, &json))
         .collect()
 }
 

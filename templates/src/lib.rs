@@ -130,6 +130,23 @@ impl Templates {
     /// Compile `content` for a campaign of `channel` keyed `key`. A syntax error is refused
     /// at its field, with its line and column.
     pub fn compile(key: &str, content: &Content, channel: Channel) -> Result<Self, FieldError> {
+        let mut t = Self::verbatim(key, content, channel);
+        for field in Field::ALL {
+            let source = field.source(content);
+            if !is_template(source) {
+                continue;
+            }
+            t.env
+                .add_template_owned(field.name(), source.to_owned())
+                .map_err(|e| syntax_error(field, source, &e))?;
+            t.templated.push(field);
+        }
+        Ok(t)
+    }
+
+    /// `content` as written, for everyone, whatever it holds (text stored before templates
+    /// came in that does not compile as one).
+    pub fn verbatim(key: &str, content: &Content, channel: Channel) -> Self {
         let mut env = Environment::new();
         env.set_syntax(
             SyntaxConfig::builder()
@@ -146,35 +163,16 @@ impl Templates {
             Channel::Email => AutoEscape::None,
             Channel::Inbox | Channel::Webhook => AutoEscape::Html,
         });
-        let mut templated = Vec::new();
-        for field in Field::ALL {
-            let source = field.source(content);
-            if !is_template(source) {
-                continue;
-            }
-            env.add_template_owned(field.name(), source.to_owned())
-                .map_err(|e| syntax_error(field, source, &e))?;
-            templated.push(field);
-        }
         let campaign = Value::from_pairs([
             ("key", Value::from(key)),
             ("channel", Value::from(channel.name())),
         ]);
-        Ok(Self {
+        Self {
             env,
-            templated,
+            templated: Vec::new(),
             content: content.clone(),
             campaign,
-        })
-    }
-
-    /// `content` as written, for everyone, whatever it holds (text stored before templates
-    /// came in that does not compile as one).
-    pub fn verbatim(key: &str, content: &Content, channel: Channel) -> Self {
-        let mut t = Self::compile(key, &Content::new("x", "x").expect("valid"), channel)
-            .expect("plain text compiles");
-        t.content = content.clone();
-        t
+        }
     }
 
     /// Whether any field is a template (otherwise every recipient gets the same text).

@@ -4,6 +4,7 @@
 //! as the CLI) and serializes what comes back: no SQL and no orchestration here.
 //!
 //! - [`campaigns`]: `/v1/campaigns…`, for services, with the live event streams.
+//! - [`consent`]: categories, users' preferences, suppressions, and `/u/{token}`.
 //! - [`dashboard`]: the operator's pages at `/`, signed in with a key.
 //! - [`inbox`]: `/v1/users/{id}/inbox…`, for apps and services.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, request ids and timeouts.
@@ -18,6 +19,7 @@
 
 pub mod auth;
 pub mod campaigns;
+pub mod consent;
 pub mod dashboard;
 pub mod deliveries;
 pub mod error;
@@ -91,6 +93,7 @@ pub struct AppState {
         (name = "campaigns", description = "Launch, follow, pause, resume and cancel campaigns (services)"),
         (name = "inbox", description = "A user's in-app inbox (apps and services)"),
         (name = "users", description = "Users and their attributes (services)"),
+        (name = "consent", description = "Categories, users' opt-outs, suppressions and one-click unsubscribe"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -123,6 +126,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(deliveries::routes())
         .merge(inbox::routes())
         .merge(users::routes())
+        .merge(consent::routes())
         .merge(ops::routes())
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();

@@ -26,6 +26,10 @@ pub struct Campaign {
     pub total: i64,
     pub sent: i64,
     pub failed: i64,
+    /// Left out when their page ran: opted out of the campaign's category on its channel,
+    /// or their address suppressed. `sent + failed + suppressed + pending = total` while
+    /// the audience holds.
+    pub suppressed: i64,
     /// Recipients not yet processed; never below 0, and 0 once completed.
     pub pending: i64,
     /// Recipients beyond (positive) or short of (negative, when completed) the audience
@@ -46,6 +50,9 @@ pub struct Campaign {
     pub audience: Option<serde_json::Value>,
     #[schema(example = "inbox")]
     pub channel: String,
+    /// What it is about, for opt-outs: `marketing`, `transactional` or a declared category.
+    #[schema(example = "marketing")]
+    pub category: String,
     pub page_size: i32,
     pub lanes: i32,
     /// Recipients per second, when limited.
@@ -79,6 +86,7 @@ impl From<CampaignView> for Campaign {
             total: v.total,
             sent: v.sent,
             failed: v.failed,
+            suppressed: v.suppressed,
             pending: v.pending,
             audience_change: v.audience_change,
             read: v.read,
@@ -88,6 +96,7 @@ impl From<CampaignView> for Campaign {
             segment: v.segment,
             audience: v.audience.map(|f| serde_json::Value::from(f.0)),
             channel: v.channel.name().to_owned(),
+            category: v.category,
             page_size: v.page_size,
             lanes: v.lanes,
             rate: v.rate,
@@ -162,6 +171,11 @@ pub struct LaunchBody {
     /// `email` (through the workers' SMTP relay).
     #[schema(example = "inbox")]
     pub channel: Option<String>,
+    /// What it is about, for users' opt-outs: `marketing` (the default), `transactional`
+    /// (sent to users who opted out; for receipts and security notices) or a category
+    /// declared with `POST /v1/categories`.
+    #[schema(example = "marketing", min_length = 1, max_length = 40)]
+    pub category: Option<String>,
     /// The webhook channel's endpoint, `http://` or `https://`.
     #[schema(example = "https://example.com/herald", max_length = 2048)]
     pub webhook_url: Option<String>,
@@ -191,6 +205,7 @@ impl LaunchBody {
             title: self.title,
             body: self.body,
             channel: self.channel,
+            category: self.category,
             segment: self.segment,
             audience: self
                 .audience
@@ -279,6 +294,9 @@ pub struct InboxEntry {
     /// (they are then empty): why, as `field: reason`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub render_error: Option<String>,
+    /// The link that opts this user out of the campaign's category in the inbox (a `POST`
+    /// to it, or the page a `GET` shows); for an app's "stop these" button.
+    pub unsubscribe_url: Option<String>,
 }
 
 impl From<InboxItem> for InboxEntry {
@@ -290,6 +308,7 @@ impl From<InboxItem> for InboxEntry {
             delivered_at: i.sent_at,
             read_at: i.read_at,
             render_error: i.render_error,
+            unsubscribe_url: i.unsubscribe_url,
         }
     }
 }
@@ -657,4 +676,167 @@ pub struct UsersWritten {
     pub updated: u64,
     /// Users given exactly as they were stored.
     pub unchanged: u64,
+}
+
+/// A campaign category.
+#[derive(Serialize, ToSchema)]
+pub struct CategoryEntry {
+    #[schema(example = "product-news")]
+    pub name: String,
+    pub description: Option<String>,
+    pub created_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// Users opted out of it, on one channel or more.
+    pub opted_out: i64,
+}
+
+impl From<herald_control::consent::CategoryView> for CategoryEntry {
+    fn from(c: herald_control::consent::CategoryView) -> Self {
+        Self {
+            name: c.name,
+            description: c.description,
+            created_by: c.created_by,
+            created_at: c.created_at,
+            opted_out: c.opted_out,
+        }
+    }
+}
+
+/// Every category.
+#[derive(Serialize, ToSchema)]
+pub struct CategoryList {
+    pub items: Vec<CategoryEntry>,
+}
+
+/// A category to declare.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryBody {
+    /// 1–40 characters of `a-z 0-9 _ -`.
+    #[schema(
+        example = "product-news",
+        min_length = 1,
+        max_length = 40,
+        pattern = "^[a-z0-9][a-z0-9_-]*$"
+    )]
+    pub name: String,
+    #[schema(max_length = 200)]
+    pub description: Option<String>,
+}
+
+/// One opt-out of a user.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptOutEntry {
+    #[schema(example = "marketing")]
+    pub category: String,
+    /// `inbox`, `webhook`, `email`, or `all`.
+    #[schema(example = "email")]
+    pub channel: String,
+    /// How it was made: `one-click`, `api`, `operator` or `import` (ignored in a `PUT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// When it was made (ignored in a `PUT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl From<herald_control::consent::OptOut> for OptOutEntry {
+    fn from(o: herald_control::consent::OptOut) -> Self {
+        Self {
+            category: o.category,
+            channel: o.channel,
+            source: Some(o.source),
+            created_at: Some(o.created_at),
+        }
+    }
+}
+
+/// A user's preferences: what they opted out of.
+#[derive(Serialize, ToSchema)]
+pub struct Preferences {
+    pub user_id: i64,
+    pub opt_outs: Vec<OptOutEntry>,
+}
+
+/// A user's opt-outs, all of them: those not listed are removed.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencesBody {
+    pub opt_outs: Vec<OptOutEntry>,
+}
+
+/// One suppressed address.
+#[derive(Serialize, ToSchema)]
+pub struct SuppressionEntry {
+    #[schema(example = "email")]
+    pub channel: String,
+    /// The lower-cased e-mail address, or the user id for inbox and webhook.
+    #[schema(example = "gone@example.com")]
+    pub address: String,
+    /// `bounce`, `import` or `operator`.
+    pub reason: String,
+    pub detail: Option<String>,
+    pub actor: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<herald_control::consent::Suppression> for SuppressionEntry {
+    fn from(s: herald_control::consent::Suppression) -> Self {
+        Self {
+            channel: s.channel,
+            address: s.address,
+            reason: s.reason,
+            detail: s.detail,
+            actor: s.actor,
+            created_at: s.created_at,
+        }
+    }
+}
+
+/// A page of the suppression list, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct SuppressionList {
+    pub items: Vec<SuppressionEntry>,
+    /// Entries on the list (of the channel asked for).
+    pub total: i64,
+}
+
+/// Filters for the suppression list.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SuppressionQuery {
+    /// `inbox`, `webhook` or `email`; every channel when absent.
+    pub channel: Option<String>,
+    /// Only addresses containing this.
+    #[param(max_length = 320)]
+    pub search: Option<String>,
+    /// 1–1,000 (50).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+}
+
+/// Addresses to suppress.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuppressBody {
+    /// `email` (the default), `webhook` or `inbox`.
+    #[schema(example = "email")]
+    pub channel: Option<String>,
+    /// E-mail addresses, or user ids for inbox and webhook; 1–100,000.
+    #[schema(example = json!(["gone@example.com"]))]
+    pub addresses: Vec<String>,
+    /// Why, kept with each entry.
+    #[schema(max_length = 200)]
+    pub note: Option<String>,
+}
+
+/// What suppressing did.
+#[derive(Serialize, ToSchema)]
+pub struct Suppressed {
+    /// Addresses given.
+    pub read: usize,
+    /// Of those, newly suppressed; the others were already.
+    pub added: u64,
 }

@@ -79,6 +79,39 @@ pub struct Config {
     /// The sender of e-mail campaigns, e.g. `Herald <news@example.com>`
     #[arg(long, global = true, env = "HERALD_EMAIL_FROM")]
     pub email_from: Option<String>,
+    /// Where recipients reach `herald-api` from the internet: the base of unsubscribe links
+    /// (`https://herald.example.com`)
+    #[arg(long, global = true, env = "HERALD_PUBLIC_URL", default_value = "http://127.0.0.1:8080", value_parser = parse_public_url)]
+    pub public_url: String,
+    /// The key of unsubscribe links (at least 16 characters); unset: one Herald makes once
+    /// and keeps in the ledger. Changing it breaks the links already sent
+    #[arg(
+        long,
+        global = true,
+        env = "HERALD_UNSUBSCRIBE_SECRET",
+        hide_env_values = true
+    )]
+    pub unsubscribe_secret: Option<String>,
+    /// An address that unsubscribes whoever writes to it, added to every e-mail's
+    /// `List-Unsubscribe` as a `mailto:` (Herald does not read that mailbox itself)
+    #[arg(long, global = true, env = "HERALD_UNSUBSCRIBE_MAILTO")]
+    pub unsubscribe_mailto: Option<String>,
+    /// Suppress an e-mail address for good when its server refuses it (SMTP 550, 551, 553)
+    #[arg(long, global = true, env = "HERALD_SUPPRESS_BOUNCES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub suppress_bounces: bool,
+}
+
+/// An http(s) URL with a host and nothing after its path: unsubscribe links are made by
+/// appending `/u/TOKEN`.
+fn parse_public_url(s: &str) -> Result<String, String> {
+    let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("{s:?} must be an http:// or https:// address"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{s:?} must not have a query or a fragment"));
+    }
+    Ok(s.trim_end_matches('/').to_owned())
 }
 
 impl Config {
@@ -117,7 +150,36 @@ impl Config {
     /// Check the settings clap cannot check without echoing them: every binary calls this
     /// as it connects, so a bad secret stops it at start.
     pub fn check(&self) -> Result<(), ControlError> {
-        self.signing_secret().map(|_| ())
+        self.signing_secret()?;
+        if let Some(secret) = &self.unsubscribe_secret
+            && secret.chars().count() < MIN_SECRET_LEN
+        {
+            return Err(ControlError::Config(format!(
+                "HERALD_UNSUBSCRIBE_SECRET is {} characters; use at least {MIN_SECRET_LEN} (e.g. `openssl rand -hex 32`)",
+                secret.chars().count()
+            )));
+        }
+        if let Some(mailto) = &self.unsubscribe_mailto
+            && (!mailto.contains('@') || mailto.contains(|c: char| c.is_whitespace() || c == '>'))
+        {
+            return Err(ControlError::Config(format!(
+                "HERALD_UNSUBSCRIBE_MAILTO {mailto:?} is not an e-mail address"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The key of unsubscribe links: HERALD_UNSUBSCRIBE_SECRET, or the one kept in the
+    /// ledger (made now if there is none yet).
+    pub async fn unsubscribe_key(
+        &self,
+        pool: &herald_store::PgPool,
+    ) -> Result<herald_wire::UnsubscribeKey, ControlError> {
+        let secret = match self.unsubscribe_secret.as_deref().map(str::trim) {
+            Some(s) if !s.is_empty() => s.to_owned(),
+            _ => herald_store::consent::unsubscribe_secret(pool).await?,
+        };
+        Ok(herald_wire::UnsubscribeKey::new(secret.as_bytes()))
     }
 
     /// `HERALD_WEBHOOK_SECRET`, parsed (`None`: unset or empty).

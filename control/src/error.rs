@@ -24,6 +24,9 @@ pub enum ControlError {
     /// A request that contradicts what exists (a different campaign under a key in use).
     #[error("{0}")]
     Conflict(String),
+    /// What the request names is not there (an unsubscribe link Herald did not sign).
+    #[error("{0}")]
+    NotFound(String),
     /// A setting that cannot work.
     #[error("{0}")]
     Config(String),
@@ -49,6 +52,7 @@ impl ControlError {
             Self::Invalid(_) | Self::Field { .. } => Fault::Invalid,
             Self::Refused(_) | Self::Unmet { .. } | Self::Config(_) => Fault::Unmet,
             Self::Conflict(_) => Fault::Conflict,
+            Self::NotFound(_) => Fault::NotFound,
             Self::DatabaseUnreachable { .. }
             | Self::TemporalUnreachable { .. }
             | Self::Temporal { .. } => Fault::Transient,

@@ -52,6 +52,18 @@ impl Control {
         // Rendered once the page is cut: the row fetched to see a next page is not shown.
         let mut page = Page::of(found.items, limit, |i| i.campaign_id);
         self.render(user, &mut page.items).await?;
+        let key = self.unsubscribe_key().await?;
+        for item in &mut page.items {
+            // A category that no longer parses has no link (launch checked it).
+            if let Ok(category) = herald_wire::Category::parse(&item.category) {
+                let link = herald_wire::Unsubscribe {
+                    user_id: user,
+                    category,
+                    channel: Channel::Inbox,
+                };
+                item.unsubscribe_url = Some(key.url(&self.config.public_url, &link));
+            }
+        }
         Ok(Inbox {
             page,
             unread: found.unread,

@@ -195,6 +195,17 @@ impl Control {
         if let Some(url) = &request.spec.webhook_url {
             self.check_destination(url).await?;
         }
+        let mut conn = self.db.acquire().await.map_err(StoreError::from)?;
+        if !herald_store::consent::category_exists(&mut conn, &request.spec.category).await? {
+            return Err(ControlError::Unmet {
+                field: "category".into(),
+                message: format!(
+                    "no category is called {:?}; declare it first (herald categories add {0}, or POST /v1/categories)",
+                    request.spec.category.as_str()
+                ),
+            });
+        }
+        drop(conn);
         let field = match (&request.audience_name, &request.spec.audience) {
             (Some(name), _) => {
                 let filter = saved_audiences::get(&self.db, name).await?.ok_or_else(|| {

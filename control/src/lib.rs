@@ -10,6 +10,7 @@
 //! - [`requests`]: pause, resume and cancel (recorded in the campaign's row, then signalled).
 //! - [`deliveries`]: an external campaign's report, and retrying its failed deliveries.
 //! - [`campaigns`]: a campaign's status, the list, and watching one live.
+//! - [`consent`]: categories, opt-outs and preferences, one-click unsubscribe, suppressions.
 //! - [`inbox`]: a user's inbox, its unread badge, and marking messages read.
 //! - [`page`]: keyset pagination of lists.
 //! - [`users`]: users from the API, and test users.
@@ -21,6 +22,7 @@
 pub mod audiences;
 pub mod campaigns;
 pub mod config;
+pub mod consent;
 pub mod deliveries;
 pub mod error;
 pub mod import;
@@ -87,6 +89,8 @@ pub struct Control {
     time_zones: OnceCell<std::sync::Arc<std::collections::HashSet<String>>>,
     /// Inbox campaigns' content, compiled, for rendering inboxes (`inbox`).
     templates: inbox::TemplateCache,
+    /// The key of unsubscribe links, read when first needed (`consent`).
+    unsubscribe: OnceCell<herald_wire::UnsubscribeKey>,
 }
 
 impl Control {
@@ -113,6 +117,7 @@ impl Control {
             watched: Default::default(),
             time_zones: OnceCell::new(),
             templates: Default::default(),
+            unsubscribe: OnceCell::new(),
         })
     }
 

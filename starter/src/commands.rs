@@ -39,6 +39,20 @@ pub async fn run(config: Config, command: Command) -> Result<()> {
         } => report(&connect(config, 1).await?, &key, json, csv, failed).await,
         Command::RetryFailed { key } => retry_failed(&connect(config, 1).await?, &key).await,
         Command::Keys { command } => keys(&connect(config, 1).await?, command).await,
+        Command::Categories { command } => {
+            crate::consent::categories(&connect(config, 1).await?, command).await
+        }
+        Command::OptOut {
+            user,
+            category,
+            channel,
+        } => crate::consent::opt_out(&connect(config, 1).await?, user, &category, &channel).await,
+        Command::Preferences { user, json } => {
+            crate::consent::preferences(&connect(config, 1).await?, user, json).await
+        }
+        Command::Suppressions { command } => {
+            crate::consent::suppressions(&connect(config, 1).await?, command).await
+        }
         Command::Migrate => {
             Control::migrate(config).await?;
             println!("the database's schema is up to date");
@@ -267,7 +281,7 @@ async fn status(control: &Control, key: &CampaignKey, json: bool) -> Result<()> 
 }
 
 fn print_view(v: &CampaignView, asked: Option<&RequestMade>) {
-    let of = v.total.max(v.sent + v.failed);
+    let of = v.total.max(v.sent + v.failed + v.suppressed);
     let pct = |n: i64| {
         if of > 0 {
             100.0 * n as f64 / of as f64
@@ -286,7 +300,7 @@ fn print_view(v: &CampaignView, asked: Option<&RequestMade>) {
     );
     println!("title     {}", v.title);
     println!(
-        "audience  {} ({}) via {}, {} per page, {} lanes{}",
+        "audience  {} ({}) via {}, {}, {} per page, {} lanes{}",
         v.total,
         match (&v.segment, &v.audience) {
             (Some(s), _) => format!("segment {s}"),
@@ -294,6 +308,7 @@ fn print_view(v: &CampaignView, asked: Option<&RequestMade>) {
             (None, None) => "all users".into(),
         },
         v.channel,
+        v.category,
         v.page_size,
         v.lanes,
         v.rate
@@ -301,10 +316,11 @@ fn print_view(v: &CampaignView, asked: Option<&RequestMade>) {
             .unwrap_or_default()
     );
     println!(
-        "progress  {} sent ({:.1}%), {} failed, {} pending",
+        "progress  {} sent ({:.1}%), {} failed, {} suppressed, {} pending",
         v.sent,
         pct(v.sent),
         v.failed,
+        v.suppressed,
         v.pending
     );
     match v.audience_change {

@@ -51,6 +51,11 @@ pub struct LaunchArgs {
     /// HERALD_EMAIL_FROM).
     #[arg(long)]
     channel: Option<String>,
+    /// What it is about, for users' opt-outs: "marketing" (the default), "transactional"
+    /// (receipts, security notices: sent to users who opted out) or a category declared
+    /// with `herald categories add`.
+    #[arg(long)]
+    category: Option<String>,
     /// The webhook channel's endpoint, http(s); requests are signed with
     /// HERALD_WEBHOOK_SECRET.
     #[arg(long)]
@@ -159,6 +164,7 @@ impl LaunchArgs {
             title: self.title.clone(),
             body: self.body.clone(),
             channel: self.channel.clone(),
+            category: self.category.clone(),
             segment: self.segment.clone(),
             audience,
             audience_name: self.audience_name.clone(),

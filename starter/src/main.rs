@@ -6,6 +6,7 @@
 //! - `commands.rs`: one function per subcommand, printing its result.
 //! - `launch.rs`: launching, dry runs and saved audiences.
 //! - `users.rs`: seeding, importing and showing users.
+//! - `consent.rs`: categories, opt-outs and the suppression list.
 //! - `watch.rs`: the live progress bar.
 //! - `shared.rs`: what every subcommand uses (connecting, the actor, the progress bar).
 //!
@@ -13,6 +14,7 @@
 //! campaign, wrong status; nothing changed), 1 anything else (a service is down, ours).
 
 mod commands;
+mod consent;
 mod launch;
 mod shared;
 mod users;
@@ -125,6 +127,32 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Declare and list campaign categories (what users opt out of).
+    Categories {
+        #[command(subcommand)]
+        command: consent::CategoriesCommand,
+    },
+    /// Opt a user out of a category, on one channel or on all (idempotent).
+    OptOut {
+        user: i64,
+        /// The category ("marketing" or a declared one).
+        #[arg(long, default_value = "marketing")]
+        category: String,
+        /// inbox, webhook, email, or all.
+        #[arg(long, default_value = "all")]
+        channel: String,
+    },
+    /// A user's opt-outs: category, channel, when and how.
+    Preferences {
+        user: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The addresses no campaign sends to: list, add, import, remove.
+    Suppressions {
+        #[command(subcommand)]
+        command: consent::SuppressionsCommand,
     },
     /// Create or upgrade the database's schema. Other commands and workers only check it
     /// and say when this is needed (a worker migrates only with HERALD_MIGRATE=true).

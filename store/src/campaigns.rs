@@ -167,8 +167,9 @@ async fn insert(
     };
     let inserted = sqlx::query(
         "INSERT INTO messages (key, title, body, channel, segment, send_at, page_size, lanes, rate,
-                               spec, tuning, audience, audience_name, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12::jsonb, $13, $14)
+                               spec, tuning, audience, audience_name, created_by, category)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12::jsonb, $13, $14,
+                 $15)
          ON CONFLICT (key) DO NOTHING",
     )
     .bind(key.as_str())
@@ -188,6 +189,7 @@ async fn insert(
     .bind(audience)
     .bind(audience_name.map(AudienceName::as_str))
     .bind(by)
+    .bind(spec.category.as_str())
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -290,6 +292,9 @@ pub struct CampaignView {
     pub total: i64,
     pub sent: i64,
     pub failed: i64,
+    /// Left out when their page ran: opted out of the campaign's category or suppressed on
+    /// its channel (docs/consent.md).
+    pub suppressed: i64,
     /// Recipients not yet processed: never below 0, and 0 once the campaign has completed.
     pub pending: i64,
     /// Recipients processed beyond the audience counted at launch (positive), or, for a
@@ -315,6 +320,8 @@ pub struct CampaignView {
     pub audience: Option<sqlx::types::Json<Filter>>,
     #[sqlx(try_from = "String")]
     pub channel: Channel,
+    /// What it is about, for opt-outs: `marketing`, `transactional` or a declared one.
+    pub category: String,
     pub page_size: i32,
     pub lanes: i32,
     /// Recipients per second, when limited.
@@ -353,7 +360,7 @@ fn intent_name<S: serde::Serializer>(intent: &Intent, serializer: S) -> Result<S
 }
 
 /// The rows whose sums are a campaign's totals per lane, `lane, sent, failed, retried,
-/// first_after, scanned_to`: each lane's closed pages (one row, `message_lanes`, kept by a
+/// suppressed, first_after, scanned_to`: each lane's closed pages (one row, `message_lanes`, kept by a
 /// trigger) and its open ones (those with recipients pending: a page per running lane, or
 /// what a pause left, through their partial index), so that the work does not grow with the
 /// number of pages. `$id` is the campaign's id, as SQL.
@@ -362,12 +369,13 @@ fn intent_name<S: serde::Serializer>(intent: &Intent, serializer: S) -> Result<S
 macro_rules! lane_totals {
     ($id:literal) => {
         concat!(
-            "SELECT lane, sent, failed, retried, first_after, scanned_to FROM message_lanes
-             WHERE message_id = ",
+            "SELECT lane, sent, failed, retried, suppressed, first_after, scanned_to
+             FROM message_lanes WHERE message_id = ",
             $id,
             "
              UNION ALL
-             SELECT lane, sent::bigint, failed::bigint, retried::bigint, after_user_id,
+             SELECT lane, sent::bigint, failed::bigint, retried::bigint, suppressed::bigint,
+                    after_user_id,
                     coalesce(scanned_to, last_user_id, after_user_id)
              FROM message_pages WHERE message_id = ",
             $id,
@@ -378,10 +386,11 @@ macro_rules! lane_totals {
 
 const VIEW_SQL: &str = concat!("
 SELECT m.id, m.key, m.status, m.intent, coalesce(m.total, 0) AS total, p.sent, p.failed,
+       p.suppressed,
        CASE WHEN m.status = 3 THEN 0
-            ELSE greatest(coalesce(m.total, 0) - p.sent - p.failed, 0) END AS pending,
-       CASE WHEN p.sent + p.failed > coalesce(m.total, 0) OR m.status = 3
-            THEN p.sent + p.failed - coalesce(m.total, 0) ELSE 0 END AS audience_change,
+            ELSE greatest(coalesce(m.total, 0) - p.sent - p.failed - p.suppressed, 0) END AS pending,
+       CASE WHEN p.sent + p.failed + p.suppressed > coalesce(m.total, 0) OR m.status = 3
+            THEN p.sent + p.failed + p.suppressed - coalesce(m.total, 0) ELSE 0 END AS audience_change,
        r.read,
        CASE WHEN p.sent > 0 THEN least(r.read::float8 / p.sent, 1) ELSE 0 END AS read_rate,
        CASE WHEN m.status = 3 THEN 1
@@ -389,7 +398,7 @@ SELECT m.id, m.key, m.status, m.intent, coalesce(m.total, 0) AS total, p.sent, p
             THEN least(p.spans / (m.max_user_id - m.min_user_id + 1), 1)
             ELSE 0 END::float8 AS scanned,
        m.min_user_id, m.max_user_id,
-       m.title, m.segment, m.audience, m.channel, m.page_size, m.lanes, m.rate, m.status_reason AS reason,
+       m.title, m.segment, m.audience, m.channel, m.category, m.page_size, m.lanes, m.rate, m.status_reason AS reason,
        m.send_at, m.created_at, m.started_at, m.paused_at, m.finished_at, m.requested_at,
        m.created_by, m.requested_by
 FROM messages m
@@ -397,8 +406,10 @@ LEFT JOIN LATERAL (
     -- Each lane's pages cover its ids from its first page's cursor to where its last scan
     -- ended: the spans add up to what has been scanned.
     SELECT coalesce(sum(l.sent), 0)::bigint AS sent, coalesce(sum(l.failed), 0)::bigint AS failed,
+           coalesce(sum(l.suppressed), 0)::bigint AS suppressed,
            coalesce(sum(l.span), 0)::float8 AS spans
-    FROM (SELECT sum(sent) AS sent, sum(failed) AS failed, max(scanned_to) - min(first_after) AS span
+    FROM (SELECT sum(sent) AS sent, sum(failed) AS failed, sum(suppressed) AS suppressed,
+                 max(scanned_to) - min(first_after) AS span
           FROM (", lane_totals!("m.id"), ") t GROUP BY lane) l
 ) p ON true
 LEFT JOIN LATERAL (

@@ -48,6 +48,8 @@ pub enum StoreError {
     DuplicateKey(CampaignKey),
     #[error("no user with id {0}")]
     UnknownUser(i64),
+    #[error("no category {0:?}; declare it first with `herald categories add {0}`")]
+    UnknownCategory(String),
     #[error("user {user} did not receive campaign {key}")]
     NotARecipient { user: i64, key: CampaignKey },
     /// `herald retry-failed` of a campaign with nothing to retry.
@@ -85,9 +87,10 @@ impl Fault {
 impl StoreError {
     pub fn fault(&self) -> Fault {
         match self {
-            Self::UnknownCampaign(_) | Self::UnknownUser(_) | Self::NotARecipient { .. } => {
-                Fault::NotFound
-            }
+            Self::UnknownCampaign(_)
+            | Self::UnknownUser(_)
+            | Self::UnknownCategory(_)
+            | Self::NotARecipient { .. } => Fault::NotFound,
             Self::WrongStatus { .. } | Self::Cancelling { .. } => Fault::State,
             Self::DuplicateKey(_) => Fault::Conflict,
             Self::NothingToRetry(_) => Fault::Unmet,

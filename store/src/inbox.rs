@@ -39,6 +39,12 @@ pub struct InboxItem {
     #[sqlx(skip)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub render_error: Option<String>,
+    /// The campaign's category: what the item's unsubscribe link opts out of.
+    pub category: String,
+    /// The link that opts the user out of the campaign's category in the inbox (filled by
+    /// the control layer, which holds the key).
+    #[sqlx(skip)]
+    pub unsubscribe_url: Option<String>,
 }
 
 /// Which of a user's items to list.
@@ -79,6 +85,7 @@ struct Row {
     key: Option<String>,
     title: Option<String>,
     body: Option<String>,
+    category: Option<String>,
     status: Option<i16>,
     sent_at: Option<DateTime<Utc>>,
     read_at: Option<DateTime<Utc>>,
@@ -113,13 +120,14 @@ pub async fn page<'e>(
                 r.key?,
                 r.title?,
                 r.body?,
+                r.category?,
                 r.status?,
                 r.sent_at,
                 r.read_at,
             ))
         })
         .map(
-            |(campaign_id, key, title, body, status, sent_at, read_at)| {
+            |(campaign_id, key, title, body, category, status, sent_at, read_at)| {
                 let decode = |what: &str, e: String| {
                     StoreError::Database(sqlx::Error::Decode(format!("inbox {what}: {e}").into()))
                 };
@@ -132,6 +140,8 @@ pub async fn page<'e>(
                     sent_at,
                     read_at,
                     render_error: None,
+                    category,
+                    unsubscribe_url: None,
                 })
             },
         )
@@ -151,8 +161,8 @@ pub fn page_sql() -> String {
             SELECT count(*) AS n FROM message_items i JOIN messages m ON m.id = i.message_id
             WHERE {DELIVERED} AND i.read_at IS NULL
          ), page AS (
-            SELECT i.message_id AS campaign_id, m.key, m.title, m.body, i.status, i.sent_at,
-                   i.read_at
+            SELECT i.message_id AS campaign_id, m.key, m.title, m.body, m.category, i.status,
+                   i.sent_at, i.read_at
             FROM message_items i JOIN messages m ON m.id = i.message_id
             WHERE {DELIVERED} AND ($2::bigint IS NULL OR i.message_id < $2)
               AND ($3::smallint = 0 OR ($3 = 1) = (i.read_at IS NULL))

@@ -16,7 +16,7 @@
 use std::time::Instant;
 
 use herald_wire::{
-    CampaignStatus, Intent, ItemStatus, LaneProgress, PageInput, PageOutcome, Requested,
+    CampaignStatus, Channel, Intent, ItemStatus, LaneProgress, PageInput, PageOutcome, Requested,
 };
 use sqlx::{FromRow, PgConnection, PgPool, Postgres, postgres::PgArguments, query::QueryAs};
 
@@ -39,16 +39,24 @@ enum ItemInsert {
 /// bound, and from [`AUDIENCE_PARAMS`] on, the audience's (see [`bind`]).
 fn page_sql(items: ItemInsert, audience: &str) -> String {
     let (on_conflict, returning, sent) = match items {
-        ItemInsert::Plain => ("", "", "page"),
-        ItemInsert::SkipExisting => ("ON CONFLICT DO NOTHING", "RETURNING 1", "ins"),
+        ItemInsert::Plain => ("", "", "(SELECT count(*) FROM page WHERE NOT quiet)"),
+        ItemInsert::SkipExisting => (
+            "ON CONFLICT DO NOTHING",
+            "RETURNING 1",
+            "(SELECT count(*) FROM ins)",
+        ),
     };
+    let consent = crate::consent::consent_cte(Channel::Inbox);
+    let quiet = crate::consent::quiet_sql(Channel::Inbox);
     format!(
         "
 WITH gate AS (
     SELECT status, intent, intent_seq, intent_reason FROM messages WHERE id = $1
 ),
+{consent},
 done AS (
-    SELECT last_user_id, recipients, page_limit, sent, failed, scanned_to FROM message_pages
+    SELECT last_user_id, recipients, page_limit, sent, failed, suppressed, scanned_to
+    FROM message_pages
     WHERE message_id = $1 AND lane = $5 AND after_user_id = $2
 ),
 go AS (
@@ -56,7 +64,7 @@ go AS (
            AND NOT EXISTS (SELECT 1 FROM done) AS ok
 ),
 page AS (
-    SELECT u.id FROM users u
+    SELECT u.id, {quiet} AS quiet FROM users u
     WHERE (SELECT ok FROM go) AND u.id > $2 AND u.id <= $3
       AND {audience}
     ORDER BY u.id
@@ -64,20 +72,20 @@ page AS (
 ),
 ins AS (
     INSERT INTO message_items (message_id, user_id, status)
-    SELECT $1, id, $7 FROM page
+    SELECT $1, id, $7 FROM page WHERE NOT quiet
     {on_conflict} {returning}
 ),
 cut AS (
-    SELECT max(id) AS last, count(*) AS n FROM page
+    SELECT max(id) AS last, count(*) AS n, count(*) FILTER (WHERE quiet) AS q FROM page
 ),
 mark AS (
     INSERT INTO message_pages (message_id, lane, after_user_id, last_user_id, recipients,
-                               page_limit, sent, scanned_to, ends_lane)
-    SELECT $1, $5, $2, cut.last, cut.n, $4, (SELECT count(*) FROM {sent}), s.to, s.to >= $9
+                               page_limit, sent, suppressed, scanned_to, ends_lane)
+    SELECT $1, $5, $2, cut.last, cut.n - cut.q, $4, {sent}, cut.q, s.to, s.to >= $9
     FROM cut CROSS JOIN LATERAL (SELECT CASE WHEN cut.n >= $4 THEN cut.last ELSE $3 END AS to) s
     WHERE (SELECT ok FROM go)
     {on_conflict}
-    RETURNING last_user_id, recipients, page_limit, sent, failed, scanned_to
+    RETURNING last_user_id, recipients, page_limit, sent, failed, suppressed, scanned_to
 )
 SELECT (SELECT status FROM gate) AS status,
        (SELECT intent FROM gate) AS intent,
@@ -88,12 +96,14 @@ SELECT (SELECT status FROM gate) AS status,
        (SELECT page_limit FROM done) AS done_limit,
        (SELECT sent FROM done) AS done_sent,
        (SELECT failed FROM done) AS done_failed,
+       (SELECT suppressed FROM done) AS done_suppressed,
        (SELECT scanned_to FROM done) AS done_scanned,
        (SELECT recipients FROM mark) AS new_recipients,
        (SELECT last_user_id FROM mark) AS new_last,
        (SELECT page_limit FROM mark) AS new_limit,
        (SELECT sent FROM mark) AS new_sent,
        (SELECT failed FROM mark) AS new_failed,
+       (SELECT suppressed FROM mark) AS new_suppressed,
        (SELECT scanned_to FROM mark) AS new_scanned
 "
     )
@@ -115,30 +125,34 @@ struct PageRow {
     done_limit: Option<i32>,
     done_sent: Option<i32>,
     done_failed: Option<i32>,
+    done_suppressed: Option<i32>,
     done_scanned: Option<i64>,
     new_recipients: Option<i32>,
     new_last: Option<i64>,
     new_limit: Option<i32>,
     new_sent: Option<i32>,
     new_failed: Option<i32>,
+    new_suppressed: Option<i32>,
     new_scanned: Option<i64>,
 }
 
-/// A page row as an outcome; `None` when there is none.
+/// A page row as an outcome; `None` when there is none. The outcome's recipients are
+/// everyone the page took: the row's (those it delivers to) and those it left out.
 fn written(
     recipients: Option<i32>,
     last: Option<i64>,
     limit: Option<i32>,
-    sent: Option<i32>,
-    failed: Option<i32>,
+    (sent, failed, suppressed): (Option<i32>, Option<i32>, Option<i32>),
     scanned_to: Option<i64>,
 ) -> Option<PageOutcome> {
+    let suppressed = suppressed.unwrap_or_default() as u32;
     Some(PageOutcome::Written {
         last,
-        recipients: recipients? as u32,
+        recipients: recipients? as u32 + suppressed,
         limit: limit.map(|l| l as u32),
         sent: sent? as u32,
         failed: failed? as u32,
+        suppressed,
         scanned_to,
         took_ms: None,
         deliveries: Default::default(),
@@ -240,8 +254,7 @@ async fn run(
         row.done_recipients,
         row.done_last,
         row.done_limit,
-        row.done_sent,
-        row.done_failed,
+        (row.done_sent, row.done_failed, row.done_suppressed),
         row.done_scanned,
     ) {
         return Ok(replayed);
@@ -264,8 +277,7 @@ async fn run(
         row.new_recipients,
         row.new_last,
         row.new_limit,
-        row.new_sent,
-        row.new_failed,
+        (row.new_sent, row.new_failed, row.new_suppressed),
         row.new_scanned,
     )
     .ok_or(StoreError::PageRace)?;
@@ -307,6 +319,7 @@ pub async fn lane_progress(conn: &mut PgConnection, campaign_id: i64) -> Result<
         pages: i64,
         sent: i64,
         failed: i64,
+        suppressed: i64,
     }
     let rows: Vec<Row> = sqlx::query_as(
         "WITH open AS (
@@ -322,7 +335,8 @@ pub async fn lane_progress(conn: &mut PgConnection, campaign_id: i64) -> Result<
                 bool_or(coalesce(p.ends_lane, p.last_user_id IS NULL OR p.recipients < p.page_limit)) AS ended,
                 count(*) FILTER (WHERE o.at IS NULL OR p.after_user_id < o.at) AS pages,
                 coalesce(sum(p.sent) FILTER (WHERE o.at IS NULL OR p.after_user_id < o.at), 0)::bigint AS sent,
-                coalesce(sum(p.failed) FILTER (WHERE o.at IS NULL OR p.after_user_id < o.at), 0)::bigint AS failed
+                coalesce(sum(p.failed) FILTER (WHERE o.at IS NULL OR p.after_user_id < o.at), 0)::bigint AS failed,
+                coalesce(sum(p.suppressed) FILTER (WHERE o.at IS NULL OR p.after_user_id < o.at), 0)::bigint AS suppressed
          FROM message_pages p LEFT JOIN open o USING (lane)
          WHERE p.message_id = $1
          GROUP BY p.lane, o.at
@@ -340,6 +354,7 @@ pub async fn lane_progress(conn: &mut PgConnection, campaign_id: i64) -> Result<
             pages: r.pages as u64,
             sent: r.sent,
             failed: r.failed,
+            suppressed: r.suppressed,
         })
         .collect())
 }

@@ -119,6 +119,14 @@ pub async fn report(pool: &PgPool, key: &CampaignKey, failed_limit: i64) -> Resu
             retried,
         });
     }
+    if campaign.suppressed > 0 {
+        outcomes.push(OutcomeCount {
+            outcome: ItemStatus::Suppressed.name(),
+            class: None,
+            items: campaign.suppressed,
+            retried: 0,
+        });
+    }
     let mut top_errors = Vec::new();
     for (class, items, retried, error) in failures {
         outcomes.push(OutcomeCount {

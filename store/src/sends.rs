@@ -56,11 +56,13 @@ pub struct Claimed {
     pub scanned_to: Option<i64>,
     /// `None` for a page claimed before, which took no scan now.
     pub took_ms: Option<u32>,
+    /// Those it delivers to; `suppressed` more were left out (docs/consent.md).
     pub recipients: u32,
     /// The page size it was claimed with.
     pub limit: u32,
     pub sent: u32,
     pub failed: u32,
+    pub suppressed: u32,
     pub pending: Vec<Pending>,
 }
 
@@ -81,27 +83,33 @@ pub enum Claim {
 /// intent run, $9 the lane's bound, then the audience's, then `$owner`: this run's number
 /// (the page's owner from now on).
 /// With `profiles`, the page's users' data for templates too, read with the page.
-fn claim_sql(audience: &str, owner: usize, profiles: bool) -> String {
+fn claim_sql(audience: &str, owner: usize, profiles: bool, channel: Channel) -> String {
     // Built for the page's users only, after its LIMIT.
     let profile_list = if profiles {
         format!(
-            "coalesce((SELECT array_agg({} ORDER BY p.id) FROM page p JOIN users u ON u.id = p.id),
+            "coalesce((SELECT array_agg({} ORDER BY p.id) FROM page p JOIN users u ON u.id = p.id
+                       WHERE NOT p.quiet),
                       '{{}}')",
             crate::users::PROFILE_JSON
         )
     } else {
         "'{}'::text[]".to_owned()
     };
+    let consent = crate::consent::consent_cte(channel);
+    let quiet = crate::consent::quiet_sql(channel);
+    let suppressed = ItemStatus::Suppressed.code();
     format!(
         "
 WITH gate AS (
     SELECT status, intent, intent_seq, intent_reason, retry_seq FROM messages WHERE id = $1
 ),
+{consent},
 go AS (
     SELECT coalesce((SELECT status = $6 AND intent = $8 FROM gate), false) AS ok
 ),
 done AS (
-    SELECT last_user_id, recipients, page_limit, sent, failed, scanned_to, retry_seq, ids
+    SELECT last_user_id, recipients, page_limit, sent, failed, suppressed, scanned_to, retry_seq,
+           ids
     FROM message_pages
     WHERE message_id = $1 AND lane = $5 AND after_user_id = $2
 ),
@@ -110,7 +118,7 @@ take AS (
     WHERE message_id = $1 AND lane = $5 AND after_user_id = $2 AND (SELECT ok FROM go)
 ),
 page AS (
-    SELECT u.id, coalesce(u.email, '') AS email FROM users u
+    SELECT u.id, coalesce(u.email, '') AS email, {quiet} AS quiet FROM users u
     WHERE (SELECT ok FROM go) AND NOT EXISTS (SELECT 1 FROM done)
       AND u.id > $2 AND u.id <= $3
       AND {audience}
@@ -118,16 +126,24 @@ page AS (
     LIMIT $4
 ),
 cut AS (
-    SELECT max(id) AS last, count(*) AS n, array_agg(id ORDER BY id) AS ids FROM page
+    SELECT max(id) AS last, count(*) AS n, count(*) FILTER (WHERE quiet) AS q,
+           array_agg(id ORDER BY id) AS ids
+    FROM page
+),
+-- The quiet ones' outcome, recorded now: nothing is sent to them.
+hush AS (
+    INSERT INTO message_items (message_id, user_id, status)
+    SELECT $1, id, {suppressed} FROM page WHERE quiet
 ),
 mark AS (
     INSERT INTO message_pages (message_id, lane, after_user_id, last_user_id, recipients,
-                               page_limit, sent, scanned_to, ends_lane, owner, ids, retry_seq)
-    SELECT $1, $5, $2, cut.last, cut.n, $4, 0, s.to, s.to >= $9, ${owner}, coalesce(cut.ids, '{{}}'),
-           (SELECT retry_seq FROM gate)
+                               page_limit, sent, suppressed, scanned_to, ends_lane, owner, ids,
+                               retry_seq)
+    SELECT $1, $5, $2, cut.last, cut.n - cut.q, $4, 0, cut.q, s.to, s.to >= $9, ${owner},
+           coalesce(cut.ids, '{{}}'), (SELECT retry_seq FROM gate)
     FROM cut CROSS JOIN LATERAL (SELECT CASE WHEN cut.n >= $4 THEN cut.last ELSE $3 END AS to) s
     WHERE (SELECT ok FROM go) AND NOT EXISTS (SELECT 1 FROM done)
-    RETURNING last_user_id, recipients, page_limit, sent, failed, scanned_to
+    RETURNING last_user_id, recipients, page_limit, sent, failed, suppressed, scanned_to
 )
 SELECT (SELECT status FROM gate) AS status,
        (SELECT intent FROM gate) AS intent,
@@ -138,13 +154,14 @@ SELECT (SELECT status FROM gate) AS status,
        coalesce((SELECT page_limit FROM mark), (SELECT page_limit FROM done)) AS page_limit,
        coalesce((SELECT sent FROM mark), (SELECT sent FROM done)) AS sent,
        coalesce((SELECT failed FROM mark), (SELECT failed FROM done)) AS failed,
+       coalesce((SELECT suppressed FROM mark), (SELECT suppressed FROM done)) AS suppressed,
        coalesce((SELECT scanned_to FROM mark), (SELECT scanned_to FROM done)) AS scanned_to,
        EXISTS (SELECT 1 FROM mark) AS claimed_now,
        (SELECT retry_seq FROM gate) AS campaign_retry,
        (SELECT retry_seq FROM done) AS page_retry,
        (SELECT ids FROM done) AS done_ids,
-       coalesce((SELECT array_agg(id ORDER BY id) FROM page), '{{}}') AS ids,
-       coalesce((SELECT array_agg(email ORDER BY id) FROM page), '{{}}') AS emails,
+       coalesce((SELECT array_agg(id ORDER BY id) FROM page WHERE NOT quiet), '{{}}') AS ids,
+       coalesce((SELECT array_agg(email ORDER BY id) FROM page WHERE NOT quiet), '{{}}') AS emails,
        {profile_list} AS profiles
 "
     )
@@ -161,6 +178,7 @@ struct ClaimRow {
     page_limit: Option<i32>,
     sent: Option<i32>,
     failed: Option<i32>,
+    suppressed: Option<i32>,
     scanned_to: Option<i64>,
     claimed_now: bool,
     campaign_retry: Option<i32>,
@@ -183,7 +201,7 @@ pub async fn claim(
 ) -> Result<Claim> {
     let started = std::time::Instant::now();
     let owner_param = crate::pages::AUDIENCE_PARAMS + audience.params.len();
-    let sql = claim_sql(&audience.sql, owner_param, profiles);
+    let sql = claim_sql(&audience.sql, owner_param, profiles, page.channel);
     let query = sqlx::query_as(&sql)
         .bind(page.campaign_id)
         .bind(page.after)
@@ -206,12 +224,13 @@ pub async fn claim(
     )?;
     let intent = status::decode_intent(row.intent.unwrap_or_default())?;
     let recipients = row.recipients.map(|n| n as u32);
+    let mut suppressed = row.suppressed.unwrap_or_default() as u32;
     let (sent, mut failed) = (
         row.sent.unwrap_or_default() as u32,
         row.failed.unwrap_or_default() as u32,
     );
     let runnable = status == CampaignStatus::InProgress && intent == Intent::Run;
-    let Some(recipients) = recipients else {
+    let Some(mut recipients) = recipients else {
         // No page row: the gate kept it from being claimed.
         return Ok(halted(status, intent, row.intent_seq, row.intent_reason));
     };
@@ -252,6 +271,14 @@ pub async fn claim(
     } else {
         let mut pending =
             pending_of(conn, page.campaign_id, page.after, row.last, row.done_ids).await?;
+        // Whoever opted out or was suppressed since the page first ran is not sent to now.
+        let ids: Vec<i64> = pending.iter().map(|p| p.user_id).collect();
+        let quiet = crate::consent::suppress_pending(conn, page, page.channel, &ids).await?;
+        if !quiet.is_empty() {
+            pending.retain(|p| quiet.binary_search(&p.user_id).is_err());
+            recipients -= quiet.len() as u32;
+            suppressed += quiet.len() as u32;
+        }
         if profiles {
             let ids: Vec<i64> = pending.iter().map(|p| p.user_id).collect();
             let mut found = crate::users::profiles(conn, &ids)
@@ -274,6 +301,7 @@ pub async fn claim(
         limit: row.page_limit.unwrap_or(page.limit as i32) as u32,
         sent,
         failed,
+        suppressed,
         pending,
     }))
 }
@@ -427,9 +455,11 @@ pub struct Outcome {
 /// it (the last to claim it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromRow)]
 pub struct Recorded {
+    /// Those the page delivers to, as in [`Claimed::recipients`].
     pub recipients: i32,
     pub sent: i32,
     pub failed: i32,
+    pub suppressed: i32,
     pub owner: Option<i64>,
 }
 
@@ -492,7 +522,7 @@ UPDATE message_pages
        failed = failed + (SELECT count(*) FROM upd WHERE status = $11),
        retried = retried + (SELECT count(*) FROM upd WHERE status = $9 AND attempts > 1)
  WHERE message_id = $1 AND lane = $2 AND after_user_id = $3
-RETURNING recipients, sent, failed, owner
+RETURNING recipients, sent, failed, suppressed, owner
 ",
     )
     .bind(page.campaign_id)

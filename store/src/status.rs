@@ -113,8 +113,9 @@ pub async fn record(pool: &PgPool, input: &SetStatusInput) -> Result<StatusRecor
     )
     .await?
     .ok_or(StoreError::UnknownCampaignId(input.campaign_id))?;
-    let (sent, failed): (i64, i64) = sqlx::query_as(concat!(
-        "SELECT coalesce(sum(sent), 0)::bigint, coalesce(sum(failed), 0)::bigint FROM (",
+    let (sent, failed, suppressed): (i64, i64, i64) = sqlx::query_as(concat!(
+        "SELECT coalesce(sum(sent), 0)::bigint, coalesce(sum(failed), 0)::bigint,
+                coalesce(sum(suppressed), 0)::bigint FROM (",
         crate::lane_totals!("$1"),
         ") t"
     ))
@@ -125,6 +126,7 @@ pub async fn record(pool: &PgPool, input: &SetStatusInput) -> Result<StatusRecor
         status,
         sent,
         failed,
+        suppressed,
     })
 }
 

@@ -7,6 +7,7 @@
 //!   `user_attributes`, typed as declared). A field the user has no value for is undefined,
 //!   so `{{ user.name | default("there") }}` works and `{{ user.name }}` prints nothing.
 //! - `campaign`: `key` and `channel`.
+//! - `unsubscribe_url`: the recipient's one-click unsubscribe link (docs/consent.md).
 //!
 //! A template is compiled and checked at launch ([`Templates::compile`] for its syntax,
 //! [`Templates::check_names`] for the variables, filters and tests it names), so an error
@@ -251,6 +252,16 @@ impl Templates {
 
     /// The content for `user`.
     pub fn render(&self, user: &Arc<Profile>) -> Result<Rendered<'_>, RenderError> {
+        self.render_with(user, None)
+    }
+
+    /// The content for `user`, whose unsubscribe link is `unsubscribe_url` (`None`: the
+    /// variable is undefined).
+    pub fn render_with(
+        &self,
+        user: &Arc<Profile>,
+        unsubscribe_url: Option<&str>,
+    ) -> Result<Rendered<'_>, RenderError> {
         let mut rendered = Rendered {
             title: Cow::Borrowed(self.content.title()),
             body: Cow::Borrowed(self.content.body()),
@@ -264,6 +275,10 @@ impl Templates {
                 Value::from_object(User(user.clone(), Default::default())),
             ),
             ("campaign", self.campaign.clone()),
+            (
+                "unsubscribe_url",
+                unsubscribe_url.map_or(Value::UNDEFINED, Value::from),
+            ),
         ]);
         for &field in &self.templated {
             let text = self.render_field(field, &context)?;
@@ -389,7 +404,7 @@ fn check_variable(
     let parts: Vec<&str> = name.split('.').collect();
     let list = |names: &[&str]| names.join(", ");
     match parts.as_slice() {
-        ["user"] | ["campaign"] => Ok(()),
+        ["user"] | ["campaign"] | ["unsubscribe_url"] => Ok(()),
         ["user", "attrs", rest @ ..] => match rest {
             [] => Ok(()),
             [attr] if declared(attr) => Ok(()),
@@ -423,8 +438,8 @@ fn check_variable(
         }
         [top, ..] if globals.contains(top) => Ok(()),
         [top, ..] => Err(format!(
-            "{top:?} is not a variable here; templates read user and campaign \
-             (user.name, user.attrs.plan, campaign.key)"
+            "{top:?} is not a variable here; templates read user, campaign and \
+             unsubscribe_url (user.name, user.attrs.plan, campaign.key)"
         )),
         [] => Ok(()),
     }

@@ -124,6 +124,8 @@ pub struct LaneCursor {
     /// Committed totals for this lane, as read back from the ledger.
     pub sent: i64,
     pub failed: i64,
+    #[serde(default)]
+    pub suppressed: i64,
 }
 
 /// What a lane is doing within the current run.

@@ -21,6 +21,7 @@
 
 pub mod audience;
 pub mod carried;
+pub mod consent;
 pub mod keys;
 pub mod messages;
 pub mod names;
@@ -30,6 +31,7 @@ pub mod users;
 pub mod webhooks;
 
 pub use carried::*;
+pub use consent::{Category, OptOutChannel, Unsubscribe, UnsubscribeKey};
 pub use messages::*;
 pub use status::{CampaignStatus, Intent, ItemStatus, Requested};
 pub use types::*;

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Attempts, BareRequest, CampaignKey, CampaignStatus, Carried, Channel, Content, FieldError,
-    Lanes, PageExecution, PageSize, Rate, Requested, WebhookUrl, audience::Filter,
+    Attempts, BareRequest, CampaignKey, CampaignStatus, Carried, Category, Channel, Content,
+    FieldError, Lanes, PageExecution, PageSize, Rate, Requested, WebhookUrl, audience::Filter,
 };
 
 /// What an operator asked for at launch. Immutable for the life of the campaign.
@@ -15,6 +15,9 @@ pub struct CampaignSpec {
     pub content: Content,
     #[serde(default)]
     pub channel: Channel,
+    /// What it is about, for users' opt-outs (docs/consent.md).
+    #[serde(default)]
+    pub category: Category,
     /// Which users: `None` means every user. Relative times in it are fixed at launch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<Filter>,
@@ -203,10 +206,12 @@ pub struct LaneProgress {
     pub after: i64,
     /// A page reached the lane's bound and every page before the cursor is done.
     pub done: bool,
-    /// Pages, and their sent and failed recipients, before the cursor.
+    /// Pages, and their sent, failed and suppressed recipients, before the cursor.
     pub pages: u64,
     pub sent: i64,
     pub failed: i64,
+    #[serde(default)]
+    pub suppressed: i64,
 }
 
 /// Input of the page activity: the next page of one lane.
@@ -238,7 +243,7 @@ pub enum PageOutcome {
     /// found nobody.
     Written {
         last: Option<i64>,
-        /// Recipients in the page.
+        /// Recipients in the page: those it delivers to and those it left out (`suppressed`).
         recipients: u32,
         /// The page size the page was taken with (a page that ran before may have been taken
         /// at another pace): fewer recipients than this means nobody is left in the ids it
@@ -249,6 +254,10 @@ pub enum PageOutcome {
         /// outcome, so summing these over pages gives exactly the ledger's totals.
         sent: u32,
         failed: u32,
+        /// Of those, left out: opted out of the campaign's category or suppressed on its
+        /// channel when the page ran (docs/consent.md).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        suppressed: u32,
         /// The lane's cursor after this page: `last` when the page is full, else the end of
         /// the ids it scanned. `None` from a page row written before bounded scans, which always
         /// scanned to the lane's bound.
@@ -392,6 +401,8 @@ pub struct StatusRecorded {
     pub status: CampaignStatus,
     pub sent: i64,
     pub failed: i64,
+    #[serde(default)]
+    pub suppressed: i64,
 }
 
 /// Returned by the `progress` query and printed by the CLI.
@@ -402,6 +413,9 @@ pub struct Progress {
     pub total: i64,
     pub sent: i64,
     pub failed: i64,
+    /// Left out: opted out or suppressed (docs/consent.md).
+    #[serde(default)]
+    pub suppressed: i64,
     pub pending: i64,
     pub pages_done: u64,
     pub lanes_active: u32,
@@ -629,4 +643,8 @@ mod tests {
             r#"{"kind":"halted","status":1,"requested":{"intent":1,"seq":3}}"#
         );
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

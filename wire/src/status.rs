@@ -164,10 +164,12 @@ pub enum ItemStatus {
     Pending = 0,
     Sent = 1,
     Failed = 2,
+    /// Left out when its page ran: opted out or suppressed (docs/consent.md).
+    Suppressed = 3,
 }
 
 impl ItemStatus {
-    pub const ALL: [Self; 3] = [Self::Pending, Self::Sent, Self::Failed];
+    pub const ALL: [Self; 4] = [Self::Pending, Self::Sent, Self::Failed, Self::Suppressed];
 
     pub const fn code(self) -> i16 {
         self as i16
@@ -178,6 +180,7 @@ impl ItemStatus {
             Self::Pending => "pending",
             Self::Sent => "sent",
             Self::Failed => "failed",
+            Self::Suppressed => "suppressed",
         }
     }
 }
@@ -243,7 +246,7 @@ mod tests {
         for s in ItemStatus::ALL {
             assert_eq!(ItemStatus::try_from(s.code()), Ok(s));
         }
-        assert!(ItemStatus::try_from(3).is_err());
+        assert!(ItemStatus::try_from(4).is_err());
     }
 
     #[test]

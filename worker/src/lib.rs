@@ -6,7 +6,7 @@ use std::{future::Future, time::Duration};
 use anyhow::Context;
 use herald_activities::{
     Faults, HeraldActivities, Metrics, Stopping,
-    channels::{Channels, Settings},
+    channels::{Channels, Settings, Unsubscribing},
 };
 use herald_control::{config::WorkerConfig, connect_database, temporal};
 use herald_store::connect::PoolSettings;
@@ -45,6 +45,7 @@ pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> a
     if let Some(addr) = config.metrics_addr {
         serve_metrics(addr, metrics.clone(), pool.clone()).await?;
     }
+    let unsubscribe_key = services.unsubscribe_key(&pool).await?;
     let activities = HeraldActivities::new(
         pool,
         config.page_connections as usize,
@@ -55,6 +56,12 @@ pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> a
             smtp_url: services.smtp_url.clone(),
             email_from: services.email_from.clone(),
             concurrency: config.send_concurrency as usize,
+            unsubscribe: Unsubscribing {
+                key: unsubscribe_key,
+                base: services.public_url.clone(),
+                mailto: services.unsubscribe_mailto.clone(),
+            },
+            suppress_bounces: services.suppress_bounces,
         }),
         metrics,
         Faults::default()

@@ -38,6 +38,7 @@ pub fn split_lanes(
             done: false,
             sent: 0,
             failed: 0,
+            suppressed: 0,
         });
     }
     out
@@ -46,7 +47,7 @@ pub fn split_lanes(
 /// Move a lane past a committed page to `end`, where the page left the lane's cursor
 /// ([`crate::scan::page_end`]); `None` or the lane's bound: nobody is left in the lane, and
 /// it is done without asking the database again.
-pub fn advance(lane: &mut LaneCursor, end: Option<i64>, sent: u32, failed: u32) {
+pub fn advance(lane: &mut LaneCursor, end: Option<i64>, counts: Counts) {
     match end {
         Some(end) if end < lane.until => lane.after = end,
         _ => {
@@ -57,15 +58,34 @@ pub fn advance(lane: &mut LaneCursor, end: Option<i64>, sent: u32, failed: u32) 
     // Each page is applied once (its cursor moves past it), and a page that ran twice
     // reports the outcome recorded by the attempt that committed, so these sums equal the
     // ledger's counts.
-    lane.sent += i64::from(sent);
-    lane.failed += i64::from(failed);
+    lane.sent += i64::from(counts.sent);
+    lane.failed += i64::from(counts.failed);
+    lane.suppressed += i64::from(counts.suppressed);
 }
 
-/// Sum of the lanes' committed counters: (sent, failed).
-pub fn totals(lanes: &[Lane]) -> (i64, i64) {
-    lanes
-        .iter()
-        .fold((0, 0), |(s, f), l| (s + l.cursor.sent, f + l.cursor.failed))
+/// A page's recipients by outcome.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub sent: u32,
+    pub failed: u32,
+    pub suppressed: u32,
+}
+
+/// A campaign's committed recipients by outcome.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub sent: i64,
+    pub failed: i64,
+    pub suppressed: i64,
+}
+
+/// Sum of the lanes' committed counters.
+pub fn totals(lanes: &[Lane]) -> Totals {
+    lanes.iter().fold(Totals::default(), |t, l| Totals {
+        sent: t.sent + l.cursor.sent,
+        failed: t.failed + l.cursor.failed,
+        suppressed: t.suppressed + l.cursor.suppressed,
+    })
 }
 
 /// How a paced campaign's lanes cut and space their pages.
@@ -148,6 +168,14 @@ pub fn should_continue_as_new(
 mod tests {
     use super::*;
 
+    fn counts(sent: u32, failed: u32) -> Counts {
+        Counts {
+            sent,
+            failed,
+            suppressed: 0,
+        }
+    }
+
     fn ranges(lanes: &[LaneCursor]) -> Vec<(i64, i64)> {
         lanes.iter().map(|l| (l.after, l.until)).collect()
     }
@@ -193,9 +221,9 @@ mod tests {
     #[test]
     fn a_page_moves_the_cursor_to_where_it_ended() {
         let mut lane = split_lanes(1, 10_000, 10_000, 500, 1)[0];
-        advance(&mut lane, Some(500), 500, 0);
+        advance(&mut lane, Some(500), counts(500, 0));
         assert_eq!((lane.after, lane.done, lane.sent), (500, false, 500));
-        advance(&mut lane, Some(4_000), 20, 0);
+        advance(&mut lane, Some(4_000), counts(20, 0));
         assert_eq!((lane.after, lane.done, lane.sent), (4_000, false, 520));
     }
 
@@ -203,7 +231,7 @@ mod tests {
     fn a_page_ending_at_or_past_the_bound_ends_the_lane() {
         for end in [Some(10_000), Some(12_000), None] {
             let mut lane = split_lanes(1, 10_000, 10_000, 500, 1)[0];
-            advance(&mut lane, end, 20, 0);
+            advance(&mut lane, end, counts(20, 0));
             assert!(lane.done);
             assert_eq!(lane.after, lane.until);
         }
@@ -213,10 +241,17 @@ mod tests {
     fn counters_add_each_pages_outcome() {
         let mut a = split_lanes(1, 10_000, 10_000, 500, 2)[0];
         let mut b = split_lanes(1, 10_000, 10_000, 500, 2)[1];
-        advance(&mut a, Some(500), 498, 2);
-        advance(&mut a, Some(1_000), 500, 0);
-        advance(&mut b, Some(5_500), 500, 0);
-        assert_eq!(totals(&[a.into(), b.into()]), (1_498, 2));
+        advance(&mut a, Some(500), counts(498, 2));
+        advance(&mut a, Some(1_000), counts(500, 0));
+        advance(&mut b, Some(5_500), counts(500, 0));
+        assert_eq!(
+            totals(&[a.into(), b.into()]),
+            Totals {
+                sent: 1_498,
+                failed: 2,
+                suppressed: 0
+            }
+        );
     }
 
     #[test]

@@ -320,15 +320,16 @@ pub(crate) fn publish(ctx: &WorkflowContext<CampaignWorkflow>) {
     let status = p.status.name();
     ctx.upsert_search_attributes([
         SA_STATUS.value_set(status.to_owned()),
-        SA_PROCESSED.value_set(p.sent + p.failed),
+        SA_PROCESSED.value_set(p.sent + p.failed + p.suppressed),
     ]);
     ctx.set_current_details(format!(
-        "**{}** — {} of {} processed ({} sent, {} failed, {} pending), {} pages, run {}{}",
+        "**{}** — {} of {} processed ({} sent, {} failed, {} suppressed, {} pending), {} pages, run {}{}",
         status,
-        p.sent + p.failed,
+        p.sent + p.failed + p.suppressed,
         p.total,
         p.sent,
         p.failed,
+        p.suppressed,
         p.pending,
         p.pages_done,
         p.run,

@@ -7,10 +7,17 @@
 //! (campaign, recipient), so a message resent after a crash is recognisable as the same one.
 //! SMTP 4xx replies, timeouts and connection failures are transient; 5xx replies and
 //! addresses that cannot be written in a message are permanent.
+//!
+//! Every message carries `List-Unsubscribe` with the recipient's one-click link (and a
+//! `mailto:` when `HERALD_UNSUBSCRIBE_MAILTO` is set) and `List-Unsubscribe-Post:
+//! List-Unsubscribe=One-Click`, as RFC 8058 and Gmail's and Yahoo's bulk sender rules ask.
 
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Tokio1Executor,
-    message::{Mailbox, header::ContentType},
+    message::{
+        Mailbox,
+        header::{ContentType, HeaderName, HeaderValue},
+    },
     transport::smtp::PoolConfig,
 };
 
@@ -55,6 +62,29 @@ impl Email {
     }
 }
 
+/// `List-Unsubscribe` (RFC 2369): the one-click link (RFC 8058: a POST to it unsubscribes),
+/// then the `mailto:` if there is one.
+fn list_unsubscribe(message: &Message<'_>) -> String {
+    match message.unsubscribe_mailto {
+        Some(mailto) => format!(
+            "<{}>, <mailto:{mailto}?subject=unsubscribe>",
+            message.unsubscribe_url
+        ),
+        None => format!("<{}>", message.unsubscribe_url),
+    }
+}
+
+/// A header whose value is ASCII Herald made (a URL, an address checked at start), written
+/// as it is: encoding would break the angle brackets mail clients look for.
+fn ascii_header(name: &'static str, value: String) -> HeaderValue {
+    debug_assert!(value.is_ascii() && !value.contains(['\r', '\n']));
+    HeaderValue::dangerous_new_pre_encoded(
+        HeaderName::new_from_ascii_str(name),
+        value.clone(),
+        value,
+    )
+}
+
 impl Deliver for Email {
     async fn send(&self, message: Message<'_>) -> Attempt {
         if message.email.is_empty() {
@@ -74,6 +104,11 @@ impl Deliver for Email {
             .to(to)
             .subject(message.title)
             .message_id(Some(format!("<{}@{}>", message.delivery_id(), self.domain)))
+            .raw_header(ascii_header("List-Unsubscribe", list_unsubscribe(&message)))
+            .raw_header(ascii_header(
+                "List-Unsubscribe-Post",
+                "List-Unsubscribe=One-Click".to_owned(),
+            ))
             .header(ContentType::TEXT_PLAIN)
             .body(message.body.to_owned());
         let email = match email {

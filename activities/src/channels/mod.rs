@@ -21,7 +21,7 @@ use herald_store::{
 use herald_wire::{Channel, PageInput, PageOutcome};
 use herald_workflows::options::PAGE_STATEMENT_TIMEOUT;
 
-pub use outbound::Settings;
+pub use outbound::{Settings, Unsubscribing};
 
 /// One message to one recipient, its content rendered for them.
 #[derive(Clone, Copy, Debug)]
@@ -31,6 +31,10 @@ pub struct Message<'a> {
     pub email: &'a str,
     pub title: &'a str,
     pub body: &'a str,
+    /// The link that opts the recipient out of the campaign's category on its channel.
+    pub unsubscribe_url: &'a str,
+    /// `HERALD_UNSUBSCRIBE_MAILTO`, for e-mail's `List-Unsubscribe`.
+    pub unsubscribe_mailto: Option<&'a str>,
 }
 
 impl Message<'_> {

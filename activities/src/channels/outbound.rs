@@ -33,7 +33,10 @@ use herald_store::{
     sends::{self, Claim, Claimed, Delivery, Outcome, Pending, Recorded},
 };
 use herald_templates::{Profile, Templates};
-use herald_wire::{Deliveries, Destinations, ItemStatus, PageInput, PageOutcome, WebhookSecret};
+use herald_wire::{
+    Channel, Deliveries, Destinations, ItemStatus, PageInput, PageOutcome, UnsubscribeKey,
+    WebhookSecret,
+};
 use herald_workflows::options::{SEND_BUDGET, SEND_HEARTBEAT_EVERY};
 use temporalio_sdk::activities::ActivityContext;
 use tokio::sync::{Semaphore, SemaphorePermit, mpsc};
@@ -56,7 +59,40 @@ pub struct Settings {
     pub email_from: Option<String>,
     /// Sends in flight at once in one page.
     pub concurrency: usize,
+    /// How recipients' unsubscribe links are made (docs/consent.md).
+    pub unsubscribe: Unsubscribing,
+    /// Whether an address its server refuses for good is suppressed
+    /// (`HERALD_SUPPRESS_BOUNCES`).
+    pub suppress_bounces: bool,
 }
+
+/// What makes a recipient's unsubscribe link.
+#[derive(Clone, Debug)]
+pub struct Unsubscribing {
+    pub key: UnsubscribeKey,
+    /// `HERALD_PUBLIC_URL`.
+    pub base: String,
+    /// `HERALD_UNSUBSCRIBE_MAILTO`.
+    pub mailto: Option<String>,
+}
+
+impl Unsubscribing {
+    /// The link that opts `user_id` out of `spec`'s category on its channel.
+    pub fn url(&self, user_id: i64, spec: &herald_wire::CampaignSpec) -> String {
+        self.key.url(
+            &self.base,
+            &herald_wire::Unsubscribe {
+                user_id,
+                category: spec.category.clone(),
+                channel: spec.channel,
+            },
+        )
+    }
+}
+
+/// The SMTP replies that say an address does not exist or may not receive mail: a hard
+/// bounce, which suppresses the address when `HERALD_SUPPRESS_BOUNCES` is on.
+pub const BOUNCE_CLASSES: [&str; 3] = ["smtp_550", "smtp_551", "smtp_553"];
 
 /// A retry whose wait is at most this is waited out inside the page; a longer one is the
 /// workflow's, on a durable timer.
@@ -125,6 +161,7 @@ pub async fn deliver_page<D: Deliver>(
         recipients: claimed.recipients as i32,
         sent: claimed.sent as i32,
         failed: claimed.failed as i32,
+        suppressed: claimed.suppressed as i32,
         owner: Some(owner),
     };
     if claimed.pending.is_empty() {
@@ -170,6 +207,8 @@ pub async fn deliver_page<D: Deliver>(
     let mut deliveries = Deliveries::default();
     let mut errors: HashMap<String, u32> = HashMap::new();
     let mut retry_after = Duration::ZERO;
+    // Addresses their servers refused for good, to suppress.
+    let mut bounced: Vec<(String, String)> = Vec::new();
     loop {
         let round: Vec<usize> = (0..items.len())
             .filter(|&i| items[i].status == ItemStatus::Pending)
@@ -181,6 +220,11 @@ pub async fn deliver_page<D: Deliver>(
         counters = recorded.unwrap_or(counters);
         let mut wait = Duration::ZERO;
         for (i, attempt) in results {
+            if let Attempt::Fail { class, error } = &attempt
+                && BOUNCE_CLASSES.contains(&class.as_str())
+            {
+                bounced.push((items[i].pending.email.clone(), error.clone()));
+            }
             let item = &mut items[i];
             item.tries += 1;
             item.status = status_after(&attempt, item.tries, max_tries);
@@ -219,6 +263,9 @@ pub async fn deliver_page<D: Deliver>(
         // A pause may have come while the page waited: the next round's sends look first.
     }
 
+    if run.settings.suppress_bounces && !bounced.is_empty() {
+        pulse.during(suppress_bounced(run, page, bounced)).await?;
+    }
     deliveries.top_error = errors
         .into_iter()
         .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
@@ -244,10 +291,12 @@ pub async fn deliver_page<D: Deliver>(
 fn written(claimed: &Claimed, counters: Recorded, deliveries: Deliveries) -> PageOutcome {
     PageOutcome::Written {
         last: claimed.last,
-        recipients: counters.recipients as u32,
+        // Everyone the page took: those it delivers to and those it left out.
+        recipients: (counters.recipients + counters.suppressed) as u32,
         limit: Some(claimed.limit),
         sent: counters.sent as u32,
         failed: counters.failed as u32,
+        suppressed: counters.suppressed as u32,
         scanned_to: claimed.scanned_to,
         took_ms: claimed.took_ms,
         deliveries,
@@ -272,6 +321,33 @@ fn outcome(item: &Item, error: Option<(String, String)>) -> Outcome {
         attempts: item.tries,
         error,
     }
+}
+
+/// Suppress the e-mail addresses that bounced for good, so that no later campaign sends to
+/// them (docs/consent.md). Their recipients are already recorded failed.
+async fn suppress_bounced(
+    run: &PageRun<'_>,
+    page: &PageInput,
+    bounced: Vec<(String, String)>,
+) -> Result<()> {
+    let entries: Vec<(String, Option<String>)> = bounced
+        .into_iter()
+        .filter_map(|(email, error)| {
+            let address = herald_store::consent::normalize_address(Channel::Email, &email).ok()?;
+            Some((address, Some(format!("{}: {error}", run.campaign.key))))
+        })
+        .collect();
+    let mut conn = lease(run.pages, page, None).await?;
+    let done = herald_store::consent::suppress_on(
+        &mut conn,
+        Channel::Email,
+        &entries,
+        herald_store::consent::SuppressionReason::Bounce,
+        "herald",
+    )
+    .await;
+    conn.finish(&done);
+    done.map(|_| ())
 }
 
 /// Record outcomes on one of the page connections.
@@ -346,11 +422,13 @@ impl Round<'_> {
     fn render<'t>(
         &'t self,
         item: &Item,
+        unsubscribe_url: &str,
     ) -> std::result::Result<herald_templates::Rendered<'t>, herald_templates::RenderError> {
+        let templates = self.run.templates;
         match &item.profile {
-            Some(profile) => self.run.templates.render(profile),
+            Some(profile) => templates.render_with(profile, Some(unsubscribe_url)),
             // The same text for everyone: nobody's data is read.
-            None if !self.run.templates.is_personal() => self.run.templates.render(&self.nobody),
+            None if !templates.is_personal() => templates.render(&self.nobody),
             // Deleted between the claim and the read of their data: not rendered from nothing.
             None => Err(herald_templates::RenderError {
                 field: herald_templates::Field::Body,
@@ -402,15 +480,28 @@ impl Round<'_> {
                         }
                         let item = &items[i];
                         let sending = Instant::now();
-                        let attempt = match self.render(item) {
+                        let user_id = item.pending.user_id;
+                        let unsubscribe = self
+                            .run
+                            .settings
+                            .unsubscribe
+                            .url(user_id, &self.run.campaign.spec);
+                        let attempt = match self.render(item, &unsubscribe) {
                             Ok(content) => {
                                 let attempt = sender
                                     .send(Message {
                                         campaign: self.run.campaign,
-                                        user_id: item.pending.user_id,
+                                        user_id,
                                         email: &item.pending.email,
                                         title: &content.title,
                                         body: &content.body,
+                                        unsubscribe_url: &unsubscribe,
+                                        unsubscribe_mailto: self
+                                            .run
+                                            .settings
+                                            .unsubscribe
+                                            .mailto
+                                            .as_deref(),
                                     })
                                     .await;
                                 self.run.metrics.tried(channel, sending.elapsed());

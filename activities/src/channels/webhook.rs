@@ -46,6 +46,8 @@ struct Body<'a> {
     recipient: Recipient<'a>,
     title: &'a str,
     body: &'a str,
+    /// The recipient's one-click unsubscribe link, for the app to show.
+    unsubscribe_url: &'a str,
 }
 
 #[derive(Serialize)]
@@ -104,6 +106,7 @@ impl Deliver for Webhook {
             },
             title: message.title,
             body: message.body,
+            unsubscribe_url: message.unsubscribe_url,
         })
         .expect("the body serializes");
         let timestamp = SystemTime::now()

@@ -6,8 +6,8 @@
 use chrono::{DateTime, Utc};
 use herald_templates::Templates;
 use herald_wire::{
-    Attempts, CampaignKey, CampaignSpec, Channel, Content, FieldError, InvalidInput, Lanes,
-    PageExecution, PageSize, Rate, Segment, Tuning, WebhookUrl,
+    Attempts, CampaignKey, CampaignSpec, Category, Channel, Content, FieldError, InvalidInput,
+    Lanes, PageExecution, PageSize, Rate, Segment, Tuning, WebhookUrl,
     audience::{AudienceName, Filter, FilterError},
     parse_send_at,
 };
@@ -31,6 +31,7 @@ pub struct LaunchFields {
     pub title: String,
     pub body: String,
     pub channel: Option<String>,
+    pub category: Option<String>,
     pub segment: Option<String>,
     pub audience: Option<AudienceGiven>,
     pub audience_name: Option<String>,
@@ -157,6 +158,11 @@ impl LaunchFields {
             None => Ok(Channel::Inbox),
             Some(c) => check.field("channel", c.parse()).ok_or(()),
         };
+        let category = self
+            .category
+            .as_deref()
+            .map(|c| check.field("category", Category::parse(c.trim())).ok_or(()))
+            .transpose();
         let audience = self.audience(&mut check);
         let send_at = self
             .send_at
@@ -194,6 +200,7 @@ impl LaunchFields {
             Ok(key),
             Ok(content),
             Ok(channel),
+            Ok(category),
             Ok((audience, audience_name)),
             Ok(send_at),
             Ok(page_size),
@@ -208,6 +215,7 @@ impl LaunchFields {
             key,
             content,
             channel,
+            category,
             audience,
             send_at,
             page_size,
@@ -225,6 +233,7 @@ impl LaunchFields {
         let spec = CampaignSpec {
             content,
             channel,
+            category: category.unwrap_or_default(),
             audience,
             send_at,
             page_size: page_size.unwrap_or_default(),

@@ -193,6 +193,7 @@ async fn an_interrupted_launch_is_finished_by_launching_again() {
     let spec = CampaignSpec {
         content: Content::new("Hello", "A message").unwrap(),
         channel: Default::default(),
+        category: Default::default(),
         audience: Some(Filter::Segment(Segment::parse("cut").unwrap())),
         send_at: None,
         page_size: Default::default(),

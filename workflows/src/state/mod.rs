@@ -59,7 +59,7 @@ pub struct CampaignState {
     /// what it reads is what that request is appended over.
     pub look_for_bare: bool,
     /// The ledger's totals, once the campaign has finished: what it reports.
-    pub ledger: Option<(i64, i64)>,
+    pub ledger: Option<plan::Totals>,
     /// Looks at the row begun in this run, and the number of the last one that read it.
     pub looks_begun: u64,
     pub looks_read: u64,
@@ -201,6 +201,7 @@ impl CampaignState {
                 cursor.done = p.done || cursor.after >= cursor.until;
                 cursor.sent = p.sent;
                 cursor.failed = p.failed;
+                cursor.suppressed = p.suppressed;
                 c.pages_done += p.pages;
             }
         }
@@ -329,7 +330,11 @@ impl CampaignState {
         }
         if stored.is_terminal() {
             // Page results can be lost with a failed workflow task; the ledger cannot.
-            self.ledger = Some((recorded.sent, recorded.failed));
+            self.ledger = Some(plan::Totals {
+                sent: recorded.sent,
+                failed: recorded.failed,
+                suppressed: recorded.suppressed,
+            });
         }
     }
 
@@ -365,14 +370,19 @@ impl CampaignState {
 
     pub fn snapshot(&self) -> Progress {
         let c = &self.carried;
-        let (sent, failed) = self.ledger.unwrap_or_else(|| plan::totals(&c.lanes));
+        let plan::Totals {
+            sent,
+            failed,
+            suppressed,
+        } = self.ledger.unwrap_or_else(|| plan::totals(&c.lanes));
         Progress {
             key: self.key.to_string(),
             status: self.status,
             total: c.total,
             sent,
             failed,
-            pending: (c.total - sent - failed).max(0),
+            suppressed,
+            pending: (c.total - sent - failed - suppressed).max(0),
             pages_done: c.pages_done,
             lanes_active: c.lanes.iter().filter(|l| !l.cursor.done).count() as u32,
             cursor: c.lanes.iter().map(|l| l.cursor.after).collect(),

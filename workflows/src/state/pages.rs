@@ -111,6 +111,7 @@ impl CampaignState {
                 limit,
                 sent,
                 failed,
+                suppressed,
                 scanned_to,
                 took_ms,
                 deliveries,
@@ -120,7 +121,12 @@ impl CampaignState {
                 let limit = limit.unwrap_or(taken_with);
                 let lane = &mut self.carried.lanes[lane];
                 let end = scan::page_end(last, recipients, limit, scanned_to);
-                plan::advance(&mut lane.cursor, end, sent, failed);
+                let counts = plan::Counts {
+                    sent,
+                    failed,
+                    suppressed,
+                };
+                plan::advance(&mut lane.cursor, end, counts);
                 lane.scan = scan::after_page(lane.scan, limit, recipients < limit, took_ms);
                 self.carried.trouble = Default::default();
                 self.carried.pages_done += 1;

@@ -195,7 +195,7 @@ proptest! {
                         let scanned_to = if n == limit { found.last().copied() } else { Some(end) };
                         s.apply_page(lane, PageOutcome::Written {
                             last: found.last().copied(), recipients: n, limit: Some(limit),
-                            sent: n, failed: 0, scanned_to, took_ms,
+                            sent: n, failed: 0, suppressed: 0, scanned_to, took_ms,
                             deliveries: Deliveries::default(),
                         }, now);
                         committed[lane] += i64::from(n);

@@ -26,6 +26,7 @@ fn input(tuning: Tuning) -> CampaignInput {
         spec: CampaignSpec {
             content: Content::new("T", "B").unwrap(),
             channel: Default::default(),
+            category: Default::default(),
             audience: None,
             send_at: None,
             page_size: Default::default(),
@@ -65,6 +66,7 @@ fn record(s: &mut CampaignState, status: CampaignStatus) {
             status,
             sent: 0,
             failed: 0,
+            suppressed: 0,
         },
     );
 }
@@ -250,6 +252,7 @@ fn a_cursor_moves_only_with_a_committed_page() {
             limit: Some(500),
             sent: 500,
             failed: 0,
+            suppressed: 0,
             scanned_to: Some(1_500),
             took_ms: Some(3),
             deliveries: Deliveries::default(),
@@ -317,20 +320,27 @@ fn a_run_started_afresh_goes_on_from_the_ledgers_lanes() {
                 pages: 2,
                 sent: 600,
                 failed: 0,
+                suppressed: 0,
             },
             herald_wire::LaneProgress {
                 lane: 1,
                 after: 1_400,
                 done: false,
                 pages: 1,
-                sent: 400,
+                sent: 380,
                 failed: 0,
+                suppressed: 20,
             },
         ],
     });
     let cursors: Vec<_> = s.carried.lanes.iter().map(|l| l.cursor).collect();
     assert_eq!((cursors[0].after, cursors[0].sent), (600, 600));
-    assert_eq!((cursors[1].after, cursors[1].sent), (1_400, 400));
+    assert_eq!(
+        (cursors[1].after, cursors[1].sent, cursors[1].suppressed),
+        (1_400, 380, 20)
+    );
+    let p = s.snapshot();
+    assert_eq!((p.sent, p.suppressed, p.pending), (980, 20, 1_000));
     assert_eq!(s.carried.pages_done, 3);
     assert_eq!(s.lifecycle(), Lifecycle::Paused { started: true });
     // Resumed, it sends again at once (it does not wait for a send time).

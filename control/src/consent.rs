@@ -1,0 +1,372 @@
+//! Consent (docs/consent.md): categories, users' opt-outs and preferences, one-click
+//! unsubscribe, and the suppression list.
+
+use herald_store::consent as store;
+pub use herald_store::consent::{
+    CategoryView, OptOut, OptOutSource, Suppression, SuppressionReason,
+};
+use herald_wire::{Category, Channel, OptOutChannel, Unsubscribe, UnsubscribeKey};
+
+use crate::{Control, ControlError, Result};
+
+/// Addresses one import or request may suppress.
+pub const MAX_SUPPRESSIONS: usize = 100_000;
+
+/// What a one-click unsubscribe did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unsubscribed {
+    pub link: Unsubscribe,
+    /// `false`: the user had opted out already (a second click, a mail scanner's POST).
+    pub new: bool,
+}
+
+/// What a suppression import did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Imported {
+    /// Addresses read.
+    pub read: usize,
+    /// Of those, newly suppressed (the others were already).
+    pub added: u64,
+}
+
+impl Control {
+    /// The key of unsubscribe links (HERALD_UNSUBSCRIBE_SECRET, or the ledger's).
+    pub async fn unsubscribe_key(&self) -> Result<&UnsubscribeKey> {
+        self.unsubscribe
+            .get_or_try_init(|| self.config.unsubscribe_key(&self.db))
+            .await
+    }
+
+    /// The link that opts `user_id` out of `category` on `channel`.
+    pub async fn unsubscribe_url(
+        &self,
+        user_id: i64,
+        category: Category,
+        channel: Channel,
+    ) -> Result<String> {
+        let link = Unsubscribe {
+            user_id,
+            category,
+            channel,
+        };
+        Ok(self
+            .unsubscribe_key()
+            .await?
+            .url(&self.config.public_url, &link))
+    }
+
+    /// What an unsubscribe token stands for; a token this Herald did not sign is not found.
+    pub async fn unsubscribe_link(&self, token: &str) -> Result<Unsubscribe> {
+        self.unsubscribe_key()
+            .await?
+            .verify(token)
+            .ok_or_else(|| ControlError::NotFound("this unsubscribe link is not valid".into()))
+    }
+
+    /// Carry out a one-click unsubscribe: opt the link's user out of its category on its
+    /// channel. Idempotent. A user deleted since the link was sent has nothing to opt out
+    /// of, and is answered as done.
+    pub async fn unsubscribe(&self, token: &str) -> Result<Unsubscribed> {
+        let link = self.unsubscribe_link(token).await?;
+        let done = store::opt_out(
+            &self.db,
+            link.user_id,
+            &link.category,
+            OptOutChannel::One(link.channel),
+            OptOutSource::OneClick,
+            "recipient",
+        )
+        .await;
+        let new = match done {
+            Ok(new) => new,
+            Err(herald_store::StoreError::UnknownUser(_)) => false,
+            // A category removed since: nothing will be sent in it.
+            Err(herald_store::StoreError::UnknownCategory(_)) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if new {
+            tracing::info!(
+                user = link.user_id,
+                category = %link.category,
+                channel = %link.channel,
+                "unsubscribed"
+            );
+        }
+        Ok(Unsubscribed { link, new })
+    }
+
+    pub async fn categories(&self) -> Result<Vec<CategoryView>> {
+        Ok(store::categories(&self.db).await?)
+    }
+
+    /// Declare a category; `false` if it existed already.
+    pub async fn add_category(
+        &self,
+        name: &str,
+        description: Option<&str>,
+        actor: &str,
+    ) -> Result<bool> {
+        let name = Category::parse(name).map_err(|e| ControlError::Field {
+            field: "name".into(),
+            message: e.0,
+        })?;
+        if let Some(d) = description
+            && d.chars().count() > 200
+        {
+            return Err(ControlError::Field {
+                field: "description".into(),
+                message: "a description is at most 200 characters".into(),
+            });
+        }
+        Ok(store::add_category(&self.db, &name, description, actor).await?)
+    }
+
+    /// A user's opt-outs.
+    pub async fn preferences(&self, user_id: i64) -> Result<Vec<OptOut>> {
+        Ok(store::opt_outs(&self.db, user_id).await?)
+    }
+
+    /// Make a user's opt-outs exactly `wanted` (category and channel names, as given);
+    /// each wrong entry is named by its place (`opt_outs[2].channel`).
+    pub async fn set_preferences(
+        &self,
+        user_id: i64,
+        wanted: &[(String, String)],
+        source: OptOutSource,
+        actor: &str,
+    ) -> Result<Vec<OptOut>> {
+        if wanted.len() > 1_000 {
+            return Err(ControlError::Field {
+                field: "opt_outs".into(),
+                message: format!("at most 1000 opt-outs, not {}", wanted.len()),
+            });
+        }
+        let parsed = wanted
+            .iter()
+            .enumerate()
+            .map(|(i, (category, channel))| {
+                let at = |field: &str, message: String| ControlError::Field {
+                    field: format!("opt_outs[{i}].{field}"),
+                    message,
+                };
+                let category = Category::parse(category).map_err(|e| at("category", e.0))?;
+                if category.is_transactional() {
+                    return Err(at(
+                        "category",
+                        "transactional messages ignore opt-outs; nobody opts out of them".into(),
+                    ));
+                }
+                let channel = channel
+                    .parse::<OptOutChannel>()
+                    .map_err(|e| at("channel", e.0))?;
+                Ok((category, channel))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(store::set_opt_outs(&self.db, user_id, &parsed, source, actor).await?)
+    }
+
+    /// Opt a user out of a category on a channel (or `all`), as an operator.
+    pub async fn opt_out(
+        &self,
+        user_id: i64,
+        category: &str,
+        channel: &str,
+        actor: &str,
+    ) -> Result<bool> {
+        let category = Category::parse(category).map_err(|e| ControlError::Field {
+            field: "category".into(),
+            message: e.0,
+        })?;
+        if category.is_transactional() {
+            return Err(ControlError::Field {
+                field: "category".into(),
+                message: "transactional messages ignore opt-outs; nobody opts out of them".into(),
+            });
+        }
+        let channel = channel
+            .parse::<OptOutChannel>()
+            .map_err(|e| ControlError::Field {
+                field: "channel".into(),
+                message: e.0,
+            })?;
+        Ok(store::opt_out(
+            &self.db,
+            user_id,
+            &category,
+            channel,
+            OptOutSource::Operator,
+            actor,
+        )
+        .await?)
+    }
+
+    /// Suppress addresses on a channel, as given (each checked and normalized; one bad
+    /// address, named by its place, suppresses none).
+    pub async fn suppress(
+        &self,
+        channel: &str,
+        entries: &[(String, Option<String>)],
+        reason: SuppressionReason,
+        actor: &str,
+    ) -> Result<Imported> {
+        let channel = parse_channel(channel)?;
+        if entries.is_empty() || entries.len() > MAX_SUPPRESSIONS {
+            return Err(ControlError::Field {
+                field: "addresses".into(),
+                message: format!(
+                    "give 1 to {MAX_SUPPRESSIONS} addresses, not {}",
+                    entries.len()
+                ),
+            });
+        }
+        let normalized = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (address, detail))| {
+                let address = store::normalize_address(channel, address).map_err(|message| {
+                    ControlError::Field {
+                        field: format!("addresses[{i}]"),
+                        message,
+                    }
+                })?;
+                let detail = detail
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty())
+                    .map(|d| d.chars().take(200).collect());
+                Ok((address, detail))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let added = store::suppress(&self.db, channel, &normalized, reason, actor).await?;
+        Ok(Imported {
+            read: normalized.len(),
+            added,
+        })
+    }
+
+    /// Suppress the addresses of a CSV file: one address a line in the first column, an
+    /// optional note in the second; a header line naming `address` or `email` is skipped.
+    /// A bad line, named by its number, suppresses none.
+    pub async fn import_suppressions(
+        &self,
+        channel: &str,
+        csv_text: &str,
+        actor: &str,
+    ) -> Result<Imported> {
+        let entries = parse_suppression_csv(csv_text)?;
+        if entries.is_empty() {
+            return Err(ControlError::Field {
+                field: "file".into(),
+                message: "the file holds no address".into(),
+            });
+        }
+        let channel_parsed = parse_channel(channel)?;
+        for (line, (address, _)) in &entries {
+            store::normalize_address(channel_parsed, address).map_err(|message| {
+                ControlError::Field {
+                    field: format!("line {line}"),
+                    message,
+                }
+            })?;
+        }
+        let entries: Vec<(String, Option<String>)> =
+            entries.into_iter().map(|(_, entry)| entry).collect();
+        self.suppress(channel, &entries, SuppressionReason::Import, actor)
+            .await
+    }
+
+    /// Take an address off a channel's suppression list; whether it was on it.
+    pub async fn unsuppress(&self, channel: &str, address: &str) -> Result<bool> {
+        let channel = parse_channel(channel)?;
+        let address =
+            store::normalize_address(channel, address).map_err(|message| ControlError::Field {
+                field: "address".into(),
+                message,
+            })?;
+        Ok(store::unsuppress(&self.db, channel, &address).await?)
+    }
+
+    /// A page of the suppression list, newest first, and how many entries it has.
+    pub async fn suppressions(
+        &self,
+        channel: Option<&str>,
+        search: Option<&str>,
+        before: Option<(chrono::DateTime<chrono::Utc>, String)>,
+        limit: u32,
+    ) -> Result<(Vec<Suppression>, i64)> {
+        let channel = channel.map(parse_channel).transpose()?;
+        Ok(store::suppressions(&self.db, channel, search, before, limit.clamp(1, 1_000)).await?)
+    }
+}
+
+fn parse_channel(channel: &str) -> Result<Channel> {
+    channel
+        .parse()
+        .map_err(|e: herald_wire::InvalidInput| ControlError::Field {
+            field: "channel".into(),
+            message: e.0,
+        })
+}
+
+/// The entries of a suppression CSV with their line numbers.
+fn parse_suppression_csv(text: &str) -> Result<Vec<(u64, (String, Option<String>))>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut out = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let line = i as u64 + 1;
+        let record = record.map_err(|e| ControlError::Field {
+            field: format!("line {line}"),
+            message: e.to_string(),
+        })?;
+        let Some(address) = record.get(0).filter(|a| !a.is_empty()) else {
+            continue;
+        };
+        if i == 0
+            && matches!(
+                address.to_lowercase().as_str(),
+                "address" | "email" | "e-mail"
+            )
+        {
+            continue;
+        }
+        let detail = record.get(1).map(str::to_owned);
+        out.push((line, (address.to_owned(), detail)));
+        if out.len() > MAX_SUPPRESSIONS {
+            return Err(ControlError::Field {
+                field: "file".into(),
+                message: format!("one import holds at most {MAX_SUPPRESSIONS} addresses"),
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_suppression_file_is_read_line_by_line() {
+        let rows = parse_suppression_csv(
+            "email,note\na@example.com, bounced elsewhere\n\n\"b@example.com\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (
+                    2,
+                    (
+                        "a@example.com".to_owned(),
+                        Some("bounced elsewhere".to_owned())
+                    )
+                ),
+                (4, ("b@example.com".to_owned(), None)),
+            ]
+        );
+    }
+}

@@ -123,9 +123,9 @@ async fn get_preferences(
     responses(
         (status = 200, body = Preferences),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "No such user, or a category nobody declared", body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-        (status = 422, description = "A category nobody declared", body = ErrorBody),
         (status = 503, body = ErrorBody),
     ),
     security(("bearer" = []))

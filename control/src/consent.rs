@@ -308,16 +308,23 @@ fn parse_channel(channel: &str) -> Result<Channel> {
         })
 }
 
-/// The entries of a suppression CSV with their line numbers.
+/// The entries of a suppression CSV with their line numbers: one record a line (an address
+/// holds no line break), blank lines skipped.
 fn parse_suppression_csv(text: &str) -> Result<Vec<(u64, (String, Option<String>))>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
     let mut out = Vec::new();
-    for (i, record) in reader.records().enumerate() {
+    for (i, raw) in text.lines().enumerate() {
         let line = i as u64 + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(raw.as_bytes());
+        let Some(record) = reader.records().next() else {
+            continue;
+        };
         let record = record.map_err(|e| ControlError::Field {
             field: format!("line {line}"),
             message: e.to_string(),
@@ -325,7 +332,7 @@ fn parse_suppression_csv(text: &str) -> Result<Vec<(u64, (String, Option<String>
         let Some(address) = record.get(0).filter(|a| !a.is_empty()) else {
             continue;
         };
-        if i == 0
+        if out.is_empty()
             && matches!(
                 address.to_lowercase().as_str(),
                 "address" | "email" | "e-mail"

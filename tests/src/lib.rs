@@ -516,6 +516,15 @@ impl TestApp {
             "failure counts by class and failed items disagree: {l:?}"
         );
         assert_eq!(
+            l.lane_suppressed, l.page_suppressed,
+            "lane totals and page rows disagree on the suppressed: {l:?}"
+        );
+        // An inbox page writes no item for whom it leaves out; an external one does.
+        assert!(
+            l.items_suppressed == 0 || l.items_suppressed == l.page_suppressed,
+            "page rows and suppressed items disagree: {l:?}"
+        );
+        assert_eq!(
             l.outsiders, 0,
             "items for users outside the audience: {l:?}"
         );
@@ -527,7 +536,22 @@ impl TestApp {
     /// ids lie in the bounds fixed at launch and who carry its segment).
     pub async fn ledger(&self, key: &str) -> Ledger {
         #[allow(clippy::type_complexity)]
-        let row: (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(
+        let row: (
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+        ) = sqlx::query_as(
             "WITH m AS (SELECT * FROM messages WHERE key = $1),
              audience AS (
                 SELECT u.id FROM users u, m
@@ -556,11 +580,17 @@ impl TestApp {
                         (SELECT f.error_class AS c, sum(f.items) AS n FROM message_failures f, m
                          WHERE f.message_id = m.id GROUP BY 1 HAVING sum(f.items) > 0) b
                         USING (c)
-                     WHERE a.n IS DISTINCT FROM b.n)",
+                     WHERE a.n IS DISTINCT FROM b.n),
+                    (SELECT count(*) FROM items WHERE status = $4),
+                    (SELECT coalesce(sum(p.suppressed), 0)::bigint FROM message_pages p, m WHERE p.message_id = m.id),
+                    (SELECT coalesce(sum(l.suppressed), 0)::bigint FROM message_lanes l, m WHERE l.message_id = m.id)
+                      + (SELECT coalesce(sum(p.suppressed), 0)::bigint FROM message_pages p, m
+                         WHERE p.message_id = m.id AND p.recipients > p.sent + p.failed)",
         )
         .bind(key)
         .bind(ItemStatus::Sent.code())
         .bind(ItemStatus::Failed.code())
+        .bind(ItemStatus::Suppressed.code())
         .fetch_one(&self.pool)
         .await
         .unwrap();
@@ -576,6 +606,9 @@ impl TestApp {
             lane_sent: row.8,
             lane_failed: row.9,
             classes_off: row.10,
+            items_suppressed: row.11,
+            page_suppressed: row.12,
+            lane_suppressed: row.13,
         }
     }
 
@@ -737,6 +770,11 @@ pub struct Ledger {
     pub lane_failed: i64,
     /// Error classes whose count in the lanes' failure counts differs from the failed items'.
     pub classes_off: i64,
+    /// Recipients left out (docs/consent.md): items recorded suppressed (external channels
+    /// only), and the page rows' and lanes' counts.
+    pub items_suppressed: i64,
+    pub page_suppressed: i64,
+    pub lane_suppressed: i64,
 }
 
 impl Drop for TestApp {

@@ -38,11 +38,12 @@ pub struct LaunchForm {
     page_size: String,
     rate: String,
     channel: String,
+    category: String,
     webhook_url: String,
 }
 
 /// The form's inputs, by the names the control layer gives their fields.
-const INPUTS: [&str; 11] = [
+const INPUTS: [&str; 12] = [
     "title",
     "body",
     "segment",
@@ -52,6 +53,7 @@ const INPUTS: [&str; 11] = [
     "page_size",
     "rate",
     "channel",
+    "category",
     "webhook_url",
     "key",
 ];
@@ -120,6 +122,7 @@ impl LaunchForm {
             title: self.title.clone(),
             body: self.body.clone(),
             channel: given(&self.channel),
+            category: given(&self.category),
             segment: given(&self.segment),
             audience: given(&self.audience).map(AudienceGiven::Text),
             audience_name: given(&self.audience_name),
@@ -199,6 +202,7 @@ fn hidden(form: &LaunchForm) -> Markup {
         input type="hidden" name="page_size" value=(form.page_size);
         input type="hidden" name="rate" value=(form.rate);
         input type="hidden" name="channel" value=(form.channel);
+        input type="hidden" name="category" value=(form.category);
         input type="hidden" name="webhook_url" value=(form.webhook_url);
     }
 }
@@ -242,6 +246,7 @@ fn confirm(op: &Operator, form: &LaunchForm, preview: &Preview) -> Response {
                 div { dt { "Title" } dd #confirm-title { (form.title) } }
                 div { dt { "Body" } dd { pre.body { (form.body) } } }
                 div { dt { "Channel" } dd { (channel) @if let Some(u) = blank(&form.webhook_url) { " to " code { (u) } } } }
+                div { dt { "Category" } dd { (blank(&form.category).unwrap_or("marketing")) } }
                 div { dt { "Sends" } dd { (blank(&form.send_at).unwrap_or("at once")) } }
                 div { dt { "Page size" } dd { (blank(&form.page_size).unwrap_or("500")) } }
                 div { dt { "Rate limit" } dd { (blank(&form.rate).map(|r| format!("{r} /s")).unwrap_or_else(|| "none".into())) } }
@@ -271,6 +276,7 @@ fn field_label(field: &str) -> &str {
         "page_size" => "Page size",
         "rate" => "Rate limit",
         "channel" => "Channel",
+        "category" => "Category",
         "webhook_url" => "Webhook URL",
         "key" => "Key",
         other => other,
@@ -375,6 +381,10 @@ fn render_form(
                     option value="webhook" selected[channel == "webhook"] { "webhook (a signed POST per recipient)" }
                     option value="email" selected[channel == "email"] { "e-mail (through the workers' SMTP relay)" }
                 }
+            }))
+            (field("category", "Category", "What users opt out of: marketing (empty), transactional (receipts, security notices: sent to users who opted out) or a declared category (see Consent).", html! {
+                input #category type="text" name="category" value=(form.category) placeholder="marketing"
+                    aria-invalid=(invalid("category")) aria-describedby=(described("category", true));
             }))
             (field("webhook_url", "Webhook URL", "For the webhook channel: http:// or https://.", html! {
                 input #webhook_url type="url" name="webhook_url" value=(form.webhook_url)

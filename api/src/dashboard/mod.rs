@@ -18,12 +18,14 @@
 //! - [`launch`]: the launch form, its field errors and the dry run before launching.
 //! - [`session`]: the signed-in operator, signing in and out.
 //! - [`actions`]: pause, resume, cancel, rate and retry-failed from the forms.
+//! - [`consent`]: categories and the suppression list.
 //!
 //! Handlers end in `?`: what is not the page asked for is a [`Refused`], already rendered,
 //! and the extractors here refuse before a handler runs: [`KeyPath`] a path that cannot name
 //! a campaign, [`Checked`] a form without the session's CSRF token or beyond its key.
 
 mod actions;
+mod consent;
 mod launch;
 mod pages;
 mod session;
@@ -76,6 +78,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/campaigns/{key}/rate", post(set_rate))
         .route("/campaigns/{key}/retry-failed", post(retry_failed))
         .route("/launch", get(launch::form_page).post(launch::submit))
+        .route("/consent", get(consent::page))
+        .route("/consent/categories", post(consent::add_category))
+        .route("/consent/suppressions", post(consent::import))
+        .route("/consent/suppressions/remove", post(consent::remove))
         .route("/assets/app.js", get(script))
         .route("/assets/app.css", get(style))
         .layer(middleware::from_fn(security_headers))

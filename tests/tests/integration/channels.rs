@@ -396,10 +396,47 @@ async fn an_email_campaign_goes_through_the_relay_once_per_recipient() {
             assert_eq!(class.as_deref(), Some("smtp_550"));
         }
     }
-    let mail = relay.mails().pop().unwrap();
+    // Each 550 is a hard bounce: its address is suppressed for the campaigns after.
+    let bounced: Vec<(String, String)> = sqlx::query_as(
+        "SELECT address, reason FROM suppressions WHERE channel = 'email' ORDER BY address",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(bounced.len() as i64, failed, "{bounced:?}");
+    assert!(bounced.iter().all(|(_, reason)| reason == "bounce"));
+    relay.set_faults(smtp::Faults::default());
+    let again = app
+        .campaign(&segment)
+        .option("channel", "email")
+        .page_size(100)
+        .launch();
+    app.wait_status(&again, CampaignStatus::Completed, LONG)
+        .await
+        .unwrap();
+    let s = app.status(&again);
+    assert_eq!(
+        (s["sent"].as_i64(), s["suppressed"].as_i64()),
+        (Some(300 - failed), Some(failed)),
+        "{s}"
+    );
+    let mail = relay
+        .mails()
+        .into_iter()
+        .find(|m| {
+            m.header("Message-ID")
+                .is_some_and(|id| id.starts_with(&format!("<msg_{again}_")))
+        })
+        .expect("a mail of the second campaign");
+    assert!(
+        mail.header("List-Unsubscribe")
+            .is_some_and(|l| l.starts_with("<http://127.0.0.1:8080/u/")),
+        "{:?}",
+        mail.header("List-Unsubscribe")
+    );
     let id = mail.header("Message-ID").unwrap();
     assert!(
-        id.starts_with(&format!("<msg_{key}_")) && id.ends_with("@example.test>"),
+        id.starts_with(&format!("<msg_{again}_")) && id.ends_with("@example.test>"),
         "{id}"
     );
     assert_eq!(mail.header("Subject"), Some("Hello"));

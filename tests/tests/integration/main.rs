@@ -31,6 +31,7 @@ mod audience;
 mod campaign;
 mod channels;
 mod cli;
+mod consent;
 mod dashboard;
 mod faults;
 mod history;

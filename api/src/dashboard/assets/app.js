@@ -22,10 +22,15 @@
     });
   }
 
+  // Recipients processed: sent, failed, or left out (opted out, suppressed).
+  function done(c) {
+    return c.sent + c.failed + (c.suppressed || 0);
+  }
+
   // How far a campaign has come, 0 to 1: the recipients processed, or the share of the
   // audience's user ids its pages have scanned when that is ahead (a sparse audience).
   function fraction(c) {
-    var processed = c.total > 0 ? (c.sent + c.failed) / c.total : 0;
+    var processed = c.total > 0 ? done(c) / c.total : 0;
     return Math.min(Math.max(processed, c.scanned || 0), 1);
   }
 
@@ -33,20 +38,20 @@
   // and the time left at the pace its fraction moved.
   var samples = {};
   function speed(c) {
-    var now = Date.now() / 1000, done = c.sent + c.failed, f = fraction(c);
+    var now = Date.now() / 1000, processed = done(c), f = fraction(c);
     var s = samples[c.key] || (samples[c.key] = []);
     if (c.status !== 1) { samples[c.key] = []; return null; }
-    s.push([now, done, f]);
+    s.push([now, processed, f]);
     while (s.length > 2 && now - s[0][0] > 60) s.shift();
     var first = s[0], secs = now - first[0];
     if (secs < 2) return undefined; // not enough yet: keep what is shown
     var pace = (f - first[2]) / secs;
-    return { rate: (done - first[1]) / secs, left: pace > 0 ? (1 - f) / pace : null };
+    return { rate: (processed - first[1]) / secs, left: pace > 0 ? (1 - f) / pace : null };
   }
 
   // Fill a row or a campaign page from the API's campaign JSON.
   function show(root, c) {
-    var done = c.sent + c.failed;
+    var processed = done(c);
     var badge = root.querySelector('[data-f="status"]');
     if (badge) {
       set(root, 'status', c.status + ' · ' + label(c.status_name));
@@ -56,16 +61,17 @@
     set(root, 'request', c.pending_request || '');
     set(root, 'sent', numbers.format(c.sent));
     set(root, 'failed', numbers.format(c.failed));
+    set(root, 'suppressed', numbers.format(c.suppressed || 0));
     set(root, 'pending', numbers.format(c.pending));
     set(root, 'total', numbers.format(c.total));
     set(root, 'read', numbers.format(c.read));
     set(root, 'read_rate', percent(c.read_rate * 10000, 10000));
-    set(root, 'percent', percent(done, c.total));
+    set(root, 'percent', percent(processed, c.total));
     set(root, 'scanned', percent((c.scanned || 0) * 10000, 10000));
     root.querySelectorAll('[data-f="bar"]').forEach(function (bar) {
       bar.max = Math.max(c.total, 1);
-      bar.value = Math.min(done, bar.max);
-      bar.textContent = percent(done, c.total);
+      bar.value = Math.min(processed, bar.max);
+      bar.textContent = percent(processed, c.total);
     });
     var v = speed(c);
     if (v === null) {

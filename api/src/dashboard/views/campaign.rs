@@ -28,7 +28,7 @@ pub fn detail(
                 (progress(c))
                 (counts(c))
                 dl.stats {
-                    div { dt { "Done" } dd data-f="percent" { (percent(c.sent + c.failed, c.total)) } }
+                    div { dt { "Done" } dd data-f="percent" { (percent(c.sent + c.failed + c.suppressed, c.total)) } }
                     div { dt title="Of the audience's user ids, how many its pages have looked through" { "Scanned" } dd data-f="scanned" { (percent((c.scanned * 10_000.0) as i64, 10_000)) } }
                     div { dt { "Speed" } dd data-f="speed" { (speed_text(c)) } }
                     div { dt { "ETA" } dd data-f="eta" { (eta_text(c)) } }
@@ -45,6 +45,7 @@ pub fn detail(
                 dl.details {
                     div { dt { "Key" } dd { code { (c.key) } } }
                     div { dt { "Channel" } dd { (c.channel) } }
+                    div { dt { "Category" } dd { (c.category) } }
                     div { dt { "Audience" } dd { (match (&c.segment, &c.audience) { (Some(s), _) => format!("segment {s}"), (None, Some(f)) => format!("filter {f}"), (None, None) => "every user".into() }) } }
                     div { dt { "Pages" } dd { (c.page_size) " recipients, " (c.lanes) " in flight" } }
                     div { dt { "Rate limit" } dd { (c.rate.map(|r| format!("{} /s", number(r.into()))).unwrap_or_else(|| "none".into())) } }

@@ -15,11 +15,13 @@ use herald_wire::{CampaignStatus, Channel, Intent};
 use super::Operator;
 
 mod campaign;
+mod consent;
 mod list;
 mod report;
 
 use crate::schema::{Campaign, Report, RequestMade, StatusChange, Timeline};
 pub use campaign::{cancel_confirm, detail, panel};
+pub use consent::consent_page;
 pub use list::{Pages, list, row};
 pub use report::report;
 
@@ -141,7 +143,7 @@ fn speed(c: &Campaign) -> Option<f64> {
         return None;
     }
     let secs = (Utc::now() - started).num_milliseconds() as f64 / 1000.0;
-    (secs >= 1.0).then(|| (c.sent + c.failed) as f64 / secs)
+    (secs >= 1.0).then(|| (c.sent + c.failed + c.suppressed) as f64 / secs)
 }
 
 fn speed_text(c: &Campaign) -> String {
@@ -156,7 +158,7 @@ fn speed_text(c: &Campaign) -> String {
 /// nobody still move it on).
 fn eta_text(c: &Campaign) -> String {
     let processed = if c.total > 0 {
-        (c.sent + c.failed) as f64 / c.total as f64
+        (c.sent + c.failed + c.suppressed) as f64 / c.total as f64
     } else {
         0.0
     };
@@ -189,7 +191,7 @@ fn badge(c: &Campaign) -> Markup {
 }
 
 fn progress(c: &Campaign) -> Markup {
-    let done = c.sent + c.failed;
+    let done = c.sent + c.failed + c.suppressed;
     html! {
         progress data-f="bar" max=(c.total.max(1)) value=(done.min(c.total.max(1)))
             aria-label={ "Progress of " (c.title) } { (percent(done, c.total)) }
@@ -201,6 +203,7 @@ fn counts(c: &Campaign) -> Markup {
         span.counts {
             span data-f="sent" { (number(c.sent)) } " sent · "
             span data-f="failed" { (number(c.failed)) } " failed · "
+            span data-f="suppressed" title="Opted out of its category, or their address suppressed" { (number(c.suppressed)) } " suppressed · "
             span data-f="pending" { (number(c.pending)) } " pending of "
             span data-f="total" { (number(c.total)) }
         }
@@ -226,6 +229,7 @@ pub fn page(title: &str, op: Option<&Operator>, body: Markup) -> Markup {
                         nav aria-label="Main" {
                             a href="/campaigns" { "Campaigns" }
                             a href="/launch" { "Launch" }
+                            a href="/consent" { "Consent" }
                         }
                         @if op.signed_in {
                             span.who title=(format!("scopes: {}", op.actor.scope_list())) { (op.actor.name) }

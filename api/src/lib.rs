@@ -7,6 +7,7 @@
 //! - [`consent`]: categories, users' preferences, suppressions, and `/u/{token}`.
 //! - [`dashboard`]: the operator's pages at `/`, signed in with a key.
 //! - [`inbox`]: `/v1/users/{id}/inbox…`, for apps and services.
+//! - [`preview`]: `/v1/preview` and `/v1/test-sends`.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, request ids and timeouts.
 //! - [`auth`]: keys and their scopes, dashboard sessions, users' inbox tokens.
 //! - [`streams`]: places for event streams, per server and per key.
@@ -25,6 +26,7 @@ pub mod deliveries;
 pub mod error;
 pub mod inbox;
 pub mod ops;
+pub mod preview;
 pub mod schema;
 pub mod streams;
 pub mod users;
@@ -127,6 +129,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(inbox::routes())
         .merge(users::routes())
         .merge(consent::routes())
+        .merge(preview::routes())
         .merge(ops::routes())
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();

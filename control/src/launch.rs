@@ -187,7 +187,10 @@ impl Control {
     /// audience is copied in, and the filter and the templates fit the attributes users
     /// have. Returns the
     /// field the audience came from, for its errors.
-    async fn settle_audience(&self, request: &mut LaunchRequest) -> Result<&'static str> {
+    pub(crate) async fn settle_audience(
+        &self,
+        request: &mut LaunchRequest,
+    ) -> Result<&'static str> {
         request.spec.check()?;
         self.config
             .check_channel(request.spec.channel)

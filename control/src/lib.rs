@@ -12,6 +12,7 @@
 //! - [`campaigns`]: a campaign's status, the list, and watching one live.
 //! - [`consent`]: categories, opt-outs and preferences, one-click unsubscribe, suppressions.
 //! - [`inbox`]: a user's inbox, its unread badge, and marking messages read.
+//! - [`preview`]: a campaign rendered for chosen users, and test sends.
 //! - [`page`]: keyset pagination of lists.
 //! - [`users`]: users from the API, and test users.
 //! - [`import`]: importing users from CSV or NDJSON.
@@ -30,6 +31,7 @@ pub mod inbox;
 pub mod keys;
 pub mod launch;
 pub mod page;
+pub mod preview;
 pub mod process;
 pub mod recovery;
 pub mod requests;

@@ -18,6 +18,10 @@ pub async fn run(config: Config, command: Command) -> Result<()> {
         // down, and changes nothing.
         Command::Launch(args) => crate::launch::launch(config, args).await,
         Command::Audience { command } => crate::launch::audience(config, command).await,
+        Command::Preview { of, users, json } => {
+            crate::launch::preview(config, of, users, json).await
+        }
+        Command::TestSend { of, to, json } => crate::launch::test_send(config, of, to, json).await,
         Command::Users { command } => crate::users::run(config, command).await,
         Command::Pause(args) => request(&connect(config, 1).await?, Request::Pause, args).await,
         Command::Resume(args) => request(&connect(config, 1).await?, Request::Resume, args).await,

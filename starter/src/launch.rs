@@ -13,11 +13,19 @@ use crate::shared::{actor, connect};
 
 #[derive(Args)]
 pub struct LaunchArgs {
+    /// The title (at most 200 bytes; a template: docs/templates.md). Required.
     #[arg(long)]
-    title: String,
-    /// Message body (at most 32 KiB).
+    title: Option<String>,
+    /// Message body (at most 32 KiB; a template). Required.
     #[arg(long)]
-    body: String,
+    body: Option<String>,
+    /// E-mail only: a subject of its own (else the title is the subject).
+    #[arg(long)]
+    subject: Option<String>,
+    /// E-mail only: an HTML part, as text or `@file.html`, sent with the body as
+    /// multipart/alternative. A template like the body (docs/templates.md).
+    #[arg(long)]
+    html: Option<String>,
     /// Campaign key; generated when omitted. The same launch again reports the campaign and
     /// starts nothing; a different campaign under an existing key is refused.
     #[arg(long)]
@@ -159,10 +167,22 @@ impl LaunchArgs {
             .as_deref()
             .map(|a| filter_text(a, "audience").map(AudienceGiven::Text))
             .transpose()?;
+        let required = |field: &str, given: &Option<String>| {
+            given.clone().ok_or_else(|| ControlError::Field {
+                field: field.to_owned(),
+                message: format!("a campaign needs a {field}"),
+            })
+        };
         Ok(LaunchFields {
             key: self.key.clone(),
-            title: self.title.clone(),
-            body: self.body.clone(),
+            title: required("title", &self.title)?,
+            body: required("body", &self.body)?,
+            subject: self.subject.clone(),
+            html: self
+                .html
+                .as_deref()
+                .map(|h| filter_text(h, "html"))
+                .transpose()?,
             channel: self.channel.clone(),
             category: self.category.clone(),
             segment: self.segment.clone(),
@@ -320,6 +340,122 @@ pub async fn audience(config: herald_control::Config, command: AudienceCommand) 
                 .map_err(|e| at_flag(e, argument))?;
             println!("deleted {name}");
         }
+    }
+    Ok(())
+}
+
+/// `herald preview` and `herald test-send`: a campaign launched already (its key), or the
+/// launch flags of one not launched.
+#[derive(Args)]
+pub struct TryArgs {
+    /// A launched campaign's key; or give launch flags (--title, --body, …) instead.
+    #[arg(value_parser = parse_key, conflicts_with = "title")]
+    key: Option<herald_wire::CampaignKey>,
+    #[command(flatten)]
+    launch: Option<LaunchArgs>,
+}
+
+fn parse_key(s: &str) -> Result<herald_wire::CampaignKey, String> {
+    herald_wire::CampaignKey::parse(s).map_err(|e| e.to_string())
+}
+
+impl TryArgs {
+    fn subject(&self) -> Result<herald_control::preview::Subject> {
+        use herald_control::preview::Subject;
+        match (&self.key, &self.launch) {
+            (Some(key), _) => Ok(Subject::Campaign(key.clone())),
+            (None, Some(args)) => {
+                let checked = args
+                    .fields()
+                    .and_then(|f| f.check(Utc::now()).map_err(ControlError::from));
+                let request = checked.map_err(|e| at_flag(e, launch_flag))?;
+                Ok(Subject::Launch(Box::new(request)))
+            }
+            (None, None) => anyhow::bail!(ControlError::Field {
+                field: String::new(),
+                message: "name a campaign's key, or give its launch flags (--title, --body, …)"
+                    .into(),
+            }),
+        }
+    }
+}
+
+/// `herald preview`: the content rendered for each user, with the variables it read.
+pub async fn preview(
+    config: herald_control::Config,
+    args: TryArgs,
+    users: Vec<i64>,
+    json: bool,
+) -> Result<()> {
+    let subject = args.subject()?;
+    let control = connect(config, 1).await?;
+    let shown = control
+        .preview(subject, &users)
+        .await
+        .map_err(|e| at_flag(e, launch_flag))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&shown)?);
+        return Ok(());
+    }
+    for (i, r) in shown.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        println!("── user {} ──", r.user_id);
+        if let Some(e) = &r.error {
+            println!("cannot be rendered: {e}");
+        } else {
+            if let Some(s) = &r.subject {
+                println!("subject   {s}");
+            }
+            println!("title     {}", r.title);
+            println!("body\n{}", r.body);
+            if let Some(h) = &r.html {
+                println!("html\n{h}");
+            }
+        }
+        if !r.variables.is_empty() {
+            println!("reads     {}", r.variables.join(", "));
+        }
+        if !r.missing.is_empty() {
+            println!("missing   {}", r.missing.join(", "));
+        }
+    }
+    Ok(())
+}
+
+/// `herald test-send`: the campaign sent to the users named, marked as a test.
+pub async fn test_send(
+    config: herald_control::Config,
+    args: TryArgs,
+    users: Vec<i64>,
+    json: bool,
+) -> Result<()> {
+    let subject = args.subject()?;
+    let control = connect(config, 1).await?;
+    let sent = control
+        .test_send(subject, &users, &actor())
+        .await
+        .map_err(|e| at_flag(e, launch_flag))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&sent)?);
+        return Ok(());
+    }
+    for s in &sent {
+        let what = match s.outcome {
+            "shown" => {
+                "rendered (a test puts nothing in an inbox: `herald preview` shows it)".to_owned()
+            }
+            "sent" => format!("sent as {}", s.delivery_id.as_deref().unwrap_or_default()),
+            other => format!("{other}: {}", s.error.as_deref().unwrap_or_default()),
+        };
+        println!("user {:<10} {what}", s.user_id);
+    }
+    if sent
+        .iter()
+        .any(|s| s.outcome == "failed" || s.outcome == "render")
+    {
+        anyhow::bail!("some test sends did not go out");
     }
     Ok(())
 }

@@ -49,6 +49,30 @@ enum Command {
     },
     /// Launch a campaign and print its key (or, with --dry-run, count its audience).
     Launch(launch::LaunchArgs),
+    /// Render a campaign (a launched one's key, or launch flags) for users, as their page
+    /// would: its title, body, and an e-mail's subject and HTML, with the variables it reads
+    /// and those a user lacks. Three random recipients when no --user is given. Writes nothing.
+    Preview {
+        #[command(flatten)]
+        of: launch::TryArgs,
+        /// A user to render it for (repeat, or comma-separated; at most 20).
+        #[arg(long = "user", value_delimiter = ',')]
+        users: Vec<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a campaign (a launched one's key, or launch flags) now to up to 20 users through
+    /// its channel, marked as a test ("[Test]" subject, webhook type herald.message.test, ids
+    /// of their own); kept in the test-send log, never in the campaign's ledger.
+    TestSend {
+        #[command(flatten)]
+        of: launch::TryArgs,
+        /// The users to send it to (comma-separated or repeated).
+        #[arg(long = "to", value_delimiter = ',', required = true)]
+        to: Vec<i64>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Save, list and delete named audience filters.
     Audience {
         #[command(subcommand)]

@@ -241,3 +241,38 @@ pub async fn settle_users(pool: &PgPool, last_id: i64) -> Result<()> {
         .await?;
     Ok(())
 }
+
+/// Up to `n` members of `filter`'s audience (every user when `None`) picked at random: each
+/// the first member at or after a random id, so no pick scans the whole audience. Fewer
+/// when the audience is smaller (or the picks meet).
+pub async fn random_members(pool: &PgPool, filter: Option<&Filter>, n: usize) -> Result<Vec<i64>> {
+    let mut conn = pool.acquire().await?;
+    let compiled = compiled(&mut conn, filter).await?;
+    let sql = format!(
+        "WITH r AS (
+             SELECT min(id) + floor(random() * (max(id) - min(id) + 1))::bigint AS at FROM users
+         )
+         SELECT coalesce(
+             (SELECT u.id FROM users u WHERE u.id >= (SELECT at FROM r) AND {f} ORDER BY u.id LIMIT 1),
+             (SELECT u.id FROM users u WHERE {f} ORDER BY u.id LIMIT 1))",
+        f = compiled.sql
+    );
+    let mut picked = Vec::new();
+    for _ in 0..n * 2 {
+        if picked.len() >= n {
+            break;
+        }
+        let id: Option<i64> = compiled
+            .bind(sqlx::query_as::<_, (Option<i64>,)>(&sql))
+            .fetch_one(&mut *conn)
+            .await?
+            .0;
+        match id {
+            None => break,
+            Some(id) if !picked.contains(&id) => picked.push(id),
+            Some(_) => {}
+        }
+    }
+    picked.sort_unstable();
+    Ok(picked)
+}

@@ -524,3 +524,15 @@ pub async fn list(
     .fetch_all(pool)
     .await?)
 }
+
+/// A campaign's row id and its spec as launched, by key.
+pub async fn stored_spec(pool: &PgPool, key: &CampaignKey) -> Result<(i64, CampaignSpec)> {
+    let row: Option<(i64, String, Option<String>)> =
+        sqlx::query_as("SELECT id, spec::text, tuning::text FROM messages WHERE key = $1")
+            .bind(key.as_str())
+            .fetch_optional(pool)
+            .await?;
+    let (id, spec, tuning) = row.ok_or_else(|| StoreError::UnknownCampaign(key.to_string()))?;
+    let (spec, _) = decode_launch(key, &spec, tuning.as_deref())?;
+    Ok((id, *spec))
+}

@@ -475,3 +475,42 @@ pub async fn unsubscribe_secret(pool: &PgPool) -> Result<String> {
         }
     }
 }
+
+/// Record one test send (`herald test-send`): never a ledger row, never a count.
+#[allow(clippy::too_many_arguments)]
+pub async fn log_test_send(
+    pool: &PgPool,
+    id: i64,
+    campaign: Option<&str>,
+    channel: Channel,
+    user_id: i64,
+    title: &str,
+    outcome: &str,
+    error: Option<&str>,
+    actor: &str,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO test_sends (id, campaign, channel, user_id, title, outcome, error, actor)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+    )
+    .bind(id)
+    .bind(campaign)
+    .bind(channel.name())
+    .bind(user_id)
+    .bind(title)
+    .bind(outcome)
+    .bind(error)
+    .bind(actor)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// The next number of the test-send log, to give a test send its own delivery id before
+/// it is sent.
+pub async fn next_test_send(pool: &PgPool) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('test_sends', 'id'))")
+            .fetch_one(pool)
+            .await?,
+    )
+}

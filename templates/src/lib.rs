@@ -52,22 +52,30 @@ pub const CAMPAIGN_FIELDS: [&str; 2] = ["key", "channel"];
 pub enum Field {
     Title,
     Body,
+    /// An e-mail's subject, when it has its own.
+    Subject,
+    /// An e-mail's HTML part.
+    Html,
 }
 
 impl Field {
-    pub const ALL: [Self; 2] = [Self::Title, Self::Body];
+    pub const ALL: [Self; 4] = [Self::Title, Self::Body, Self::Subject, Self::Html];
 
     pub const fn name(self) -> &'static str {
         match self {
             Self::Title => "title",
             Self::Body => "body",
+            Self::Subject => "subject",
+            Self::Html => "html",
         }
     }
 
-    fn source(self, content: &Content) -> &str {
+    fn source(self, content: &Content) -> Option<&str> {
         match self {
-            Self::Title => content.title(),
-            Self::Body => content.body(),
+            Self::Title => Some(content.title()),
+            Self::Body => Some(content.body()),
+            Self::Subject => content.subject(),
+            Self::Html => content.html(),
         }
     }
 }
@@ -105,6 +113,9 @@ pub struct Templates {
 pub struct Rendered<'a> {
     pub title: Cow<'a, str>,
     pub body: Cow<'a, str>,
+    /// An e-mail's own subject and HTML part, when it has them.
+    pub subject: Option<Cow<'a, str>>,
+    pub html: Option<Cow<'a, str>>,
 }
 
 /// Why a recipient's rendering failed: the field and MiniJinja's account of it.
@@ -133,7 +144,9 @@ impl Templates {
     pub fn compile(key: &str, content: &Content, channel: Channel) -> Result<Self, FieldError> {
         let mut t = Self::verbatim(key, content, channel);
         for field in Field::ALL {
-            let source = field.source(content);
+            let Some(source) = field.source(content) else {
+                continue;
+            };
             if !is_template(source) {
                 continue;
             }
@@ -160,9 +173,11 @@ impl Templates {
         env.set_fuel(Some(FUEL));
         // Errors name their line, not the template's state (which would hold user data).
         env.set_debug(false);
-        env.set_auto_escape_callback(move |_| match channel {
-            Channel::Email => AutoEscape::None,
-            Channel::Inbox | Channel::Webhook => AutoEscape::Html,
+        // The HTML part is HTML wherever it goes; an e-mail's subject and text are text.
+        env.set_auto_escape_callback(move |name| match (channel, name) {
+            (_, "html") => AutoEscape::Html,
+            (Channel::Email, _) => AutoEscape::None,
+            (Channel::Inbox | Channel::Webhook, _) => AutoEscape::Html,
         });
         let campaign = Value::from_pairs([
             ("key", Value::from(key)),
@@ -226,6 +241,45 @@ impl Templates {
         Ok(())
     }
 
+    /// The variables the templates read (`user.name`, `user.attrs.plan`, `campaign.key`,
+    /// `unsubscribe_url`), sorted, each once: what a preview lists.
+    pub fn variables(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .templated
+            .iter()
+            .flat_map(|&f| self.template(f).undeclared_variables(true))
+            .filter(|name| {
+                let top = name.split('.').next().unwrap_or(name);
+                matches!(top, "user" | "campaign" | "unsubscribe_url")
+            })
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    /// Of `variables`, those `user` has no value for: what prints nothing (or fails) in
+    /// their rendering.
+    pub fn missing(user: &Profile, variables: &[String]) -> Vec<String> {
+        variables
+            .iter()
+            .filter(|name| {
+                let parts: Vec<&str> = name.split('.').collect();
+                match parts.as_slice() {
+                    ["user", "email"] => user.email.is_empty(),
+                    ["user", "name"] => user.name.is_none(),
+                    ["user", "locale"] => user.locale.is_none(),
+                    ["user", "timezone"] => user.timezone.is_none(),
+                    ["user", "attrs", attr, ..] => {
+                        user.attrs.get(*attr).is_none_or(serde_json::Value::is_null)
+                    }
+                    _ => false,
+                }
+            })
+            .cloned()
+            .collect()
+    }
+
     fn template(&self, field: Field) -> minijinja::Template<'_, '_> {
         self.env
             .get_template(field.name())
@@ -265,6 +319,8 @@ impl Templates {
         let mut rendered = Rendered {
             title: Cow::Borrowed(self.content.title()),
             body: Cow::Borrowed(self.content.body()),
+            subject: self.content.subject().map(Cow::Borrowed),
+            html: self.content.html().map(Cow::Borrowed),
         };
         if self.templated.is_empty() {
             return Ok(rendered);
@@ -285,6 +341,8 @@ impl Templates {
             match field {
                 Field::Title => rendered.title = Cow::Owned(text),
                 Field::Body => rendered.body = Cow::Owned(text),
+                Field::Subject => rendered.subject = Some(Cow::Owned(text)),
+                Field::Html => rendered.html = Some(Cow::Owned(text)),
             }
         }
         Ok(rendered)

@@ -207,3 +207,31 @@ fn a_type_error_fails_the_recipient_not_the_template() {
         .insert("plan".into(), serde_json::json!(2));
     assert_eq!(t.render(&other).unwrap().body, "3");
 }
+
+#[test]
+fn a_preview_names_the_variables_read_and_those_a_user_lacks() {
+    let content = Content::new(
+        "Hi {{ user.name | default(\"there\") }}",
+        "{{ user.attrs.plan }} {{ campaign.key }} {{ unsubscribe_url }}",
+    )
+    .unwrap();
+    let t = Templates::compile("k", &content, Channel::Email).unwrap();
+    let vars = t.variables();
+    assert_eq!(
+        vars,
+        [
+            "campaign.key",
+            "unsubscribe_url",
+            "user.attrs.plan",
+            "user.name"
+        ]
+    );
+    let nameless = Profile {
+        id: 1,
+        ..Profile::default()
+    };
+    assert_eq!(
+        Templates::missing(&nameless, &vars),
+        ["user.attrs.plan", "user.name"]
+    );
+}

@@ -48,6 +48,22 @@ impl CampaignSpec {
     /// local activities (its pages wait on receivers, longer than a workflow task should be
     /// held).
     pub fn check(&self) -> Result<(), FieldError> {
+        if self.channel != Channel::Email {
+            for (field, given) in [
+                ("subject", self.content.subject().is_some()),
+                ("html", self.content.html().is_some()),
+            ] {
+                if given {
+                    return Err(FieldError::new(
+                        field,
+                        format!(
+                            "only an e-mail campaign has a {field}, not a {} one",
+                            self.channel
+                        ),
+                    ));
+                }
+            }
+        }
         let fail = |field: &str, m: &str| Err(FieldError::new(field, m));
         match (self.channel, &self.webhook_url) {
             (Channel::Webhook, None) => {

@@ -247,12 +247,20 @@ impl std::fmt::Display for Segment {
 pub struct Content {
     title: String,
     body: String,
+    /// E-mail only: the subject, when it differs from the title.
+    subject: Option<String>,
+    /// E-mail only: an HTML part, sent with the text body as multipart/alternative.
+    html: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct ContentRaw {
     title: String,
     body: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    html: Option<String>,
 }
 
 impl Content {
@@ -290,7 +298,65 @@ impl Content {
         Ok(Self {
             title: title.to_owned(),
             body: body.to_owned(),
+            subject: None,
+            html: None,
         })
+    }
+
+    pub const MAX_SUBJECT_BYTES: usize = 998;
+    pub const MAX_HTML_BYTES: usize = 256 * 1024;
+
+    /// An e-mail's own subject (instead of the title) and HTML part.
+    pub fn with_email(
+        mut self,
+        subject: Option<&str>,
+        html: Option<&str>,
+    ) -> Result<Self, InvalidInput> {
+        if let Some(subject) = subject {
+            Self::check_subject(subject)?;
+            self.subject = Some(subject.to_owned());
+        }
+        if let Some(html) = html {
+            Self::check_html(html)?;
+            self.html = Some(html.to_owned());
+        }
+        Ok(self)
+    }
+
+    /// A subject on its own: one line of at most 998 bytes (RFC 5322's line).
+    pub fn check_subject(subject: &str) -> Result<(), InvalidInput> {
+        if subject.trim().is_empty() {
+            return Err(invalid("subject is empty"));
+        }
+        if subject.contains(['\0', '\r', '\n']) {
+            return Err(invalid("subject must be one line"));
+        }
+        if subject.len() > Self::MAX_SUBJECT_BYTES {
+            return Err(invalid(format!(
+                "subject is {} bytes; the limit is {}",
+                subject.len(),
+                Self::MAX_SUBJECT_BYTES
+            )));
+        }
+        Ok(())
+    }
+
+    /// An HTML part on its own: at most 256 KiB.
+    pub fn check_html(html: &str) -> Result<(), InvalidInput> {
+        if html.trim().is_empty() {
+            return Err(invalid("html is empty"));
+        }
+        if html.contains('\0') {
+            return Err(invalid("html contains a NUL character"));
+        }
+        if html.len() > Self::MAX_HTML_BYTES {
+            return Err(invalid(format!(
+                "html is {} bytes; the limit is {} (256 KiB)",
+                html.len(),
+                Self::MAX_HTML_BYTES
+            )));
+        }
+        Ok(())
     }
 
     pub fn title(&self) -> &str {
@@ -300,12 +366,20 @@ impl Content {
     pub fn body(&self) -> &str {
         &self.body
     }
+
+    pub fn subject(&self) -> Option<&str> {
+        self.subject.as_deref()
+    }
+
+    pub fn html(&self) -> Option<&str> {
+        self.html.as_deref()
+    }
 }
 
 impl TryFrom<ContentRaw> for Content {
     type Error = InvalidInput;
     fn try_from(r: ContentRaw) -> Result<Self, InvalidInput> {
-        Self::new(&r.title, &r.body)
+        Self::new(&r.title, &r.body)?.with_email(r.subject.as_deref(), r.html.as_deref())
     }
 }
 
@@ -314,6 +388,8 @@ impl From<Content> for ContentRaw {
         Self {
             title: c.title,
             body: c.body,
+            subject: c.subject,
+            html: c.html,
         }
     }
 }

@@ -15,7 +15,7 @@
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Tokio1Executor,
     message::{
-        Mailbox,
+        Mailbox, MultiPart,
         header::{ContentType, HeaderName, HeaderValue},
     },
     transport::smtp::PoolConfig,
@@ -99,18 +99,31 @@ impl Deliver for Email {
                 );
             }
         };
-        let email = lettre::Message::builder()
+        let subject = message.subject.unwrap_or(message.title);
+        let subject = if message.test.is_some() {
+            format!("[Test] {subject}")
+        } else {
+            subject.to_owned()
+        };
+        let builder = lettre::Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(message.title)
+            .subject(subject)
             .message_id(Some(format!("<{}@{}>", message.delivery_id(), self.domain)))
             .raw_header(ascii_header("List-Unsubscribe", list_unsubscribe(&message)))
             .raw_header(ascii_header(
                 "List-Unsubscribe-Post",
                 "List-Unsubscribe=One-Click".to_owned(),
-            ))
-            .header(ContentType::TEXT_PLAIN)
-            .body(message.body.to_owned());
+            ));
+        let email = match message.html {
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+                message.body.to_owned(),
+                html.to_owned(),
+            )),
+            None => builder
+                .header(ContentType::TEXT_PLAIN)
+                .body(message.body.to_owned()),
+        };
         let email = match email {
             Ok(email) => email,
             Err(e) => return Attempt::fail("message", format!("cannot build the message: {e}")),

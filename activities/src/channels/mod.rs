@@ -31,6 +31,12 @@ pub struct Message<'a> {
     pub email: &'a str,
     pub title: &'a str,
     pub body: &'a str,
+    /// An e-mail's own subject (else the title) and HTML part.
+    pub subject: Option<&'a str>,
+    pub html: Option<&'a str>,
+    /// A test send (`herald test-send`), by its number in the test-send log: marked as one
+    /// to its receiver, with an id of its own.
+    pub test: Option<i64>,
     /// The link that opts the recipient out of the campaign's category on its channel.
     pub unsubscribe_url: &'a str,
     /// `HERALD_UNSUBSCRIBE_MAILTO`, for e-mail's `List-Unsubscribe`.
@@ -41,7 +47,12 @@ impl Message<'_> {
     /// The idempotency id of this recipient's message: the same for every try, so that a
     /// receiver that deduplicates on it sees a resent message once.
     pub fn delivery_id(&self) -> String {
-        format!("msg_{}_{}", self.campaign.key, self.user_id)
+        match self.test {
+            // Never the campaign's own id: a receiver that deduplicates would drop the real
+            // message after a test.
+            Some(n) => format!("test_{}_{}_{n}", self.campaign.key, self.user_id),
+            None => format!("msg_{}_{}", self.campaign.key, self.user_id),
+        }
     }
 }
 

@@ -495,6 +495,9 @@ impl Round<'_> {
                                         email: &item.pending.email,
                                         title: &content.title,
                                         body: &content.body,
+                                        subject: content.subject.as_deref(),
+                                        html: content.html.as_deref(),
+                                        test: None,
                                         unsubscribe_url: &unsubscribe,
                                         unsubscribe_mailto: self
                                             .run

@@ -97,7 +97,11 @@ impl Deliver for Webhook {
         };
         let id = message.delivery_id();
         let body = serde_json::to_vec(&Body {
-            kind: "herald.message",
+            kind: if message.test.is_some() {
+                "herald.message.test"
+            } else {
+                "herald.message"
+            },
             delivery_id: &id,
             campaign: message.campaign.key.as_str(),
             recipient: Recipient {

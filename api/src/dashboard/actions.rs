@@ -180,3 +180,56 @@ pub(super) async fn retry_failed(
         }
     }
 }
+
+#[derive(Deserialize)]
+pub(super) struct TestSendForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    users: String,
+}
+
+impl ChangeForm for TestSendForm {
+    const SCOPE: Scope = Scope::Launch;
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// Send the campaign to a few users now, as a test, as `POST /v1/test-sends` would.
+pub(super) async fn test_send(
+    State(state): State<AppState>,
+    op: Operator,
+    KeyPath(key): KeyPath,
+    Checked(form): Checked<TestSendForm>,
+) -> Result<Response, Refused> {
+    use herald_control::preview::Subject;
+    let users = match parse_user_list(&form.users) {
+        Ok(users) => users,
+        Err(message) => {
+            let notice = Notice::refused(message);
+            return show(&state, &op, &key, Some(notice), StatusCode::BAD_REQUEST).await;
+        }
+    };
+    match state
+        .control
+        .test_send(Subject::Campaign(key.clone()), &users, &op.actor.name)
+        .await
+    {
+        Ok(sent) => {
+            let markup = views::test_results(&sent);
+            pages::show_with(&state, &op, &key, None, StatusCode::OK, Some(markup)).await
+        }
+        Err(e) => {
+            let e = ApiError::from(e);
+            show(
+                &state,
+                &op,
+                &key,
+                Some(Notice::refused(e.message)),
+                e.status,
+            )
+            .await
+        }
+    }
+}

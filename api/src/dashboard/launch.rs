@@ -31,6 +31,8 @@ pub struct LaunchForm {
     key: String,
     title: String,
     body: String,
+    subject: String,
+    html: String,
     segment: String,
     audience: String,
     audience_name: String,
@@ -40,12 +42,16 @@ pub struct LaunchForm {
     channel: String,
     category: String,
     webhook_url: String,
+    /// Users to preview or test-send to, comma-separated.
+    try_users: String,
 }
 
 /// The form's inputs, by the names the control layer gives their fields.
-const INPUTS: [&str; 12] = [
+const INPUTS: [&str; 15] = [
     "title",
     "body",
+    "subject",
+    "html",
     "segment",
     "audience",
     "audience_name",
@@ -56,6 +62,7 @@ const INPUTS: [&str; 12] = [
     "category",
     "webhook_url",
     "key",
+    "try_users",
 ];
 
 /// An error at one input (or, with `field` empty, about the whole form).
@@ -121,6 +128,8 @@ impl LaunchForm {
             key: given(&self.key),
             title: self.title.clone(),
             body: self.body.clone(),
+            subject: given(&self.subject),
+            html: given(&self.html),
             channel: given(&self.channel),
             category: given(&self.category),
             segment: given(&self.segment),
@@ -169,6 +178,9 @@ pub async fn submit(
             return render_form(&op, &form, &errors, StatusCode::BAD_REQUEST);
         }
     };
+    if form.step == "preview" || form.step == "test" {
+        return try_out(&state, &op, &form, request).await;
+    }
     let result = if form.step == "launch" {
         state
             .control
@@ -190,11 +202,56 @@ pub async fn submit(
     })
 }
 
+/// The form again, with the content rendered for the users named (or three random
+/// recipients), or with what a test send to them did.
+async fn try_out(
+    state: &AppState,
+    op: &Operator,
+    form: &LaunchForm,
+    request: herald_control::launch::LaunchRequest,
+) -> Response {
+    use herald_control::preview::Subject;
+    let users = match super::parse_user_list(&form.try_users) {
+        Ok(users) => users,
+        Err(message) => {
+            let error = FieldError::new("try_users", message);
+            return render_form(op, form, &[error], StatusCode::BAD_REQUEST);
+        }
+    };
+    let subject = Subject::Launch(Box::new(request));
+    // The form itself needs the launch scope (`Checked`): a test send is allowed here.
+    let shown = if form.step == "test" {
+        state
+            .control
+            .test_send(subject, &users, &op.actor.name)
+            .await
+            .map(|sent| views::test_results(&sent))
+    } else {
+        state
+            .control
+            .preview(subject, &users)
+            .await
+            .map(|shown| views::renderings(&shown))
+    };
+    match shown {
+        Ok(markup) => render_form_with(op, form, &[], StatusCode::OK, Some(markup)),
+        Err(e) => {
+            let (mut error, status) = FieldError::of(e);
+            if error.field.is_empty() && error.message.starts_with("user_ids") {
+                error.field = "try_users";
+            }
+            render_form(op, form, &[error], status)
+        }
+    }
+}
+
 fn hidden(form: &LaunchForm) -> Markup {
     html! {
         input type="hidden" name="key" value=(form.key);
         input type="hidden" name="title" value=(form.title);
         input type="hidden" name="body" value=(form.body);
+        input type="hidden" name="subject" value=(form.subject);
+        input type="hidden" name="html" value=(form.html);
         input type="hidden" name="segment" value=(form.segment);
         input type="hidden" name="audience" value=(form.audience);
         input type="hidden" name="audience_name" value=(form.audience_name);
@@ -269,6 +326,8 @@ fn field_label(field: &str) -> &str {
     match field {
         "title" => "Title",
         "body" => "Body",
+        "subject" => "E-mail subject",
+        "html" => "E-mail HTML",
         "segment" => "Segment",
         "audience" => "Audience filter",
         "audience_name" => "Saved audience",
@@ -279,6 +338,7 @@ fn field_label(field: &str) -> &str {
         "category" => "Category",
         "webhook_url" => "Webhook URL",
         "key" => "Key",
+        "try_users" => "Users to preview or test",
         other => other,
     }
 }
@@ -288,6 +348,16 @@ fn render_form(
     form: &LaunchForm,
     errors: &[FieldError],
     status: StatusCode,
+) -> Response {
+    render_form_with(op, form, errors, status, None)
+}
+
+fn render_form_with(
+    op: &Operator,
+    form: &LaunchForm,
+    errors: &[FieldError],
+    status: StatusCode,
+    tried: Option<Markup>,
 ) -> Response {
     let error_of = |field: &str| {
         errors
@@ -349,6 +419,13 @@ fn render_form(
             (field("body", "Body", "At most 32 KiB. Shown as text, never as markup.", html! {
                 textarea #body name="body" rows="5" required aria-invalid=(invalid("body")) aria-describedby=(described("body", true)) { (form.body) }
             }))
+            (field("subject", "E-mail subject", "E-mail only, optional: a subject of its own; the title otherwise.", html! {
+                input #subject type="text" name="subject" value=(form.subject) maxlength="998"
+                    aria-invalid=(invalid("subject")) aria-describedby=(described("subject", true));
+            }))
+            (field("html", "E-mail HTML", "E-mail only, optional: an HTML part, sent beside the body as multipart/alternative.", html! {
+                textarea #html name="html" rows="4" spellcheck="false" aria-invalid=(invalid("html")) aria-describedby=(described("html", true)) { (form.html) }
+            }))
             (field("segment", "Segment", "Only users carrying this segment; leave empty for every user.", html! {
                 input #segment type="text" name="segment" value=(form.segment)
                     aria-invalid=(invalid("segment")) aria-describedby=(described("segment", true));
@@ -394,10 +471,17 @@ fn render_form(
                 input #key type="text" name="key" value=(form.key)
                     aria-invalid=(invalid("key")) aria-describedby=(described("key", true));
             }))
+            (field("try_users", "Preview as user…", "User ids, comma-separated (at most 20): Preview renders the content for them (three random recipients when empty); Send a test sends it to them now, marked as a test, outside the campaign's counts.", html! {
+                input #try_users type="text" name="try_users" value=(form.try_users) placeholder="e.g. 42, 1337"
+                    aria-invalid=(invalid("try_users")) aria-describedby=(described("try_users", true));
+            }))
             div.actions {
                 button.primary type="submit" name="step" value="review" { "Count the audience" }
+                button type="submit" name="step" value="preview" { "Preview" }
+                button type="submit" name="step" value="test" { "Send a test" }
             }
         }
+        @if let Some(tried) = tried { (tried) }
     };
     let mut page = Html(views::page("Launch", Some(op), body).into_string()).into_response();
     *page.status_mut() = status;

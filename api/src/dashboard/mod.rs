@@ -77,6 +77,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/campaigns/{key}/resume", post(resume))
         .route("/campaigns/{key}/rate", post(set_rate))
         .route("/campaigns/{key}/retry-failed", post(retry_failed))
+        .route("/campaigns/{key}/preview", get(pages::preview))
+        .route("/campaigns/{key}/test-send", post(actions::test_send))
         .route("/launch", get(launch::form_page).post(launch::submit))
         .route("/consent", get(consent::page))
         .route("/consent/categories", post(consent::add_category))
@@ -208,6 +210,20 @@ impl<F: ChangeForm + Send> FromRequest<AppState> for Checked<F> {
         op.check(&headers, form.csrf(), F::SCOPE)?;
         Ok(Self(form))
     }
+}
+
+/// User ids as an operator types them: comma- or space-separated.
+pub(super) fn parse_user_list(text: &str) -> Result<Vec<i64>, String> {
+    text.split([',', ' ', '\n', '\t'])
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            t.parse::<i64>()
+                .ok()
+                .filter(|id| herald_wire::users::is_user_id(*id))
+                .ok_or_else(|| format!("{t:?} is not a user id"))
+        })
+        .collect()
 }
 
 /// Pages that are not there: the dashboard's own 404, not the API's JSON.

@@ -105,11 +105,69 @@ pub(super) async fn show(
     notice: Option<Notice>,
     status: StatusCode,
 ) -> Result<Response, Refused> {
+    show_with(state, op, key, notice, status, None).await
+}
+
+/// [`show`], with a preview or a test send's results on the page.
+pub(super) async fn show_with(
+    state: &AppState,
+    op: &Operator,
+    key: &CampaignKey,
+    notice: Option<Notice>,
+    status: StatusCode,
+    tried: Option<maud::Markup>,
+) -> Result<Response, Refused> {
     let (timeline, report) = load(state, op, key).await?;
     let link = workflow_link(state, key);
-    let mut page = views::detail(op, &timeline, report.as_ref(), notice, &link).into_response();
+    let mut page =
+        views::detail(op, &timeline, report.as_ref(), notice, &link, tried).into_response();
     *page.status_mut() = status;
     Ok(page)
+}
+
+#[derive(Deserialize)]
+pub(super) struct PreviewQuery {
+    #[serde(default)]
+    users: String,
+}
+
+/// A campaign's page with its content rendered for the users asked (or three random
+/// recipients). Reads only.
+pub(super) async fn preview(
+    State(state): State<AppState>,
+    op: Operator,
+    KeyPath(key): KeyPath,
+    Query(q): Query<PreviewQuery>,
+) -> Result<Response, Refused> {
+    use herald_control::preview::Subject;
+    let users = match parse_user_list(&q.users) {
+        Ok(users) => users,
+        Err(message) => {
+            let notice = Notice::refused(message);
+            return show(&state, &op, &key, Some(notice), StatusCode::BAD_REQUEST).await;
+        }
+    };
+    match state
+        .control
+        .preview(Subject::Campaign(key.clone()), &users)
+        .await
+    {
+        Ok(shown) => {
+            let markup = views::renderings(&shown);
+            show_with(&state, &op, &key, None, StatusCode::OK, Some(markup)).await
+        }
+        Err(e) => {
+            let e = ApiError::from(e);
+            show(
+                &state,
+                &op,
+                &key,
+                Some(Notice::refused(e.message)),
+                e.status,
+            )
+            .await
+        }
+    }
 }
 
 fn workflow_link(state: &AppState, key: &CampaignKey) -> String {

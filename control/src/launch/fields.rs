@@ -30,6 +30,9 @@ pub struct LaunchFields {
     pub key: Option<String>,
     pub title: String,
     pub body: String,
+    /// E-mail only: a subject of its own, and an HTML part.
+    pub subject: Option<String>,
+    pub html: Option<String>,
     pub channel: Option<String>,
     pub category: Option<String>,
     pub segment: Option<String>,
@@ -154,6 +157,12 @@ impl LaunchFields {
         // that both can be wrong at once.
         check.field("title", Content::new(&self.title, "x"));
         check.field("body", Content::new("x", &self.body));
+        if let Some(subject) = &self.subject {
+            check.field("subject", Content::check_subject(subject));
+        }
+        if let Some(html) = &self.html {
+            check.field("html", Content::check_html(html));
+        }
         let channel = match self.channel.as_deref() {
             None => Ok(Channel::Inbox),
             Some(c) => check.field("channel", c.parse()).ok_or(()),
@@ -195,7 +204,8 @@ impl LaunchFields {
                     .ok_or(())
             })
             .transpose();
-        let content = Content::new(&self.title, &self.body);
+        let content = Content::new(&self.title, &self.body)
+            .and_then(|c| c.with_email(self.subject.as_deref(), self.html.as_deref()));
         let (
             Ok(key),
             Ok(content),

@@ -40,6 +40,7 @@ mod launch;
 mod long;
 mod pages;
 mod plan;
+mod preview;
 mod recovery;
 mod replay;
 mod requests;

@@ -8,6 +8,7 @@ pub fn detail(
     report: Option<&Report>,
     notice: Option<Notice>,
     workflow: &str,
+    tried: Option<Markup>,
 ) -> Html<String> {
     let c = &t.campaign;
     let rate_error = notice
@@ -39,6 +40,27 @@ pub fn detail(
             (rate_markup(op, c, rate_error.as_deref()))
             div #failures {
                 @if let Some(r) = report { (super::report::report_markup(op, r)) }
+            }
+            section.card aria-labelledby="try-h" {
+                h2 #try-h { "Preview and test" }
+                form.inline method="get" action={ "/campaigns/" (c.key) "/preview" } {
+                    div.field {
+                        label for="preview-users" { "Preview as user…" }
+                        input #preview-users type="text" name="users" placeholder="ids, or empty for 3 random recipients";
+                    }
+                    button type="submit" { "Preview" }
+                }
+                @if op.actor.may(herald_wire::keys::Scope::Launch) {
+                    form.inline method="post" action={ "/campaigns/" (c.key) "/test-send" } {
+                        input type="hidden" name="csrf" value=(op.csrf);
+                        div.field {
+                            label for="test-users" { "Send a test to" }
+                            input #test-users type="text" name="users" required placeholder="user ids, at most 20";
+                        }
+                        button type="submit" { "Send a test" }
+                    }
+                }
+                @if let Some(tried) = &tried { (tried) }
             }
             section.card aria-labelledby="details-h" {
                 h2 #details-h { "Details" }

@@ -282,3 +282,57 @@ pub fn error_page(
     };
     (status, Html(page(title, op, body).into_string())).into_response()
 }
+
+/// Renderings for users (a preview).
+pub fn renderings(shown: &[herald_control::preview::Rendering]) -> Markup {
+    html! {
+        section.card #preview aria-labelledby="preview-h" {
+            h2 #preview-h { "Preview" }
+            @for r in shown {
+                article.rendering data-user=(r.user_id) {
+                    h3 { "User " (r.user_id) }
+                    @if let Some(e) = &r.error {
+                        div.error role="alert" { p { "Cannot be rendered for this user: " (e) } }
+                    } @else {
+                        dl.details {
+                            @if let Some(s) = &r.subject { div { dt { "Subject" } dd { (s) } } }
+                            div { dt { "Title" } dd.rendered-title { (r.title) } }
+                            div { dt { "Body" } dd { pre.body { (r.body) } } }
+                            @if let Some(h) = &r.html {
+                                div { dt { "HTML (source)" } dd { pre.body { (h) } } }
+                            }
+                        }
+                    }
+                    @if !r.variables.is_empty() {
+                        p.hint { "Reads " (r.variables.join(", ")) "." }
+                    }
+                    @if !r.missing.is_empty() {
+                        p.hint.missing { "This user has no " (r.missing.join(", ")) "." }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a test send did, user by user.
+pub fn test_results(sent: &[herald_control::preview::TestSent]) -> Markup {
+    html! {
+        section.card #test-results aria-labelledby="test-h" role="status" {
+            h2 #test-h { "Test send" }
+            ul {
+                @for t in sent {
+                    li data-user=(t.user_id) data-outcome=(t.outcome) {
+                        "User " (t.user_id) ": "
+                        @match t.outcome {
+                            "sent" => { "sent as " code { (t.delivery_id.as_deref().unwrap_or_default()) } }
+                            "shown" => { "rendered; a test puts nothing in an inbox (Preview shows it)" }
+                            other => { (other) ": " (t.error.as_deref().unwrap_or_default()) }
+                        }
+                    }
+                }
+            }
+            p.hint { "Kept in the test-send log; the campaign's counts are untouched." }
+        }
+    }
+}

@@ -1176,3 +1176,106 @@ async fn a_sign_in_sends_back_only_to_a_path_on_this_server() {
         sign_in_from(&browser, &format!("/sign-in?next={next}")).await;
     }
 }
+
+#[tokio::test]
+async fn consent_and_previews_in_the_browser() {
+    let app = TestApp::spawn().await.unwrap();
+    let segment = unique("cb");
+    app.seed(20, &segment);
+    let api = app.api().await.unwrap();
+    let browser = signed_in(&api, 1280, 900).await;
+
+    // The Consent page: the two built-in categories, an empty list; an import with a bad
+    // line is refused whole, a good one lands, and Remove takes one off.
+    browser.open("/consent").await.unwrap();
+    browser.wait_for("#categories", WAIT).await.unwrap();
+    let categories = browser.text("#categories").await.unwrap();
+    assert!(categories.contains("marketing") && categories.contains("transactional"));
+    browser
+        .fill("#addresses", "gone@example.com\nnot an address\n")
+        .await
+        .unwrap();
+    browser
+        .click("form[action='/consent/suppressions'] button[type=submit]")
+        .await
+        .unwrap();
+    browser.wait_for(".error", WAIT).await.unwrap();
+    assert!(browser.text(".error").await.unwrap().contains("line 2"));
+    assert_eq!(browser.count("#suppressions tbody tr").await.unwrap(), 0);
+    browser
+        .fill(
+            "#addresses",
+            "Gone@Example.com,moved away\nold@example.com\n",
+        )
+        .await
+        .unwrap();
+    browser
+        .click("form[action='/consent/suppressions'] button[type=submit]")
+        .await
+        .unwrap();
+    browser
+        .wait_text(".notice", WAIT, |t| t.contains("2 newly suppressed"))
+        .await
+        .unwrap();
+    assert_eq!(browser.count("#suppressions tbody tr").await.unwrap(), 2);
+    assert!(
+        browser
+            .text("#suppressions")
+            .await
+            .unwrap()
+            .contains("gone@example.com")
+    );
+    browser.screenshot("consent").await.unwrap();
+    browser
+        .click("#suppressions tbody tr:first-child button")
+        .await
+        .unwrap();
+    browser
+        .wait_text(".notice", WAIT, |t| t.contains("no longer suppressed"))
+        .await
+        .unwrap();
+    assert_eq!(browser.count("#suppressions tbody tr").await.unwrap(), 1);
+
+    // A launch form's preview: rendered for a user, nothing launched.
+    browser.open("/launch").await.unwrap();
+    browser.wait_for("#title", WAIT).await.unwrap();
+    browser.fill("#title", "Hi #{{ user.id }}").await.unwrap();
+    browser.fill("#body", "Body").await.unwrap();
+    browser.fill("#segment", &segment).await.unwrap();
+    let first: i64 = sqlx::query_scalar("SELECT min(id) FROM users WHERE segments @> ARRAY[$1]")
+        .bind(&segment)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    browser
+        .fill("#try_users", &first.to_string())
+        .await
+        .unwrap();
+    browser
+        .click("button[name=step][value=preview]")
+        .await
+        .unwrap();
+    browser.wait_for("#preview", WAIT).await.unwrap();
+    assert_eq!(
+        browser.text("#preview .rendered-title").await.unwrap(),
+        format!("Hi #{first}")
+    );
+    let launched: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(launched, 0);
+
+    // A campaign's suppressed count shows on its page.
+    app.herald_ok(&["opt-out", &first.to_string()]);
+    let key = app.campaign(&segment).launch();
+    app.wait_status(&key, CampaignStatus::Completed, LONG)
+        .await
+        .unwrap();
+    browser.open(&format!("/campaigns/{key}")).await.unwrap();
+    browser
+        .wait_text("[data-f=suppressed]", WAIT, |t| t == "1")
+        .await
+        .unwrap();
+    assert_eq!(browser.text("[data-f=sent]").await.unwrap(), "19");
+}

@@ -20,7 +20,9 @@ ALTER TABLE messages ADD COLUMN category text NOT NULL DEFAULT 'marketing'
 -- (one-click, api, operator, import), so that a complaint can be answered.
 CREATE TABLE opt_outs (
     user_id     bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    category    text NOT NULL REFERENCES categories (name) ON DELETE CASCADE,
+    -- Nobody opts out of transactional messages.
+    category    text NOT NULL REFERENCES categories (name) ON DELETE CASCADE
+                CHECK (category <> 'transactional'),
     channel     text NOT NULL CHECK (channel IN ('inbox', 'webhook', 'email', 'all')),
     source      text NOT NULL CHECK (source IN ('one-click', 'api', 'operator', 'import')),
     actor       text,
@@ -36,7 +38,7 @@ CREATE INDEX opt_outs_category ON opt_outs (category);
 CREATE TABLE suppressions (
     channel     text NOT NULL CHECK (channel IN ('inbox', 'webhook', 'email')),
     address     text NOT NULL CHECK (address <> '' AND address = lower(address)),
-    reason      text NOT NULL CHECK (reason IN ('bounce', 'import', 'operator', 'complaint')),
+    reason      text NOT NULL CHECK (reason IN ('bounce', 'import', 'operator')),
     detail      text,
     actor       text,
     created_at  timestamptz NOT NULL DEFAULT now(),
@@ -53,6 +55,8 @@ CREATE TABLE herald_secrets (
 
 -- An item of an external channel's recipient found opted out or suppressed when their page
 -- ran: status 3. (An inbox page writes no item for them; its counter says how many.)
+-- Re-adding the check reads every partition under a lock that stops page writes: on a large
+-- ledger, migrate with the workers stopped.
 ALTER TABLE message_items DROP CONSTRAINT message_items_status_check;
 ALTER TABLE message_items ADD CONSTRAINT message_items_status_check CHECK (status BETWEEN 0 AND 3);
 

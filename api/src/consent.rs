@@ -289,6 +289,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for TokenPath {
     responses(
         (status = 200, description = "The page, with its button", content_type = "text/html"),
         (status = 404, description = "Not a link Herald made", content_type = "text/html"),
+        (status = 503, description = "The database is unreachable; try again", content_type = "text/html"),
     )
 )]
 async fn unsubscribe_page(State(state): State<AppState>, TokenPath(token): TokenPath) -> Response {
@@ -298,7 +299,8 @@ async fn unsubscribe_page(State(state): State<AppState>, TokenPath(token): Token
             html! {
                 h1 { "Unsubscribe" }
                 p { "Stop receiving " b { (link.category) } " messages by " (channel_words(link.channel)) "?" }
-                form method="post" action={ "/u/" (token) } {
+                // The page's own address: right behind a proxy that serves under a prefix.
+                form method="post" action="" {
                     button type="submit" { "Unsubscribe" }
                 }
             },

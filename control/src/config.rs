@@ -96,7 +96,8 @@ pub struct Config {
     /// `List-Unsubscribe` as a `mailto:` (Herald does not read that mailbox itself)
     #[arg(long, global = true, env = "HERALD_UNSUBSCRIBE_MAILTO")]
     pub unsubscribe_mailto: Option<String>,
-    /// Suppress an e-mail address for good when its server refuses it (SMTP 550, 551, 553)
+    /// Suppress an e-mail address for good when its server says it does not exist (SMTP 550,
+    /// 551 or 553 with an enhanced status of 5.1.x; a relay's own refusals, 5.7.x, do not)
     #[arg(long, global = true, env = "HERALD_SUPPRESS_BOUNCES", default_value_t = true, action = clap::ArgAction::Set)]
     pub suppress_bounces: bool,
 }
@@ -111,7 +112,8 @@ fn parse_public_url(s: &str) -> Result<String, String> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(format!("{s:?} must not have a query or a fragment"));
     }
-    Ok(s.trim_end_matches('/').to_owned())
+    // As parsed (an international host in ASCII, spaces encoded): it goes into headers.
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 impl Config {

@@ -68,6 +68,12 @@ impl Control {
     /// of, and is answered as done.
     pub async fn unsubscribe(&self, token: &str) -> Result<Unsubscribed> {
         let link = self.unsubscribe_link(token).await?;
+        if link.category.is_transactional() {
+            // Herald makes no such link; one signed before it stopped is not honoured.
+            return Err(ControlError::NotFound(
+                "transactional messages have no unsubscribe link".into(),
+            ));
+        }
         let done = store::opt_out(
             &self.db,
             link.user_id,

@@ -51,11 +51,13 @@ impl Control {
         }
         // Rendered once the page is cut: the row fetched to see a next page is not shown.
         let mut page = Page::of(found.items, limit, |i| i.campaign_id);
-        self.render(user, &mut page.items).await?;
         let key = self.unsubscribe_key().await?;
         for item in &mut page.items {
-            // A category that no longer parses has no link (launch checked it).
-            if let Ok(category) = herald_wire::Category::parse(&item.category) {
+            // A transactional campaign has no link; nor has a category that no longer
+            // parses (launch checked it).
+            if let Ok(category) = herald_wire::Category::parse(&item.category)
+                && !category.is_transactional()
+            {
                 let link = herald_wire::Unsubscribe {
                     user_id: user,
                     category,
@@ -64,6 +66,7 @@ impl Control {
                 item.unsubscribe_url = Some(key.url(&self.config.public_url, &link));
             }
         }
+        self.render(user, &mut page.items).await?;
         Ok(Inbox {
             page,
             unread: found.unread,
@@ -97,7 +100,7 @@ impl Control {
             let Some(templates) = templates.filter(|t| t.is_personal()) else {
                 continue;
             };
-            match templates.render(&profile) {
+            match templates.render_with(&profile, item.unsubscribe_url.as_deref()) {
                 Ok(r) => {
                     let (title, body) = (r.title.into_owned(), r.body.into_owned());
                     (item.title, item.body) = (title, body);

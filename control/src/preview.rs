@@ -13,6 +13,8 @@ use crate::{Control, ControlError, Result, launch::LaunchRequest};
 
 /// Users one test send may go to.
 pub const MAX_TEST_SENDS: usize = 20;
+/// The longest one test send may take: twenty at once end inside an API request's time.
+pub const TEST_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Users a preview may show.
 pub const MAX_PREVIEWS: usize = 20;
 /// Recipients a preview picks at random when no user is named.
@@ -48,7 +50,8 @@ pub struct Rendering {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TestSent {
     pub user_id: i64,
-    /// `sent`, `failed`, `render` (could not be rendered: not sent) or `shown` (the inbox:
+    /// `sent`, `failed`, `suppressed` (the address is suppressed: not sent), `render` (could
+    /// not be rendered: not sent) or `shown` (the inbox:
     /// test sends put nothing in an inbox; the rendering is what the user would see).
     pub outcome: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,7 +143,7 @@ impl Control {
                 let url = unsubscribing.url(profile.id, &p.spec);
                 let missing = Templates::missing(&profile, &variables);
                 let user_id = profile.id;
-                let rendered = p.templates.render_with(&Arc::new(profile), Some(&url));
+                let rendered = p.templates.render_with(&Arc::new(profile), url.as_deref());
                 match rendered {
                     Ok(r) => Rendering {
                         user_id,
@@ -170,7 +173,8 @@ impl Control {
     /// Send the campaign to `users` now through its channel, marked as a test (`[Test]`
     /// before an e-mail's subject, `herald.message.test` as a webhook's type, ids of their
     /// own), each recorded in the test-send log with `actor`; never in the ledger, never
-    /// counted. Opt-outs do not stop a test: the operator named the users.
+    /// counted. Opt-outs do not stop a test (the operator named the users); a suppressed
+    /// address does.
     pub async fn test_send(
         &self,
         subject: Subject,
@@ -192,10 +196,10 @@ impl Control {
         let settings = herald_activities::channels::Settings {
             webhook_secret: self.config.signing_secret()?,
             destinations: self.config.destinations(),
-            webhook_timeout: std::time::Duration::from_secs(10),
+            webhook_timeout: TEST_SEND_TIMEOUT,
             smtp_url: self.config.smtp_url.clone(),
             email_from: self.config.email_from.clone(),
-            concurrency: 1,
+            concurrency: MAX_TEST_SENDS,
             unsubscribe: unsubscribing.clone(),
             suppress_bounces: false,
         };
@@ -216,81 +220,106 @@ impl Control {
                 Some(email::Email::new(&settings).map_err(ControlError::Config)?),
             ),
         };
-        let mut out = Vec::new();
-        for profile in profiles {
-            let n = herald_store::consent::next_test_send(&self.db).await?;
-            let url = unsubscribing.url(profile.id, &p.spec);
-            let user_id = profile.id;
-            let email_address = profile.email.clone();
-            let rendered = p.templates.render_with(&Arc::new(profile), Some(&url));
-            let (title, sent) = match &rendered {
-                Err(e) => (
-                    String::new(),
-                    TestSent {
-                        user_id,
-                        outcome: "render",
-                        error: Some(e.to_string()),
-                        delivery_id: None,
-                    },
-                ),
-                Ok(r) => {
-                    let message = Message {
-                        campaign: &delivery,
-                        user_id,
-                        email: &email_address,
-                        title: &r.title,
-                        body: &r.body,
-                        subject: r.subject.as_deref(),
-                        html: r.html.as_deref(),
-                        test: Some(n),
-                        unsubscribe_url: &url,
-                        unsubscribe_mailto: unsubscribing.mailto.as_deref(),
-                    };
-                    let id = message.delivery_id();
-                    let attempt = match (&hook, &mail) {
-                        (Some(hook), _) => Some(hook.send(message).await),
-                        (_, Some(mail)) => Some(mail.send(message).await),
-                        (None, None) => None,
-                    };
-                    let sent = match attempt {
-                        None => TestSent {
+        // All at once, each within TEST_SEND_TIMEOUT: the whole call ends well inside an
+        // API request's time.
+        let sends = profiles.into_iter().map(|profile| {
+            let (p, hook, mail, unsubscribing) = (&p, &hook, &mail, &unsubscribing);
+            let (delivery, logged_key) = (&delivery, &logged_key);
+            async move {
+                let n = herald_store::consent::next_test_send(&self.db).await?;
+                let url = unsubscribing.url(profile.id, &p.spec);
+                let user_id = profile.id;
+                let email_address = profile.email.clone();
+                let suppressed = herald_store::consent::is_suppressed(
+                    &self.db,
+                    p.spec.channel,
+                    user_id,
+                    &email_address,
+                )
+                .await?;
+                let rendered = p.templates.render_with(&Arc::new(profile), url.as_deref());
+                let (title, sent) = match &rendered {
+                    _ if suppressed => (
+                        String::new(),
+                        TestSent {
                             user_id,
-                            outcome: "shown",
-                            error: None,
+                            outcome: "suppressed",
+                            error: Some(format!(
+                                "the user's address is suppressed on {}",
+                                p.spec.channel
+                            )),
                             delivery_id: None,
                         },
-                        Some(Attempt::Sent) => TestSent {
+                    ),
+                    Err(e) => (
+                        String::new(),
+                        TestSent {
                             user_id,
-                            outcome: "sent",
-                            error: None,
-                            delivery_id: Some(id),
+                            outcome: "render",
+                            error: Some(e.to_string()),
+                            delivery_id: None,
                         },
-                        Some(
-                            Attempt::Retry { class, error, .. } | Attempt::Fail { class, error },
-                        ) => TestSent {
+                    ),
+                    Ok(r) => {
+                        let message = Message {
+                            campaign: delivery,
                             user_id,
-                            outcome: "failed",
-                            error: Some(format!("{class}: {error}")),
-                            delivery_id: Some(id),
-                        },
-                    };
-                    (r.title.clone().into_owned(), sent)
-                }
-            };
-            herald_store::consent::log_test_send(
-                &self.db,
-                n,
-                logged_key.as_deref(),
-                p.spec.channel,
-                user_id,
-                &title,
-                sent.outcome,
-                sent.error.as_deref(),
-                actor,
-            )
-            .await?;
-            out.push(sent);
-        }
-        Ok(out)
+                            email: &email_address,
+                            title: &r.title,
+                            body: &r.body,
+                            subject: r.subject.as_deref(),
+                            html: r.html.as_deref(),
+                            test: Some(n),
+                            unsubscribe_url: url.as_deref(),
+                            unsubscribe_mailto: unsubscribing.mailto.as_deref(),
+                        };
+                        let id = message.delivery_id();
+                        let attempt = match (hook, mail) {
+                            (Some(hook), _) => Some(hook.send(message).await),
+                            (_, Some(mail)) => Some(mail.send(message).await),
+                            (None, None) => None,
+                        };
+                        let sent = match attempt {
+                            None => TestSent {
+                                user_id,
+                                outcome: "shown",
+                                error: None,
+                                delivery_id: None,
+                            },
+                            Some(Attempt::Sent) => TestSent {
+                                user_id,
+                                outcome: "sent",
+                                error: None,
+                                delivery_id: Some(id),
+                            },
+                            Some(
+                                Attempt::Retry { class, error, .. }
+                                | Attempt::Fail { class, error },
+                            ) => TestSent {
+                                user_id,
+                                outcome: "failed",
+                                error: Some(format!("{class}: {error}")),
+                                delivery_id: Some(id),
+                            },
+                        };
+                        (r.title.clone().into_owned(), sent)
+                    }
+                };
+                herald_store::consent::log_test_send(
+                    &self.db,
+                    n,
+                    logged_key.as_deref(),
+                    p.spec.channel,
+                    user_id,
+                    &title,
+                    sent.outcome,
+                    sent.error.as_deref(),
+                    actor,
+                )
+                .await?;
+                Ok::<_, ControlError>(sent)
+            }
+        });
+        futures::future::join_all(sends).await.into_iter().collect()
     }
 }

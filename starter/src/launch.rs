@@ -349,8 +349,8 @@ pub async fn audience(config: herald_control::Config, command: AudienceCommand) 
 #[derive(Args)]
 pub struct TryArgs {
     /// A launched campaign's key; or give launch flags (--title, --body, …) instead.
-    #[arg(value_parser = parse_key, conflicts_with = "title")]
-    key: Option<herald_wire::CampaignKey>,
+    #[arg(id = "campaign", value_name = "KEY", value_parser = parse_key, conflicts_with = "title")]
+    campaign: Option<herald_wire::CampaignKey>,
     #[command(flatten)]
     launch: Option<LaunchArgs>,
 }
@@ -362,7 +362,7 @@ fn parse_key(s: &str) -> Result<herald_wire::CampaignKey, String> {
 impl TryArgs {
     fn subject(&self) -> Result<herald_control::preview::Subject> {
         use herald_control::preview::Subject;
-        match (&self.key, &self.launch) {
+        match (&self.campaign, &self.launch) {
             (Some(key), _) => Ok(Subject::Campaign(key.clone())),
             (None, Some(args)) => {
                 let checked = args

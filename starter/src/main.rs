@@ -337,3 +337,14 @@ async fn main() {
         std::process::exit(herald_control::error::exit_code(e.chain()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// clap's own checks of the definitions (unique ids, valid conflicts), which a release
+    /// build skips.
+    #[test]
+    fn the_commands_are_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

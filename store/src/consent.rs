@@ -393,8 +393,9 @@ pub async fn suppress_on(
     let addresses: Vec<&str> = entries.iter().map(|(a, _)| a.as_str()).collect();
     let details: Vec<Option<&str>> = entries.iter().map(|(_, d)| d.as_deref()).collect();
     let added = sqlx::query(
+        // Lower-cased here as a page compares them (`lower(u.email)`): one rule for both.
         "INSERT INTO suppressions (channel, address, reason, detail, actor)
-         SELECT DISTINCT ON (address) $1, address, $4, detail, $5
+         SELECT DISTINCT ON (lower(address)) $1, lower(address), $4, detail, $5
          FROM unnest($2::text[], $3::text[]) AS e(address, detail)
          ON CONFLICT DO NOTHING",
     )
@@ -411,17 +412,18 @@ pub async fn suppress_on(
 
 /// Take an address off a channel's suppression list; whether it was on it.
 pub async fn unsuppress(pool: &PgPool, channel: Channel, address: &str) -> Result<bool> {
-    let removed = sqlx::query("DELETE FROM suppressions WHERE channel = $1 AND address = $2")
-        .bind(channel.name())
-        .bind(address)
-        .execute(pool)
-        .await?
-        .rows_affected();
+    let removed =
+        sqlx::query("DELETE FROM suppressions WHERE channel = $1 AND address = lower($2)")
+            .bind(channel.name())
+            .bind(address)
+            .execute(pool)
+            .await?
+            .rows_affected();
     Ok(removed == 1)
 }
 
 /// A page of the suppression list, newest first, after the entry `before` (its time and
-/// address), and how many there are in all.
+/// address), and how many entries match (the channel and the search).
 pub async fn suppressions(
     pool: &PgPool,
     channel: Option<Channel>,
@@ -429,11 +431,19 @@ pub async fn suppressions(
     before: Option<(DateTime<Utc>, String)>,
     limit: u32,
 ) -> Result<(Vec<Suppression>, i64)> {
-    let pattern = search.map(|s| format!("%{}%", s.to_lowercase().replace(['%', '_'], "")));
+    let pattern = search.map(|s| {
+        let escaped = s
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
     let (before_at, before_address) = before.unzip();
     let rows = sqlx::query_as(
         "SELECT channel, address, reason, detail, actor, created_at FROM suppressions
-         WHERE ($1::text IS NULL OR channel = $1) AND ($2::text IS NULL OR address LIKE $2)
+         WHERE ($1::text IS NULL OR channel = $1)
+           AND ($2::text IS NULL OR address LIKE $2 ESCAPE '\\')
            AND ($3::timestamptz IS NULL OR (created_at, address) < ($3, $4))
          ORDER BY created_at DESC, address DESC LIMIT $5",
     )
@@ -445,9 +455,12 @@ pub async fn suppressions(
     .fetch_all(pool)
     .await?;
     let total: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM suppressions WHERE ($1::text IS NULL OR channel = $1)",
+        "SELECT count(*) FROM suppressions
+         WHERE ($1::text IS NULL OR channel = $1)
+           AND ($2::text IS NULL OR address LIKE $2 ESCAPE '\\')",
     )
     .bind(channel.map(Channel::name))
+    .bind(pattern.as_deref())
     .fetch_one(pool)
     .await?;
     Ok((rows, total))
@@ -513,4 +526,24 @@ pub async fn next_test_send(pool: &PgPool) -> Result<i64> {
             .fetch_one(pool)
             .await?,
     )
+}
+
+/// Whether a user's address is suppressed on a channel (a test send checks it per user).
+pub async fn is_suppressed(
+    pool: &PgPool,
+    channel: Channel,
+    user_id: i64,
+    email: &str,
+) -> Result<bool> {
+    let address = match channel {
+        Channel::Email => email.to_owned(),
+        Channel::Inbox | Channel::Webhook => user_id.to_string(),
+    };
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM suppressions WHERE channel = $1 AND address = lower($2))",
+    )
+    .bind(channel.name())
+    .bind(address)
+    .fetch_one(pool)
+    .await?)
 }

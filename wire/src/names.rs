@@ -58,7 +58,7 @@ pub const FAILURE_TRANSIENT: &str = "herald.Transient";
 
 /// Search attribute (Keyword): the campaign's status name, for the web UI's list.
 pub const SA_STATUS: &str = "HeraldStatus";
-/// Search attribute (Int): recipients processed (sent + failed).
+/// Search attribute (Int): recipients processed (sent + failed + suppressed).
 pub const SA_PROCESSED: &str = "HeraldProcessed";
 
 /// Default task queue shared by the worker and the CLI.

@@ -8,7 +8,7 @@
 //! SMTP 4xx replies, timeouts and connection failures are transient; 5xx replies and
 //! addresses that cannot be written in a message are permanent.
 //!
-//! Every message carries `List-Unsubscribe` with the recipient's one-click link (and a
+//! Every message but a transactional one carries `List-Unsubscribe` with the recipient's one-click link (and a
 //! `mailto:` when `HERALD_UNSUBSCRIBE_MAILTO` is set) and `List-Unsubscribe-Post:
 //! List-Unsubscribe=One-Click`, as RFC 8058 and Gmail's and Yahoo's bulk sender rules ask.
 
@@ -64,13 +64,10 @@ impl Email {
 
 /// `List-Unsubscribe` (RFC 2369): the one-click link (RFC 8058: a POST to it unsubscribes),
 /// then the `mailto:` if there is one.
-fn list_unsubscribe(message: &Message<'_>) -> String {
-    match message.unsubscribe_mailto {
-        Some(mailto) => format!(
-            "<{}>, <mailto:{mailto}?subject=unsubscribe>",
-            message.unsubscribe_url
-        ),
-        None => format!("<{}>", message.unsubscribe_url),
+fn list_unsubscribe(url: &str, mailto: Option<&str>) -> String {
+    match mailto {
+        Some(mailto) => format!("<{url}>, <mailto:{mailto}?subject=unsubscribe>"),
+        None => format!("<{url}>"),
     }
 }
 
@@ -105,16 +102,23 @@ impl Deliver for Email {
         } else {
             subject.to_owned()
         };
-        let builder = lettre::Message::builder()
+        let mut builder = lettre::Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(subject)
-            .message_id(Some(format!("<{}@{}>", message.delivery_id(), self.domain)))
-            .raw_header(ascii_header("List-Unsubscribe", list_unsubscribe(&message)))
-            .raw_header(ascii_header(
-                "List-Unsubscribe-Post",
-                "List-Unsubscribe=One-Click".to_owned(),
-            ));
+            .message_id(Some(format!("<{}@{}>", message.delivery_id(), self.domain)));
+        // A transactional message has no link: nobody unsubscribes from receipts.
+        if let Some(url) = message.unsubscribe_url {
+            builder = builder
+                .raw_header(ascii_header(
+                    "List-Unsubscribe",
+                    list_unsubscribe(url, message.unsubscribe_mailto),
+                ))
+                .raw_header(ascii_header(
+                    "List-Unsubscribe-Post",
+                    "List-Unsubscribe=One-Click".to_owned(),
+                ));
+        }
         let email = match message.html {
             Some(html) => builder.multipart(MultiPart::alternative_plain_html(
                 message.body.to_owned(),

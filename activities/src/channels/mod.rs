@@ -37,8 +37,9 @@ pub struct Message<'a> {
     /// A test send (`herald test-send`), by its number in the test-send log: marked as one
     /// to its receiver, with an id of its own.
     pub test: Option<i64>,
-    /// The link that opts the recipient out of the campaign's category on its channel.
-    pub unsubscribe_url: &'a str,
+    /// The link that opts the recipient out of the campaign's category on its channel
+    /// (`None` for a transactional campaign: nobody opts out of it).
+    pub unsubscribe_url: Option<&'a str>,
     /// `HERALD_UNSUBSCRIBE_MAILTO`, for e-mail's `List-Unsubscribe`.
     pub unsubscribe_mailto: Option<&'a str>,
 }

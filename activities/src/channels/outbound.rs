@@ -77,22 +77,34 @@ pub struct Unsubscribing {
 }
 
 impl Unsubscribing {
-    /// The link that opts `user_id` out of `spec`'s category on its channel.
-    pub fn url(&self, user_id: i64, spec: &herald_wire::CampaignSpec) -> String {
-        self.key.url(
+    /// The link that opts `user_id` out of `spec`'s category on its channel; `None` for a
+    /// transactional campaign, which nobody opts out of.
+    pub fn url(&self, user_id: i64, spec: &herald_wire::CampaignSpec) -> Option<String> {
+        if spec.category.is_transactional() {
+            return None;
+        }
+        Some(self.key.url(
             &self.base,
             &herald_wire::Unsubscribe {
                 user_id,
                 category: spec.category.clone(),
                 channel: spec.channel,
             },
-        )
+        ))
     }
 }
 
-/// The SMTP replies that say an address does not exist or may not receive mail: a hard
-/// bounce, which suppresses the address when `HERALD_SUPPRESS_BOUNCES` is on.
+/// The SMTP replies that may say an address does not exist or may not receive mail.
 pub const BOUNCE_CLASSES: [&str; 3] = ["smtp_550", "smtp_551", "smtp_553"];
+
+/// Whether a permanent failure is a hard bounce, which suppresses the address when
+/// `HERALD_SUPPRESS_BOUNCES` is on: a 550, 551 or 553 whose enhanced status (RFC 3463) is
+/// 5.1.x, a bad mailbox. Relays answer 550 for their own refusals too (relaying denied,
+/// a sender they reject, spam and DMARC blocks: 5.7.x); those say nothing about the
+/// recipient's address, and one misconfiguration must not suppress a whole audience.
+pub fn is_hard_bounce(class: &str, error: &str) -> bool {
+    BOUNCE_CLASSES.contains(&class) && error.split_whitespace().any(|w| w.starts_with("5.1."))
+}
 
 /// A retry whose wait is at most this is waited out inside the page; a longer one is the
 /// workflow's, on a durable timer.
@@ -221,7 +233,7 @@ pub async fn deliver_page<D: Deliver>(
         let mut wait = Duration::ZERO;
         for (i, attempt) in results {
             if let Attempt::Fail { class, error } = &attempt
-                && BOUNCE_CLASSES.contains(&class.as_str())
+                && is_hard_bounce(class, error)
             {
                 bounced.push((items[i].pending.email.clone(), error.clone()));
             }
@@ -422,11 +434,11 @@ impl Round<'_> {
     fn render<'t>(
         &'t self,
         item: &Item,
-        unsubscribe_url: &str,
+        unsubscribe_url: Option<&str>,
     ) -> std::result::Result<herald_templates::Rendered<'t>, herald_templates::RenderError> {
         let templates = self.run.templates;
         match &item.profile {
-            Some(profile) => templates.render_with(profile, Some(unsubscribe_url)),
+            Some(profile) => templates.render_with(profile, unsubscribe_url),
             // The same text for everyone: nobody's data is read.
             None if !templates.is_personal() => templates.render(&self.nobody),
             // Deleted between the claim and the read of their data: not rendered from nothing.
@@ -486,7 +498,7 @@ impl Round<'_> {
                             .settings
                             .unsubscribe
                             .url(user_id, &self.run.campaign.spec);
-                        let attempt = match self.render(item, &unsubscribe) {
+                        let attempt = match self.render(item, unsubscribe.as_deref()) {
                             Ok(content) => {
                                 let attempt = sender
                                     .send(Message {
@@ -498,7 +510,7 @@ impl Round<'_> {
                                         subject: content.subject.as_deref(),
                                         html: content.html.as_deref(),
                                         test: None,
-                                        unsubscribe_url: &unsubscribe,
+                                        unsubscribe_url: unsubscribe.as_deref(),
                                         unsubscribe_mailto: self
                                             .run
                                             .settings

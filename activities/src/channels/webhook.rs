@@ -46,8 +46,9 @@ struct Body<'a> {
     recipient: Recipient<'a>,
     title: &'a str,
     body: &'a str,
-    /// The recipient's one-click unsubscribe link, for the app to show.
-    unsubscribe_url: &'a str,
+    /// The recipient's one-click unsubscribe link, for the app to show; `null` for a
+    /// transactional campaign.
+    unsubscribe_url: Option<&'a str>,
 }
 
 #[derive(Serialize)]

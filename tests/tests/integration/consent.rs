@@ -166,10 +166,14 @@ async fn one_click_unsubscribes_from_the_category_and_the_next_campaign_skips_th
         .await
         .unwrap();
     assert_eq!(counters(&app, &receipt), (20, 0, 0));
-    assert!(
-        mails_of(&relay, &receipt)
-            .iter()
-            .any(|m| m.to[0] == leaver_email)
+    let receipt_mail = mails_of(&relay, &receipt)
+        .into_iter()
+        .find(|m| m.to[0] == leaver_email)
+        .expect("the transactional mail reached the leaver");
+    assert_eq!(
+        receipt_mail.header("List-Unsubscribe"),
+        None,
+        "nobody unsubscribes from transactional mail"
     );
 
     // A category nobody declared is refused at its field; declared, it launches.

@@ -45,7 +45,7 @@ pub fn consent_page(op: &Operator, v: &ConsentView) -> Html<String> {
                     @if i > 0 { ", " }
                     code { (r.name()) }
                 }
-                ". A hard bounce (SMTP 550, 551, 553) suppresses its address by itself." }
+                ". A hard bounce (SMTP 550, 551 or 553 with status 5.1.x: no such mailbox) suppresses its address by itself." }
             form.inline method="get" action="/consent" {
                 div.field {
                     label for="search" { "Address contains" }

@@ -45,10 +45,7 @@ async fn request(
             };
             Ok(Redirect::to(&format!("/campaigns/{key}?done={done}")).into_response())
         }
-        Err(e) => {
-            let e = ApiError::from(e);
-            show(state, op, key, Some(Notice::refused(e.message)), e.status).await
-        }
+        Err(e) => pages::show_refused(state, op, key, e).await,
     }
 }
 
@@ -167,17 +164,7 @@ pub(super) async fn retry_failed(
 ) -> Result<Response, Refused> {
     match state.control.retry_failed(&key, &op.actor.name).await {
         Ok(_) => Ok(Redirect::to(&format!("/campaigns/{key}?done=retry")).into_response()),
-        Err(e) => {
-            let e = ApiError::from(e);
-            show(
-                &state,
-                &op,
-                &key,
-                Some(Notice::refused(e.message)),
-                e.status,
-            )
-            .await
-        }
+        Err(e) => pages::show_refused(&state, &op, &key, e).await,
     }
 }
 

@@ -74,6 +74,24 @@ async fn show(
     Ok(page)
 }
 
+/// The page again, saying why the form was refused.
+async fn refused(
+    state: &AppState,
+    op: &Operator,
+    e: herald_control::ControlError,
+) -> Result<Response, Refused> {
+    let e = ApiError::from(e);
+    show(
+        state,
+        op,
+        "",
+        "",
+        Some(Notice::refused(e.message)),
+        e.status,
+    )
+    .await
+}
+
 /// The page again, saying what the form did. (Rendered, not redirected to: a notice taken
 /// from the address could be made to say anything.)
 async fn done(state: &AppState, op: &Operator, message: String) -> Result<Response, Refused> {
@@ -116,19 +134,7 @@ pub(super) async fn add_category(
     {
         Ok(true) => done(&state, &op, format!("Category {name} declared.")).await,
         Ok(false) => done(&state, &op, format!("Category {name} existed already.")).await,
-        Err(e) => {
-            let e = ApiError::from(e);
-            let status = e.status;
-            show(
-                &state,
-                &op,
-                "",
-                "",
-                Some(Notice::refused(e.message)),
-                status,
-            )
-            .await
-        }
+        Err(e) => refused(&state, &op, e).await,
     }
 }
 
@@ -174,19 +180,7 @@ pub(super) async fn import(
             )
             .await
         }
-        Err(e) => {
-            let e = ApiError::from(e);
-            let status = e.status;
-            show(
-                &state,
-                &op,
-                "",
-                "",
-                Some(Notice::refused(e.message)),
-                status,
-            )
-            .await
-        }
+        Err(e) => refused(&state, &op, e).await,
     }
 }
 
@@ -232,23 +226,11 @@ pub(super) async fn remove(
             )
             .await
         }
-        Err(e) => {
-            let e = ApiError::from(e);
-            let status = e.status;
-            show(
-                &state,
-                &op,
-                "",
-                "",
-                Some(Notice::refused(e.message)),
-                status,
-            )
-            .await
-        }
+        Err(e) => refused(&state, &op, e).await,
     }
 }
 
-/// Unused reason names kept in one place for the view's legend.
+/// The reasons an entry can have, for the view's legend.
 pub(super) const REASONS: [SuppressionReason; 3] = [
     SuppressionReason::Bounce,
     SuppressionReason::Import,

@@ -108,6 +108,17 @@ pub(super) async fn show(
     show_with(state, op, key, notice, status, None).await
 }
 
+/// The campaign's page saying why a request was refused, with the API's status for it.
+pub(super) async fn show_refused(
+    state: &AppState,
+    op: &Operator,
+    key: &CampaignKey,
+    e: impl Into<ApiError>,
+) -> Result<Response, Refused> {
+    let e = e.into();
+    show(state, op, key, Some(Notice::refused(e.message)), e.status).await
+}
+
 /// [`show`], with a preview or a test send's results on the page.
 pub(super) async fn show_with(
     state: &AppState,

@@ -7,7 +7,12 @@ CREATE TABLE categories (
     name        text PRIMARY KEY CHECK (name ~ '^[a-z0-9][a-z0-9_-]{0,39}$'),
     description text,
     created_by  text,
-    created_at  timestamptz NOT NULL DEFAULT now()
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    -- Whether anybody ever opted out of this category (kept by `opt_outs_mark`): a page asks
+    -- it once before asking per recipient. It is never cleared, so at worst a page asks in
+    -- vain; a planner cannot guess this from opt_outs' statistics, since the category a
+    -- page compares with is a parameter.
+    opted_out   boolean NOT NULL DEFAULT false
 );
 INSERT INTO categories (name, description, created_by) VALUES
     ('marketing', 'news, offers, announcements: what a user may opt out of', 'herald'),
@@ -29,8 +34,17 @@ CREATE TABLE opt_outs (
     created_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (user_id, category, channel)
 );
--- A page asks once whether anybody opted out of its category before asking per recipient.
 CREATE INDEX opt_outs_category ON opt_outs (category);
+
+CREATE FUNCTION opt_outs_mark() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE categories c SET opted_out = true
+    WHERE NOT c.opted_out AND c.name IN (SELECT DISTINCT n.category FROM new_opt_outs n);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER opt_outs_mark AFTER INSERT ON opt_outs
+    REFERENCING NEW TABLE AS new_opt_outs
+    FOR EACH STATEMENT EXECUTE FUNCTION opt_outs_mark();
 
 -- An address a channel must not send to, whoever has it: a hard bounce, a list imported
 -- from another sender, an operator's entry. The address is the lower-cased e-mail address

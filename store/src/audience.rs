@@ -243,8 +243,9 @@ pub async fn settle_users(pool: &PgPool, last_id: i64) -> Result<()> {
 }
 
 /// Up to `n` members of `filter`'s audience (every user when `None`) picked at random: each
-/// the first member at or after a random id, so no pick scans the whole audience. Fewer
-/// when the audience is smaller (or the picks meet).
+/// the first member at or after a random id, so no pick scans the whole audience; when the
+/// draws keep meeting (a small audience), the rest in id order. Fewer only when the audience
+/// is smaller.
 pub async fn random_members(pool: &PgPool, filter: Option<&Filter>, n: usize) -> Result<Vec<i64>> {
     let mut conn = pool.acquire().await?;
     let compiled = compiled(&mut conn, filter).await?;
@@ -272,6 +273,24 @@ pub async fn random_members(pool: &PgPool, filter: Option<&Filter>, n: usize) ->
             Some(id) if !picked.contains(&id) => picked.push(id),
             Some(_) => {}
         }
+    }
+    if picked.len() < n {
+        // A small audience: random points land on the same few users again and again, so
+        // the rest are taken in order, whoever the draws missed.
+        let k = compiled.params.len();
+        let rest = format!(
+            "SELECT u.id FROM users u WHERE {f} AND u.id <> ALL(${a}) ORDER BY u.id LIMIT ${b}",
+            f = compiled.sql,
+            a = k + 1,
+            b = k + 2
+        );
+        let more: Vec<(i64,)> = compiled
+            .bind(sqlx::query_as(&rest))
+            .bind(&picked)
+            .bind((n - picked.len()) as i64)
+            .fetch_all(&mut *conn)
+            .await?;
+        picked.extend(more.into_iter().map(|(id,)| id));
     }
     picked.sort_unstable();
     Ok(picked)

@@ -17,16 +17,15 @@ use sqlx::{FromRow, PgConnection, PgPool};
 use crate::{Result, StoreError};
 
 /// A CTE named `consent` over the campaign `$1`: its category, whether any opt-out may
-/// apply to it (`asks`) and whether anything is suppressed on `channel` (`suppressing`).
+/// apply to it (`asks`: the category's flag, one row read) and whether anything is suppressed on `channel` (`suppressing`).
 pub fn consent_cte(channel: Channel) -> String {
     let ch = channel.name();
     format!(
         "consent AS (
     SELECT m.category,
-           m.category <> '{transactional}'
-           AND EXISTS (SELECT 1 FROM opt_outs o WHERE o.category = m.category) AS asks,
+           m.category <> '{transactional}' AND c.opted_out AS asks,
            EXISTS (SELECT 1 FROM suppressions s WHERE s.channel = '{ch}') AS suppressing
-    FROM messages m WHERE m.id = $1
+    FROM messages m JOIN categories c ON c.name = m.category WHERE m.id = $1
 )",
         transactional = Category::TRANSACTIONAL
     )

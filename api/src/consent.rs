@@ -11,7 +11,7 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use herald_control::consent::{OptOutSource, SuppressionReason};
+use herald_control::consent::{OptOutLine, OptOutSource, Place, SuppressionReason};
 use maud::{DOCTYPE, Markup, html};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -20,8 +20,8 @@ use crate::{
     auth::{Can, Launch, Operate, Read, UserScope},
     error::{ApiError, ApiResult, Body, ErrorBody, Query, path_param},
     schema::{
-        CategoryBody, CategoryEntry, CategoryList, OptOutEntry, Preferences, PreferencesBody,
-        SuppressBody, Suppressed, SuppressionList, SuppressionQuery,
+        CategoryBody, CategoryEntry, CategoryList, OptOutEntry, OptOutsAdded, OptOutsBody,
+        Preferences, PreferencesBody, SuppressBody, Suppressed, SuppressionList, SuppressionQuery,
     },
 };
 
@@ -29,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_categories, add_category))
         .routes(routes!(get_preferences, put_preferences))
+        .routes(routes!(add_opt_outs))
         .routes(routes!(list_suppressions, suppress))
         .routes(routes!(unsuppress))
         .routes(routes!(unsubscribe_page, unsubscribe))
@@ -221,6 +222,46 @@ async fn suppress(
         )
         .await?;
     Ok(axum::Json(Suppressed {
+        read: done.read,
+        added: done.added,
+    }))
+}
+
+/// Opt many users out at once (a list from another sender or a CRM). All or nothing: a
+/// wrong entry is named (`opt_outs[2].user_id`) and none is added. Opt-outs already there
+/// keep their first time and source.
+#[utoipa::path(
+    post, path = "/v1/opt-outs", tag = "consent",
+    request_body = OptOutsBody,
+    responses(
+        (status = 200, body = OptOutsAdded),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn add_opt_outs(
+    State(state): State<AppState>,
+    caller: Can<Operate>,
+    Body(body): Body<OptOutsBody>,
+) -> ApiResult<axum::Json<OptOutsAdded>> {
+    let entries: Vec<OptOutLine> = body
+        .opt_outs
+        .into_iter()
+        .enumerate()
+        .map(|(i, o)| OptOutLine {
+            place: Place::Index(i),
+            user_id: o.user_id,
+            category: o.category.unwrap_or_else(|| "marketing".into()),
+            channel: o.channel.unwrap_or_else(|| "all".into()),
+        })
+        .collect();
+    let done = state
+        .control
+        .add_opt_outs(&entries, OptOutSource::Api, caller.name())
+        .await?;
+    Ok(axum::Json(OptOutsAdded {
         read: done.read,
         added: done.added,
     }))

@@ -9,8 +9,11 @@ use herald_wire::{Category, Channel, OptOutChannel, Unsubscribe, UnsubscribeKey}
 
 use crate::{Control, ControlError, Result};
 
-/// Addresses one import or request may suppress.
+/// Addresses one request may suppress, opt-outs one request may add.
 pub const MAX_SUPPRESSIONS: usize = 100_000;
+
+/// Lines one CSV import may hold.
+pub const MAX_IMPORT: usize = 100_000;
 
 /// What a one-click unsubscribe did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +30,35 @@ pub struct Imported {
     pub read: usize,
     /// Of those, newly suppressed (the others were already).
     pub added: u64,
+}
+
+/// One opt-out as an operator gave it, with where (to name it when it is wrong).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OptOutLine {
+    pub place: Place,
+    pub user_id: i64,
+    /// A category's name, as given.
+    pub category: String,
+    /// A channel's name or `all`, as given.
+    pub channel: String,
+}
+
+/// Where an entry of a list was: a CSV file's line, or a JSON array's index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    Line(u64),
+    Index(usize),
+}
+
+impl Place {
+    /// The error field for `field` of the entry here: `line 3` (a CSV line's fields are
+    /// named in the message) or `opt_outs[2].category`.
+    fn field(self, field: &str) -> String {
+        match self {
+            Self::Line(n) => format!("line {n}"),
+            Self::Index(i) => format!("opt_outs[{i}].{field}"),
+        }
+    }
 }
 
 impl Control {
@@ -206,6 +238,94 @@ impl Control {
         .await?)
     }
 
+    /// Opt users out in bulk, as given (`source` says how: an import, the API). Each entry is
+    /// checked, and a wrong one (a bad name, an unknown user or category, transactional) is
+    /// named by its place and adds none.
+    pub async fn add_opt_outs(
+        &self,
+        entries: &[OptOutLine],
+        source: OptOutSource,
+        actor: &str,
+    ) -> Result<Imported> {
+        if entries.is_empty() || entries.len() > MAX_SUPPRESSIONS {
+            return Err(ControlError::Field {
+                field: "opt_outs".into(),
+                message: format!(
+                    "give 1 to {MAX_SUPPRESSIONS} opt-outs, not {}",
+                    entries.len()
+                ),
+            });
+        }
+        let parsed = entries
+            .iter()
+            .map(|e| {
+                let at = |field: &str, message: String| ControlError::Field {
+                    field: e.place.field(field),
+                    message,
+                };
+                if e.user_id <= 0 {
+                    return Err(at("user_id", format!("{} is not a user id", e.user_id)));
+                }
+                let category = Category::parse(&e.category).map_err(|x| at("category", x.0))?;
+                if category.is_transactional() {
+                    return Err(at(
+                        "category",
+                        "transactional messages ignore opt-outs; nobody opts out of them".into(),
+                    ));
+                }
+                let channel = e
+                    .channel
+                    .parse::<OptOutChannel>()
+                    .map_err(|x| at("channel", x.0))?;
+                Ok((e.user_id, category, channel))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        match store::add_opt_outs(&self.db, &parsed, source, actor).await {
+            Ok(added) => Ok(Imported {
+                read: entries.len(),
+                added,
+            }),
+            Err(herald_store::StoreError::UnknownUser(user)) => {
+                let e = entries.iter().find(|e| e.user_id == user);
+                Err(ControlError::Field {
+                    field: e.map_or("opt_outs".into(), |e| e.place.field("user_id")),
+                    message: format!("no user {user}"),
+                })
+            }
+            Err(herald_store::StoreError::UnknownCategory(name)) => {
+                let e = entries.iter().find(|e| e.category == name);
+                Err(ControlError::Field {
+                    field: e.map_or("opt_outs".into(), |e| e.place.field("category")),
+                    message: format!(
+                        "no category {name:?}: declare it first (herald categories add {name})"
+                    ),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Opt out the users of a CSV file: a user id a line, then optionally a category and a
+    /// channel (absent or empty: `category`, `channel`); a header line naming `user_id` is
+    /// skipped. A bad line, named by its number, adds none.
+    pub async fn import_opt_outs(
+        &self,
+        csv_text: &str,
+        category: &str,
+        channel: &str,
+        actor: &str,
+    ) -> Result<Imported> {
+        let entries = parse_opt_out_csv(csv_text, category, channel)?;
+        if entries.is_empty() {
+            return Err(ControlError::Field {
+                field: "file".into(),
+                message: "the file holds no user".into(),
+            });
+        }
+        self.add_opt_outs(&entries, OptOutSource::Import, actor)
+            .await
+    }
+
     /// Suppress addresses on a channel, as given (each checked and normalized; one bad
     /// address, named by its place, suppresses none).
     pub async fn suppress(
@@ -314,9 +434,11 @@ fn parse_channel(channel: &str) -> Result<Channel> {
         })
 }
 
-/// The entries of a suppression CSV with their line numbers: one record a line (an address
-/// holds no line break), blank lines skipped.
-fn parse_suppression_csv(text: &str) -> Result<Vec<(u64, (String, Option<String>))>> {
+/// The records of a CSV import with their line numbers: one record a line (no field holds
+/// a line break), blank lines and records with an empty first field skipped, and a first
+/// record skipped when its first field is one of `header` (case aside). At most
+/// `MAX_IMPORT` records.
+fn csv_records(text: &str, header: &[&str]) -> Result<Vec<(u64, csv::StringRecord)>> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = i as u64 + 1;
@@ -335,32 +457,94 @@ fn parse_suppression_csv(text: &str) -> Result<Vec<(u64, (String, Option<String>
             field: format!("line {line}"),
             message: e.to_string(),
         })?;
-        let Some(address) = record.get(0).filter(|a| !a.is_empty()) else {
+        let Some(first) = record.get(0).filter(|a| !a.is_empty()) else {
             continue;
         };
-        if out.is_empty()
-            && matches!(
-                address.to_lowercase().as_str(),
-                "address" | "email" | "e-mail"
-            )
-        {
+        if out.is_empty() && header.contains(&first.to_lowercase().as_str()) {
             continue;
         }
-        let detail = record.get(1).map(str::to_owned);
-        out.push((line, (address.to_owned(), detail)));
-        if out.len() > MAX_SUPPRESSIONS {
+        out.push((line, record));
+        if out.len() > MAX_IMPORT {
             return Err(ControlError::Field {
                 field: "file".into(),
-                message: format!("one import holds at most {MAX_SUPPRESSIONS} addresses"),
+                message: format!("one import holds at most {MAX_IMPORT} lines"),
             });
         }
     }
     Ok(out)
 }
 
+/// The entries of a suppression CSV: an address, an optional note.
+fn parse_suppression_csv(text: &str) -> Result<Vec<(u64, (String, Option<String>))>> {
+    Ok(csv_records(text, &["address", "email", "e-mail"])?
+        .into_iter()
+        .map(|(line, r)| {
+            let address = r[0].to_owned();
+            (line, (address, r.get(1).map(str::to_owned)))
+        })
+        .collect())
+}
+
+/// The entries of an opt-out CSV: a user id, then optionally a category and a channel
+/// (empty or absent: `category`, `channel`).
+fn parse_opt_out_csv(text: &str, category: &str, channel: &str) -> Result<Vec<OptOutLine>> {
+    csv_records(text, &["user_id", "user", "id"])?
+        .into_iter()
+        .map(|(line, r)| {
+            let user_id = r[0]
+                .parse::<i64>()
+                .ok()
+                .filter(|id| *id > 0)
+                .ok_or_else(|| ControlError::Field {
+                    field: format!("line {line}"),
+                    message: format!("{:?} is not a user id", &r[0]),
+                })?;
+            let or = |i: usize, default: &str| {
+                r.get(i)
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or(default)
+                    .to_owned()
+            };
+            Ok(OptOutLine {
+                place: Place::Line(line),
+                user_id,
+                category: or(1, category),
+                channel: or(2, channel),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_opt_out_file_takes_its_defaults_where_a_line_says_nothing() {
+        let rows = parse_opt_out_csv(
+            "user_id,category,channel\n7\n8,news\n\n9,,email\n",
+            "marketing",
+            "all",
+        )
+        .unwrap();
+        let got: Vec<_> = rows
+            .iter()
+            .map(|r| (r.place, r.user_id, r.category.as_str(), r.channel.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Place::Line(2), 7, "marketing", "all"),
+                (Place::Line(3), 8, "news", "all"),
+                (Place::Line(5), 9, "marketing", "email"),
+            ]
+        );
+        let err = parse_opt_out_csv("7\nseven\n", "marketing", "all").unwrap_err();
+        assert!(
+            matches!(&err, ControlError::Field { field, .. } if field == "line 2"),
+            "{err:?}"
+        );
+    }
 
     #[test]
     fn a_suppression_file_is_read_line_by_line() {

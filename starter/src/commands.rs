@@ -48,9 +48,21 @@ pub async fn run(config: Config, command: Command) -> Result<()> {
         }
         Command::OptOut {
             user,
+            file,
             category,
             channel,
-        } => crate::consent::opt_out(&connect(config, 1).await?, user, &category, &channel).await,
+        } => {
+            let control = connect(config, 1).await?;
+            match (user, file) {
+                (_, Some(file)) => {
+                    crate::consent::import_opt_outs(&control, &file, &category, &channel).await
+                }
+                (Some(user), None) => {
+                    crate::consent::opt_out(&control, user, &category, &channel).await
+                }
+                (None, None) => unreachable!("clap asks for a user or --file"),
+            }
+        }
         Command::Preferences { user, json } => {
             crate::consent::preferences(&connect(config, 1).await?, user, json).await
         }

@@ -108,6 +108,26 @@ pub async fn opt_out(control: &Control, user: i64, category: &str, channel: &str
     Ok(())
 }
 
+pub async fn import_opt_outs(
+    control: &Control,
+    file: &std::path::Path,
+    category: &str,
+    channel: &str,
+) -> Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let done = control
+        .import_opt_outs(&text, category, channel, &actor())
+        .await?;
+    println!(
+        "{} opt-outs read, {} new ({} were there already)",
+        done.read,
+        done.added,
+        done.read as u64 - done.added
+    );
+    Ok(())
+}
+
 pub async fn preferences(control: &Control, user: i64, json: bool) -> Result<()> {
     let opt_outs = control.preferences(user).await?;
     if json {

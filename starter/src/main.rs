@@ -157,9 +157,16 @@ enum Command {
         #[command(subcommand)]
         command: consent::CategoriesCommand,
     },
-    /// Opt a user out of a category, on one channel or on all (idempotent).
+    /// Opt a user out of a category, on one channel or on all (idempotent); or, with
+    /// --file, the users of a CSV list.
     OptOut {
-        user: i64,
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        user: Option<i64>,
+        /// A CSV of opt-outs to import: a user id a line, then optionally a category and a
+        /// channel for that line (else --category and --channel); an optional header line.
+        /// A bad line imports nothing.
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
         /// The category ("marketing" or a declared one).
         #[arg(long, default_value = "marketing")]
         category: String,

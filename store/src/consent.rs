@@ -193,7 +193,7 @@ pub enum OptOutSource {
     Api,
     /// `herald opt-out`.
     Operator,
-    /// A users import.
+    /// A list imported by an operator (`herald opt-out --file`, `POST /v1/opt-outs`).
     Import,
 }
 
@@ -282,6 +282,55 @@ pub async fn opt_out(
     .rows_affected();
     tx.commit().await?;
     Ok(added == 1)
+}
+
+/// Opt many users out at once (an import from another sender, a list from a CRM), in one
+/// transaction: each entry a user, a category and a channel (or all). An opt-out already
+/// there keeps its first time and source. The first unknown user or category refuses the
+/// whole list ([`StoreError::UnknownUser`], [`StoreError::UnknownCategory`]). Returns how
+/// many are new.
+pub async fn add_opt_outs(
+    pool: &PgPool,
+    entries: &[(i64, Category, OptOutChannel)],
+    source: OptOutSource,
+    actor: &str,
+) -> Result<u64> {
+    let users: Vec<i64> = entries.iter().map(|(u, _, _)| *u).collect();
+    let categories: Vec<&str> = entries.iter().map(|(_, c, _)| c.as_str()).collect();
+    let channels: Vec<&str> = entries.iter().map(|(_, _, ch)| ch.name()).collect();
+    let mut tx = pool.begin().await?;
+    let mut declared: Vec<&Category> = entries.iter().map(|(_, c, _)| c).collect();
+    declared.sort_unstable_by_key(|c| c.as_str());
+    declared.dedup();
+    for category in declared {
+        known_category(&mut tx, category).await?;
+    }
+    let unknown: Option<i64> = sqlx::query_scalar(
+        "SELECT e.u FROM unnest($1::bigint[]) WITH ORDINALITY AS e(u, i)
+         WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = e.u) ORDER BY e.i LIMIT 1",
+    )
+    .bind(&users)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(user) = unknown {
+        return Err(StoreError::UnknownUser(user));
+    }
+    let added = sqlx::query(
+        "INSERT INTO opt_outs (user_id, category, channel, source, actor)
+         SELECT DISTINCT e.u, e.c, e.ch, $4, $5
+         FROM unnest($1::bigint[], $2::text[], $3::text[]) AS e(u, c, ch)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&users)
+    .bind(&categories)
+    .bind(&channels)
+    .bind(source.name())
+    .bind(actor)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(added)
 }
 
 /// Make a user's opt-outs exactly `wanted`: new ones are added (with `source`), those not

@@ -92,6 +92,37 @@ pub struct PreferencesBody {
     pub opt_outs: Vec<OptOutEntry>,
 }
 
+/// Opt-outs to add, for many users at once.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptOutsBody {
+    /// 1–100,000 opt-outs; one wrong entry adds none.
+    pub opt_outs: Vec<NewOptOut>,
+}
+
+/// One user's "no" to add.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOptOut {
+    #[schema(example = 7)]
+    pub user_id: i64,
+    /// `marketing` when absent.
+    #[schema(example = "marketing")]
+    pub category: Option<String>,
+    /// `inbox`, `webhook`, `email`, or `all` (the default).
+    #[schema(example = "all")]
+    pub channel: Option<String>,
+}
+
+/// What adding opt-outs did.
+#[derive(Serialize, ToSchema)]
+pub struct OptOutsAdded {
+    /// Opt-outs given.
+    pub read: usize,
+    /// Of those, new; the others were there already (and keep their time and source).
+    pub added: u64,
+}
+
 /// One suppressed address.
 #[derive(Serialize, ToSchema)]
 pub struct SuppressionEntry {

@@ -403,3 +403,93 @@ async fn preferences_and_suppressions_refuse_bad_input_and_change_nothing() {
     let out = app.herald_ok(&["preferences", &user.to_string()]);
     assert!(out.contains("marketing") && out.contains("inbox"), "{out}");
 }
+
+#[tokio::test]
+async fn an_opt_out_list_is_imported_whole_or_not_at_all_and_later_pages_honour_it() {
+    let app = TestApp::spawn().await.unwrap();
+    let api = app.api().await.unwrap();
+    let segment = unique("optin");
+    app.seed(5, &segment);
+    let ids: Vec<i64> = users(&app, &segment)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let opted_out = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM opt_outs")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+
+    // The CLI's import: an unknown user on line 3 refuses the whole file.
+    let dir = std::env::temp_dir().join(unique("herald-optouts-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("optouts.csv");
+    std::fs::write(&file, format!("user_id,category\n{}\n999999999\n", ids[0])).unwrap();
+    let out = app.herald(&["opt-out", "--file", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("line 3") && stderr(&out).contains("no user 999999999"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(opted_out().await, 0);
+    // A header, a default line, a line that says its own channel, a repeat.
+    std::fs::write(
+        &file,
+        format!(
+            "user_id,category,channel\n{a}\n{b},marketing,email\n{a}\n",
+            a = ids[0],
+            b = ids[1]
+        ),
+    )
+    .unwrap();
+    let out = app.herald_ok(&["opt-out", "--file", file.to_str().unwrap()]);
+    assert!(out.contains("3 opt-outs read, 2 new"), "{out}");
+    let out = app.herald_ok(&["preferences", &ids[1].to_string(), "--json"]);
+    let prefs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(prefs["opt_outs"][0]["channel"], "email", "{prefs}");
+    assert_eq!(prefs["opt_outs"][0]["source"], "import", "{prefs}");
+
+    // The API: a wrong entry is named by its place and adds nothing.
+    for (body, field) in [
+        (
+            json!({"opt_outs": [{"user_id": ids[2]}, {"user_id": ids[3], "category": "transactional"}]}),
+            "opt_outs[1].category",
+        ),
+        (
+            json!({"opt_outs": [{"user_id": 999999999}]}),
+            "opt_outs[0].user_id",
+        ),
+        (
+            json!({"opt_outs": [{"user_id": ids[2], "channel": "sms"}]}),
+            "opt_outs[0].channel",
+        ),
+        (json!({"opt_outs": []}), "opt_outs"),
+    ] {
+        let answer = api.post("/v1/opt-outs", body.clone()).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{body}: {answer:?}");
+        assert_eq!(answer.body["error"]["field"], field, "{answer:?}");
+    }
+    assert_eq!(opted_out().await, 2);
+    let added = api
+        .post(
+            "/v1/opt-outs",
+            json!({"opt_outs": [{"user_id": ids[2], "channel": "inbox"}, {"user_id": ids[0]}]}),
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{added:?}");
+    assert_eq!(
+        (added.body["read"].clone(), added.body["added"].clone()),
+        (json!(2), json!(1))
+    );
+
+    // An inbox campaign: the users out of all channels or of the inbox are suppressed, the
+    // one out of e-mail only is not.
+    let key = app.campaign(&segment).launch();
+    app.wait_status(&key, CampaignStatus::Completed, LONG)
+        .await
+        .unwrap();
+    assert_eq!(counters(&app, &key), (3, 0, 2));
+}

@@ -46,9 +46,9 @@ impl Control {
             limit.get() + 1,
         )
         .await?;
-        if !found.known_user {
+        let Some(profile) = found.user else {
             return Err(StoreError::UnknownUser(user).into());
-        }
+        };
         // Rendered once the page is cut: the row fetched to see a next page is not shown.
         let mut page = Page::of(found.items, limit, |i| i.campaign_id);
         let key = self.unsubscribe_key().await?;
@@ -66,38 +66,20 @@ impl Control {
                 item.unsubscribe_url = Some(key.url(&self.config.public_url, &link));
             }
         }
-        self.render(user, &mut page.items).await?;
+        self.render(profile, &mut page.items);
         Ok(Inbox {
             page,
             unread: found.unread,
         })
     }
 
-    /// Render the items whose campaign's title or body is a template, for `user` as they
-    /// are now. An item whose rendering fails keeps empty text and says why in
-    /// `render_error`; the others are unaffected.
-    async fn render(&self, user: i64, items: &mut [InboxItem]) -> Result<()> {
-        let mut compiled = Vec::new();
-        for item in items.iter() {
-            compiled.push(self.templates.get(item));
-        }
-        if compiled
-            .iter()
-            .all(|t| t.as_ref().is_none_or(|t| !t.is_personal()))
-        {
-            return Ok(());
-        }
-        let mut conn = self.db.acquire().await.map_err(StoreError::from)?;
-        let profile = herald_store::users::profiles(&mut conn, &[user])
-            .await?
-            .pop()
-            .unwrap_or(Profile {
-                id: user,
-                ..Profile::default()
-            });
+    /// Render the items whose campaign's title or body is a template, for the user as
+    /// they are now (`profile`, read with the page). An item whose rendering fails keeps
+    /// empty text and says why in `render_error`; the others are unaffected.
+    fn render(&self, profile: Profile, items: &mut [InboxItem]) {
         let profile = Arc::new(profile);
-        for (item, templates) in items.iter_mut().zip(compiled) {
-            let Some(templates) = templates.filter(|t| t.is_personal()) else {
+        for item in items.iter_mut() {
+            let Some(templates) = self.templates.get(item).filter(|t| t.is_personal()) else {
                 continue;
             };
             match templates.render_with(&profile, item.unsubscribe_url.as_deref()) {
@@ -111,7 +93,6 @@ impl Control {
                 }
             }
         }
-        Ok(())
     }
 
     /// The unread badge.

@@ -32,17 +32,48 @@ pub fn consent_cte(channel: Channel) -> String {
 }
 
 /// Whether the user `u` is quiet for the campaign of the `consent` CTE on `channel`: a
-/// boolean SQL expression.
+/// boolean SQL expression, asked per user (for a few known ids).
 pub fn quiet_sql(channel: Channel) -> String {
     let ch = channel.name();
-    let address = address_sql(channel, "u");
     format!(
         "(((SELECT asks FROM consent) AND EXISTS (
              SELECT 1 FROM opt_outs o
              WHERE o.user_id = u.id AND o.category = (SELECT category FROM consent)
                AND o.channel IN ('{ch}', 'all')))
-          OR ((SELECT suppressing FROM consent) AND EXISTS (
-             SELECT 1 FROM suppressions s WHERE s.channel = '{ch}' AND s.address = {address})))"
+          OR {suppressed})",
+        suppressed = suppressed_sql(channel)
+    )
+}
+
+/// A page's quiet users, for a page statement: a CTE named `opted` of the users of `ids`'s
+/// id range (after `after`, up to its last id) who opted out of the campaign's category on
+/// `channel`, read as one range of the opt-outs' primary key rather than one probe per
+/// recipient; and the expression that says whether the user `u` (a row of `ids`, with an
+/// `email` column for e-mail) is quiet. Means the same as [`quiet_sql`].
+pub fn page_quiet_sql(channel: Channel, ids: &str, after: &str) -> (String, String) {
+    let ch = channel.name();
+    let cte = format!(
+        "opted AS (
+    SELECT DISTINCT o.user_id FROM opt_outs o
+    WHERE (SELECT asks FROM consent)
+      AND o.user_id > {after} AND o.user_id <= (SELECT max(id) FROM {ids})
+      AND o.category = (SELECT category FROM consent) AND o.channel IN ('{ch}', 'all')
+)"
+    );
+    let quiet = format!(
+        "(u.id IN (SELECT user_id FROM opted) OR {suppressed})",
+        suppressed = suppressed_sql(channel)
+    );
+    (cte, quiet)
+}
+
+/// Whether `u`'s address is suppressed on `channel` (asked only when anything is).
+fn suppressed_sql(channel: Channel) -> String {
+    let ch = channel.name();
+    let address = address_sql(channel, "u");
+    format!(
+        "((SELECT suppressing FROM consent) AND EXISTS (
+             SELECT 1 FROM suppressions s WHERE s.channel = '{ch}' AND s.address = {address}))"
     )
 }
 

@@ -15,7 +15,8 @@ use herald_wire::{CampaignKey, ItemStatus};
 use serde::Serialize;
 use sqlx::{FromRow, PgPool};
 
-use crate::{Result, StoreError};
+use crate::{Result, StoreError, users::PROFILE_JSON};
+use herald_templates::Profile;
 
 /// The items a user's inbox shows, as a condition on `message_items i` joined with
 /// `messages m` (`$1`: the user): inbox campaigns, delivered. A paused or cancelled campaign's
@@ -73,13 +74,15 @@ pub struct InboxPage {
     pub items: Vec<InboxItem>,
     /// Every unread item the user has, whatever the filter and the page.
     pub unread: i64,
-    /// Whether the user exists at all.
-    pub known_user: bool,
+    /// The user as templates see them, read with the page (so rendering needs no second
+    /// query); `None` when the user does not exist.
+    pub user: Option<Profile>,
 }
 
 #[derive(FromRow)]
 struct Row {
-    known_user: bool,
+    email: Option<String>,
+    profile: Option<String>,
     unread: i64,
     campaign_id: Option<i64>,
     key: Option<String>,
@@ -92,7 +95,8 @@ struct Row {
 }
 
 /// A page of a user's inbox: up to `limit` items of campaigns older than `before` (a
-/// campaign id, the cursor), newest first, with the user's unread count, in one statement.
+/// campaign id, the cursor), newest first, with the user's unread count and profile (what
+/// templates read), in one statement.
 /// Keyset pagination: a page starts below the last item of the one before, so items that
 /// arrive from new campaigns meanwhile never shift a walk through the pages.
 pub async fn page<'e>(
@@ -110,8 +114,11 @@ pub async fn page<'e>(
         .fetch_all(db)
         .await?;
     let first = rows.first();
-    let known_user = first.is_some_and(|r| r.known_user);
     let unread = first.map_or(0, |r| r.unread);
+    let user = match first.and_then(|r| Some((r.email.as_deref()?, r.profile.as_deref()?))) {
+        Some((email, json)) => Some(crate::users::profile_from_json(user_id, email, json)?),
+        None => None,
+    };
     let items = rows
         .into_iter()
         .filter_map(|r| {
@@ -149,7 +156,7 @@ pub async fn page<'e>(
     Ok(InboxPage {
         items,
         unread,
-        known_user,
+        user,
     })
 }
 
@@ -157,7 +164,10 @@ pub async fn page<'e>(
 /// API's benchmark runs the same text under pgbench as its baseline.
 pub fn page_sql() -> String {
     format!(
-        "WITH unread AS (
+        "WITH me AS (
+            SELECT coalesce(u.email, '') AS email, {PROFILE_JSON} AS profile
+            FROM users u WHERE u.id = $1
+         ), unread AS (
             SELECT count(*) AS n FROM message_items i JOIN messages m ON m.id = i.message_id
             WHERE {DELIVERED} AND i.read_at IS NULL
          ), page AS (
@@ -168,8 +178,8 @@ pub fn page_sql() -> String {
               AND ($3::smallint = 0 OR ($3 = 1) = (i.read_at IS NULL))
             ORDER BY i.message_id DESC LIMIT $4
          )
-         SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) AS known_user, unread.n AS unread,
-                page.*
+         SELECT (SELECT email FROM me) AS email, (SELECT profile FROM me) AS profile,
+                unread.n AS unread, page.*
          FROM unread LEFT JOIN page ON true
          ORDER BY page.campaign_id DESC NULLS LAST"
     )

@@ -47,7 +47,7 @@ fn page_sql(items: ItemInsert, audience: &str) -> String {
         ),
     };
     let consent = crate::consent::consent_cte(Channel::Inbox);
-    let quiet = crate::consent::quiet_sql(Channel::Inbox);
+    let (opted, quiet) = crate::consent::page_quiet_sql(Channel::Inbox, "ids", "$2");
     format!(
         "
 WITH gate AS (
@@ -63,12 +63,16 @@ go AS (
     SELECT coalesce((SELECT status = $6 AND intent = $8 FROM gate), false)
            AND NOT EXISTS (SELECT 1 FROM done) AS ok
 ),
-page AS (
-    SELECT u.id, {quiet} AS quiet FROM users u
+ids AS (
+    SELECT u.id FROM users u
     WHERE (SELECT ok FROM go) AND u.id > $2 AND u.id <= $3
       AND {audience}
     ORDER BY u.id
     LIMIT $4
+),
+{opted},
+page AS (
+    SELECT u.id, {quiet} AS quiet FROM ids u
 ),
 ins AS (
     INSERT INTO message_items (message_id, user_id, status)

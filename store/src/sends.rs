@@ -96,7 +96,7 @@ fn claim_sql(audience: &str, owner: usize, profiles: bool, channel: Channel) -> 
         "'{}'::text[]".to_owned()
     };
     let consent = crate::consent::consent_cte(channel);
-    let quiet = crate::consent::quiet_sql(channel);
+    let (opted, quiet) = crate::consent::page_quiet_sql(channel, "ids", "$2");
     let suppressed = ItemStatus::Suppressed.code();
     format!(
         "
@@ -117,13 +117,17 @@ take AS (
     UPDATE message_pages SET owner = ${owner}
     WHERE message_id = $1 AND lane = $5 AND after_user_id = $2 AND (SELECT ok FROM go)
 ),
-page AS (
-    SELECT u.id, coalesce(u.email, '') AS email, {quiet} AS quiet FROM users u
+ids AS (
+    SELECT u.id, coalesce(u.email, '') AS email FROM users u
     WHERE (SELECT ok FROM go) AND NOT EXISTS (SELECT 1 FROM done)
       AND u.id > $2 AND u.id <= $3
       AND {audience}
     ORDER BY u.id
     LIMIT $4
+),
+{opted},
+page AS (
+    SELECT u.id, u.email, {quiet} AS quiet FROM ids u
 ),
 cut AS (
     SELECT max(id) AS last, count(*) AS n, count(*) FILTER (WHERE quiet) AS q,

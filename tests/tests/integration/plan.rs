@@ -109,7 +109,7 @@ async fn the_inbox_is_planned_for_each_user_though_its_statement_is_kept() {
     }
     let (custom, generic): (i64, i64) = sqlx::query_as(
         "SELECT custom_plans, generic_plans FROM pg_prepared_statements
-         WHERE statement LIKE 'WITH unread AS%'",
+         WHERE statement LIKE 'WITH me AS%'",
     )
     .fetch_one(&mut *tx)
     .await

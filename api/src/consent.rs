@@ -29,8 +29,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_categories, add_category))
         .routes(routes!(get_preferences, put_preferences))
-        .routes(routes!(add_opt_outs))
-        .routes(routes!(list_suppressions, suppress))
+        .routes(routes!(list_suppressions))
+        // Lists of up to 100,000 entries.
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(add_opt_outs))
+                .routes(routes!(suppress))
+                .layer(axum::extract::DefaultBodyLimit::max(crate::LIST_BODY_LIMIT)),
+        )
         .routes(routes!(unsuppress))
         .routes(routes!(unsubscribe_page, unsubscribe))
 }

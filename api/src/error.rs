@@ -202,9 +202,11 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
                 format!(
-                    "the body is over the limit of {} KiB ({} KiB for a batch of users)",
+                    "the body is over the limit of {} KiB ({} KiB for a batch of users, {} KiB \
+                     for a list of opt-outs or suppressions)",
                     crate::BODY_LIMIT / 1024,
-                    crate::BATCH_BODY_LIMIT / 1024
+                    crate::BATCH_BODY_LIMIT / 1024,
+                    crate::LIST_BODY_LIMIT / 1024
                 ),
             )
         }

@@ -55,6 +55,9 @@ use crate::error::ApiError;
 pub const BODY_LIMIT: usize = 128 * 1024;
 /// The body limit of `POST /v1/users/batch`: 1,000 users of about 2 KiB each.
 pub const BATCH_BODY_LIMIT: usize = 2 * 1024 * 1024;
+/// The body limit of `POST /v1/opt-outs` and `POST /v1/suppressions`: 100,000 entries of
+/// up to about 80 bytes.
+pub const LIST_BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 /// When this process started, in the request ids it makes.
 static STARTED: LazyLock<u64> = LazyLock::new(|| {

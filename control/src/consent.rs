@@ -9,8 +9,11 @@ use herald_wire::{Category, Channel, OptOutChannel, Unsubscribe, UnsubscribeKey}
 
 use crate::{Control, ControlError, Result};
 
-/// Addresses one request may suppress, opt-outs one request may add.
+/// Addresses one request may suppress.
 pub const MAX_SUPPRESSIONS: usize = 100_000;
+
+/// Opt-outs one request may add.
+pub const MAX_OPT_OUTS: usize = 100_000;
 
 /// Lines one CSV import may hold.
 pub const MAX_IMPORT: usize = 100_000;
@@ -247,13 +250,10 @@ impl Control {
         source: OptOutSource,
         actor: &str,
     ) -> Result<Imported> {
-        if entries.is_empty() || entries.len() > MAX_SUPPRESSIONS {
+        if entries.is_empty() || entries.len() > MAX_OPT_OUTS {
             return Err(ControlError::Field {
                 field: "opt_outs".into(),
-                message: format!(
-                    "give 1 to {MAX_SUPPRESSIONS} opt-outs, not {}",
-                    entries.len()
-                ),
+                message: format!("give 1 to {MAX_OPT_OUTS} opt-outs, not {}", entries.len()),
             });
         }
         let parsed = entries
@@ -315,6 +315,23 @@ impl Control {
         channel: &str,
         actor: &str,
     ) -> Result<Imported> {
+        // The defaults named as the flags they came from, before any line uses them.
+        let default_category = Category::parse(category).map_err(|e| ControlError::Field {
+            field: "category".into(),
+            message: e.0,
+        })?;
+        if default_category.is_transactional() {
+            return Err(ControlError::Field {
+                field: "category".into(),
+                message: "transactional messages ignore opt-outs; nobody opts out of them".into(),
+            });
+        }
+        channel
+            .parse::<OptOutChannel>()
+            .map_err(|e| ControlError::Field {
+                field: "channel".into(),
+                message: e.0,
+            })?;
         let entries = parse_opt_out_csv(csv_text, category, channel)?;
         if entries.is_empty() {
             return Err(ControlError::Field {
@@ -440,6 +457,8 @@ fn parse_channel(channel: &str) -> Result<Channel> {
 /// `MAX_IMPORT` records.
 fn csv_records(text: &str, header: &[&str]) -> Result<Vec<(u64, csv::StringRecord)>> {
     let mut out = Vec::new();
+    // A spreadsheet's export may begin with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (i, raw) in text.lines().enumerate() {
         let line = i as u64 + 1;
         if raw.trim().is_empty() {
@@ -539,6 +558,8 @@ mod tests {
                 (Place::Line(5), 9, "marketing", "email"),
             ]
         );
+        let bom = parse_opt_out_csv("\u{feff}user_id\n7\n", "marketing", "all").unwrap();
+        assert_eq!(bom.len(), 1);
         let err = parse_opt_out_csv("7\nseven\n", "marketing", "all").unwrap_err();
         assert!(
             matches!(&err, ControlError::Field { field, .. } if field == "line 2"),

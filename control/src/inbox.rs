@@ -11,7 +11,7 @@ use std::{
 
 use herald_store::{
     StoreError,
-    inbox::{self, InboxItem, ReadFilter},
+    inbox::{self, InboxItem, ReadFilter, UserData},
 };
 use herald_templates::{Profile, Templates, is_template};
 use herald_wire::{CampaignKey, Channel, Content};
@@ -46,7 +46,7 @@ impl Control {
             limit.get() + 1,
         )
         .await?;
-        let Some(profile) = found.user else {
+        let Some(data) = found.user else {
             return Err(StoreError::UnknownUser(user).into());
         };
         // Rendered once the page is cut: the row fetched to see a next page is not shown.
@@ -66,7 +66,7 @@ impl Control {
                 item.unsubscribe_url = Some(key.url(&self.config.public_url, &link));
             }
         }
-        self.render(profile, &mut page.items);
+        self.render(&data, &mut page.items);
         Ok(Inbox {
             page,
             unread: found.unread,
@@ -74,15 +74,26 @@ impl Control {
     }
 
     /// Render the items whose campaign's title or body is a template, for the user as
-    /// they are now (`profile`, read with the page). An item whose rendering fails keeps
-    /// empty text and says why in `render_error`; the others are unaffected.
-    fn render(&self, profile: Profile, items: &mut [InboxItem]) {
-        let profile = Arc::new(profile);
+    /// they are now (`data`, read with the page, parsed at the first template). An item
+    /// whose rendering fails keeps empty text and says why in `render_error`; the others
+    /// are unaffected.
+    fn render(&self, data: &UserData, items: &mut [InboxItem]) {
+        let mut profile: Option<std::result::Result<Arc<Profile>, String>> = None;
         for item in items.iter_mut() {
             let Some(templates) = self.templates.get(item).filter(|t| t.is_personal()) else {
                 continue;
             };
-            match templates.render_with(&profile, item.unsubscribe_url.as_deref()) {
+            let profile = profile
+                .get_or_insert_with(|| data.profile().map(Arc::new).map_err(|e| e.to_string()));
+            let profile = match profile {
+                Ok(p) => p,
+                Err(e) => {
+                    item.render_error = Some(e.clone());
+                    (item.title, item.body) = (String::new(), String::new());
+                    continue;
+                }
+            };
+            match templates.render_with(profile, item.unsubscribe_url.as_deref()) {
                 Ok(r) => {
                     let (title, body) = (r.title.into_owned(), r.body.into_owned());
                     (item.title, item.body) = (title, body);

@@ -330,26 +330,29 @@ pub async fn add_opt_outs(
     let categories: Vec<&str> = entries.iter().map(|(_, c, _)| c.as_str()).collect();
     let channels: Vec<&str> = entries.iter().map(|(_, _, ch)| ch.name()).collect();
     let mut tx = pool.begin().await?;
-    let mut declared: Vec<&Category> = entries.iter().map(|(_, c, _)| c).collect();
-    declared.sort_unstable_by_key(|c| c.as_str());
-    declared.dedup();
-    for category in declared {
-        known_category(&mut tx, category).await?;
-    }
-    let unknown: Option<i64> = sqlx::query_scalar(
-        "SELECT e.u FROM unnest($1::bigint[]) WITH ORDINALITY AS e(u, i)
-         WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = e.u) ORDER BY e.i LIMIT 1",
+    // The first entry, in the given order, whose user or category does not exist.
+    let unknown: Option<(i64, String, bool)> = sqlx::query_as(
+        "SELECT e.u, e.c, EXISTS (SELECT 1 FROM users WHERE id = e.u)
+         FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS e(u, c, i)
+         WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = e.u)
+            OR NOT EXISTS (SELECT 1 FROM categories WHERE name = e.c)
+         ORDER BY e.i LIMIT 1",
     )
     .bind(&users)
+    .bind(&categories)
     .fetch_optional(&mut *tx)
     .await?;
-    if let Some(user) = unknown {
-        return Err(StoreError::UnknownUser(user));
+    match unknown {
+        Some((user, _, false)) => return Err(StoreError::UnknownUser(user)),
+        Some((_, category, true)) => return Err(StoreError::UnknownCategory(category)),
+        None => {}
     }
     let added = sqlx::query(
         "INSERT INTO opt_outs (user_id, category, channel, source, actor)
          SELECT DISTINCT e.u, e.c, e.ch, $4, $5
          FROM unnest($1::bigint[], $2::text[], $3::text[]) AS e(u, c, ch)
+         -- In key order, so that two imports that overlap wait for each other, never deadlock.
+         ORDER BY 1, 2, 3
          ON CONFLICT DO NOTHING",
     )
     .bind(&users)

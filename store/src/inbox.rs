@@ -74,9 +74,24 @@ pub struct InboxPage {
     pub items: Vec<InboxItem>,
     /// Every unread item the user has, whatever the filter and the page.
     pub unread: i64,
-    /// The user as templates see them, read with the page (so rendering needs no second
-    /// query); `None` when the user does not exist.
-    pub user: Option<Profile>,
+    /// The user's data as templates see it, read with the page (so rendering needs no
+    /// second query); `None` when the user does not exist.
+    pub user: Option<UserData>,
+}
+
+/// A user's data as the inbox statement reads it, parsed only when a template needs it.
+#[derive(Clone, Debug)]
+pub struct UserData {
+    id: i64,
+    email: String,
+    json: String,
+}
+
+impl UserData {
+    /// The user as templates see them.
+    pub fn profile(&self) -> Result<Profile> {
+        crate::users::profile_from_json(self.id, &self.email, &self.json)
+    }
 }
 
 #[derive(FromRow)]
@@ -115,10 +130,13 @@ pub async fn page<'e>(
         .await?;
     let first = rows.first();
     let unread = first.map_or(0, |r| r.unread);
-    let user = match first.and_then(|r| Some((r.email.as_deref()?, r.profile.as_deref()?))) {
-        Some((email, json)) => Some(crate::users::profile_from_json(user_id, email, json)?),
-        None => None,
-    };
+    let user = first.and_then(|r| {
+        Some(UserData {
+            id: user_id,
+            email: r.email.clone()?,
+            json: r.profile.clone()?,
+        })
+    });
     let items = rows
         .into_iter()
         .filter_map(|r| {

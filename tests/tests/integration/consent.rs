@@ -485,8 +485,19 @@ async fn an_opt_out_list_is_imported_whole_or_not_at_all_and_later_pages_honour_
         (json!(2), json!(1))
     );
 
+    // A list far over the ordinary body limit (128 KiB) is taken whole.
+    let many: Vec<_> = (0..20_000)
+        .map(|_| json!({"user_id": ids[4], "channel": "webhook"}))
+        .collect();
+    let big = api.post("/v1/opt-outs", json!({ "opt_outs": many })).await;
+    assert_eq!(big.status, StatusCode::OK, "{:?}", big.body);
+    assert_eq!(
+        (big.body["read"].clone(), big.body["added"].clone()),
+        (json!(20_000), json!(1))
+    );
+
     // An inbox campaign: the users out of all channels or of the inbox are suppressed, the
-    // one out of e-mail only is not.
+    // ones out of e-mail or webhooks only are not.
     let key = app.campaign(&segment).launch();
     app.wait_status(&key, CampaignStatus::Completed, LONG)
         .await

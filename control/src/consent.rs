@@ -186,21 +186,7 @@ impl Control {
             .iter()
             .enumerate()
             .map(|(i, (category, channel))| {
-                let at = |field: &str, message: String| ControlError::Field {
-                    field: format!("opt_outs[{i}].{field}"),
-                    message,
-                };
-                let category = Category::parse(category).map_err(|e| at("category", e.0))?;
-                if category.is_transactional() {
-                    return Err(at(
-                        "category",
-                        "transactional messages ignore opt-outs; nobody opts out of them".into(),
-                    ));
-                }
-                let channel = channel
-                    .parse::<OptOutChannel>()
-                    .map_err(|e| at("channel", e.0))?;
-                Ok((category, channel))
+                parse_opt_out(category, channel, |field| format!("opt_outs[{i}].{field}"))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(store::set_opt_outs(&self.db, user_id, &parsed, source, actor).await?)
@@ -214,22 +200,7 @@ impl Control {
         channel: &str,
         actor: &str,
     ) -> Result<bool> {
-        let category = Category::parse(category).map_err(|e| ControlError::Field {
-            field: "category".into(),
-            message: e.0,
-        })?;
-        if category.is_transactional() {
-            return Err(ControlError::Field {
-                field: "category".into(),
-                message: "transactional messages ignore opt-outs; nobody opts out of them".into(),
-            });
-        }
-        let channel = channel
-            .parse::<OptOutChannel>()
-            .map_err(|e| ControlError::Field {
-                field: "channel".into(),
-                message: e.0,
-            })?;
+        let (category, channel) = parse_opt_out(category, channel, str::to_owned)?;
         Ok(store::opt_out(
             &self.db,
             user_id,
@@ -266,17 +237,8 @@ impl Control {
                 if e.user_id <= 0 {
                     return Err(at("user_id", format!("{} is not a user id", e.user_id)));
                 }
-                let category = Category::parse(&e.category).map_err(|x| at("category", x.0))?;
-                if category.is_transactional() {
-                    return Err(at(
-                        "category",
-                        "transactional messages ignore opt-outs; nobody opts out of them".into(),
-                    ));
-                }
-                let channel = e
-                    .channel
-                    .parse::<OptOutChannel>()
-                    .map_err(|x| at("channel", x.0))?;
+                let (category, channel) =
+                    parse_opt_out(&e.category, &e.channel, |field| e.place.field(field))?;
                 Ok((e.user_id, category, channel))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -316,22 +278,7 @@ impl Control {
         actor: &str,
     ) -> Result<Imported> {
         // The defaults named as the flags they came from, before any line uses them.
-        let default_category = Category::parse(category).map_err(|e| ControlError::Field {
-            field: "category".into(),
-            message: e.0,
-        })?;
-        if default_category.is_transactional() {
-            return Err(ControlError::Field {
-                field: "category".into(),
-                message: "transactional messages ignore opt-outs; nobody opts out of them".into(),
-            });
-        }
-        channel
-            .parse::<OptOutChannel>()
-            .map_err(|e| ControlError::Field {
-                field: "channel".into(),
-                message: e.0,
-            })?;
+        parse_opt_out(category, channel, str::to_owned)?;
         let entries = parse_opt_out_csv(csv_text, category, channel)?;
         if entries.is_empty() {
             return Err(ControlError::Field {
@@ -440,6 +387,30 @@ impl Control {
         let channel = channel.map(parse_channel).transpose()?;
         Ok(store::suppressions(&self.db, channel, search, before, limit.clamp(1, 1_000)).await?)
     }
+}
+
+/// A category and a channel someone may opt out of (not transactional), each refused at the
+/// field `field` names.
+fn parse_opt_out(
+    category: &str,
+    channel: &str,
+    field: impl Fn(&str) -> String,
+) -> Result<(Category, OptOutChannel)> {
+    let at = |name: &str, message: String| ControlError::Field {
+        field: field(name),
+        message,
+    };
+    let category = Category::parse(category).map_err(|e| at("category", e.0))?;
+    if category.is_transactional() {
+        return Err(at(
+            "category",
+            "transactional messages ignore opt-outs; nobody opts out of them".into(),
+        ));
+    }
+    let channel = channel
+        .parse::<OptOutChannel>()
+        .map_err(|e| at("channel", e.0))?;
+    Ok((category, channel))
 }
 
 fn parse_channel(channel: &str) -> Result<Channel> {

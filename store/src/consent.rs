@@ -296,22 +296,7 @@ pub async fn opt_out(
     source: OptOutSource,
     actor: &str,
 ) -> Result<bool> {
-    let mut tx = pool.begin().await?;
-    known_user(&mut tx, user_id).await?;
-    known_category(&mut tx, category).await?;
-    let added = sqlx::query(
-        "INSERT INTO opt_outs (user_id, category, channel, source, actor)
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-    )
-    .bind(user_id)
-    .bind(category.as_str())
-    .bind(channel.name())
-    .bind(source.name())
-    .bind(actor)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    tx.commit().await?;
+    let added = add_opt_outs(pool, &[(user_id, category.clone(), channel)], source, actor).await?;
     Ok(added == 1)
 }
 

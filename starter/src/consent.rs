@@ -114,16 +114,14 @@ pub async fn import_opt_outs(
     category: &str,
     channel: &str,
 ) -> Result<()> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let done = control
-        .import_opt_outs(&text, category, channel, &actor())
+        .import_opt_outs(&read_list(file)?, category, channel, &actor())
         .await?;
     println!(
         "{} opt-outs read, {} new ({} were there already)",
         done.read,
         done.added,
-        done.read as u64 - done.added
+        already(&done)
     );
     Ok(())
 }
@@ -199,16 +197,14 @@ pub async fn suppressions(control: &Control, command: SuppressionsCommand) -> Re
             }
         }
         SuppressionsCommand::Import { file, channel } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
             let done = control
-                .import_suppressions(&channel, &text, &actor())
+                .import_suppressions(&channel, &read_list(&file)?, &actor())
                 .await?;
             println!(
                 "{} addresses read, {} newly suppressed on {channel} ({} were already)",
                 done.read,
                 done.added,
-                done.read as u64 - done.added
+                already(&done)
             );
         }
         SuppressionsCommand::Remove { address, channel } => {
@@ -222,4 +218,14 @@ pub async fn suppressions(control: &Control, command: SuppressionsCommand) -> Re
         }
     }
     Ok(())
+}
+
+/// The text of a list to import, or an error naming the file.
+fn read_list(file: &std::path::Path) -> Result<String> {
+    std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
+}
+
+/// Of an import's entries, those that were there already (or repeated in the list).
+fn already(done: &herald_control::consent::Imported) -> u64 {
+    done.read as u64 - done.added
 }

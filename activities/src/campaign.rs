@@ -22,7 +22,7 @@ use herald_store::{
 use herald_templates::Templates;
 use herald_wire::{
     Channel, LedgerRequests, PageInput, PageOutcome, RegisterInput, Registered, SetStatusInput,
-    StatusRecorded, SyncRequestsInput,
+    StatusRecorded, SyncRequestsInput, WAVE_LANES,
 };
 use herald_workflows::activities::definitions;
 use temporalio_common::error::ApplicationFailure;
@@ -74,17 +74,17 @@ pub struct HeraldActivities {
     metrics: Metrics,
     /// What the external channels need of each campaign (fixed at launch), by row id.
     campaigns: std::sync::Mutex<std::collections::HashMap<i64, Arc<Delivery>>>,
-    /// Each campaign's audience as SQL for its pages (fixed at launch), by row id.
-    audiences: std::sync::Mutex<std::collections::HashMap<i64, Arc<Compiled>>>,
+    /// Each campaign's audience as SQL for its pages (fixed at launch), by row id and wave.
+    audiences: std::sync::Mutex<std::collections::HashMap<(i64, u32), Arc<Compiled>>>,
     /// Each campaign's title and body, compiled (fixed at launch), by row id.
     templates: std::sync::Mutex<std::collections::HashMap<i64, Arc<Templates>>>,
 }
 
 /// Keep `value` for `id` in a cache of what campaigns fixed at launch, which never grows
 /// past 1,024 campaigns (a worker runs far fewer at once).
-fn keep<T>(
-    cache: &std::sync::Mutex<std::collections::HashMap<i64, Arc<T>>>,
-    id: i64,
+fn keep<K: std::hash::Hash + Eq, T>(
+    cache: &std::sync::Mutex<std::collections::HashMap<K, Arc<T>>>,
+    id: K,
     value: Arc<T>,
 ) {
     let mut cache = cache.lock().expect("never poisoned");
@@ -132,17 +132,19 @@ impl HeraldActivities {
         Ok(c)
     }
 
-    /// The campaign's audience, as SQL for its pages.
-    async fn audience(&self, id: i64) -> Result<Arc<Compiled>, ActivityError> {
-        if let Some(a) = self.audiences.lock().expect("never poisoned").get(&id) {
+    /// The audience of a page's wave (its lane's block, [`WAVE_LANES`]), as SQL for its
+    /// pages.
+    async fn audience(&self, page: &PageInput) -> Result<Arc<Compiled>, ActivityError> {
+        let key = (page.campaign_id, page.lane / WAVE_LANES);
+        if let Some(a) = self.audiences.lock().expect("never poisoned").get(&key) {
             return Ok(a.clone());
         }
         let compiled = async {
             let mut conn = self.pool.acquire().await?;
-            filter::of_campaign(&mut conn, id, pages::AUDIENCE_PARAMS).await
+            filter::of_campaign(&mut conn, key.0, key.1, pages::AUDIENCE_PARAMS).await
         };
         let a = Arc::new(compiled.await.map_err(to_activity_error)?);
-        keep(&self.audiences, id, a.clone());
+        keep(&self.audiences, key, a.clone());
         Ok(a)
     }
 
@@ -179,7 +181,7 @@ impl HeraldActivities {
             return Err(permanent(problem.to_owned()));
         }
         let campaign = self.campaign(input.campaign_id).await?;
-        let audience = self.audience(input.campaign_id).await?;
+        let audience = self.audience(input).await?;
         let templates = self.templates(input.campaign_id, &campaign)?;
         let run = outbound::PageRun {
             ctx,
@@ -247,7 +249,7 @@ impl HeraldActivities {
             if input.channel.is_external() {
                 self.send_page(&ctx, &input).await
             } else {
-                let audience = self.audience(input.campaign_id).await?;
+                let audience = self.audience(&input).await?;
                 channels::deliver_page(&self.pages, &input, &audience, budget)
                     .await
                     .map_err(page_error)

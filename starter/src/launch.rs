@@ -48,6 +48,17 @@ pub struct LaunchArgs {
     /// When to start, RFC 3339 (e.g. 2026-12-01T09:00:00Z); at once when omitted.
     #[arg(long)]
     send_at: Option<String>,
+    /// Instead of --send-at: a wall time (e.g. 2027-03-01T09:00) sent when it is that time in
+    /// each recipient's own time zone, one wave per UTC offset (docs/local-time.md).
+    #[arg(long)]
+    send_at_local: Option<String>,
+    /// The IANA time zone of users who have none (required when some have none).
+    #[arg(long)]
+    fallback_timezone: Option<String>,
+    /// Zones where --send-at-local has passed at launch: "send-now", "skip" (left out) or
+    /// "next-day" (the default).
+    #[arg(long)]
+    past_zones: Option<String>,
     /// Recipients per page, 1–10000 (default 500).
     #[arg(long)]
     page_size: Option<String>,
@@ -189,6 +200,9 @@ impl LaunchArgs {
             audience,
             audience_name: self.audience_name.clone(),
             send_at: self.send_at.clone(),
+            send_at_local: self.send_at_local.clone(),
+            fallback_timezone: self.fallback_timezone.clone(),
+            past_zones: self.past_zones.clone(),
             page_size: self.page_size.clone(),
             lanes: self.lanes.clone(),
             rate: self.rate.clone(),

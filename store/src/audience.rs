@@ -44,6 +44,34 @@ async fn count_compiled(conn: &mut PgConnection, compiled: &Compiled) -> Result<
     Ok(compiled.bind(sqlx::query_as(&sql)).fetch_one(conn).await?)
 }
 
+/// Count the users `filter` holds in each time zone (`None`: no zone), with the audience's
+/// bounds, in one scan.
+pub(crate) async fn count_by_zone(
+    conn: &mut PgConnection,
+    filter: Option<&Filter>,
+) -> Result<(Audience, Vec<(Option<String>, i64)>)> {
+    let compiled = compiled(&mut *conn, filter).await?;
+    for setting in [
+        "SET LOCAL statement_timeout = '60s'",
+        "SET LOCAL enable_bitmapscan = on",
+    ] {
+        sqlx::query(setting).execute(&mut *conn).await?;
+    }
+    let sql = format!(
+        "SELECT u.timezone, count(*), min(u.id), max(u.id) FROM users u WHERE {}
+         GROUP BY u.timezone ORDER BY u.timezone",
+        compiled.sql
+    );
+    let rows: Vec<(Option<String>, i64, Option<i64>, Option<i64>)> =
+        compiled.bind(sqlx::query_as(&sql)).fetch_all(conn).await?;
+    let audience = Audience {
+        total: rows.iter().map(|r| r.1).sum(),
+        min_id: rows.iter().filter_map(|r| r.2).min(),
+        max_id: rows.iter().filter_map(|r| r.3).max(),
+    };
+    Ok((audience, rows.into_iter().map(|r| (r.0, r.1)).collect()))
+}
+
 /// `filter` as SQL over `users u`, parameters from $1, checked against the attributes users
 /// have now. An invalid filter is [`StoreError::Invalid`], its path named.
 pub(crate) async fn compiled(conn: &mut PgConnection, filter: Option<&Filter>) -> Result<Compiled> {

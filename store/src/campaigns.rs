@@ -6,6 +6,7 @@ use herald_wire::{
     CampaignKey, CampaignSpec, CampaignStatus, Channel, Intent, InvalidInput, LedgerRequests,
     Registered, Requested, Tuning,
     audience::{AudienceName, Filter},
+    local::{self, WavePlan},
 };
 use serde::Serialize;
 use sqlx::{FromRow, PgPool, Postgres, Transaction};
@@ -19,7 +20,7 @@ pub async fn register(pool: &PgPool, key: &CampaignKey, spec: &CampaignSpec) -> 
     let mut tx = pool.begin().await?;
     // Only a workflow started through Temporal, with no launch before it, inserts here.
     insert(&mut tx, key, spec, None, None, "temporal").await?;
-    let registered = fix_audience(&mut tx, key).await?;
+    let registered = fix_audience(&mut tx, key, spec).await?;
     tx.commit().await?;
     partitions::cover(pool, Some(registered.max_id)).await?;
     Ok(registered)
@@ -56,7 +57,7 @@ pub async fn create(
             .await?;
         return Ok(Created::Existing(decode_spec(key, &stored)?));
     }
-    let registered = fix_audience(&mut tx, key).await?;
+    let registered = fix_audience(&mut tx, key, spec).await?;
     tx.commit().await?;
     if registered.total > 0
         && let Err(e) = partitions::cover(pool, Some(registered.max_id)).await
@@ -214,16 +215,22 @@ struct Stored {
     min_user_id: Option<i64>,
     max_user_id: Option<i64>,
     started: bool,
+    waves: Option<sqlx::types::Json<WavePlan>>,
 }
 
-/// Count the audience and record its id bounds, once. Users created afterwards get higher
+/// Count the audience and record its id bounds, once, and for a campaign sent at a local
+/// time, plan its waves from the zones of its users then. Users created afterwards get higher
 /// ids and are outside the campaign.
-async fn fix_audience(tx: &mut Transaction<'_, Postgres>, key: &CampaignKey) -> Result<Registered> {
+async fn fix_audience(
+    tx: &mut Transaction<'_, Postgres>,
+    key: &CampaignKey,
+    spec: &CampaignSpec,
+) -> Result<Registered> {
     let row: Stored = sqlx::query_as(
         "SELECT id, status, intent, intent_seq, intent_reason, rate, rate_seq, intent_token,
                 coalesce(audience, CASE WHEN segment IS NOT NULL
                          THEN jsonb_build_object('segment', segment) END) AS audience, total,
-                min_user_id, max_user_id, started_at IS NOT NULL AS started
+                min_user_id, max_user_id, started_at IS NOT NULL AS started, waves
          FROM messages WHERE key = $1 FOR UPDATE",
     )
     .bind(key.as_str())
@@ -235,40 +242,62 @@ async fn fix_audience(tx: &mut Transaction<'_, Postgres>, key: &CampaignKey) -> 
         true => pages::lane_progress(&mut **tx, row.id).await?,
         false => Vec::new(),
     };
-    let registered = |total, min_id: Option<i64>, max_id: Option<i64>| Registered {
-        campaign_id: row.id,
-        total,
-        min_id: min_id.unwrap_or(0),
-        max_id: max_id.unwrap_or(-1),
-        status: row.status,
-        requests: LedgerRequests {
-            requested: Requested {
-                intent: row.intent,
-                seq: row.intent_seq,
-                reason: row.intent_reason.clone(),
+    let registered =
+        |total, min_id: Option<i64>, max_id: Option<i64>, waves: Option<&WavePlan>| Registered {
+            campaign_id: row.id,
+            total,
+            min_id: min_id.unwrap_or(0),
+            max_id: max_id.unwrap_or(-1),
+            status: row.status,
+            requests: LedgerRequests {
+                requested: Requested {
+                    intent: row.intent,
+                    seq: row.intent_seq,
+                    reason: row.intent_reason.clone(),
+                },
+                rate: status::stored_rate(row.rate),
+                rate_seq: row.rate_seq,
+                token: row.intent_token,
             },
-            rate: status::stored_rate(row.rate),
-            rate_seq: row.rate_seq,
-            token: row.intent_token,
-        },
-        started: row.started,
-        lanes: lanes.clone(),
-    };
+            started: row.started,
+            lanes: lanes.clone(),
+            waves: waves.map(WavePlan::openings).unwrap_or_default(),
+        };
     if let Some(total) = row.total {
-        return Ok(registered(total, row.min_user_id, row.max_user_id));
+        let waves = row.waves.as_ref().map(|w| &w.0);
+        return Ok(registered(total, row.min_user_id, row.max_user_id, waves));
     }
-    let audience = audience::count(tx, row.audience.as_ref().map(|f| &f.0)).await?;
+    let filter = row.audience.as_ref().map(|f| &f.0);
+    let (audience, plan) = match spec.send_at_local {
+        None => (audience::count(tx, filter).await?, None),
+        Some(at) => {
+            let (audience, zones) = audience::count_by_zone(tx, filter).await?;
+            let fallback = spec.fallback_timezone.as_deref();
+            let plan = local::plan(at, fallback, spec.past_zones(), &zones, Utc::now())
+                .map_err(StoreError::Field)?;
+            (audience, Some(plan))
+        }
+    };
+    // Users of zones left out are not the campaign's.
+    let total = plan.as_ref().map_or(audience.total, WavePlan::size);
     sqlx::query(
-        "UPDATE messages SET total = $2, min_user_id = $3, max_user_id = $4, updated_at = now()
+        "UPDATE messages SET total = $2, min_user_id = $3, max_user_id = $4, waves = $5,
+                updated_at = now()
          WHERE id = $1",
     )
     .bind(row.id)
-    .bind(audience.total)
+    .bind(total)
     .bind(audience.min_id)
     .bind(audience.max_id)
+    .bind(plan.as_ref().map(sqlx::types::Json))
     .execute(&mut **tx)
     .await?;
-    Ok(registered(audience.total, audience.min_id, audience.max_id))
+    Ok(registered(
+        total,
+        audience.min_id,
+        audience.max_id,
+        plan.as_ref(),
+    ))
 }
 
 /// A campaign as operators see it. Counters are the ledger's committed totals.

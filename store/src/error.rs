@@ -57,6 +57,10 @@ pub enum StoreError {
     NothingToRetry(String),
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
+    /// A request that the data refuses, at one of its fields (a local send time that has
+    /// passed in every recipient's zone).
+    #[error("{}: {}", .0.field, .0.message)]
+    Field(herald_wire::FieldError),
 
     /// A page or a status change named a campaign row that does not exist: only Herald
     /// itself hands out row ids, so this is ours.
@@ -94,7 +98,7 @@ impl StoreError {
             Self::WrongStatus { .. } | Self::Cancelling { .. } => Fault::State,
             Self::DuplicateKey(_) => Fault::Conflict,
             Self::NothingToRetry(_) => Fault::Unmet,
-            Self::Invalid(_) => Fault::Invalid,
+            Self::Invalid(_) | Self::Field(_) => Fault::Invalid,
             Self::UnknownCampaignId(_) => Fault::Internal,
             Self::PageRace | Self::Busy | Self::ScanTimedOut(_) => Fault::Transient,
             Self::Database(e) => database_fault(e),

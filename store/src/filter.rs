@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use herald_wire::audience::{AttrType, Column, Field, Filter, FilterError, Test, TimeRef, Value};
+use herald_wire::local::WavePlan;
 use sqlx::{Postgres, postgres::PgArguments, query::QueryAs};
 
 use herald_wire::InvalidInput;
@@ -107,29 +108,74 @@ pub async fn attribute_types(conn: impl sqlx::PgExecutor<'_>) -> Result<HashMap<
         .collect())
 }
 
-/// A campaign's audience as it was launched, compiled for its pages: parameters from
-/// `first`. Attribute types never change once users have them, so the worker keeps it.
+/// A campaign's audience as it was launched, compiled for the pages of its `wave` (0 when
+/// it has no waves): parameters from `first`. Attribute types never change once users have
+/// them, so the worker keeps it.
 pub async fn of_campaign(
     conn: &mut sqlx::PgConnection,
     campaign_id: i64,
+    wave: u32,
     first: usize,
 ) -> Result<Compiled> {
-    let stored: Option<Option<sqlx::types::Json<Filter>>> =
+    type Row = (
+        Option<sqlx::types::Json<Filter>>,
+        Option<sqlx::types::Json<WavePlan>>,
+    );
+    let stored: Option<Row> =
         // A row written before filters has only its segment.
-        sqlx::query_scalar(
+        sqlx::query_as(
             "SELECT coalesce(audience, CASE WHEN segment IS NOT NULL
-                         THEN jsonb_build_object('segment', segment) END)
+                         THEN jsonb_build_object('segment', segment) END), waves
              FROM messages WHERE id = $1",
         )
             .bind(campaign_id)
             .fetch_optional(&mut *conn)
             .await?;
-    let Some(audience) = stored.ok_or(StoreError::UnknownCampaignId(campaign_id))? else {
-        return Ok(Compiled::everyone());
+    let (audience, waves) = stored.ok_or(StoreError::UnknownCampaignId(campaign_id))?;
+    let mut compiled = match audience {
+        None => Compiled::everyone(),
+        Some(audience) => {
+            let types = attribute_types(&mut *conn).await?;
+            compile(&audience.0, &types, first, Utc::now()).map_err(|e| {
+                StoreError::Invalid(InvalidInput(format!("the campaign's audience: {e}")))
+            })?
+        }
     };
-    let types = attribute_types(&mut *conn).await?;
-    compile(&audience.0, &types, first, Utc::now())
-        .map_err(|e| StoreError::Invalid(InvalidInput(format!("the campaign's audience: {e}"))))
+    if let Some(plan) = waves.filter(|w| w.0.filters()) {
+        compiled.and_wave(&plan.0, wave as usize, first);
+    }
+    Ok(compiled)
+}
+
+impl Compiled {
+    /// Narrow to the users of one wave of `plan`: those whose zone (or the fallback, for
+    /// those with none) is one of the wave's. The last wave also takes users in a zone the
+    /// plan does not name (set after it was made), so that nobody is left out; zones left
+    /// out by `past_zones: skip` stay out.
+    fn and_wave(&mut self, plan: &WavePlan, wave: usize, first: usize) {
+        let zone = |c: &mut Self, p: Param| {
+            c.params.push(p);
+            format!("${}::text[]", first + c.params.len() - 1)
+        };
+        let fallback = {
+            self.params
+                .push(Param::Text(plan.fallback.clone().unwrap_or_default()));
+            format!("${}::text", first + self.params.len() - 1)
+        };
+        let of = format!("coalesce(u.timezone, nullif({fallback}, ''), '')");
+        let zones = plan
+            .waves
+            .get(wave)
+            .map(|w| w.zones.clone())
+            .unwrap_or_default();
+        let mine = zone(self, Param::Texts(zones));
+        let mut test = format!("{of} = ANY({mine})");
+        if wave + 1 == plan.waves.len() {
+            let all = zone(self, Param::Texts(plan.planned_zones()));
+            test = format!("({test} OR NOT {of} = ANY({all}))");
+        }
+        self.sql = format!("({}) AND {test}", self.sql);
+    }
 }
 
 /// Compile `filter`, checked against `types`, with its parameters numbered from `first`.

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{CampaignStatus, Intent, Rate, Requested};
+use crate::{CampaignStatus, Intent, LaneProgress, Rate, Requested};
 
 /// State handed from one workflow run to the next at continue-as-new.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -41,6 +41,45 @@ pub struct Carried {
     /// An external campaign's latest tries, for its auto-pause.
     #[serde(default)]
     pub window: DeliveryWindow,
+    /// A local-time campaign's waves, by opening (empty for any other): `lanes` walk wave
+    /// number `wave`, and `closed` holds what the waves before it committed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waves: Vec<WaveOpening>,
+    #[serde(default)]
+    pub wave: u32,
+    #[serde(default)]
+    pub closed: WaveTotals,
+    /// The audience's id bounds, which every wave's lanes split.
+    #[serde(default)]
+    pub min_id: i64,
+    #[serde(default)]
+    pub max_id: i64,
+    /// Where the ledger's pages leave the lanes of waves not opened yet (a campaign
+    /// recovered or retried): each wave goes on from there when it opens.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recovered: Vec<LaneProgress>,
+}
+
+/// A wave of a local-time campaign as its workflow needs it (the zones are the pages'
+/// business: `herald_wire::local::WavePlan`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveOpening {
+    /// When it opens, in Unix milliseconds.
+    pub opens_at_ms: i64,
+    /// Its users when the plan was made.
+    pub size: i64,
+}
+
+/// Every wave's lanes are numbered in a block of their own in the ledger
+/// (`message_pages.lane` = wave × this + the lane's index), as many as a campaign may have.
+pub const WAVE_LANES: u32 = crate::Lanes::MAX;
+
+/// What closed waves committed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveTotals {
+    pub sent: i64,
+    pub failed: i64,
+    pub suppressed: i64,
 }
 
 /// Where a campaign stands in its life, as its workflow sees it. Completed and cancelled are

@@ -14,6 +14,7 @@
 //! - [`messages`]: workflow input, activity inputs and outcomes, progress, signal payloads.
 //! - [`audience`]: audience filters, the JSON expression trees that choose a campaign's users.
 //! - [`users`]: users as imports and the API give them, checked field by field.
+//! - [`local`]: delivery at the recipient's local time: the waves of a campaign.
 //! - [`webhooks`]: webhook endpoints, the signing secret, and where webhooks may go.
 //!
 //! After the first release, every field added to a struct that crosses the wire gets
@@ -23,6 +24,7 @@ pub mod audience;
 pub mod carried;
 pub mod consent;
 pub mod keys;
+pub mod local;
 pub mod messages;
 pub mod names;
 pub mod status;

@@ -1,12 +1,14 @@
 //! The structs that cross Temporal: one input struct per workflow and activity, so that
 //! fields can be added (with `#[serde(default)]`) without breaking running workflows.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     Attempts, BareRequest, CampaignKey, CampaignStatus, Carried, Category, Channel, Content,
-    FieldError, Lanes, PageExecution, PageSize, Rate, Requested, WebhookUrl, audience::Filter,
+    FieldError, Lanes, PageExecution, PageSize, Rate, Requested, WebhookUrl,
+    audience::Filter,
+    local::{self, PastZones},
 };
 
 /// What an operator asked for at launch. Immutable for the life of the campaign.
@@ -24,6 +26,16 @@ pub struct CampaignSpec {
     /// `None` means at once.
     #[serde(default)]
     pub send_at: Option<DateTime<Utc>>,
+    /// Send at this wall time in each recipient's own time zone, in waves (docs/local-time.md).
+    /// Instead of `send_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_at_local: Option<NaiveDateTime>,
+    /// The zone of users who have none, for `send_at_local`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_timezone: Option<String>,
+    /// What `send_at_local` does in zones where that time has passed; `None`: next day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub past_zones: Option<PastZones>,
     #[serde(default)]
     pub page_size: PageSize,
     #[serde(default)]
@@ -65,6 +77,21 @@ impl CampaignSpec {
             }
         }
         let fail = |field: &str, m: &str| Err(FieldError::new(field, m));
+        match (&self.send_at, &self.send_at_local) {
+            (Some(_), Some(_)) => {
+                return fail("send_at_local", "give send_at or send_at_local, not both");
+            }
+            (_, None) if self.fallback_timezone.is_some() => {
+                return fail("fallback_timezone", "is for send_at_local only");
+            }
+            (_, None) if self.past_zones.is_some() => {
+                return fail("past_zones", "is for send_at_local only");
+            }
+            _ => {}
+        }
+        if let Some(name) = &self.fallback_timezone {
+            local::zone(name).map_err(|m| FieldError::new("fallback_timezone", m))?;
+        }
         match (self.channel, &self.webhook_url) {
             (Channel::Webhook, None) => {
                 return fail("webhook_url", "a webhook campaign needs its endpoint URL");
@@ -90,6 +117,11 @@ impl CampaignSpec {
             );
         }
         Ok(())
+    }
+
+    /// `past_zones` as given, or its default.
+    pub fn past_zones(&self) -> PastZones {
+        self.past_zones.unwrap_or_default()
     }
 
     /// Tries per recipient of an external channel.
@@ -210,6 +242,9 @@ pub struct Registered {
     /// deliveries) goes on from there, and never walks pages whose every recipient is done.
     #[serde(default)]
     pub lanes: Vec<LaneProgress>,
+    /// A local-time campaign's waves, by opening; empty for any other.
+    #[serde(default)]
+    pub waves: Vec<crate::WaveOpening>,
 }
 
 /// A lane as its committed page rows leave it.
@@ -440,6 +475,14 @@ pub struct Progress {
     pub reason: Option<String>,
     /// Workflow runs so far (continue-as-new count + 1).
     pub run: u32,
+    /// A local-time campaign's current wave (from 0) and how many it has (0: no waves).
+    #[serde(default)]
+    pub wave: u32,
+    #[serde(default)]
+    pub waves: u32,
+    /// When the next wave opens, in Unix milliseconds.
+    #[serde(default)]
+    pub next_wave_at_ms: Option<i64>,
 }
 
 /// The payload of the `rate` signal: the new speed limit (`None`: none). Any other field is

@@ -185,6 +185,11 @@ impl CampaignWorkflow {
                         pending.push(Box::pin(take_rest(ctx, rest)));
                         resting = true;
                     }
+                    Step::OpenWave => {
+                        ctx.state_mut(|s| s.state.open_next_wave());
+                        log(ctx, "wave opened");
+                        publish(ctx);
+                    }
                     Step::Claim => unreachable!("idle lanes remain but none was scheduled"),
                 }
                 hand_over = hand_over || history_full(ctx);

@@ -171,6 +171,17 @@ pub struct LaunchBody {
     pub audience_name: Option<String>,
     /// When to start (RFC 3339 with an offset, within a year); at once when absent.
     pub send_at: Option<String>,
+    /// Instead of `send_at`: a wall time with no offset, sent when it is that time in each
+    /// recipient's own `timezone`, in one wave per UTC offset (docs/local-time.md).
+    #[schema(example = "2027-03-01T09:00")]
+    pub send_at_local: Option<String>,
+    /// The IANA zone of users who have none (required when some have none).
+    #[schema(example = "Europe/Berlin")]
+    pub fallback_timezone: Option<String>,
+    /// Zones where `send_at_local` has passed at launch: `send-now`, `skip` or `next-day`
+    /// (the default).
+    #[schema(example = "next-day")]
+    pub past_zones: Option<String>,
     /// Recipients per page, 1–10,000 (500).
     #[schema(minimum = 1, maximum = 10000)]
     pub page_size: Option<u32>,
@@ -227,6 +238,9 @@ impl LaunchBody {
                 .map(herald_control::launch::AudienceGiven::Json),
             audience_name: self.audience_name,
             send_at: self.send_at,
+            send_at_local: self.send_at_local,
+            fallback_timezone: self.fallback_timezone,
+            past_zones: self.past_zones,
             page_size: text(self.page_size),
             lanes: text(self.lanes),
             rate: text(self.rate),

@@ -9,6 +9,7 @@ use herald_wire::{
     Attempts, CampaignKey, CampaignSpec, Category, Channel, Content, FieldError, InvalidInput,
     Lanes, PageExecution, PageSize, Rate, Segment, Tuning, WebhookUrl,
     audience::{AudienceName, Filter, FilterError},
+    local::{self, PastZones},
     parse_send_at,
 };
 
@@ -39,6 +40,11 @@ pub struct LaunchFields {
     pub audience: Option<AudienceGiven>,
     pub audience_name: Option<String>,
     pub send_at: Option<String>,
+    /// A wall time read in each recipient's own zone, its fallback zone, and what it does
+    /// where that time has passed (docs/local-time.md).
+    pub send_at_local: Option<String>,
+    pub fallback_timezone: Option<String>,
+    pub past_zones: Option<String>,
     pub page_size: Option<String>,
     pub lanes: Option<String>,
     pub rate: Option<String>,
@@ -178,6 +184,41 @@ impl LaunchFields {
             .as_deref()
             .map(|s| check.field("send_at", parse_send_at(s, now)).ok_or(()))
             .transpose();
+        let send_at_local = self
+            .send_at_local
+            .as_deref()
+            .map(|s| {
+                check
+                    .field(
+                        "send_at_local",
+                        local::parse_local_time(s).map_err(InvalidInput),
+                    )
+                    .ok_or(())
+            })
+            .transpose();
+        let fallback_timezone = self
+            .fallback_timezone
+            .as_deref()
+            .map(|z| {
+                let z = z.trim();
+                check
+                    .field(
+                        "fallback_timezone",
+                        local::zone(z).map(|_| z.to_owned()).map_err(InvalidInput),
+                    )
+                    .ok_or(())
+            })
+            .transpose();
+        let past_zones = self
+            .past_zones
+            .as_deref()
+            .map(|p| {
+                let parsed = PastZones::parse(p.trim()).ok_or_else(|| {
+                    InvalidInput(format!("{p:?} is not one of {}", PastZones::NAMES))
+                });
+                check.field("past_zones", parsed).ok_or(())
+            })
+            .transpose();
         let page_size = check.number("page_size", self.page_size.as_deref(), PageSize::new);
         let lanes = check.number("lanes", self.lanes.as_deref(), Lanes::new);
         let rate = check.number("rate", self.rate.as_deref(), Rate::new);
@@ -213,6 +254,9 @@ impl LaunchFields {
             Ok(category),
             Ok((audience, audience_name)),
             Ok(send_at),
+            Ok(send_at_local),
+            Ok(fallback_timezone),
+            Ok(past_zones),
             Ok(page_size),
             Ok(lanes),
             Ok(rate),
@@ -228,6 +272,9 @@ impl LaunchFields {
             category,
             audience,
             send_at,
+            send_at_local,
+            fallback_timezone,
+            past_zones,
             page_size,
             lanes,
             rate,
@@ -246,6 +293,9 @@ impl LaunchFields {
             category: category.unwrap_or_default(),
             audience,
             send_at,
+            send_at_local,
+            fallback_timezone,
+            past_zones,
             page_size: page_size.unwrap_or_default(),
             lanes: lanes.unwrap_or_default(),
             execution: execution.unwrap_or(PageExecution::default_for(channel)),

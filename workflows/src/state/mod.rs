@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use herald_wire::{
     CampaignInput, CampaignKey, CampaignSpec, CampaignStatus, Carried, LaneActivity, Lifecycle,
-    Progress, Registered, StatusRecorded, Tuning,
+    Progress, Registered, StatusRecorded, Tuning, WAVE_LANES, WaveOpening,
 };
 
 use crate::plan;
@@ -102,6 +102,8 @@ pub enum Step {
     Wait { until_ms: Option<i64> },
     /// Rest before the next pages.
     Rest(Rest),
+    /// The current wave is done and the next one's time has come: walk it.
+    OpenWave,
     /// Nothing to decide: the lanes are free to claim pages.
     Claim,
 }
@@ -183,28 +185,13 @@ impl CampaignState {
         let c = &mut self.carried;
         c.campaign_id = r.campaign_id;
         c.total = r.total;
-        c.lanes = plan::split_lanes(
-            r.min_id,
-            r.max_id,
-            r.total,
-            self.spec.page_size.get(),
-            self.spec.lanes.get(),
-        )
-        .into_iter()
-        .map(Into::into)
-        .collect();
-        for p in &r.lanes {
-            if let Some(lane) = c.lanes.get_mut(p.lane as usize) {
-                let cursor = &mut lane.cursor;
-                cursor.after = p.after.clamp(cursor.after, cursor.until);
-                // A full page that reached the lane's bound ended it too (`plan::advance`).
-                cursor.done = p.done || cursor.after >= cursor.until;
-                cursor.sent = p.sent;
-                cursor.failed = p.failed;
-                cursor.suppressed = p.suppressed;
-                c.pages_done += p.pages;
-            }
-        }
+        c.min_id = r.min_id;
+        c.max_id = r.max_id;
+        c.waves = r.waves.clone();
+        c.wave = 0;
+        c.recovered = r.lanes.clone();
+        self.walk_wave();
+        let c = &mut self.carried;
         if r.started && c.lifecycle == Lifecycle::Scheduled {
             c.lifecycle = Lifecycle::Running;
         }
@@ -218,6 +205,70 @@ impl CampaignState {
         self.row_seq = r.requests.requested.seq;
         self.row_rate_seq = r.requests.rate_seq;
         self.observe_ledger(r.requests.clone());
+    }
+
+    /// Cut the audience into lanes for the current wave (the whole audience when the
+    /// campaign has no waves), and move each lane to where the ledger's pages leave it.
+    fn walk_wave(&mut self) {
+        let c = &mut self.carried;
+        let size = c.waves.get(c.wave as usize).map_or(c.total, |w| w.size);
+        c.lanes = plan::split_lanes(
+            c.min_id,
+            c.max_id,
+            size,
+            self.spec.page_size.get(),
+            self.spec.lanes.get(),
+        )
+        .into_iter()
+        .map(Into::into)
+        .collect();
+        let (mine, later): (Vec<_>, Vec<_>) = std::mem::take(&mut c.recovered)
+            .into_iter()
+            .partition(|p| p.lane / WAVE_LANES == c.wave);
+        c.recovered = later;
+        for p in mine {
+            if let Some(lane) = c.lanes.get_mut((p.lane % WAVE_LANES) as usize) {
+                let cursor = &mut lane.cursor;
+                cursor.after = p.after.clamp(cursor.after, cursor.until);
+                // A full page that reached the lane's bound ended it too (`plan::advance`).
+                cursor.done = p.done || cursor.after >= cursor.until;
+                cursor.sent = p.sent;
+                cursor.failed = p.failed;
+                cursor.suppressed = p.suppressed;
+                c.pages_done += p.pages;
+            }
+        }
+    }
+
+    /// The next wave of a local-time campaign, if one is still to open.
+    pub fn next_wave(&self) -> Option<WaveOpening> {
+        let c = &self.carried;
+        c.waves.get(c.wave as usize + 1).copied()
+    }
+
+    /// The current wave's lanes are done: close it (its counts join `closed`) and walk the
+    /// next one.
+    pub fn open_next_wave(&mut self) {
+        let t = plan::totals(&self.carried.lanes);
+        let c = &mut self.carried;
+        c.closed.sent += t.sent;
+        c.closed.failed += t.failed;
+        c.closed.suppressed += t.suppressed;
+        c.wave += 1;
+        self.walk_wave();
+    }
+
+    /// When sending starts: the send time, or the first wave's opening.
+    fn starts_at_ms(&self) -> Option<i64> {
+        self.spec
+            .send_at
+            .map(|t| t.timestamp_millis())
+            .or_else(|| self.carried.waves.first().map(|w| w.opens_at_ms))
+    }
+
+    /// Every recipient has had their page, in every wave.
+    pub fn all_done(&self) -> bool {
+        self.lanes_done() && self.next_wave().is_none()
     }
 
     /// The row's status is not what the workflow wrote: a status written by hand.
@@ -274,7 +325,7 @@ impl CampaignState {
             Lifecycle::Cancelling => Step::Finish(Cancelled),
             // Every recipient has had their page: a pause that came after the last one has
             // nothing left to hold back.
-            l if l.is_started() && self.lanes_done() => Step::Finish(Completed),
+            l if l.is_started() && self.all_done() => Step::Finish(Completed),
             l if l.is_held() => {
                 let held = self.held_status();
                 if self.status != held || self.reason_changed {
@@ -292,7 +343,7 @@ impl CampaignState {
                 } else if hand_over {
                     Step::ContinueAsNew
                 } else {
-                    match self.spec.send_at.map(|t| t.timestamp_millis()) {
+                    match self.starts_at_ms() {
                         Some(at) if at > now_ms => Step::Wait { until_ms: Some(at) },
                         _ => record(InProgress, &[NotStarted]),
                     }
@@ -301,7 +352,16 @@ impl CampaignState {
             _ if self.status != InProgress => {
                 record(InProgress, &[NotStarted, Paused, Failed, InProgress])
             }
-            _ if self.lanes_done() => Step::Finish(Completed),
+            _ if self.lanes_done() => match self.next_wave() {
+                None => Step::Finish(Completed),
+                Some(w) if w.opens_at_ms <= now_ms => Step::OpenWave,
+                // Waiting for the next wave: a pause, a rate change or a cancel comes as
+                // it would before the send time.
+                Some(_) if hand_over => Step::ContinueAsNew,
+                Some(w) => Step::Wait {
+                    until_ms: Some(w.opens_at_ms),
+                },
+            },
             _ if hand_over => Step::ContinueAsNew,
             _ => match self.rest {
                 Some(rest) => Step::Rest(rest),
@@ -374,7 +434,14 @@ impl CampaignState {
             sent,
             failed,
             suppressed,
-        } = self.ledger.unwrap_or_else(|| plan::totals(&c.lanes));
+        } = self.ledger.unwrap_or_else(|| {
+            let t = plan::totals(&c.lanes);
+            plan::Totals {
+                sent: c.closed.sent + t.sent,
+                failed: c.closed.failed + t.failed,
+                suppressed: c.closed.suppressed + t.suppressed,
+            }
+        });
         Progress {
             key: self.key.to_string(),
             status: self.status,
@@ -388,6 +455,9 @@ impl CampaignState {
             cursor: c.lanes.iter().map(|l| l.cursor.after).collect(),
             reason: c.reason.clone(),
             run: c.run,
+            wave: c.wave,
+            waves: c.waves.len() as u32,
+            next_wave_at_ms: self.next_wave().map(|w| w.opens_at_ms),
         }
     }
 }

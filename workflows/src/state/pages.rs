@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use herald_wire::{
     CampaignStatus, Deliveries, Intent, LaneActivity, Lifecycle, PageInput, PageOutcome, Requested,
+    WAVE_LANES,
 };
 
 use super::{CampaignState, PUBLISH_EVERY_PAGES, Rest, window};
@@ -70,7 +71,7 @@ impl CampaignState {
                 i,
                 PageInput {
                     campaign_id: self.carried.campaign_id,
-                    lane: i as u32,
+                    lane: self.carried.wave * WAVE_LANES + i as u32,
                     after: lane.cursor.after,
                     until: lane.cursor.until,
                     scan: Some(lane.scan),

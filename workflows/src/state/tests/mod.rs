@@ -9,6 +9,7 @@ use herald_wire::{
 
 mod interleavings;
 mod requests;
+mod waves;
 
 const ALL_LIFECYCLES: [Lifecycle; 7] = [
     Lifecycle::Scheduled,
@@ -29,6 +30,9 @@ fn input(tuning: Tuning) -> CampaignInput {
             category: Default::default(),
             audience: None,
             send_at: None,
+            send_at_local: None,
+            fallback_timezone: None,
+            past_zones: None,
             page_size: Default::default(),
             lanes: 2.try_into().unwrap(),
             execution: Default::default(),
@@ -53,6 +57,7 @@ fn running() -> CampaignState {
         requests: LedgerRequests::default(),
         started: false,
         lanes: Vec::new(),
+        waves: Vec::new(),
     });
     record(&mut s, CampaignStatus::InProgress);
     assert_eq!(s.lifecycle(), Lifecycle::Running);
@@ -136,6 +141,7 @@ fn a_start_written_while_a_pause_came_is_remembered() {
         requests: LedgerRequests::default(),
         started: false,
         lanes: Vec::new(),
+        waves: Vec::new(),
     });
     // The start's status write is on its way when a pause arrives.
     s.on_signal(Intent::Pause, SignalRequest::default());
@@ -203,6 +209,7 @@ fn a_scheduled_campaign_waits_for_its_send_time_and_holds_when_paused() {
         requests: LedgerRequests::default(),
         started: false,
         lanes: Vec::new(),
+        waves: Vec::new(),
     });
     assert_eq!(
         s.next_step(false, 0),
@@ -332,6 +339,7 @@ fn a_run_started_afresh_goes_on_from_the_ledgers_lanes() {
                 suppressed: 20,
             },
         ],
+        waves: Vec::new(),
     });
     let cursors: Vec<_> = s.carried.lanes.iter().map(|l| l.cursor).collect();
     assert_eq!((cursors[0].after, cursors[0].sent), (600, 600));

@@ -1,0 +1,429 @@
+//! Delivery at the recipient's own local time: a campaign sent "at 09:00" opens, in each time
+//! zone of its audience, when it is 09:00 there. Zones whose 09:00 is the same instant (the
+//! same UTC offset that day) open together, as one *wave*.
+//!
+//! The plan is made once, when the campaign is registered, from how many of its users are in
+//! each zone; it is kept with the campaign, and the workflow opens each wave on a durable
+//! timer. Everything here is pure: the time zone database is built into the binary
+//! (`jiff`'s bundled tzdb), so every host computes the same openings.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use jiff::{
+    ToSpan,
+    civil::DateTime as Civil,
+    tz::{AmbiguousOffset, TimeZone},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::FieldError;
+
+/// What happens to zones whose local time has already passed when the campaign starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PastZones {
+    /// They open at once, together.
+    SendNow,
+    /// Their users are left out (counted as skipped).
+    Skip,
+    /// They open at that local time the next day.
+    #[default]
+    NextDay,
+}
+
+impl PastZones {
+    pub const NAMES: &'static str = "send-now, skip or next-day";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "send-now" => Some(Self::SendNow),
+            "skip" => Some(Self::Skip),
+            "next-day" => Some(Self::NextDay),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::SendNow => "send-now",
+            Self::Skip => "skip",
+            Self::NextDay => "next-day",
+        }
+    }
+}
+
+/// Read a local wall time: `2027-03-01T09:00`, seconds optional, no zone or offset.
+pub fn parse_local_time(s: &str) -> Result<NaiveDateTime, String> {
+    let s = s.trim();
+    [
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d %H:%M:%S",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+    .ok_or_else(|| {
+        format!(
+            "{s:?} is not a local time like 2027-03-01T09:00 (no zone or offset: it is \
+                 read in each recipient's own zone)"
+        )
+    })
+}
+
+/// An IANA zone name that Herald's tz database knows.
+pub fn zone(name: &str) -> Result<TimeZone, String> {
+    TimeZone::get(name).map_err(|_| format!("{name:?} is not an IANA time zone"))
+}
+
+/// One wave: the zones that open at the same instant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wave {
+    pub opens_at: DateTime<Utc>,
+    /// The UTC offsets, in minutes, of its zones at their opening (one, unless zones whose
+    /// local time had passed were sent at once together).
+    pub offsets: Vec<i32>,
+    /// The zones as users' rows name them, sorted. The fallback zone stands for users with
+    /// no zone (or one the tz database does not know).
+    pub zones: Vec<String>,
+    /// Its users when the plan was made.
+    pub size: i64,
+}
+
+/// A campaign's waves, by opening time, and what was left out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WavePlan {
+    pub waves: Vec<Wave>,
+    /// The zone of users who have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    /// Zones left out by `past_zones: skip`, and their users.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_zones: Vec<String>,
+    #[serde(default)]
+    pub skipped: i64,
+}
+
+impl WavePlan {
+    /// Whether pages must look at users' zones: more than one wave, or zones left out.
+    pub fn filters(&self) -> bool {
+        self.waves.len() > 1 || !self.skipped_zones.is_empty()
+    }
+
+    /// The users the waves hold (the audience less the skipped).
+    pub fn size(&self) -> i64 {
+        self.waves.iter().map(|w| w.size).sum()
+    }
+
+    /// The waves as the campaign's workflow needs them.
+    pub fn openings(&self) -> Vec<crate::WaveOpening> {
+        self.waves
+            .iter()
+            .map(|w| crate::WaveOpening {
+                opens_at_ms: w.opens_at.timestamp_millis(),
+                size: w.size,
+            })
+            .collect()
+    }
+
+    /// Every zone the plan names: a user in none of them (a zone set after the plan was
+    /// made) goes with the last wave, so that nobody is left out.
+    pub fn planned_zones(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .waves
+            .iter()
+            .flat_map(|w| w.zones.iter().cloned())
+            .chain(self.skipped_zones.iter().cloned())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+/// The instant a local wall time falls on in `tz`: a time that does not exist that day (a
+/// clock moved forward) moves to the next minute that does; one that occurs twice (a clock
+/// moved back) takes the first.
+pub fn instant_of(tz: &TimeZone, at: NaiveDateTime) -> Result<(DateTime<Utc>, i32), String> {
+    let civil = |t: NaiveDateTime| {
+        use chrono::{Datelike, Timelike};
+        Civil::new(
+            t.year() as i16,
+            t.month() as i8,
+            t.day() as i8,
+            t.hour() as i8,
+            t.minute() as i8,
+            t.second() as i8,
+            0,
+        )
+        .map_err(|e| format!("{t}: {e}"))
+    };
+    let mut dt = civil(at)?;
+    // A gap is at most a day long (Samoa, 2011); stepping by the minute finds its end.
+    for _ in 0..=24 * 60 {
+        let offset = match tz.to_ambiguous_zoned(dt).offset() {
+            AmbiguousOffset::Unambiguous { offset } => offset,
+            AmbiguousOffset::Fold { before, .. } => before,
+            AmbiguousOffset::Gap { .. } => {
+                dt = dt
+                    .checked_add(1.minute())
+                    .map_err(|e| format!("{at}: {e}"))?;
+                continue;
+            }
+        };
+        let ts = offset.to_timestamp(dt).map_err(|e| format!("{at}: {e}"))?;
+        let utc = DateTime::from_timestamp_millis(ts.as_millisecond())
+            .ok_or_else(|| format!("{at} is out of range"))?;
+        return Ok((utc, offset.seconds() / 60));
+    }
+    Err(format!("{at} never exists in this zone"))
+}
+
+/// Plan the waves of a campaign sent at local time `at`, for an audience with `zones` users
+/// in each zone (`None`: no zone), as it stands at `now`.
+pub fn plan(
+    at: NaiveDateTime,
+    fallback: Option<&str>,
+    past: PastZones,
+    zones: &[(Option<String>, i64)],
+    now: DateTime<Utc>,
+) -> Result<WavePlan, FieldError> {
+    let fallback_tz = fallback
+        .map(|name| zone(name).map_err(|m| FieldError::new("fallback_timezone", m)))
+        .transpose()?;
+    // Each zone as the tz database reads it; users whose zone is missing or unknown go with
+    // the fallback.
+    let mut by_zone: BTreeMap<String, (TimeZone, Vec<String>, i64)> = BTreeMap::new();
+    for (name, count) in zones {
+        let known = name.as_deref().and_then(|n| zone(n).ok().map(|tz| (n, tz)));
+        let (zone_name, tz) = match (known, &fallback_tz, fallback) {
+            (Some((n, tz)), _, _) => (n.to_owned(), tz),
+            (None, Some(tz), Some(f)) => (f.to_owned(), tz.clone()),
+            (None, _, _) => {
+                let whose = match name {
+                    Some(n) => format!(
+                        "{count} users have the time zone {n:?}, which Herald's tz database does not know"
+                    ),
+                    None => format!("{count} users have no time zone"),
+                };
+                return Err(FieldError::new(
+                    "fallback_timezone",
+                    format!("{whose}: give a fallback time zone for them"),
+                ));
+            }
+        };
+        let entry = by_zone
+            .entry(zone_name.clone())
+            .or_insert_with(|| (tz, Vec::new(), 0));
+        entry.1.push(name.clone().unwrap_or(zone_name));
+        entry.2 += count;
+    }
+    let mut waves: BTreeMap<DateTime<Utc>, Wave> = BTreeMap::new();
+    let mut plan = WavePlan {
+        fallback: fallback.map(str::to_owned),
+        ..WavePlan::default()
+    };
+    let mut passed_everywhere = !by_zone.is_empty();
+    for (name, (tz, stored_names, count)) in by_zone {
+        let field = |m: String| FieldError::new("send_at_local", format!("in {name}: {m}"));
+        let (mut opens, mut offset) = instant_of(&tz, at).map_err(field)?;
+        if opens >= now {
+            passed_everywhere = false;
+        } else {
+            match past {
+                PastZones::SendNow => opens = now,
+                PastZones::Skip => {
+                    plan.skipped_zones.extend(stored_names);
+                    plan.skipped += count;
+                    continue;
+                }
+                PastZones::NextDay => {
+                    (opens, offset) =
+                        instant_of(&tz, at + chrono::Duration::days(1)).map_err(field)?;
+                }
+            }
+        }
+        let wave = waves.entry(opens).or_insert_with(|| Wave {
+            opens_at: opens,
+            offsets: Vec::new(),
+            zones: Vec::new(),
+            size: 0,
+        });
+        wave.offsets.push(offset);
+        wave.zones.extend(stored_names);
+        wave.size += count;
+    }
+    if passed_everywhere && past != PastZones::SendNow {
+        return Err(FieldError::new(
+            "send_at_local",
+            format!(
+                "{at} has passed in every recipient's time zone; send_at_local must be \
+                 ahead, or past_zones send-now to send at once"
+            ),
+        ));
+    }
+    plan.waves = waves
+        .into_values()
+        .map(|mut w| {
+            w.offsets.sort_unstable();
+            w.offsets.dedup();
+            w.offsets.reverse();
+            w.zones.sort();
+            w
+        })
+        .collect();
+    plan.skipped_zones.sort();
+    Ok(plan)
+}
+
+/// An offset in minutes as `+05:30`.
+pub fn offset_name(minutes: i32) -> String {
+    let sign = if minutes < 0 { '-' } else { '+' };
+    let m = minutes.abs();
+    format!("{sign}{:02}:{:02}", m / 60, m % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> NaiveDateTime {
+        parse_local_time(s).unwrap()
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn zones(list: &[(&str, i64)]) -> Vec<(Option<String>, i64)> {
+        list.iter()
+            .map(|(z, n)| ((!z.is_empty()).then(|| z.to_string()), *n))
+            .collect()
+    }
+
+    #[test]
+    fn local_times_are_read_without_a_zone() {
+        assert_eq!(t("2027-03-01T09:00").to_string(), "2027-03-01 09:00:00");
+        assert_eq!(t("2027-03-01 09:00:30").to_string(), "2027-03-01 09:00:30");
+        assert!(parse_local_time("2027-03-01T09:00Z").is_err());
+        assert!(parse_local_time("09:00").is_err());
+    }
+
+    #[test]
+    fn each_offset_opens_at_its_own_nine_oclock() {
+        let plan = plan(
+            t("2027-03-01T09:00"),
+            None,
+            PastZones::NextDay,
+            &zones(&[
+                ("Europe/Berlin", 3),
+                ("Europe/Paris", 2),
+                ("Asia/Kolkata", 4),
+                ("America/New_York", 5),
+            ]),
+            utc("2027-02-01T00:00:00Z"),
+        )
+        .unwrap();
+        let got: Vec<_> = plan
+            .waves
+            .iter()
+            .map(|w| (w.opens_at.to_rfc3339(), w.offsets.clone(), w.size))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("2027-03-01T03:30:00+00:00".to_string(), vec![330], 4),
+                ("2027-03-01T08:00:00+00:00".to_string(), vec![60], 5),
+                ("2027-03-01T14:00:00+00:00".to_string(), vec![-300], 5),
+            ]
+        );
+        assert_eq!(plan.waves[1].zones, ["Europe/Berlin", "Europe/Paris"]);
+        assert!(plan.filters());
+        assert_eq!(plan.size(), 14);
+    }
+
+    #[test]
+    fn a_time_the_clock_skips_moves_to_the_next_minute_and_a_repeated_one_takes_the_first() {
+        let berlin = zone("Europe/Berlin").unwrap();
+        // 2027-03-28 02:30 does not exist in Berlin: clocks go from 02:00 to 03:00 (+02:00).
+        let (at, offset) = instant_of(&berlin, t("2027-03-28T02:30")).unwrap();
+        assert_eq!((at, offset), (utc("2027-03-28T01:00:00Z"), 120));
+        // 2027-10-31 02:30 happens twice: first at +02:00.
+        let (at, offset) = instant_of(&berlin, t("2027-10-31T02:30")).unwrap();
+        assert_eq!((at, offset), (utc("2027-10-31T00:30:00Z"), 120));
+    }
+
+    #[test]
+    fn users_without_a_zone_need_a_fallback() {
+        let given = zones(&[("", 2), ("Asia/Kolkata", 1), ("Mars/Olympus", 1)]);
+        let err = plan(
+            t("2027-03-01T09:00"),
+            None,
+            PastZones::NextDay,
+            &given,
+            utc("2027-01-01T00:00:00Z"),
+        );
+        assert_eq!(err.unwrap_err().field, "fallback_timezone");
+        let plan = plan(
+            t("2027-03-01T09:00"),
+            Some("Europe/Berlin"),
+            PastZones::NextDay,
+            &given,
+            utc("2027-01-01T00:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(plan.waves.len(), 2);
+        assert_eq!(plan.waves[1].zones, ["Europe/Berlin", "Mars/Olympus"]);
+        assert_eq!(plan.waves[1].size, 3);
+        assert!(zone("Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn past_zones_open_now_next_day_or_not_at_all() {
+        let given = zones(&[
+            ("Asia/Tokyo", 1),
+            ("Europe/London", 2),
+            ("America/Los_Angeles", 3),
+        ]);
+        // 09:00 on 2027-03-01 has passed in Tokyo (00:00Z) and London (09:00Z), not in LA.
+        let now = utc("2027-03-01T10:00:00Z");
+        let at = t("2027-03-01T09:00");
+        let next = plan(at, None, PastZones::NextDay, &given, now).unwrap();
+        let openings: Vec<_> = next.waves.iter().map(|w| w.opens_at.to_rfc3339()).collect();
+        assert_eq!(
+            openings,
+            [
+                "2027-03-01T17:00:00+00:00",
+                "2027-03-02T00:00:00+00:00",
+                "2027-03-02T09:00:00+00:00"
+            ]
+        );
+        let now_plan = plan(at, None, PastZones::SendNow, &given, now).unwrap();
+        assert_eq!(now_plan.waves[0].opens_at, now);
+        assert_eq!(now_plan.waves[0].size, 3);
+        assert_eq!(now_plan.waves[0].offsets, [540, 0]);
+        let skip = plan(at, None, PastZones::Skip, &given, now).unwrap();
+        assert_eq!((skip.waves.len(), skip.skipped), (1, 3));
+        assert_eq!(skip.skipped_zones, ["Asia/Tokyo", "Europe/London"]);
+        assert!(skip.filters());
+        // Passed everywhere: refused unless sent now.
+        let late = utc("2027-03-02T00:00:00Z");
+        for past in [PastZones::NextDay, PastZones::Skip] {
+            assert_eq!(
+                plan(at, None, past, &given, late).unwrap_err().field,
+                "send_at_local"
+            );
+        }
+        let all_now = plan(at, None, PastZones::SendNow, &given, late).unwrap();
+        assert_eq!(all_now.waves.len(), 1);
+        assert!(!all_now.filters());
+    }
+
+    #[test]
+    fn offsets_read_as_clock_differences() {
+        assert_eq!(offset_name(330), "+05:30");
+        assert_eq!(offset_name(-570), "-09:30");
+        assert_eq!(offset_name(0), "+00:00");
+    }
+}

@@ -6,7 +6,7 @@ use herald_wire::InvalidInput;
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
     /// One field of a request that cannot be valid: which (as the wire names it, `email`,
@@ -88,6 +88,19 @@ impl ControlError {
                 message,
             },
             other => other,
+        }
+    }
+}
+
+impl From<StoreError> for ControlError {
+    /// What the data refused at a field of the request is that field's error.
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Field(e) => Self::Unmet {
+                field: e.field,
+                message: e.message,
+            },
+            e => Self::Store(e),
         }
     }
 }

@@ -176,10 +176,11 @@ impl Control {
     pub async fn dry_run(&self, mut request: LaunchRequest) -> Result<Preview> {
         let field = self.settle_audience(&mut request).await?;
         let audience = request.spec.audience.as_ref();
-        let preview = herald_store::audience::preview(&self.db, audience).await?;
+        let mut preview = herald_store::audience::preview(&self.db, audience).await?;
         if preview.total == 0 {
             return Err(empty_audience(field, audience));
         }
+        preview.waves = campaigns::plan_waves(&self.db, &request.spec).await?;
         Ok(preview)
     }
 

@@ -44,7 +44,7 @@ pub use error::{ControlError, Result};
 pub use herald_store::{
     Fault, StoreError,
     audience::{self, Preview},
-    campaigns::{CampaignView, RequestMade, StatusChange},
+    campaigns::{CampaignView, RequestMade, StatusChange, WaveView},
     inbox::{InboxItem, ReadFilter},
     report::Report,
     sends::retry_offered,

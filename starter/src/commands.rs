@@ -4,7 +4,7 @@ use anyhow::Result;
 use herald_control::{
     CampaignView, Config, Control, ControlError, ReadFilter, Request, RequestMade, page::Limit,
 };
-use herald_wire::{CampaignKey, Intent, Rate};
+use herald_wire::{CampaignKey, Intent, Rate, local};
 
 use crate::{
     Command, KeysCommand, RequestArgs,
@@ -339,6 +339,7 @@ fn print_view(v: &CampaignView, asked: Option<&RequestMade>) {
         v.suppressed,
         v.pending
     );
+    print_waves(v);
     match v.audience_change {
         0 => {}
         n if n > 0 => println!(
@@ -394,6 +395,66 @@ fn print_view(v: &CampaignView, asked: Option<&RequestMade>) {
             asked.at.to_rfc3339(),
             by(&asked.actor)
         );
+    }
+}
+
+/// A local-time campaign's waves: when each opens, its zones, and what it has done.
+fn print_waves(v: &CampaignView) {
+    let waves = v.waves();
+    let Some(at) = &v.send_at_local else { return };
+    let fallback = v
+        .fallback_timezone
+        .as_deref()
+        .map(|z| format!(", {z} for users with none"))
+        .unwrap_or_default();
+    let skipped = match v.skipped.unwrap_or(0) {
+        0 => String::new(),
+        n => format!(", {n} users skipped (their time had passed)"),
+    };
+    println!(
+        "local     {at} in each recipient's time zone{fallback}: {} waves{skipped}",
+        waves.len()
+    );
+    let now = chrono::Utc::now();
+    for w in waves {
+        let offsets: Vec<String> = w.offsets.iter().map(|m| local::offset_name(*m)).collect();
+        let done = w.sent + w.failed + w.suppressed;
+        let state = match (w.opened, w.opens_at > now) {
+            (false, true) => format!("opens in {}", short_duration(w.opens_at - now)),
+            (false, false) => "opening".to_owned(),
+            (true, _) => format!("{done} done ({} sent)", w.sent),
+        };
+        let zones = match w.zones.len() {
+            0..=3 => w.zones.join(" "),
+            n => format!("{} and {} more", w.zones[..2].join(" "), n - 2),
+        };
+        println!(
+            "  wave    {:<13} {}  {:>9} users  {state:<24} {zones}",
+            offsets.join(","),
+            w.opens_at.format("%Y-%m-%d %H:%MZ"),
+            w.size,
+        );
+    }
+    if let (Some(next), Some(last)) = (v.next_wave_at(), waves.last()) {
+        if !v.status.is_terminal() {
+            println!(
+                "next      wave opens {} (in {}); the last opens {}, so the campaign ends after that",
+                next.to_rfc3339(),
+                short_duration(next - now),
+                last.opens_at.to_rfc3339()
+            );
+        }
+    }
+}
+
+/// `1 h 5 min`, `3 min 20 s`, `12 s`.
+fn short_duration(d: chrono::Duration) -> String {
+    let s = d.num_seconds().max(0);
+    match s {
+        ..60 => format!("{s} s"),
+        60..3600 => format!("{} min {} s", s / 60, s % 60),
+        86_400.. => format!("{} d {} h", s / 86_400, (s % 86_400) / 3600),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
     }
 }
 

@@ -8,6 +8,7 @@ use herald_control::{
     ControlError, Preview,
     launch::{AudienceGiven, LaunchFields, split_field},
 };
+use herald_wire::local::{self, WavePlan};
 
 use crate::shared::{actor, connect};
 
@@ -232,12 +233,13 @@ pub async fn launch(config: herald_control::Config, args: LaunchArgs) -> Result<
         request.tuning.history_events = events.max(1);
     }
     let control = connect(config, 1).await?;
+    let rate = request.spec.rate.map(|r| r.get());
     if args.dry_run {
         let preview = control
             .dry_run(request)
             .await
             .map_err(|e| at_flag(e, launch_flag))?;
-        print_preview(&preview);
+        print_preview(&preview, rate);
         return Ok(());
     }
     let (page_size, lanes, send_at) = (
@@ -268,7 +270,7 @@ pub async fn launch(config: herald_control::Config, args: LaunchArgs) -> Result<
     Ok(())
 }
 
-fn print_preview(preview: &Preview) {
+fn print_preview(preview: &Preview, rate: Option<u32>) {
     println!(
         "{} recipients now (the launch fixes its own count)",
         preview.total
@@ -287,6 +289,38 @@ fn print_preview(preview: &Preview) {
     }
     let sample: Vec<String> = preview.sample.iter().map(i64::to_string).collect();
     println!("first members by id: {}", sample.join(", "));
+    if let Some(plan) = &preview.waves {
+        print_waves(plan, rate);
+    }
+}
+
+/// The waves a local-time launch would have now, and how long each takes at the rate.
+fn print_waves(plan: &WavePlan, rate: Option<u32>) {
+    println!(
+        "{} waves, one per UTC offset at that local time{}:",
+        plan.waves.len(),
+        match plan.skipped {
+            0 => String::new(),
+            n => format!(" ({n} users skipped: {})", plan.skipped_zones.join(" ")),
+        }
+    );
+    for w in &plan.waves {
+        let offsets: Vec<String> = w.offsets.iter().map(|m| local::offset_name(*m)).collect();
+        let takes = match rate {
+            Some(r) => format!(
+                "takes about {} s at {r}/s",
+                (w.size as u64).div_ceil(u64::from(r))
+            ),
+            None => "as fast as the database takes them".to_owned(),
+        };
+        println!(
+            "  {:<13} opens {}  {:>9} recipients  {takes}  {}",
+            offsets.join(","),
+            w.opens_at.to_rfc3339(),
+            w.size,
+            w.zones.join(" ")
+        );
+    }
 }
 
 pub async fn audience(config: herald_control::Config, command: AudienceCommand) -> Result<()> {

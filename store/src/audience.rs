@@ -98,6 +98,9 @@ pub struct Preview {
     pub clauses: Vec<(Filter, i64)>,
     /// The first [`SAMPLE`] members, by id.
     pub sample: Vec<i64>,
+    /// A campaign sent at a local time: the waves it would have now
+    /// ([`crate::campaigns::plan_waves`]).
+    pub waves: Option<herald_wire::local::WavePlan>,
 }
 
 /// How many members a dry run shows.
@@ -152,6 +155,7 @@ pub async fn preview(pool: &PgPool, filter: Option<&Filter>) -> Result<Preview> 
         total,
         clauses,
         sample: sample.into_iter().map(|(id,)| id).collect(),
+        waves: None,
     })
 }
 

@@ -8,7 +8,7 @@ use herald_wire::{
     audience::{AudienceName, Filter},
     local::{self, WavePlan},
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{FromRow, PgPool, Postgres, Transaction};
 
 use crate::{Result, StoreError, audience, pages, partitions, status};
@@ -300,6 +300,24 @@ async fn fix_audience(
     ))
 }
 
+/// The waves `spec` would have if its audience were fixed now (`None`: it is not sent at a
+/// local time). Writes nothing; refused as a launch would refuse it.
+pub async fn plan_waves(pool: &PgPool, spec: &CampaignSpec) -> Result<Option<WavePlan>> {
+    let Some(at) = spec.send_at_local else {
+        return Ok(None);
+    };
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let (_, zones) = audience::count_by_zone(&mut tx, spec.audience.as_ref()).await?;
+    tx.rollback().await?;
+    let fallback = spec.fallback_timezone.as_deref();
+    local::plan(at, fallback, spec.past_zones(), &zones, Utc::now())
+        .map(Some)
+        .map_err(StoreError::Field)
+}
+
 /// A campaign as operators see it. Counters are the ledger's committed totals.
 #[derive(Clone, Debug, Serialize, FromRow)]
 pub struct CampaignView {
@@ -367,6 +385,42 @@ pub struct CampaignView {
     pub created_by: Option<String>,
     /// Who made the newest pause, resume, cancel or retry.
     pub requested_by: Option<String>,
+    /// A campaign sent at a local time: that wall time, the zone of users who have none, and
+    /// its waves by opening with what each has done (`None` for any other campaign).
+    pub send_at_local: Option<String>,
+    pub fallback_timezone: Option<String>,
+    pub waves: Option<sqlx::types::Json<Vec<WaveView>>>,
+    /// Users of zones left out (`past_zones: skip`), not counted in `total`.
+    pub skipped: Option<i64>,
+}
+
+/// One wave of a local-time campaign as operators see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WaveView {
+    pub opens_at: DateTime<Utc>,
+    /// The UTC offsets of its zones at its opening, in minutes.
+    pub offsets: Vec<i32>,
+    pub zones: Vec<String>,
+    /// Its users when the plan was made.
+    pub size: i64,
+    /// What its committed pages did.
+    pub sent: i64,
+    pub failed: i64,
+    pub suppressed: i64,
+    /// Whether its pages have begun.
+    pub opened: bool,
+}
+
+impl CampaignView {
+    /// The waves, or none.
+    pub fn waves(&self) -> &[WaveView] {
+        self.waves.as_ref().map_or(&[], |w| &w.0)
+    }
+
+    /// When the next wave that has not begun opens.
+    pub fn next_wave_at(&self) -> Option<DateTime<Utc>> {
+        self.waves().iter().find(|w| !w.opened).map(|w| w.opens_at)
+    }
 }
 
 impl CampaignView {
@@ -413,6 +467,9 @@ macro_rules! lane_totals {
     };
 }
 
+// The view groups lanes into waves by this number.
+const _: () = assert!(herald_wire::WAVE_LANES == 64);
+
 const VIEW_SQL: &str = concat!("
 SELECT m.id, m.key, m.status, m.intent, coalesce(m.total, 0) AS total, p.sent, p.failed,
        p.suppressed,
@@ -424,12 +481,16 @@ SELECT m.id, m.key, m.status, m.intent, coalesce(m.total, 0) AS total, p.sent, p
        CASE WHEN p.sent > 0 THEN least(r.read::float8 / p.sent, 1) ELSE 0 END AS read_rate,
        CASE WHEN m.status = 3 THEN 1
             WHEN m.max_user_id >= m.min_user_id
-            THEN least(p.spans / (m.max_user_id - m.min_user_id + 1), 1)
+            -- Every wave scans the whole range.
+            THEN least(p.spans / (m.max_user_id - m.min_user_id + 1)
+                       / greatest(coalesce(jsonb_array_length(m.waves->'waves'), 1), 1), 1)
             ELSE 0 END::float8 AS scanned,
        m.min_user_id, m.max_user_id,
        m.title, m.segment, m.audience, m.channel, m.category, m.page_size, m.lanes, m.rate, m.status_reason AS reason,
        m.send_at, m.created_at, m.started_at, m.paused_at, m.finished_at, m.requested_at,
-       m.created_by, m.requested_by
+       m.created_by, m.requested_by,
+       m.spec->>'send_at_local' AS send_at_local, m.waves->>'fallback' AS fallback_timezone,
+       wv.waves, (m.waves->>'skipped')::bigint AS skipped
 FROM messages m
 LEFT JOIN LATERAL (
     -- Each lane's pages cover its ids from its first page's cursor to where its last scan
@@ -444,6 +505,21 @@ LEFT JOIN LATERAL (
 LEFT JOIN LATERAL (
     SELECT coalesce(sum(reads), 0)::bigint AS read FROM message_reads WHERE message_id = m.id
 ) r ON true
+LEFT JOIN LATERAL (
+    -- Each wave's lanes are a block of their own (`herald_wire::WAVE_LANES`).
+    SELECT jsonb_agg(w.value || jsonb_build_object(
+               'sent', coalesce(c.sent, 0), 'failed', coalesce(c.failed, 0),
+               'suppressed', coalesce(c.suppressed, 0), 'opened', c.wave IS NOT NULL)
+           ORDER BY w.n) AS waves
+    FROM jsonb_array_elements(m.waves->'waves') WITH ORDINALITY w(value, n)
+    LEFT JOIN (
+        SELECT lane / 64 AS wave, sum(sent) AS sent, sum(failed) AS failed,
+               sum(suppressed) AS suppressed
+        FROM (", lane_totals!("m.id"), ") t
+        WHERE m.waves IS NOT NULL
+        GROUP BY 1
+    ) c ON c.wave = w.n - 1
+) wv ON true
 ");
 
 pub async fn find(pool: &PgPool, key: &CampaignKey) -> Result<CampaignView> {

@@ -37,6 +37,9 @@ pub struct LaunchForm {
     audience: String,
     audience_name: String,
     send_at: String,
+    send_at_local: String,
+    fallback_timezone: String,
+    past_zones: String,
     page_size: String,
     rate: String,
     channel: String,
@@ -47,7 +50,7 @@ pub struct LaunchForm {
 }
 
 /// The form's inputs, by the names the control layer gives their fields.
-const INPUTS: [&str; 15] = [
+const INPUTS: [&str; 18] = [
     "title",
     "body",
     "subject",
@@ -56,6 +59,9 @@ const INPUTS: [&str; 15] = [
     "audience",
     "audience_name",
     "send_at",
+    "send_at_local",
+    "fallback_timezone",
+    "past_zones",
     "page_size",
     "rate",
     "channel",
@@ -136,6 +142,9 @@ impl LaunchForm {
             audience: given(&self.audience).map(AudienceGiven::Text),
             audience_name: given(&self.audience_name),
             send_at: given(&self.send_at),
+            send_at_local: given(&self.send_at_local),
+            fallback_timezone: given(&self.fallback_timezone),
+            past_zones: given(&self.past_zones),
             page_size: given(&self.page_size),
             rate: given(&self.rate),
             webhook_url: given(&self.webhook_url),
@@ -256,6 +265,9 @@ fn hidden(form: &LaunchForm) -> Markup {
         input type="hidden" name="audience" value=(form.audience);
         input type="hidden" name="audience_name" value=(form.audience_name);
         input type="hidden" name="send_at" value=(form.send_at);
+        input type="hidden" name="send_at_local" value=(form.send_at_local);
+        input type="hidden" name="fallback_timezone" value=(form.fallback_timezone);
+        input type="hidden" name="past_zones" value=(form.past_zones);
         input type="hidden" name="page_size" value=(form.page_size);
         input type="hidden" name="rate" value=(form.rate);
         input type="hidden" name="channel" value=(form.channel);
@@ -290,6 +302,26 @@ fn confirm(op: &Operator, form: &LaunchForm, preview: &Preview) -> Response {
                     }
                 }
             }
+            @if let Some(plan) = &preview.waves {
+                table #wave-plan {
+                    caption { (plan.waves.len()) " waves, one per UTC offset at that local time"
+                        @if plan.skipped > 0 { "; " (views::number(plan.skipped)) " users skipped (their time had passed)" } }
+                    thead { tr { th scope="col" { "Offset" } th scope="col" { "Opens (UTC)" } th scope="col" { "Recipients" } th scope="col" { "Takes" } th scope="col" { "Zones" } } }
+                    tbody {
+                        @for w in &plan.waves {
+                            tr {
+                                td { (w.offsets.iter().map(|m| herald_wire::local::offset_name(*m)).collect::<Vec<_>>().join(" ")) }
+                                td { (w.opens_at.format("%Y-%m-%d %H:%M")) }
+                                td.num { (views::number(w.size)) }
+                                td { (blank(&form.rate).and_then(|r| r.parse::<u64>().ok()).filter(|r| *r > 0)
+                                        .map(|r| format!("about {} s", (w.size.max(0) as u64).div_ceil(r)))
+                                        .unwrap_or_else(|| "as fast as the database takes them".into())) }
+                                td { (w.zones.join(", ")) }
+                            }
+                        }
+                    }
+                }
+            }
             @if !preview.sample.is_empty() {
                 p #audience-sample {
                     "First members by id: "
@@ -304,7 +336,11 @@ fn confirm(op: &Operator, form: &LaunchForm, preview: &Preview) -> Response {
                 div { dt { "Body" } dd { pre.body { (form.body) } } }
                 div { dt { "Channel" } dd { (channel) @if let Some(u) = blank(&form.webhook_url) { " to " code { (u) } } } }
                 div { dt { "Category" } dd { (blank(&form.category).unwrap_or("marketing")) } }
-                div { dt { "Sends" } dd { (blank(&form.send_at).unwrap_or("at once")) } }
+                div { dt { "Sends" } dd { (match (blank(&form.send_at), blank(&form.send_at_local)) {
+                    (_, Some(local)) => format!("at {local} in each recipient's time zone"),
+                    (Some(at), None) => at.to_owned(),
+                    (None, None) => "at once".to_owned(),
+                }) } }
                 div { dt { "Page size" } dd { (blank(&form.page_size).unwrap_or("500")) } }
                 div { dt { "Rate limit" } dd { (blank(&form.rate).map(|r| format!("{r} /s")).unwrap_or_else(|| "none".into())) } }
                 div { dt { "Key" } dd { code { (form.key) } } }
@@ -332,6 +368,9 @@ fn field_label(field: &str) -> &str {
         "audience" => "Audience filter",
         "audience_name" => "Saved audience",
         "send_at" => "Send time",
+        "send_at_local" => "Local send time",
+        "fallback_timezone" => "Fallback time zone",
+        "past_zones" => "Where the time has passed",
         "page_size" => "Page size",
         "rate" => "Rate limit",
         "channel" => "Channel",
@@ -442,6 +481,24 @@ fn render_form_with(
                 input #send_at type="text" name="send_at" value=(form.send_at) placeholder="at once"
                     aria-invalid=(invalid("send_at")) aria-describedby=(described("send_at", true));
             }))
+            (field("send_at_local", "Local send time", "Instead of a send time: a wall time with no offset, e.g. 2027-03-01T09:00, sent when it is that time in each recipient's own time zone (docs/local-time.md).", html! {
+                input #send_at_local type="text" name="send_at_local" value=(form.send_at_local) placeholder="none"
+                    aria-invalid=(invalid("send_at_local")) aria-describedby=(described("send_at_local", true));
+            }))
+            div.row {
+                (field("fallback_timezone", "Fallback time zone", "The IANA zone of users who have none, e.g. Europe/Berlin.", html! {
+                    input #fallback_timezone type="text" name="fallback_timezone" value=(form.fallback_timezone) placeholder="none"
+                        aria-invalid=(invalid("fallback_timezone")) aria-describedby=(described("fallback_timezone", true));
+                }))
+                (field("past_zones", "Where the time has passed", "", html! {
+                    select #past_zones name="past_zones" aria-invalid=(invalid("past_zones")) aria-describedby=(described("past_zones", false)) {
+                        option value="" selected[form.past_zones.is_empty()] { "next day (the default)" }
+                        option value="next-day" selected[form.past_zones == "next-day"] { "next day" }
+                        option value="send-now" selected[form.past_zones == "send-now"] { "send now" }
+                        option value="skip" selected[form.past_zones == "skip"] { "skip those users" }
+                    }
+                }))
+            }
             div.row {
                 (field("page_size", "Page size", "Recipients per page, 1–10,000 (500).", html! {
                     input #page_size type="text" inputmode="numeric" name="page_size" value=(form.page_size) placeholder="500"

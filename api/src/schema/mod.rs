@@ -79,10 +79,70 @@ pub struct Campaign {
     /// Who made the newest pause, resume, cancel or retry: as `created_by`, or `temporal`
     /// for a bare signal, `herald` for the campaign's own pause.
     pub requested_by: Option<String>,
+    /// Sent at a local time: the wall time, read in each recipient's zone
+    /// (docs/local-time.md).
+    #[schema(example = "2027-03-01T09:00:00")]
+    pub send_at_local: Option<String>,
+    /// The zone of users who have none.
+    pub fallback_timezone: Option<String>,
+    /// A local-time campaign's waves by opening; absent for any other.
+    pub waves: Option<Vec<Wave>>,
+    /// When the next wave that has not begun opens.
+    pub next_wave_at: Option<DateTime<Utc>>,
+    /// Users of zones whose time had passed, left out (`past_zones: skip`).
+    pub skipped: Option<i64>,
+}
+
+/// One wave of a local-time campaign: the zones whose local time falls at one instant.
+#[derive(Serialize, ToSchema)]
+pub struct Wave {
+    pub opens_at: DateTime<Utc>,
+    /// Its zones' UTC offsets at the opening, as `+05:30`.
+    #[schema(example = json!(["+01:00"]))]
+    pub offsets: Vec<String>,
+    #[schema(example = json!(["Europe/Berlin", "Europe/Paris"]))]
+    pub zones: Vec<String>,
+    /// Its users when the plan was made.
+    pub size: i64,
+    pub sent: i64,
+    pub failed: i64,
+    pub suppressed: i64,
+    /// Its pages have begun.
+    pub opened: bool,
+}
+
+impl From<&herald_control::WaveView> for Wave {
+    fn from(w: &herald_control::WaveView) -> Self {
+        Self {
+            opens_at: w.opens_at,
+            offsets: w
+                .offsets
+                .iter()
+                .map(|m| herald_wire::local::offset_name(*m))
+                .collect(),
+            zones: w.zones.clone(),
+            size: w.size,
+            sent: w.sent,
+            failed: w.failed,
+            suppressed: w.suppressed,
+            opened: w.opened,
+        }
+    }
+}
+
+/// A wave a launch would have now.
+#[derive(Serialize, ToSchema)]
+pub struct PlannedWave {
+    pub opens_at: DateTime<Utc>,
+    #[schema(example = json!(["+05:30"]))]
+    pub offsets: Vec<String>,
+    pub zones: Vec<String>,
+    pub recipients: i64,
 }
 
 impl From<CampaignView> for Campaign {
     fn from(v: CampaignView) -> Self {
+        let next_wave_at = v.next_wave_at();
         Self {
             pending_request: v.pending_request().map(str::to_owned),
             key: v.key.to_string(),
@@ -113,8 +173,16 @@ impl From<CampaignView> for Campaign {
             paused_at: v.paused_at,
             finished_at: v.finished_at,
             requested_at: v.requested_at,
+            waves: v
+                .waves
+                .as_ref()
+                .map(|w| w.0.iter().map(Wave::from).collect()),
+            next_wave_at,
             created_by: v.created_by,
             requested_by: v.requested_by,
+            send_at_local: v.send_at_local,
+            fallback_timezone: v.fallback_timezone,
+            skipped: v.skipped,
         }
     }
 }
@@ -459,6 +527,10 @@ pub struct DryRun {
     /// The audience's first members by id, up to ten.
     #[schema(example = json!([3, 17, 42]))]
     pub sample: Vec<i64>,
+    /// With `send_at_local`: the waves it would have, by opening.
+    pub waves: Option<Vec<PlannedWave>>,
+    /// With `send_at_local` and `past_zones: skip`: the users it would leave out.
+    pub skipped: Option<i64>,
 }
 
 /// One clause of an audience and how many users it holds by itself.
@@ -482,6 +554,22 @@ impl From<herald_control::audience::Preview> for DryRun {
                 })
                 .collect(),
             sample: p.sample,
+            skipped: p.waves.as_ref().map(|w| w.skipped),
+            waves: p.waves.map(|plan| {
+                plan.waves
+                    .into_iter()
+                    .map(|w| PlannedWave {
+                        opens_at: w.opens_at,
+                        offsets: w
+                            .offsets
+                            .iter()
+                            .map(|m| herald_wire::local::offset_name(*m))
+                            .collect(),
+                        zones: w.zones,
+                        recipients: w.size,
+                    })
+                    .collect()
+            }),
         }
     }
 }

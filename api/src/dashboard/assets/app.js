@@ -73,6 +73,23 @@
       bar.value = Math.min(processed, bar.max);
       bar.textContent = percent(processed, c.total);
     });
+    (c.waves || []).forEach(function (w, i) {
+      var cell = root.querySelector('[data-wave="' + i + '"]');
+      if (!cell) return;
+      var d = w.sent + w.failed + w.suppressed;
+      var state = !w.opened ? 'waiting' : d >= w.size ? 'done' : 'open';
+      if (cell.dataset.state !== state) cell.dataset.state = state;
+      var count = cell.querySelector('[data-w="done"]');
+      if (count && count.textContent !== numbers.format(d)) count.textContent = numbers.format(d);
+      var bar = cell.querySelector('[data-w="bar"]');
+      if (bar) { bar.max = Math.max(w.size, 1); bar.value = Math.min(d, bar.max); }
+    });
+    var last = c.waves && c.waves.length ? c.waves[c.waves.length - 1] : null;
+    if (last && !last.opened && c.status !== 3) {
+      var wait = (Date.parse(last.opens_at) - Date.now()) / 1000;
+      set(root, 'eta', 'after ' + duration(Math.max(wait, 0)) + ' (the last wave opens then)');
+      return;
+    }
     var v = speed(c);
     if (v === null) {
       set(root, 'speed', '—');

@@ -36,6 +36,7 @@ pub fn detail(
                     div { dt { "Read" } dd { span data-f="read" { (number(c.read)) } " (" span data-f="read_rate" { (percent((c.read_rate * 10_000.0) as i64, 10_000)) } ")" } }
                 }
             }
+            @if let Some(waves) = &c.waves { (waves_markup(c, waves)) }
             div #panel { (panel_markup(op, t)) }
             (rate_markup(op, c, rate_error.as_deref()))
             div #failures {
@@ -77,6 +78,49 @@ pub fn detail(
         }
     };
     Html(page(&c.title, Some(op), body).into_string())
+}
+
+/// A local-time campaign's waves as a strip: one cell per UTC offset, in opening order,
+/// each with its opening, its zones and how far it has come. Kept live by app.js.
+fn waves_markup(c: &Campaign, waves: &[Wave]) -> Markup {
+    html! {
+        section.card aria-labelledby="waves-h" {
+            h2 #waves-h { "Waves" }
+            p.counts {
+                "Sent at " (c.send_at_local.as_deref().unwrap_or("")) " in each recipient's own time zone"
+                @if let Some(z) = &c.fallback_timezone { "; " (z) " for users with none" }
+                @if let Some(n) = c.skipped.filter(|n| *n > 0) { "; " (number(n)) " skipped (their time had passed)" }
+                "."
+            }
+            ol.waves {
+                @for (i, w) in waves.iter().enumerate() {
+                    @let done = w.sent + w.failed + w.suppressed;
+                    li data-wave=(i) data-state=(wave_state(w)) title=(w.zones.join(", ")) {
+                        span.offset { (w.offsets.join(" ")) }
+                        span.opens { (time(w.opens_at)) }
+                        progress data-w="bar" max=(w.size.max(1)) value=(done.min(w.size.max(1))) aria-label={ "Wave " (w.offsets.join(" ")) } {}
+                        span.counts { span data-w="done" { (number(done)) } " / " (number(w.size)) }
+                        span.zones { (zones_text(&w.zones)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn wave_state(w: &Wave) -> &'static str {
+    match (w.opened, w.sent + w.failed + w.suppressed >= w.size) {
+        (false, _) => "waiting",
+        (true, false) => "open",
+        (true, true) => "done",
+    }
+}
+
+fn zones_text(zones: &[String]) -> String {
+    match zones.len() {
+        0..=3 => zones.join(", "),
+        n => format!("{} and {} more", zones[..2].join(", "), n - 2),
+    }
 }
 
 /// What changes with the status: the actions and the timeline.

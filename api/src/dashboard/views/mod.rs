@@ -19,7 +19,7 @@ mod consent;
 mod list;
 mod report;
 
-use crate::schema::{Campaign, Report, RequestMade, StatusChange, Timeline};
+use crate::schema::{Campaign, Report, RequestMade, StatusChange, Timeline, Wave};
 pub use campaign::{cancel_confirm, detail, panel};
 pub use consent::consent_page;
 pub use list::{Pages, list, row};
@@ -163,8 +163,18 @@ fn eta_text(c: &Campaign) -> String {
         0.0
     };
     let done = c.scanned.max(processed).min(1.0);
+    let last_wave = c
+        .waves
+        .as_ref()
+        .and_then(|w| w.last())
+        .filter(|w| !w.opened);
     match (speed(c), c.started_at) {
         _ if status(c.status) == CampaignStatus::Completed => "done".into(),
+        // Not before its last wave opens.
+        _ if let Some(w) = last_wave => {
+            let secs = (w.opens_at - Utc::now()).num_seconds().max(0) as f64;
+            format!("after {} (the last wave opens then)", duration(secs))
+        }
         (Some(s), Some(started)) if s > 0.0 && c.pending > 0 && done > 0.0 => {
             let secs = (Utc::now() - started).num_milliseconds() as f64 / 1000.0;
             duration(secs * (1.0 - done) / done)

@@ -401,7 +401,18 @@ fn print_view(v: &CampaignView, asked: Option<&RequestMade>) {
 /// A local-time campaign's waves: when each opens, its zones, and what it has done.
 fn print_waves(v: &CampaignView) {
     let waves = v.waves();
-    let Some(at) = &v.send_at_local else { return };
+    if v.waves.is_none() {
+        return;
+    }
+    let at = match &v.send_at_local {
+        Some(at) => format!("{at} in each recipient's time zone"),
+        None => "at once".to_owned(),
+    };
+    let quiet = v
+        .quiet_hours
+        .as_deref()
+        .map(|q| format!(", quiet hours {q}"))
+        .unwrap_or_default();
     let fallback = v
         .fallback_timezone
         .as_deref()
@@ -412,14 +423,23 @@ fn print_waves(v: &CampaignView) {
         n => format!(", {n} users skipped (their time had passed)"),
     };
     println!(
-        "local     {at} in each recipient's time zone{fallback}: {} waves{skipped}",
+        "local     {at}{quiet}{fallback}: {} waves{skipped}",
         waves.len()
     );
+    if let (Some(n), Some(until)) = (v.held, v.held_until) {
+        println!(
+            "held      {n} recipients in their quiet hours; the next are released {}",
+            until.to_rfc3339()
+        );
+    }
     let now = chrono::Utc::now();
     for w in waves {
         let offsets: Vec<String> = w.offsets.iter().map(|m| local::offset_name(*m)).collect();
         let done = w.sent + w.failed + w.suppressed;
         let state = match (w.opened, w.opens_at > now) {
+            _ if let Some(until) = w.held_until => {
+                format!("held until {}", until.format("%H:%MZ"))
+            }
             (false, true) => format!("opens in {}", short_duration(w.opens_at - now)),
             (false, false) => "opening".to_owned(),
             (true, _) => format!("{done} done ({} sent)", w.sent),

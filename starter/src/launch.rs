@@ -60,6 +60,11 @@ pub struct LaunchArgs {
     /// "next-day" (the default).
     #[arg(long)]
     past_zones: Option<String>,
+    /// A daily window of each recipient's local time in which nobody is sent to (e.g.
+    /// 21:00-08:00); those it holds are sent when it ends. Users without a zone take
+    /// --fallback-timezone.
+    #[arg(long)]
+    quiet_hours: Option<String>,
     /// Recipients per page, 1–10000 (default 500).
     #[arg(long)]
     page_size: Option<String>,
@@ -204,6 +209,7 @@ impl LaunchArgs {
             send_at_local: self.send_at_local.clone(),
             fallback_timezone: self.fallback_timezone.clone(),
             past_zones: self.past_zones.clone(),
+            quiet_hours: self.quiet_hours.clone(),
             page_size: self.page_size.clone(),
             lanes: self.lanes.clone(),
             rate: self.rate.clone(),
@@ -313,8 +319,12 @@ fn print_waves(plan: &WavePlan, rate: Option<u32>) {
             ),
             None => "as fast as the database takes them".to_owned(),
         };
+        let held = w
+            .held_from
+            .map(|t| format!(" (held by quiet hours from {})", t.to_rfc3339()))
+            .unwrap_or_default();
         println!(
-            "  {:<13} opens {}  {:>9} recipients  {takes}  {}",
+            "  {:<13} opens {}{held}  {:>9} recipients  {takes}  {}",
             offsets.join(","),
             w.opens_at.to_rfc3339(),
             w.size,

@@ -268,15 +268,13 @@ async fn fix_audience(
         return Ok(registered(total, row.min_user_id, row.max_user_id, waves));
     }
     let filter = row.audience.as_ref().map(|f| &f.0);
-    let (audience, plan) = match spec.send_at_local {
-        None => (audience::count(tx, filter).await?, None),
-        Some(at) => {
-            let (audience, zones) = audience::count_by_zone(tx, filter).await?;
-            let fallback = spec.fallback_timezone.as_deref();
-            let plan = local::plan(at, fallback, spec.past_zones(), &zones, Utc::now())
-                .map_err(StoreError::Field)?;
-            (audience, Some(plan))
-        }
+    let (audience, plan) = if spec.zoned() {
+        let (audience, zones) = audience::count_by_zone(tx, filter).await?;
+        let now = Utc::now();
+        let plan = local::plan(&spec.ask(now), &zones, now).map_err(StoreError::Field)?;
+        (audience, Some(plan))
+    } else {
+        (audience::count(tx, filter).await?, None)
     };
     // Users of zones left out are not the campaign's.
     let total = plan.as_ref().map_or(audience.total, WavePlan::size);
@@ -303,17 +301,17 @@ async fn fix_audience(
 /// The waves `spec` would have if its audience were fixed now (`None`: it is not sent at a
 /// local time). Writes nothing; refused as a launch would refuse it.
 pub async fn plan_waves(pool: &PgPool, spec: &CampaignSpec) -> Result<Option<WavePlan>> {
-    let Some(at) = spec.send_at_local else {
+    if !spec.zoned() {
         return Ok(None);
-    };
+    }
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION READ ONLY")
         .execute(&mut *tx)
         .await?;
     let (_, zones) = audience::count_by_zone(&mut tx, spec.audience.as_ref()).await?;
     tx.rollback().await?;
-    let fallback = spec.fallback_timezone.as_deref();
-    local::plan(at, fallback, spec.past_zones(), &zones, Utc::now())
+    let now = Utc::now();
+    local::plan(&spec.ask(now), &zones, now)
         .map(Some)
         .map_err(StoreError::Field)
 }
@@ -392,6 +390,12 @@ pub struct CampaignView {
     pub waves: Option<sqlx::types::Json<Vec<WaveView>>>,
     /// Users of zones left out (`past_zones: skip`), not counted in `total`.
     pub skipped: Option<i64>,
+    /// The daily window of local time in which recipients are held, `21:00-08:00`.
+    pub quiet_hours: Option<String>,
+    /// Recipients held by quiet hours now (the waves held, less what they have done), and
+    /// when the next of them are released.
+    pub held: Option<i64>,
+    pub held_until: Option<DateTime<Utc>>,
 }
 
 /// One wave of a local-time campaign as operators see it.
@@ -409,6 +413,12 @@ pub struct WaveView {
     pub suppressed: i64,
     /// Whether its pages have begun.
     pub opened: bool,
+    /// When quiet hours hold it now, until when.
+    #[serde(default)]
+    pub held_until: Option<DateTime<Utc>>,
+    /// When it would have opened, had quiet hours not held it until `opens_at`.
+    #[serde(default)]
+    pub held_from: Option<DateTime<Utc>>,
 }
 
 impl CampaignView {
@@ -490,7 +500,8 @@ SELECT m.id, m.key, m.status, m.intent, coalesce(m.total, 0) AS total, p.sent, p
        m.send_at, m.created_at, m.started_at, m.paused_at, m.finished_at, m.requested_at,
        m.created_by, m.requested_by,
        m.spec->>'send_at_local' AS send_at_local, m.waves->>'fallback' AS fallback_timezone,
-       wv.waves, (m.waves->>'skipped')::bigint AS skipped
+       m.spec->>'quiet_hours' AS quiet_hours, wv.waves, wv.held, wv.held_until,
+       (m.waves->>'skipped')::bigint AS skipped
 FROM messages m
 LEFT JOIN LATERAL (
     -- Each lane's pages cover its ids from its first page's cursor to where its last scan
@@ -506,19 +517,41 @@ LEFT JOIN LATERAL (
     SELECT coalesce(sum(reads), 0)::bigint AS read FROM message_reads WHERE message_id = m.id
 ) r ON true
 LEFT JOIN LATERAL (
-    -- Each wave's lanes are a block of their own (`herald_wire::WAVE_LANES`).
-    SELECT jsonb_agg(w.value || jsonb_build_object(
-               'sent', coalesce(c.sent, 0), 'failed', coalesce(c.failed, 0),
-               'suppressed', coalesce(c.suppressed, 0), 'opened', c.wave IS NOT NULL)
-           ORDER BY w.n) AS waves
-    FROM jsonb_array_elements(m.waves->'waves') WITH ORDINALITY w(value, n)
-    LEFT JOIN (
-        SELECT lane / 64 AS wave, sum(sent) AS sent, sum(failed) AS failed,
-               sum(suppressed) AS suppressed
-        FROM (", lane_totals!("m.id"), ") t
-        WHERE m.waves IS NOT NULL
-        GROUP BY 1
-    ) c ON c.wave = w.n - 1
+    -- Each wave's lanes are a block of their own (`herald_wire::WAVE_LANES`). A wave not
+    -- done is held while one of its quiet hours lasts, or, not begun, from when it would
+    -- have opened until the quiet hours that moved its opening end.
+    SELECT jsonb_agg(x.wave ORDER BY x.n) AS waves,
+           sum(x.remaining) FILTER (WHERE x.held_until IS NOT NULL)::bigint AS held,
+           to_timestamp(min(x.held_until) / 1000.0) AS held_until
+    FROM (
+        SELECT w.n, r.remaining, y.held_until,
+               (w.value - 'quiet') || jsonb_build_object(
+                   'sent', coalesce(c.sent, 0), 'failed', coalesce(c.failed, 0),
+                   'suppressed', coalesce(c.suppressed, 0), 'opened', c.wave IS NOT NULL,
+                   'held_until', to_timestamp(y.held_until / 1000.0)) AS wave
+        FROM jsonb_array_elements(m.waves->'waves') WITH ORDINALITY w(value, n)
+        LEFT JOIN (
+            SELECT lane / 64 AS wave, sum(sent) AS sent, sum(failed) AS failed,
+                   sum(suppressed) AS suppressed
+            FROM (", lane_totals!("m.id"), ") t
+            WHERE m.waves IS NOT NULL
+            GROUP BY 1
+        ) c ON c.wave = w.n - 1
+        CROSS JOIN LATERAL (
+            SELECT greatest((w.value->>'size')::bigint - coalesce(c.sent, 0)
+                            - coalesce(c.failed, 0) - coalesce(c.suppressed, 0), 0) AS remaining,
+                   (extract(epoch FROM now()) * 1000)::bigint AS now_ms
+        ) r
+        CROSS JOIN LATERAL (
+            SELECT CASE WHEN r.remaining > 0 AND m.status NOT IN (3, 4) THEN coalesce(
+                (SELECT (q->>1)::bigint FROM jsonb_array_elements(w.value->'quiet') q
+                 WHERE (q->>0)::bigint <= r.now_ms AND r.now_ms < (q->>1)::bigint LIMIT 1),
+                CASE WHEN c.wave IS NULL AND (w.value->>'held_from')::timestamptz <= now()
+                          AND now() < (w.value->>'opens_at')::timestamptz
+                     THEN (extract(epoch FROM (w.value->>'opens_at')::timestamptz) * 1000)::bigint
+                END) END AS held_until
+        ) y
+    ) x
 ) wv ON true
 ");
 

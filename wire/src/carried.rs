@@ -47,6 +47,12 @@ pub struct Carried {
     pub waves: Vec<WaveOpening>,
     #[serde(default)]
     pub wave: u32,
+    /// How many waves have been walked or begun: the next new one's index.
+    #[serde(default)]
+    pub opened: u32,
+    /// Waves held half way by quiet hours.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parked: Vec<Parked>,
     #[serde(default)]
     pub closed: WaveTotals,
     /// The audience's id bounds, which every wave's lanes split.
@@ -62,12 +68,24 @@ pub struct Carried {
 
 /// A wave of a local-time campaign as its workflow needs it (the zones are the pages'
 /// business: `herald_wire::local::WavePlan`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaveOpening {
     /// When it opens, in Unix milliseconds.
     pub opens_at_ms: i64,
     /// Its users when the plan was made.
     pub size: i64,
+    /// Its quiet hours, `[start, end)` in Unix milliseconds: while one lasts, the wave is
+    /// held (`herald_wire::local::Wave::quiet`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quiet: Vec<[i64; 2]>,
+}
+
+/// A wave that quiet hours stopped half way: its lanes as they stood, until its window ends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parked {
+    pub wave: u32,
+    pub until_ms: i64,
+    pub lanes: Vec<LaneCursor>,
 }
 
 /// Every wave's lanes are numbered in a block of their own in the ledger

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, NaiveTime, Utc};
 use jiff::{
     ToSpan,
     civil::DateTime as Civil,
@@ -53,6 +53,93 @@ impl PastZones {
     }
 }
 
+/// A daily window of the recipient's local time in which nothing is delivered to them:
+/// `21:00-08:00` (across midnight) or `12:00-14:00`. A recipient reached inside it is held
+/// until it ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct QuietHours {
+    pub start: NaiveTime,
+    pub end: NaiveTime,
+}
+
+impl QuietHours {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let wrong = || format!("{s:?} is not a window like 21:00-08:00 (HH:MM-HH:MM, local time)");
+        let (a, b) = s.trim().split_once('-').ok_or_else(wrong)?;
+        let time = |t: &str| NaiveTime::parse_from_str(t.trim(), "%H:%M").map_err(|_| wrong());
+        let (start, end) = (time(a)?, time(b)?);
+        if start == end {
+            return Err(format!("{s:?} is empty: its start and end are the same"));
+        }
+        Ok(Self { start, end })
+    }
+
+    /// The windows that end after `from` and begin within `days` days of it, in `tz`, as
+    /// Unix milliseconds `[start, end)`, each in that day's own offset.
+    pub fn windows(
+        &self,
+        tz: &TimeZone,
+        from: DateTime<Utc>,
+        days: i64,
+    ) -> Result<Vec<[i64; 2]>, String> {
+        let first = from.naive_utc().date() - chrono::Duration::days(2);
+        let mut out = Vec::new();
+        for d in 0..=days + 3 {
+            let day = first + chrono::Duration::days(d);
+            let end_day = if self.start < self.end {
+                day
+            } else {
+                day + chrono::Duration::days(1)
+            };
+            let (s, _) = instant_of(tz, day.and_time(self.start))?;
+            let (e, _) = instant_of(tz, end_day.and_time(self.end))?;
+            let (s, e) = (s.timestamp_millis(), e.timestamp_millis());
+            let horizon = (from + chrono::Duration::days(days)).timestamp_millis();
+            if e > from.timestamp_millis() && s < horizon && s < e {
+                out.push([s, e]);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl std::fmt::Display for QuietHours {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}-{}",
+            self.start.format("%H:%M"),
+            self.end.format("%H:%M")
+        )
+    }
+}
+
+impl TryFrom<String> for QuietHours {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<QuietHours> for String {
+    fn from(q: QuietHours) -> Self {
+        q.to_string()
+    }
+}
+
+/// How far ahead a wave's quiet hours are worked out: a wave still sending after this long
+/// is no longer held by them.
+pub const QUIET_DAYS: i64 = 14;
+
+/// The window of `windows` that holds `at_ms`, if one does.
+pub fn quiet_at(windows: &[[i64; 2]], at_ms: i64) -> Option<[i64; 2]> {
+    windows
+        .iter()
+        .copied()
+        .find(|[s, e]| *s <= at_ms && at_ms < *e)
+}
+
 /// Read a local wall time: `2027-03-01T09:00`, seconds optional, no zone or offset.
 pub fn parse_local_time(s: &str) -> Result<NaiveDateTime, String> {
     let s = s.trim();
@@ -89,6 +176,13 @@ pub struct Wave {
     pub zones: Vec<String>,
     /// Its users when the plan was made.
     pub size: i64,
+    /// Its zones' quiet hours, `[start, end)` in Unix milliseconds, for [`QUIET_DAYS`] from
+    /// its opening: while one lasts, the wave is held.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quiet: Vec<[i64; 2]>,
+    /// When it would have opened had quiet hours not held it until `opens_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_from: Option<DateTime<Utc>>,
 }
 
 /// A campaign's waves, by opening time, and what was left out.
@@ -123,6 +217,7 @@ impl WavePlan {
             .map(|w| crate::WaveOpening {
                 opens_at_ms: w.opens_at.timestamp_millis(),
                 size: w.size,
+                quiet: w.quiet.clone(),
             })
             .collect()
     }
@@ -180,15 +275,28 @@ pub fn instant_of(tz: &TimeZone, at: NaiveDateTime) -> Result<(DateTime<Utc>, i3
     Err(format!("{at} never exists in this zone"))
 }
 
-/// Plan the waves of a campaign sent at local time `at`, for an audience with `zones` users
-/// in each zone (`None`: no zone), as it stands at `now`.
+/// What a campaign asks of its recipients' time zones.
+#[derive(Clone, Copy, Debug)]
+pub struct Ask<'a> {
+    /// A wall time read in each zone (`--send-at-local`), or `None`: every zone starts at
+    /// `start`.
+    pub at: Option<NaiveDateTime>,
+    /// When a campaign without a local time starts (its send time, or now).
+    pub start: DateTime<Utc>,
+    pub fallback: Option<&'a str>,
+    pub past: PastZones,
+    pub quiet: Option<QuietHours>,
+}
+
+/// Plan the waves of a campaign for an audience with `zones` users in each zone (`None`: no
+/// zone), as it stands at `now`. Zones open together when they open at the same instant and,
+/// with quiet hours, keep the same quiet hours.
 pub fn plan(
-    at: NaiveDateTime,
-    fallback: Option<&str>,
-    past: PastZones,
+    ask: &Ask<'_>,
     zones: &[(Option<String>, i64)],
     now: DateTime<Utc>,
 ) -> Result<WavePlan, FieldError> {
+    let fallback = ask.fallback;
     let fallback_tz = fallback
         .map(|name| zone(name).map_err(|m| FieldError::new("fallback_timezone", m)))
         .transpose()?;
@@ -219,19 +327,22 @@ pub fn plan(
         entry.1.push(name.clone().unwrap_or(zone_name));
         entry.2 += count;
     }
-    let mut waves: BTreeMap<DateTime<Utc>, Wave> = BTreeMap::new();
+    let mut waves: BTreeMap<(DateTime<Utc>, Vec<[i64; 2]>), Wave> = BTreeMap::new();
     let mut plan = WavePlan {
         fallback: fallback.map(str::to_owned),
         ..WavePlan::default()
     };
-    let mut passed_everywhere = !by_zone.is_empty();
+    let mut passed_everywhere = ask.at.is_some() && !by_zone.is_empty();
     for (name, (tz, stored_names, count)) in by_zone {
         let field = |m: String| FieldError::new("send_at_local", format!("in {name}: {m}"));
-        let (mut opens, mut offset) = instant_of(&tz, at).map_err(field)?;
+        let (mut opens, mut offset) = match ask.at {
+            Some(at) => instant_of(&tz, at).map_err(field)?,
+            None => (ask.start, offset_at(&tz, ask.start)),
+        };
         if opens >= now {
             passed_everywhere = false;
-        } else {
-            match past {
+        } else if let Some(at) = ask.at {
+            match ask.past {
                 PastZones::SendNow => opens = now,
                 PastZones::Skip => {
                     plan.skipped_zones.extend(stored_names);
@@ -243,23 +354,39 @@ pub fn plan(
                         instant_of(&tz, at + chrono::Duration::days(1)).map_err(field)?;
                 }
             }
+        } else {
+            opens = now;
         }
-        let wave = waves.entry(opens).or_insert_with(|| Wave {
+        let (mut quiet, mut held_from) = (Vec::new(), None);
+        if let Some(q) = ask.quiet {
+            let field = |m: String| FieldError::new("quiet_hours", format!("in {name}: {m}"));
+            quiet = q.windows(&tz, opens, QUIET_DAYS).map_err(field)?;
+            if let Some([_, end]) = quiet_at(&quiet, opens.timestamp_millis()) {
+                held_from = Some(opens);
+                opens = DateTime::from_timestamp_millis(end).expect("a window's end is a time");
+                offset = offset_at(&tz, opens);
+                quiet = q.windows(&tz, opens, QUIET_DAYS).map_err(field)?;
+            }
+        }
+        let wave = waves.entry((opens, quiet.clone())).or_insert_with(|| Wave {
             opens_at: opens,
             offsets: Vec::new(),
             zones: Vec::new(),
             size: 0,
+            quiet,
+            held_from,
         });
         wave.offsets.push(offset);
         wave.zones.extend(stored_names);
         wave.size += count;
     }
-    if passed_everywhere && past != PastZones::SendNow {
+    if passed_everywhere && ask.past != PastZones::SendNow {
         return Err(FieldError::new(
             "send_at_local",
             format!(
-                "{at} has passed in every recipient's time zone; send_at_local must be \
-                 ahead, or past_zones send-now to send at once"
+                "{} has passed in every recipient's time zone; send_at_local must be \
+                 ahead, or past_zones send-now to send at once",
+                ask.at.expect("only a local time passes")
             ),
         ));
     }
@@ -275,6 +402,12 @@ pub fn plan(
         .collect();
     plan.skipped_zones.sort();
     Ok(plan)
+}
+
+/// `tz`'s UTC offset at `at`, in minutes.
+fn offset_at(tz: &TimeZone, at: DateTime<Utc>) -> i32 {
+    let ts = jiff::Timestamp::from_millisecond(at.timestamp_millis()).unwrap_or_default();
+    tz.to_offset(ts).seconds() / 60
 }
 
 /// An offset in minutes as `+05:30`.
@@ -296,6 +429,16 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn ask(at: NaiveDateTime, fallback: Option<&str>, past: PastZones) -> Ask<'_> {
+        Ask {
+            at: Some(at),
+            start: utc("2020-01-01T00:00:00Z"),
+            fallback,
+            past,
+            quiet: None,
+        }
+    }
+
     fn zones(list: &[(&str, i64)]) -> Vec<(Option<String>, i64)> {
         list.iter()
             .map(|(z, n)| ((!z.is_empty()).then(|| z.to_string()), *n))
@@ -313,9 +456,7 @@ mod tests {
     #[test]
     fn each_offset_opens_at_its_own_nine_oclock() {
         let plan = plan(
-            t("2027-03-01T09:00"),
-            None,
-            PastZones::NextDay,
+            &ask(t("2027-03-01T09:00"), None, PastZones::NextDay),
             &zones(&[
                 ("Europe/Berlin", 3),
                 ("Europe/Paris", 2),
@@ -358,17 +499,17 @@ mod tests {
     fn users_without_a_zone_need_a_fallback() {
         let given = zones(&[("", 2), ("Asia/Kolkata", 1), ("Mars/Olympus", 1)]);
         let err = plan(
-            t("2027-03-01T09:00"),
-            None,
-            PastZones::NextDay,
+            &ask(t("2027-03-01T09:00"), None, PastZones::NextDay),
             &given,
             utc("2027-01-01T00:00:00Z"),
         );
         assert_eq!(err.unwrap_err().field, "fallback_timezone");
         let plan = plan(
-            t("2027-03-01T09:00"),
-            Some("Europe/Berlin"),
-            PastZones::NextDay,
+            &ask(
+                t("2027-03-01T09:00"),
+                Some("Europe/Berlin"),
+                PastZones::NextDay,
+            ),
             &given,
             utc("2027-01-01T00:00:00Z"),
         )
@@ -389,7 +530,7 @@ mod tests {
         // 09:00 on 2027-03-01 has passed in Tokyo (00:00Z) and London (09:00Z), not in LA.
         let now = utc("2027-03-01T10:00:00Z");
         let at = t("2027-03-01T09:00");
-        let next = plan(at, None, PastZones::NextDay, &given, now).unwrap();
+        let next = plan(&ask(at, None, PastZones::NextDay), &given, now).unwrap();
         let openings: Vec<_> = next.waves.iter().map(|w| w.opens_at.to_rfc3339()).collect();
         assert_eq!(
             openings,
@@ -399,11 +540,11 @@ mod tests {
                 "2027-03-02T09:00:00+00:00"
             ]
         );
-        let now_plan = plan(at, None, PastZones::SendNow, &given, now).unwrap();
+        let now_plan = plan(&ask(at, None, PastZones::SendNow), &given, now).unwrap();
         assert_eq!(now_plan.waves[0].opens_at, now);
         assert_eq!(now_plan.waves[0].size, 3);
         assert_eq!(now_plan.waves[0].offsets, [540, 0]);
-        let skip = plan(at, None, PastZones::Skip, &given, now).unwrap();
+        let skip = plan(&ask(at, None, PastZones::Skip), &given, now).unwrap();
         assert_eq!((skip.waves.len(), skip.skipped), (1, 3));
         assert_eq!(skip.skipped_zones, ["Asia/Tokyo", "Europe/London"]);
         assert!(skip.filters());
@@ -411,11 +552,11 @@ mod tests {
         let late = utc("2027-03-02T00:00:00Z");
         for past in [PastZones::NextDay, PastZones::Skip] {
             assert_eq!(
-                plan(at, None, past, &given, late).unwrap_err().field,
+                plan(&ask(at, None, past), &given, late).unwrap_err().field,
                 "send_at_local"
             );
         }
-        let all_now = plan(at, None, PastZones::SendNow, &given, late).unwrap();
+        let all_now = plan(&ask(at, None, PastZones::SendNow), &given, late).unwrap();
         assert_eq!(all_now.waves.len(), 1);
         assert!(!all_now.filters());
     }
@@ -425,5 +566,79 @@ mod tests {
         assert_eq!(offset_name(330), "+05:30");
         assert_eq!(offset_name(-570), "-09:30");
         assert_eq!(offset_name(0), "+00:00");
+    }
+
+    #[test]
+    fn quiet_hours_read_as_a_daily_window() {
+        let q = QuietHours::parse("21:00-08:00").unwrap();
+        assert_eq!(q.to_string(), "21:00-08:00");
+        assert!(QuietHours::parse("21:00-21:00").is_err());
+        assert!(QuietHours::parse("9pm-8am").is_err());
+        let json = serde_json::to_string(&q).unwrap();
+        assert_eq!(json, "\"21:00-08:00\"");
+        assert_eq!(serde_json::from_str::<QuietHours>(&json).unwrap(), q);
+    }
+
+    #[test]
+    fn quiet_hours_hold_a_zone_until_its_window_ends_each_day_in_its_own_offset() {
+        let q = QuietHours::parse("21:00-08:00").unwrap();
+        let berlin = zone("Europe/Berlin").unwrap();
+        // Berlin moves to +02:00 on 2027-03-28: the windows follow.
+        let w = q.windows(&berlin, utc("2027-03-26T12:00:00Z"), 3).unwrap();
+        assert_eq!(
+            w[..3],
+            [
+                [
+                    utc("2027-03-26T20:00:00Z").timestamp_millis(),
+                    utc("2027-03-27T07:00:00Z").timestamp_millis()
+                ],
+                [
+                    utc("2027-03-27T20:00:00Z").timestamp_millis(),
+                    utc("2027-03-28T06:00:00Z").timestamp_millis()
+                ],
+                [
+                    utc("2027-03-28T19:00:00Z").timestamp_millis(),
+                    utc("2027-03-29T06:00:00Z").timestamp_millis()
+                ],
+            ]
+        );
+        assert!(quiet_at(&w, utc("2027-03-27T06:59:00Z").timestamp_millis()).is_some());
+        assert!(quiet_at(&w, utc("2027-03-27T07:00:00Z").timestamp_millis()).is_none());
+
+        // Sent now (22:00 in Berlin, 02:30 in Kolkata, 16:00 in New York): Berlin and
+        // Kolkata are held until their 08:00, New York goes at once.
+        let now = utc("2027-01-10T21:00:00Z");
+        let given = zones(&[
+            ("Europe/Berlin", 2),
+            ("Asia/Kolkata", 3),
+            ("America/New_York", 4),
+        ]);
+        let ask = Ask {
+            at: None,
+            start: now,
+            fallback: None,
+            past: PastZones::NextDay,
+            quiet: Some(q),
+        };
+        let p = plan(&ask, &given, now).unwrap();
+        let got: Vec<_> = p
+            .waves
+            .iter()
+            .map(|w| (w.opens_at.to_rfc3339(), w.size, w.held_from.is_some()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("2027-01-10T21:00:00+00:00".to_string(), 4, false),
+                ("2027-01-11T02:30:00+00:00".to_string(), 3, true),
+                ("2027-01-11T07:00:00+00:00".to_string(), 2, true),
+            ]
+        );
+        assert!(p.filters());
+        // New York's own window begins at 21:00 there, 02:00Z.
+        assert_eq!(
+            p.waves[0].quiet[0][0],
+            utc("2027-01-11T02:00:00Z").timestamp_millis()
+        );
     }
 }

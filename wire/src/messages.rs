@@ -8,7 +8,7 @@ use crate::{
     Attempts, BareRequest, CampaignKey, CampaignStatus, Carried, Category, Channel, Content,
     FieldError, Lanes, PageExecution, PageSize, Rate, Requested, WebhookUrl,
     audience::Filter,
-    local::{self, PastZones},
+    local::{self, Ask, PastZones, QuietHours},
 };
 
 /// What an operator asked for at launch. Immutable for the life of the campaign.
@@ -36,6 +36,10 @@ pub struct CampaignSpec {
     /// What `send_at_local` does in zones where that time has passed; `None`: next day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub past_zones: Option<PastZones>,
+    /// Nobody is sent to in this window of their local time; those it holds are sent when it
+    /// ends (docs/local-time.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<QuietHours>,
     #[serde(default)]
     pub page_size: PageSize,
     #[serde(default)]
@@ -81,8 +85,11 @@ impl CampaignSpec {
             (Some(_), Some(_)) => {
                 return fail("send_at_local", "give send_at or send_at_local, not both");
             }
-            (_, None) if self.fallback_timezone.is_some() => {
-                return fail("fallback_timezone", "is for send_at_local only");
+            (_, None) if self.fallback_timezone.is_some() && self.quiet_hours.is_none() => {
+                return fail(
+                    "fallback_timezone",
+                    "is for send_at_local and quiet_hours only",
+                );
             }
             (_, None) if self.past_zones.is_some() => {
                 return fail("past_zones", "is for send_at_local only");
@@ -122,6 +129,23 @@ impl CampaignSpec {
     /// `past_zones` as given, or its default.
     pub fn past_zones(&self) -> PastZones {
         self.past_zones.unwrap_or_default()
+    }
+
+    /// Whether its recipients' time zones matter: it is sent at a local time, or holds
+    /// quiet hours.
+    pub fn zoned(&self) -> bool {
+        self.send_at_local.is_some() || self.quiet_hours.is_some()
+    }
+
+    /// What it asks of its recipients' zones, starting at `now` if it has no send time.
+    pub fn ask(&self, now: DateTime<Utc>) -> Ask<'_> {
+        Ask {
+            at: self.send_at_local,
+            start: self.send_at.unwrap_or(now),
+            fallback: self.fallback_timezone.as_deref(),
+            past: self.past_zones(),
+            quiet: self.quiet_hours,
+        }
     }
 
     /// Tries per recipient of an external channel.

@@ -190,6 +190,10 @@ impl CampaignWorkflow {
                         log(ctx, "wave opened");
                         publish(ctx);
                     }
+                    Step::ParkWave { until_ms } => {
+                        ctx.state_mut(|s| s.state.park_wave(until_ms));
+                        log(ctx, "wave held by quiet hours");
+                    }
                     Step::Claim => unreachable!("idle lanes remain but none was scheduled"),
                 }
                 hand_over = hand_over || history_full(ctx);

@@ -40,6 +40,7 @@ pub struct LaunchForm {
     send_at_local: String,
     fallback_timezone: String,
     past_zones: String,
+    quiet_hours: String,
     page_size: String,
     rate: String,
     channel: String,
@@ -50,7 +51,7 @@ pub struct LaunchForm {
 }
 
 /// The form's inputs, by the names the control layer gives their fields.
-const INPUTS: [&str; 18] = [
+const INPUTS: [&str; 19] = [
     "title",
     "body",
     "subject",
@@ -62,6 +63,7 @@ const INPUTS: [&str; 18] = [
     "send_at_local",
     "fallback_timezone",
     "past_zones",
+    "quiet_hours",
     "page_size",
     "rate",
     "channel",
@@ -145,6 +147,7 @@ impl LaunchForm {
             send_at_local: given(&self.send_at_local),
             fallback_timezone: given(&self.fallback_timezone),
             past_zones: given(&self.past_zones),
+            quiet_hours: given(&self.quiet_hours),
             page_size: given(&self.page_size),
             rate: given(&self.rate),
             webhook_url: given(&self.webhook_url),
@@ -268,6 +271,7 @@ fn hidden(form: &LaunchForm) -> Markup {
         input type="hidden" name="send_at_local" value=(form.send_at_local);
         input type="hidden" name="fallback_timezone" value=(form.fallback_timezone);
         input type="hidden" name="past_zones" value=(form.past_zones);
+        input type="hidden" name="quiet_hours" value=(form.quiet_hours);
         input type="hidden" name="page_size" value=(form.page_size);
         input type="hidden" name="rate" value=(form.rate);
         input type="hidden" name="channel" value=(form.channel);
@@ -311,7 +315,8 @@ fn confirm(op: &Operator, form: &LaunchForm, preview: &Preview) -> Response {
                         @for w in &plan.waves {
                             tr {
                                 td { (w.offsets.iter().map(|m| herald_wire::local::offset_name(*m)).collect::<Vec<_>>().join(" ")) }
-                                td { (w.opens_at.format("%Y-%m-%d %H:%M")) }
+                                td { (w.opens_at.format("%Y-%m-%d %H:%M"))
+                                    @if let Some(t) = w.held_from { " (held by quiet hours from " (t.format("%H:%M")) ")" } }
                                 td.num { (views::number(w.size)) }
                                 td { (blank(&form.rate).and_then(|r| r.parse::<u64>().ok()).filter(|r| *r > 0)
                                         .map(|r| format!("about {} s", (w.size.max(0) as u64).div_ceil(r)))
@@ -336,6 +341,7 @@ fn confirm(op: &Operator, form: &LaunchForm, preview: &Preview) -> Response {
                 div { dt { "Body" } dd { pre.body { (form.body) } } }
                 div { dt { "Channel" } dd { (channel) @if let Some(u) = blank(&form.webhook_url) { " to " code { (u) } } } }
                 div { dt { "Category" } dd { (blank(&form.category).unwrap_or("marketing")) } }
+                @if let Some(q) = blank(&form.quiet_hours) { div { dt { "Quiet hours" } dd { (q) " in each recipient's time zone" } } }
                 div { dt { "Sends" } dd { (match (blank(&form.send_at), blank(&form.send_at_local)) {
                     (_, Some(local)) => format!("at {local} in each recipient's time zone"),
                     (Some(at), None) => at.to_owned(),
@@ -371,6 +377,7 @@ fn field_label(field: &str) -> &str {
         "send_at_local" => "Local send time",
         "fallback_timezone" => "Fallback time zone",
         "past_zones" => "Where the time has passed",
+        "quiet_hours" => "Quiet hours",
         "page_size" => "Page size",
         "rate" => "Rate limit",
         "channel" => "Channel",
@@ -497,6 +504,10 @@ fn render_form_with(
                         option value="send-now" selected[form.past_zones == "send-now"] { "send now" }
                         option value="skip" selected[form.past_zones == "skip"] { "skip those users" }
                     }
+                }))
+                (field("quiet_hours", "Quiet hours", "Nobody is sent to in this window of their local time, e.g. 21:00-08:00; they are sent when it ends.", html! {
+                    input #quiet_hours type="text" name="quiet_hours" value=(form.quiet_hours) placeholder="none"
+                        aria-invalid=(invalid("quiet_hours")) aria-describedby=(described("quiet_hours", true));
                 }))
             }
             div.row {

@@ -91,6 +91,12 @@ pub struct Campaign {
     pub next_wave_at: Option<DateTime<Utc>>,
     /// Users of zones whose time had passed, left out (`past_zones: skip`).
     pub skipped: Option<i64>,
+    /// The daily window of each recipient's local time in which nobody is sent to.
+    #[schema(example = "21:00-08:00")]
+    pub quiet_hours: Option<String>,
+    /// Recipients held by quiet hours now, and when the next of them are released.
+    pub held: Option<i64>,
+    pub held_until: Option<DateTime<Utc>>,
 }
 
 /// One wave of a local-time campaign: the zones whose local time falls at one instant.
@@ -109,6 +115,10 @@ pub struct Wave {
     pub suppressed: i64,
     /// Its pages have begun.
     pub opened: bool,
+    /// Held by quiet hours now, until this time.
+    pub held_until: Option<DateTime<Utc>>,
+    /// When it would have opened had quiet hours not held it.
+    pub held_from: Option<DateTime<Utc>>,
 }
 
 impl From<&herald_control::WaveView> for Wave {
@@ -126,6 +136,8 @@ impl From<&herald_control::WaveView> for Wave {
             failed: w.failed,
             suppressed: w.suppressed,
             opened: w.opened,
+            held_until: w.held_until,
+            held_from: w.held_from,
         }
     }
 }
@@ -138,6 +150,8 @@ pub struct PlannedWave {
     pub offsets: Vec<String>,
     pub zones: Vec<String>,
     pub recipients: i64,
+    /// When it would open, had quiet hours not held it until `opens_at`.
+    pub held_from: Option<DateTime<Utc>>,
 }
 
 impl From<CampaignView> for Campaign {
@@ -183,6 +197,9 @@ impl From<CampaignView> for Campaign {
             send_at_local: v.send_at_local,
             fallback_timezone: v.fallback_timezone,
             skipped: v.skipped,
+            quiet_hours: v.quiet_hours,
+            held: v.held,
+            held_until: v.held_until,
         }
     }
 }
@@ -250,6 +267,10 @@ pub struct LaunchBody {
     /// (the default).
     #[schema(example = "next-day")]
     pub past_zones: Option<String>,
+    /// A daily window of each recipient's local time in which nobody is sent to; those it
+    /// holds are sent when it ends.
+    #[schema(example = "21:00-08:00")]
+    pub quiet_hours: Option<String>,
     /// Recipients per page, 1–10,000 (500).
     #[schema(minimum = 1, maximum = 10000)]
     pub page_size: Option<u32>,
@@ -309,6 +330,7 @@ impl LaunchBody {
             send_at_local: self.send_at_local,
             fallback_timezone: self.fallback_timezone,
             past_zones: self.past_zones,
+            quiet_hours: self.quiet_hours,
             page_size: text(self.page_size),
             lanes: text(self.lanes),
             rate: text(self.rate),
@@ -567,6 +589,7 @@ impl From<herald_control::audience::Preview> for DryRun {
                             .collect(),
                         zones: w.zones,
                         recipients: w.size,
+                        held_from: w.held_from,
                     })
                     .collect()
             }),

@@ -9,7 +9,7 @@ use herald_wire::{
     Attempts, CampaignKey, CampaignSpec, Category, Channel, Content, FieldError, InvalidInput,
     Lanes, PageExecution, PageSize, Rate, Segment, Tuning, WebhookUrl,
     audience::{AudienceName, Filter, FilterError},
-    local::{self, PastZones},
+    local::{self, PastZones, QuietHours},
     parse_send_at,
 };
 
@@ -45,6 +45,8 @@ pub struct LaunchFields {
     pub send_at_local: Option<String>,
     pub fallback_timezone: Option<String>,
     pub past_zones: Option<String>,
+    /// A daily window of local time in which recipients are held, `21:00-08:00`.
+    pub quiet_hours: Option<String>,
     pub page_size: Option<String>,
     pub lanes: Option<String>,
     pub rate: Option<String>,
@@ -219,6 +221,15 @@ impl LaunchFields {
                 check.field("past_zones", parsed).ok_or(())
             })
             .transpose();
+        let quiet_hours = self
+            .quiet_hours
+            .as_deref()
+            .map(|q| {
+                check
+                    .field("quiet_hours", QuietHours::parse(q).map_err(InvalidInput))
+                    .ok_or(())
+            })
+            .transpose();
         let page_size = check.number("page_size", self.page_size.as_deref(), PageSize::new);
         let lanes = check.number("lanes", self.lanes.as_deref(), Lanes::new);
         let rate = check.number("rate", self.rate.as_deref(), Rate::new);
@@ -257,6 +268,7 @@ impl LaunchFields {
             Ok(send_at_local),
             Ok(fallback_timezone),
             Ok(past_zones),
+            Ok(quiet_hours),
             Ok(page_size),
             Ok(lanes),
             Ok(rate),
@@ -275,6 +287,7 @@ impl LaunchFields {
             send_at_local,
             fallback_timezone,
             past_zones,
+            quiet_hours,
             page_size,
             lanes,
             rate,
@@ -296,6 +309,7 @@ impl LaunchFields {
             send_at_local,
             fallback_timezone,
             past_zones,
+            quiet_hours,
             page_size: page_size.unwrap_or_default(),
             lanes: lanes.unwrap_or_default(),
             execution: execution.unwrap_or(PageExecution::default_for(channel)),

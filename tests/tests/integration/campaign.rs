@@ -199,6 +199,7 @@ async fn an_interrupted_launch_is_finished_by_launching_again() {
         send_at_local: None,
         fallback_timezone: None,
         past_zones: None,
+        quiet_hours: None,
         page_size: Default::default(),
         lanes: Default::default(),
         execution: Default::default(),

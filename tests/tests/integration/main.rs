@@ -21,6 +21,7 @@
 //! - `keys`: API keys with scopes, dashboard sessions that end when signed out of or revoked,
 //!   actors in the timeline, event streams per key.
 //! - `launch`: one launch request for the CLI, the API and the form; saved audiences; dry runs.
+//! - `local`: local-time waves opening while the test watches, paused across an opening.
 //! - `users`: users imported from CSV and NDJSON, and written through the API.
 //! - `webhooks`: destinations by policy, answers without end, signatures checked by the
 //!   Standard Webhooks library, a pause with the database far away.
@@ -37,6 +38,7 @@ mod faults;
 mod history;
 mod keys;
 mod launch;
+mod local;
 mod long;
 mod pages;
 mod plan;

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use herald_wire::{
     CampaignInput, CampaignKey, CampaignSpec, CampaignStatus, Carried, LaneActivity, Lifecycle,
-    Progress, Registered, StatusRecorded, Tuning, WAVE_LANES, WaveOpening,
+    Parked, Progress, Registered, StatusRecorded, Tuning, WAVE_LANES, WaveOpening, local,
 };
 
 use crate::plan;
@@ -102,8 +102,10 @@ pub enum Step {
     Wait { until_ms: Option<i64> },
     /// Rest before the next pages.
     Rest(Rest),
-    /// The current wave is done and the next one's time has come: walk it.
+    /// The current wave is done (or held) and the next one's time has come: walk it.
     OpenWave,
+    /// The current wave's quiet hours have begun: hold it until this workflow time.
+    ParkWave { until_ms: i64 },
     /// Nothing to decide: the lanes are free to claim pages.
     Claim,
 }
@@ -189,6 +191,7 @@ impl CampaignState {
         c.max_id = r.max_id;
         c.waves = r.waves.clone();
         c.wave = 0;
+        c.opened = 1;
         c.recovered = r.lanes.clone();
         self.walk_wave();
         let c = &mut self.carried;
@@ -240,22 +243,70 @@ impl CampaignState {
         }
     }
 
-    /// The next wave of a local-time campaign, if one is still to open.
+    /// The wave to walk when the current one is done or held, and from when: a wave held
+    /// by quiet hours when its window ends, or the next new wave when it opens, whichever
+    /// comes first (the held one on a tie).
     pub fn next_wave(&self) -> Option<WaveOpening> {
         let c = &self.carried;
-        c.waves.get(c.wave as usize + 1).copied()
+        let parked = c
+            .parked
+            .iter()
+            .min_by_key(|p| p.until_ms)
+            .map(|p| WaveOpening {
+                opens_at_ms: p.until_ms,
+                ..c.waves[p.wave as usize].clone()
+            });
+        let fresh = c.waves.get(c.opened as usize).cloned();
+        match (parked, fresh) {
+            (Some(p), Some(f)) if f.opens_at_ms < p.opens_at_ms => Some(f),
+            (Some(p), _) => Some(p),
+            (None, f) => f,
+        }
     }
 
-    /// The current wave's lanes are done: close it (its counts join `closed`) and walk the
-    /// next one.
+    /// The current wave's lanes are done or held: walk the wave [`Self::next_wave`] names.
     pub fn open_next_wave(&mut self) {
         let t = plan::totals(&self.carried.lanes);
         let c = &mut self.carried;
         c.closed.sent += t.sent;
         c.closed.failed += t.failed;
         c.closed.suppressed += t.suppressed;
-        c.wave += 1;
-        self.walk_wave();
+        let fresh_at = c.waves.get(c.opened as usize).map(|w| w.opens_at_ms);
+        let held = (0..c.parked.len()).min_by_key(|i| c.parked[*i].until_ms);
+        match held {
+            Some(i) if fresh_at.is_none_or(|f| f >= c.parked[i].until_ms) => {
+                let p = c.parked.remove(i);
+                c.wave = p.wave;
+                c.lanes = p.lanes.into_iter().map(Into::into).collect();
+            }
+            _ => {
+                c.wave = c.opened;
+                c.opened += 1;
+                self.walk_wave();
+            }
+        }
+    }
+
+    /// The current wave's quiet hours have begun: hold its lanes until they end, and let
+    /// the other waves go on meanwhile.
+    pub fn park_wave(&mut self, until_ms: i64) {
+        let c = &mut self.carried;
+        let lanes = std::mem::take(&mut c.lanes);
+        c.parked.push(Parked {
+            wave: c.wave,
+            until_ms,
+            lanes: lanes.into_iter().map(|l| l.cursor).collect(),
+        });
+    }
+
+    /// When the current wave's quiet hours hold it now, until when.
+    pub fn quiet_until(&self, now_ms: i64) -> Option<i64> {
+        let c = &self.carried;
+        let wave = c.waves.get(c.wave as usize)?;
+        if self.lanes_done() {
+            return None;
+        }
+        local::quiet_at(&wave.quiet, now_ms).map(|[_, end]| end)
     }
 
     /// When sending starts: the send time, or the first wave's opening.
@@ -352,6 +403,7 @@ impl CampaignState {
             _ if self.status != InProgress => {
                 record(InProgress, &[NotStarted, Paused, Failed, InProgress])
             }
+            _ if let Some(until) = self.quiet_until(now_ms) => Step::ParkWave { until_ms: until },
             _ if self.lanes_done() => match self.next_wave() {
                 None => Step::Finish(Completed),
                 Some(w) if w.opens_at_ms <= now_ms => Step::OpenWave,
@@ -435,7 +487,15 @@ impl CampaignState {
             failed,
             suppressed,
         } = self.ledger.unwrap_or_else(|| {
-            let t = plan::totals(&c.lanes);
+            let held = c.parked.iter().flat_map(|p| &p.lanes);
+            let t = c.lanes.iter().map(|l| &l.cursor).chain(held).fold(
+                plan::Totals::default(),
+                |t, l| plan::Totals {
+                    sent: t.sent + l.sent,
+                    failed: t.failed + l.failed,
+                    suppressed: t.suppressed + l.suppressed,
+                },
+            );
             plan::Totals {
                 sent: c.closed.sent + t.sent,
                 failed: c.closed.failed + t.failed,

@@ -42,10 +42,14 @@ impl CampaignState {
         &mut self,
         now_ms: i64,
     ) -> (Vec<(usize, PageInput)>, Vec<(usize, Duration)>) {
-        let pace = self.pace();
-        let interval_ms = pace.interval.as_millis() as i64;
         let mut pages = Vec::new();
         let mut waits = Vec::new();
+        if self.quiet_until(now_ms).is_some() {
+            // Quiet hours: the lanes finish their pages and the wave is held.
+            return (pages, waits);
+        }
+        let pace = self.pace();
+        let interval_ms = pace.interval.as_millis() as i64;
         for (i, lane) in self.carried.lanes.iter_mut().enumerate() {
             if lane.cursor.done || lane.turn.activity != LaneActivity::Idle {
                 continue;

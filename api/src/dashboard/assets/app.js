@@ -77,13 +77,19 @@
       var cell = root.querySelector('[data-wave="' + i + '"]');
       if (!cell) return;
       var d = w.sent + w.failed + w.suppressed;
-      var state = !w.opened ? 'waiting' : d >= w.size ? 'done' : 'open';
+      var state = w.held_until ? 'held' : !w.opened ? 'waiting' : d >= w.size ? 'done' : 'open';
       if (cell.dataset.state !== state) cell.dataset.state = state;
       var count = cell.querySelector('[data-w="done"]');
       if (count && count.textContent !== numbers.format(d)) count.textContent = numbers.format(d);
       var bar = cell.querySelector('[data-w="bar"]');
       if (bar) { bar.max = Math.max(w.size, 1); bar.value = Math.min(d, bar.max); }
     });
+    if (c.waves) {
+      set(root, 'held', c.held > 0 && c.held_until
+        ? numbers.format(c.held) + ' held by quiet hours; the next are released at ' +
+          c.held_until.replace('T', ' ').slice(0, 16) + ' UTC'
+        : '');
+    }
     var last = c.waves && c.waves.length ? c.waves[c.waves.length - 1] : null;
     if (last && !last.opened && c.status !== 3) {
       var wait = (Date.parse(last.opens_at) - Date.now()) / 1000;

@@ -87,10 +87,14 @@ fn waves_markup(c: &Campaign, waves: &[Wave]) -> Markup {
         section.card aria-labelledby="waves-h" {
             h2 #waves-h { "Waves" }
             p.counts {
-                "Sent at " (c.send_at_local.as_deref().unwrap_or("")) " in each recipient's own time zone"
+                @if let Some(at) = &c.send_at_local { "Sent at " (at) " in each recipient's own time zone" } @else { "Sent at once" }
+                @if let Some(q) = &c.quiet_hours { "; quiet hours " (q) " of their local time" }
                 @if let Some(z) = &c.fallback_timezone { "; " (z) " for users with none" }
                 @if let Some(n) = c.skipped.filter(|n| *n > 0) { "; " (number(n)) " skipped (their time had passed)" }
                 "."
+            }
+            p.counts data-f="held" {
+                (held_text(c))
             }
             ol.waves {
                 @for (i, w) in waves.iter().enumerate() {
@@ -108,8 +112,21 @@ fn waves_markup(c: &Campaign, waves: &[Wave]) -> Markup {
     }
 }
 
+/// Who quiet hours hold now, and until when.
+fn held_text(c: &Campaign) -> String {
+    match (c.held, c.held_until) {
+        (Some(n), Some(t)) if n > 0 => format!(
+            "{} held by quiet hours; the next are released at {}",
+            number(n),
+            t.format("%Y-%m-%d %H:%M UTC")
+        ),
+        _ => String::new(),
+    }
+}
+
 fn wave_state(w: &Wave) -> &'static str {
     match (w.opened, w.sent + w.failed + w.suppressed >= w.size) {
+        _ if w.held_until.is_some() => "held",
         (false, _) => "waiting",
         (true, false) => "open",
         (true, true) => "done",

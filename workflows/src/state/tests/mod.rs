@@ -33,6 +33,7 @@ fn input(tuning: Tuning) -> CampaignInput {
             send_at_local: None,
             fallback_timezone: None,
             past_zones: None,
+            quiet_hours: None,
             page_size: Default::default(),
             lanes: 2.try_into().unwrap(),
             execution: Default::default(),

@@ -26,6 +26,7 @@ fn registered(lanes: Vec<LaneProgress>, started: bool) -> Registered {
             .map(|h| WaveOpening {
                 opens_at_ms: h * HOUR,
                 size: 1_000,
+                quiet: Vec::new(),
             })
             .collect(),
     }
@@ -179,4 +180,67 @@ fn a_recovered_campaign_goes_on_from_the_ledger_in_every_wave() {
     assert_eq!((pages[0].1.lane, pages[0].1.after), (WAVE_LANES + 1, 2_200));
     assert!(s.carried.recovered.is_empty());
     assert_eq!(s.snapshot().sent, 400);
+}
+
+#[test]
+fn quiet_hours_hold_a_wave_half_way_while_the_next_one_goes_on() {
+    use CampaignStatus::*;
+    let mut r = registered(Vec::new(), false);
+    // The first wave's quiet hours run from 1 h 30 to 5 h.
+    r.waves[0].quiet = vec![[HOUR + HOUR / 2, 5 * HOUR]];
+    let mut s = CampaignState::new(input(Tuning::default()));
+    s.register(&r);
+    record(&mut s, InProgress);
+    // One page per lane before the window.
+    let (pages, _) = s.claim_idle_lanes(HOUR);
+    for (i, page) in pages {
+        s.apply_page(i, written(page.after + 500, 500), HOUR);
+    }
+    // Inside it: no page is claimed, and the wave is held until it ends.
+    let quiet = HOUR + HOUR / 2;
+    assert!(s.claim_idle_lanes(quiet).0.is_empty());
+    assert_eq!(
+        s.next_step(false, quiet),
+        Step::ParkWave { until_ms: 5 * HOUR }
+    );
+    s.park_wave(5 * HOUR);
+    assert_eq!(s.snapshot().sent, 1_000, "held lanes still count");
+    // The second wave opens at 2 h, before the first is released.
+    assert_eq!(
+        s.next_step(false, quiet),
+        Step::Wait {
+            until_ms: Some(2 * HOUR)
+        }
+    );
+    assert_eq!(s.next_step(false, 2 * HOUR), Step::OpenWave);
+    s.open_next_wave();
+    assert_eq!(s.carried.wave, 1);
+    finish_wave(&mut s, 2 * HOUR, 500);
+    // Then the third opens (3 h) before the first's release (5 h).
+    assert_eq!(s.next_step(false, 3 * HOUR), Step::OpenWave);
+    s.open_next_wave();
+    assert_eq!(s.carried.wave, 2);
+    finish_wave(&mut s, 3 * HOUR, 500);
+    assert_eq!(
+        s.next_step(false, 3 * HOUR),
+        Step::Wait {
+            until_ms: Some(5 * HOUR)
+        }
+    );
+    // A carried run keeps the held wave.
+    let mut s = CampaignState::new(s.carry());
+    assert_eq!(s.next_step(false, 5 * HOUR), Step::OpenWave);
+    s.open_next_wave();
+    assert_eq!(s.carried.wave, 0);
+    let (pages, _) = s.claim_idle_lanes(5 * HOUR);
+    assert_eq!(pages.len(), 2);
+    assert_eq!(
+        pages[0].1.after, 500,
+        "the held wave goes on from its cursor"
+    );
+    for (i, page) in pages {
+        s.apply_page(i, written(page.until, 250), 5 * HOUR);
+    }
+    assert_eq!(s.next_step(false, 5 * HOUR), Step::Finish(Completed));
+    assert_eq!(s.snapshot().sent, 1_000 + 500 + 2_000);
 }

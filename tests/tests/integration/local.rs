@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use herald_tests::{LONG, TestApp, stderr, unique};
 use herald_wire::CampaignStatus;
 use reqwest::StatusCode;
@@ -177,6 +177,7 @@ async fn a_local_time_launch_that_cannot_work_is_refused_whole() {
     let before = campaigns().await;
     let yesterday = wall(Utc::now() - chrono::Duration::days(1), 0);
     let tomorrow = wall(Utc::now() + chrono::Duration::days(1), 0);
+    let send_at = (Utc::now() + chrono::Duration::days(2)).to_rfc3339();
     for (options, flag) in [
         // A user has no zone and no fallback is given.
         (
@@ -209,7 +210,7 @@ async fn a_local_time_launch_that_cannot_work_is_refused_whole() {
         (
             vec![
                 ("send-at-local", tomorrow.as_str()),
-                ("send-at", "2030-01-01T00:00:00Z"),
+                ("send-at", send_at.as_str()),
             ],
             "--send-at-local",
         ),
@@ -260,4 +261,67 @@ async fn a_local_time_launch_that_cannot_work_is_refused_whole() {
     assert_eq!(waves[0]["offsets"], json!(["+05:30"]), "{dry:?}");
     assert_eq!(waves[1]["zones"], json!(["Europe/Berlin"]), "{dry:?}");
     assert_eq!(campaigns().await, before, "nothing was launched");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quiet_hours_hold_recipients_until_their_window_ends() {
+    let app = TestApp::spawn().await.unwrap();
+    let segment = unique("quiet");
+    // Abidjan is UTC all year; its quiet hours end at the next minute but one. Kolkata is
+    // five and a half hours ahead, outside them.
+    let zones = [
+        Some("Africa/Abidjan"),
+        Some("Africa/Abidjan"),
+        Some("Asia/Kolkata"),
+        Some("Asia/Kolkata"),
+        Some("Asia/Kolkata"),
+    ];
+    let ids = users_in(&app, &segment, &zones).await;
+    let soon = Utc::now() + chrono::Duration::seconds(30);
+    let end = soon
+        .with_nanosecond(0)
+        .and_then(|t| t.with_second(0))
+        .unwrap()
+        + chrono::Duration::minutes(1);
+    let start = end - chrono::Duration::hours(2);
+    let window = format!("{}-{}", start.format("%H:%M"), end.format("%H:%M"));
+    let key = app
+        .campaign(&segment)
+        .option("quiet-hours", &window)
+        .launch();
+
+    // Kolkata at once; Abidjan held, seen as held with its release.
+    app.wait_items(&key, 3, LONG).await.unwrap();
+    let c = campaign_json(&app, &key).await;
+    assert_eq!(c["total"], 5, "{c}");
+    assert_eq!(c["held"], 2, "{c}");
+    let until: DateTime<Utc> = c["held_until"].as_str().unwrap().parse().unwrap();
+    assert_eq!(until, end, "{c}");
+    let text = app.herald_ok(&["status", &key]);
+    assert!(text.contains("held      2 recipients"), "{text}");
+    assert!(
+        items(&app, &key)
+            .await
+            .iter()
+            .all(|(id, _)| ids[2..].contains(id)),
+        "nobody in Abidjan before their quiet hours end"
+    );
+
+    // Released when the window ends, each exactly once.
+    app.wait_status(&key, CampaignStatus::Completed, LONG)
+        .await
+        .unwrap();
+    let all = items(&app, &key).await;
+    assert_eq!(all.len(), 5);
+    for (id, at) in &all {
+        if ids[..2].contains(id) {
+            assert!(
+                *at >= end,
+                "user {id} sent at {at}, inside their quiet hours"
+            );
+        }
+    }
+    let c = campaign_json(&app, &key).await;
+    assert_eq!(c["held"], json!(null), "{c}");
+    app.check_invariants(&key).await;
 }

@@ -151,7 +151,7 @@ impl Compiled {
     /// Narrow to the users of one wave of `plan`: those whose zone (or the fallback, for
     /// those with none) is one of the wave's. The last wave also takes users in a zone the
     /// plan does not name (set after it was made), so that nobody is left out; zones left
-    /// out by `past_zones: skip` stay out.
+    /// out by `past_zones: skip` stay out. Both page statements bind the campaign's id as $1.
     fn and_wave(&mut self, plan: &WavePlan, wave: usize, first: usize) {
         let zone = |c: &mut Self, p: Param| {
             c.params.push(p);
@@ -174,7 +174,13 @@ impl Compiled {
             let all = zone(self, Param::Texts(plan.planned_zones()));
             test = format!("({test} OR NOT {of} = ANY({all}))");
         }
-        self.sql = format!("({}) AND {test}", self.sql);
+        // Someone who moved to another wave's zone after their wave reached them is not
+        // reached again: the statement's $1 is the campaign's id.
+        self.sql = format!(
+            "({}) AND {test} AND NOT EXISTS (SELECT 1 FROM message_items i
+                                             WHERE i.message_id = $1 AND i.user_id = u.id)",
+            self.sql
+        );
     }
 }
 

@@ -130,7 +130,7 @@ impl From<QuietHours> for String {
 
 /// How far ahead a wave's quiet hours are worked out: a wave still sending after this long
 /// is no longer held by them.
-pub const QUIET_DAYS: i64 = 14;
+pub const QUIET_DAYS: i64 = 31;
 
 /// The window of `windows` that holds `at_ms`, if one does.
 pub fn quiet_at(windows: &[[i64; 2]], at_ms: i64) -> Option<[i64; 2]> {
@@ -261,8 +261,12 @@ pub fn instant_of(tz: &TimeZone, at: NaiveDateTime) -> Result<(DateTime<Utc>, i3
             AmbiguousOffset::Unambiguous { offset } => offset,
             AmbiguousOffset::Fold { before, .. } => before,
             AmbiguousOffset::Gap { .. } => {
+                // The next whole minute: 02:30:30 in a gap that ends at 03:00 is 03:00.
                 dt = dt
-                    .checked_add(1.minute())
+                    .with()
+                    .second(0)
+                    .build()
+                    .and_then(|d| d.checked_add(1.minute()))
                     .map_err(|e| format!("{at}: {e}"))?;
                 continue;
             }
@@ -350,8 +354,12 @@ pub fn plan(
                     continue;
                 }
                 PastZones::NextDay => {
-                    (opens, offset) =
-                        instant_of(&tz, at + chrono::Duration::days(1)).map_err(field)?;
+                    // Offsets span 26 hours: the next day can have passed too.
+                    let mut day = at;
+                    while opens < now {
+                        day += chrono::Duration::days(1);
+                        (opens, offset) = instant_of(&tz, day).map_err(field)?;
+                    }
                 }
             }
         } else {
@@ -490,6 +498,8 @@ mod tests {
         // 2027-03-28 02:30 does not exist in Berlin: clocks go from 02:00 to 03:00 (+02:00).
         let (at, offset) = instant_of(&berlin, t("2027-03-28T02:30")).unwrap();
         assert_eq!((at, offset), (utc("2027-03-28T01:00:00Z"), 120));
+        let (at, _) = instant_of(&berlin, t("2027-03-28T02:30:30")).unwrap();
+        assert_eq!(at, utc("2027-03-28T01:00:00Z"), "the next whole minute");
         // 2027-10-31 02:30 happens twice: first at +02:00.
         let (at, offset) = instant_of(&berlin, t("2027-10-31T02:30")).unwrap();
         assert_eq!((at, offset), (utc("2027-10-31T00:30:00Z"), 120));
@@ -557,6 +567,13 @@ mod tests {
             );
         }
         let all_now = plan(&ask(at, None, PastZones::SendNow), &given, late).unwrap();
+        // Kiritimati (+14:00) is 25 hours ahead of Pago Pago (-11:00): while 09:00 is still
+        // ahead in Pago Pago, Kiritimati's next day has passed too, and it opens the day after.
+        let now = utc("2027-03-01T19:30:00Z");
+        let far = zones(&[("Pacific/Kiritimati", 1), ("Pacific/Pago_Pago", 1)]);
+        let p = plan(&ask(at, None, PastZones::NextDay), &far, now).unwrap();
+        assert_eq!(p.waves[0].opens_at, utc("2027-03-01T20:00:00Z"));
+        assert_eq!(p.waves[1].opens_at, utc("2027-03-02T19:00:00Z"));
         assert_eq!(all_now.waves.len(), 1);
         assert!(!all_now.filters());
     }

@@ -151,6 +151,22 @@ async fn waves_open_at_each_zones_own_time_and_a_pause_holds_the_next_one() {
         "New York is hours away"
     );
 
+    // A workflow lost while the last wave waits is recovered from the ledger: the waves
+    // already sent are not walked again, and the last still waits.
+    let out = app.temporal(&[
+        "workflow",
+        "terminate",
+        "--workflow-id",
+        &herald_tests::workflow_id(&key),
+        "--reason",
+        "lost in a test",
+    ]);
+    assert!(out.status.success(), "terminate: {}", stderr(&out));
+    let out = app.herald_ok(&["resume", &key]);
+    assert!(out.contains("a new run was started"), "{out}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(items(&app, &key).await.len(), 7);
+
     // New York's wave waits; a cancel ends the campaign without it.
     let c = campaign_json(&app, &key).await;
     assert_eq!(c["waves"][1]["sent"], 3, "{c}");

@@ -309,12 +309,14 @@ impl CampaignState {
         local::quiet_at(&wave.quiet, now_ms).map(|[_, end]| end)
     }
 
-    /// When sending starts: the send time, or the first wave's opening.
+    /// When sending starts: the first wave's opening (planned from the send time, and
+    /// moved past quiet hours), or the send time.
     fn starts_at_ms(&self) -> Option<i64> {
-        self.spec
-            .send_at
-            .map(|t| t.timestamp_millis())
-            .or_else(|| self.carried.waves.first().map(|w| w.opens_at_ms))
+        self.carried
+            .waves
+            .first()
+            .map(|w| w.opens_at_ms)
+            .or_else(|| self.spec.send_at.map(|t| t.timestamp_millis()))
     }
 
     /// Every recipient has had their page, in every wave.

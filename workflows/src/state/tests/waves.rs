@@ -244,3 +244,21 @@ fn quiet_hours_hold_a_wave_half_way_while_the_next_one_goes_on() {
     assert_eq!(s.next_step(false, 5 * HOUR), Step::Finish(Completed));
     assert_eq!(s.snapshot().sent, 1_000 + 500 + 2_000);
 }
+
+#[test]
+fn a_send_time_waits_for_the_first_wave_when_quiet_hours_moved_it() {
+    // Sent at 1 h, but quiet hours moved the only wave to 4 h.
+    let mut i = input(Tuning::default());
+    i.spec.send_at = chrono::DateTime::from_timestamp_millis(HOUR);
+    let mut s = CampaignState::new(i);
+    let mut r = registered(Vec::new(), false);
+    r.waves.truncate(1);
+    r.waves[0].opens_at_ms = 4 * HOUR;
+    s.register(&r);
+    assert_eq!(
+        s.next_step(false, HOUR),
+        Step::Wait {
+            until_ms: Some(4 * HOUR)
+        }
+    );
+}

@@ -434,7 +434,7 @@ fn print_waves(v: &CampaignView) {
     }
     let now = chrono::Utc::now();
     for w in waves {
-        let offsets: Vec<String> = w.offsets.iter().map(|m| local::offset_name(*m)).collect();
+        let offsets = local::offset_names(&w.offsets);
         let done = w.sent + w.failed + w.suppressed;
         let state = match (w.opened, w.opens_at > now) {
             _ if let Some(until) = w.held_until => {

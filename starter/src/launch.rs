@@ -311,7 +311,7 @@ fn print_waves(plan: &WavePlan, rate: Option<u32>) {
         }
     );
     for w in &plan.waves {
-        let offsets: Vec<String> = w.offsets.iter().map(|m| local::offset_name(*m)).collect();
+        let offsets = local::offset_names(&w.offsets);
         let takes = match rate {
             Some(r) => format!(
                 "takes about {} s at {r}/s",

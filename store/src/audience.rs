@@ -28,20 +28,26 @@ pub(crate) async fn count(conn: &mut PgConnection, filter: Option<&Filter>) -> R
 }
 
 async fn count_compiled(conn: &mut PgConnection, compiled: &Compiled) -> Result<Audience> {
-    // Counting ten million users takes a moment, longer than the worker's statement limit;
-    // a small segment is counted from its GIN index, which only bitmap scans can use (see
-    // `PoolSettings::bitmap_scans`). Both settings last until the transaction ends.
+    counting(&mut *conn).await?;
+    let sql = format!(
+        "SELECT count(*) AS total, min(id) AS min_id, max(id) AS max_id FROM users u WHERE {}",
+        compiled.sql
+    );
+    Ok(compiled.bind(sqlx::query_as(&sql)).fetch_one(conn).await?)
+}
+
+/// Settings for a count of the whole audience, until the transaction ends: counting ten
+/// million users takes a moment, longer than the worker's statement limit, and a small
+/// segment is counted from its GIN index, which only bitmap scans can use (see
+/// `PoolSettings::bitmap_scans`).
+async fn counting(conn: &mut PgConnection) -> Result<()> {
     for setting in [
         "SET LOCAL statement_timeout = '60s'",
         "SET LOCAL enable_bitmapscan = on",
     ] {
         sqlx::query(setting).execute(&mut *conn).await?;
     }
-    let sql = format!(
-        "SELECT count(*) AS total, min(id) AS min_id, max(id) AS max_id FROM users u WHERE {}",
-        compiled.sql
-    );
-    Ok(compiled.bind(sqlx::query_as(&sql)).fetch_one(conn).await?)
+    Ok(())
 }
 
 /// Count the users `filter` holds in each time zone (`None`: no zone), with the audience's
@@ -51,12 +57,7 @@ pub(crate) async fn count_by_zone(
     filter: Option<&Filter>,
 ) -> Result<(Audience, Vec<(Option<String>, i64)>)> {
     let compiled = compiled(&mut *conn, filter).await?;
-    for setting in [
-        "SET LOCAL statement_timeout = '60s'",
-        "SET LOCAL enable_bitmapscan = on",
-    ] {
-        sqlx::query(setting).execute(&mut *conn).await?;
-    }
+    counting(&mut *conn).await?;
     let sql = format!(
         "SELECT u.timezone, count(*), min(u.id), max(u.id) FROM users u WHERE {}
          GROUP BY u.timezone ORDER BY u.timezone",

@@ -418,6 +418,11 @@ fn offset_at(tz: &TimeZone, at: DateTime<Utc>) -> i32 {
     tz.to_offset(ts).seconds() / 60
 }
 
+/// Offsets in minutes as `+05:30`, in order.
+pub fn offset_names(minutes: &[i32]) -> Vec<String> {
+    minutes.iter().map(|m| offset_name(*m)).collect()
+}
+
 /// An offset in minutes as `+05:30`.
 pub fn offset_name(minutes: i32) -> String {
     let sign = if minutes < 0 { '-' } else { '+' };

@@ -314,7 +314,7 @@ fn confirm(op: &Operator, form: &LaunchForm, preview: &Preview) -> Response {
                     tbody {
                         @for w in &plan.waves {
                             tr {
-                                td { (w.offsets.iter().map(|m| herald_wire::local::offset_name(*m)).collect::<Vec<_>>().join(" ")) }
+                                td { (herald_wire::local::offset_names(&w.offsets).join(" ")) }
                                 td { (w.opens_at.format("%Y-%m-%d %H:%M"))
                                     @if let Some(t) = w.held_from { " (held by quiet hours from " (t.format("%H:%M")) ")" } }
                                 td.num { (views::number(w.size)) }

@@ -125,11 +125,7 @@ impl From<&herald_control::WaveView> for Wave {
     fn from(w: &herald_control::WaveView) -> Self {
         Self {
             opens_at: w.opens_at,
-            offsets: w
-                .offsets
-                .iter()
-                .map(|m| herald_wire::local::offset_name(*m))
-                .collect(),
+            offsets: herald_wire::local::offset_names(&w.offsets),
             zones: w.zones.clone(),
             size: w.size,
             sent: w.sent,
@@ -582,11 +578,7 @@ impl From<herald_control::audience::Preview> for DryRun {
                     .into_iter()
                     .map(|w| PlannedWave {
                         opens_at: w.opens_at,
-                        offsets: w
-                            .offsets
-                            .iter()
-                            .map(|m| herald_wire::local::offset_name(*m))
-                            .collect(),
+                        offsets: herald_wire::local::offset_names(&w.offsets),
                         zones: w.zones,
                         recipients: w.size,
                         held_from: w.held_from,

@@ -341,3 +341,84 @@ async fn quiet_hours_hold_recipients_until_their_window_ends() {
     assert_eq!(c["held"], json!(null), "{c}");
     app.check_invariants(&key).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_launches_in_waves_and_shows_them_live() {
+    let app = TestApp::spawn().await.unwrap();
+    let segment = unique("localdash");
+    // Kolkata's 10:00 tomorrow comes before Berlin's (the user with no zone).
+    users_in(
+        &app,
+        &segment,
+        &[Some("Asia/Kolkata"), Some("Asia/Kolkata"), None],
+    )
+    .await;
+    let api = app.api().await.unwrap();
+    let browser = crate::dashboard::signed_in(&api, 1280, 900).await;
+    let when = (Utc::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%dT10:00")
+        .to_string();
+
+    browser.open("/launch").await.unwrap();
+    browser.fill("#title", "Good morning").await.unwrap();
+    browser
+        .fill("#body", "At ten, where you are.")
+        .await
+        .unwrap();
+    browser.fill("#segment", &segment).await.unwrap();
+    browser.fill("#send_at_local", &when).await.unwrap();
+    browser.click("button[value=review]").await.unwrap();
+    // Without a fallback, the user with no zone is named at the field.
+    let error = browser
+        .wait_text("#fallback_timezone-error", WAIT, |t| {
+            t.contains("no time zone")
+        })
+        .await;
+    assert!(error.is_ok(), "{:?}", browser.text("body").await);
+    browser
+        .fill("#fallback_timezone", "Europe/Berlin")
+        .await
+        .unwrap();
+    browser.click("button[value=review]").await.unwrap();
+    browser.wait_for("#wave-plan", WAIT).await.unwrap();
+    assert_eq!(browser.count("#wave-plan tbody tr").await.unwrap(), 2);
+    let plan = browser.text("#wave-plan").await.unwrap();
+    assert!(
+        plan.contains("+05:30") && plan.contains("Europe/Berlin"),
+        "{plan}"
+    );
+    browser.click("button[value=launch]").await.unwrap();
+    browser
+        .wait_for("[data-live-campaign]", WAIT)
+        .await
+        .unwrap();
+    assert_eq!(browser.count("ol.waves li").await.unwrap(), 2);
+    let state = browser
+        .script(
+            "return document.querySelector('ol.waves li').dataset.state",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(state, "waiting");
+    let eta = browser
+        .wait_text("[data-f=eta]", WAIT, |t| t.contains("the last wave opens"))
+        .await;
+    assert!(eta.is_ok(), "{:?}", browser.text("[data-f=eta]").await);
+    browser.screenshot("waves").await.unwrap();
+    let key: String = browser
+        .script(
+            "return document.querySelector('[data-live-campaign]').dataset.key",
+            json!([]),
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.herald_ok(&["cancel", &key]);
+    app.ends_cancelled(&key).await;
+    assert!(items(&app, &key).await.is_empty());
+}
+
+const WAIT: Duration = Duration::from_secs(30);

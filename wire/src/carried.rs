@@ -92,12 +92,24 @@ pub struct Parked {
 /// (`message_pages.lane` = wave × this + the lane's index), as many as a campaign may have.
 pub const WAVE_LANES: u32 = crate::Lanes::MAX;
 
-/// What closed waves committed.
+/// Recipients committed, by outcome: what closed waves committed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaveTotals {
     pub sent: i64,
     pub failed: i64,
     pub suppressed: i64,
+}
+
+impl std::ops::Add for WaveTotals {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            sent: self.sent + other.sent,
+            failed: self.failed + other.failed,
+            suppressed: self.suppressed + other.suppressed,
+        }
+    }
 }
 
 /// Where a campaign stands in its life, as its workflow sees it. Completed and cancelled are

@@ -43,14 +43,6 @@ impl PastZones {
             _ => None,
         }
     }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::SendNow => "send-now",
-            Self::Skip => "skip",
-            Self::NextDay => "next-day",
-        }
-    }
 }
 
 /// A daily window of the recipient's local time in which nothing is delivered to them:

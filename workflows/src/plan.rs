@@ -71,21 +71,21 @@ pub struct Counts {
     pub suppressed: u32,
 }
 
-/// A campaign's committed recipients by outcome.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Totals {
-    pub sent: i64,
-    pub failed: i64,
-    pub suppressed: i64,
+/// A campaign's committed recipients by outcome (the carried sum of closed waves is one).
+pub use herald_wire::WaveTotals as Totals;
+
+/// Sum of lanes' committed counters.
+pub fn sum<'a>(cursors: impl IntoIterator<Item = &'a LaneCursor>) -> Totals {
+    cursors.into_iter().fold(Totals::default(), |t, l| Totals {
+        sent: t.sent + l.sent,
+        failed: t.failed + l.failed,
+        suppressed: t.suppressed + l.suppressed,
+    })
 }
 
 /// Sum of the lanes' committed counters.
 pub fn totals(lanes: &[Lane]) -> Totals {
-    lanes.iter().fold(Totals::default(), |t, l| Totals {
-        sent: t.sent + l.cursor.sent,
-        failed: t.failed + l.cursor.failed,
-        suppressed: t.suppressed + l.cursor.suppressed,
-    })
+    sum(lanes.iter().map(|l| &l.cursor))
 }
 
 /// How a paced campaign's lanes cut and space their pages.

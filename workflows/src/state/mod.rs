@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use herald_wire::{
     CampaignInput, CampaignKey, CampaignSpec, CampaignStatus, Carried, LaneActivity, Lifecycle,
-    Parked, Progress, Registered, StatusRecorded, Tuning, WAVE_LANES, WaveOpening, local,
+    Parked, Progress, Registered, StatusRecorded, Tuning, WAVE_LANES, local,
 };
 
 use crate::plan;
@@ -84,6 +84,15 @@ pub enum Rest {
     Handover,
     /// Pages failed: wait before trying again.
     Backoff,
+}
+
+/// Which wave walks next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NextWave {
+    /// The held one at this index of `Carried::parked`.
+    Held(usize),
+    /// The next one never walked (`Carried::opened`).
+    Fresh,
 }
 
 /// What the loop does once no page is in flight and no lane waits for its turn.
@@ -246,40 +255,41 @@ impl CampaignState {
     /// The wave to walk when the current one is done or held, and from when: a wave held
     /// by quiet hours when its window ends, or the next new wave when it opens, whichever
     /// comes first (the held one on a tie).
-    pub fn next_wave(&self) -> Option<WaveOpening> {
+    fn next_in_line(&self) -> Option<(NextWave, i64)> {
         let c = &self.carried;
-        let parked = c
-            .parked
-            .iter()
-            .min_by_key(|p| p.until_ms)
-            .map(|p| WaveOpening {
-                opens_at_ms: p.until_ms,
-                ..c.waves[p.wave as usize].clone()
-            });
-        let fresh = c.waves.get(c.opened as usize).cloned();
-        match (parked, fresh) {
-            (Some(p), Some(f)) if f.opens_at_ms < p.opens_at_ms => Some(f),
-            (Some(p), _) => Some(p),
+        let held = (0..c.parked.len())
+            .min_by_key(|i| c.parked[*i].until_ms)
+            .map(|i| (NextWave::Held(i), c.parked[i].until_ms));
+        let fresh = c
+            .waves
+            .get(c.opened as usize)
+            .map(|w| (NextWave::Fresh, w.opens_at_ms));
+        match (held, fresh) {
+            (Some(h), Some(f)) if f.1 < h.1 => Some(f),
+            (Some(h), _) => Some(h),
             (None, f) => f,
         }
     }
 
-    /// The current wave's lanes are done or held: walk the wave [`Self::next_wave`] names.
+    /// When the next wave to walk may begin, if one is still to come.
+    pub fn next_wave_at(&self) -> Option<i64> {
+        self.next_in_line().map(|(_, at)| at)
+    }
+
+    /// The current wave's lanes are done or held: walk the wave that is next in line.
     pub fn open_next_wave(&mut self) {
-        let t = plan::totals(&self.carried.lanes);
+        let Some((next, _)) = self.next_in_line() else {
+            return;
+        };
         let c = &mut self.carried;
-        c.closed.sent += t.sent;
-        c.closed.failed += t.failed;
-        c.closed.suppressed += t.suppressed;
-        let fresh_at = c.waves.get(c.opened as usize).map(|w| w.opens_at_ms);
-        let held = (0..c.parked.len()).min_by_key(|i| c.parked[*i].until_ms);
-        match held {
-            Some(i) if fresh_at.is_none_or(|f| f >= c.parked[i].until_ms) => {
+        c.closed = c.closed + plan::totals(&c.lanes);
+        match next {
+            NextWave::Held(i) => {
                 let p = c.parked.remove(i);
                 c.wave = p.wave;
                 c.lanes = p.lanes.into_iter().map(Into::into).collect();
             }
-            _ => {
+            NextWave::Fresh => {
                 c.wave = c.opened;
                 c.opened += 1;
                 self.walk_wave();
@@ -321,7 +331,7 @@ impl CampaignState {
 
     /// Every recipient has had their page, in every wave.
     pub fn all_done(&self) -> bool {
-        self.lanes_done() && self.next_wave().is_none()
+        self.lanes_done() && self.next_wave_at().is_none()
     }
 
     /// The row's status is not what the workflow wrote: a status written by hand.
@@ -406,15 +416,13 @@ impl CampaignState {
                 record(InProgress, &[NotStarted, Paused, Failed, InProgress])
             }
             _ if let Some(until) = self.quiet_until(now_ms) => Step::ParkWave { until_ms: until },
-            _ if self.lanes_done() => match self.next_wave() {
+            _ if self.lanes_done() => match self.next_wave_at() {
                 None => Step::Finish(Completed),
-                Some(w) if w.opens_at_ms <= now_ms => Step::OpenWave,
+                Some(at) if at <= now_ms => Step::OpenWave,
                 // Waiting for the next wave: a pause, a rate change or a cancel comes as
                 // it would before the send time.
                 Some(_) if hand_over => Step::ContinueAsNew,
-                Some(w) => Step::Wait {
-                    until_ms: Some(w.opens_at_ms),
-                },
+                Some(at) => Step::Wait { until_ms: Some(at) },
             },
             _ if hand_over => Step::ContinueAsNew,
             _ => match self.rest {
@@ -490,19 +498,7 @@ impl CampaignState {
             suppressed,
         } = self.ledger.unwrap_or_else(|| {
             let held = c.parked.iter().flat_map(|p| &p.lanes);
-            let t = c.lanes.iter().map(|l| &l.cursor).chain(held).fold(
-                plan::Totals::default(),
-                |t, l| plan::Totals {
-                    sent: t.sent + l.sent,
-                    failed: t.failed + l.failed,
-                    suppressed: t.suppressed + l.suppressed,
-                },
-            );
-            plan::Totals {
-                sent: c.closed.sent + t.sent,
-                failed: c.closed.failed + t.failed,
-                suppressed: c.closed.suppressed + t.suppressed,
-            }
+            c.closed + plan::sum(c.lanes.iter().map(|l| &l.cursor).chain(held))
         });
         Progress {
             key: self.key.to_string(),
@@ -519,7 +515,7 @@ impl CampaignState {
             run: c.run,
             wave: c.wave,
             waves: c.waves.len() as u32,
-            next_wave_at_ms: self.next_wave().map(|w| w.opens_at_ms),
+            next_wave_at_ms: self.next_wave_at(),
         }
     }
 }

@@ -100,7 +100,7 @@ fn waves_open_in_turn_each_on_its_own_lanes_and_the_counts_add_up() {
     // A late timer: the third wave opens at once.
     assert_eq!(s.next_step(false, 4 * HOUR), Step::OpenWave);
     s.open_next_wave();
-    assert_eq!(s.next_wave(), None);
+    assert_eq!(s.next_wave_at(), None);
     assert_eq!(
         finish_wave(&mut s, 4 * HOUR, 500),
         [2 * WAVE_LANES, 2 * WAVE_LANES + 1]

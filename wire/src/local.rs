@@ -17,7 +17,7 @@ use jiff::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::FieldError;
+use crate::{FieldError, InvalidInput};
 
 /// What happens to zones whose local time has already passed when the campaign starts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,23 +132,26 @@ pub fn quiet_at(windows: &[[i64; 2]], at_ms: i64) -> Option<[i64; 2]> {
         .find(|[s, e]| *s <= at_ms && at_ms < *e)
 }
 
-/// Read a local wall time: `2027-03-01T09:00`, seconds optional, no zone or offset.
-pub fn parse_local_time(s: &str) -> Result<NaiveDateTime, String> {
-    let s = s.trim();
-    [
+/// Read a local wall time: `2027-03-01T09:00`, seconds optional, no zone or offset, and
+/// (as a send time) not more than a year after `now`.
+pub fn parse_local_time(s: &str, now: DateTime<Utc>) -> Result<NaiveDateTime, InvalidInput> {
+    let text = s.trim();
+    let at = [
         "%Y-%m-%dT%H:%M",
         "%Y-%m-%dT%H:%M:%S",
         "%Y-%m-%d %H:%M",
         "%Y-%m-%d %H:%M:%S",
     ]
     .iter()
-    .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+    .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
     .ok_or_else(|| {
-        format!(
-            "{s:?} is not a local time like 2027-03-01T09:00 (no zone or offset: it is \
-                 read in each recipient's own zone)"
-        )
-    })
+        InvalidInput(format!(
+            "{text:?} is not a local time like 2027-03-01T09:00 (no zone or offset: it is \
+             read in each recipient's own zone)"
+        ))
+    })?;
+    crate::types::within_a_year(s, at.and_utc(), now)?;
+    Ok(at)
 }
 
 /// An IANA zone name that Herald's tz database knows.
@@ -427,7 +430,7 @@ mod tests {
     use super::*;
 
     fn t(s: &str) -> NaiveDateTime {
-        parse_local_time(s).unwrap()
+        parse_local_time(s, utc("2027-01-01T00:00:00Z")).unwrap()
     }
 
     fn utc(s: &str) -> DateTime<Utc> {
@@ -454,8 +457,11 @@ mod tests {
     fn local_times_are_read_without_a_zone() {
         assert_eq!(t("2027-03-01T09:00").to_string(), "2027-03-01 09:00:00");
         assert_eq!(t("2027-03-01 09:00:30").to_string(), "2027-03-01 09:00:30");
-        assert!(parse_local_time("2027-03-01T09:00Z").is_err());
-        assert!(parse_local_time("09:00").is_err());
+        let now = utc("2027-01-01T00:00:00Z");
+        assert!(parse_local_time("2027-03-01T09:00Z", now).is_err());
+        assert!(parse_local_time("09:00", now).is_err());
+        let far = parse_local_time("2028-06-01T09:00", now).unwrap_err();
+        assert!(far.0.contains("more than a year away"), "{far}");
     }
 
     #[test]

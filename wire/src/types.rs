@@ -496,6 +496,16 @@ pub fn parse_send_at(s: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Inval
             ))
         })?
         .with_timezone(&Utc);
+    within_a_year(s, at, now)
+}
+
+/// A start time more than a year away is a typo, not a plan: `send_at` and `send_at_local`
+/// refuse it alike.
+pub(crate) fn within_a_year<T: PartialOrd<DateTime<Utc>>>(
+    s: &str,
+    at: T,
+    now: DateTime<Utc>,
+) -> Result<T, InvalidInput> {
     if at > now + chrono::Duration::days(366) {
         return Err(invalid(format!(
             "{s:?} is more than a year away; schedule it closer to the date"

@@ -190,18 +190,8 @@ impl LaunchFields {
             .send_at_local
             .as_deref()
             .map(|s| {
-                let within_a_year = local::parse_local_time(s).and_then(|t| {
-                    // As `send_at`: a time more than a year away is a typo, not a plan.
-                    if t > (now + chrono::Duration::days(366)).naive_utc() {
-                        Err(format!(
-                            "{s:?} is more than a year away; schedule it closer to the date"
-                        ))
-                    } else {
-                        Ok(t)
-                    }
-                });
                 check
-                    .field("send_at_local", within_a_year.map_err(InvalidInput))
+                    .field("send_at_local", local::parse_local_time(s, now))
                     .ok_or(())
             })
             .transpose();

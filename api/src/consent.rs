@@ -21,13 +21,15 @@ use crate::{
     error::{ApiError, ApiResult, Body, ErrorBody, Query, path_param},
     schema::{
         CategoryBody, CategoryEntry, CategoryList, OptOutEntry, OptOutsAdded, OptOutsBody,
-        Preferences, PreferencesBody, SuppressBody, Suppressed, SuppressionList, SuppressionQuery,
+        Preferences, PreferencesBody, Settings, SettingsBody, SuppressBody, Suppressed,
+        SuppressionList, SuppressionQuery,
     },
 };
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_categories, add_category))
+        .routes(routes!(get_settings, put_settings))
         .routes(routes!(get_preferences, put_preferences))
         .routes(routes!(list_suppressions))
         // Lists of up to 100,000 entries.
@@ -94,6 +96,53 @@ async fn add_category(
         StatusCode::OK
     };
     Ok((status, list).into_response())
+}
+
+/// Settings every process reads alike: the default frequency cap (docs/local-time.md).
+#[utoipa::path(
+    get, path = "/v1/settings", tag = "consent",
+    responses(
+        (status = 200, body = Settings),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn get_settings(
+    State(state): State<AppState>,
+    _: Can<Read>,
+) -> ApiResult<axum::Json<Settings>> {
+    let cap = state.control.default_cap().await?;
+    Ok(axum::Json(Settings {
+        frequency_cap: cap.map(|c| c.to_string()),
+    }))
+}
+
+/// Change the settings: the frequency cap of launches that name none. Campaigns launched
+/// before keep theirs.
+#[utoipa::path(
+    put, path = "/v1/settings", tag = "consent",
+    request_body = SettingsBody,
+    responses(
+        (status = 200, body = Settings),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 503, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+async fn put_settings(
+    State(state): State<AppState>,
+    caller: Can<Launch>,
+    Body(body): Body<SettingsBody>,
+) -> ApiResult<axum::Json<Settings>> {
+    let cap = state
+        .control
+        .set_default_cap(&body.frequency_cap, caller.name())
+        .await?;
+    Ok(axum::Json(Settings {
+        frequency_cap: cap.map(|c| c.to_string()),
+    }))
 }
 
 /// A user's preferences: the categories and channels they opted out of, with when and how.

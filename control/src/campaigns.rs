@@ -141,7 +141,7 @@ impl Control {
 pub struct Shown {
     status: i16,
     intent: i16,
-    counters: [i64; 4],
+    counters: [i64; 5],
     scanned: i64,
 }
 
@@ -150,7 +150,13 @@ impl Shown {
         Self {
             status: view.status.code(),
             intent: view.intent.code(),
-            counters: [view.sent, view.failed, view.suppressed, view.read],
+            counters: [
+                view.sent,
+                view.failed,
+                view.suppressed,
+                view.capped,
+                view.read,
+            ],
             scanned: (view.scanned * 1_000.0) as i64,
         }
     }

@@ -1,11 +1,11 @@
 //! Consent (docs/consent.md): categories, users' opt-outs and preferences, one-click
-//! unsubscribe, and the suppression list.
+//! unsubscribe, the suppression list, and the default frequency cap (docs/local-time.md).
 
 use herald_store::consent as store;
 pub use herald_store::consent::{
     CategoryView, OptOut, OptOutSource, Suppression, SuppressionReason,
 };
-use herald_wire::{Category, Channel, OptOutChannel, Unsubscribe, UnsubscribeKey};
+use herald_wire::{Category, Channel, FrequencyCap, OptOutChannel, Unsubscribe, UnsubscribeKey};
 
 use crate::{Control, ControlError, Result};
 
@@ -138,6 +138,23 @@ impl Control {
 
     pub async fn categories(&self) -> Result<Vec<CategoryView>> {
         Ok(store::categories(&self.db).await?)
+    }
+
+    /// The frequency cap a launch that names none gets (docs/local-time.md); `None`:
+    /// uncapped.
+    pub async fn default_cap(&self) -> Result<Option<FrequencyCap>> {
+        Ok(herald_store::cap::default_cap(&self.db).await?)
+    }
+
+    /// Set the default frequency cap from its text (`2/24h`, or `none` to remove it), as
+    /// `actor`; returns it as set. Campaigns launched before keep theirs.
+    pub async fn set_default_cap(&self, cap: &str, actor: &str) -> Result<Option<FrequencyCap>> {
+        let cap = FrequencyCap::parse(cap).map_err(|message| ControlError::Field {
+            field: "frequency_cap".into(),
+            message,
+        })?;
+        herald_store::cap::set_default_cap(&self.db, cap, actor).await?;
+        Ok(cap.limit().map(|_| cap))
     }
 
     /// Declare a category; `false` if it existed already.

@@ -210,6 +210,11 @@ impl Control {
             });
         }
         drop(conn);
+        // Not named at launch: the operators' default, written into the spec so that the
+        // campaign keeps it whatever the default becomes.
+        if request.spec.frequency_cap.is_none() && !request.spec.category.is_transactional() {
+            request.spec.frequency_cap = herald_store::cap::default_cap(&self.db).await?;
+        }
         let field = match (&request.audience_name, &request.spec.audience) {
             (Some(name), _) => {
                 let filter = saved_audiences::get(&self.db, name).await?.ok_or_else(|| {

@@ -43,6 +43,9 @@ pub async fn run(config: Config, command: Command) -> Result<()> {
         } => report(&connect(config, 1).await?, &key, json, csv, failed).await,
         Command::RetryFailed { key } => retry_failed(&connect(config, 1).await?, &key).await,
         Command::Keys { command } => keys(&connect(config, 1).await?, command).await,
+        Command::Settings { command } => {
+            crate::consent::settings(&connect(config, 1).await?, command).await
+        }
         Command::Categories { command } => {
             crate::consent::categories(&connect(config, 1).await?, command).await
         }
@@ -297,7 +300,7 @@ async fn status(control: &Control, key: &CampaignKey, json: bool) -> Result<()> 
 }
 
 fn print_view(v: &CampaignView, asked: Option<&RequestMade>) {
-    let of = v.total.max(v.sent + v.failed + v.suppressed);
+    let of = v.total.max(v.done());
     let pct = |n: i64| {
         if of > 0 {
             100.0 * n as f64 / of as f64
@@ -331,8 +334,12 @@ fn print_view(v: &CampaignView, asked: Option<&RequestMade>) {
             .map(|r| format!(", at most {r}/s"))
             .unwrap_or_default()
     );
+    let capped = match &v.frequency_cap {
+        Some(cap) => format!(", {} capped ({cap})", v.capped),
+        None => String::new(),
+    };
     println!(
-        "progress  {} sent ({:.1}%), {} failed, {} suppressed, {} pending",
+        "progress  {} sent ({:.1}%), {} failed, {} suppressed{capped}, {} pending",
         v.sent,
         pct(v.sent),
         v.failed,
@@ -435,7 +442,7 @@ fn print_waves(v: &CampaignView) {
     let now = chrono::Utc::now();
     for w in waves {
         let offsets = local::offset_names(&w.offsets);
-        let done = w.sent + w.failed + w.suppressed;
+        let done = w.done();
         let state = match (w.opened, w.opens_at > now) {
             _ if let Some(until) = w.held_until => {
                 format!("held until {}", until.format("%H:%MZ"))

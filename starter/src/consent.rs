@@ -1,4 +1,5 @@
-//! `herald categories`, `herald opt-out`, `herald preferences` and `herald suppressions`.
+//! `herald categories`, `herald opt-out`, `herald preferences`, `herald suppressions` and
+//! `herald settings`.
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -21,6 +22,13 @@ pub(crate) enum CategoriesCommand {
         #[arg(long)]
         description: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SettingsCommand {
+    /// The frequency cap of launches that name none (--frequency-cap): e.g. 2/24h, or none
+    /// for uncapped. Campaigns launched before keep theirs.
+    FrequencyCap { cap: String },
 }
 
 #[derive(Subcommand)]
@@ -60,6 +68,20 @@ pub(crate) enum SuppressionsCommand {
         #[arg(long, default_value = "email")]
         channel: String,
     },
+}
+
+pub async fn settings(control: &Control, command: Option<SettingsCommand>) -> Result<()> {
+    let cap = match command {
+        None => control.default_cap().await?,
+        Some(SettingsCommand::FrequencyCap { cap }) => {
+            control.set_default_cap(&cap, &actor()).await?
+        }
+    };
+    match cap {
+        Some(cap) => println!("frequency-cap  {cap}  (launches that name none get it)"),
+        None => println!("frequency-cap  none  (launches that name none are not capped)"),
+    }
+    Ok(())
 }
 
 pub async fn categories(control: &Control, command: CategoriesCommand) -> Result<()> {

@@ -65,6 +65,12 @@ pub struct LaunchArgs {
     /// --fallback-timezone.
     #[arg(long)]
     quiet_hours: Option<String>,
+    /// At most this many capped campaigns reach a user in a window (e.g. 2/24h: two a day,
+    /// this one included); those over it are left out and counted capped. "none": not
+    /// capped. Default: the cap set with `herald settings frequency-cap`, if any.
+    /// Transactional campaigns are never capped.
+    #[arg(long)]
+    frequency_cap: Option<String>,
     /// Recipients per page, 1–10000 (default 500).
     #[arg(long)]
     page_size: Option<String>,
@@ -210,6 +216,7 @@ impl LaunchArgs {
             fallback_timezone: self.fallback_timezone.clone(),
             past_zones: self.past_zones.clone(),
             quiet_hours: self.quiet_hours.clone(),
+            frequency_cap: self.frequency_cap.clone(),
             page_size: self.page_size.clone(),
             lanes: self.lanes.clone(),
             rate: self.rate.clone(),

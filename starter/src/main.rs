@@ -6,7 +6,7 @@
 //! - `commands.rs`: one function per subcommand, printing its result.
 //! - `launch.rs`: launching, dry runs and saved audiences.
 //! - `users.rs`: seeding, importing and showing users.
-//! - `consent.rs`: categories, opt-outs and the suppression list.
+//! - `consent.rs`: categories, opt-outs, the suppression list and the default frequency cap.
 //! - `watch.rs`: the live progress bar.
 //! - `shared.rs`: what every subcommand uses (connecting, the actor, the progress bar).
 //!
@@ -151,6 +151,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Settings every process reads alike; with none named, shows them.
+    Settings {
+        #[command(subcommand)]
+        command: Option<consent::SettingsCommand>,
     },
     /// Declare and list campaign categories (what users opt out of).
     Categories {

@@ -28,7 +28,7 @@ pub async fn watch(control: &Control, key: &CampaignKey) -> Result<()> {
     let mut last_processed: Option<(Instant, i64)> = None;
     loop {
         let v = watch.next().await?;
-        let processed = v.sent + v.failed + v.suppressed;
+        let processed = v.done();
         let (t0, p0) = *last_processed.get_or_insert((Instant::now(), processed));
         bar.set_length(v.total.max(processed).max(0) as u64);
         bar.set_position(processed.max(0) as u64);
@@ -47,13 +47,14 @@ pub async fn watch(control: &Control, key: &CampaignKey) -> Result<()> {
         {
             let rate = (processed - p0) as f64 / t0.elapsed().as_secs_f64().max(1e-3);
             eprintln!(
-                "{:>7.1}s {:<12} {processed}/{} processed ({} sent, {} failed, {} suppressed, {} pending) {rate:.0}/s",
+                "{:>7.1}s {:<12} {processed}/{} processed ({} sent, {} failed, {} suppressed, {} capped, {} pending) {rate:.0}/s",
                 started.elapsed().as_secs_f64(),
                 v.status.name(),
                 v.total,
                 v.sent,
                 v.failed,
                 v.suppressed,
+                v.capped,
                 v.pending
             );
             last_line = Instant::now();
@@ -76,11 +77,12 @@ pub async fn watch(control: &Control, key: &CampaignKey) -> Result<()> {
                 _ => String::new(),
             };
             println!(
-                "{key} {}{took}: {} sent, {} failed, {} suppressed, {} pending of {}",
+                "{key} {}{took}: {} sent, {} failed, {} suppressed, {} capped, {} pending of {}",
                 v.status.name(),
                 v.sent,
                 v.failed,
                 v.suppressed,
+                v.capped,
                 v.pending,
                 v.total
             );

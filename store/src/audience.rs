@@ -136,6 +136,7 @@ pub async fn preview(pool: &PgPool, filter: Option<&Filter>) -> Result<Preview> 
         let all = Compiled {
             sql: counts.join(", "),
             params,
+            cap: None,
         };
         let sql = format!("SELECT ARRAY[{}] FROM users u", all.sql);
         let (n,): (Vec<i64>,) = all.bind(sqlx::query_as(&sql)).fetch_one(&mut *tx).await?;

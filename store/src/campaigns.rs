@@ -340,6 +340,9 @@ pub struct CampaignView {
     /// Left out when their page ran: opted out of the campaign's category or suppressed on
     /// its channel (docs/consent.md).
     pub suppressed: i64,
+    /// Left out when their page ran because capped campaigns had reached them as often as
+    /// its frequency cap allows (docs/local-time.md).
+    pub capped: i64,
     /// Recipients not yet processed: never below 0, and 0 once the campaign has completed.
     pub pending: i64,
     /// Recipients processed beyond the audience counted at launch (positive), or, for a
@@ -392,6 +395,8 @@ pub struct CampaignView {
     pub skipped: Option<i64>,
     /// The daily window of local time in which recipients are held, `21:00-08:00`.
     pub quiet_hours: Option<String>,
+    /// At most so many capped campaigns per user in a window, `2/24h`; `None`: uncapped.
+    pub frequency_cap: Option<String>,
     /// Recipients held by quiet hours now (the waves held, less what they have done), and
     /// when the next of them are released.
     pub held: Option<i64>,
@@ -411,6 +416,8 @@ pub struct WaveView {
     pub sent: i64,
     pub failed: i64,
     pub suppressed: i64,
+    #[serde(default)]
+    pub capped: i64,
     /// Whether its pages have begun.
     pub opened: bool,
     /// When quiet hours hold it now, until when.
@@ -421,7 +428,19 @@ pub struct WaveView {
     pub held_from: Option<DateTime<Utc>>,
 }
 
+impl WaveView {
+    /// Its recipients processed: sent, failed, or left out (suppressed or capped).
+    pub fn done(&self) -> i64 {
+        self.sent + self.failed + self.suppressed + self.capped
+    }
+}
+
 impl CampaignView {
+    /// Recipients processed: sent, failed, or left out (suppressed or capped).
+    pub fn done(&self) -> i64 {
+        self.sent + self.failed + self.suppressed + self.capped
+    }
+
     /// The waves, or none.
     pub fn waves(&self) -> &[WaveView] {
         self.waves.as_ref().map_or(&[], |w| &w.0)
@@ -453,7 +472,8 @@ fn intent_name<S: serde::Serializer>(intent: &Intent, serializer: S) -> Result<S
 }
 
 /// The rows whose sums are a campaign's totals per lane, `lane, sent, failed, retried,
-/// suppressed, first_after, scanned_to`: each lane's closed pages (one row, `message_lanes`, kept by a
+/// suppressed, capped, first_after, scanned_to` (`suppressed` counts everyone left out,
+/// `capped` those of them left out by the frequency cap): each lane's closed pages (one row, `message_lanes`, kept by a
 /// trigger) and its open ones (those with recipients pending: a page per running lane, or
 /// what a pause left, through their partial index), so that the work does not grow with the
 /// number of pages. `$id` is the campaign's id, as SQL.
@@ -462,13 +482,13 @@ fn intent_name<S: serde::Serializer>(intent: &Intent, serializer: S) -> Result<S
 macro_rules! lane_totals {
     ($id:literal) => {
         concat!(
-            "SELECT lane, sent, failed, retried, suppressed, first_after, scanned_to
+            "SELECT lane, sent, failed, retried, suppressed, capped, first_after, scanned_to
              FROM message_lanes WHERE message_id = ",
             $id,
             "
              UNION ALL
              SELECT lane, sent::bigint, failed::bigint, retried::bigint, suppressed::bigint,
-                    after_user_id,
+                    capped::bigint, after_user_id,
                     coalesce(scanned_to, last_user_id, after_user_id)
              FROM message_pages WHERE message_id = ",
             $id,
@@ -482,7 +502,7 @@ const _: () = assert!(herald_wire::WAVE_LANES == 64);
 
 const VIEW_SQL: &str = concat!("
 SELECT m.id, m.key, m.status, m.intent, coalesce(m.total, 0) AS total, p.sent, p.failed,
-       p.suppressed,
+       p.suppressed - p.capped AS suppressed, p.capped,
        CASE WHEN m.status = 3 THEN 0
             ELSE greatest(coalesce(m.total, 0) - p.sent - p.failed - p.suppressed, 0) END AS pending,
        CASE WHEN p.sent + p.failed + p.suppressed > coalesce(m.total, 0) OR m.status = 3
@@ -500,7 +520,7 @@ SELECT m.id, m.key, m.status, m.intent, coalesce(m.total, 0) AS total, p.sent, p
        m.send_at, m.created_at, m.started_at, m.paused_at, m.finished_at, m.requested_at,
        m.created_by, m.requested_by,
        m.spec->>'send_at_local' AS send_at_local, m.waves->>'fallback' AS fallback_timezone,
-       m.spec->>'quiet_hours' AS quiet_hours, wv.waves, wv.held, wv.held_until,
+       m.spec->>'quiet_hours' AS quiet_hours, m.spec->>'frequency_cap' AS frequency_cap, wv.waves, wv.held, wv.held_until,
        (m.waves->>'skipped')::bigint AS skipped
 FROM messages m
 LEFT JOIN LATERAL (
@@ -508,9 +528,10 @@ LEFT JOIN LATERAL (
     -- ended: the spans add up to what has been scanned.
     SELECT coalesce(sum(l.sent), 0)::bigint AS sent, coalesce(sum(l.failed), 0)::bigint AS failed,
            coalesce(sum(l.suppressed), 0)::bigint AS suppressed,
+           coalesce(sum(l.capped), 0)::bigint AS capped,
            coalesce(sum(l.span), 0)::float8 AS spans
     FROM (SELECT sum(sent) AS sent, sum(failed) AS failed, sum(suppressed) AS suppressed,
-                 max(scanned_to) - min(first_after) AS span
+                 sum(capped) AS capped, max(scanned_to) - min(first_after) AS span
           FROM (", lane_totals!("m.id"), ") t GROUP BY lane) l
 ) p ON true
 LEFT JOIN LATERAL (
@@ -527,12 +548,13 @@ LEFT JOIN LATERAL (
         SELECT w.n, r.remaining, y.held_until,
                (w.value - 'quiet') || jsonb_build_object(
                    'sent', coalesce(c.sent, 0), 'failed', coalesce(c.failed, 0),
-                   'suppressed', coalesce(c.suppressed, 0), 'opened', c.wave IS NOT NULL,
+                   'suppressed', coalesce(c.suppressed - c.capped, 0),
+                   'capped', coalesce(c.capped, 0), 'opened', c.wave IS NOT NULL,
                    'held_until', to_timestamp(y.held_until / 1000.0)) AS wave
         FROM jsonb_array_elements(m.waves->'waves') WITH ORDINALITY w(value, n)
         LEFT JOIN (
             SELECT lane / 64 AS wave, sum(sent) AS sent, sum(failed) AS failed,
-                   sum(suppressed) AS suppressed
+                   sum(suppressed) AS suppressed, sum(capped) AS capped
             FROM (", lane_totals!("m.id"), ") t
             WHERE m.waves IS NOT NULL
             GROUP BY 1

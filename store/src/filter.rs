@@ -13,7 +13,7 @@ use herald_wire::audience::{AttrType, Column, Field, Filter, FilterError, Test, 
 use herald_wire::local::WavePlan;
 use sqlx::{Postgres, postgres::PgArguments, query::QueryAs};
 
-use herald_wire::InvalidInput;
+use herald_wire::{FrequencyCap, InvalidInput};
 
 use crate::{Result, StoreError};
 
@@ -62,6 +62,9 @@ impl sqlx::Encode<'_, Postgres> for JsonPath {
 pub struct Compiled {
     pub sql: String,
     pub params: Vec<Param>,
+    /// The campaign's frequency cap, `(count, window in seconds)`: who of the audience a
+    /// page may still reach ([`crate::cap`]). Set by [`of_campaign`] only.
+    pub cap: Option<(u32, u32)>,
 }
 
 impl Compiled {
@@ -70,6 +73,7 @@ impl Compiled {
         Self {
             sql: "true".into(),
             params: Vec::new(),
+            cap: None,
         }
     }
 
@@ -120,18 +124,20 @@ pub async fn of_campaign(
     type Row = (
         Option<sqlx::types::Json<Filter>>,
         Option<sqlx::types::Json<WavePlan>>,
+        Option<String>,
     );
     let stored: Option<Row> =
         // A row written before filters has only its segment.
         sqlx::query_as(
             "SELECT coalesce(audience, CASE WHEN segment IS NOT NULL
-                         THEN jsonb_build_object('segment', segment) END), waves
+                         THEN jsonb_build_object('segment', segment) END), waves,
+                    spec->>'frequency_cap'
              FROM messages WHERE id = $1",
         )
             .bind(campaign_id)
             .fetch_optional(&mut *conn)
             .await?;
-    let (audience, waves) = stored.ok_or(StoreError::UnknownCampaignId(campaign_id))?;
+    let (audience, waves, cap) = stored.ok_or(StoreError::UnknownCampaignId(campaign_id))?;
     let mut compiled = match audience {
         None => Compiled::everyone(),
         Some(audience) => {
@@ -144,6 +150,14 @@ pub async fn of_campaign(
     if let Some(plan) = waves.filter(|w| w.0.filters()) {
         compiled.and_wave(&plan.0, wave as usize, first);
     }
+    compiled.cap = cap
+        .map(|c| {
+            FrequencyCap::parse(&c).map_err(|e| {
+                StoreError::Invalid(InvalidInput(format!("the campaign's frequency cap: {e}")))
+            })
+        })
+        .transpose()?
+        .and_then(FrequencyCap::limit);
     Ok(compiled)
 }
 
@@ -204,6 +218,7 @@ pub fn compile(
     Ok(Compiled {
         sql,
         params: c.params,
+        cap: None,
     })
 }
 

@@ -11,6 +11,7 @@
 //! - [`gates`]: the worker's reader of its sending campaigns' gates, on a connection of its own.
 //! - [`campaigns`]: creating and registering a campaign, fixing its audience, views.
 //! - [`consent`]: categories, opt-outs, suppressions, and how a page leaves their recipients out.
+//! - [`cap`]: the frequency cap, and how a page leaves out those it caps.
 //! - [`status`]: the workflow's status and operators' requests, each with one writer.
 //! - [`pages`]: the page statement that writes a page's ledger rows.
 //! - [`report`]: a campaign's deliveries by outcome and error, and its failed recipients.
@@ -26,6 +27,7 @@
 
 pub mod audience;
 pub mod campaigns;
+pub mod cap;
 pub mod connect;
 pub mod consent;
 pub mod error;

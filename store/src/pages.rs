@@ -37,9 +37,9 @@ enum ItemInsert {
 /// page size, $5 the lane, $6 the status a campaign must have to take a page, $7 the status
 /// of a written item, $8 the intent a campaign must have to take a page, $9 the lane's
 /// bound, and from [`AUDIENCE_PARAMS`] on, the audience's (see [`bind`]).
-fn page_sql(items: ItemInsert, audience: &str) -> String {
+fn page_sql(items: ItemInsert, audience: &Compiled) -> String {
     let (on_conflict, returning, sent) = match items {
-        ItemInsert::Plain => ("", "", "(SELECT count(*) FROM page WHERE NOT quiet)"),
+        ItemInsert::Plain => ("", "", "cut.d"),
         ItemInsert::SkipExisting => (
             "ON CONFLICT DO NOTHING",
             "RETURNING 1",
@@ -48,6 +48,8 @@ fn page_sql(items: ItemInsert, audience: &str) -> String {
     };
     let consent = crate::consent::consent_cte(Channel::Inbox);
     let (opted, quiet) = crate::consent::page_quiet_sql(Channel::Inbox, "ids", "$2");
+    let sent_to = crate::cap::sent_to_sql(audience.cap);
+    let audience = &audience.sql;
     format!(
         "
 WITH gate AS (
@@ -74,18 +76,22 @@ ids AS (
 page AS (
     SELECT u.id, {quiet} AS quiet FROM ids u
 ),
+{sent_to},
 ins AS (
     INSERT INTO message_items (message_id, user_id, status)
-    SELECT $1, id, $7 FROM page WHERE NOT quiet
+    SELECT $1, id, $7 FROM sent_to
     {on_conflict} {returning}
 ),
 cut AS (
-    SELECT max(id) AS last, count(*) AS n, count(*) FILTER (WHERE quiet) AS q FROM page
+    SELECT max(id) AS last, count(*) AS n, count(*) FILTER (WHERE quiet) AS q,
+           (SELECT count(*) FROM sent_to) AS d
+    FROM page
 ),
 mark AS (
     INSERT INTO message_pages (message_id, lane, after_user_id, last_user_id, recipients,
-                               page_limit, sent, suppressed, scanned_to, ends_lane)
-    SELECT $1, $5, $2, cut.last, cut.n - cut.q, $4, {sent}, cut.q, s.to, s.to >= $9
+                               page_limit, sent, suppressed, capped, scanned_to, ends_lane)
+    SELECT $1, $5, $2, cut.last, cut.d, $4, {sent}, cut.n - cut.d, cut.n - cut.q - cut.d, s.to,
+           s.to >= $9
     FROM cut CROSS JOIN LATERAL (SELECT CASE WHEN cut.n >= $4 THEN cut.last ELSE $3 END AS to) s
     WHERE (SELECT ok FROM go)
     {on_conflict}
@@ -245,7 +251,7 @@ async fn run(
     audience: &Compiled,
     items: ItemInsert,
 ) -> Result<PageOutcome> {
-    let sql = page_sql(items, &audience.sql);
+    let sql = page_sql(items, audience);
     let row: PageRow = bind(sqlx::query_as(&sql), page, audience)
         .fetch_one(conn)
         .await
@@ -295,7 +301,7 @@ async fn run(
 /// tests check that a page walks `users` along its primary key.
 pub async fn explain(pool: &PgPool, page: &PageInput, audience: &Compiled) -> Result<String> {
     // EXPLAIN without ANALYZE plans the statement without running it.
-    let sql = format!("EXPLAIN {}", page_sql(ItemInsert::Plain, &audience.sql));
+    let sql = format!("EXPLAIN {}", page_sql(ItemInsert::Plain, audience));
     let lines: Vec<(String,)> = bind(sqlx::query_as(&sql), page, audience)
         .fetch_all(pool)
         .await?;

@@ -127,6 +127,14 @@ pub async fn report(pool: &PgPool, key: &CampaignKey, failed_limit: i64) -> Resu
             retried: 0,
         });
     }
+    if campaign.capped > 0 {
+        outcomes.push(OutcomeCount {
+            outcome: "capped",
+            class: None,
+            items: campaign.capped,
+            retried: 0,
+        });
+    }
     let mut top_errors = Vec::new();
     for (class, items, retried, error) in failures {
         outcomes.push(OutcomeCount {

@@ -83,12 +83,11 @@ pub enum Claim {
 /// intent run, $9 the lane's bound, then the audience's, then `$owner`: this run's number
 /// (the page's owner from now on).
 /// With `profiles`, the page's users' data for templates too, read with the page.
-fn claim_sql(audience: &str, owner: usize, profiles: bool, channel: Channel) -> String {
+fn claim_sql(audience: &Compiled, owner: usize, profiles: bool, channel: Channel) -> String {
     // Built for the page's users only, after its LIMIT.
     let profile_list = if profiles {
         format!(
-            "coalesce((SELECT array_agg({} ORDER BY p.id) FROM page p JOIN users u ON u.id = p.id
-                       WHERE NOT p.quiet),
+            "coalesce((SELECT array_agg({} ORDER BY p.id) FROM sent_to p JOIN users u ON u.id = p.id),
                       '{{}}')",
             crate::users::PROFILE_JSON
         )
@@ -98,6 +97,8 @@ fn claim_sql(audience: &str, owner: usize, profiles: bool, channel: Channel) -> 
     let consent = crate::consent::consent_cte(channel);
     let (opted, quiet) = crate::consent::page_quiet_sql(channel, "ids", "$2");
     let suppressed = ItemStatus::Suppressed.code();
+    let sent_to = crate::cap::sent_to_sql(audience.cap);
+    let audience = &audience.sql;
     format!(
         "
 WITH gate AS (
@@ -129,22 +130,23 @@ ids AS (
 page AS (
     SELECT u.id, u.email, {quiet} AS quiet FROM ids u
 ),
+{sent_to},
 cut AS (
     SELECT max(id) AS last, count(*) AS n, count(*) FILTER (WHERE quiet) AS q,
-           array_agg(id ORDER BY id) AS ids
+           (SELECT count(*) FROM sent_to) AS d, array_agg(id ORDER BY id) AS ids
     FROM page
 ),
--- The quiet ones' outcome, recorded now: nothing is sent to them.
+-- The outcome of those left out (quiet, or capped), recorded now: nothing is sent to them.
 hush AS (
     INSERT INTO message_items (message_id, user_id, status)
-    SELECT $1, id, {suppressed} FROM page WHERE quiet
+    SELECT $1, id, {suppressed} FROM page WHERE id NOT IN (SELECT id FROM sent_to)
 ),
 mark AS (
     INSERT INTO message_pages (message_id, lane, after_user_id, last_user_id, recipients,
-                               page_limit, sent, suppressed, scanned_to, ends_lane, owner, ids,
-                               retry_seq)
-    SELECT $1, $5, $2, cut.last, cut.n - cut.q, $4, 0, cut.q, s.to, s.to >= $9, ${owner},
-           coalesce(cut.ids, '{{}}'), (SELECT retry_seq FROM gate)
+                               page_limit, sent, suppressed, capped, scanned_to, ends_lane,
+                               owner, ids, retry_seq)
+    SELECT $1, $5, $2, cut.last, cut.d, $4, 0, cut.n - cut.d, cut.n - cut.q - cut.d, s.to,
+           s.to >= $9, ${owner}, coalesce(cut.ids, '{{}}'), (SELECT retry_seq FROM gate)
     FROM cut CROSS JOIN LATERAL (SELECT CASE WHEN cut.n >= $4 THEN cut.last ELSE $3 END AS to) s
     WHERE (SELECT ok FROM go) AND NOT EXISTS (SELECT 1 FROM done)
     RETURNING last_user_id, recipients, page_limit, sent, failed, suppressed, scanned_to
@@ -164,8 +166,8 @@ SELECT (SELECT status FROM gate) AS status,
        (SELECT retry_seq FROM gate) AS campaign_retry,
        (SELECT retry_seq FROM done) AS page_retry,
        (SELECT ids FROM done) AS done_ids,
-       coalesce((SELECT array_agg(id ORDER BY id) FROM page WHERE NOT quiet), '{{}}') AS ids,
-       coalesce((SELECT array_agg(email ORDER BY id) FROM page WHERE NOT quiet), '{{}}') AS emails,
+       coalesce((SELECT array_agg(id ORDER BY id) FROM sent_to), '{{}}') AS ids,
+       coalesce((SELECT array_agg(email ORDER BY id) FROM sent_to), '{{}}') AS emails,
        {profile_list} AS profiles
 "
     )
@@ -205,7 +207,7 @@ pub async fn claim(
 ) -> Result<Claim> {
     let started = std::time::Instant::now();
     let owner_param = crate::pages::AUDIENCE_PARAMS + audience.params.len();
-    let sql = claim_sql(&audience.sql, owner_param, profiles, page.channel);
+    let sql = claim_sql(audience, owner_param, profiles, page.channel);
     let query = sqlx::query_as(&sql)
         .bind(page.campaign_id)
         .bind(page.after)

@@ -15,12 +15,14 @@
 //! - [`audience`]: audience filters, the JSON expression trees that choose a campaign's users.
 //! - [`users`]: users as imports and the API give them, checked field by field.
 //! - [`local`]: delivery at the recipient's local time: the waves of a campaign.
+//! - [`cap`]: the frequency cap, how many capped campaigns may reach a user in a window.
 //! - [`webhooks`]: webhook endpoints, the signing secret, and where webhooks may go.
 //!
 //! After the first release, every field added to a struct that crosses the wire gets
 //! `#[serde(default)]`, so running workflows' histories keep decoding (docs/operations.md).
 
 pub mod audience;
+pub mod cap;
 pub mod carried;
 pub mod consent;
 pub mod keys;
@@ -32,6 +34,7 @@ pub mod types;
 pub mod users;
 pub mod webhooks;
 
+pub use cap::FrequencyCap;
 pub use carried::*;
 pub use consent::{Category, OptOutChannel, Unsubscribe, UnsubscribeKey};
 pub use messages::*;

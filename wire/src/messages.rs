@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Attempts, BareRequest, CampaignKey, CampaignStatus, Carried, Category, Channel, Content,
-    FieldError, Lanes, PageExecution, PageSize, Rate, Requested, WebhookUrl,
+    FieldError, FrequencyCap, Lanes, PageExecution, PageSize, Rate, Requested, WebhookUrl,
     audience::Filter,
     local::{self, Ask, PastZones, QuietHours},
 };
@@ -40,6 +40,10 @@ pub struct CampaignSpec {
     /// ends (docs/local-time.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quiet_hours: Option<QuietHours>,
+    /// At most so many capped campaigns per user in a window (docs/local-time.md). `None`
+    /// as asked: the operators' default, which launch writes here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_cap: Option<FrequencyCap>,
     #[serde(default)]
     pub page_size: PageSize,
     #[serde(default)]
@@ -96,6 +100,12 @@ impl CampaignSpec {
             }
             _ => {}
         }
+        if self.category.is_transactional() && self.cap().is_some() {
+            return fail(
+                "frequency_cap",
+                "a transactional campaign is never capped (it neither counts nor is counted)",
+            );
+        }
         if let Some(name) = &self.fallback_timezone {
             local::zone(name).map_err(|m| FieldError::new("fallback_timezone", m))?;
         }
@@ -146,6 +156,11 @@ impl CampaignSpec {
             past: self.past_zones(),
             quiet: self.quiet_hours,
         }
+    }
+
+    /// Its frequency cap's count and window, if it is capped.
+    pub fn cap(&self) -> Option<(u32, u32)> {
+        self.frequency_cap.and_then(FrequencyCap::limit)
     }
 
     /// Tries per recipient of an external channel.

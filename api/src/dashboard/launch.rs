@@ -41,6 +41,7 @@ pub struct LaunchForm {
     fallback_timezone: String,
     past_zones: String,
     quiet_hours: String,
+    frequency_cap: String,
     page_size: String,
     rate: String,
     channel: String,
@@ -51,7 +52,7 @@ pub struct LaunchForm {
 }
 
 /// The form's inputs, by the names the control layer gives their fields.
-const INPUTS: [&str; 19] = [
+const INPUTS: [&str; 20] = [
     "title",
     "body",
     "subject",
@@ -64,6 +65,7 @@ const INPUTS: [&str; 19] = [
     "fallback_timezone",
     "past_zones",
     "quiet_hours",
+    "frequency_cap",
     "page_size",
     "rate",
     "channel",
@@ -148,6 +150,7 @@ impl LaunchForm {
             fallback_timezone: given(&self.fallback_timezone),
             past_zones: given(&self.past_zones),
             quiet_hours: given(&self.quiet_hours),
+            frequency_cap: given(&self.frequency_cap),
             page_size: given(&self.page_size),
             rate: given(&self.rate),
             webhook_url: given(&self.webhook_url),
@@ -272,6 +275,7 @@ fn hidden(form: &LaunchForm) -> Markup {
         input type="hidden" name="fallback_timezone" value=(form.fallback_timezone);
         input type="hidden" name="past_zones" value=(form.past_zones);
         input type="hidden" name="quiet_hours" value=(form.quiet_hours);
+        input type="hidden" name="frequency_cap" value=(form.frequency_cap);
         input type="hidden" name="page_size" value=(form.page_size);
         input type="hidden" name="rate" value=(form.rate);
         input type="hidden" name="channel" value=(form.channel);
@@ -342,6 +346,7 @@ fn confirm(op: &Operator, form: &LaunchForm, preview: &Preview) -> Response {
                 div { dt { "Channel" } dd { (channel) @if let Some(u) = blank(&form.webhook_url) { " to " code { (u) } } } }
                 div { dt { "Category" } dd { (blank(&form.category).unwrap_or("marketing")) } }
                 @if let Some(q) = blank(&form.quiet_hours) { div { dt { "Quiet hours" } dd { (q) " in each recipient's time zone" } } }
+                div { dt { "Frequency cap" } dd #confirm-cap { (blank(&form.frequency_cap).unwrap_or("the default (herald settings)")) } }
                 div { dt { "Sends" } dd { (match (blank(&form.send_at), blank(&form.send_at_local)) {
                     (_, Some(local)) => format!("at {local} in each recipient's time zone"),
                     (Some(at), None) => at.to_owned(),
@@ -378,6 +383,7 @@ fn field_label(field: &str) -> &str {
         "fallback_timezone" => "Fallback time zone",
         "past_zones" => "Where the time has passed",
         "quiet_hours" => "Quiet hours",
+        "frequency_cap" => "Frequency cap",
         "page_size" => "Page size",
         "rate" => "Rate limit",
         "channel" => "Channel",
@@ -510,6 +516,10 @@ fn render_form_with(
                         aria-invalid=(invalid("quiet_hours")) aria-describedby=(described("quiet_hours", true));
                 }))
             }
+            (field("frequency_cap", "Frequency cap", "At most so many capped campaigns reach a user in a window, e.g. 2/24h (this one included); those over it are left out and counted capped. none: not capped. Empty: the default cap. A transactional campaign is never capped.", html! {
+                input #frequency_cap type="text" name="frequency_cap" value=(form.frequency_cap) placeholder="the default"
+                    aria-invalid=(invalid("frequency_cap")) aria-describedby=(described("frequency_cap", true));
+            }))
             div.row {
                 (field("page_size", "Page size", "Recipients per page, 1–10,000 (500).", html! {
                     input #page_size type="text" inputmode="numeric" name="page_size" value=(form.page_size) placeholder="500"

@@ -50,6 +50,24 @@ pub struct CategoryBody {
     pub description: Option<String>,
 }
 
+/// Settings every process reads alike.
+#[derive(Serialize, ToSchema)]
+pub struct Settings {
+    /// The frequency cap of launches that name none; `null`: they are not capped.
+    #[schema(example = "2/24h")]
+    pub frequency_cap: Option<String>,
+}
+
+/// Settings to change.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsBody {
+    /// The frequency cap of launches that name none, `2/24h` (1–20 campaigns per 1 minute
+    /// to 30 days), or `none`. Campaigns launched before keep theirs.
+    #[schema(example = "2/24h")]
+    pub frequency_cap: String,
+}
+
 /// One opt-out of a user.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

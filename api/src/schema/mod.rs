@@ -33,9 +33,12 @@ pub struct Campaign {
     pub sent: i64,
     pub failed: i64,
     /// Left out when their page ran: opted out of the campaign's category on its channel,
-    /// or their address suppressed. `sent + failed + suppressed + pending = total` while
-    /// the audience holds.
+    /// or their address suppressed. `sent + failed + suppressed + capped + pending = total`
+    /// while the audience holds.
     pub suppressed: i64,
+    /// Left out when their page ran because capped campaigns had reached them as often as
+    /// `frequency_cap` allows (docs/local-time.md).
+    pub capped: i64,
     /// Recipients not yet processed; never below 0, and 0 once completed.
     pub pending: i64,
     /// Recipients beyond (positive) or short of (negative, when completed) the audience
@@ -97,6 +100,9 @@ pub struct Campaign {
     /// Recipients held by quiet hours now, and when the next of them are released.
     pub held: Option<i64>,
     pub held_until: Option<DateTime<Utc>>,
+    /// At most so many capped campaigns reach a user in the window; absent: not capped.
+    #[schema(example = "2/24h")]
+    pub frequency_cap: Option<String>,
 }
 
 /// One wave of a local-time campaign: the zones whose local time falls at one instant.
@@ -113,12 +119,27 @@ pub struct Wave {
     pub sent: i64,
     pub failed: i64,
     pub suppressed: i64,
+    pub capped: i64,
     /// Its pages have begun.
     pub opened: bool,
     /// Held by quiet hours now, until this time.
     pub held_until: Option<DateTime<Utc>>,
     /// When it would have opened had quiet hours not held it.
     pub held_from: Option<DateTime<Utc>>,
+}
+
+impl Wave {
+    /// Its recipients processed: sent, failed, or left out.
+    pub fn done(&self) -> i64 {
+        self.sent + self.failed + self.suppressed + self.capped
+    }
+}
+
+impl Campaign {
+    /// Recipients processed: sent, failed, or left out (suppressed or capped).
+    pub fn done(&self) -> i64 {
+        self.sent + self.failed + self.suppressed + self.capped
+    }
 }
 
 impl From<&herald_control::WaveView> for Wave {
@@ -131,6 +152,7 @@ impl From<&herald_control::WaveView> for Wave {
             sent: w.sent,
             failed: w.failed,
             suppressed: w.suppressed,
+            capped: w.capped,
             opened: w.opened,
             held_until: w.held_until,
             held_from: w.held_from,
@@ -163,6 +185,7 @@ impl From<CampaignView> for Campaign {
             sent: v.sent,
             failed: v.failed,
             suppressed: v.suppressed,
+            capped: v.capped,
             pending: v.pending,
             audience_change: v.audience_change,
             read: v.read,
@@ -196,6 +219,7 @@ impl From<CampaignView> for Campaign {
             quiet_hours: v.quiet_hours,
             held: v.held,
             held_until: v.held_until,
+            frequency_cap: v.frequency_cap,
         }
     }
 }
@@ -267,6 +291,12 @@ pub struct LaunchBody {
     /// holds are sent when it ends.
     #[schema(example = "21:00-08:00")]
     pub quiet_hours: Option<String>,
+    /// At most this many capped campaigns reach a user in a window (`2/24h`: two in any 24
+    /// hours, this one included), or `none`; those over it are left out, counted `capped`.
+    /// Absent: the default cap (`GET /v1/settings`). A transactional campaign is never
+    /// capped.
+    #[schema(example = "2/24h")]
+    pub frequency_cap: Option<String>,
     /// Recipients per page, 1–10,000 (500).
     #[schema(minimum = 1, maximum = 10000)]
     pub page_size: Option<u32>,
@@ -327,6 +357,7 @@ impl LaunchBody {
             fallback_timezone: self.fallback_timezone,
             past_zones: self.past_zones,
             quiet_hours: self.quiet_hours,
+            frequency_cap: self.frequency_cap,
             page_size: text(self.page_size),
             lanes: text(self.lanes),
             rate: text(self.rate),

@@ -6,8 +6,8 @@
 use chrono::{DateTime, Utc};
 use herald_templates::Templates;
 use herald_wire::{
-    Attempts, CampaignKey, CampaignSpec, Category, Channel, Content, FieldError, InvalidInput,
-    Lanes, PageExecution, PageSize, Rate, Segment, Tuning, WebhookUrl,
+    Attempts, CampaignKey, CampaignSpec, Category, Channel, Content, FieldError, FrequencyCap,
+    InvalidInput, Lanes, PageExecution, PageSize, Rate, Segment, Tuning, WebhookUrl,
     audience::{AudienceName, Filter, FilterError},
     local::{self, PastZones, QuietHours},
     parse_send_at,
@@ -47,6 +47,9 @@ pub struct LaunchFields {
     pub past_zones: Option<String>,
     /// A daily window of local time in which recipients are held, `21:00-08:00`.
     pub quiet_hours: Option<String>,
+    /// At most so many capped campaigns per user in a window, `2/24h`, or `none`; not
+    /// given: the operators' default (docs/local-time.md).
+    pub frequency_cap: Option<String>,
     pub page_size: Option<String>,
     pub lanes: Option<String>,
     pub rate: Option<String>,
@@ -227,6 +230,18 @@ impl LaunchFields {
                     .ok_or(())
             })
             .transpose();
+        let frequency_cap = self
+            .frequency_cap
+            .as_deref()
+            .map(|c| {
+                check
+                    .field(
+                        "frequency_cap",
+                        FrequencyCap::parse(c).map_err(InvalidInput),
+                    )
+                    .ok_or(())
+            })
+            .transpose();
         let page_size = check.number("page_size", self.page_size.as_deref(), PageSize::new);
         let lanes = check.number("lanes", self.lanes.as_deref(), Lanes::new);
         let rate = check.number("rate", self.rate.as_deref(), Rate::new);
@@ -266,6 +281,7 @@ impl LaunchFields {
             Ok(fallback_timezone),
             Ok(past_zones),
             Ok(quiet_hours),
+            Ok(frequency_cap),
             Ok(page_size),
             Ok(lanes),
             Ok(rate),
@@ -285,6 +301,7 @@ impl LaunchFields {
             fallback_timezone,
             past_zones,
             quiet_hours,
+            frequency_cap,
             page_size,
             lanes,
             rate,
@@ -307,6 +324,7 @@ impl LaunchFields {
             fallback_timezone,
             past_zones,
             quiet_hours,
+            frequency_cap,
             page_size: page_size.unwrap_or_default(),
             lanes: lanes.unwrap_or_default(),
             execution: execution.unwrap_or(PageExecution::default_for(channel)),

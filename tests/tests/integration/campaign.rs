@@ -200,6 +200,7 @@ async fn an_interrupted_launch_is_finished_by_launching_again() {
         fallback_timezone: None,
         past_zones: None,
         quiet_hours: None,
+        frequency_cap: None,
         page_size: Default::default(),
         lanes: Default::default(),
         execution: Default::default(),

@@ -30,6 +30,7 @@
 mod api;
 mod audience;
 mod campaign;
+mod cap;
 mod channels;
 mod cli;
 mod consent;

@@ -22,9 +22,10 @@
     });
   }
 
-  // Recipients processed: sent, failed, or left out (opted out, suppressed).
+  // Recipients processed: sent, failed, or left out (opted out, suppressed, capped); a
+  // wave's as a campaign's.
   function done(c) {
-    return c.sent + c.failed + (c.suppressed || 0);
+    return c.sent + c.failed + (c.suppressed || 0) + (c.capped || 0);
   }
 
   // How far a campaign has come, 0 to 1: the recipients processed, or the share of the
@@ -62,6 +63,7 @@
     set(root, 'sent', numbers.format(c.sent));
     set(root, 'failed', numbers.format(c.failed));
     set(root, 'suppressed', numbers.format(c.suppressed || 0));
+    set(root, 'capped', numbers.format(c.capped || 0));
     set(root, 'pending', numbers.format(c.pending));
     set(root, 'total', numbers.format(c.total));
     set(root, 'read', numbers.format(c.read));
@@ -76,7 +78,7 @@
     (c.waves || []).forEach(function (w, i) {
       var cell = root.querySelector('[data-wave="' + i + '"]');
       if (!cell) return;
-      var d = w.sent + w.failed + w.suppressed;
+      var d = done(w);
       var state = w.held_until ? 'held' : !w.opened ? 'waiting' : d >= w.size ? 'done' : 'open';
       if (cell.dataset.state !== state) cell.dataset.state = state;
       var count = cell.querySelector('[data-w="done"]');

@@ -29,7 +29,7 @@ pub fn detail(
                 (progress(c))
                 (counts(c))
                 dl.stats {
-                    div { dt { "Done" } dd data-f="percent" { (percent(c.sent + c.failed + c.suppressed, c.total)) } }
+                    div { dt { "Done" } dd data-f="percent" { (percent(c.done(), c.total)) } }
                     div { dt title="Of the audience's user ids, how many its pages have looked through" { "Scanned" } dd data-f="scanned" { (percent((c.scanned * 10_000.0) as i64, 10_000)) } }
                     div { dt { "Speed" } dd data-f="speed" { (speed_text(c)) } }
                     div { dt { "ETA" } dd data-f="eta" { (eta_text(c)) } }
@@ -98,7 +98,7 @@ fn waves_markup(c: &Campaign, waves: &[Wave]) -> Markup {
             }
             ol.waves {
                 @for (i, w) in waves.iter().enumerate() {
-                    @let done = w.sent + w.failed + w.suppressed;
+                    @let done = w.done();
                     li data-wave=(i) data-state=(wave_state(w)) title=(w.zones.join(", ")) {
                         span.offset { (w.offsets.join(" ")) }
                         span.opens { (time(w.opens_at)) }
@@ -125,7 +125,7 @@ fn held_text(c: &Campaign) -> String {
 }
 
 fn wave_state(w: &Wave) -> &'static str {
-    match (w.opened, w.sent + w.failed + w.suppressed >= w.size) {
+    match (w.opened, w.done() >= w.size) {
         _ if w.held_until.is_some() => "held",
         (false, _) => "waiting",
         (true, false) => "open",

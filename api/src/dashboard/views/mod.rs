@@ -143,7 +143,7 @@ fn speed(c: &Campaign) -> Option<f64> {
         return None;
     }
     let secs = (Utc::now() - started).num_milliseconds() as f64 / 1000.0;
-    (secs >= 1.0).then(|| (c.sent + c.failed + c.suppressed) as f64 / secs)
+    (secs >= 1.0).then(|| c.done() as f64 / secs)
 }
 
 fn speed_text(c: &Campaign) -> String {
@@ -158,7 +158,7 @@ fn speed_text(c: &Campaign) -> String {
 /// nobody still move it on).
 fn eta_text(c: &Campaign) -> String {
     let processed = if c.total > 0 {
-        (c.sent + c.failed + c.suppressed) as f64 / c.total as f64
+        c.done() as f64 / c.total as f64
     } else {
         0.0
     };
@@ -201,7 +201,7 @@ fn badge(c: &Campaign) -> Markup {
 }
 
 fn progress(c: &Campaign) -> Markup {
-    let done = c.sent + c.failed + c.suppressed;
+    let done = c.done();
     html! {
         progress data-f="bar" max=(c.total.max(1)) value=(done.min(c.total.max(1)))
             aria-label={ "Progress of " (c.title) } { (percent(done, c.total)) }
@@ -214,6 +214,9 @@ fn counts(c: &Campaign) -> Markup {
             span data-f="sent" { (number(c.sent)) } " sent · "
             span data-f="failed" { (number(c.failed)) } " failed · "
             span data-f="suppressed" title="Opted out of its category, or their address suppressed" { (number(c.suppressed)) } " suppressed · "
+            @if let Some(cap) = &c.frequency_cap {
+                span data-f="capped" title={ "Reached by capped campaigns as often as " (cap) " allows" } { (number(c.capped)) } " capped · "
+            }
             span data-f="pending" { (number(c.pending)) } " pending of "
             span data-f="total" { (number(c.total)) }
         }

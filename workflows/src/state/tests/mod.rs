@@ -34,6 +34,7 @@ fn input(tuning: Tuning) -> CampaignInput {
             fallback_timezone: None,
             past_zones: None,
             quiet_hours: None,
+            frequency_cap: None,
             page_size: Default::default(),
             lanes: 2.try_into().unwrap(),
             execution: Default::default(),

@@ -1,0 +1,327 @@
+//! The frequency cap end to end (docs/local-time.md, "Frequency cap"): two capped campaigns
+//! at once over the same users, on two channels, never together exceed the cap for anyone;
+//! a worker killed in a capped campaign's sends counts nobody twice; only capped campaigns
+//! count, a transactional one is never capped; the default cap through the CLI and the API,
+//! with bad input refused and nothing changed.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use herald_tests::{
+    LONG, TestApp,
+    sinks::{WEBHOOK_SECRET, WebhookSink},
+    stderr, unique, wait_until,
+};
+use herald_wire::CampaignStatus;
+use reqwest::StatusCode;
+use serde_json::json;
+
+/// How many campaigns sent to each user of `segment` (users with none included), by id.
+async fn reached(app: &TestApp, segment: &str) -> HashMap<i64, i64> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT u.id, count(i.user_id) FROM users u
+         LEFT JOIN message_items i ON i.user_id = u.id AND i.status = 1
+         WHERE u.segments @> ARRAY[$1] GROUP BY u.id",
+    )
+    .bind(segment)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    rows.into_iter().collect()
+}
+
+/// The counters of `herald status --json`: sent, capped, and that everything adds up.
+fn sent_capped(app: &TestApp, key: &str) -> (i64, i64) {
+    let s = app.status(key);
+    let n = |f: &str| s[f].as_i64().unwrap();
+    assert_eq!(
+        n("sent") + n("failed") + n("suppressed") + n("capped") + n("pending"),
+        n("total"),
+        "sent + failed + suppressed + capped + pending = total: {s}"
+    );
+    (n("sent"), n("capped"))
+}
+
+/// Wait for `key` to complete, check its ledger, and give its sent and capped.
+async fn done(app: &TestApp, key: &str) -> (i64, i64) {
+    app.wait_status(key, CampaignStatus::Completed, LONG)
+        .await
+        .unwrap();
+    app.check_invariants(key).await;
+    sent_capped(app, key)
+}
+
+#[tokio::test]
+async fn two_capped_campaigns_at_once_on_two_channels_never_together_exceed_the_cap() {
+    const USERS: i64 = 1_500;
+    let app = TestApp::spawn().await.unwrap();
+    let sink = WebhookSink::start("127.0.0.1:0", WEBHOOK_SECRET)
+        .await
+        .unwrap();
+    let segment = unique("cap");
+    app.seed(USERS as u32, &segment);
+    // Both paced so that their pages interleave over the same users for seconds.
+    let inbox = app
+        .campaign(&segment)
+        .option("frequency-cap", "1/24h")
+        .page_size(25)
+        .lanes(4)
+        .rate(300);
+    let webhook = app
+        .campaign(&segment)
+        .webhook(&sink.url())
+        .option("frequency-cap", "1/24h")
+        .page_size(25)
+        .lanes(4)
+        .rate(300);
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| inbox.launch());
+        let b = s.spawn(|| webhook.launch());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    for key in [&a, &b] {
+        app.wait_status(key, CampaignStatus::Completed, LONG)
+            .await
+            .unwrap();
+        app.check_invariants(key).await;
+    }
+    let ((a_sent, a_capped), (b_sent, b_capped)) = (sent_capped(&app, &a), sent_capped(&app, &b));
+    assert!(
+        a_sent > 0 && b_sent > 0,
+        "both ran at once and each reached some users first: {a_sent} and {b_sent}"
+    );
+    assert_eq!(a_sent + b_sent, USERS, "everyone reached once");
+    assert_eq!((a_capped, b_capped), (USERS - a_sent, USERS - b_sent));
+    // Per user: exactly one of the two, whichever took them first.
+    let per_user = reached(&app, &segment).await;
+    assert_eq!(per_user.len(), USERS as usize);
+    let wrong: Vec<_> = per_user.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(
+        wrong.is_empty(),
+        "users not reached exactly once: {wrong:?}"
+    );
+    // The receiver got exactly the webhook campaign's sent users, none of the inbox's.
+    let got: HashSet<String> = sink.ids().into_iter().collect();
+    assert_eq!(got.len() as i64, b_sent);
+    assert_eq!(sink.duplicates(), 0);
+    let inbox_users: Vec<i64> = sqlx::query_scalar(
+        "SELECT i.user_id FROM message_items i JOIN messages m ON m.id = i.message_id
+         WHERE m.key = $1 AND i.status = 1",
+    )
+    .bind(&a)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(inbox_users.len() as i64, a_sent);
+    assert!(
+        inbox_users
+            .iter()
+            .all(|u| !got.contains(&format!("msg_{b}_{u}"))),
+        "a user got both"
+    );
+    // The report and the text status name them.
+    let status = app.herald_ok(&["status", &b]);
+    assert!(
+        status.contains(&format!("{b_capped} capped (1/24h)")),
+        "{status}"
+    );
+    let report = app.herald_ok(&["report", &b, "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let outcomes = report["outcomes"].as_array().unwrap();
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| o["outcome"] == "capped" && o["items"] == b_capped),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn a_worker_killed_in_a_capped_campaign_counts_nobody_twice() {
+    const USERS: i64 = 2_000;
+    let mut app = TestApp::spawn().await.unwrap();
+    let sink = WebhookSink::start("127.0.0.1:0", WEBHOOK_SECRET)
+        .await
+        .unwrap();
+    let segment = unique("capk");
+    app.seed(USERS as u32, &segment);
+    let first = app
+        .campaign(&segment)
+        .webhook(&sink.url())
+        .option("frequency-cap", "2/24h")
+        .page_size(50)
+        .lanes(4)
+        .rate(400)
+        .launch();
+    wait_until(LONG, || async { sink.delivered() >= 600 })
+        .await
+        .unwrap();
+    app.kill_worker();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.start_worker().unwrap();
+    app.wait_status(&first, CampaignStatus::Completed, LONG)
+        .await
+        .unwrap();
+    app.assert_exactly_once(&first, USERS).await;
+    assert_eq!(sent_capped(&app, &first), (USERS, 0));
+    // Pages claimed again after the kill counted nobody a second time: each user holds
+    // one delivery, so a second campaign under 2/24h reaches them all, and a third none.
+    let counted: Vec<(i32, i64)> = sqlx::query_as(
+        "SELECT cardinality(sent_at), count(*) FROM recent_deliveries GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(counted, vec![(1, USERS)]);
+    let second = app
+        .campaign(&segment)
+        .option("frequency-cap", "2/24h")
+        .launch();
+    app.wait_status(&second, CampaignStatus::Completed, LONG)
+        .await
+        .unwrap();
+    assert_eq!(sent_capped(&app, &second), (USERS, 0));
+    let third = app
+        .campaign(&segment)
+        .option("frequency-cap", "2/24h")
+        .launch();
+    app.wait_status(&third, CampaignStatus::Completed, LONG)
+        .await
+        .unwrap();
+    assert_eq!(sent_capped(&app, &third), (0, USERS));
+    app.check_invariants(&third).await;
+}
+
+#[tokio::test]
+async fn only_capped_campaigns_count_a_transactional_one_never_does_and_the_default_is_one_setting()
+{
+    const USERS: i64 = 30;
+    let app = TestApp::spawn().await.unwrap();
+    let api = app.api().await.unwrap();
+    let segment = unique("capd");
+    app.seed(USERS as u32, &segment);
+    let cap_of = |key: &str| app.status(key)["frequency_cap"].clone();
+    let run = |extra: &[(&str, &str)]| {
+        let mut c = app.campaign(&segment);
+        for (name, value) in extra {
+            c = c.option(name, value);
+        }
+        c.launch()
+    };
+
+    // No default yet: a launch that names no cap is not capped.
+    assert!(app.herald_ok(&["settings"]).contains("frequency-cap  none"));
+    let plain = run(&[]);
+    assert_eq!(done(&app, &plain).await, (USERS, 0));
+    assert_eq!(cap_of(&plain), json!(null));
+
+    // Bad input is refused in one line and changes nothing.
+    for wrong in ["0/24h", "21/1h", "2/31d", "2/24", "two"] {
+        let out = app.herald(&["settings", "frequency-cap", wrong]);
+        assert!(!out.status.success(), "{wrong} was taken");
+        assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+        let out = app.campaign(&segment).option("frequency-cap", wrong).run();
+        assert!(!out.status.success(), "{wrong} launched");
+        assert!(stderr(&out).contains("--frequency-cap"), "{}", stderr(&out));
+    }
+    let refused = api
+        .service(
+            reqwest::Method::PUT,
+            "/v1/settings",
+            Some(json!({"frequency_cap": "3/0h"})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+    assert_eq!(
+        refused.body["error"]["field"], "frequency_cap",
+        "{}",
+        refused.text
+    );
+    assert_eq!(
+        api.get("/v1/settings").await.body,
+        json!({"frequency_cap": null})
+    );
+
+    // The default, set in the CLI and seen in the API.
+    app.herald_ok(&["settings", "frequency-cap", "2/24h"]);
+    assert_eq!(
+        api.get("/v1/settings").await.body,
+        json!({"frequency_cap": "2/24h"})
+    );
+    let one = run(&[]);
+    assert_eq!(done(&app, &one).await, (USERS, 0));
+    assert_eq!(cap_of(&one), "2/24h", "the launch wrote the default it got");
+
+    // Neither an uncapped campaign nor a transactional one counts, or is capped.
+    let uncapped = run(&[("frequency-cap", "none")]);
+    assert_eq!(done(&app, &uncapped).await, (USERS, 0));
+    assert_eq!(cap_of(&uncapped), "none");
+    let receipt = run(&[("category", "transactional")]);
+    assert_eq!(done(&app, &receipt).await, (USERS, 0));
+    assert_eq!(cap_of(&receipt), json!(null));
+    let out = app
+        .campaign(&segment)
+        .option("category", "transactional")
+        .option("frequency-cap", "1/1h")
+        .run();
+    assert!(
+        stderr(&out).contains("--frequency-cap") && stderr(&out).contains("transactional"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The second capped campaign in 24 hours reaches everyone; the third nobody, unless it
+    // allows three.
+    let two = run(&[]);
+    assert_eq!(done(&app, &two).await, (USERS, 0));
+    let three = run(&[]);
+    assert_eq!(done(&app, &three).await, (0, USERS));
+    let c = api.get(&format!("/v1/campaigns/{three}")).await.body;
+    assert_eq!(
+        (c["capped"].clone(), c["sent"].clone()),
+        (json!(USERS), json!(0))
+    );
+    assert_eq!(c["frequency_cap"], "2/24h");
+    let roomier = run(&[("frequency-cap", "3/24h")]);
+    assert_eq!(done(&app, &roomier).await, (USERS, 0));
+    assert_eq!(
+        done(&app, &run(&[("frequency-cap", "3/24h")])).await,
+        (0, USERS)
+    );
+    // A short window counts only the latest: everyone is under five in a minute, and
+    // nobody under one, a moment after that.
+    assert_eq!(
+        done(&app, &run(&[("frequency-cap", "5/1m")])).await,
+        (USERS, 0)
+    );
+    assert_eq!(
+        done(&app, &run(&[("frequency-cap", "1/1m")])).await,
+        (0, USERS)
+    );
+
+    // Removed through the API: launches are uncapped again; campaigns keep theirs.
+    let removed = api
+        .service(
+            reqwest::Method::PUT,
+            "/v1/settings",
+            Some(json!({"frequency_cap": "none"})),
+        )
+        .await;
+    assert_eq!(
+        removed.body,
+        json!({"frequency_cap": null}),
+        "{}",
+        removed.text
+    );
+    assert_eq!(cap_of(&three), "2/24h");
+    assert_eq!(done(&app, &run(&[])).await, (USERS, 0));
+    // Each capped delivery counted once (one, two, roomier and 5/1m); the uncapped, the
+    // receipt and the capped-out ones not at all.
+    let counted: Vec<(i32, i64)> = sqlx::query_as(
+        "SELECT cardinality(sent_at), count(*) FROM recent_deliveries GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(counted, vec![(4, USERS)]);
+}

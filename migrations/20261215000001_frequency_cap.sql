@@ -1,30 +1,19 @@
 -- The frequency cap (docs/local-time.md, "Frequency cap"): at most N capped campaigns reach
 -- a user in a window. A campaign's cap is in its spec (`frequency_cap`, "2/24h").
 
--- Per user, when capped campaigns reached them (`sent_at`): the newest first, at most 20 (the largest
--- cap), none older than 31 days (the longest window and a day). A capped page takes its
--- recipients through this table in the same statement that writes their ledger rows, with
--- `INSERT … ON CONFLICT DO UPDATE … WHERE <under the cap>`: the row lock makes two capped
--- campaigns reaching one user at once take turns, and the second sees the first's delivery,
--- so together they never exceed the cap. Uncapped and transactional campaigns never touch
--- it. Kept narrow and with room on each page for its updates to stay on the page (HOT).
+-- Per user, when capped campaigns reached them (`sent_at`): the newest first, at most 20 (the
+-- largest cap). A capped page takes its recipients through this table in the same statement
+-- that writes their ledger rows, with `INSERT … ON CONFLICT DO UPDATE … WHERE <under the
+-- cap>`: the row lock makes two capped campaigns reaching one user at once take turns, and
+-- the second sees the first's delivery, so together they never exceed the cap. A cap of N in
+-- a window is "the N-th newest is outside it", one look at the array, and a delivery is
+-- prepended with the time it took the lock (`clock_timestamp()`), so the array stays newest
+-- first (store/src/cap.rs). Uncapped and transactional campaigns never touch it. Kept narrow,
+-- with room on each page for its updates to stay on the page (HOT).
 CREATE TABLE recent_deliveries (
     user_id bigint PRIMARY KEY,
     sent_at timestamptz[] NOT NULL
 ) WITH (fillfactor = 70);
-
--- How many of `sent_at` fall after `since`: the deliveries that count toward a cap.
-CREATE FUNCTION herald_deliveries_since(sent_at timestamptz[], since timestamptz)
-RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT count(*)::integer FROM unnest(sent_at) t WHERE t > since
-$$;
-
--- `sent_at` with one more delivery, `now`, in front, and only what a cap can still count.
-CREATE FUNCTION herald_deliveries_with(sent_at timestamptz[], at timestamptz)
-RETURNS timestamptz[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT (ARRAY[at] || ARRAY(SELECT t FROM unnest(sent_at) t
-                               WHERE t > at - interval '31 days' ORDER BY t DESC))[1:20]
-$$;
 
 -- A page's recipients left out by the cap: part of its `suppressed` (those left out), so that
 -- a page's arithmetic and the workflow's counts stay as they are, shown apart.

@@ -103,14 +103,21 @@ impl Control {
             request.spec.audience = copied;
             request.audience_name = None;
         }
+        // Whether it named its cap, before the default fills it in.
+        let cap_named = request.spec.frequency_cap.is_some();
         let field = self.settle_audience(&mut request).await?;
         let key = request.key.unwrap_or_else(generate_key);
-        let spec = request.spec;
+        let mut spec = request.spec;
         let client = self.temporal().await?;
         let created =
             campaigns::create(&self.db, &key, &spec, &request.tuning, named.as_ref(), by).await?;
         let registered = match created {
             Created::Existing(stored) => {
+                // The same launch again takes the cap the campaign got, whatever the
+                // default is now.
+                if !cap_named {
+                    spec.frequency_cap = stored.frequency_cap;
+                }
                 return self
                     .relaunch(client, key, &spec, &stored, request.tuning)
                     .await;
@@ -181,6 +188,10 @@ impl Control {
             return Err(empty_audience(field, audience));
         }
         preview.waves = campaigns::plan_waves(&self.db, &request.spec).await?;
+        if let (Some(cap), Some(limit)) = (request.spec.frequency_cap, request.spec.cap()) {
+            let over = herald_store::cap::over_cap(&self.db, audience, limit).await?;
+            preview.cap = Some((cap, over));
+        }
         Ok(preview)
     }
 

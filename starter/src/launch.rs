@@ -302,6 +302,11 @@ fn print_preview(preview: &Preview, rate: Option<u32>) {
     }
     let sample: Vec<String> = preview.sample.iter().map(i64::to_string).collect();
     println!("first members by id: {}", sample.join(", "));
+    if let Some((cap, over)) = &preview.cap {
+        println!(
+            "frequency cap {cap}: up to {over} of them would be capped now (reached that often already)"
+        );
+    }
     if let Some(plan) = &preview.waves {
         print_waves(plan, rate);
     }

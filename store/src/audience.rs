@@ -40,7 +40,7 @@ async fn count_compiled(conn: &mut PgConnection, compiled: &Compiled) -> Result<
 /// million users takes a moment, longer than the worker's statement limit, and a small
 /// segment is counted from its GIN index, which only bitmap scans can use (see
 /// `PoolSettings::bitmap_scans`).
-async fn counting(conn: &mut PgConnection) -> Result<()> {
+pub(crate) async fn counting(conn: &mut PgConnection) -> Result<()> {
     for setting in [
         "SET LOCAL statement_timeout = '60s'",
         "SET LOCAL enable_bitmapscan = on",
@@ -102,6 +102,9 @@ pub struct Preview {
     /// A campaign sent at a local time: the waves it would have now
     /// ([`crate::campaigns::plan_waves`]).
     pub waves: Option<herald_wire::local::WavePlan>,
+    /// A capped campaign: its cap, and how many of the audience it would leave out if its
+    /// pages reached them now ([`crate::cap::over_cap`]).
+    pub cap: Option<(herald_wire::FrequencyCap, i64)>,
 }
 
 /// How many members a dry run shows.
@@ -158,6 +161,7 @@ pub async fn preview(pool: &PgPool, filter: Option<&Filter>) -> Result<Preview> 
         clauses,
         sample: sample.into_iter().map(|(id,)| id).collect(),
         waves: None,
+        cap: None,
     })
 }
 

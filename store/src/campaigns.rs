@@ -395,7 +395,7 @@ pub struct CampaignView {
     pub skipped: Option<i64>,
     /// The daily window of local time in which recipients are held, `21:00-08:00`.
     pub quiet_hours: Option<String>,
-    /// At most so many capped campaigns per user in a window, `2/24h`; `None`: uncapped.
+    /// At most so many capped campaigns per user in a window, `2/24h`; `None`: not capped.
     pub frequency_cap: Option<String>,
     /// Recipients held by quiet hours now (the waves held, less what they have done), and
     /// when the next of them are released.
@@ -520,7 +520,7 @@ SELECT m.id, m.key, m.status, m.intent, coalesce(m.total, 0) AS total, p.sent, p
        m.send_at, m.created_at, m.started_at, m.paused_at, m.finished_at, m.requested_at,
        m.created_by, m.requested_by,
        m.spec->>'send_at_local' AS send_at_local, m.waves->>'fallback' AS fallback_timezone,
-       m.spec->>'quiet_hours' AS quiet_hours, m.spec->>'frequency_cap' AS frequency_cap, wv.waves, wv.held, wv.held_until,
+       m.spec->>'quiet_hours' AS quiet_hours, nullif(m.spec->>'frequency_cap', 'none') AS frequency_cap, wv.waves, wv.held, wv.held_until,
        (m.waves->>'skipped')::bigint AS skipped
 FROM messages m
 LEFT JOIN LATERAL (

@@ -48,7 +48,7 @@ fn page_sql(items: ItemInsert, audience: &Compiled) -> String {
     };
     let consent = crate::consent::consent_cte(Channel::Inbox);
     let (opted, quiet) = crate::consent::page_quiet_sql(Channel::Inbox, "ids", "$2");
-    let sent_to = crate::cap::sent_to_sql(audience.cap);
+    let sent_to = crate::cap::sent_to_sql(audience.cap, matches!(items, ItemInsert::SkipExisting));
     let audience = &audience.sql;
     format!(
         "

@@ -14,7 +14,7 @@ use crate::{
 /// Items with one outcome and one error class.
 #[derive(Clone, Debug, Serialize)]
 pub struct OutcomeCount {
-    /// `sent`, `failed` or `pending`.
+    /// `sent`, `failed`, `pending`, `suppressed` or `capped` (left out).
     pub outcome: &'static str,
     /// The last failure's class; `None` for items that never failed (or, once sent, whose
     /// last try worked).

@@ -97,7 +97,7 @@ fn claim_sql(audience: &Compiled, owner: usize, profiles: bool, channel: Channel
     let consent = crate::consent::consent_cte(channel);
     let (opted, quiet) = crate::consent::page_quiet_sql(channel, "ids", "$2");
     let suppressed = ItemStatus::Suppressed.code();
-    let sent_to = crate::cap::sent_to_sql(audience.cap);
+    let sent_to = crate::cap::sent_to_sql(audience.cap, false);
     let audience = &audience.sql;
     format!(
         "

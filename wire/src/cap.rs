@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// The most capped deliveries Herald remembers per user, and so the largest cap: the page
 /// statement keeps each user's newest [`FrequencyCap::REMEMBERED`] delivery times.
 const MOST: u32 = 20;
-/// The longest window, in seconds: the times remembered reach back this far.
+/// The longest window, in seconds.
 const LONGEST: u32 = 30 * 24 * 3600;
 
 /// A campaign's frequency cap as given: `2/24h` (at most two capped campaigns per user in
@@ -24,8 +24,6 @@ pub enum FrequencyCap {
 impl FrequencyCap {
     /// How many delivery times the ledger keeps per user, newest first.
     pub const REMEMBERED: u32 = MOST;
-    /// How far back the kept times reach, in seconds (the longest window, and a day).
-    pub const MEMORY_SECS: u32 = LONGEST + 24 * 3600;
 
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim();

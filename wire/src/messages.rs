@@ -345,7 +345,8 @@ pub enum PageOutcome {
         sent: u32,
         failed: u32,
         /// Of those, left out: opted out of the campaign's category or suppressed on its
-        /// channel when the page ran (docs/consent.md).
+        /// channel when the page ran (docs/consent.md), or over its frequency cap
+        /// (docs/local-time.md; the ledger's page row says how many of them were capped).
         #[serde(default, skip_serializing_if = "is_zero")]
         suppressed: u32,
         /// The lane's cursor after this page: `last` when the page is full, else the end of
@@ -503,7 +504,7 @@ pub struct Progress {
     pub total: i64,
     pub sent: i64,
     pub failed: i64,
-    /// Left out: opted out or suppressed (docs/consent.md).
+    /// Left out: opted out, suppressed (docs/consent.md) or capped (docs/local-time.md).
     #[serde(default)]
     pub suppressed: i64,
     pub pending: i64,

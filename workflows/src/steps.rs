@@ -323,7 +323,7 @@ pub(crate) fn publish(ctx: &WorkflowContext<CampaignWorkflow>) {
         SA_PROCESSED.value_set(p.sent + p.failed + p.suppressed),
     ]);
     ctx.set_current_details(format!(
-        "**{}** — {} of {} processed ({} sent, {} failed, {} suppressed, {} pending), {} pages, run {}{}",
+        "**{}** — {} of {} processed ({} sent, {} failed, {} left out, {} pending), {} pages, run {}{}",
         status,
         p.sent + p.failed + p.suppressed,
         p.total,

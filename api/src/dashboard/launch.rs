@@ -346,7 +346,7 @@ fn confirm(op: &Operator, form: &LaunchForm, preview: &Preview) -> Response {
                 div { dt { "Channel" } dd { (channel) @if let Some(u) = blank(&form.webhook_url) { " to " code { (u) } } } }
                 div { dt { "Category" } dd { (blank(&form.category).unwrap_or("marketing")) } }
                 @if let Some(q) = blank(&form.quiet_hours) { div { dt { "Quiet hours" } dd { (q) " in each recipient's time zone" } } }
-                div { dt { "Frequency cap" } dd #confirm-cap { (blank(&form.frequency_cap).unwrap_or("the default (herald settings)")) } }
+                div { dt { "Frequency cap" } dd #confirm-cap { (cap_text(preview)) } }
                 div { dt { "Sends" } dd { (match (blank(&form.send_at), blank(&form.send_at_local)) {
                     (_, Some(local)) => format!("at {local} in each recipient's time zone"),
                     (Some(at), None) => at.to_owned(),
@@ -367,6 +367,17 @@ fn confirm(op: &Operator, form: &LaunchForm, preview: &Preview) -> Response {
         }
     };
     Html(views::page("Confirm the launch", Some(op), body).into_string()).into_response()
+}
+
+/// The cap a launch would get (asked for, or the default), and whom it would leave out now.
+fn cap_text(preview: &Preview) -> String {
+    match &preview.cap {
+        Some((cap, over)) => format!(
+            "{cap}: up to {} of the recipients would be capped now",
+            views::number(*over)
+        ),
+        None => "none".to_owned(),
+    }
 }
 
 fn field_label(field: &str) -> &str {

@@ -580,6 +580,13 @@ pub struct DryRun {
     pub waves: Option<Vec<PlannedWave>>,
     /// With `send_at_local` and `past_zones: skip`: the users it would leave out.
     pub skipped: Option<i64>,
+    /// The frequency cap it would have (the one asked for, or the default); absent: not
+    /// capped.
+    #[schema(example = "2/24h")]
+    pub frequency_cap: Option<String>,
+    /// With a cap: the recipients it would leave out if its pages reached them now (at
+    /// most: some of them may be left out anyway, opted out or suppressed).
+    pub capped: Option<i64>,
 }
 
 /// One clause of an audience and how many users it holds by itself.
@@ -603,6 +610,8 @@ impl From<herald_control::audience::Preview> for DryRun {
                 })
                 .collect(),
             sample: p.sample,
+            frequency_cap: p.cap.map(|(cap, _)| cap.to_string()),
+            capped: p.cap.map(|(_, n)| n),
             skipped: p.waves.as_ref().map(|w| w.skipped),
             waves: p.waves.map(|plan| {
                 plan.waves
@@ -677,7 +686,7 @@ pub struct ReportQuery {
 /// Items with one outcome and one error class.
 #[derive(Serialize, ToSchema)]
 pub struct OutcomeCount {
-    /// `sent`, `failed` or `pending`.
+    /// `sent`, `failed`, `pending`, `suppressed` or `capped` (left out).
     #[schema(example = "failed")]
     pub outcome: String,
     /// The last failure's class (`http_503`, `timeout`, `smtp_550`…); `null` for items that

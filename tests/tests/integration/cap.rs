@@ -255,7 +255,7 @@ async fn only_capped_campaigns_count_a_transactional_one_never_does_and_the_defa
     // Neither an uncapped campaign nor a transactional one counts, or is capped.
     let uncapped = run(&[("frequency-cap", "none")]);
     assert_eq!(done(&app, &uncapped).await, (USERS, 0));
-    assert_eq!(cap_of(&uncapped), "none");
+    assert_eq!(cap_of(&uncapped), json!(null), "none is not capped");
     let receipt = run(&[("category", "transactional")]);
     assert_eq!(done(&app, &receipt).await, (USERS, 0));
     assert_eq!(cap_of(&receipt), json!(null));
@@ -282,6 +282,38 @@ async fn only_capped_campaigns_count_a_transactional_one_never_does_and_the_defa
         (json!(USERS), json!(0))
     );
     assert_eq!(c["frequency_cap"], "2/24h");
+    // A dry run says which cap a launch would get, and whom it would leave out now.
+    let dry = app.herald_ok(&[
+        "launch",
+        "--dry-run",
+        "--title",
+        "t",
+        "--body",
+        "b",
+        "--segment",
+        &segment,
+    ]);
+    assert!(
+        dry.contains(&format!(
+            "frequency cap 2/24h: up to {USERS} of them would be capped now"
+        )),
+        "{dry}"
+    );
+    let dry = api
+        .post(
+            "/v1/dry-run",
+            json!({"title": "t", "body": "b", "segment": segment, "frequency_cap": "3/24h"}),
+        )
+        .await;
+    assert_eq!(
+        (
+            dry.body["frequency_cap"].clone(),
+            dry.body["capped"].clone()
+        ),
+        (json!("3/24h"), json!(0)),
+        "{}",
+        dry.text
+    );
     let roomier = run(&[("frequency-cap", "3/24h")]);
     assert_eq!(done(&app, &roomier).await, (USERS, 0));
     assert_eq!(
@@ -325,3 +357,66 @@ async fn only_capped_campaigns_count_a_transactional_one_never_does_and_the_defa
     .unwrap();
     assert_eq!(counted, vec![(4, USERS)]);
 }
+
+#[tokio::test]
+async fn the_dashboard_launches_with_a_cap_and_shows_the_capped_live() {
+    const USERS: i64 = 20;
+    let app = TestApp::spawn().await.unwrap();
+    let segment = unique("capdash");
+    app.seed(USERS as u32, &segment);
+    // Everyone had a capped campaign today.
+    let earlier = app
+        .campaign(&segment)
+        .option("frequency-cap", "1/24h")
+        .launch();
+    assert_eq!(done(&app, &earlier).await, (USERS, 0));
+    let api = app.api().await.unwrap();
+    let browser = crate::dashboard::signed_in(&api, 1280, 900).await;
+
+    browser.open("/launch").await.unwrap();
+    browser.fill("#title", "Again").await.unwrap();
+    browser
+        .fill("#body", "A second message today.")
+        .await
+        .unwrap();
+    browser.fill("#segment", &segment).await.unwrap();
+    browser.fill("#frequency_cap", "1/24").await.unwrap();
+    browser.click("button[value=review]").await.unwrap();
+    // A cap without its unit is named at its field.
+    let error = browser
+        .wait_text("#frequency_cap-error", WAIT, |t| t.contains("2/24h"))
+        .await;
+    assert!(error.is_ok(), "{:?}", browser.text("body").await);
+    browser.fill("#frequency_cap", "1/24h").await.unwrap();
+    browser.click("button[value=review]").await.unwrap();
+    let cap = browser
+        .wait_text("#confirm-cap", WAIT, |t| {
+            t.contains("1/24h") && t.contains(&format!("up to {USERS} of the recipients"))
+        })
+        .await;
+    assert!(cap.is_ok(), "{:?}", browser.text("body").await);
+    browser.click("button[value=launch]").await.unwrap();
+    browser
+        .wait_for("[data-live-campaign]", WAIT)
+        .await
+        .unwrap();
+    // Everyone is capped, and the page says so as the campaign ends.
+    let capped = browser
+        .wait_text("[data-f=capped]", WAIT, |t| t == USERS.to_string())
+        .await;
+    assert!(capped.is_ok(), "{:?}", browser.text("body").await);
+    let key: String = browser
+        .script(
+            "return document.querySelector('[data-live-campaign]').dataset.key",
+            json!([]),
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(done(&app, &key).await, (0, USERS));
+    browser.screenshot("capped").await.unwrap();
+}
+
+const WAIT: Duration = Duration::from_secs(30);

@@ -1,19 +1,55 @@
 -- The frequency cap (docs/local-time.md, "Frequency cap"): at most N capped campaigns reach
 -- a user in a window. A campaign's cap is in its spec (`frequency_cap`, "2/24h").
 
--- Per user, when capped campaigns reached them (`sent_at`): the newest first, at most 20 (the
--- largest cap). A capped page takes its recipients through this table in the same statement
--- that writes their ledger rows, with `INSERT … ON CONFLICT DO UPDATE … WHERE <under the
--- cap>`: the row lock makes two capped campaigns reaching one user at once take turns, and
--- the second sees the first's delivery, so together they never exceed the cap. A cap of N in
--- a window is "the N-th newest is outside it", one look at the array, and a delivery is
--- prepended with the time it took the lock (`clock_timestamp()`), so the array stays newest
--- first (store/src/cap.rs). Uncapped and transactional campaigns never touch it. Kept narrow,
--- with room on each page for its updates to stay on the page (HOT).
-CREATE TABLE recent_deliveries (
-    user_id bigint PRIMARY KEY,
-    sent_at timestamptz[] NOT NULL
-) WITH (fillfactor = 70);
+-- What capped campaigns sent, a row per page: when, and the ids it reached, in order (the
+-- ledger's own rows say the same, but only per campaign). A capped page asks, for its
+-- candidates, how many rows of the window hold each of them, and writes its own row: one
+-- small write per page, not one per recipient, and a look at the few pages of recent capped
+-- campaigns that cover its ids (`herald_cap_reach`).
+CREATE TABLE capped_pages (
+    at        timestamptz NOT NULL,
+    campaign  bigint NOT NULL,
+    -- From the first id reached to the last.
+    span      int8range NOT NULL,
+    users     bigint[] NOT NULL
+);
+CREATE INDEX capped_pages_span ON capped_pages USING gist (span);
+CREATE INDEX capped_pages_at ON capped_pages (at);
+
+-- The recipients among `ids` (ascending) that a campaign capped at `most` per `window_secs`
+-- may reach now; records them as reached by `campaign`. Exact under concurrency: it first
+-- locks the blocks of 4,096 ids the page covers (ascending, so pages never deadlock), and
+-- being VOLATILE, each query after that reads with a snapshot taken after the lock, so it
+-- sees every capped page that held the lock before it. The locks last until the page's
+-- statement commits.
+CREATE FUNCTION herald_cap_reach(campaign bigint, ids bigint[], most integer,
+                                 window_secs integer)
+RETURNS bigint[] LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    first bigint := ids[1];
+    last bigint := ids[cardinality(ids)];
+    reached bigint[];
+BEGIN
+    IF first IS NULL THEN
+        RETURN '{}';
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('herald: frequency cap'), (b % 2147483647)::integer)
+    FROM generate_series(first >> 12, last >> 12) b ORDER BY b;
+    SELECT coalesce(array_agg(u ORDER BY u), '{}') INTO reached
+    FROM unnest(ids) u
+    WHERE u NOT IN (
+        SELECT x FROM capped_pages p, unnest(p.users) x
+        WHERE p.span && int8range(first, last, '[]')
+          AND p.at > now() - make_interval(secs => window_secs)
+          AND x BETWEEN first AND last
+        GROUP BY x HAVING count(*) >= most);
+    IF cardinality(reached) > 0 THEN
+        INSERT INTO capped_pages (at, campaign, span, users)
+        VALUES (now(), campaign, int8range(reached[1], reached[cardinality(reached)], '[]'),
+                reached);
+    END IF;
+    RETURN reached;
+END $$;
 
 -- A page's recipients left out by the cap: part of its `suppressed` (those left out), so that
 -- a page's arithmetic and the workflow's counts stay as they are, shown apart.

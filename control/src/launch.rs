@@ -124,6 +124,10 @@ impl Control {
             }
             Created::New(registered) => registered,
         };
+        if spec.cap().is_some() {
+            // What no window reaches any more.
+            herald_store::cap::forget_old(&self.db).await?;
+        }
         if registered.total == 0 {
             campaigns::delete_unstarted(&self.db, &key).await?;
             return Err(empty_audience(field, spec.audience.as_ref()));

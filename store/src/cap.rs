@@ -1,13 +1,14 @@
 //! The frequency cap (docs/local-time.md, "Frequency cap"): how a page statement leaves out
 //! users whom capped campaigns reached too often lately, and the operators' default cap.
 //!
-//! `recent_deliveries` keeps, per user, when capped campaigns reached them (newest first,
-//! at most [`FrequencyCap::REMEMBERED`], the largest cap). A capped page upserts its recipients' rows with a
-//! condition: the update happens only while the user is under the cap, and the rows it
-//! returns are the page's recipients. PostgreSQL locks a row it updates on conflict and
-//! checks the condition against its newest version, so two capped campaigns reaching one
-//! user at once take turns, and the second counts the first's delivery: exact under any
-//! concurrency, with one index probe per recipient and no look at their history.
+//! `capped_pages` keeps a row per page of a capped campaign: when, and the ids it reached. A
+//! capped page hands its candidates to `herald_cap_reach` (the migration), which locks the
+//! blocks of ids they fall in, counts for each how many pages of the window reached them,
+//! keeps those under the cap, and writes the page's own row. One small write per page, and a
+//! read of the few pages of recent capped campaigns that cover the same ids; nothing that
+//! grows with a user's history or the ledger. The lock, and the fresh snapshot a VOLATILE
+//! function's queries take after it, make two capped campaigns that meet on a user take
+//! turns, the second seeing the first's page: exact under any concurrency.
 
 use herald_wire::{FrequencyCap, audience::Filter};
 use sqlx::PgPool;
@@ -16,8 +17,7 @@ use crate::Result;
 
 /// The CTEs that choose whom a page sends to: `sent_to`, the rows of `page` (with its `id`
 /// and `quiet` columns) that are not quiet and, when the campaign has a `cap`, under it. A
-/// capped page records each of them as a delivery in the same statement (`reach`), in id
-/// order, so that pages that meet lock their users in one order and never deadlock. With
+/// capped page records them as reached in the same statement (`reach`). With
 /// `fresh`, only users the campaign ($1) has no item for yet count: the form of an inbox page
 /// that met rows already written, which writes only the others.
 pub fn sent_to_sql(cap: Option<(u32, u32)>, fresh: bool) -> String {
@@ -30,29 +30,14 @@ pub fn sent_to_sql(cap: Option<(u32, u32)>, fresh: bool) -> String {
         None => "sent_to AS (SELECT * FROM page WHERE NOT quiet)".to_owned(),
         Some((count, window_secs)) => format!(
             "reach AS (
-    INSERT INTO recent_deliveries AS r (user_id, sent_at)
-    SELECT id, ARRAY[clock_timestamp()] FROM page WHERE NOT quiet{fresh} ORDER BY id
-    ON CONFLICT (user_id) DO UPDATE
-        SET sent_at = (clock_timestamp() || r.sent_at)[1:{remembered}]
-        WHERE {under}
-    RETURNING r.user_id
+    SELECT unnest(herald_cap_reach(
+        $1,
+        (SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM page WHERE NOT quiet{fresh}),
+        {count}, {window_secs})) AS user_id
 ),
-sent_to AS (SELECT * FROM page WHERE NOT quiet AND id IN (SELECT user_id FROM reach))",
-            remembered = FrequencyCap::REMEMBERED,
-            under = under_cap_sql("r", count, window_secs),
+sent_to AS (SELECT * FROM page WHERE NOT quiet AND id IN (SELECT user_id FROM reach))"
         ),
     }
-}
-
-/// Whether the `recent_deliveries` row `r` is under a cap of `count` in `window_secs`: its
-/// `count`-th newest delivery is outside the window, or it has fewer. The times are newest
-/// first: each is prepended with the time its statement held the row's lock, after the
-/// delivery before it committed.
-fn under_cap_sql(r: &str, count: u32, window_secs: u32) -> String {
-    format!(
-        "({r}.sent_at[{count}] IS NULL \
-          OR {r}.sent_at[{count}] <= now() - interval '{window_secs} seconds')"
-    )
 }
 
 /// How many users of `filter` a campaign capped at `(count, window in seconds)` would
@@ -67,10 +52,12 @@ pub async fn over_cap(
     let compiled = crate::audience::compiled(&mut tx, filter).await?;
     crate::audience::counting(&mut tx).await?;
     let sql = format!(
-        "SELECT count(*) FROM users u JOIN recent_deliveries r ON r.user_id = u.id
-         WHERE {} AND NOT {}",
-        compiled.sql,
-        under_cap_sql("r", count, window_secs)
+        "SELECT count(*) FROM users u JOIN (
+             SELECT x FROM capped_pages p, unnest(p.users) x
+             WHERE p.at > now() - interval '{window_secs} seconds'
+             GROUP BY x HAVING count(*) >= {count}) c ON c.x = u.id
+         WHERE {}",
+        compiled.sql
     );
     let (n,): (i64,) = compiled
         .bind(sqlx::query_as(&sql))
@@ -78,6 +65,14 @@ pub async fn over_cap(
         .await?;
     tx.rollback().await?;
     Ok(n)
+}
+
+/// Forget what capped campaigns sent longer ago than the longest window (31 days).
+pub async fn forget_old(db: &PgPool) -> Result<()> {
+    sqlx::query("DELETE FROM capped_pages WHERE at < now() - interval '31 days'")
+        .execute(db)
+        .await?;
+    Ok(())
 }
 
 /// The frequency cap a campaign gets when its launch names none; `None`: uncapped.

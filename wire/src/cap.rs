@@ -3,10 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The most capped deliveries Herald remembers per user, and so the largest cap: the page
-/// statement keeps each user's newest [`FrequencyCap::REMEMBERED`] delivery times.
+/// The largest cap: beyond it a cap is not one.
 const MOST: u32 = 20;
-/// The longest window, in seconds.
+/// The longest window, in seconds: what capped campaigns sent is kept a day longer.
 const LONGEST: u32 = 30 * 24 * 3600;
 
 /// A campaign's frequency cap as given: `2/24h` (at most two capped campaigns per user in
@@ -22,9 +21,6 @@ pub enum FrequencyCap {
 }
 
 impl FrequencyCap {
-    /// How many delivery times the ledger keeps per user, newest first.
-    pub const REMEMBERED: u32 = MOST;
-
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim();
         if s.eq_ignore_ascii_case("none") {
@@ -121,7 +117,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cap_outside_what_the_ledger_remembers_is_refused() {
+    fn a_cap_out_of_bounds_is_refused() {
         for wrong in [
             "",
             "2",

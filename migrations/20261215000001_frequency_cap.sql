@@ -20,12 +20,13 @@ CREATE INDEX capped_pages_span ON capped_pages USING gist (span);
 -- window instead of the few that cover the ids.
 ALTER TABLE capped_pages ALTER COLUMN users SET STORAGE EXTERNAL;
 
--- The recipients among `ids` (ascending) that a campaign capped at `most` per `window_secs`
--- may reach now; records them as reached by `campaign`. Exact under concurrency: it first
--- locks the blocks of 4,096 ids the page covers (ascending, so pages never deadlock), and
--- being VOLATILE, each query after that reads with a snapshot taken after the lock, so it
--- sees every capped page that held the lock before it. The locks last until the page's
--- statement commits.
+-- Of `ids` (ascending), those a campaign capped at `most` per `window_secs` must leave out
+-- now; records the others as reached by `campaign`. Exact under concurrency: it first locks
+-- the blocks of 4,096 ids the page covers (ascending, so pages never deadlock), and being
+-- VOLATILE, each query after that reads with a snapshot taken after the lock, so it sees
+-- every capped page that held the lock before it. The locks last until the page's statement
+-- commits. It answers with those left out, usually none, so that the page keeps the others
+-- without a join.
 CREATE FUNCTION herald_cap_reach(campaign bigint, ids bigint[], most integer,
                                  window_secs integer)
 RETURNS bigint[] LANGUAGE plpgsql VOLATILE AS $$
@@ -33,26 +34,29 @@ DECLARE
     first bigint := ids[1];
     last bigint := ids[cardinality(ids)];
     reached bigint[];
+    over bigint[];
 BEGIN
     IF first IS NULL THEN
         RETURN '{}';
     END IF;
     PERFORM pg_advisory_xact_lock(hashtext('herald: frequency cap'), (b % 2147483647)::integer)
     FROM generate_series(first >> 12, last >> 12) b ORDER BY b;
-    SELECT coalesce(array_agg(u ORDER BY u), '{}') INTO reached
-    FROM unnest(ids) u
-    WHERE u NOT IN (
-        SELECT x FROM capped_pages p, unnest(p.users) x
-        WHERE p.span && int8range(first, last, '[]')
-          AND p.at > now() - make_interval(secs => window_secs)
-          AND x BETWEEN first AND last
-        GROUP BY x HAVING count(*) >= most);
+    SELECT coalesce(array_agg(u ORDER BY u) FILTER (WHERE NOT t.over), '{}'),
+           coalesce(array_agg(u ORDER BY u) FILTER (WHERE t.over), '{}')
+    INTO reached, over
+    FROM (SELECT u, u IN (
+              SELECT x FROM capped_pages p, unnest(p.users) x
+              WHERE p.span && int8range(first, last, '[]')
+                AND p.at > now() - make_interval(secs => window_secs)
+                AND x BETWEEN first AND last
+              GROUP BY x HAVING count(*) >= most) AS over
+          FROM unnest(ids) u) t;
     IF cardinality(reached) > 0 THEN
         INSERT INTO capped_pages (at, campaign, span, users)
         VALUES (now(), campaign, int8range(reached[1], reached[cardinality(reached)], '[]'),
                 reached);
     END IF;
-    RETURN reached;
+    RETURN over;
 END $$;
 
 -- A page's recipients left out by the cap: part of its `suppressed` (those left out), so that

@@ -17,7 +17,9 @@ use crate::Result;
 
 /// The CTEs that choose whom a page sends to: `sent_to`, the rows of `page` (with its `id`
 /// and `quiet` columns) that are not quiet and, when the campaign has a `cap`, under it. A
-/// capped page records them as reached in the same statement (`reach`). With
+/// capped page records them as reached in the same statement (`over_cap`: those it leaves out,
+/// usually none, so that keeping the others is no join, whose size the planner cannot
+/// guess). With
 /// `fresh`, only users the campaign ($1) has no item for yet count: the form of an inbox page
 /// that met rows already written, which writes only the others.
 pub fn sent_to_sql(cap: Option<(u32, u32)>, fresh: bool) -> String {
@@ -29,13 +31,13 @@ pub fn sent_to_sql(cap: Option<(u32, u32)>, fresh: bool) -> String {
     match cap {
         None => "sent_to AS (SELECT * FROM page WHERE NOT quiet)".to_owned(),
         Some((count, window_secs)) => format!(
-            "reach AS (
-    SELECT unnest(herald_cap_reach(
+            "over_cap AS (
+    SELECT herald_cap_reach(
         $1,
         (SELECT coalesce(array_agg(id ORDER BY id), '{{}}') FROM page WHERE NOT quiet{fresh}),
-        {count}, {window_secs})) AS user_id
+        {count}, {window_secs}) AS ids
 ),
-sent_to AS (SELECT * FROM page WHERE NOT quiet AND id IN (SELECT user_id FROM reach))"
+sent_to AS (SELECT * FROM page WHERE NOT quiet AND id <> ALL ((SELECT ids FROM over_cap)::bigint[]))"
         ),
     }
 }

@@ -22,7 +22,7 @@ ALTER TABLE capped_pages ALTER COLUMN users SET STORAGE EXTERNAL;
 
 -- Of `ids` (ascending), those a campaign capped at `most` per `window_secs` must leave out
 -- now; records the others as reached by `campaign`. Exact under concurrency: it first locks
--- the blocks of 4,096 ids the page covers (ascending, so pages never deadlock), and being
+-- the blocks of 4,096 ids its candidates fall in (ascending, so pages never deadlock), and being
 -- VOLATILE, each query after that reads with a snapshot taken after the lock, so it sees
 -- every capped page that held the lock before it. The locks last until the page's statement
 -- commits. It answers with those left out, usually none, so that the page keeps the others
@@ -35,25 +35,32 @@ DECLARE
     last bigint := ids[cardinality(ids)];
     reached bigint[];
     over bigint[];
+    stamp timestamptz;
 BEGIN
     IF first IS NULL THEN
         RETURN '{}';
     END IF;
+    -- The blocks that hold candidates (one or two for a dense page, never more than the
+    -- candidates however sparse), in ascending order. Two pages that share a user share
+    -- that user's block.
     PERFORM pg_advisory_xact_lock(hashtext('herald: frequency cap'), (b % 2147483647)::integer)
-    FROM generate_series(first >> 12, last >> 12) b ORDER BY b;
+    FROM (SELECT DISTINCT u >> 12 AS b FROM unnest(ids) u) blocks ORDER BY b;
+    -- From here, times are read after the lock: a page that waited for it counts from when
+    -- it got it.
+    stamp := clock_timestamp();
     SELECT coalesce(array_agg(u ORDER BY u) FILTER (WHERE NOT t.over), '{}'),
            coalesce(array_agg(u ORDER BY u) FILTER (WHERE t.over), '{}')
     INTO reached, over
     FROM (SELECT u, u IN (
               SELECT x FROM capped_pages p, unnest(p.users) x
               WHERE p.span && int8range(first, last, '[]')
-                AND p.at > now() - make_interval(secs => window_secs)
+                AND p.at > stamp - make_interval(secs => window_secs)
                 AND x BETWEEN first AND last
               GROUP BY x HAVING count(*) >= most) AS over
           FROM unnest(ids) u) t;
     IF cardinality(reached) > 0 THEN
         INSERT INTO capped_pages (at, campaign, span, users)
-        VALUES (now(), campaign, int8range(reached[1], reached[cardinality(reached)], '[]'),
+        VALUES (stamp, campaign, int8range(reached[1], reached[cardinality(reached)], '[]'),
                 reached);
     END IF;
     RETURN over;

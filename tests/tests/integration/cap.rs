@@ -65,20 +65,21 @@ async fn two_capped_campaigns_at_once_on_two_channels_never_together_exceed_the_
         .unwrap();
     let segment = unique("cap");
     app.seed(USERS as u32, &segment);
-    // Both paced so that their pages interleave over the same users for seconds.
+    // Both paced so that their pages interleave over the same users for seconds (ten each,
+    // so that a launch slowed by a busy machine still meets the other).
     let inbox = app
         .campaign(&segment)
         .option("frequency-cap", "1/24h")
         .page_size(25)
         .lanes(4)
-        .rate(300);
+        .rate(150);
     let webhook = app
         .campaign(&segment)
         .webhook(&sink.url())
         .option("frequency-cap", "1/24h")
         .page_size(25)
         .lanes(4)
-        .rate(300);
+        .rate(150);
     let (a, b) = std::thread::scope(|s| {
         let a = s.spawn(|| inbox.launch());
         let b = s.spawn(|| webhook.launch());

@@ -65,26 +65,38 @@ async fn two_capped_campaigns_at_once_on_two_channels_never_together_exceed_the_
         .unwrap();
     let segment = unique("cap");
     app.seed(USERS as u32, &segment);
-    // Both paced so that their pages interleave over the same users for seconds (ten each,
-    // so that a launch slowed by a busy machine still meets the other).
-    let inbox = app
+    // Both campaigns walk the users in the same order, and a page waits its turn whatever it
+    // leaves out: launched together at one pace, the later one would follow the first and
+    // find everyone taken. So the inbox campaign goes ahead at a pace, and once it has
+    // reached some users the webhook campaign, unpaced, overtakes it: their pages meet on
+    // the same users while both run, and each reaches some first.
+    let a = app
         .campaign(&segment)
         .option("frequency-cap", "1/24h")
         .page_size(25)
         .lanes(4)
-        .rate(150);
-    let webhook = app
+        .rate(100)
+        .launch();
+    wait_until(LONG, || async {
+        let sent: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM message_items i JOIN messages m ON m.id = i.message_id
+             WHERE m.key = $1 AND i.status = 1",
+        )
+        .bind(&a)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        sent > 0
+    })
+    .await
+    .unwrap();
+    let b = app
         .campaign(&segment)
         .webhook(&sink.url())
         .option("frequency-cap", "1/24h")
         .page_size(25)
         .lanes(4)
-        .rate(150);
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| inbox.launch());
-        let b = s.spawn(|| webhook.launch());
-        (a.join().unwrap(), b.join().unwrap())
-    });
+        .launch();
     for key in [&a, &b] {
         app.wait_status(key, CampaignStatus::Completed, LONG)
             .await

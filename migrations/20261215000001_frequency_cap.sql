@@ -1,17 +1,24 @@
 -- The frequency cap (docs/local-time.md, "Frequency cap"): at most N capped campaigns reach
 -- a user in a window. A campaign's cap is in its spec (`frequency_cap`, "2/24h").
 
--- What capped campaigns sent, a row per page: when, and the ids it reached, in order (the
--- ledger's own rows say the same, but only per campaign). A capped page asks, for its
--- candidates, how many rows of the window hold each of them, and writes its own row: one
--- small write per page, not one per recipient, and a look at the few pages of recent capped
--- campaigns that cover its ids (`herald_cap_reach`).
+-- What capped campaigns sent, a row per page: when, and the ids it reached (the ledger's own
+-- rows say the same, but only per campaign). A capped page asks, for its candidates, how many
+-- rows of the window hold each of them, and writes its own row: one small write per page, not
+-- one per recipient, and a look at the few pages of recent capped campaigns that cover its ids
+-- (`herald_cap_reach`).
+--
+-- The ids are kept as `runs` of consecutive ids when they make few (a page of a campaign to
+-- everyone is one run, a page with some users opted out a few), else as the sorted `users`.
+-- Runs are counted by set arithmetic on ranges, a few operations a page; a list has to be
+-- taken apart id by id (ten times the work), so it is only for pages too scattered for runs.
 CREATE TABLE capped_pages (
     at        timestamptz NOT NULL,
     campaign  bigint NOT NULL,
     -- From the first id reached to the last.
     span      int8range NOT NULL,
-    users     bigint[] NOT NULL
+    runs      int8multirange,
+    users     bigint[],
+    CHECK (num_nonnulls(runs, users) = 1)
 );
 CREATE INDEX capped_pages_span ON capped_pages USING gist (span);
 -- A page's 500 ids are 4 KB: kept out of line as they are, not compressed first (which halves
@@ -19,6 +26,14 @@ CREATE INDEX capped_pages_span ON capped_pages USING gist (span);
 -- their span, and an index on time would tempt the planner into reading every page of the
 -- window instead of the few that cover the ids.
 ALTER TABLE capped_pages ALTER COLUMN users SET STORAGE EXTERNAL;
+
+-- The ids a row of `capped_pages` reached, whichever way they are kept.
+CREATE FUNCTION herald_capped_ids(runs int8multirange, users bigint[])
+RETURNS SETOF bigint LANGUAGE sql IMMUTABLE AS $$
+    SELECT unnest(users)
+    UNION ALL
+    SELECT generate_series(lower(r), upper(r) - 1) FROM unnest(runs) r
+$$;
 
 -- Of `ids` (ascending), those a campaign capped at `most` per `window_secs` must leave out
 -- now; records the others as reached by `campaign`. Exact under concurrency: it first locks
@@ -33,9 +48,16 @@ RETURNS bigint[] LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     first bigint := ids[1];
     last bigint := ids[cardinality(ids)];
-    reached bigint[];
-    over bigint[];
+    candidate_span int8range := int8range(first, last, '[]');
     stamp timestamptz;
+    listed integer;
+    pages int8multirange[];
+    candidates int8multirange;
+    -- The stretches of ids that `most` or more of the pages reached.
+    crowded int8multirange;
+    over bigint[] := '{}';
+    reached bigint[];
+    runs int8multirange;
 BEGIN
     IF first IS NULL THEN
         RETURN '{}';
@@ -43,26 +65,84 @@ BEGIN
     -- The blocks that hold candidates (one or two for a dense page, never more than the
     -- candidates however sparse), in ascending order. Two pages that share a user share
     -- that user's block.
-    PERFORM pg_advisory_xact_lock(hashtext('herald: frequency cap'), (b % 2147483647)::integer)
-    FROM (SELECT DISTINCT u >> 12 AS b FROM unnest(ids) u) blocks ORDER BY b;
+    IF (last >> 12) - (first >> 12) < 4 THEN
+        PERFORM pg_advisory_xact_lock(hashtext('herald: frequency cap'), (b % 2147483647)::integer)
+        FROM generate_series(first >> 12, last >> 12) b;
+    ELSE
+        PERFORM pg_advisory_xact_lock(hashtext('herald: frequency cap'), (b % 2147483647)::integer)
+        FROM (SELECT DISTINCT u >> 12 AS b FROM unnest(ids) u) blocks ORDER BY b;
+    END IF;
     -- From here, times are read after the lock: a page that waited for it counts from when
     -- it got it.
     stamp := clock_timestamp();
-    SELECT coalesce(array_agg(u ORDER BY u) FILTER (WHERE NOT t.over), '{}'),
-           coalesce(array_agg(u ORDER BY u) FILTER (WHERE t.over), '{}')
-    INTO reached, over
-    FROM (SELECT u, u IN (
-              SELECT x FROM capped_pages p, unnest(p.users) x
-              WHERE p.span && int8range(first, last, '[]')
-                AND p.at > stamp - make_interval(secs => window_secs)
-                AND x BETWEEN first AND last
-              GROUP BY x HAVING count(*) >= most) AS over
-          FROM unnest(ids) u) t;
-    IF cardinality(reached) > 0 THEN
-        INSERT INTO capped_pages (at, campaign, span, users)
-        VALUES (stamp, campaign, int8range(reached[1], reached[cardinality(reached)], '[]'),
-                reached);
+    SELECT count(*) FILTER (WHERE p.users IS NOT NULL),
+           coalesce(array_agg(p.runs) FILTER (WHERE p.runs IS NOT NULL), '{}')
+    INTO listed, pages
+    FROM capped_pages p
+    WHERE p.span && candidate_span AND p.at > stamp - make_interval(secs => window_secs);
+    IF listed = 0 THEN
+        -- Only runs: count by set arithmetic, and not at all when fewer pages cover the
+        -- candidates than the cap allows.
+        IF cardinality(pages) >= most THEN
+            IF last - first + 1 = cardinality(ids) THEN
+                candidates := int8multirange(candidate_span);
+            ELSE
+                SELECT range_agg(int8range(u, u, '[]')) INTO candidates FROM unnest(ids) u;
+            END IF;
+            -- Where the pages' runs start and end, and how many cover each stretch between.
+            SELECT range_agg(int8range(x, next)) FILTER (WHERE n >= most) INTO crowded
+            FROM (SELECT x, sum(d) OVER (ORDER BY x) AS n, lead(x) OVER (ORDER BY x) AS next
+                  FROM (SELECT x, sum(d) AS d
+                        FROM (SELECT lower(r) AS x, 1 AS d
+                              FROM unnest(pages) p, unnest(p * candidates) r
+                              UNION ALL
+                              SELECT upper(r), -1
+                              FROM unnest(pages) p, unnest(p * candidates) r) e
+                        GROUP BY x) g) c;
+            IF crowded IS NULL THEN
+                over := '{}';
+            ELSIF isempty(candidates - crowded) THEN
+                over := ids;
+            ELSE
+                over := ARRAY(SELECT u FROM unnest(ids) u WHERE crowded @> u ORDER BY u);
+            END IF;
+        END IF;
+    ELSE
+        -- Some lists: count id by id, the runs taken apart within the candidates' span.
+        over := ARRAY(
+            SELECT u FROM unnest(ids) u WHERE u IN (
+                SELECT x FROM (
+                    SELECT x FROM capped_pages p, unnest(p.users) x
+                    WHERE p.users IS NOT NULL AND p.span && candidate_span
+                      AND p.at > stamp - make_interval(secs => window_secs)
+                      AND x BETWEEN first AND last
+                    UNION ALL
+                    SELECT x
+                    FROM capped_pages p, unnest(p.runs * int8multirange(candidate_span)) r,
+                         generate_series(lower(r), upper(r) - 1) x
+                    WHERE p.runs IS NOT NULL AND p.span && candidate_span
+                      AND p.at > stamp - make_interval(secs => window_secs)) c
+                GROUP BY x HAVING count(*) >= most)
+            ORDER BY u);
     END IF;
+    IF cardinality(over) = cardinality(ids) THEN
+        RETURN over;
+    END IF;
+    reached := CASE WHEN cardinality(over) = 0 THEN ids
+                    ELSE ARRAY(SELECT unnest(ids) EXCEPT SELECT unnest(over) ORDER BY 1) END;
+    first := reached[1];
+    last := reached[cardinality(reached)];
+    IF last - first + 1 = cardinality(reached) THEN
+        runs := int8multirange(int8range(first, last, '[]'));
+    ELSE
+        SELECT range_agg(int8range(u, u, '[]')) INTO runs FROM unnest(reached) u;
+        IF (SELECT count(*) FROM unnest(runs)) > 32 THEN
+            runs := NULL;
+        END IF;
+    END IF;
+    INSERT INTO capped_pages (at, campaign, span, runs, users)
+    VALUES (stamp, campaign, int8range(first, last, '[]'), runs,
+            CASE WHEN runs IS NULL THEN reached END);
     RETURN over;
 END $$;
 

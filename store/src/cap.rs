@@ -55,7 +55,7 @@ pub async fn over_cap(
     crate::audience::counting(&mut tx).await?;
     let sql = format!(
         "SELECT count(*) FROM users u JOIN (
-             SELECT x FROM capped_pages p, unnest(p.users) x
+             SELECT x FROM capped_pages p, herald_capped_ids(p.runs, p.users) x
              WHERE p.at > now() - interval '{window_secs} seconds'
              GROUP BY x HAVING count(*) >= {count}) c ON c.x = u.id
          WHERE {}",

@@ -44,7 +44,8 @@ fn sent_capped(app: &TestApp, key: &str) -> (i64, i64) {
 
 /// How many users hold each number of counted capped deliveries: (deliveries, users).
 const COUNTED: &str = "SELECT n, count(*) FROM (
-         SELECT x, count(*) AS n FROM capped_pages, unnest(users) x GROUP BY x) c
+         SELECT x, count(*) AS n FROM capped_pages p, herald_capped_ids(p.runs, p.users) x
+         GROUP BY x) c
      GROUP BY 1 ORDER BY 1";
 
 /// Wait for `key` to complete, check its ledger, and give its sent and capped.
@@ -152,6 +153,98 @@ async fn two_capped_campaigns_at_once_on_two_channels_never_together_exceed_the_
             .any(|o| o["outcome"] == "capped" && o["items"] == b_capped),
         "{report}"
     );
+}
+
+/// `herald_cap_reach` against counting by hand, over a thousand pages of every shape: whole
+/// runs of ids, runs with a few holes, scattered ids (the two ways a page's ids are kept, and
+/// the two ways of counting), caps of 1 to 5, and campaigns aged out of the window.
+#[tokio::test]
+async fn the_cap_leaves_out_exactly_whom_counting_by_hand_does() {
+    const WINDOW: i32 = 86_400;
+    let app = TestApp::without_worker().await.unwrap();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |below: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    };
+    // Whom each campaign reached, and the campaigns still in the window.
+    let mut reached: Vec<Vec<i64>> = Vec::new();
+    let mut in_window: Vec<bool> = Vec::new();
+    let mut left_out = 0;
+    for campaign in 0..1_000i64 {
+        let first = next(15_000) as i64;
+        let hole_every = [0, 0, 150, 3, 2][next(5) as usize];
+        let ids: Vec<i64> = (first..first + 1 + next(1_500) as i64)
+            .filter(|_| hole_every == 0 || next(hole_every) != 0)
+            .take(500)
+            .collect();
+        let most = 1 + next(5) as i32;
+        if campaign > 20 && next(10) == 0 {
+            // An earlier campaign's pages fall out of the window.
+            let aged = campaign - 1 - next(20) as i64;
+            sqlx::query("UPDATE capped_pages SET at = at - interval '2 days' WHERE campaign = $1")
+                .bind(aged)
+                .execute(&app.pool)
+                .await
+                .unwrap();
+            in_window[aged as usize] = false;
+        }
+        let mut counts: HashMap<i64, i32> = HashMap::new();
+        for (users, _) in reached.iter().zip(&in_window).filter(|(_, w)| **w) {
+            for id in users {
+                *counts.entry(*id).or_default() += 1;
+            }
+        }
+        let expected: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| counts.get(id).copied().unwrap_or(0) >= most)
+            .collect();
+        let over: Vec<i64> = sqlx::query_scalar("SELECT herald_cap_reach($1, $2, $3, $4)")
+            .bind(campaign)
+            .bind(&ids)
+            .bind(most)
+            .bind(WINDOW)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            over,
+            expected,
+            "page {campaign}: {} ids, cap {most}",
+            ids.len()
+        );
+        left_out += over.len();
+        reached.push(ids.into_iter().filter(|id| !over.contains(id)).collect());
+        in_window.push(true);
+    }
+    // Every shape was met: pages left out some, and both ways of keeping ids were written.
+    let (runs, lists): (i64, i64) =
+        sqlx::query_as("SELECT count(runs), count(users) FROM capped_pages")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert!(
+        left_out > 1_000 && runs > 100 && lists > 100,
+        "{left_out} left out, {runs} runs, {lists} lists"
+    );
+    // And the rows hold exactly whom each campaign reached.
+    let stored: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT campaign, count(*) FROM capped_pages p, herald_capped_ids(p.runs, p.users) x
+         GROUP BY campaign",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    for (campaign, n) in stored {
+        assert_eq!(
+            n as usize,
+            reached[campaign as usize].len(),
+            "campaign {campaign}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -35,9 +35,10 @@ RETURNS SETOF bigint LANGUAGE sql IMMUTABLE AS $$
     SELECT generate_series(lower(r), upper(r) - 1) FROM unnest(runs) r
 $$;
 
--- Of `ids` (ascending), those a campaign capped at `most` per `window_secs` must leave out
--- now; records the others as reached by `campaign`. Exact under concurrency: it first locks
--- the blocks of 4,096 ids its candidates fall in (ascending, so pages never deadlock), and being
+-- Of `ids` (ascending and distinct), those a campaign capped at `most` per `window_secs` must
+-- leave out now; records the others as reached by `campaign`. Exact under concurrency: it first
+-- locks the blocks of 4,096 ids its candidates fall in (in one order, so pages never
+-- deadlock), and being
 -- VOLATILE, each query after that reads with a snapshot taken after the lock, so it sees
 -- every capped page that held the lock before it. The locks last until the page's statement
 -- commits. It answers with those left out, usually none, so that the page keeps the others
@@ -62,15 +63,26 @@ BEGIN
     IF first IS NULL THEN
         RETURN '{}';
     END IF;
-    -- The blocks that hold candidates (one or two for a dense page, never more than the
-    -- candidates however sparse), in ascending order. Two pages that share a user share
-    -- that user's block.
+    -- Under a stricter isolation the queries below would read from the statement's start,
+    -- not from after the lock, and miss a page that held it (Herald's connections ask for
+    -- READ COMMITTED; this is for any other caller).
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'herald_cap_reach needs READ COMMITTED, not %',
+            current_setting('transaction_isolation');
+    END IF;
+    -- The blocks the candidates' span covers when they are four or fewer (a dense page's one
+    -- or two), else only those that hold candidates (never more than the candidates however
+    -- sparse), in the order of their keys. Two pages that share a user share that user's
+    -- block.
     IF (last >> 12) - (first >> 12) < 4 THEN
-        PERFORM pg_advisory_xact_lock(hashtext('herald: frequency cap'), (b % 2147483647)::integer)
-        FROM generate_series(first >> 12, last >> 12) b;
+        PERFORM pg_advisory_xact_lock(hashtext('herald: frequency cap'), k)
+        FROM (SELECT DISTINCT ((b % 2147483647)::integer) AS k
+              FROM generate_series(first >> 12, last >> 12) b) blocks
+        ORDER BY k;
     ELSE
-        PERFORM pg_advisory_xact_lock(hashtext('herald: frequency cap'), (b % 2147483647)::integer)
-        FROM (SELECT DISTINCT u >> 12 AS b FROM unnest(ids) u) blocks ORDER BY b;
+        PERFORM pg_advisory_xact_lock(hashtext('herald: frequency cap'), k)
+        FROM (SELECT DISTINCT ((u >> 12) % 2147483647)::integer AS k FROM unnest(ids) u) blocks
+        ORDER BY k;
     END IF;
     -- From here, times are read after the lock: a page that waited for it counts from when
     -- it got it.

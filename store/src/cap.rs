@@ -1,7 +1,8 @@
 //! The frequency cap (docs/local-time.md, "Frequency cap"): how a page statement leaves out
 //! users whom capped campaigns reached too often lately, and the operators' default cap.
 //!
-//! `capped_pages` keeps a row per page of a capped campaign: when, and the ids it reached. A
+//! `capped_pages` keeps a row per page of a capped campaign: when, and the ids it reached (as
+//! runs of consecutive ids, or a list for a scattered page; `herald_capped_ids` reads both). A
 //! capped page hands its candidates to `herald_cap_reach` (the migration), which locks the
 //! blocks of ids they fall in, counts for each how many pages of the window reached them,
 //! keeps those under the cap, and writes the page's own row. One small write per page, and a

@@ -100,7 +100,14 @@ impl PoolSettings {
 
 /// Connect, failing fast (5 s) when the server is not there.
 pub async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool, sqlx::Error> {
-    let mut options = PgConnectOptions::from_str(url)?.application_name("herald");
+    // Herald's statements are written for READ COMMITTED, PostgreSQL's default: the frequency
+    // cap's exactness rests on a statement that waited for a lock seeing what the holder
+    // committed. Asked for on every connection, so a database whose default is stricter
+    // changes nothing. (The server splits its startup options at spaces: the one in the
+    // value is escaped.)
+    let mut options = PgConnectOptions::from_str(url)?
+        .application_name("herald")
+        .options([("default_transaction_isolation", r"read\ committed")]);
     match settings.statement_timeout {
         Some(t) => {
             // Workers' and servers' statements are short. PostgreSQL JIT-compiles a

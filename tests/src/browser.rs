@@ -295,6 +295,20 @@ impl Browser {
         }
     }
 
+    /// The key of the campaign whose page is open (its live element's `data-key`).
+    pub async fn campaign_key(&self) -> Result<String> {
+        let key = self
+            .script(
+                "const e = document.querySelector('[data-live-campaign]'); return e ? e.dataset.key : null",
+                json!([]),
+            )
+            .await?;
+        match key {
+            Value::String(key) => Ok(key),
+            _ => bail!("no campaign page open at {}", self.path_now().await),
+        }
+    }
+
     /// Run a script in the page; its `return` comes back.
     pub async fn script(&self, script: &str, args: Value) -> Result<Value> {
         self.post("/execute/sync", json!({"script": script, "args": args}))

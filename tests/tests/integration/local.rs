@@ -406,16 +406,7 @@ async fn the_dashboard_launches_in_waves_and_shows_them_live() {
         .await;
     assert!(eta.is_ok(), "{:?}", browser.text("[data-f=eta]").await);
     browser.screenshot("waves").await.unwrap();
-    let key: String = browser
-        .script(
-            "return document.querySelector('[data-live-campaign]').dataset.key",
-            json!([]),
-        )
-        .await
-        .unwrap()
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = browser.campaign_key().await.unwrap();
     app.herald_ok(&["cancel", &key]);
     app.ends_cancelled(&key).await;
     assert!(items(&app, &key).await.is_empty());

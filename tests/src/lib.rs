@@ -54,7 +54,10 @@ use anyhow::{Context, Result, bail};
 use herald_store::connect::{self, MigrationCheck};
 use herald_wire::{CampaignKey, CampaignStatus, ItemStatus, names};
 use serde_json::Value;
-use sqlx::{Connection, PgConnection, PgPool, postgres::PgPoolOptions};
+use sqlx::{
+    Connection, PgConnection, PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
 
 /// How long any one step of a test may take before it fails: generous, because the machines
 /// are shared and noisy; tests poll for conditions and rarely come near it.
@@ -201,7 +204,12 @@ impl TestApp {
         let database_url = replace_db(&base, &db_name);
         let pool = PgPoolOptions::new()
             .max_connections(4)
-            .connect(&database_url)
+            // As Herald's own pools do (store::connect): the cap's function asks for it.
+            .connect_with(
+                database_url
+                    .parse::<PgConnectOptions>()?
+                    .options([("default_transaction_isolation", r"read\ committed")]),
+            )
             .await?;
         connect::migrate(&pool, MigrationCheck::Apply).await?;
         Ok(Self {

@@ -104,13 +104,10 @@ BEGIN
             -- Where the pages' runs start and end, and how many cover each stretch between.
             SELECT range_agg(int8range(x, next)) FILTER (WHERE n >= most) INTO crowded
             FROM (SELECT x, sum(d) OVER (ORDER BY x) AS n, lead(x) OVER (ORDER BY x) AS next
-                  FROM (SELECT x, sum(d) AS d
-                        FROM (SELECT lower(r) AS x, 1 AS d
-                              FROM unnest(pages) p, unnest(p * candidates) r
-                              UNION ALL
-                              SELECT upper(r), -1
-                              FROM unnest(pages) p, unnest(p * candidates) r) e
-                        GROUP BY x) g) c;
+                  FROM (SELECT e.x, sum(e.d) AS d
+                        FROM unnest(pages) p, unnest(p * candidates) r,
+                             LATERAL (VALUES (lower(r), 1), (upper(r), -1)) e(x, d)
+                        GROUP BY e.x) g) c;
             IF crowded IS NULL THEN
                 over := '{}';
             ELSIF isempty(candidates - crowded) THEN

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use herald_activities::channels::{Attempt, Deliver, Message, Unsubscribing, email, webhook};
 use herald_store::{StoreError, sends::Delivery};
-use herald_templates::{Profile, Templates};
+use herald_templates::{Profile, Templates, UserFields};
 use herald_wire::{CampaignKey, CampaignSpec, Channel};
 
 use crate::{Control, ControlError, Result, launch::LaunchRequest};
@@ -115,7 +115,7 @@ impl Control {
             .await?;
         }
         let mut conn = self.db.acquire().await.map_err(StoreError::from)?;
-        let found = herald_store::users::profiles(&mut conn, &ids).await?;
+        let found = herald_store::users::profiles(&mut conn, &ids, &UserFields::all()).await?;
         if let Some(missing) = ids.iter().find(|id| !found.iter().any(|f| f.id == **id)) {
             return Err(StoreError::UnknownUser(*missing).into());
         }

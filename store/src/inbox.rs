@@ -15,8 +15,8 @@ use herald_wire::{CampaignKey, ItemStatus};
 use serde::Serialize;
 use sqlx::{FromRow, PgPool};
 
-use crate::{Result, StoreError, users::PROFILE_JSON};
-use herald_templates::Profile;
+use crate::{Result, StoreError};
+use herald_templates::{Profile, UserFields};
 
 /// The items a user's inbox shows, as a condition on `message_items i` joined with
 /// `messages m` (`$1`: the user): inbox campaigns, delivered. A paused or cancelled campaign's
@@ -90,7 +90,7 @@ pub struct UserData {
 impl UserData {
     /// The user as templates see them.
     pub fn profile(&self) -> Result<Profile> {
-        crate::users::profile_from_json(self.id, &self.email, &self.json)
+        crate::users::profile_from_json(self.id, &self.email, &UserFields::all(), &self.json)
     }
 }
 
@@ -181,9 +181,10 @@ pub async fn page<'e>(
 /// The statement behind [`page`] (`$1` user, `$2` before, `$3` filter, `$4` limit); the
 /// API's benchmark runs the same text under pgbench as its baseline.
 pub fn page_sql() -> String {
+    let profile = crate::users::profile_sql(&UserFields::all());
     format!(
         "WITH me AS (
-            SELECT coalesce(u.email, '') AS email, {PROFILE_JSON} AS profile
+            SELECT coalesce(u.email, '') AS email, {profile} AS profile
             FROM users u WHERE u.id = $1
          ), unread AS (
             SELECT count(*) AS n FROM message_items i JOIN messages m ON m.id = i.message_id

@@ -23,7 +23,7 @@
 //! item, or one recorded pending), so it is sent again with the same idempotency id: at least once, never recorded sent unless
 //! accepted (docs/architecture.md, "External channels").
 
-use herald_templates::Profile;
+use herald_templates::{Profile, UserFields};
 use herald_wire::{
     CampaignKey, CampaignSpec, CampaignStatus, Channel, Content, Intent, ItemStatus, PageInput,
     Requested, Tuning,
@@ -82,17 +82,24 @@ pub enum Claim {
 /// (unused: a claim writes no item; bound so that the numbers stay those of `pages`), $8
 /// intent run, $9 the lane's bound, then the audience's, then `$owner`: this run's number
 /// (the page's owner from now on).
-/// With `profiles`, the page's users' data for templates too, read with the page.
-fn claim_sql(audience: &Compiled, owner: usize, profiles: bool, channel: Channel) -> String {
-    // Built for the page's users only, after its LIMIT.
-    let profile_list = if profiles {
-        format!(
-            "coalesce((SELECT array_agg({} ORDER BY p.id) FROM sent_to p JOIN users u ON u.id = p.id),
-                      '{{}}')",
-            crate::users::PROFILE_JSON
-        )
-    } else {
-        "'{}'::text[]".to_owned()
+/// With `profiles`, what of the page's users their templates read, read with the page.
+fn claim_sql(
+    audience: &Compiled,
+    owner: usize,
+    profiles: Option<&UserFields>,
+    channel: Channel,
+) -> String {
+    // The columns come along from the scan; the profiles are built for the page's users
+    // only, after its LIMIT.
+    let (columns, profile_list) = match profiles {
+        Some(fields) => (
+            crate::users::profile_columns(fields),
+            format!(
+                "coalesce((SELECT array_agg({} ORDER BY u.id) FROM sent_to u), '{{}}')",
+                crate::users::profile_sql(fields)
+            ),
+        ),
+        None => (String::new(), "'{}'::text[]".to_owned()),
     };
     let consent = crate::consent::consent_cte(channel);
     let (opted, quiet) = crate::consent::page_quiet_sql(channel, "ids", "$2");
@@ -119,7 +126,7 @@ take AS (
     WHERE message_id = $1 AND lane = $5 AND after_user_id = $2 AND (SELECT ok FROM go)
 ),
 ids AS (
-    SELECT u.id, coalesce(u.email, '') AS email FROM users u
+    SELECT u.id, coalesce(u.email, '') AS email{columns} FROM users u
     WHERE (SELECT ok FROM go) AND NOT EXISTS (SELECT 1 FROM done)
       AND u.id > $2 AND u.id <= $3
       AND {audience}
@@ -128,7 +135,7 @@ ids AS (
 ),
 {opted},
 page AS (
-    SELECT u.id, u.email, {quiet} AS quiet FROM ids u
+    SELECT u.id, u.email, {quiet} AS quiet{columns} FROM ids u
 ),
 {sent_to},
 cut AS (
@@ -197,13 +204,14 @@ struct ClaimRow {
 
 /// Claim the next page of a lane for an external channel (step 1 above), as the run
 /// numbered `owner`. `audience` as for [`crate::pages::write_inbox_page`]. With `profiles`
-/// (a campaign whose content is a template), each pending recipient comes with their data.
+/// (a campaign whose content is a template: what its templates read), each pending
+/// recipient comes with their data.
 pub async fn claim(
     conn: &mut PgConnection,
     page: &PageInput,
     audience: &Compiled,
     owner: i64,
-    profiles: bool,
+    profiles: Option<&UserFields>,
 ) -> Result<Claim> {
     let started = std::time::Instant::now();
     let owner_param = crate::pages::AUDIENCE_PARAMS + audience.params.len();
@@ -255,14 +263,17 @@ pub async fn claim(
     }
     let finished = !reopened && sent + failed >= recipients;
     let pending = if row.claimed_now {
-        let mut profiles = row.profiles.into_iter();
+        let mut profiles_of = row.profiles.into_iter();
         row.ids
             .into_iter()
             .zip(row.emails)
             .map(|(user_id, email)| {
-                let profile = profiles
+                let profile = profiles_of
                     .next()
-                    .map(|json| crate::users::profile_from_json(user_id, &email, &json))
+                    .zip(profiles)
+                    .map(|(json, fields)| {
+                        crate::users::profile_from_json(user_id, &email, fields, &json)
+                    })
                     .transpose()?;
                 Ok(Pending {
                     user_id,
@@ -285,9 +296,9 @@ pub async fn claim(
             recipients -= quiet.len() as u32;
             suppressed += quiet.len() as u32;
         }
-        if profiles {
+        if let Some(fields) = profiles {
             let ids: Vec<i64> = pending.iter().map(|p| p.user_id).collect();
-            let mut found = crate::users::profiles(conn, &ids)
+            let mut found = crate::users::profiles(conn, &ids, fields)
                 .await?
                 .into_iter()
                 .peekable();

@@ -99,11 +99,69 @@ pub struct Profile {
     pub attrs: serde_json::Map<String, serde_json::Value>,
 }
 
+/// What of a user a campaign's templates read besides `id` and `email` (which every page
+/// has): a page's statement reads only that much of each recipient.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserFields {
+    pub name: bool,
+    pub locale: bool,
+    pub timezone: bool,
+    pub segments: bool,
+    pub attrs: AttrsRead,
+}
+
+/// The attributes templates read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AttrsRead {
+    /// These, by name (sorted, each once; none at all when empty).
+    #[default]
+    None,
+    Named(Vec<String>),
+    /// Every one: a template reads `user.attrs` (or `user`) as a whole.
+    All,
+}
+
+impl UserFields {
+    /// Everything a user has: what a preview, or a template that reads `user` whole, needs.
+    pub fn all() -> Self {
+        Self {
+            name: true,
+            locale: true,
+            timezone: true,
+            segments: true,
+            attrs: AttrsRead::All,
+        }
+    }
+
+    /// Take in a variable a template reads (`user.attrs.plan`, as MiniJinja's analysis
+    /// names it); anything it cannot place reads the user whole.
+    fn read(&mut self, variable: &str) {
+        let parts: Vec<&str> = variable.split('.').collect();
+        match parts.as_slice() {
+            ["user", "id" | "email", ..] => {}
+            ["user", "name", ..] => self.name = true,
+            ["user", "locale", ..] => self.locale = true,
+            ["user", "timezone", ..] => self.timezone = true,
+            ["user", "segments", ..] => self.segments = true,
+            ["user", "attrs", attr, ..] => match &mut self.attrs {
+                AttrsRead::All => {}
+                AttrsRead::None => self.attrs = AttrsRead::Named(vec![attr.to_string()]),
+                AttrsRead::Named(names) => names.push(attr.to_string()),
+            },
+            ["user", "attrs"] => self.attrs = AttrsRead::All,
+            ["user", ..] => *self = Self::all(),
+            _ => {}
+        }
+    }
+}
+
 /// A campaign's content, compiled.
 pub struct Templates {
     env: Environment<'static>,
     /// The fields that hold template syntax; the others are their own rendering.
     templated: Vec<Field>,
+    /// What of a user `templated` reads.
+    reads: UserFields,
     content: Content,
     campaign: Value,
 }
@@ -155,6 +213,7 @@ impl Templates {
                 .map_err(|e| syntax_error(field, source, &e))?;
             t.templated.push(field);
         }
+        t.reads = t.read_fields();
         Ok(t)
     }
 
@@ -186,6 +245,7 @@ impl Templates {
         Self {
             env,
             templated: Vec::new(),
+            reads: UserFields::default(),
             content: content.clone(),
             campaign,
         }
@@ -256,6 +316,28 @@ impl Templates {
         all.sort();
         all.dedup();
         all
+    }
+
+    /// What of each user the templates read, for the statement that reads a page's users.
+    /// MiniJinja's analysis names every chain of attributes that starts at `user`; one it
+    /// cannot follow (`user.attrs[name]`, `user | tojson`, `{% set u = user %}`) names
+    /// `user.attrs` or `user` itself, which reads all of it.
+    pub fn user_fields(&self) -> &UserFields {
+        &self.reads
+    }
+
+    fn read_fields(&self) -> UserFields {
+        let mut fields = UserFields::default();
+        for &field in &self.templated {
+            for variable in self.template(field).undeclared_variables(true) {
+                fields.read(&variable);
+            }
+        }
+        if let AttrsRead::Named(names) = &mut fields.attrs {
+            names.sort();
+            names.dedup();
+        }
+        fields
     }
 
     /// Of `variables`, those `user` has no value for: what prints nothing (or fails) in

@@ -235,3 +235,123 @@ fn a_preview_names_the_variables_read_and_those_a_user_lacks() {
         ["user.attrs.plan", "user.name"]
     );
 }
+
+/// `user` with only what `fields` names (what a page's statement reads of them).
+fn trimmed(user: &Profile, fields: &UserFields) -> Arc<Profile> {
+    let keep = |on: bool, v: &Option<String>| v.clone().filter(|_| on);
+    Arc::new(Profile {
+        id: user.id,
+        email: user.email.clone(),
+        name: keep(fields.name, &user.name),
+        locale: keep(fields.locale, &user.locale),
+        timezone: keep(fields.timezone, &user.timezone),
+        segments: if fields.segments {
+            user.segments.clone()
+        } else {
+            Vec::new()
+        },
+        attrs: match &fields.attrs {
+            AttrsRead::All => user.attrs.clone(),
+            AttrsRead::None => serde_json::Map::new(),
+            AttrsRead::Named(names) => user
+                .attrs
+                .iter()
+                .filter(|(k, _)| names.contains(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        },
+    })
+}
+
+#[test]
+fn user_fields_are_what_the_templates_read() {
+    let named = |names: &[&str]| AttrsRead::Named(names.iter().map(|n| n.to_string()).collect());
+    let fields = |title: &str, body: &str| compile(title, body).user_fields().clone();
+    assert_eq!(fields("Hi", "static"), UserFields::default());
+    assert_eq!(
+        fields("#{{ user.id }}", "{{ user.email }}"),
+        UserFields::default()
+    );
+    assert_eq!(
+        fields(
+            "Hi {{ user.name }}",
+            "{{ user.attrs.plan }} {{ user.attrs.age | default(1) }} {{ user.attrs.plan }}"
+        ),
+        UserFields {
+            name: true,
+            attrs: named(&["age", "plan"]),
+            ..Default::default()
+        }
+    );
+    assert_eq!(
+        fields(
+            "{% for s in user.segments %}{{ s }}{% endfor %}",
+            "{{ user.locale }}/{{ user.timezone }}"
+        ),
+        UserFields {
+            locale: true,
+            timezone: true,
+            segments: true,
+            ..Default::default()
+        }
+    );
+    // Reads the analysis cannot follow by name read everything they might reach.
+    let all_attrs = UserFields {
+        attrs: AttrsRead::All,
+        ..Default::default()
+    };
+    assert_eq!(fields("x", "{{ user.attrs['plan'] }}"), all_attrs);
+    assert_eq!(fields("x", "{{ user.attrs | length }}"), all_attrs);
+    assert_eq!(
+        fields(
+            "x",
+            "{% for k, v in user.attrs | items %}{{ v }}{% endfor %}"
+        ),
+        all_attrs
+    );
+    for whole in [
+        "{% for k in user %}{{ k }}{% endfor %}",
+        "{{ user['name'] }}",
+        "{% set u = user %}{{ u.attrs.plan }}",
+        "{% with u = user %}{{ u.name }}{% endwith %}",
+        "{% macro m(u) %}{{ u.locale }}{% endmacro %}{{ m(user) }}",
+        "{{ (user).attrs.plan if true }}{{ [user][0].name }}",
+    ] {
+        assert_eq!(fields("x", whole), UserFields::all(), "{whole}");
+    }
+}
+
+#[test]
+fn a_user_trimmed_to_what_the_templates_read_renders_the_same() {
+    let full = ada();
+    for (title, body) in [
+        (
+            "Hi {{ user.name | default(\"there\") }}",
+            "{{ user.attrs.plan }}",
+        ),
+        (
+            "{% if user.attrs.vip %}VIP{% endif %}",
+            "{{ user.attrs.gone is none }} {{ user.attrs.nope | default(\"-\") }} {{ user.attrs.age }}",
+        ),
+        (
+            "{{ user.segments | join(\",\") }}",
+            "{{ user.locale }}{{ user.timezone }}",
+        ),
+        ("{{ user.attrs | length }}", "{{ user.attrs['score'] }}"),
+        (
+            "{% set p = user.attrs %}{{ p.plan }}",
+            "{% for k in user %}{{ k }}{% endfor %}",
+        ),
+        (
+            "{% macro hi(u) %}{{ u.name }}{% endmacro %}{{ hi(user) }}",
+            "x",
+        ),
+        ("{{ user.id }} {{ user.email }}", "{{ campaign.key }}"),
+    ] {
+        let t = compile(title, body);
+        let fields = t.user_fields().clone();
+        let want = t.render(&full).unwrap();
+        let got = t.render(&trimmed(&full, &fields)).unwrap();
+        assert_eq!(got, want, "{title} / {body}: {fields:?}");
+    }
+}

@@ -157,7 +157,8 @@ pub async fn deliver_page<D: Deliver>(
             let mut conn = lease(run.pages, page, None).await?;
             // The claim reads the gate as it is sent: a wait for the connection must not count.
             claimed_at = Instant::now();
-            let profiles = run.templates.is_personal();
+            let profiles =
+                Some(run.templates.user_fields()).filter(|_| run.templates.is_personal());
             let claim = sends::claim(&mut conn, page, run.audience, owner, profiles).await;
             conn.finish(&claim);
             claim

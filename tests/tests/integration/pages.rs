@@ -506,14 +506,14 @@ async fn an_external_page_claimed_again_belongs_to_the_last_claim() {
         ..page(id, 0)
     };
     let mut conn = pages.get((id, 0)).await.unwrap();
-    let Claim::Page(first) = sends::claim(&mut conn, &input, &audience, 1, false)
+    let Claim::Page(first) = sends::claim(&mut conn, &input, &audience, 1, None)
         .await
         .unwrap()
     else {
         panic!("the first claim is refused");
     };
     assert_eq!(first.pending.len(), 500);
-    let Claim::Page(second) = sends::claim(&mut conn, &input, &audience, 2, false)
+    let Claim::Page(second) = sends::claim(&mut conn, &input, &audience, 2, None)
         .await
         .unwrap()
     else {

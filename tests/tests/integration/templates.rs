@@ -253,3 +253,69 @@ async fn template_errors_are_refused_at_their_field_and_launch_nothing() {
         .unwrap();
     assert_eq!(launched, 0, "nothing was launched");
 }
+
+/// A page reads of its users only what the campaign's templates read; each part read is
+/// what the whole user holds, whatever the fields and attributes asked for.
+#[tokio::test]
+async fn a_page_reads_what_the_templates_read_and_nothing_else() {
+    use herald_templates::{AttrsRead, UserFields};
+    let app = TestApp::without_worker().await.unwrap();
+    import_users(&app, &unique("tpl"));
+    let ids = [1, 2, 3, 4, 99];
+    let mut conn = app.pool.acquire().await.unwrap();
+    let all = herald_store::users::profiles(&mut conn, &ids, &UserFields::all())
+        .await
+        .unwrap();
+    assert_eq!(all.iter().map(|p| p.id).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(all[0].attrs["age"], 36);
+    let named = |names: &[&str]| AttrsRead::Named(names.iter().map(|n| n.to_string()).collect());
+    for fields in [
+        UserFields::default(),
+        UserFields {
+            name: true,
+            attrs: named(&["age", "plan"]),
+            ..Default::default()
+        },
+        UserFields {
+            locale: true,
+            timezone: true,
+            segments: true,
+            // One no user has, and one no attribute could be called.
+            attrs: named(&["ghost", "it's"]),
+            ..Default::default()
+        },
+        UserFields {
+            attrs: AttrsRead::All,
+            ..Default::default()
+        },
+    ] {
+        let got = herald_store::users::profiles(&mut conn, &ids, &fields)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), all.len());
+        for (got, whole) in got.iter().zip(&all) {
+            assert_eq!((got.id, &got.email), (whole.id, &whole.email));
+            let part = |on: bool, v: &Option<String>| v.clone().filter(|_| on);
+            assert_eq!(got.name, part(fields.name, &whole.name), "{fields:?}");
+            assert_eq!(got.locale, part(fields.locale, &whole.locale));
+            assert_eq!(got.timezone, part(fields.timezone, &whole.timezone));
+            let segments = if fields.segments {
+                whole.segments.clone()
+            } else {
+                vec![]
+            };
+            assert_eq!(got.segments, segments);
+            let attrs: serde_json::Map<_, _> = whole
+                .attrs
+                .iter()
+                .filter(|(k, _)| match &fields.attrs {
+                    AttrsRead::All => true,
+                    AttrsRead::None => false,
+                    AttrsRead::Named(names) => names.contains(k),
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            assert_eq!(got.attrs, attrs, "{fields:?}");
+        }
+    }
+}

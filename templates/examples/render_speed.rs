@@ -20,14 +20,20 @@ fn main() {
         "{:.2} µs a render ({len})",
         t0.elapsed().as_secs_f64() * 1e6 / n as f64
     );
-    let json = r#"{"name": null, "attrs": {"age": 23, "plan": "team", "bucket": 5, "country": "GB", "last_seen": "2026-12-01T16:15:15.407167Z"}, "locale": "en", "segments": ["bench-mail"], "timezone": "Europe/Berlin"}"#;
+    // What a page's claim reads of a user for these templates (`user.attrs.age`,
+    // `user.attrs.plan`): an array of those values, parsed into the user's attributes.
+    let json = r#"[23, "team"]"#;
     let t0 = std::time::Instant::now();
     for _ in 0..n {
-        let v: serde_json::Value = serde_json::from_str(json).unwrap();
-        len += v.as_object().unwrap().len();
+        let values: Vec<serde_json::Value> = serde_json::from_str(json).unwrap();
+        let mut attrs = serde_json::Map::new();
+        for (name, value) in ["age", "plan"].into_iter().zip(values) {
+            attrs.insert(name.to_owned(), value);
+        }
+        len += attrs.len();
     }
     println!(
-        "{:.2} µs a JSON parse ({len})",
+        "{:.2} µs a parse of the user's data ({len})",
         t0.elapsed().as_secs_f64() * 1e6 / n as f64
     );
 }

@@ -407,17 +407,15 @@ impl Templates {
         if self.templated.is_empty() {
             return Ok(rendered);
         }
-        let context = Value::from_pairs([
-            (
-                "user",
-                Value::from_object(User(user.clone(), Default::default())),
-            ),
-            ("campaign", self.campaign.clone()),
-            (
-                "unsubscribe_url",
-                unsubscribe_url.map_or(Value::UNDEFINED, Value::from),
-            ),
-        ]);
+        let context = Value::from_object(Context {
+            user: Value::from_object(User {
+                user: user.clone(),
+                segments: Default::default(),
+                attrs: Default::default(),
+            }),
+            campaign: self.campaign.clone(),
+            unsubscribe_url: unsubscribe_url.map(Value::from),
+        });
         for &field in &self.templated {
             let text = self.render_field(field, &context)?;
             match field {
@@ -587,15 +585,25 @@ fn check_variable(
 
 /// The `user` variable, read field by field as the template asks (a rendering touches a
 /// few of a user's values; building all of them would cost more than the rendering). A
-/// field the user has no value for is undefined.
+/// field the user has no value for is undefined. Each of `segments` and `attrs` is built
+/// once a rendering, when first read.
 #[derive(Debug)]
-struct User(Arc<Profile>, std::sync::OnceLock<Value>);
+struct User {
+    user: Arc<Profile>,
+    segments: std::sync::OnceLock<Value>,
+    attrs: std::sync::OnceLock<Value>,
+}
 
 impl Object for User {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let user = &self.0;
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    // Read by name with no value made of the name (MiniJinja's default makes one).
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        let user = &self.user;
         let text = |v: &Option<String>| v.as_deref().map(Value::from);
-        match key.as_str()? {
+        match key {
             "id" => Some(Value::from(user.id)),
             "email" => (!user.email.is_empty()).then(|| Value::from(user.email.as_str())),
             "name" => text(&user.name),
@@ -603,7 +611,7 @@ impl Object for User {
             "timezone" => text(&user.timezone),
             // Built once: reading an object's field costs no fuel.
             "segments" => Some(
-                self.1
+                self.segments
                     .get_or_init(|| {
                         user.segments
                             .iter()
@@ -612,7 +620,11 @@ impl Object for User {
                     })
                     .clone(),
             ),
-            "attrs" => Some(Value::from_object(Attrs(user.clone()))),
+            "attrs" => Some(
+                self.attrs
+                    .get_or_init(|| Value::from_object(Attrs(user.clone())))
+                    .clone(),
+            ),
             _ => None,
         }
     }
@@ -628,13 +640,45 @@ struct Attrs(Arc<Profile>);
 
 impl Object for Attrs {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        let value = self.0.attrs.get(key.as_str()?)?;
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        let value = self.0.attrs.get(key)?;
         (!value.is_null()).then(|| json_value(value))
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
         let names = self.0.attrs.iter().filter(|(_, v)| !v.is_null());
         Enumerator::Values(names.map(|(k, _)| Value::from(k.as_str())).collect())
+    }
+}
+
+/// What a rendering sees: `user`, `campaign` and `unsubscribe_url` (undefined when the
+/// campaign has none), looked up by name with nothing built per lookup.
+#[derive(Debug)]
+struct Context {
+    user: Value,
+    campaign: Value,
+    unsubscribe_url: Option<Value>,
+}
+
+impl Object for Context {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        match key {
+            "user" => Some(self.user.clone()),
+            "campaign" => Some(self.campaign.clone()),
+            "unsubscribe_url" => self.unsubscribe_url.clone(),
+            _ => None,
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["user", "campaign", "unsubscribe_url"])
     }
 }
 

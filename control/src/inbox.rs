@@ -52,19 +52,28 @@ impl Control {
         // Rendered once the page is cut: the row fetched to see a next page is not shown.
         let mut page = Page::of(found.items, limit, |i| i.campaign_id);
         let key = self.unsubscribe_key().await?;
+        // One link a category: a page's items mostly share theirs, and each is an HMAC.
+        let mut links: Vec<(String, Option<String>)> = Vec::new();
         for item in &mut page.items {
+            if let Some((_, url)) = links.iter().find(|(c, _)| *c == item.category) {
+                item.unsubscribe_url = url.clone();
+                continue;
+            }
             // A transactional campaign has no link; nor has a category that no longer
             // parses (launch checked it).
-            if let Ok(category) = herald_wire::Category::parse(&item.category)
-                && !category.is_transactional()
-            {
-                let link = herald_wire::Unsubscribe {
-                    user_id: user,
-                    category,
-                    channel: Channel::Inbox,
-                };
-                item.unsubscribe_url = Some(key.url(&self.config.public_url, &link));
-            }
+            let url = herald_wire::Category::parse(&item.category)
+                .ok()
+                .filter(|category| !category.is_transactional())
+                .map(|category| {
+                    let link = herald_wire::Unsubscribe {
+                        user_id: user,
+                        category,
+                        channel: Channel::Inbox,
+                    };
+                    key.url(&self.config.public_url, &link)
+                });
+            links.push((item.category.clone(), url.clone()));
+            item.unsubscribe_url = url;
         }
         self.render(&data, &mut page.items);
         Ok(Inbox {

@@ -579,6 +579,10 @@ pub(crate) fn profile_from_json(
             }
         }
     }
+    // The statement and this reading must name the same fields in the same order.
+    if values.next().is_some() {
+        return Err(bad("more values than the fields read".into()));
+    }
     Ok(user)
 }
 

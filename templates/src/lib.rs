@@ -133,25 +133,24 @@ impl UserFields {
         }
     }
 
-    /// Take in a variable a template reads (`user.attrs.plan`, as MiniJinja's analysis
-    /// names it); anything it cannot place reads the user whole.
-    fn read(&mut self, variable: &str) {
-        let parts: Vec<&str> = variable.split('.').collect();
-        match parts.as_slice() {
-            ["user", "id" | "email", ..] => {}
-            ["user", "name", ..] => self.name = true,
-            ["user", "locale", ..] => self.locale = true,
-            ["user", "timezone", ..] => self.timezone = true,
-            ["user", "segments", ..] => self.segments = true,
-            ["user", "attrs", attr, ..] => match &mut self.attrs {
+    /// Take in a read of `user.FIELD`, and of `user.attrs.ATTR`; false for a field it
+    /// cannot place, which reads the user whole.
+    fn read(&mut self, field: &str, attr: Option<&str>) -> bool {
+        match (field, attr) {
+            ("id" | "email", _) => {}
+            ("name", _) => self.name = true,
+            ("locale", _) => self.locale = true,
+            ("timezone", _) => self.timezone = true,
+            ("segments", _) => self.segments = true,
+            ("attrs", Some(attr)) => match &mut self.attrs {
                 AttrsRead::All => {}
-                AttrsRead::None => self.attrs = AttrsRead::Named(vec![attr.to_string()]),
-                AttrsRead::Named(names) => names.push(attr.to_string()),
+                AttrsRead::None => self.attrs = AttrsRead::Named(vec![attr.to_owned()]),
+                AttrsRead::Named(names) => names.push(attr.to_owned()),
             },
-            ["user", "attrs"] => self.attrs = AttrsRead::All,
-            ["user", ..] => *self = Self::all(),
-            _ => {}
+            ("attrs", None) => self.attrs = AttrsRead::All,
+            _ => return false,
         }
+        true
     }
 }
 
@@ -319,18 +318,47 @@ impl Templates {
     }
 
     /// What of each user the templates read, for the statement that reads a page's users.
-    /// MiniJinja's analysis names every chain of attributes that starts at `user`; one it
-    /// cannot follow (`user.attrs[name]`, `user | tojson`, `{% set u = user %}`) names
-    /// `user.attrs` or `user` itself, which reads all of it.
     pub fn user_fields(&self) -> &UserFields {
         &self.reads
     }
 
+    /// Read from the compiled templates, where every read of `user` is a `Lookup("user")`
+    /// and what follows it: `user.name` reads the name, `user.attrs.plan` one attribute,
+    /// and any other use (`user` whole, `user.attrs[k]`, `user.attrs | items`) all it can
+    /// reach. A template that assigns a name `user` of its own (`set`, `with`, a loop or a
+    /// macro's argument) or dumps its context (`debug()`) reads everything. The compiled
+    /// form, not MiniJinja's analysis of the source, which misses names inside slices
+    /// (`user.name[:1]`) and the filters of filter and `set` blocks.
     fn read_fields(&self) -> UserFields {
         let mut fields = UserFields::default();
         for &field in &self.templated {
-            for variable in self.template(field).undeclared_variables(true) {
-                fields.read(&variable);
+            let template = self.template(field);
+            let compiled = get_compiled_template(&template);
+            let streams = std::iter::once(&compiled.instructions).chain(compiled.blocks.values());
+            for instructions in streams {
+                let name_at = |i: u32| match instructions.get(i) {
+                    Some(Instruction::GetAttr(name)) => Some(*name),
+                    _ => None,
+                };
+                let mut i = 0;
+                while let Some(instruction) = instructions.get(i) {
+                    match instruction {
+                        Instruction::Lookup("user") => {
+                            let Some(name) = name_at(i + 1) else {
+                                return UserFields::all();
+                            };
+                            let attr = name_at(i + 2).filter(|_| name == "attrs");
+                            if !fields.read(name, attr) {
+                                return UserFields::all();
+                            }
+                        }
+                        Instruction::StoreLocal("user") | Instruction::CallFunction("debug", _) => {
+                            return UserFields::all();
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
             }
         }
         if let AttrsRead::Named(names) = &mut fields.attrs {

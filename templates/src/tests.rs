@@ -283,6 +283,19 @@ fn user_fields_are_what_the_templates_read() {
             ..Default::default()
         }
     );
+    // Reads inside slices and in the filters of filter and `set` blocks count too.
+    assert_eq!(
+        fields(
+            "Dear {{ user.name[:1] }}",
+            "{% filter replace(\"P\", user.attrs.plan) %}P{% endfilter %}\
+             {% set g | replace(\"A\", user.attrs.age | string) %}A{% endset %}{{ g }}"
+        ),
+        UserFields {
+            name: true,
+            attrs: named(&["age", "plan"]),
+            ..Default::default()
+        }
+    );
     assert_eq!(
         fields(
             "{% for s in user.segments %}{{ s }}{% endfor %}",
@@ -316,6 +329,12 @@ fn user_fields_are_what_the_templates_read() {
         "{% with u = user %}{{ u.name }}{% endwith %}",
         "{% macro m(u) %}{{ u.locale }}{% endmacro %}{{ m(user) }}",
         "{{ (user).attrs.plan if true }}{{ [user][0].name }}",
+        // A name `user` of the template's own hides what it was made of.
+        "{% set user = user.attrs %}{{ user.plan }}",
+        "{% with user = user.attrs %}{{ user.plan }}{% endwith %}",
+        "{% macro m(user=user.name) %}{{ user }}{% endmacro %}{{ m() }}",
+        "{% for user in [user] %}{{ user.name }}{% endfor %}",
+        "{{ debug() }}",
     ] {
         assert_eq!(fields("x", whole), UserFields::all(), "{whole}");
     }
@@ -347,6 +366,13 @@ fn a_user_trimmed_to_what_the_templates_read_renders_the_same() {
             "x",
         ),
         ("{{ user.id }} {{ user.email }}", "{{ campaign.key }}"),
+        ("Dear {{ user.name[:1] }}.", "{{ user.segments[:1] | join }}"),
+        (
+            "{% filter replace(\"P\", user.attrs.plan) %}P{% endfilter %}",
+            "{% set g | replace(\"A\", user.attrs.age | string) %}A{% endset %}{{ g }}",
+        ),
+        ("{% set user = user.attrs %}{{ user.plan }}", "x"),
+        ("{% with user = user.attrs %}{{ user.plan }}{% endwith %}", "x"),
     ] {
         let t = compile(title, body);
         let fields = t.user_fields().clone();

@@ -276,11 +276,34 @@ impl Templates {
                 }
             }
             let compiled = get_compiled_template(&template);
-            let streams = std::iter::once(&compiled.instructions).chain(compiled.blocks.values());
-            for instructions in streams {
+            let streams =
+                || std::iter::once(&compiled.instructions).chain(compiled.blocks.values());
+            // The analysis above does not see every read (those in slices, in the filters of
+            // filter and `set` blocks): each `user.…` of the compiled form is checked too,
+            // unless the template has a `user` of its own.
+            let own_user = streams().any(|instructions| {
+                let mut i = 0;
+                while let Some(instruction) = instructions.get(i) {
+                    if matches!(instruction, Instruction::StoreLocal("user")) {
+                        return true;
+                    }
+                    i += 1;
+                }
+                false
+            });
+            for instructions in streams() {
                 let mut i = 0;
                 while let Some(instruction) = instructions.get(i) {
                     let unknown = match instruction {
+                        Instruction::Lookup("user") if !own_user => {
+                            let mut name = String::from("user");
+                            let mut j = i + 1;
+                            while let Some(Instruction::GetAttr(part)) = instructions.get(j) {
+                                name = format!("{name}.{part}");
+                                j += 1;
+                            }
+                            check_variable(&name, &known, &declared).err()
+                        }
                         Instruction::ApplyFilter(name, ..) if !self.has_filter(name) => {
                             Some(format!("no filter is called {name:?}"))
                         }

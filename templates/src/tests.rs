@@ -136,6 +136,26 @@ fn names_that_cannot_exist_are_refused_where_they_are() {
         "{}",
         e.message
     );
+    // Names the analysis of the source does not see: in a slice, in a filter block's filter.
+    let e = check("Dear {{ user.nmae[:1] }}", "b").unwrap_err();
+    assert!(
+        e.message
+            .starts_with("line 1, column 9: a user has no field \"nmae\""),
+        "{}",
+        e.message
+    );
+    let e = check(
+        "x",
+        "{% filter replace(\"P\", user.attrs.plam) %}P{% endfilter %}",
+    )
+    .unwrap_err();
+    assert!(
+        e.message.contains("no user has an attribute \"plam\""),
+        "{}",
+        e.message
+    );
+    // A `user` of the template's own is not the recipient.
+    check("{% set user = {\"nick\": 1} %}{{ user.nick }}", "b").unwrap();
     let e = check("{{ campaign.title }}", "b").unwrap_err();
     assert!(
         e.message.contains("a campaign has no field \"title\""),
@@ -366,13 +386,19 @@ fn a_user_trimmed_to_what_the_templates_read_renders_the_same() {
             "x",
         ),
         ("{{ user.id }} {{ user.email }}", "{{ campaign.key }}"),
-        ("Dear {{ user.name[:1] }}.", "{{ user.segments[:1] | join }}"),
+        (
+            "Dear {{ user.name[:1] }}.",
+            "{{ user.segments[:1] | join }}",
+        ),
         (
             "{% filter replace(\"P\", user.attrs.plan) %}P{% endfilter %}",
             "{% set g | replace(\"A\", user.attrs.age | string) %}A{% endset %}{{ g }}",
         ),
         ("{% set user = user.attrs %}{{ user.plan }}", "x"),
-        ("{% with user = user.attrs %}{{ user.plan }}{% endwith %}", "x"),
+        (
+            "{% with user = user.attrs %}{{ user.plan }}{% endwith %}",
+            "x",
+        ),
     ] {
         let t = compile(title, body);
         let fields = t.user_fields().clone();

@@ -292,30 +292,25 @@ fn user_fields_are_what_the_templates_read() {
         fields("#{{ user.id }}", "{{ user.email }}"),
         UserFields::default()
     );
-    assert_eq!(
-        fields(
+    let name_age_plan = UserFields {
+        name: true,
+        attrs: named(&["age", "plan"]),
+        ..Default::default()
+    };
+    for (title, body) in [
+        (
             "Hi {{ user.name }}",
-            "{{ user.attrs.plan }} {{ user.attrs.age | default(1) }} {{ user.attrs.plan }}"
+            "{{ user.attrs.plan }} {{ user.attrs.age | default(1) }} {{ user.attrs.plan }}",
         ),
-        UserFields {
-            name: true,
-            attrs: named(&["age", "plan"]),
-            ..Default::default()
-        }
-    );
-    // Reads inside slices and in the filters of filter and `set` blocks count too.
-    assert_eq!(
-        fields(
+        // Reads inside slices and in the filters of filter and `set` blocks count too.
+        (
             "Dear {{ user.name[:1] }}",
             "{% filter replace(\"P\", user.attrs.plan) %}P{% endfilter %}\
-             {% set g | replace(\"A\", user.attrs.age | string) %}A{% endset %}{{ g }}"
+             {% set g | replace(\"A\", user.attrs.age | string) %}A{% endset %}{{ g }}",
         ),
-        UserFields {
-            name: true,
-            attrs: named(&["age", "plan"]),
-            ..Default::default()
-        }
-    );
+    ] {
+        assert_eq!(fields(title, body), name_age_plan, "{title} / {body}");
+    }
     assert_eq!(
         fields(
             "{% for s in user.segments %}{{ s }}{% endfor %}",

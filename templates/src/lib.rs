@@ -22,15 +22,12 @@
 //! `| safe`; an e-mail's subject and plain-text body are text and are printed as they are.
 //! Blocks take their own line: `{% if %}` alone on a line leaves no blank line behind.
 
-use std::{borrow::Cow, collections::BTreeMap, fmt, io, sync::Arc};
+use std::{borrow::Cow, fmt, io, sync::Arc};
 
 use herald_wire::{Channel, Content, FieldError};
-use minijinja::{
-    AutoEscape, Environment, ErrorKind, Value,
-    machinery::{Instruction, get_compiled_template},
-    syntax::SyntaxConfig,
-    value::{Enumerator, Object},
-};
+use minijinja::{AutoEscape, Environment, ErrorKind, Value, syntax::SyntaxConfig};
+
+use context::Context;
 
 /// The most one field's rendering may hold.
 pub const OUTPUT_MAX: usize = 64 * 1024;
@@ -97,61 +94,6 @@ pub struct Profile {
     pub timezone: Option<String>,
     pub segments: Vec<String>,
     pub attrs: serde_json::Map<String, serde_json::Value>,
-}
-
-/// What of a user a campaign's templates read besides `id` and `email` (which every page
-/// has): a page's statement reads only that much of each recipient.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct UserFields {
-    pub name: bool,
-    pub locale: bool,
-    pub timezone: bool,
-    pub segments: bool,
-    pub attrs: AttrsRead,
-}
-
-/// The attributes templates read.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum AttrsRead {
-    /// These, by name (sorted, each once; none at all when empty).
-    #[default]
-    None,
-    Named(Vec<String>),
-    /// Every one: a template reads `user.attrs` (or `user`) as a whole.
-    All,
-}
-
-impl UserFields {
-    /// Everything a user has: what a preview, or a template that reads `user` whole, needs.
-    pub fn all() -> Self {
-        Self {
-            name: true,
-            locale: true,
-            timezone: true,
-            segments: true,
-            attrs: AttrsRead::All,
-        }
-    }
-
-    /// Take in a read of `user.FIELD`, and of `user.attrs.ATTR`; false for a field it
-    /// cannot place, which reads the user whole.
-    fn read(&mut self, field: &str, attr: Option<&str>) -> bool {
-        match (field, attr) {
-            ("id" | "email", _) => {}
-            ("name", _) => self.name = true,
-            ("locale", _) => self.locale = true,
-            ("timezone", _) => self.timezone = true,
-            ("segments", _) => self.segments = true,
-            ("attrs", Some(attr)) => match &mut self.attrs {
-                AttrsRead::All => {}
-                AttrsRead::None => self.attrs = AttrsRead::Named(vec![attr.to_owned()]),
-                AttrsRead::Named(names) => names.push(attr.to_owned()),
-            },
-            ("attrs", None) => self.attrs = AttrsRead::All,
-            _ => return false,
-        }
-        true
-    }
 }
 
 /// A campaign's content, compiled.
@@ -255,74 +197,6 @@ impl Templates {
         !self.templated.is_empty()
     }
 
-    /// Check the names the templates use: every variable is a field of `user` or
-    /// `campaign` (a user attribute one that `declared` says exists), every filter and test
-    /// is one MiniJinja has. Refused at its field, line and column.
-    pub fn check_names(&self, declared: impl Fn(&str) -> bool) -> Result<(), FieldError> {
-        let globals: Vec<&str> = self.env.globals().map(|(name, _)| name).collect();
-        for &field in &self.templated {
-            let template = self.template(field);
-            let source = template.source();
-            // MiniJinja's analysis scopes a `set` inside `if` to the block, where rendering
-            // does not: a name set anywhere is the template's own.
-            let mut known = globals.clone();
-            known.extend(set_targets(source));
-            let mut names: Vec<String> = template.undeclared_variables(true).into_iter().collect();
-            names.sort();
-            for name in names {
-                if let Err(message) = check_variable(&name, &known, &declared) {
-                    let offset = find_variable(source, &name);
-                    return Err(position(field, source, offset, message));
-                }
-            }
-            let compiled = get_compiled_template(&template);
-            let streams =
-                || std::iter::once(&compiled.instructions).chain(compiled.blocks.values());
-            // The analysis above does not see every read (those in slices, in the filters of
-            // filter and `set` blocks): each `user.…` of the compiled form is checked too,
-            // unless the template has a `user` of its own.
-            let own_user = streams().any(|instructions| {
-                let mut i = 0;
-                while let Some(instruction) = instructions.get(i) {
-                    if matches!(instruction, Instruction::StoreLocal("user")) {
-                        return true;
-                    }
-                    i += 1;
-                }
-                false
-            });
-            for instructions in streams() {
-                let mut i = 0;
-                while let Some(instruction) = instructions.get(i) {
-                    let unknown = match instruction {
-                        Instruction::Lookup("user") if !own_user => {
-                            let mut name = String::from("user");
-                            let mut j = i + 1;
-                            while let Some(Instruction::GetAttr(part)) = instructions.get(j) {
-                                name = format!("{name}.{part}");
-                                j += 1;
-                            }
-                            check_variable(&name, &known, &declared).err()
-                        }
-                        Instruction::ApplyFilter(name, ..) if !self.has_filter(name) => {
-                            Some(format!("no filter is called {name:?}"))
-                        }
-                        Instruction::PerformTest(name, ..) if !self.has_test(name) => {
-                            Some(format!("no test is called {name:?}"))
-                        }
-                        _ => None,
-                    };
-                    if let Some(message) = unknown {
-                        let offset = instructions.get_span(i).map(|s| s.start_offset as usize);
-                        return Err(position(field, source, offset, message));
-                    }
-                    i += 1;
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// The variables the templates read (`user.name`, `user.attrs.plan`, `campaign.key`,
     /// `unsubscribe_url`), sorted, each once: what a preview lists.
     pub fn variables(&self) -> Vec<String> {
@@ -338,57 +212,6 @@ impl Templates {
         all.sort();
         all.dedup();
         all
-    }
-
-    /// What of each user the templates read, for the statement that reads a page's users.
-    pub fn user_fields(&self) -> &UserFields {
-        &self.reads
-    }
-
-    /// Read from the compiled templates, where every read of `user` is a `Lookup("user")`
-    /// and what follows it: `user.name` reads the name, `user.attrs.plan` one attribute,
-    /// and any other use (`user` whole, `user.attrs[k]`, `user.attrs | items`) all it can
-    /// reach. A template that assigns a name `user` of its own (`set`, `with`, a loop or a
-    /// macro's argument) or dumps its context (`debug()`) reads everything. The compiled
-    /// form, not MiniJinja's analysis of the source, which misses names inside slices
-    /// (`user.name[:1]`) and the filters of filter and `set` blocks.
-    fn read_fields(&self) -> UserFields {
-        let mut fields = UserFields::default();
-        for &field in &self.templated {
-            let template = self.template(field);
-            let compiled = get_compiled_template(&template);
-            let streams = std::iter::once(&compiled.instructions).chain(compiled.blocks.values());
-            for instructions in streams {
-                let name_at = |i: u32| match instructions.get(i) {
-                    Some(Instruction::GetAttr(name)) => Some(*name),
-                    _ => None,
-                };
-                let mut i = 0;
-                while let Some(instruction) = instructions.get(i) {
-                    match instruction {
-                        Instruction::Lookup("user") => {
-                            let Some(name) = name_at(i + 1) else {
-                                return UserFields::all();
-                            };
-                            let attr = name_at(i + 2).filter(|_| name == "attrs");
-                            if !fields.read(name, attr) {
-                                return UserFields::all();
-                            }
-                        }
-                        Instruction::StoreLocal("user") | Instruction::CallFunction("debug", _) => {
-                            return UserFields::all();
-                        }
-                        _ => {}
-                    }
-                    i += 1;
-                }
-            }
-        }
-        if let AttrsRead::Named(names) = &mut fields.attrs {
-            names.sort();
-            names.dedup();
-        }
-        fields
     }
 
     /// Of `variables`, those `user` has no value for: what prints nothing (or fails) in
@@ -419,24 +242,6 @@ impl Templates {
             .expect("every templated field was added")
     }
 
-    fn has_filter(&self, name: &str) -> bool {
-        // A filter's own errors (its arguments) mean it exists.
-        match self.env.render_str(&format!("{{{{ none | {name} }}}}"), ()) {
-            Ok(_) => true,
-            Err(e) => e.kind() != ErrorKind::UnknownFilter,
-        }
-    }
-
-    fn has_test(&self, name: &str) -> bool {
-        match self
-            .env
-            .render_str(&format!("{{{{ none is {name} }}}}"), ())
-        {
-            Ok(_) => true,
-            Err(e) => e.kind() != ErrorKind::UnknownTest,
-        }
-    }
-
     /// The content for `user`.
     pub fn render(&self, user: &Arc<Profile>) -> Result<Rendered<'_>, RenderError> {
         self.render_with(user, None)
@@ -458,15 +263,7 @@ impl Templates {
         if self.templated.is_empty() {
             return Ok(rendered);
         }
-        let context = Value::from_object(Context {
-            user: Value::from_object(User {
-                user: user.clone(),
-                segments: Default::default(),
-                attrs: Default::default(),
-            }),
-            campaign: self.campaign.clone(),
-            unsubscribe_url: unsubscribe_url.map(Value::from),
-        });
+        let context = Context::new(user, self.campaign.clone(), unsubscribe_url);
         for &field in &self.templated {
             let text = self.render_field(field, &context)?;
             match field {
@@ -549,208 +346,11 @@ fn syntax_error(field: Field, source: &str, e: &minijinja::Error) -> FieldError 
     position(field, source, offset, format!("{}: {detail}", e.kind()))
 }
 
-/// The names `{% set a = … %}` and `{% set a, b = … %}` assign anywhere in `source`.
-fn set_targets(source: &str) -> Vec<&str> {
-    let mut names = Vec::new();
-    for (at, _) in source.match_indices("{%") {
-        let rest = source[at + 2..].trim_start_matches(['-', '+']).trim_start();
-        let Some(rest) = rest.strip_prefix("set") else {
-            continue;
-        };
-        if !rest.starts_with(char::is_whitespace) {
-            continue;
-        }
-        let targets = rest.split(['=', '%']).next().unwrap_or("");
-        names.extend(
-            targets
-                .split(',')
-                .map(|t| t.trim().trim_matches(['(', ')']).trim())
-                .filter(|t| !t.is_empty() && t.chars().all(|c| c.is_alphanumeric() || c == '_')),
-        );
-    }
-    names
-}
+mod check;
+mod context;
+mod reads;
 
-/// Where `name` (a dotted path) first appears in `source`: as written, else its first part.
-fn find_variable(source: &str, name: &str) -> Option<usize> {
-    let word = |needle: &str| {
-        source.match_indices(needle).map(|(i, _)| i).find(|&i| {
-            let before = source[..i].chars().next_back();
-            let after = source[i + needle.len()..].chars().next();
-            let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-            !ident(before) && before != Some('.') && !ident(after)
-        })
-    };
-    word(name).or_else(|| word(name.split('.').next().unwrap_or(name)))
-}
-
-/// Whether `name`, a variable a template reads (`user.attrs.plan`), can exist.
-fn check_variable(
-    name: &str,
-    globals: &[&str],
-    declared: &impl Fn(&str) -> bool,
-) -> Result<(), String> {
-    let parts: Vec<&str> = name.split('.').collect();
-    let list = |names: &[&str]| names.join(", ");
-    match parts.as_slice() {
-        ["user"] | ["campaign"] | ["unsubscribe_url"] => Ok(()),
-        ["user", "attrs", rest @ ..] => match rest {
-            [] => Ok(()),
-            [attr] if declared(attr) => Ok(()),
-            [attr] => Err(format!("no user has an attribute {attr:?}")),
-            [attr, ..] => Err(format!("user.attrs.{attr} is one value; it has no fields")),
-        },
-        ["user", field, rest @ ..] => {
-            if !USER_FIELDS.contains(field) {
-                Err(format!(
-                    "a user has no field {field:?}; templates may read {}, and attributes \
-                     as user.attrs.NAME",
-                    list(&USER_FIELDS)
-                ))
-            } else if rest.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("user.{field} is one value; it has no fields"))
-            }
-        }
-        ["campaign", field, rest @ ..] => {
-            if !CAMPAIGN_FIELDS.contains(field) {
-                Err(format!(
-                    "a campaign has no field {field:?}; templates may read {}",
-                    list(&CAMPAIGN_FIELDS)
-                ))
-            } else if rest.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("campaign.{field} is one value; it has no fields"))
-            }
-        }
-        [top, ..] if globals.contains(top) => Ok(()),
-        [top, ..] => Err(format!(
-            "{top:?} is not a variable here; templates read user, campaign and \
-             unsubscribe_url (user.name, user.attrs.plan, campaign.key)"
-        )),
-        [] => Ok(()),
-    }
-}
-
-/// The `user` variable, read field by field as the template asks (a rendering touches a
-/// few of a user's values; building all of them would cost more than the rendering). A
-/// field the user has no value for is undefined. Each of `segments` and `attrs` is built
-/// once a rendering, when first read.
-#[derive(Debug)]
-struct User {
-    user: Arc<Profile>,
-    segments: std::sync::OnceLock<Value>,
-    attrs: std::sync::OnceLock<Value>,
-}
-
-impl Object for User {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        self.get_value_by_str(key.as_str()?)
-    }
-
-    // Read by name with no value made of the name (MiniJinja's default makes one).
-    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
-        let user = &self.user;
-        let text = |v: &Option<String>| v.as_deref().map(Value::from);
-        match key {
-            "id" => Some(Value::from(user.id)),
-            "email" => (!user.email.is_empty()).then(|| Value::from(user.email.as_str())),
-            "name" => text(&user.name),
-            "locale" => text(&user.locale),
-            "timezone" => text(&user.timezone),
-            // Built once: reading an object's field costs no fuel.
-            "segments" => Some(
-                self.segments
-                    .get_or_init(|| {
-                        user.segments
-                            .iter()
-                            .map(|s| Value::from(s.as_str()))
-                            .collect()
-                    })
-                    .clone(),
-            ),
-            "attrs" => Some(
-                self.attrs
-                    .get_or_init(|| Value::from_object(Attrs(user.clone())))
-                    .clone(),
-            ),
-            _ => None,
-        }
-    }
-
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Str(&USER_FIELDS)
-    }
-}
-
-/// `user.attrs`: the user's attributes, each converted when read.
-#[derive(Debug)]
-struct Attrs(Arc<Profile>);
-
-impl Object for Attrs {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        self.get_value_by_str(key.as_str()?)
-    }
-
-    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
-        let value = self.0.attrs.get(key)?;
-        (!value.is_null()).then(|| json_value(value))
-    }
-
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        let names = self.0.attrs.iter().filter(|(_, v)| !v.is_null());
-        Enumerator::Values(names.map(|(k, _)| Value::from(k.as_str())).collect())
-    }
-}
-
-/// What a rendering sees: `user`, `campaign` and `unsubscribe_url` (undefined when the
-/// campaign has none), looked up by name with nothing built per lookup.
-#[derive(Debug)]
-struct Context {
-    user: Value,
-    campaign: Value,
-    unsubscribe_url: Option<Value>,
-}
-
-impl Object for Context {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        self.get_value_by_str(key.as_str()?)
-    }
-
-    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
-        match key {
-            "user" => Some(self.user.clone()),
-            "campaign" => Some(self.campaign.clone()),
-            "unsubscribe_url" => self.unsubscribe_url.clone(),
-            _ => None,
-        }
-    }
-
-    fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Str(&["user", "campaign", "unsubscribe_url"])
-    }
-}
-
-fn json_value(v: &serde_json::Value) -> Value {
-    match v {
-        serde_json::Value::Null => Value::from(()),
-        serde_json::Value::Bool(b) => Value::from(*b),
-        serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => Value::from(i),
-            (None, Some(f)) => Value::from(f),
-            _ => Value::from(n.to_string()),
-        },
-        serde_json::Value::String(s) => Value::from(s.as_str()),
-        serde_json::Value::Array(a) => a.iter().map(json_value).collect(),
-        serde_json::Value::Object(o) => Value::from(
-            o.iter()
-                .map(|(k, v)| (k.as_str(), json_value(v)))
-                .collect::<BTreeMap<_, _>>(),
-        ),
-    }
-}
+pub use reads::{AttrsRead, UserFields};
 
 #[cfg(test)]
 mod tests;

@@ -14,8 +14,8 @@ use herald_store::{
     PgPool, campaigns,
     filter::{self, Compiled},
     gates::Gates,
-    page_connections::PageConnections,
     pages,
+    quiet_pool::QuietPool,
     sends::{self, Delivery},
     status,
 };
@@ -63,8 +63,8 @@ impl Stopping {
 pub struct HeraldActivities {
     /// For registration and status changes.
     pool: PgPool,
-    /// For pages: see [`PageConnections`].
-    pages: PageConnections,
+    /// For pages: see [`QuietPool`].
+    pages: QuietPool,
     /// The gates of the campaigns with pages sending, on a connection of their own.
     gates: Gates,
     stats: PageStats,
@@ -105,7 +105,7 @@ impl HeraldActivities {
         stopping: Stopping,
     ) -> Self {
         Self {
-            pages: PageConnections::new(&pool, pages),
+            pages: QuietPool::new(&pool, pages),
             gates: Gates::new(&pool),
             pool,
             stats: PageStats::default(),

@@ -385,7 +385,7 @@ pub struct ApiConfig {
     /// on a loopback address only
     #[arg(long, env = "HERALD_API_DEV", default_value_t = false, action = clap::ArgAction::Set)]
     pub api_dev: bool,
-    /// PostgreSQL sessions the HTTP API keeps for its requests; about what the database's cores run at once (more only lengthen the tail: docs/operations.md)
+    /// PostgreSQL sessions the HTTP API keeps for apps' inbox requests, and as many for the rest; about what the database's cores run at once (more only lengthen the tail: docs/operations.md)
     #[arg(long, env = "HERALD_API_DB_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=512))]
     pub api_db_connections: u32,
     /// The Temporal web UI the dashboard links each campaign's workflow to

@@ -10,7 +10,7 @@ use std::{
 };
 
 use herald_store::{
-    StoreError,
+    PgConnection, StoreError,
     inbox::{self, InboxItem, ReadFilter, UserData},
 };
 use herald_templates::{Profile, Templates, is_template};
@@ -38,14 +38,10 @@ impl Control {
         limit: Limit,
         after: Option<Cursor>,
     ) -> Result<Inbox> {
-        let found = inbox::page(
-            &self.db,
-            user,
-            filter,
-            after.map(Cursor::id),
-            limit.get() + 1,
-        )
-        .await?;
+        let after = after.map(Cursor::id);
+        let found = self
+            .for_app(async |conn| inbox::page(conn, user, filter, after, limit.get() + 1).await)
+            .await?;
         let Some(data) = found.user else {
             return Err(StoreError::UnknownUser(user).into());
         };
@@ -118,34 +114,58 @@ impl Control {
     /// The unread badge.
     pub async fn unread_count(&self, user: i64) -> Result<i64> {
         self.known_user(user).await?;
-        Ok(inbox::unread_count(&self.db, user).await?)
+        self.for_app(async |conn| inbox::unread_count(conn, user).await)
+            .await
     }
 
     /// Mark a campaign's message read for a user. Returns whether this call marked it
     /// (`false`: it was already read).
     pub async fn read(&self, user: i64, key: &CampaignKey) -> Result<bool> {
-        match inbox::mark_read(&self.db, user, key).await {
+        let marked = self
+            .for_app(async |conn| inbox::mark_read(conn, user, key).await)
+            .await;
+        match marked {
             // Said more precisely when the user does not exist at all.
-            Err(e @ StoreError::NotARecipient { .. }) => {
+            Err(e @ crate::ControlError::Store(StoreError::NotARecipient { .. })) => {
                 self.known_user(user).await?;
-                Err(e.into())
+                Err(e)
             }
-            marked => Ok(marked?),
+            marked => marked,
         }
     }
 
     /// Mark everything in a user's inbox read. Returns how many items this call marked.
     pub async fn read_all(&self, user: i64) -> Result<i64> {
         self.known_user(user).await?;
-        Ok(inbox::mark_all_read(&self.db, user).await?)
+        self.for_app(async |conn| inbox::mark_all_read(conn, user).await)
+            .await
     }
 
     async fn known_user(&self, user: i64) -> Result<()> {
-        if herald_store::audience::user_exists(&self.db, user).await? {
+        let exists = self
+            .for_app(async |conn| herald_store::audience::user_exists(conn, user).await)
+            .await?;
+        if exists {
             Ok(())
         } else {
             Err(StoreError::UnknownUser(user).into())
         }
+    }
+
+    /// Run an app's inbox statement: in a server, on one of the sessions kept for apps
+    /// (`QuietPool`: no round trip to check it before or after); in a command, on the pool.
+    async fn for_app<T>(
+        &self,
+        run: impl AsyncFnOnce(&mut PgConnection) -> herald_store::Result<T>,
+    ) -> Result<T> {
+        let Some(apps) = &self.apps else {
+            let mut conn = self.db.acquire().await.map_err(StoreError::from)?;
+            return Ok(run(&mut conn).await?);
+        };
+        let mut lease = apps.any().await.map_err(StoreError::from)?;
+        let done = run(&mut lease).await;
+        lease.finish(&done);
+        Ok(done?)
     }
 }
 

@@ -54,6 +54,7 @@ pub use herald_store::{
 use herald_store::{
     PgPool,
     connect::{self, PoolSettings},
+    quiet_pool::QuietPool,
 };
 use temporalio_client::Client;
 use tokio::sync::{Mutex, OnceCell, broadcast};
@@ -93,6 +94,9 @@ pub struct Control {
     templates: inbox::TemplateCache,
     /// The key of unsubscribe links, read when first needed (`consent`).
     unsubscribe: OnceCell<herald_wire::UnsubscribeKey>,
+    /// A server's sessions for apps' inbox requests, the most frequent it answers
+    /// (`inbox`); `None` in a command, which uses `db`.
+    apps: Option<QuietPool>,
 }
 
 impl Control {
@@ -112,6 +116,7 @@ impl Control {
     async fn connect_with(config: Config, settings: PoolSettings) -> Result<Self> {
         let db = connect_database(&config, &settings).await?;
         Ok(Self {
+            apps: None,
             config,
             db,
             temporal: OnceCell::new(),
@@ -129,12 +134,22 @@ impl Control {
 
     /// Connect to the database for a long-lived server with up to `sessions` connections
     /// (the HTTP API).
+    ///
+    /// Apps' inbox requests have up to `sessions` more of their own, handed out without
+    /// sqlx's round trip to check each (`store::quiet_pool`), and waited for as long as
+    /// the pool's (5 s).
     pub async fn serve(
         config: Config,
         sessions: u32,
         statement_timeout: std::time::Duration,
     ) -> Result<Self> {
-        Self::connect_with(config, PoolSettings::server(sessions, statement_timeout)).await
+        let mut control =
+            Self::connect_with(config, PoolSettings::server(sessions, statement_timeout)).await?;
+        control.apps = Some(
+            QuietPool::new(&control.db, sessions as usize)
+                .waiting_at_most(connect::ACQUIRE_TIMEOUT),
+        );
+        Ok(control)
     }
 
     /// Whether both services answer now: PostgreSQL a query, Temporal a call.

@@ -176,11 +176,11 @@ pub async fn check(
 }
 
 /// Whether a user exists (for clear errors on inbox and read).
-pub async fn user_exists(pool: &PgPool, user_id: i64) -> Result<bool> {
+pub async fn user_exists<'e>(db: impl sqlx::PgExecutor<'e>, user_id: i64) -> Result<bool> {
     Ok(
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
             .bind(user_id)
-            .fetch_one(pool)
+            .fetch_one(db)
             .await?,
     )
 }

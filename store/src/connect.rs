@@ -98,6 +98,9 @@ impl PoolSettings {
     }
 }
 
+/// How long a caller waits for a pooled session while all are in use.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Connect, failing fast (5 s) when the server is not there.
 pub async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool, sqlx::Error> {
     // Herald's statements are written for READ COMMITTED, PostgreSQL's default: the frequency
@@ -132,7 +135,7 @@ pub async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool, sqlx:
     }
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .test_before_acquire(settings.ping_before_use)
         .connect_with(options)
         .await

@@ -13,7 +13,7 @@
 use chrono::{DateTime, Utc};
 use herald_wire::{CampaignKey, ItemStatus};
 use serde::Serialize;
-use sqlx::{FromRow, PgPool};
+use sqlx::FromRow;
 
 use crate::{Result, StoreError};
 use herald_templates::{Profile, UserFields};
@@ -205,13 +205,13 @@ pub fn page_sql() -> String {
 }
 
 /// How many delivered items a user has not read (the badge).
-pub async fn unread_count(pool: &PgPool, user_id: i64) -> Result<i64> {
+pub async fn unread_count<'e>(db: impl sqlx::PgExecutor<'e>, user_id: i64) -> Result<i64> {
     Ok(sqlx::query_scalar(&format!(
         "SELECT count(*) FROM message_items i JOIN messages m ON m.id = i.message_id
          WHERE {DELIVERED} AND i.read_at IS NULL"
     ))
     .bind(user_id)
-    .fetch_one(pool)
+    .fetch_one(db)
     .await?)
 }
 
@@ -229,7 +229,11 @@ struct Marked {
 /// The count is kept in a counter row per reading session (`message_reads`, see the
 /// schema), not on the campaign's row: concurrent readers of one campaign do not queue on
 /// one row, and never on the one that operators' requests lock.
-pub async fn mark_read(pool: &PgPool, user_id: i64, key: &CampaignKey) -> Result<bool> {
+pub async fn mark_read<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    user_id: i64,
+    key: &CampaignKey,
+) -> Result<bool> {
     let row: Marked = sqlx::query_as(&format!(
         "WITH c AS (SELECT id FROM messages WHERE key = $2),
          upd AS (
@@ -252,7 +256,7 @@ pub async fn mark_read(pool: &PgPool, user_id: i64, key: &CampaignKey) -> Result
     ))
     .bind(user_id)
     .bind(key.as_str())
-    .fetch_one(pool)
+    .fetch_one(db)
     .await?;
     if row.campaign_id.is_none() {
         return Err(StoreError::UnknownCampaign(key.to_string()));
@@ -269,7 +273,7 @@ pub async fn mark_read(pool: &PgPool, user_id: i64, key: &CampaignKey) -> Result
 /// Mark every unread item of a user's inbox read, in one statement, counting each campaign's
 /// reads once per item that changed. Idempotent: a second call changes nothing. Returns how
 /// many items this call marked.
-pub async fn mark_all_read(pool: &PgPool, user_id: i64) -> Result<i64> {
+pub async fn mark_all_read<'e>(db: impl sqlx::PgExecutor<'e>, user_id: i64) -> Result<i64> {
     Ok(sqlx::query_scalar(&format!(
         "WITH upd AS (
             UPDATE message_items i SET read_at = now()
@@ -286,6 +290,6 @@ pub async fn mark_all_read(pool: &PgPool, user_id: i64) -> Result<i64> {
          SELECT count(*) FROM upd"
     ))
     .bind(user_id)
-    .fetch_one(pool)
+    .fetch_one(db)
     .await?)
 }

@@ -7,7 +7,7 @@
 //! campaigns and items.
 //!
 //! - [`connect`]: connecting, the pool's settings, and the embedded schema.
-//! - [`page_connections`]: the worker's own connections for page statements.
+//! - [`quiet_pool`]: the worker's own connections for page statements.
 //! - [`gates`]: the worker's reader of its sending campaigns' gates, on a connection of its own.
 //! - [`campaigns`]: creating and registering a campaign, fixing its audience, views.
 //! - [`consent`]: categories, opt-outs, suppressions, and how a page leaves their recipients out.
@@ -36,9 +36,9 @@ pub mod gates;
 pub mod inbox;
 pub mod items;
 pub mod keys;
-pub mod page_connections;
 pub mod pages;
 pub mod partitions;
+pub mod quiet_pool;
 pub mod report;
 pub mod saved_audiences;
 pub mod sends;
@@ -47,4 +47,4 @@ pub mod users;
 
 pub use error::{Fault, Result, StoreError};
 /// The connection pool type, so that callers need not depend on sqlx themselves.
-pub use sqlx::PgPool;
+pub use sqlx::{PgConnection, PgPool};

@@ -1,7 +1,7 @@
 //! The in-app inbox: writing a recipient's ledger row delivers the message, so a page is
 //! delivered and recorded by one statement of the store.
 
-use herald_store::{Result, filter::Compiled, page_connections::Lease, pages};
+use herald_store::{Result, filter::Compiled, pages, quiet_pool::Lease};
 use herald_wire::{PageInput, PageOutcome};
 
 pub async fn deliver(

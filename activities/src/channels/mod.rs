@@ -15,9 +15,7 @@ pub mod webhook;
 
 use std::{future::Future, time::Duration};
 
-use herald_store::{
-    Result, StoreError, filter::Compiled, page_connections::PageConnections, sends::Delivery,
-};
+use herald_store::{Result, StoreError, filter::Compiled, quiet_pool::QuietPool, sends::Delivery};
 use herald_wire::{Channel, PageInput, PageOutcome};
 use herald_workflows::options::PAGE_STATEMENT_TIMEOUT;
 
@@ -158,7 +156,7 @@ impl Channels {
 /// for its statement to end inside it gives up without writing, so that no attempt commits
 /// after Temporal has given up on it and started another.
 pub async fn deliver_page(
-    pages: &PageConnections,
+    pages: &QuietPool,
     page: &PageInput,
     audience: &Compiled,
     budget: Option<Duration>,
@@ -174,10 +172,10 @@ pub async fn deliver_page(
 
 /// A page connection for `page`, within `budget` (see [`deliver_page`]).
 pub(crate) async fn lease<'a>(
-    pages: &'a PageConnections,
+    pages: &'a QuietPool,
     page: &PageInput,
     budget: Option<Duration>,
-) -> Result<herald_store::page_connections::Lease<'a>> {
+) -> Result<herald_store::quiet_pool::Lease<'a>> {
     let lane = (page.campaign_id, page.lane);
     Ok(match budget {
         None => pages.get(lane).await?,

@@ -29,7 +29,7 @@ use herald_store::{
     Result,
     filter::Compiled,
     gates::{GateWatch, Gates},
-    page_connections::PageConnections,
+    quiet_pool::QuietPool,
     sends::{self, Claim, Claimed, Delivery, Outcome, Pending, Recorded},
 };
 use herald_templates::{Profile, Templates};
@@ -122,7 +122,7 @@ const RETRY_AFTER_MAX: Duration = Duration::from_secs(600);
 /// What a page needs besides its input.
 pub struct PageRun<'a> {
     pub ctx: &'a ActivityContext,
-    pub pages: &'a PageConnections,
+    pub pages: &'a QuietPool,
     pub gates: &'a Gates,
     pub campaign: &'a Delivery,
     /// The campaign's audience, as SQL for its pages.

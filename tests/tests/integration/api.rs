@@ -318,6 +318,62 @@ async fn a_users_inbox_page_by_page_read_once_with_a_badge_that_agrees() {
     );
 }
 
+/// Apps' inbox requests run on sessions of their own that nobody checks before use: one the
+/// database ended (a restart, a failover) fails one request with a 503, which an app retries,
+/// and is replaced; the next request answers as before, on every inbox route.
+#[tokio::test]
+async fn an_inbox_whose_sessions_the_database_ended_answers_503_once_then_as_before() {
+    let app = TestApp::spawn().await.unwrap();
+    app.seed(10, "i");
+    let key = app.campaign("i").page_size(20).launch();
+    app.completes_exactly_once(&key, 10).await;
+    let api = app.api().await.unwrap();
+    let user = first_user(&app, "i").await;
+    let token = user_token(user);
+    let inbox = format!("/v1/users/{user}/inbox");
+    let get = |path: String| {
+        let (api, token) = (&api, &token);
+        async move { api.call(Method::GET, &path, Some(token), None).await }
+    };
+    let before = get(inbox.clone()).await;
+    assert_eq!(before.status, StatusCode::OK, "{}", before.text);
+
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()
+           AND application_name = 'herald'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(ended >= 1, "the API's inbox session was open");
+
+    let failed = get(inbox.clone()).await;
+    assert_eq!(
+        failed.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        failed.text
+    );
+    assert_eq!(failed.body["error"]["code"], "unavailable");
+    let after = get(inbox.clone()).await;
+    assert_eq!(after.status, StatusCode::OK, "{}", after.text);
+    assert_eq!(after.body, before.body);
+    let badge = get(format!("{inbox}/unread-count")).await;
+    assert_eq!(badge.status, StatusCode::OK, "{}", badge.text);
+    assert_eq!(badge.body["unread_count"], 1);
+    let read = api
+        .call(
+            Method::POST,
+            &format!("{inbox}/{key}/read"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.text);
+    assert_eq!(read.body["unread_count"], 0);
+}
+
 #[tokio::test]
 async fn every_caller_gets_what_its_token_allows() {
     let app = TestApp::without_worker().await.unwrap();

@@ -6,8 +6,8 @@ use herald_store::{
     Fault, StoreError,
     connect::{self, PoolSettings},
     filter,
-    page_connections::PageConnections,
     pages::AUDIENCE_PARAMS,
+    quiet_pool::QuietPool,
     status,
 };
 use herald_tests::TestApp;
@@ -21,7 +21,7 @@ use sqlx::PgPool;
 /// A fresh database with a campaign row in progress to 1,200 users with ids 1..=1200
 /// (segment `p`), and a pool and page connections set up as the worker's. Keep the app: it
 /// owns the database.
-async fn campaign() -> (TestApp, PgPool, PageConnections, i64) {
+async fn campaign() -> (TestApp, PgPool, QuietPool, i64) {
     let app = TestApp::without_worker().await.unwrap();
     let pool = connect::connect(
         &app.database_url,
@@ -45,7 +45,7 @@ async fn campaign() -> (TestApp, PgPool, PageConnections, i64) {
     .fetch_one(&pool)
     .await
     .unwrap();
-    let pages = PageConnections::new(&pool, 2);
+    let pages = QuietPool::new(&pool, 2);
     (app, pool, pages, id)
 }
 
@@ -100,7 +100,7 @@ fn segment_p() -> filter::Compiled {
 
 /// Deliver a page to segment `p` as the worker does; its outcome without the time its scan
 /// took, which varies.
-async fn deliver(pages: &PageConnections, page: &PageInput) -> herald_store::Result<PageOutcome> {
+async fn deliver(pages: &QuietPool, page: &PageInput) -> herald_store::Result<PageOutcome> {
     let mut outcome = channels::deliver_page(pages, page, &segment_p(), None).await?;
     if let PageOutcome::Written { took_ms, .. } = &mut outcome {
         *took_ms = None;
@@ -279,7 +279,7 @@ async fn session(conn: &mut sqlx::PgConnection) -> Result<i32, StoreError> {
 }
 
 /// The session that lane 0 of campaign 0 gets, returned at once.
-async fn backend(pages: &PageConnections) -> i32 {
+async fn backend(pages: &QuietPool) -> i32 {
     let mut conn = pages.get((0, 0)).await.unwrap();
     let pid = session(&mut conn).await;
     conn.finish(&pid);
@@ -330,6 +330,24 @@ async fn a_page_connection_is_reused_until_it_breaks() {
     let retried = deliver(&pages, &page(id, 0)).await.unwrap();
     assert_eq!(retried, written(500, 500, 500));
     assert_ne!(backend(&pages).await, first);
+}
+
+/// A pool told how long callers may wait gives up after that wait while every session is
+/// in use (the API's inbox requests then answer 503), and serves again once one returns.
+#[tokio::test]
+async fn a_bounded_wait_for_a_session_ends_in_a_timeout() {
+    let (_app, pool, _pages, _id) = campaign().await;
+    let apps = QuietPool::new(&pool, 1).waiting_at_most(std::time::Duration::from_millis(200));
+    let mut held = apps.any().await.unwrap();
+    let first = session(&mut held).await;
+    let waited = std::time::Instant::now();
+    assert!(matches!(apps.any().await, Err(sqlx::Error::PoolTimedOut)));
+    assert!(waited.elapsed() >= std::time::Duration::from_millis(200));
+    held.finish(&first);
+    let mut again = apps.any().await.unwrap();
+    let s = session(&mut again).await;
+    again.finish(&s);
+    assert_eq!(s.unwrap(), first.unwrap(), "the session returned last");
 }
 
 /// Where page rows leave each lane, for a run that starts afresh: after the last page, at the

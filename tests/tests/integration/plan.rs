@@ -100,6 +100,18 @@ async fn the_inbox_is_planned_for_each_user_though_its_statement_is_kept() {
         .await
         .unwrap();
     assert_eq!(mode, "force_custom_plan");
+    // Apps' inbox requests run on sessions of their own, opened with the same settings.
+    let apps = herald_store::quiet_pool::QuietPool::new(&server, 1);
+    let mut lease = apps.any().await.unwrap();
+    let theirs: Result<String, sqlx::Error> = sqlx::query_scalar("SHOW plan_cache_mode")
+        .fetch_one(&mut *lease)
+        .await;
+    lease.finish(&theirs);
+    assert_eq!(
+        theirs.unwrap(),
+        "force_custom_plan",
+        "the API's sessions for apps"
+    );
     // In one transaction, so that every relation a use opened stays locked until the count.
     let mut tx = server.begin().await.unwrap();
     for user in 1..=12 {

@@ -1,12 +1,15 @@
-//! The worker's connections for page statements, handed out and taken back without a word
-//! to the server.
+//! Connections handed out and taken back without a word to the server: the worker's, for
+//! page statements, and the HTTP API's, for apps' inbox requests.
 //!
 //! sqlx's pool (0.8) sends a connection a round trip (a `Sync`) before handing it out, unless
 //! `test_before_acquire` is off, and again whenever it is returned, which cannot be turned
-//! off: two more wake-ups of a PostgreSQL backend for every page, on the cores that run the
-//! pages. A page needs no such check: a broken connection fails its statement, the page
-//! activity is retried, and pages are idempotent. So pages run on connections kept here.
-//! docs/performance.md has what this and lane affinity measured.
+//! off: another wake-up of a PostgreSQL backend, and another send and receive of the
+//! process, for every page and every request. Neither needs the check: a broken connection
+//! fails its own statement, and is then closed here. A page activity is retried, and pages
+//! are idempotent; an inbox request answers 503 and the app asks again. docs/performance.md
+//! has what this measured.
+
+use std::time::Duration;
 
 use sqlx::{Connection, PgConnection, PgPool, postgres::PgConnectOptions};
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -16,20 +19,34 @@ pub type Lane = (i64, u32);
 
 /// At most `size` connections in use at a time, opened when first needed with the pool's
 /// settings, and never closed while they work.
-pub struct PageConnections {
+pub struct QuietPool {
     options: PgConnectOptions,
-    /// Idle connections, each with the lane it last served, the one returned last at the end.
-    idle: std::sync::Mutex<Vec<(Lane, PgConnection)>>,
+    /// Idle connections, each with the lane it last served (if any), the one returned last at
+    /// the end.
+    idle: std::sync::Mutex<Vec<(Option<Lane>, PgConnection)>>,
     slots: Semaphore,
+    /// How long a caller waits for a connection while `size` are in use (`None`: as long
+    /// as it takes).
+    wait: Option<Duration>,
 }
 
-impl PageConnections {
+impl QuietPool {
     /// Up to `size` connections, with the same settings as `pool`'s.
     pub fn new(pool: &PgPool, size: usize) -> Self {
         Self {
             options: (*pool.connect_options()).clone(),
             idle: std::sync::Mutex::new(Vec::with_capacity(size)),
             slots: Semaphore::new(size),
+            wait: None,
+        }
+    }
+
+    /// The same, with callers failing with [`sqlx::Error::PoolTimedOut`] after waiting
+    /// `wait` for a connection, as sqlx's pool does.
+    pub fn waiting_at_most(self, wait: Duration) -> Self {
+        Self {
+            wait: Some(wait),
+            ..self
         }
     }
 
@@ -40,14 +57,26 @@ impl PageConnections {
     /// positions warm in that backend, where a new backend for each page would look them up
     /// again.
     pub async fn get(&self, lane: Lane) -> Result<Lease<'_>, sqlx::Error> {
-        let slot = self
-            .slots
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        self.lease(Some(lane)).await
+    }
+
+    /// A connection for a statement of no lane: the idle one returned last (the most likely
+    /// to be in the CPU's caches), else a new one. Waits while `size` are in use.
+    pub async fn any(&self) -> Result<Lease<'_>, sqlx::Error> {
+        self.lease(None).await
+    }
+
+    async fn lease(&self, lane: Option<Lane>) -> Result<Lease<'_>, sqlx::Error> {
+        let slot = match self.wait {
+            None => self.slots.acquire().await,
+            Some(wait) => tokio::time::timeout(wait, self.slots.acquire())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)?,
+        }
+        .expect("the semaphore is never closed");
         let idle = {
             let mut idle = self.idle.lock().expect("never poisoned");
-            match idle.iter().rposition(|(last, _)| *last == lane) {
+            match lane.and_then(|lane| idle.iter().rposition(|(last, _)| *last == Some(lane))) {
                 Some(i) => Some(idle.remove(i).1),
                 None => idle.pop().map(|(_, conn)| conn),
             }
@@ -65,12 +94,12 @@ impl PageConnections {
     }
 }
 
-/// A connection on loan from [`PageConnections`]. Dropped without [`Lease::finish`] (a page
-/// abandoned mid-statement), the connection is closed: its state is unknown.
+/// A connection on loan from [`QuietPool`]. Dropped without [`Lease::finish`] (a page
+/// or a request abandoned mid-statement), the connection is closed: its state is unknown.
 pub struct Lease<'a> {
     conn: PgConnection,
-    lane: Lane,
-    home: &'a PageConnections,
+    lane: Option<Lane>,
+    home: &'a QuietPool,
     _slot: SemaphorePermit<'a>,
 }
 

@@ -80,6 +80,10 @@ pub async fn connect_database(config: &Config, settings: &PoolSettings) -> Resul
 }
 
 /// A front end's handle on Herald: the database, and Temporal once a use case needs it.
+/// The `application_name` of the HTTP API's sessions for apps' inbox requests (the others
+/// are `herald`).
+pub const APPS_SESSION_NAME: &str = "herald-apps";
+
 pub struct Control {
     config: Config,
     db: PgPool,
@@ -136,8 +140,8 @@ impl Control {
     /// (the HTTP API).
     ///
     /// Apps' inbox requests have up to `sessions` more of their own, handed out without
-    /// sqlx's round trip to check each (`store::quiet_pool`), and waited for as long as
-    /// the pool's (5 s).
+    /// sqlx's round trip to check each (`store::quiet_pool`), waited for (and opened) within
+    /// as long as the pool's (5 s), and named [`APPS_SESSION_NAME`] in `pg_stat_activity`.
     pub async fn serve(
         config: Config,
         sessions: u32,
@@ -147,6 +151,7 @@ impl Control {
             Self::connect_with(config, PoolSettings::server(sessions, statement_timeout)).await?;
         control.apps = Some(
             QuietPool::new(&control.db, sessions as usize)
+                .named(APPS_SESSION_NAME)
                 .waiting_at_most(connect::ACQUIRE_TIMEOUT),
         );
         Ok(control)

@@ -7,7 +7,7 @@
 //! campaigns and items.
 //!
 //! - [`connect`]: connecting, the pool's settings, and the embedded schema.
-//! - [`quiet_pool`]: the worker's own connections for page statements.
+//! - [`quiet_pool`]: connections without sqlx's round trips: the worker's for pages, the API's for apps.
 //! - [`gates`]: the worker's reader of its sending campaigns' gates, on a connection of its own.
 //! - [`campaigns`]: creating and registering a campaign, fixing its audience, views.
 //! - [`consent`]: categories, opt-outs, suppressions, and how a page leaves their recipients out.

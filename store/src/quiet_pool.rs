@@ -4,50 +4,89 @@
 //! sqlx's pool (0.8) sends a connection a round trip (a `Sync`) before handing it out, unless
 //! `test_before_acquire` is off, and again whenever it is returned, which cannot be turned
 //! off: another wake-up of a PostgreSQL backend, and another send and receive of the
-//! process, for every page and every request. Neither needs the check: a broken connection
-//! fails its own statement, and is then closed here. A page activity is retried, and pages
-//! are idempotent; an inbox request answers 503 and the app asks again. docs/performance.md
-//! has what this measured.
+//! process, for every page and every request. Neither needs the check: a statement that
+//! ran to its end leaves its session ready for the next, and one whose session broke fails
+//! with an error that says so ([`Damage`]); that session is then closed here. A page activity
+//! is retried, and pages are idempotent; an inbox request answers 503 and the app asks again.
+//! Only a connection abandoned mid-statement gets the round trip, to drain it.
+//! docs/performance.md has what this measured.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
-use sqlx::{Connection, PgConnection, PgPool, postgres::PgConnectOptions};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use sqlx::{
+    Connection, PgConnection, PgPool,
+    postgres::{PgConnectOptions, PgDatabaseError, PgSeverity},
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::StoreError;
 
 /// A campaign's id and one of its lane numbers.
 pub type Lane = (i64, u32);
 
+/// An idle connection is closed once it has waited this long (sqlx's pool closes idle ones
+/// after 10 minutes): a network between the process and the server may forget a silent
+/// connection, and the server may end one (`idle_session_timeout`).
+const IDLE_MAX: Duration = Duration::from_secs(5 * 60);
+/// A connection is closed, when next returned, once it is this old (sqlx's default too), so
+/// that a backend's caches do not grow for ever.
+const AGE_MAX: Duration = Duration::from_secs(30 * 60);
+/// The longest an abandoned connection may take to finish its statement and be reused; it
+/// holds its place meanwhile, and is closed after.
+const DRAIN_MAX: Duration = Duration::from_secs(60);
+
 /// At most `size` connections in use at a time, opened when first needed with the pool's
 /// settings, and never closed while they work.
-pub struct QuietPool {
+#[derive(Clone)]
+pub struct QuietPool(Arc<Shared>);
+
+struct Shared {
     options: PgConnectOptions,
-    /// Idle connections, each with the lane it last served (if any), the one returned last at
-    /// the end.
-    idle: std::sync::Mutex<Vec<(Option<Lane>, PgConnection)>>,
-    slots: Semaphore,
-    /// How long a caller waits for a connection while `size` are in use (`None`: as long
-    /// as it takes).
+    /// Idle connections, the one returned last at the end.
+    idle: Mutex<Vec<Idle>>,
+    slots: Arc<Semaphore>,
+    /// How long a caller waits for a connection, opening it included (`None`: as long as it
+    /// takes).
     wait: Option<Duration>,
+}
+
+struct Idle {
+    conn: PgConnection,
+    /// The lane it last served, if any.
+    lane: Option<Lane>,
+    opened: Instant,
+    since: Instant,
 }
 
 impl QuietPool {
     /// Up to `size` connections, with the same settings as `pool`'s.
     pub fn new(pool: &PgPool, size: usize) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             options: (*pool.connect_options()).clone(),
-            idle: std::sync::Mutex::new(Vec::with_capacity(size)),
-            slots: Semaphore::new(size),
+            idle: Mutex::new(Vec::with_capacity(size)),
+            slots: Arc::new(Semaphore::new(size)),
             wait: None,
-        }
+        }))
     }
 
-    /// The same, with callers failing with [`sqlx::Error::PoolTimedOut`] after waiting
-    /// `wait` for a connection, as sqlx's pool does.
+    /// The same, with callers failing with [`sqlx::Error::PoolTimedOut`] when no connection
+    /// is theirs within `wait` (waiting for a place and opening one), as sqlx's pool does.
     pub fn waiting_at_most(self, wait: Duration) -> Self {
-        Self {
-            wait: Some(wait),
-            ..self
-        }
+        self.with(|shared| shared.wait = Some(wait))
+    }
+
+    /// The same, with sessions that `pg_stat_activity` shows as `name`.
+    pub fn named(self, name: &str) -> Self {
+        self.with(|shared| shared.options = shared.options.clone().application_name(name))
+    }
+
+    fn with(self, change: impl FnOnce(&mut Shared)) -> Self {
+        let mut shared = Arc::into_inner(self.0).expect("configured before first use");
+        change(&mut shared);
+        Self(Arc::new(shared))
     }
 
     /// A connection for one page of `lane`: the idle one that served the lane last if there
@@ -56,81 +95,202 @@ impl QuietPool {
     /// Keeping a lane on one session keeps its partitions' relation caches and insert
     /// positions warm in that backend, where a new backend for each page would look them up
     /// again.
-    pub async fn get(&self, lane: Lane) -> Result<Lease<'_>, sqlx::Error> {
+    pub async fn get(&self, lane: Lane) -> Result<Lease, sqlx::Error> {
         self.lease(Some(lane)).await
     }
 
     /// A connection for a statement of no lane: the idle one returned last (the most likely
     /// to be in the CPU's caches), else a new one. Waits while `size` are in use.
-    pub async fn any(&self) -> Result<Lease<'_>, sqlx::Error> {
+    pub async fn any(&self) -> Result<Lease, sqlx::Error> {
         self.lease(None).await
     }
 
-    async fn lease(&self, lane: Option<Lane>) -> Result<Lease<'_>, sqlx::Error> {
-        let slot = match self.wait {
-            None => self.slots.acquire().await,
-            Some(wait) => tokio::time::timeout(wait, self.slots.acquire())
+    async fn lease(&self, lane: Option<Lane>) -> Result<Lease, sqlx::Error> {
+        match self.0.wait {
+            None => self.lease_now(lane).await,
+            Some(wait) => tokio::time::timeout(wait, self.lease_now(lane))
                 .await
                 .map_err(|_| sqlx::Error::PoolTimedOut)?,
         }
-        .expect("the semaphore is never closed");
+    }
+
+    async fn lease_now(&self, lane: Option<Lane>) -> Result<Lease, sqlx::Error> {
+        let slot = Arc::clone(&self.0.slots)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
         let idle = {
-            let mut idle = self.idle.lock().expect("never poisoned");
-            match lane.and_then(|lane| idle.iter().rposition(|(last, _)| *last == Some(lane))) {
-                Some(i) => Some(idle.remove(i).1),
-                None => idle.pop().map(|(_, conn)| conn),
+            let mut idle = self.0.idle.lock().expect("never poisoned");
+            // Whatever waited too long goes; the oldest wait at the front.
+            let stale = idle.partition_point(|i| i.since.elapsed() >= IDLE_MAX);
+            idle.drain(..stale).for_each(|i| say_goodbye(i.conn));
+            let i = lane.and_then(|lane| idle.iter().rposition(|i| i.lane == Some(lane)));
+            match i {
+                Some(i) => Some(idle.remove(i)),
+                None => idle.pop(),
             }
         };
-        let conn = match idle {
-            Some(conn) => conn,
-            None => PgConnection::connect_with(&self.options).await?,
+        let (conn, opened) = match idle {
+            Some(Idle { conn, opened, .. }) => (conn, opened),
+            None => (
+                PgConnection::connect_with(&self.0.options).await?,
+                Instant::now(),
+            ),
         };
         Ok(Lease {
-            conn,
+            conn: Some(conn),
             lane,
-            home: self,
-            _slot: slot,
+            opened,
+            home: Arc::clone(&self.0),
+            slot: Some(slot),
         })
     }
 }
 
-/// A connection on loan from [`QuietPool`]. Dropped without [`Lease::finish`] (a page
-/// or a request abandoned mid-statement), the connection is closed: its state is unknown.
-pub struct Lease<'a> {
-    conn: PgConnection,
-    lane: Option<Lane>,
-    home: &'a QuietPool,
-    _slot: SemaphorePermit<'a>,
+impl Shared {
+    fn put_back(&self, conn: PgConnection, lane: Option<Lane>, opened: Instant) {
+        if opened.elapsed() >= AGE_MAX {
+            return say_goodbye(conn);
+        }
+        let since = Instant::now();
+        let mut idle = self.idle.lock().expect("never poisoned");
+        idle.push(Idle {
+            conn,
+            lane,
+            opened,
+            since,
+        });
+    }
 }
 
-impl Lease<'_> {
-    /// Return the connection after it produced `result`. It is kept after a success. After
-    /// any error it is closed, and so is every idle one: the error may be a session the
-    /// server ended (a restart ends them all, and each would cost a page a retry), and even a
-    /// FATAL error arrives as a database error, so "the server answered" does not prove the
-    /// session survived.
-    pub fn finish<T, E>(self, result: &Result<T, E>) {
-        let Lease {
-            conn, lane, home, ..
-        } = self;
-        let mut idle = home.idle.lock().expect("never poisoned");
-        if result.is_ok() {
-            idle.push((lane, conn));
-        } else {
-            idle.clear();
+/// Close a healthy connection the polite way (PostgreSQL logs a connection that just goes),
+/// in the background.
+fn say_goodbye(conn: PgConnection) {
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(tokio::time::timeout(Duration::from_secs(5), conn.close()));
+    }
+}
+
+/// What an error says about the session it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Damage {
+    /// None: the server answered the statement with an error (a statement timeout, a
+    /// constraint) or the answer was refused here, and the session is ready for the next.
+    None,
+    /// This session may be unusable: close it.
+    Session,
+    /// The server or the way to it went away (a restart, a failover, a broken network):
+    /// close every idle session too, each of which would otherwise cost a retry.
+    Server,
+}
+
+impl Damage {
+    /// What `e`, a statement's error, says about its session.
+    pub fn of(e: &sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                let severity = db
+                    .try_downcast_ref::<PgDatabaseError>()
+                    .map(PgDatabaseError::severity);
+                if matches!(&*code, "57P01" | "57P02" | "57P03")
+                    || severity == Some(PgSeverity::Panic)
+                {
+                    Self::Server
+                } else if code.starts_with("08") || severity != Some(PgSeverity::Error) {
+                    // A FATAL error ends its session; any other is not PostgreSQL's own.
+                    Self::Session
+                } else {
+                    Self::None
+                }
+            }
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => Self::Server,
+            sqlx::Error::RowNotFound => Self::None,
+            // A value that did not decode leaves the rest of the answer unread.
+            _ => Self::Session,
         }
     }
 }
 
-impl std::ops::Deref for Lease<'_> {
-    type Target = PgConnection;
-    fn deref(&self) -> &PgConnection {
-        &self.conn
+/// What a statement's result says about its session: see [`Damage`].
+pub trait SessionResult {
+    fn damage(&self) -> Damage;
+}
+
+impl<T> SessionResult for Result<T, sqlx::Error> {
+    fn damage(&self) -> Damage {
+        self.as_ref().err().map_or(Damage::None, Damage::of)
     }
 }
 
-impl std::ops::DerefMut for Lease<'_> {
+impl<T> SessionResult for Result<T, StoreError> {
+    fn damage(&self) -> Damage {
+        match self {
+            Err(StoreError::Database(e) | StoreError::ScanTimedOut(e)) => Damage::of(e),
+            // Herald's own answers (an unknown campaign, a page claimed by another run):
+            // the statement ran to its end.
+            Ok(_) | Err(_) => Damage::None,
+        }
+    }
+}
+
+/// A connection on loan from [`QuietPool`]. Dropped without [`Lease::finish`] (a page
+/// or a request abandoned mid-statement), it keeps its place while it drains (a round trip
+/// that waits out the statement, at most [`DRAIN_MAX`]), then goes back or is closed.
+pub struct Lease {
+    conn: Option<PgConnection>,
+    lane: Option<Lane>,
+    opened: Instant,
+    home: Arc<Shared>,
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+impl Lease {
+    /// Return the connection after it produced `result`: kept unless the result says the
+    /// session or the server broke ([`Damage`]), in which case it is closed, and after the
+    /// server broke every idle one with it.
+    pub fn finish(mut self, result: &impl SessionResult) {
+        let conn = self.conn.take().expect("finished once");
+        match result.damage() {
+            Damage::None => self.home.put_back(conn, self.lane, self.opened),
+            Damage::Session => {}
+            Damage::Server => self.home.idle.lock().expect("never poisoned").clear(),
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (home, lane, opened, slot) = (
+            Arc::clone(&self.home),
+            self.lane,
+            self.opened,
+            self.slot.take(),
+        );
+        runtime.spawn(async move {
+            if let Ok(Ok(())) = tokio::time::timeout(DRAIN_MAX, conn.ping()).await {
+                home.put_back(conn, lane, opened);
+            }
+            drop(slot);
+        });
+    }
+}
+
+impl std::ops::Deref for Lease {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        self.conn.as_ref().expect("not finished")
+    }
+}
+
+impl std::ops::DerefMut for Lease {
     fn deref_mut(&mut self) -> &mut PgConnection {
-        &mut self.conn
+        self.conn.as_mut().expect("not finished")
     }
 }

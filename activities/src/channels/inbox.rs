@@ -5,7 +5,7 @@ use herald_store::{Result, filter::Compiled, pages, quiet_pool::Lease};
 use herald_wire::{PageInput, PageOutcome};
 
 pub async fn deliver(
-    conn: &mut Lease<'_>,
+    conn: &mut Lease,
     page: &PageInput,
     audience: &Compiled,
 ) -> Result<PageOutcome> {

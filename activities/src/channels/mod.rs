@@ -171,11 +171,11 @@ pub async fn deliver_page(
 }
 
 /// A page connection for `page`, within `budget` (see [`deliver_page`]).
-pub(crate) async fn lease<'a>(
-    pages: &'a QuietPool,
+pub(crate) async fn lease(
+    pages: &QuietPool,
     page: &PageInput,
     budget: Option<Duration>,
-) -> Result<herald_store::quiet_pool::Lease<'a>> {
+) -> Result<herald_store::quiet_pool::Lease> {
     let lane = (page.campaign_id, page.lane);
     Ok(match budget {
         None => pages.get(lane).await?,

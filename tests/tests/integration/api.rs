@@ -318,9 +318,10 @@ async fn a_users_inbox_page_by_page_read_once_with_a_badge_that_agrees() {
     );
 }
 
-/// Apps' inbox requests run on sessions of their own that nobody checks before use: one the
-/// database ended (a restart, a failover) fails one request with a 503, which an app retries,
-/// and is replaced; the next request answers as before, on every inbox route.
+/// Apps' inbox requests run on sessions of their own that nobody checks before use. Requests
+/// one after another reuse one session, whatever they answered (a 404 is an answer, not a
+/// broken session); one the database ended (a restart, a failover) fails one request with a
+/// 503, which an app retries, and is replaced; the next answers as before, on every route.
 #[tokio::test]
 async fn an_inbox_whose_sessions_the_database_ended_answers_503_once_then_as_before() {
     let app = TestApp::spawn().await.unwrap();
@@ -331,24 +332,40 @@ async fn an_inbox_whose_sessions_the_database_ended_answers_503_once_then_as_bef
     let user = first_user(&app, "i").await;
     let token = user_token(user);
     let inbox = format!("/v1/users/{user}/inbox");
-    let get = |path: String| {
+    let call = |method: Method, path: String| {
         let (api, token) = (&api, &token);
-        async move { api.call(Method::GET, &path, Some(token), None).await }
+        async move { api.call(method, &path, Some(token), None).await }
     };
-    let before = get(inbox.clone()).await;
+    // The API's sessions for apps, as PostgreSQL lists them.
+    let apps_sessions = format!(
+        "FROM pg_stat_activity WHERE datname = current_database() AND application_name = '{}'",
+        herald_control::APPS_SESSION_NAME
+    );
+    let sessions = || async {
+        sqlx::query_scalar::<_, i32>(&format!("SELECT pid {apps_sessions} ORDER BY pid"))
+            .fetch_all(&app.pool)
+            .await
+            .unwrap()
+    };
+    let before = call(Method::GET, inbox.clone()).await;
     assert_eq!(before.status, StatusCode::OK, "{}", before.text);
+    let one = sessions().await;
+    assert_eq!(one.len(), 1, "the inbox ran on a session for apps");
+    let unknown = call(Method::POST, format!("{inbox}/no-such-campaign/read")).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.text);
+    let badge = call(Method::GET, format!("{inbox}/unread-count")).await;
+    assert_eq!(badge.status, StatusCode::OK, "{}", badge.text);
+    assert_eq!(sessions().await, one, "the same session, kept after a 404");
 
-    let ended: i64 = sqlx::query_scalar(
-        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) FROM pg_stat_activity
-         WHERE datname = current_database() AND pid <> pg_backend_pid()
-           AND application_name = 'herald'",
-    )
+    let ended: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000)) {apps_sessions}"
+    ))
     .fetch_one(&app.pool)
     .await
     .unwrap();
-    assert!(ended >= 1, "the API's inbox session was open");
+    assert_eq!(ended, 1);
 
-    let failed = get(inbox.clone()).await;
+    let failed = call(Method::GET, inbox.clone()).await;
     assert_eq!(
         failed.status,
         StatusCode::SERVICE_UNAVAILABLE,
@@ -356,20 +373,15 @@ async fn an_inbox_whose_sessions_the_database_ended_answers_503_once_then_as_bef
         failed.text
     );
     assert_eq!(failed.body["error"]["code"], "unavailable");
-    let after = get(inbox.clone()).await;
+    let after = call(Method::GET, inbox.clone()).await;
     assert_eq!(after.status, StatusCode::OK, "{}", after.text);
     assert_eq!(after.body, before.body);
-    let badge = get(format!("{inbox}/unread-count")).await;
-    assert_eq!(badge.status, StatusCode::OK, "{}", badge.text);
+    let replaced = sessions().await;
+    assert_eq!(replaced.len(), 1);
+    assert_ne!(replaced, one, "a new session");
+    let badge = call(Method::GET, format!("{inbox}/unread-count")).await;
     assert_eq!(badge.body["unread_count"], 1);
-    let read = api
-        .call(
-            Method::POST,
-            &format!("{inbox}/{key}/read"),
-            Some(&token),
-            None,
-        )
-        .await;
+    let read = call(Method::POST, format!("{inbox}/{key}/read")).await;
     assert_eq!(read.status, StatusCode::OK, "{}", read.text);
     assert_eq!(read.body["unread_count"], 0);
 }

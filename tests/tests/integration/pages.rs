@@ -341,13 +341,42 @@ async fn a_bounded_wait_for_a_session_ends_in_a_timeout() {
     let mut held = apps.any().await.unwrap();
     let first = session(&mut held).await;
     let waited = std::time::Instant::now();
-    assert!(matches!(apps.any().await, Err(sqlx::Error::PoolTimedOut)));
+    let waiting = tokio::time::timeout(std::time::Duration::from_secs(5), apps.any()).await;
+    assert!(matches!(waiting, Ok(Err(sqlx::Error::PoolTimedOut))));
     assert!(waited.elapsed() >= std::time::Duration::from_millis(200));
     held.finish(&first);
     let mut again = apps.any().await.unwrap();
     let s = session(&mut again).await;
     again.finish(&s);
     assert_eq!(s.unwrap(), first.unwrap(), "the session returned last");
+}
+
+/// A connection abandoned mid-statement (a request whose client went away, a page Temporal
+/// gave up on) keeps its place until the statement is over, then serves again: the pool
+/// never has more statements running than places, and nothing reconnects.
+#[tokio::test]
+async fn an_abandoned_connection_drains_in_its_place_and_serves_again() {
+    use std::time::Duration;
+    let (_app, pool, _pages, _id) = campaign().await;
+    let apps = QuietPool::new(&pool, 1);
+    let mut lease = apps.any().await.unwrap();
+    let pid = session(&mut lease).await.unwrap();
+    let slow = sqlx::query("SELECT pg_sleep(0.6)").execute(&mut *lease);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), slow)
+            .await
+            .is_err()
+    );
+    drop(lease);
+    let early = tokio::time::timeout(Duration::from_millis(200), apps.any()).await;
+    assert!(early.is_err(), "the place is held while the statement runs");
+    let mut again = tokio::time::timeout(Duration::from_secs(5), apps.any())
+        .await
+        .expect("the place comes back once the statement is over")
+        .unwrap();
+    let s = session(&mut again).await;
+    again.finish(&s);
+    assert_eq!(s.unwrap(), pid, "the same session, drained");
 }
 
 /// Where page rows leave each lane, for a run that starts afresh: after the last page, at the
@@ -555,5 +584,5 @@ async fn an_external_page_claimed_again_belongs_to_the_last_claim() {
     // Recorded once, whichever run records it again.
     let again = sends::record(&mut conn, &input, &sent).await.unwrap();
     assert_eq!(again.sent, 10);
-    conn.finish(&Ok::<(), ()>(()));
+    conn.finish(&Ok::<(), sqlx::Error>(()));
 }

@@ -79,11 +79,11 @@ pub async fn connect_database(config: &Config, settings: &PoolSettings) -> Resul
     Ok(pool)
 }
 
-/// A front end's handle on Herald: the database, and Temporal once a use case needs it.
 /// The `application_name` of the HTTP API's sessions for apps' inbox requests (the others
 /// are `herald`).
 pub const APPS_SESSION_NAME: &str = "herald-apps";
 
+/// A front end's handle on Herald: the database, and Temporal once a use case needs it.
 pub struct Control {
     config: Config,
     db: PgPool,

@@ -27,15 +27,15 @@ use crate::StoreError;
 /// A campaign's id and one of its lane numbers.
 pub type Lane = (i64, u32);
 
-/// An idle connection is closed once it has waited this long (sqlx's pool closes idle ones
-/// after 10 minutes): a network between the process and the server may forget a silent
-/// connection, and the server may end one (`idle_session_timeout`).
+/// An idle connection that has waited this long is closed when a connection is next asked
+/// for, rather than handed out: a network between the process and the server may forget a
+/// silent connection. (sqlx's pool closes idle ones after 10 minutes, from a task of its own.)
 const IDLE_MAX: Duration = Duration::from_secs(5 * 60);
-/// A connection is closed, when next returned, once it is this old (sqlx's default too), so
-/// that a backend's caches do not grow for ever.
+/// A connection this old is closed when it is next returned (sqlx's default too), so that a
+/// backend's caches do not grow for ever.
 const AGE_MAX: Duration = Duration::from_secs(30 * 60);
-/// The longest an abandoned connection may take to finish its statement and be reused; it
-/// holds its place meanwhile, and is closed after.
+/// The longest an abandoned connection, or one whose statement failed, may take to finish
+/// what it was doing and be reused; it holds its place meanwhile, and is closed after.
 const DRAIN_MAX: Duration = Duration::from_secs(60);
 
 /// At most `size` connections in use at a time, opened when first needed with the pool's
@@ -152,13 +152,12 @@ impl Shared {
         if opened.elapsed() >= AGE_MAX {
             return say_goodbye(conn);
         }
-        let since = Instant::now();
         let mut idle = self.idle.lock().expect("never poisoned");
         idle.push(Idle {
             conn,
             lane,
             opened,
-            since,
+            since: Instant::now(),
         });
     }
 }
@@ -193,12 +192,16 @@ impl Damage {
                 let severity = db
                     .try_downcast_ref::<PgDatabaseError>()
                     .map(PgDatabaseError::severity);
-                if matches!(&*code, "57P01" | "57P02" | "57P03")
-                    || severity == Some(PgSeverity::Panic)
-                {
+                // Operator intervention (57P…: a shutdown, a restart, a session idle past
+                // `idle_session_timeout`, which ends every idle one alike).
+                if code.starts_with("57P") || severity == Some(PgSeverity::Panic) {
                     Self::Server
-                } else if code.starts_with("08") || severity != Some(PgSeverity::Error) {
+                } else if code.starts_with("08")
+                    // A prepared statement the schema changed under, for good; no transaction.
+                    || matches!(&*code, "0A000" | "26000" | "25P02")
                     // A FATAL error ends its session; any other is not PostgreSQL's own.
+                    || severity != Some(PgSeverity::Error)
+                {
                     Self::Session
                 } else {
                     Self::None
@@ -206,7 +209,7 @@ impl Damage {
             }
             sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => Self::Server,
             sqlx::Error::RowNotFound => Self::None,
-            // A value that did not decode leaves the rest of the answer unread.
+            // A value that did not decode, and the rest: kept on no evidence.
             _ => Self::Session,
         }
     }
@@ -215,15 +218,26 @@ impl Damage {
 /// What a statement's result says about its session: see [`Damage`].
 pub trait SessionResult {
     fn damage(&self) -> Damage;
+    /// Whether the statement failed, whatever that says about the session.
+    fn failed(&self) -> bool;
 }
 
 impl<T> SessionResult for Result<T, sqlx::Error> {
     fn damage(&self) -> Damage {
         self.as_ref().err().map_or(Damage::None, Damage::of)
     }
+    fn failed(&self) -> bool {
+        self.is_err()
+    }
 }
 
 impl<T> SessionResult for Result<T, StoreError> {
+    fn failed(&self) -> bool {
+        matches!(
+            self,
+            Err(StoreError::Database(_) | StoreError::ScanTimedOut(_))
+        )
+    }
     fn damage(&self) -> Damage {
         match self {
             Err(StoreError::Database(e) | StoreError::ScanTimedOut(e)) => Damage::of(e),
@@ -248,13 +262,22 @@ pub struct Lease {
 impl Lease {
     /// Return the connection after it produced `result`: kept unless the result says the
     /// session or the server broke ([`Damage`]), in which case it is closed, and after the
-    /// server broke every idle one with it.
-    pub fn finish(mut self, result: &impl SessionResult) {
-        let conn = self.conn.take().expect("finished once");
+    /// server broke every idle one with it. A session kept after an error first drains, as
+    /// an abandoned one does: a transaction the error ended still holds its locks until the
+    /// `ROLLBACK` that sqlx queued reaches the server.
+    pub fn finish<R: SessionResult>(mut self, result: &R) {
+        let failed = result.failed();
         match result.damage() {
-            Damage::None => self.home.put_back(conn, self.lane, self.opened),
-            Damage::Session => {}
-            Damage::Server => self.home.idle.lock().expect("never poisoned").clear(),
+            Damage::None if failed => {} // drained on drop
+            Damage::None => {
+                let conn = self.conn.take().expect("finished once");
+                self.home.put_back(conn, self.lane, self.opened);
+            }
+            Damage::Session => drop(self.conn.take()),
+            Damage::Server => {
+                drop(self.conn.take());
+                self.home.idle.lock().expect("never poisoned").clear();
+            }
         }
     }
 }
@@ -274,7 +297,18 @@ impl Drop for Lease {
             self.slot.take(),
         );
         runtime.spawn(async move {
-            if let Ok(Ok(())) = tokio::time::timeout(DRAIN_MAX, conn.ping()).await {
+            // A round trip waits out what the session was doing; the error that ended an
+            // abandoned statement comes first, and another round trip follows it.
+            let drained = tokio::time::timeout(DRAIN_MAX, async {
+                loop {
+                    match conn.ping().await {
+                        Ok(()) => return true,
+                        Err(e) if Damage::of(&e) == Damage::None => continue,
+                        Err(_) => return false,
+                    }
+                }
+            });
+            if let Ok(true) = drained.await {
                 home.put_back(conn, lane, opened);
             }
             drop(slot);

@@ -359,24 +359,109 @@ async fn an_abandoned_connection_drains_in_its_place_and_serves_again() {
     use std::time::Duration;
     let (_app, pool, _pages, _id) = campaign().await;
     let apps = QuietPool::new(&pool, 1);
+    let mut holder = pool.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock(4242)")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
     let mut lease = apps.any().await.unwrap();
     let pid = session(&mut lease).await.unwrap();
-    let slow = sqlx::query("SELECT pg_sleep(0.6)").execute(&mut *lease);
-    assert!(
-        tokio::time::timeout(Duration::from_millis(100), slow)
-            .await
-            .is_err()
-    );
+    {
+        // The statement runs, waiting for the lock, when the lease is abandoned.
+        let blocked = sqlx::query("SELECT pg_advisory_lock(4242)").execute(&mut *lease);
+        tokio::pin!(blocked);
+        let since = std::time::Instant::now();
+        loop {
+            tokio::select! {
+                done = &mut blocked => panic!("took a held lock: {done:?}"),
+                () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+            let wait: Option<String> =
+                sqlx::query_scalar("SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1")
+                    .bind(pid)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            if wait.as_deref() == Some("Lock") {
+                break;
+            }
+            assert!(since.elapsed() < Duration::from_secs(10), "never waited");
+        }
+    }
     drop(lease);
-    let early = tokio::time::timeout(Duration::from_millis(200), apps.any()).await;
+    let early = tokio::time::timeout(Duration::from_millis(300), apps.any()).await;
     assert!(early.is_err(), "the place is held while the statement runs");
-    let mut again = tokio::time::timeout(Duration::from_secs(5), apps.any())
+    sqlx::query("SELECT pg_advisory_unlock(4242)")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let mut again = tokio::time::timeout(Duration::from_secs(10), apps.any())
         .await
         .expect("the place comes back once the statement is over")
         .unwrap();
     let s = session(&mut again).await;
     again.finish(&s);
     assert_eq!(s.unwrap(), pid, "the same session, drained");
+}
+
+/// An error the server answered (here a division by zero inside a transaction holding a row
+/// lock) keeps the session, once the transaction's end has reached the server; a session the
+/// server ended takes every idle one with it, each of which would fail next.
+#[tokio::test]
+async fn a_statement_error_keeps_its_session_and_a_lost_server_closes_them_all() {
+    use herald_store::quiet_pool::{Damage, SessionResult};
+    use std::time::Duration;
+    let (_app, pool, _pages, _id) = campaign().await;
+    sqlx::raw_sql("CREATE TABLE locked (id int PRIMARY KEY); INSERT INTO locked VALUES (1)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let one = QuietPool::new(&pool, 1);
+    let mut lease = one.any().await.unwrap();
+    let pid = session(&mut lease).await.unwrap();
+    let failed: Result<i32, sqlx::Error> = async {
+        let mut tx = sqlx::Connection::begin(&mut *lease).await?;
+        sqlx::query("SELECT id FROM locked WHERE id = 1 FOR UPDATE")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query_scalar("SELECT 1 / 0").fetch_one(&mut *tx).await
+    }
+    .await;
+    assert_eq!(failed.damage(), Damage::None, "{failed:?}");
+    lease.finish(&failed);
+    let mut again = tokio::time::timeout(Duration::from_secs(10), one.any())
+        .await
+        .unwrap()
+        .unwrap();
+    // Before the session is used again, which would end the transaction on its way.
+    sqlx::query("SELECT id FROM locked WHERE id = 1 FOR UPDATE NOWAIT")
+        .execute(&pool)
+        .await
+        .expect("the failed transaction's lock is gone");
+    let s = session(&mut again).await;
+    again.finish(&s);
+    assert_eq!(s.unwrap(), pid, "kept after an error the server answered");
+
+    let two = QuietPool::new(&pool, 2);
+    let (mut a, mut b) = (two.any().await.unwrap(), two.any().await.unwrap());
+    let (pa, pb) = (session(&mut a).await, session(&mut b).await);
+    a.finish(&pa);
+    b.finish(&pb);
+    let (pa, pb) = (pa.unwrap(), pb.unwrap());
+    sqlx::query("SELECT pg_terminate_backend($1, 5000)")
+        .bind(pb)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut dead = two.any().await.unwrap();
+    let lost = session(&mut dead).await;
+    assert_eq!(lost.damage(), Damage::Server, "{lost:?}");
+    dead.finish(&lost);
+    let mut fresh = two.any().await.unwrap();
+    let s = session(&mut fresh).await;
+    fresh.finish(&s);
+    let s = s.unwrap();
+    assert!(s != pa && s != pb, "a new session, not the idle one left");
 }
 
 /// Where page rows leave each lane, for a run that starts afresh: after the last page, at the

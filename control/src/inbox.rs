@@ -113,9 +113,9 @@ impl Control {
 
     /// The unread badge.
     pub async fn unread_count(&self, user: i64) -> Result<i64> {
-        self.known_user(user).await?;
         self.for_app(async |conn| inbox::unread_count(conn, user).await)
-            .await
+            .await?
+            .ok_or_else(|| StoreError::UnknownUser(user).into())
     }
 
     /// Mark a campaign's message read for a user. Returns whether this call marked it

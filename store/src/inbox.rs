@@ -204,11 +204,14 @@ pub fn page_sql() -> String {
     )
 }
 
-/// How many delivered items a user has not read (the badge).
-pub async fn unread_count<'e>(db: impl sqlx::PgExecutor<'e>, user_id: i64) -> Result<i64> {
+/// How many delivered items a user has not read (the badge); `None` when there is no such
+/// user. One statement: apps poll the badge.
+pub async fn unread_count<'e>(db: impl sqlx::PgExecutor<'e>, user_id: i64) -> Result<Option<i64>> {
     Ok(sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM message_items i JOIN messages m ON m.id = i.message_id
-         WHERE {DELIVERED} AND i.read_at IS NULL"
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM users WHERE id = $1) THEN
+           (SELECT count(*) FROM message_items i JOIN messages m ON m.id = i.message_id
+            WHERE {DELIVERED} AND i.read_at IS NULL)
+         END"
     ))
     .bind(user_id)
     .fetch_one(db)

@@ -215,35 +215,30 @@ impl Damage {
     }
 }
 
-/// What a statement's result says about its session: see [`Damage`].
+/// A statement's result, as far as its session is concerned.
 pub trait SessionResult {
-    fn damage(&self) -> Damage;
-    /// Whether the statement failed, whatever that says about the session.
-    fn failed(&self) -> bool;
+    /// The database's error, if the statement ended in one. Herald's own answers (an
+    /// unknown campaign, a page claimed by another run) come after a statement that ran to
+    /// its end, as a success does.
+    fn database_error(&self) -> Option<&sqlx::Error>;
+
+    /// What the result says about its session: see [`Damage`].
+    fn damage(&self) -> Damage {
+        self.database_error().map_or(Damage::None, Damage::of)
+    }
 }
 
 impl<T> SessionResult for Result<T, sqlx::Error> {
-    fn damage(&self) -> Damage {
-        self.as_ref().err().map_or(Damage::None, Damage::of)
-    }
-    fn failed(&self) -> bool {
-        self.is_err()
+    fn database_error(&self) -> Option<&sqlx::Error> {
+        self.as_ref().err()
     }
 }
 
 impl<T> SessionResult for Result<T, StoreError> {
-    fn failed(&self) -> bool {
-        matches!(
-            self,
-            Err(StoreError::Database(_) | StoreError::ScanTimedOut(_))
-        )
-    }
-    fn damage(&self) -> Damage {
+    fn database_error(&self) -> Option<&sqlx::Error> {
         match self {
-            Err(StoreError::Database(e) | StoreError::ScanTimedOut(e)) => Damage::of(e),
-            // Herald's own answers (an unknown campaign, a page claimed by another run):
-            // the statement ran to its end.
-            Ok(_) | Err(_) => Damage::None,
+            Err(StoreError::Database(e) | StoreError::ScanTimedOut(e)) => Some(e),
+            Ok(_) | Err(_) => None,
         }
     }
 }
@@ -265,16 +260,15 @@ impl Lease {
     /// server broke every idle one with it. A session kept after an error first drains, as
     /// an abandoned one does: a transaction the error ended still holds its locks until the
     /// `ROLLBACK` that sqlx queued reaches the server.
-    pub fn finish<R: SessionResult>(mut self, result: &R) {
-        let failed = result.failed();
-        match result.damage() {
-            Damage::None if failed => {} // drained on drop
-            Damage::None => {
+    pub fn finish(mut self, result: &impl SessionResult) {
+        match result.database_error().map(Damage::of) {
+            None => {
                 let conn = self.conn.take().expect("finished once");
                 self.home.put_back(conn, self.lane, self.opened);
             }
-            Damage::Session => drop(self.conn.take()),
-            Damage::Server => {
+            Some(Damage::None) => {} // drained on drop
+            Some(Damage::Session) => drop(self.conn.take()),
+            Some(Damage::Server) => {
                 drop(self.conn.take());
                 self.home.idle.lock().expect("never poisoned").clear();
             }

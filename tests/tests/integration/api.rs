@@ -832,6 +832,11 @@ async fn malformed_requests_are_refused_with_a_json_4xx_and_change_nothing() {
             StatusCode::NOT_FOUND,
         ),
         (
+            "the badge of an unknown user",
+            get("/v1/users/987654321/inbox/unread-count"),
+            StatusCode::NOT_FOUND,
+        ),
+        (
             "read-all of an unknown user",
             post("/v1/users/987654321/inbox/read-all"),
             StatusCode::NOT_FOUND,

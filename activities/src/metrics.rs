@@ -2,10 +2,9 @@
 //! pages in flight. `herald-worker` serves them at `HERALD_METRICS_ADDR` with the campaigns
 //! by status, read from the ledger at each scrape.
 
-use std::time::Duration;
-
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, exponential_buckets,
+    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    exponential_buckets,
 };
 
 #[derive(Clone)]
@@ -73,10 +72,9 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn tried(&self, channel: &str, took: Duration) {
-        self.latency
-            .with_label_values(&[channel])
-            .observe(took.as_secs_f64());
+    /// How long a channel's tries take: a page looks it up once and observes each try.
+    pub(crate) fn latency(&self, channel: &str) -> Histogram {
+        self.latency.with_label_values(&[channel])
     }
 
     pub(crate) fn retry(&self, channel: &str, class: &str) {

@@ -481,11 +481,12 @@ impl Round<'_> {
         let permits = Semaphore::new(concurrency);
         let (tx, mut rx) = mpsc::unbounded_channel::<(Outcome, SemaphorePermit<'_>)>();
         let channel = self.run.campaign.spec.channel.name();
+        let latency = self.run.metrics.latency(channel);
         let sends = async {
             let tx = tx;
             futures::stream::iter(round.iter().copied())
                 .map(|i| {
-                    let (tx, permits) = (&tx, &permits);
+                    let (tx, permits, latency) = (&tx, &permits, &latency);
                     async move {
                         let permit = permits.acquire().await.ok()?;
                         if !self.may_start() {
@@ -520,7 +521,7 @@ impl Round<'_> {
                                             .as_deref(),
                                     })
                                     .await;
-                                self.run.metrics.tried(channel, sending.elapsed());
+                                latency.observe(sending.elapsed().as_secs_f64());
                                 attempt
                             }
                             Err(e) => Attempt::fail(RENDER, e.to_string()),

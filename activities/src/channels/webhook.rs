@@ -19,7 +19,7 @@ use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use hmac::{Hmac, Mac};
 use hyper::{
     StatusCode,
-    header::{HeaderMap, HeaderValue},
+    header::{HeaderMap, HeaderName, HeaderValue},
 };
 use serde::Serialize;
 use sha2::Sha256;
@@ -33,8 +33,13 @@ pub use super::http::BODY_MAX;
 
 pub struct Webhook {
     client: Client,
-    key: Vec<u8>,
+    /// HMAC-SHA256 keyed with the secret: each signature starts from a copy of it.
+    mac: Hmac<Sha256>,
 }
+
+const WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+const WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
 
 /// The JSON body of a delivery.
 #[derive(Serialize)]
@@ -70,25 +75,28 @@ impl Webhook {
         )?;
         Ok(Self {
             client,
-            key: secret.key().to_vec(),
+            mac: keyed(secret.key()),
         })
     }
+}
 
-    /// `webhook-signature` for one request.
-    pub fn sign(&self, id: &str, timestamp: u64, body: &[u8]) -> String {
-        sign(&self.key, id, timestamp, body)
-    }
+fn keyed(key: &[u8]) -> Hmac<Sha256> {
+    Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length")
+}
+
+/// The Standard Webhooks signature of `id.timestamp.body`, with `mac` keyed by the secret.
+fn sign_with(mut mac: Hmac<Sha256>, id: &str, timestamp: &str, body: &[u8]) -> String {
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
 }
 
 /// The Standard Webhooks signature of `id.timestamp.body`.
 pub fn sign(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
+    sign_with(keyed(key), id, &timestamp.to_string(), body)
 }
 
 impl Deliver for Webhook {
@@ -116,17 +124,18 @@ impl Deliver for Webhook {
         .expect("the body serializes");
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let signature = self.sign(&id, timestamp, &body);
+            .map_or(0, |d| d.as_secs())
+            .to_string();
+        let signature = sign_with(self.mac.clone(), &id, &timestamp, &body);
         let mut headers = HeaderMap::with_capacity(8);
         headers.insert(
             hyper::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
         for (name, value) in [
-            ("webhook-id", id),
-            ("webhook-timestamp", timestamp.to_string()),
-            ("webhook-signature", signature),
+            (WEBHOOK_ID, id),
+            (WEBHOOK_TIMESTAMP, timestamp),
+            (WEBHOOK_SIGNATURE, signature),
         ] {
             let value = HeaderValue::try_from(value).expect("ids, numbers and base64 are ASCII");
             headers.insert(name, value);

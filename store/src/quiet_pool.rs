@@ -209,7 +209,8 @@ impl Damage {
             }
             sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => Self::Server,
             sqlx::Error::RowNotFound => Self::None,
-            // A value that did not decode, and the rest: kept on no evidence.
+            // A value that did not decode, and the rest: nothing shows the session is still
+            // in step with the server, so it is not kept.
             _ => Self::Session,
         }
     }
@@ -221,11 +222,6 @@ pub trait SessionResult {
     /// unknown campaign, a page claimed by another run) come after a statement that ran to
     /// its end, as a success does.
     fn database_error(&self) -> Option<&sqlx::Error>;
-
-    /// What the result says about its session: see [`Damage`].
-    fn damage(&self) -> Damage {
-        self.database_error().map_or(Damage::None, Damage::of)
-    }
 }
 
 impl<T> SessionResult for Result<T, sqlx::Error> {

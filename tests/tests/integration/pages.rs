@@ -427,7 +427,8 @@ async fn a_statement_error_keeps_its_session_and_a_lost_server_closes_them_all()
         sqlx::query_scalar("SELECT 1 / 0").fetch_one(&mut *tx).await
     }
     .await;
-    assert_eq!(failed.damage(), Damage::None, "{failed:?}");
+    let damage = failed.database_error().map(Damage::of);
+    assert_eq!(damage, Some(Damage::None), "{failed:?}");
     lease.finish(&failed);
     let mut again = tokio::time::timeout(Duration::from_secs(10), one.any())
         .await
@@ -455,7 +456,8 @@ async fn a_statement_error_keeps_its_session_and_a_lost_server_closes_them_all()
         .unwrap();
     let mut dead = two.any().await.unwrap();
     let lost = session(&mut dead).await;
-    assert_eq!(lost.damage(), Damage::Server, "{lost:?}");
+    let damage = lost.database_error().map(Damage::of);
+    assert_eq!(damage, Some(Damage::Server), "{lost:?}");
     dead.finish(&lost);
     let mut fresh = two.any().await.unwrap();
     let s = session(&mut fresh).await;

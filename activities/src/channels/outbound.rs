@@ -30,7 +30,7 @@ use herald_store::{
     filter::Compiled,
     gates::{GateWatch, Gates},
     quiet_pool::QuietPool,
-    sends::{self, Claim, Claimed, Delivery, Outcome, Pending, Recorded},
+    sends::{self, Claim, Claimed, Delivery, Outcome, Pending, Recorded, Writes},
 };
 use herald_templates::{Profile, Templates};
 use herald_wire::{
@@ -204,7 +204,7 @@ pub async fn deliver_page<D: Deliver>(
         })
         .collect();
     if !spent.is_empty() {
-        counters = pulse.during(record(run, page, &spent)).await?;
+        counters = pulse.during(record(run, page, &spent, Writes::Any)).await?;
     }
 
     let page_run = Round {
@@ -214,6 +214,7 @@ pub async fn deliver_page<D: Deliver>(
         started: Instant::now(),
         owner,
         overtaken: AtomicBool::new(false),
+        claimed_now: claimed.took_ms.is_some(),
         max_tries,
         nobody: Arc::default(),
     };
@@ -364,9 +365,14 @@ async fn suppress_bounced(
 }
 
 /// Record outcomes on one of the page connections.
-async fn record(run: &PageRun<'_>, page: &PageInput, outcomes: &[Outcome]) -> Result<Recorded> {
+async fn record(
+    run: &PageRun<'_>,
+    page: &PageInput,
+    outcomes: &[Outcome],
+    writes: Writes,
+) -> Result<Recorded> {
     let mut conn = lease(run.pages, page, None).await?;
-    let recorded = sends::record(&mut conn, page, outcomes).await;
+    let recorded = sends::record(&mut conn, page, outcomes, writes).await;
     conn.finish(&recorded);
     let recorded = recorded?;
     let count = |s: ItemStatus| outcomes.iter().filter(|o| o.status == s).count() as u64;
@@ -421,6 +427,8 @@ struct Round<'a> {
     owner: i64,
     /// Another run claimed the page since this one did (Temporal gave up on this one).
     overtaken: AtomicBool,
+    /// This run claimed the page: its items had no rows before this run wrote them.
+    claimed_now: bool,
     max_tries: u32,
     /// The profile of a recipient of text that is not a template.
     nobody: Arc<Profile>,
@@ -576,7 +584,13 @@ impl Round<'_> {
                 }
                 let (outcomes, held): (Vec<Outcome>, Vec<SemaphorePermit<'_>>) =
                     batch.drain(..).unzip();
-                match record(self.run, self.page, &outcomes).await {
+                // First tries on a page this run claimed have no items yet.
+                let writes = if self.claimed_now && outcomes.iter().all(|o| o.attempts == 1) {
+                    Writes::First
+                } else {
+                    Writes::Any
+                };
+                match record(self.run, self.page, &outcomes, writes).await {
                     Ok(recorded) => {
                         if recorded.owner != Some(self.owner) {
                             self.overtaken.store(true, Ordering::Relaxed);

@@ -235,6 +235,7 @@ async fn write(
             // Another attempt of this page committed first, or (never expected) two pages
             // overlap. The tolerant form resolves both without duplicating anyone.
             tracing::warn!(
+                campaign.id = page.campaign_id,
                 page.lane = page.lane,
                 page.after = page.after,
                 "page met existing rows; retrying with ON CONFLICT"

@@ -535,6 +535,7 @@ pub async fn record(
     let recorded = match record_as(conn, page, &columns, writes).await {
         Err(sqlx::Error::Database(e)) if writes == Writes::First && e.is_unique_violation() => {
             tracing::warn!(
+                campaign.id = page.campaign_id,
                 page.lane = page.lane,
                 page.after = page.after,
                 "outcomes met items already recorded; writing them again as an upsert"

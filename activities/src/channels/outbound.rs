@@ -427,7 +427,8 @@ struct Round<'a> {
     owner: i64,
     /// Another run claimed the page since this one did (Temporal gave up on this one).
     overtaken: AtomicBool,
-    /// This run claimed the page: its items had no rows before this run wrote them.
+    /// This run claimed the page: its items are expected to have no rows yet (a run that
+    /// took the page over may write some first; `Writes::First` falls back then).
     claimed_now: bool,
     max_tries: u32,
     /// The profile of a recipient of text that is not a template.

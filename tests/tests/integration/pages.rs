@@ -680,3 +680,83 @@ async fn an_external_page_claimed_again_belongs_to_the_last_claim() {
     }
     conn.finish(&Ok::<(), sqlx::Error>(()));
 }
+
+/// A batch written as first writes that meets rows (another run of the page recorded some of
+/// its recipients) is written again as an upsert: new items are inserted, items recorded
+/// pending move on, items recorded sent stay as they were, and each counts once.
+#[tokio::test]
+async fn first_writes_that_meet_rows_are_written_again_as_an_upsert() {
+    use herald_store::sends::{self, Claim, Outcome, Writes};
+    let (_app, pool, pages, id) = campaign().await;
+    let input = PageInput {
+        channel: herald_wire::Channel::Webhook,
+        ..page(id, 0)
+    };
+    let mut conn = pages.get((id, 0)).await.unwrap();
+    let Claim::Page(claimed) = sends::claim(&mut conn, &input, &segment_p(), 1, None)
+        .await
+        .unwrap()
+    else {
+        panic!("the claim is refused");
+    };
+    let user = |i: usize| claimed.pending[i].user_id;
+    let outcome = |i: usize, status: ItemStatus, attempts: u32| Outcome {
+        user_id: user(i),
+        status,
+        attempts,
+        error: (status != ItemStatus::Sent).then(|| ("http_503".into(), "busy".into())),
+    };
+    // Another run recorded ten sent and five pending (tried once, tries left).
+    let earlier: Vec<Outcome> = (0..10)
+        .map(|i| outcome(i, ItemStatus::Sent, 1))
+        .chain((10..15).map(|i| outcome(i, ItemStatus::Pending, 1)))
+        .collect();
+    let recorded = sends::record(&mut conn, &input, &earlier, Writes::First)
+        .await
+        .unwrap();
+    assert_eq!((recorded.sent, recorded.failed), (10, 0));
+
+    let batch: Vec<Outcome> = (0..2)
+        .map(|i| outcome(i, ItemStatus::Sent, 1)) // recorded sent: left alone
+        .chain((10..13).map(|i| outcome(i, ItemStatus::Sent, 2))) // pending: now sent
+        .chain([outcome(13, ItemStatus::Failed, 2)]) // pending: now failed
+        .chain((20..25).map(|i| outcome(i, ItemStatus::Sent, 1))) // new
+        .collect();
+    let recorded = sends::record(&mut conn, &input, &batch, Writes::First)
+        .await
+        .unwrap();
+    conn.finish(&Ok::<(), sqlx::Error>(()));
+    assert_eq!(
+        (recorded.sent, recorded.failed),
+        (18, 1),
+        "each counted once"
+    );
+
+    let counts: Vec<(i16, i64, i64)> = sqlx::query_as(
+        "SELECT status, count(*), sum(attempts) FROM message_items WHERE message_id = $1
+         GROUP BY 1 ORDER BY 1",
+    )
+    .bind(id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        counts,
+        vec![
+            (ItemStatus::Pending.code(), 1, 1),
+            // Ten sent on their first try, three on their second, five new.
+            (ItemStatus::Sent.code(), 18, 10 + 3 * 2 + 5),
+            (ItemStatus::Failed.code(), 1, 2),
+        ],
+        "the ledger as the counters say"
+    );
+    let (retried, failures): (i32, i64) = sqlx::query_as(
+        "SELECT (SELECT retried FROM message_pages WHERE message_id = $1),
+                (SELECT sum(items) FROM message_failures WHERE message_id = $1)::bigint",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((retried, failures), (3, 1));
+}

@@ -1,10 +1,11 @@
 //! The webhook channel's HTTP/1.1 client: one POST on a kept-alive connection, nothing else.
 //!
 //! A general client (reqwest) spent more of the worker's time per delivery than the request
-//! itself: per-request URL handling, client and connector clones, a pool keyed by clones of
-//! the origin. This one keeps, per origin, a stack of idle connections; a send takes one (or
-//! opens one), writes the request, reads the status and at most [`BODY_MAX`] of the answer,
-//! and gives the connection back only if the answer was read to its end.
+//! itself, and so, after it, did hyper's connection API: a task per connection, and channels
+//! between it and the send. This one does an exchange in the send's own task: it keeps, per
+//! origin, a stack of idle connections; a send takes one (or opens one), writes the request
+//! in one write, reads the answer's head, and reads at most [`BODY_MAX`] of its body, giving
+//! the connection back only if the body was read to its end and the receiver keeps it open.
 //!
 //! Every connection goes only where the policy allows: names are resolved here and the
 //! addresses the policy refuses are dropped before connecting (so DNS cannot turn a public
@@ -12,29 +13,37 @@
 
 use std::{
     collections::HashMap,
+    io,
     net::{IpAddr, SocketAddr},
+    pin::Pin,
     sync::{Arc, Mutex},
+    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
-use bytes::Bytes;
+use futures::FutureExt;
 use herald_wire::{Destinations, WebhookUrl, webhooks::Host};
-use http_body_util::{BodyExt, Full};
-use hyper::{
-    Request, Response, StatusCode,
-    body::Incoming,
-    client::conn::http1::{self, SendRequest},
-    header::{HeaderMap, HeaderValue},
+use http::{
+    StatusCode,
+    header::{HeaderMap, HeaderName, HeaderValue},
 };
-use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
+    net::TcpStream,
+};
+use tokio_rustls::{TlsConnector, client::TlsStream};
 use url::Position;
 
 /// The most of a receiver's answer that is read. Herald needs only its status; a longer
 /// body is cut off by closing the connection.
 pub const BODY_MAX: usize = 4 * 1024;
+
+/// The longest answer head (status line and headers) read.
+const HEAD_MAX: usize = 64 * 1024;
+
+/// The most headers an answer head may have.
+const HEADERS_MAX: usize = 64;
 
 /// An idle connection is closed after this long unused.
 const IDLE_MAX: Duration = Duration::from_secs(60);
@@ -108,8 +117,56 @@ impl Pool {
 }
 
 struct Idle {
-    sender: SendRequest<Full<Bytes>>,
+    conn: Conn,
     since: Instant,
+}
+
+/// A connection to a receiver, and what was read from it and not yet taken.
+struct Conn {
+    stream: Stream,
+    read: Vec<u8>,
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// How an answer's body ends (RFC 9112, section 6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Framing {
+    /// No body: a 204 or 304 answer.
+    Empty,
+    Length(u64),
+    Chunked,
+    /// When the receiver closes the connection.
+    Close,
+}
+
+/// An answer's head, as read.
+struct Head {
+    status: StatusCode,
+    headers: HeaderMap,
+    framing: Framing,
+    /// The receiver keeps the connection open after the answer.
+    keep_alive: bool,
+}
+
+/// Why an exchange on a connection failed.
+enum Broken {
+    /// The connection was closed (or reset) before a byte of the answer came: on a
+    /// kept-alive connection, the receiver closed it while it was idle.
+    Closed(String),
+    Failed(Failure),
+}
+
+impl From<Broken> for Failure {
+    fn from(broken: Broken) -> Self {
+        match broken {
+            Broken::Closed(e) => Failure::Network(e),
+            Broken::Failed(failure) => failure,
+        }
+    }
 }
 
 impl Client {
@@ -161,59 +218,42 @@ impl Client {
     ) -> Result<Answer, Failure> {
         let target = Target::new(url);
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let exchange = self.exchange(&target, headers, body);
-        let (sender, response) = tokio::time::timeout_at(deadline, exchange)
+        let request = request(&target, &headers, &body);
+        let exchange = self.exchange(&target, &request);
+        let (mut conn, head) = tokio::time::timeout_at(deadline, exchange)
             .await
             .map_err(|_| Failure::Timeout(self.timeout))??;
-        let (parts, body) = response.into_parts();
-        if let Ok(true) = tokio::time::timeout_at(deadline, read_to_end(body)).await {
-            self.checkin(&target, sender);
+        if head.keep_alive
+            && let Ok(true) = tokio::time::timeout_at(deadline, conn.skip_body(head.framing)).await
+            && conn.read.is_empty()
+        {
+            self.checkin(&target, conn);
         }
         Ok(Answer {
-            status: parts.status,
-            headers: parts.headers,
+            status: head.status,
+            headers: head.headers,
         })
     }
 
     /// Send the request on a pooled or new connection, up to the answer's head.
-    async fn exchange(
-        &self,
-        target: &Target<'_>,
-        mut headers: HeaderMap,
-        body: Vec<u8>,
-    ) -> Result<(SendRequest<Full<Bytes>>, Response<Incoming>), Failure> {
-        let host = HeaderValue::from_str(target.authority)
-            .map_err(|_| Failure::Network(format!("bad host {:?}", target.authority)))?;
-        headers.insert(hyper::header::HOST, host);
-        headers.insert(hyper::header::USER_AGENT, USER_AGENT.clone());
-        let mut request = Request::post(target.path)
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| Failure::Network(format!("bad request: {e}")))?;
-        *request.headers_mut() = headers;
-
-        // A kept-alive connection the receiver closed meanwhile gives the request back
-        // unsent; it goes once more on a new connection.
-        let (mut sender, reused) = self.checkout(target).await?;
-        let response = match sender.try_send_request(request).await {
-            Ok(response) => response,
-            Err(mut e) => match e.take_message() {
-                Some(request) if reused => {
-                    let (mut fresh, _) = self.connect(target).await?;
-                    let response = fresh.send_request(request).await.map_err(network)?;
-                    sender = fresh;
-                    response
-                }
-                _ => return Err(network(e.into_error())),
-            },
-        };
-        Ok((sender, response))
+    async fn exchange(&self, target: &Target<'_>, request: &[u8]) -> Result<(Conn, Head), Failure> {
+        let (mut conn, reused) = self.checkout(target).await?;
+        match conn.exchange(request).await {
+            Ok(head) => Ok((conn, head)),
+            // A kept-alive connection the receiver closed while it was idle: the request
+            // goes once more, on a new connection (with the same `webhook-id`).
+            Err(Broken::Closed(_)) if reused => {
+                let mut fresh = self.connect(target).await?;
+                let head = fresh.exchange(request).await?;
+                Ok((fresh, head))
+            }
+            Err(broken) => Err(broken.into()),
+        }
     }
 
-    /// An idle connection to the target's origin that still works, or a new one.
-    async fn checkout(
-        &self,
-        target: &Target<'_>,
-    ) -> Result<(SendRequest<Full<Bytes>>, bool), Failure> {
+    /// An idle connection to the target's origin that is still open, or a new one; and
+    /// whether it was idle.
+    async fn checkout(&self, target: &Target<'_>) -> Result<(Conn, bool), Failure> {
         loop {
             let idle = {
                 let mut pool = self.idle.lock().expect("the connection pool");
@@ -221,21 +261,18 @@ impl Client {
                     .get_mut(target.authority)
                     .and_then(Vec::pop)
             };
-            let Some(Idle { mut sender, since }) = idle else {
-                return self.connect(target).await;
+            let Some(Idle { mut conn, since }) = idle else {
+                return Ok((self.connect(target).await?, false));
             };
-            if since.elapsed() < IDLE_MAX && sender.ready().await.is_ok() {
-                return Ok((sender, true));
+            if since.elapsed() < IDLE_MAX && conn.is_open() {
+                return Ok((conn, true));
             }
         }
     }
 
-    fn checkin(&self, target: &Target<'_>, sender: SendRequest<Full<Bytes>>) {
-        if sender.is_closed() {
-            return;
-        }
+    fn checkin(&self, target: &Target<'_>, conn: Conn) {
         let idle = Idle {
-            sender,
+            conn,
             since: Instant::now(),
         };
         let mut pool = self.idle.lock().expect("the connection pool");
@@ -249,15 +286,12 @@ impl Client {
         }
     }
 
-    async fn connect(
-        &self,
-        target: &Target<'_>,
-    ) -> Result<(SendRequest<Full<Bytes>>, bool), Failure> {
+    async fn connect(&self, target: &Target<'_>) -> Result<Conn, Failure> {
         let (host, port) = target.url.host_port();
         let addrs = self.resolve(&host, port).await?;
         let stream = self.connect_any(&addrs).await?;
         let _ = stream.set_nodelay(true);
-        let sender = if target.https {
+        let stream = if target.https {
             let name = match host {
                 Host::Ip(ip) => ServerName::IpAddress(ip.into()),
                 Host::Name(name) => ServerName::try_from(name.clone())
@@ -267,11 +301,14 @@ impl Client {
                 .await
                 .map_err(|_| Failure::Timeout(self.connect_timeout))?
                 .map_err(|e| Failure::Connect(format!("TLS: {e}")))?;
-            handshake(TokioIo::new(tls)).await?
+            Stream::Tls(Box::new(tls))
         } else {
-            handshake(TokioIo::new(stream)).await?
+            Stream::Plain(stream)
         };
-        Ok((sender, false))
+        Ok(Conn {
+            stream,
+            read: Vec::with_capacity(1024),
+        })
     }
 
     /// A TCP connection to the first of `addrs` that answers. Each address has its share of
@@ -328,57 +365,254 @@ impl Client {
     }
 }
 
-static USER_AGENT: HeaderValue =
-    HeaderValue::from_static(concat!("herald/", env!("CARGO_PKG_VERSION")));
-
-async fn handshake<T>(io: T) -> Result<SendRequest<Full<Bytes>>, Failure>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (sender, connection) = http1::handshake(io)
-        .await
-        .map_err(|e| Failure::Connect(root_cause(&e)))?;
-    tokio::spawn(async move {
-        // Ends when the connection closes, or when its last sender is dropped.
-        let _ = connection.await;
-    });
-    Ok(sender)
+/// The request: `POST`, its head and its body, in one buffer for one write.
+fn request(target: &Target<'_>, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + body.len());
+    out.extend_from_slice(b"POST ");
+    out.extend_from_slice(target.path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    out.extend_from_slice(target.authority.as_bytes());
+    out.extend_from_slice(b"\r\nuser-agent: ");
+    out.extend_from_slice(USER_AGENT.as_bytes());
+    out.extend_from_slice(b"\r\ncontent-length: ");
+    out.extend_from_slice(body.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
 }
 
-/// Read an answer's body to its end, up to [`BODY_MAX`]: whether it was (so that its
-/// connection may carry the next request). A longer or endless one is dropped unread, which
-/// closes the connection.
-async fn read_to_end(mut body: Incoming) -> bool {
-    use hyper::body::Body;
-    if body.size_hint().lower() > BODY_MAX as u64 {
-        return false;
+const USER_AGENT: &str = concat!("herald/", env!("CARGO_PKG_VERSION"));
+
+impl Conn {
+    /// Whether an idle connection can carry a request: it has nothing to read, where a
+    /// connection the receiver closed reads its end (or stray bytes, which end it too).
+    fn is_open(&mut self) -> bool {
+        let mut byte = [0; 1];
+        self.read.is_empty() && self.stream.read(&mut byte).now_or_never().is_none()
     }
-    let mut read = 0;
-    loop {
-        match body.frame().await {
-            None => return true,
-            Some(Ok(frame)) => {
-                read += frame.data_ref().map_or(0, Bytes::len);
-                if read > BODY_MAX {
-                    return false;
-                }
+
+    /// Write the request and read the answer's head (past any 1xx answer).
+    async fn exchange(&mut self, request: &[u8]) -> Result<Head, Broken> {
+        let written = match self.stream.write_all(request).await {
+            Ok(()) => self.stream.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            return Err(Broken::Closed(e.to_string()));
+        }
+        loop {
+            let head = self.head().await?;
+            if !head.status.is_informational() {
+                return Ok(head);
             }
-            Some(Err(_)) => return false,
+        }
+    }
+
+    /// Read and parse one answer head.
+    async fn head(&mut self) -> Result<Head, Broken> {
+        let failed = |e: String| Broken::Failed(Failure::Network(e));
+        loop {
+            let mut slots = [httparse::EMPTY_HEADER; HEADERS_MAX];
+            let mut parsed = httparse::Response::new(&mut slots);
+            match parsed.parse(&self.read) {
+                Ok(httparse::Status::Complete(length)) => {
+                    let head = Head::of(&parsed).map_err(failed)?;
+                    self.read.drain(..length);
+                    return Ok(head);
+                }
+                Ok(httparse::Status::Partial) if self.read.len() < HEAD_MAX => {}
+                Ok(httparse::Status::Partial) => {
+                    return Err(failed("the answer's head is too long".into()));
+                }
+                Err(e) => return Err(failed(format!("a malformed answer: {e}"))),
+            }
+            let before = self.read.len();
+            match self.fill().await {
+                Ok(0) if before == 0 => {
+                    return Err(Broken::Closed(
+                        "the receiver closed the connection without answering".into(),
+                    ));
+                }
+                Ok(0) => {
+                    return Err(failed(
+                        "the receiver closed the connection mid-answer".into(),
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) if before == 0 => return Err(Broken::Closed(e.to_string())),
+                Err(e) => return Err(failed(e.to_string())),
+            }
+        }
+    }
+
+    /// Read the rest of an answer's body, up to [`BODY_MAX`]: whether it ended (so that
+    /// the connection may carry the next request). A longer body is left unread, which
+    /// closes the connection.
+    async fn skip_body(&mut self, framing: Framing) -> bool {
+        match framing {
+            Framing::Empty => true,
+            Framing::Close => false,
+            Framing::Length(length) => {
+                length <= BODY_MAX as u64 && self.take(length as usize).await.is_some()
+            }
+            Framing::Chunked => self.skip_chunks().await.is_some(),
+        }
+    }
+
+    /// Skip a chunked body (RFC 9112, section 7.1), its trailers included.
+    async fn skip_chunks(&mut self) -> Option<()> {
+        let mut read: usize = 0;
+        loop {
+            let line = self.line().await?;
+            let size = line.split(|&b| b == b';').next()?;
+            let size = std::str::from_utf8(size).ok()?.trim();
+            let size = usize::from_str_radix(size, 16).ok()?;
+            read = read.saturating_add(size);
+            if read > BODY_MAX {
+                return None;
+            }
+            if size == 0 {
+                // Trailers, to an empty line.
+                while !self.line().await?.is_empty() {}
+                return Some(());
+            }
+            self.take(size).await?;
+            if !self.line().await?.is_empty() {
+                return None;
+            }
+        }
+    }
+
+    /// Take one line (without its CRLF) off what was read, reading more as needed.
+    async fn line(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Some(end) = self.read.windows(2).position(|w| w == b"\r\n") {
+                let line = self.read[..end].to_vec();
+                self.read.drain(..end + 2);
+                return Some(line);
+            }
+            if self.read.len() > BODY_MAX || self.fill().await.ok()? == 0 {
+                return None;
+            }
+        }
+    }
+
+    /// Take `n` bytes off what was read, reading more as needed.
+    async fn take(&mut self, n: usize) -> Option<()> {
+        while self.read.len() < n {
+            if self.fill().await.ok()? == 0 {
+                return None;
+            }
+        }
+        self.read.drain(..n);
+        Some(())
+    }
+
+    /// Read what the connection has into `read`; 0 at its end.
+    async fn fill(&mut self) -> io::Result<usize> {
+        self.read.reserve(4096);
+        self.stream.read_buf(&mut self.read).await
+    }
+}
+
+impl Head {
+    fn of(parsed: &httparse::Response<'_, '_>) -> Result<Self, String> {
+        let status = parsed
+            .code
+            .and_then(|code| StatusCode::from_u16(code).ok())
+            .ok_or("an answer without a valid status")?;
+        let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+        // The status is the answer: a header that does not parse is left out, not held
+        // against it.
+        for header in parsed.headers.iter() {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(header.name.as_bytes()),
+                HeaderValue::from_bytes(header.value),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        let has = |name: HeaderName, token: &str| {
+            headers.get_all(name).iter().any(|v| {
+                v.to_str()
+                    .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+            })
+        };
+        let chunked = has(http::header::TRANSFER_ENCODING, "chunked");
+        let close = has(http::header::CONNECTION, "close");
+        let length = headers.get(http::header::CONTENT_LENGTH);
+        let framing = if status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+            || status.is_informational()
+        {
+            Framing::Empty
+        } else if chunked {
+            Framing::Chunked
+        } else if headers.contains_key(http::header::TRANSFER_ENCODING) {
+            Framing::Close
+        } else if let Some(length) = length {
+            // A length that does not parse leaves the body's end unknown.
+            match length.to_str().ok().and_then(|v| v.trim().parse().ok()) {
+                Some(length) => Framing::Length(length),
+                None => Framing::Close,
+            }
+        } else {
+            Framing::Close
+        };
+        Ok(Self {
+            status,
+            keep_alive: parsed.version == Some(1) && !close,
+            headers,
+            framing,
+        })
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
 
-fn network(e: hyper::Error) -> Failure {
-    Failure::Network(root_cause(&e))
-}
-
-/// The innermost error: hyper's own message is often only "connection error".
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut source = e;
-    while let Some(next) = source.source() {
-        source = next;
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
     }
-    source.to_string()
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -459,6 +693,67 @@ mod tests {
             assert_eq!(answer.unwrap().status, StatusCode::OK);
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_chunked_answer_is_read_to_its_end_and_its_connection_kept() {
+        let (port, accepted) = receiver(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2;x=y\r\nok\r\n0\r\nz: 1\r\n\r\n",
+        )
+        .await;
+        let client = client("loopback");
+        for _ in 0..3 {
+            let answer = post(&client, &format!("http://127.0.0.1:{port}/")).await;
+            assert_eq!(answer.unwrap().status, StatusCode::OK);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_closes_its_connection_is_not_followed_on_it() {
+        let (port, accepted) =
+            receiver(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n").await;
+        let client = client("loopback");
+        for _ in 0..2 {
+            let answer = post(&client, &format!("http://127.0.0.1:{port}/")).await;
+            assert_eq!(answer.unwrap().status, StatusCode::NO_CONTENT);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    /// A receiver that closes an idle kept-alive connection as the next request arrives:
+    /// the request goes once more, on a new connection.
+    #[tokio::test]
+    async fn a_request_on_a_connection_closed_meanwhile_goes_on_a_new_one() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = [0; 4096];
+                    while let Ok(n @ 1..) = socket.read(&mut buf).await {
+                        seen.extend_from_slice(&buf[..n]);
+                        if find(&seen, b"\r\n\r\n{}").is_some() {
+                            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                            let _ = socket.write_all(ok).await;
+                            break;
+                        }
+                    }
+                    // The next request is read, and the connection closed unanswered.
+                    let _ = socket.read(&mut buf).await;
+                });
+            }
+        });
+        let client = client("loopback");
+        for _ in 0..3 {
+            let answer = post(&client, &format!("http://127.0.0.1:{port}/")).await;
+            assert_eq!(answer.unwrap().status, StatusCode::OK);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use hmac::{Hmac, Mac};
-use hyper::{
+use http::{
     StatusCode,
     header::{HeaderMap, HeaderName, HeaderValue},
 };
@@ -124,7 +124,7 @@ impl Deliver for Webhook {
         let signature = sign_with(self.mac.clone(), &id, &timestamp, &body);
         let mut headers = HeaderMap::with_capacity(8);
         headers.insert(
-            hyper::header::CONTENT_TYPE,
+            http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
         for (name, value) in [
@@ -183,7 +183,7 @@ pub fn classify(status: StatusCode, retry_after: Option<Duration>) -> Attempt {
 /// `Retry-After` as seconds or an HTTP date.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers
-        .get(hyper::header::RETRY_AFTER)?
+        .get(http::header::RETRY_AFTER)?
         .to_str()
         .ok()?
         .trim();

@@ -39,11 +39,11 @@ use url::Position;
 /// body is cut off by closing the connection.
 pub const BODY_MAX: usize = 4 * 1024;
 
-/// The longest answer head (status line and headers) read.
-const HEAD_MAX: usize = 64 * 1024;
+/// The longest answer head (status line and headers) read, as hyper allowed.
+const HEAD_MAX: usize = 400 * 1024;
 
-/// The most headers an answer head may have.
-const HEADERS_MAX: usize = 64;
+/// The most headers an answer head may have, as hyper allowed.
+const HEADERS_MAX: usize = 100;
 
 /// An idle connection is closed after this long unused.
 const IDLE_MAX: Duration = Duration::from_secs(60);
@@ -154,16 +154,16 @@ struct Head {
 
 /// Why an exchange on a connection failed.
 enum Broken {
-    /// The connection was closed (or reset) before a byte of the answer came: on a
-    /// kept-alive connection, the receiver closed it while it was idle.
-    Closed(String),
+    /// The request could not be written: the receiver had closed the connection (on a
+    /// kept-alive one, while it was idle), and has not read the request.
+    Unsent(String),
     Failed(Failure),
 }
 
 impl From<Broken> for Failure {
     fn from(broken: Broken) -> Self {
         match broken {
-            Broken::Closed(e) => Failure::Network(e),
+            Broken::Unsent(e) => Failure::Network(e),
             Broken::Failed(failure) => failure,
         }
     }
@@ -240,9 +240,11 @@ impl Client {
         let (mut conn, reused) = self.checkout(target).await?;
         match conn.exchange(request).await {
             Ok(head) => Ok((conn, head)),
-            // A kept-alive connection the receiver closed while it was idle: the request
-            // goes once more, on a new connection (with the same `webhook-id`).
-            Err(Broken::Closed(_)) if reused => {
+            // A kept-alive connection the receiver closed while it was idle, found closed
+            // as the request was written: it goes on a new connection. A request that was
+            // written is never sent again here: the receiver may have acted on it, and a
+            // failure is the page's to retry, as an attempt.
+            Err(Broken::Unsent(_)) if reused => {
                 let mut fresh = self.connect(target).await?;
                 let head = fresh.exchange(request).await?;
                 Ok((fresh, head))
@@ -395,7 +397,10 @@ impl Conn {
     /// connection the receiver closed reads its end (or stray bytes, which end it too).
     fn is_open(&mut self) -> bool {
         let mut byte = [0; 1];
-        self.read.is_empty() && self.stream.read(&mut byte).now_or_never().is_none()
+        // Unconstrained: a task that has used its scheduling budget would otherwise be
+        // told "not ready" without the socket being asked.
+        let read = tokio::task::unconstrained(self.stream.read(&mut byte));
+        self.read.is_empty() && read.now_or_never().is_none()
     }
 
     /// Write the request and read the answer's head (past any 1xx answer).
@@ -405,7 +410,7 @@ impl Conn {
             Err(e) => Err(e),
         };
         if let Err(e) = written {
-            return Err(Broken::Closed(e.to_string()));
+            return Err(Broken::Unsent(e.to_string()));
         }
         loop {
             let head = self.head().await?;
@@ -433,10 +438,9 @@ impl Conn {
                 }
                 Err(e) => return Err(failed(format!("a malformed answer: {e}"))),
             }
-            let before = self.read.len();
             match self.fill().await {
-                Ok(0) if before == 0 => {
-                    return Err(Broken::Closed(
+                Ok(0) if self.read.is_empty() => {
+                    return Err(failed(
                         "the receiver closed the connection without answering".into(),
                     ));
                 }
@@ -446,7 +450,6 @@ impl Conn {
                     ));
                 }
                 Ok(_) => {}
-                Err(e) if before == 0 => return Err(Broken::Closed(e.to_string())),
                 Err(e) => return Err(failed(e.to_string())),
             }
         }
@@ -466,22 +469,30 @@ impl Conn {
         }
     }
 
-    /// Skip a chunked body (RFC 9112, section 7.1), its trailers included.
+    /// Skip a chunked body (RFC 9112, section 7.1), its trailers included; every byte of
+    /// it (sizes, extensions, data, trailers) counts towards [`BODY_MAX`].
     async fn skip_chunks(&mut self) -> Option<()> {
         let mut read: usize = 0;
+        let mut count = |n: usize| {
+            read = read.saturating_add(n);
+            (read <= BODY_MAX).then_some(())
+        };
         loop {
             let line = self.line().await?;
+            count(line.len() + 2)?;
             let size = line.split(|&b| b == b';').next()?;
             let size = std::str::from_utf8(size).ok()?.trim();
             let size = usize::from_str_radix(size, 16).ok()?;
-            read = read.saturating_add(size);
-            if read > BODY_MAX {
-                return None;
-            }
+            count(size)?;
             if size == 0 {
                 // Trailers, to an empty line.
-                while !self.line().await?.is_empty() {}
-                return Some(());
+                loop {
+                    let trailer = self.line().await?;
+                    count(trailer.len() + 2)?;
+                    if trailer.is_empty() {
+                        return Some(());
+                    }
+                }
             }
             self.take(size).await?;
             if !self.line().await?.is_empty() {
@@ -545,9 +556,29 @@ impl Head {
                     .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
             })
         };
-        let chunked = has(http::header::TRANSFER_ENCODING, "chunked");
+        // Chunked only when it is the last coding; otherwise the body ends with the
+        // connection.
+        let chunked = headers
+            .get_all(http::header::TRANSFER_ENCODING)
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
         let close = has(http::header::CONNECTION, "close");
-        let length = headers.get(http::header::CONTENT_LENGTH);
+        // One length, however many times it is given; lengths that differ leave the
+        // body's end unknown.
+        let mut lengths = headers
+            .get_all(http::header::CONTENT_LENGTH)
+            .iter()
+            .flat_map(|v| v.to_str().ok().map(|v| v.split(',')).into_iter().flatten())
+            .map(|v| v.trim().parse::<u64>().ok());
+        let first = lengths.next();
+        let length = match first {
+            Some(Some(n)) if lengths.all(|other| other == Some(n)) => Some(Ok(n)),
+            Some(_) => Some(Err(())),
+            None => None,
+        };
         let framing = if status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED
             || status.is_informational()
@@ -557,12 +588,8 @@ impl Head {
             Framing::Chunked
         } else if headers.contains_key(http::header::TRANSFER_ENCODING) {
             Framing::Close
-        } else if let Some(length) = length {
-            // A length that does not parse leaves the body's end unknown.
-            match length.to_str().ok().and_then(|v| v.trim().parse().ok()) {
-                Some(length) => Framing::Length(length),
-                None => Framing::Close,
-            }
+        } else if let Some(Ok(length)) = length {
+            Framing::Length(length)
         } else {
             Framing::Close
         };
@@ -721,39 +748,73 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
-    /// A receiver that closes an idle kept-alive connection as the next request arrives:
-    /// the request goes once more, on a new connection.
-    #[tokio::test]
-    async fn a_request_on_a_connection_closed_meanwhile_goes_on_a_new_one() {
+    /// A receiver that answers the first request of each connection, then reads one more
+    /// and closes the connection without answering it (at once, with `close_at_once`),
+    /// counting connections and requests.
+    async fn one_answer_a_connection(
+        close_at_once: bool,
+    ) -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
+        let (accepted, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (count, seen_requests) = (accepted.clone(), requests.clone());
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
                 count.fetch_add(1, Ordering::SeqCst);
+                let requests = seen_requests.clone();
                 tokio::spawn(async move {
                     let mut seen = Vec::new();
                     let mut buf = [0; 4096];
                     while let Ok(n @ 1..) = socket.read(&mut buf).await {
                         seen.extend_from_slice(&buf[..n]);
                         if find(&seen, b"\r\n\r\n{}").is_some() {
+                            requests.fetch_add(1, Ordering::SeqCst);
                             let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
                             let _ = socket.write_all(ok).await;
                             break;
                         }
                     }
-                    // The next request is read, and the connection closed unanswered.
-                    let _ = socket.read(&mut buf).await;
+                    if !close_at_once && let Ok(1..) = socket.read(&mut buf).await {
+                        requests.fetch_add(1, Ordering::SeqCst);
+                    }
                 });
             }
         });
+        (port, accepted, requests)
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_receiver_closed_while_idle_is_not_used_again() {
+        let (port, accepted, requests) = one_answer_a_connection(true).await;
         let client = client("loopback");
         for _ in 0..3 {
             let answer = post(&client, &format!("http://127.0.0.1:{port}/")).await;
             assert_eq!(answer.unwrap().status, StatusCode::OK);
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        assert_eq!(requests.load(Ordering::SeqCst), 3);
+    }
+
+    /// A request that went out and got no answer is a failure, never sent again here: the
+    /// receiver may have acted on it.
+    #[tokio::test]
+    async fn a_request_read_and_left_unanswered_is_not_sent_again() {
+        let (port, accepted, requests) = one_answer_a_connection(false).await;
+        let client = client("loopback");
+        let url = format!("http://127.0.0.1:{port}/");
+        assert_eq!(post(&client, &url).await.unwrap().status, StatusCode::OK);
+        let failure = post(&client, &url).await.err().unwrap();
+        assert!(matches!(failure, Failure::Network(_)), "{failure}");
+        assert_eq!(
+            (
+                accepted.load(Ordering::SeqCst),
+                requests.load(Ordering::SeqCst)
+            ),
+            (1, 2)
+        );
+        assert_eq!(post(&client, &url).await.unwrap().status, StatusCode::OK);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

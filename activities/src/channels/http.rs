@@ -11,39 +11,26 @@
 //! addresses the policy refuses are dropped before connecting (so DNS cannot turn a public
 //! name into 127.0.0.1); an address in the URL is checked as it is.
 
+mod exchange;
+
 use std::{
     collections::HashMap,
-    io,
     net::{IpAddr, SocketAddr},
-    pin::Pin,
     sync::{Arc, Mutex},
-    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
-use futures::FutureExt;
+use exchange::{Broken, Conn, Head, Stream};
 use herald_wire::{Destinations, WebhookUrl, webhooks::Host};
-use http::{
-    StatusCode,
-    header::{HeaderMap, HeaderName, HeaderValue},
-};
+use http::{StatusCode, header::HeaderMap};
 use rustls::pki_types::ServerName;
-use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
-    net::TcpStream,
-};
-use tokio_rustls::{TlsConnector, client::TlsStream};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 use url::Position;
 
 /// The most of a receiver's answer that is read. Herald needs only its status; a longer
 /// body is cut off by closing the connection.
 pub const BODY_MAX: usize = 4 * 1024;
-
-/// The longest answer head (status line and headers) read, as hyper allowed.
-const HEAD_MAX: usize = 400 * 1024;
-
-/// The most headers an answer head may have, as hyper allowed.
-const HEADERS_MAX: usize = 100;
 
 /// An idle connection is closed after this long unused.
 const IDLE_MAX: Duration = Duration::from_secs(60);
@@ -121,54 +108,6 @@ struct Idle {
     since: Instant,
 }
 
-/// A connection to a receiver, and what was read from it and not yet taken.
-struct Conn {
-    stream: Stream,
-    read: Vec<u8>,
-}
-
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-/// How an answer's body ends (RFC 9112, section 6.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Framing {
-    /// No body: a 204 or 304 answer.
-    Empty,
-    Length(u64),
-    Chunked,
-    /// When the receiver closes the connection.
-    Close,
-}
-
-/// An answer's head, as read.
-struct Head {
-    status: StatusCode,
-    headers: HeaderMap,
-    framing: Framing,
-    /// The receiver keeps the connection open after the answer.
-    keep_alive: bool,
-}
-
-/// Why an exchange on a connection failed.
-enum Broken {
-    /// The request could not be written: the receiver had closed the connection (on a
-    /// kept-alive one, while it was idle), and has not read the request.
-    Unsent(String),
-    Failed(Failure),
-}
-
-impl From<Broken> for Failure {
-    fn from(broken: Broken) -> Self {
-        match broken {
-            Broken::Unsent(e) => Failure::Network(e),
-            Broken::Failed(failure) => failure,
-        }
-    }
-}
-
 impl Client {
     pub fn new(
         destinations: Arc<Destinations>,
@@ -218,7 +157,7 @@ impl Client {
     ) -> Result<Answer, Failure> {
         let target = Target::new(url);
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let request = request(&target, &headers, &body);
+        let request = exchange::request(&target, &headers, &body);
         let exchange = self.exchange(&target, &request);
         let (mut conn, head) = tokio::time::timeout_at(deadline, exchange)
             .await
@@ -307,10 +246,7 @@ impl Client {
         } else {
             Stream::Plain(stream)
         };
-        Ok(Conn {
-            stream,
-            read: Vec::with_capacity(1024),
-        })
+        Ok(Conn::new(stream))
     }
 
     /// A TCP connection to the first of `addrs` that answers. Each address has its share of
@@ -364,281 +300,6 @@ impl Client {
             }));
         }
         Ok(allowed)
-    }
-}
-
-/// The request: `POST`, its head and its body, in one buffer for one write.
-fn request(target: &Target<'_>, headers: &HeaderMap, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256 + body.len());
-    out.extend_from_slice(b"POST ");
-    out.extend_from_slice(target.path.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    out.extend_from_slice(target.authority.as_bytes());
-    out.extend_from_slice(b"\r\nuser-agent: ");
-    out.extend_from_slice(USER_AGENT.as_bytes());
-    out.extend_from_slice(b"\r\ncontent-length: ");
-    out.extend_from_slice(body.len().to_string().as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
-    out
-}
-
-const USER_AGENT: &str = concat!("herald/", env!("CARGO_PKG_VERSION"));
-
-impl Conn {
-    /// Whether an idle connection can carry a request: it has nothing to read, where a
-    /// connection the receiver closed reads its end (or stray bytes, which end it too).
-    fn is_open(&mut self) -> bool {
-        let mut byte = [0; 1];
-        // Unconstrained: a task that has used its scheduling budget would otherwise be
-        // told "not ready" without the socket being asked.
-        let read = tokio::task::unconstrained(self.stream.read(&mut byte));
-        self.read.is_empty() && read.now_or_never().is_none()
-    }
-
-    /// Write the request and read the answer's head (past any 1xx answer).
-    async fn exchange(&mut self, request: &[u8]) -> Result<Head, Broken> {
-        let written = match self.stream.write_all(request).await {
-            Ok(()) => self.stream.flush().await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = written {
-            return Err(Broken::Unsent(e.to_string()));
-        }
-        loop {
-            let head = self.head().await?;
-            if !head.status.is_informational() {
-                return Ok(head);
-            }
-        }
-    }
-
-    /// Read and parse one answer head.
-    async fn head(&mut self) -> Result<Head, Broken> {
-        let failed = |e: String| Broken::Failed(Failure::Network(e));
-        loop {
-            let mut slots = [httparse::EMPTY_HEADER; HEADERS_MAX];
-            let mut parsed = httparse::Response::new(&mut slots);
-            match parsed.parse(&self.read) {
-                Ok(httparse::Status::Complete(length)) => {
-                    let head = Head::of(&parsed).map_err(failed)?;
-                    self.read.drain(..length);
-                    return Ok(head);
-                }
-                Ok(httparse::Status::Partial) if self.read.len() < HEAD_MAX => {}
-                Ok(httparse::Status::Partial) => {
-                    return Err(failed("the answer's head is too long".into()));
-                }
-                Err(e) => return Err(failed(format!("a malformed answer: {e}"))),
-            }
-            match self.fill().await {
-                Ok(0) if self.read.is_empty() => {
-                    return Err(failed(
-                        "the receiver closed the connection without answering".into(),
-                    ));
-                }
-                Ok(0) => {
-                    return Err(failed(
-                        "the receiver closed the connection mid-answer".into(),
-                    ));
-                }
-                Ok(_) => {}
-                Err(e) => return Err(failed(e.to_string())),
-            }
-        }
-    }
-
-    /// Read the rest of an answer's body, up to [`BODY_MAX`]: whether it ended (so that
-    /// the connection may carry the next request). A longer body is left unread, which
-    /// closes the connection.
-    async fn skip_body(&mut self, framing: Framing) -> bool {
-        match framing {
-            Framing::Empty => true,
-            Framing::Close => false,
-            Framing::Length(length) => {
-                length <= BODY_MAX as u64 && self.take(length as usize).await.is_some()
-            }
-            Framing::Chunked => self.skip_chunks().await.is_some(),
-        }
-    }
-
-    /// Skip a chunked body (RFC 9112, section 7.1), its trailers included; every byte of
-    /// it (sizes, extensions, data, trailers) counts towards [`BODY_MAX`].
-    async fn skip_chunks(&mut self) -> Option<()> {
-        let mut read: usize = 0;
-        let mut count = |n: usize| {
-            read = read.saturating_add(n);
-            (read <= BODY_MAX).then_some(())
-        };
-        loop {
-            let line = self.line().await?;
-            count(line.len() + 2)?;
-            let size = line.split(|&b| b == b';').next()?;
-            let size = std::str::from_utf8(size).ok()?.trim();
-            let size = usize::from_str_radix(size, 16).ok()?;
-            count(size)?;
-            if size == 0 {
-                // Trailers, to an empty line.
-                loop {
-                    let trailer = self.line().await?;
-                    count(trailer.len() + 2)?;
-                    if trailer.is_empty() {
-                        return Some(());
-                    }
-                }
-            }
-            self.take(size).await?;
-            if !self.line().await?.is_empty() {
-                return None;
-            }
-        }
-    }
-
-    /// Take one line (without its CRLF) off what was read, reading more as needed.
-    async fn line(&mut self) -> Option<Vec<u8>> {
-        loop {
-            if let Some(end) = self.read.windows(2).position(|w| w == b"\r\n") {
-                let line = self.read[..end].to_vec();
-                self.read.drain(..end + 2);
-                return Some(line);
-            }
-            if self.read.len() > BODY_MAX || self.fill().await.ok()? == 0 {
-                return None;
-            }
-        }
-    }
-
-    /// Take `n` bytes off what was read, reading more as needed.
-    async fn take(&mut self, n: usize) -> Option<()> {
-        while self.read.len() < n {
-            if self.fill().await.ok()? == 0 {
-                return None;
-            }
-        }
-        self.read.drain(..n);
-        Some(())
-    }
-
-    /// Read what the connection has into `read`; 0 at its end.
-    async fn fill(&mut self) -> io::Result<usize> {
-        self.read.reserve(4096);
-        self.stream.read_buf(&mut self.read).await
-    }
-}
-
-impl Head {
-    fn of(parsed: &httparse::Response<'_, '_>) -> Result<Self, String> {
-        let status = parsed
-            .code
-            .and_then(|code| StatusCode::from_u16(code).ok())
-            .ok_or("an answer without a valid status")?;
-        let mut headers = HeaderMap::with_capacity(parsed.headers.len());
-        // The status is the answer: a header that does not parse is left out, not held
-        // against it.
-        for header in parsed.headers.iter() {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(header.name.as_bytes()),
-                HeaderValue::from_bytes(header.value),
-            ) {
-                headers.append(name, value);
-            }
-        }
-        let has = |name: HeaderName, token: &str| {
-            headers.get_all(name).iter().any(|v| {
-                v.to_str()
-                    .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-            })
-        };
-        // Chunked only when it is the last coding; otherwise the body ends with the
-        // connection.
-        let chunked = headers
-            .get_all(http::header::TRANSFER_ENCODING)
-            .iter()
-            .next_back()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
-        let close = has(http::header::CONNECTION, "close");
-        // One length, however many times it is given; lengths that differ leave the
-        // body's end unknown.
-        let mut lengths = headers
-            .get_all(http::header::CONTENT_LENGTH)
-            .iter()
-            .flat_map(|v| v.to_str().ok().map(|v| v.split(',')).into_iter().flatten())
-            .map(|v| v.trim().parse::<u64>().ok());
-        let first = lengths.next();
-        let length = match first {
-            Some(Some(n)) if lengths.all(|other| other == Some(n)) => Some(Ok(n)),
-            Some(_) => Some(Err(())),
-            None => None,
-        };
-        let framing = if status == StatusCode::NO_CONTENT
-            || status == StatusCode::NOT_MODIFIED
-            || status.is_informational()
-        {
-            Framing::Empty
-        } else if chunked {
-            Framing::Chunked
-        } else if headers.contains_key(http::header::TRANSFER_ENCODING) {
-            Framing::Close
-        } else if let Some(Ok(length)) = length {
-            Framing::Length(length)
-        } else {
-            Framing::Close
-        };
-        Ok(Self {
-            status,
-            keep_alive: parsed.version == Some(1) && !close,
-            headers,
-            framing,
-        })
-    }
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
     }
 }
 
